@@ -1,0 +1,42 @@
+#pragma once
+// The `mtrec` command line. Each cmd_*.cpp registers its subcommands with MTREC_CLI_COMMANDS,
+// so adding a command never touches main.cpp. Options common to every command live in
+// CliContext: --json FILE (results written atomically as JSON), --device, --seed, --log-level.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace mtrec::cli {
+
+struct CliContext {
+  std::string json_path;
+  std::string device = "auto";
+  uint64_t seed = 42;
+  std::string log_level = "info";
+  /// Writes `result` to --json FILE when given (atomically); no-op otherwise.
+  void write_json(const nlohmann::json& result) const;
+};
+
+/// Exit code a command returns through this exception (e.g. 1 when validation found problems).
+struct ExitCode {
+  int code;
+};
+
+using Registrar = std::function<void(CLI::App& app, CliContext& ctx)>;
+std::vector<Registrar>& registrars();
+struct RegisterCommands {
+  explicit RegisterCommands(Registrar r) { registrars().push_back(std::move(r)); }
+};
+
+/// Returns the subcommand `name` of `app`, creating it with `description` when absent
+/// (several files add commands under `mtrec data`).
+CLI::App* group(CLI::App& app, const std::string& name, const std::string& description);
+
+}  // namespace mtrec::cli
+
+#define MTREC_CLI_CONCAT2(a, b) a##b
+#define MTREC_CLI_CONCAT(a, b) MTREC_CLI_CONCAT2(a, b)
+#define MTREC_CLI_COMMANDS(fn) static ::mtrec::cli::RegisterCommands MTREC_CLI_CONCAT(mtrec_cli_reg_, __LINE__)(fn)

@@ -1,0 +1,63 @@
+// mtrec: train, evaluate and serve the unified recommender from the command line.
+#include <fmt/format.h>
+
+#include "cli.h"
+#include "mtrec/core/check.h"
+#include "mtrec/core/io.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/random.h"
+
+namespace mtrec::cli {
+
+std::vector<Registrar>& registrars() {
+  static std::vector<Registrar> list;
+  return list;
+}
+
+CLI::App* group(CLI::App& app, const std::string& name, const std::string& description) {
+  for (auto* sub : app.get_subcommands([](CLI::App*) { return true; }))
+    if (sub->get_name() == name) return sub;
+  auto* sub = app.add_subcommand(name, description);
+  sub->require_subcommand(1);
+  return sub;
+}
+
+void CliContext::write_json(const nlohmann::json& result) const {
+  if (json_path.empty()) return;
+  write_file_atomic(json_path, result.dump(2) + "\n");
+  log_info("wrote {}", json_path);
+}
+
+}  // namespace mtrec::cli
+
+int main(int argc, char** argv) {
+  using namespace mtrec::cli;
+  CLI::App app{"mtrec " MTREC_VERSION ": a multi-task, multi-scenario recommender on LibTorch"};
+  app.set_version_flag("--version", std::string(MTREC_VERSION));
+  app.require_subcommand(1);
+  app.fallthrough();  // global options may follow the subcommand
+  CliContext ctx;
+  app.add_option("--json", ctx.json_path, "Write results as JSON to FILE (atomically)");
+  app.add_option("--device", ctx.device, "auto|cpu|cuda|cuda:N")->capture_default_str();
+  app.add_option("--seed", ctx.seed, "Seed for every random generator")->capture_default_str();
+  app.add_option("--log-level", ctx.log_level, "debug|info|warn|error|off")->capture_default_str();
+  app.parse_complete_callback([&] {
+    mtrec::set_log_level(mtrec::parse_log_level(ctx.log_level));
+    mtrec::seed_everything(ctx.seed);
+  });
+  for (auto& reg : registrars()) reg(app, ctx);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const ExitCode& e) {
+    return e.code;
+  } catch (const mtrec::Error& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "error: {}\n", e.what());
+    return 2;
+  }
+  return 0;
+}

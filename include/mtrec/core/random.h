@@ -1,0 +1,24 @@
+#pragma once
+// One place that seeds every random generator. seed_everything(s) seeds LibTorch (CPU and
+// CUDA) and sets the base seed from which each component derives its own independent stream:
+//   mtrec::seed_everything(42);
+//   auto rng = mtrec::make_rng("negative-sampler");   // same sequence for the same seed
+// Components that take an explicit seed use Rng(derive_seed(seed, "name")) instead.
+#include <cstdint>
+#include <random>
+#include <string_view>
+
+namespace mtrec {
+
+using Rng = std::mt19937_64;
+
+/// Seeds LibTorch's generators and the base seed used by make_rng().
+void seed_everything(uint64_t seed);
+/// The base seed last given to seed_everything() (default 42).
+uint64_t global_seed();
+/// A seed for the named stream, derived from `seed` (splitmix64 of seed ^ hash(stream)).
+uint64_t derive_seed(uint64_t seed, std::string_view stream);
+/// A generator for the named stream of the global seed.
+Rng make_rng(std::string_view stream);
+
+}  // namespace mtrec

@@ -1,0 +1,56 @@
+#pragma once
+// Ranking evaluation for leave-one-out style protocols (EVALUATION.md, S and D).
+// A model is seen only through a scoring callback, so every head (and any user code) can be
+// evaluated the same way:
+//   mtrec::RankingEvaluator ev(train, ds.num_users(), ds.num_items(),
+//                              mtrec::RankingOptions().ks({5, 10, 20}).sampled_negatives(100));
+//   mtrec::RankingReport r = ev.evaluate(test, [&](int32_t u, const std::vector<int32_t>& items,
+//                                                  std::vector<float>& out) { ... });
+//   r.at("HR@10"), r.at("NDCG@10")
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mtrec/data/schema.h"
+
+namespace mtrec {
+
+struct RankingOptions {
+  std::vector<int> ks_ = {5, 10, 20};
+  int sampled_negatives_ = 0;  // 0: full ranking over every item the user has not seen
+  uint64_t seed_ = 42;
+  int threads_ = 0;            // 0: hardware concurrency
+  RankingOptions& ks(std::vector<int> v) { ks_ = std::move(v); return *this; }
+  RankingOptions& sampled_negatives(int n) { sampled_negatives_ = n; return *this; }
+  RankingOptions& seed(uint64_t s) { seed_ = s; return *this; }
+  RankingOptions& threads(int t) { threads_ = t; return *this; }
+};
+
+/// Scores `items` for `user` into `out` (resized by the callee to items.size()). Called from
+/// several threads at once unless RankingOptions::threads(1).
+using ScoreFn = std::function<void(int32_t user, const std::vector<int32_t>& items, std::vector<float>& out)>;
+
+struct RankingReport {
+  std::map<std::string, double> metrics;  // "HR@10", "NDCG@10", "MRR", ...
+  int64_t users = 0;                      // users evaluated
+  std::string protocol;                   // e.g. "full ranking, seen items excluded"
+  double at(const std::string& name) const;
+};
+
+class RankingEvaluator {
+ public:
+  /// `seen` holds the interactions excluded from the candidates (normally train + valid).
+  RankingEvaluator(const Interactions& seen, int32_t num_users, int32_t num_items, RankingOptions options = {});
+  /// One target per test row (leave-one-out). Full ranking: the target against every item
+  /// not in `seen` for that user; sampled: against N uniform unseen items (seeded per user).
+  RankingReport evaluate(const Interactions& test, const ScoreFn& score) const;
+
+ private:
+  std::vector<std::vector<int32_t>> seen_;  // per user, sorted
+  int32_t num_items_;
+  RankingOptions options_;
+};
+
+}  // namespace mtrec

@@ -1,0 +1,35 @@
+#include <ATen/Context.h>
+#include <torch/cuda.h>
+
+#include <atomic>
+
+#include "mtrec/core/random.h"
+
+namespace mtrec {
+namespace {
+std::atomic<uint64_t> g_seed{42};
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+void seed_everything(uint64_t seed) {
+  g_seed.store(seed);
+  at::manual_seed(seed);  // CPU and, where present, every CUDA device
+  std::srand(static_cast<unsigned>(seed));
+}
+
+uint64_t global_seed() { return g_seed.load(); }
+
+uint64_t derive_seed(uint64_t seed, std::string_view stream) {
+  uint64_t h = 1469598103934665603ull;  // FNV-1a: stable across platforms, unlike std::hash
+  for (unsigned char c : stream) h = (h ^ c) * 1099511628211ull;
+  return splitmix64(seed ^ splitmix64(h));
+}
+
+Rng make_rng(std::string_view stream) { return Rng(derive_seed(global_seed(), stream)); }
+
+}  // namespace mtrec
