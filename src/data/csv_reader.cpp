@@ -85,6 +85,9 @@ Encoding parse_encoding(std::string_view name) {
 // Options
 
 static std::string_view trim(std::string_view s) {
+  // Fast path for the common case (nothing to trim), small enough to inline in the row loop.
+  if (s.empty() || (s.front() != ' ' && s.front() != '\t' && s.back() != ' ' && s.back() != '\t' && s.back() != '\r'))
+    return s;
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
   return s;
@@ -350,44 +353,74 @@ std::string decode(std::string bytes, Encoding enc, size_t& first_bad) {
   return bytes;
 }
 
+/// A fast hash for short ids (8 bytes at a time, multiply-xorshift mixing); std::hash goes
+/// through an out-of-line call per id.
+inline size_t hash_view(std::string_view key) {
+  const char* p = key.data();
+  size_t n = key.size();
+  uint64_t h = 0x9E3779B97F4A7C15ULL ^ (n * 0xC2B2AE3D27D4EB4FULL);
+  while (n >= 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    h = (h ^ w) * 0xFF51AFD7ED558CCDULL;
+    h ^= h >> 32;
+    p += 8;
+    n -= 8;
+  }
+  if (n > 0) {
+    uint64_t w = 0;
+    std::memcpy(&w, p, n);
+    h = (h ^ w) * 0xC4CEB9FE1A85EC53ULL;
+  }
+  h ^= h >> 29;
+  h *= 0xBF58476D1CE4E5B9ULL;
+  return static_cast<size_t>(h ^ (h >> 32));
+}
+
+inline bool same_bytes(const char* a, const char* b, size_t n) {
+  for (size_t k = 0; k < n; ++k)
+    if (a[k] != b[k]) return false;
+  return true;
+}
+
 /// Open-addressing map from a view into the (stable) input buffer to a dense id: the hot path
-/// hashes each id once and allocates nothing for ids already seen.
+/// hashes each id once and allocates nothing for ids already seen. One slot array (hash, key,
+/// id) keeps a lookup to one cache line; the table grows at half load.
 class ViewIndex {
  public:
-  explicit ViewIndex(size_t expected = 1024) { rehash(std::max<size_t>(64, expected * 2)); }
+  ViewIndex() { rehash(1024); }
   /// The id of `key`, or -1.
   int32_t find(std::string_view key, size_t h) const {
     for (size_t s = h & mask_;; s = (s + 1) & mask_) {
-      if (vals_[s] < 0) return -1;
-      if (hashes_[s] == h && keys_[s] == key) return vals_[s];
+      const Slot& e = slots_[s];
+      if (e.val < 0) return -1;
+      if (e.hash == h && e.len == key.size() && same_bytes(e.ptr, key.data(), key.size())) return e.val;
     }
   }
   void insert(std::string_view key, size_t h, int32_t val) {
-    if ((size_ + 1) * 2 > vals_.size()) rehash(vals_.size() * 2);
+    if ((size_ + 1) * 2 > slots_.size()) rehash(slots_.size() * 2);
     size_t s = h & mask_;
-    while (vals_[s] >= 0) s = (s + 1) & mask_;
-    hashes_[s] = h, keys_[s] = key, vals_[s] = val;
+    while (slots_[s].val >= 0) s = (s + 1) & mask_;
+    slots_[s] = Slot{h, key.data(), static_cast<uint32_t>(key.size()), val};
     ++size_;
   }
 
  private:
+  struct Slot {
+    size_t hash = 0;
+    const char* ptr = nullptr;
+    uint32_t len = 0;
+    int32_t val = -1;
+  };
   void rehash(size_t cap) {
-    size_t c = 1;
-    while (c < cap) c <<= 1;
-    std::vector<size_t> oh = std::move(hashes_);
-    std::vector<std::string_view> ok = std::move(keys_);
-    std::vector<int32_t> ov = std::move(vals_);
-    hashes_.assign(c, 0);
-    keys_.assign(c, {});
-    vals_.assign(c, -1);
-    mask_ = c - 1;
+    std::vector<Slot> old = std::move(slots_);
+    slots_.assign(cap, Slot{});
+    mask_ = cap - 1;
     size_ = 0;
-    for (size_t s = 0; s < ov.size(); ++s)
-      if (ov[s] >= 0) insert(ok[s], oh[s], ov[s]);
+    for (const Slot& e : old)
+      if (e.val >= 0) insert(std::string_view(e.ptr, e.len), e.hash, e.val);
   }
-  std::vector<size_t> hashes_;
-  std::vector<std::string_view> keys_;
-  std::vector<int32_t> vals_;
+  std::vector<Slot> slots_;
   size_t mask_ = 0, size_ = 0;
 };
 
@@ -395,7 +428,7 @@ class ViewIndex {
 /// data set's ids) are indexed through a private copy of their text.
 class Interner {
  public:
-  Interner(IdMap& map, size_t expected) : map_(map), index_(std::max<size_t>(expected, static_cast<size_t>(map.size()))) {
+  explicit Interner(IdMap& map) : map_(map) {
     size_t total = 0;
     for (const auto& r : map.raws()) total += r.size();
     arena_.reserve(total);  // never grows past this: the views below stay valid
@@ -403,12 +436,12 @@ class Interner {
       const std::string& r = map.raws()[static_cast<size_t>(id)];
       std::string_view v(arena_.data() + arena_.size(), r.size());
       arena_ += r;
-      index_.insert(v, std::hash<std::string_view>()(v), id);
+      index_.insert(v, hash_view(v), id);
     }
   }
   /// The dense id of `key`, or -1 when it is new and `add` is false.
   int32_t get(std::string_view key, bool add) {
-    size_t h = std::hash<std::string_view>()(key);
+    size_t h = hash_view(key);
     int32_t id = index_.find(key, h);
     if (id >= 0 || !add) return id;
     id = map_.intern(key);
@@ -645,8 +678,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   const int16_t beh_default = static_cast<int16_t>(col[kBehavior] < 0 ? ds.behaviors.size() - 1 : 0);
   // Views stay valid: `content` is not touched again until the end of this function.
   const bool add_ids = ids == nullptr || allow_new_ids;
-  Interner users(ds.users, expected_rows / 4), items(ds.items, expected_rows / 8);
-  Interner scenarios(ds.scenarios, 16), behaviors(ds.behaviors, 16);
+  Interner users(ds.users), items(ds.items), scenarios(ds.scenarios), behaviors(ds.behaviors);
 
   // Fields of the current row that are not valid UTF-8 (rare: only checked when the buffer has any).
   auto utf8_problem = [&](std::vector<std::string_view>& f) -> bool {
