@@ -86,6 +86,17 @@ TEST(CsvReader, QuotedFieldsWithDelimiterNewlineAndDoubledQuotes) {
   EXPECT_FLOAT_EQ(ds.interactions.rating[1], 2.0f);
 }
 
+TEST(CsvReader, ByteOrderMarkCrlfAndSpacesAreTolerated) {
+  TempDir t;
+  auto p = t.write("bom.csv", "\xEF\xBB\xBFUser ID , Item_ID,Rating\r\n u1 , i1 , 4 \r\n\r\nu2,i1,2\r\n");
+  Dataset ds = read_csv(p);
+  ASSERT_EQ(ds.interactions.size(), 2u);
+  EXPECT_EQ(ds.users.raw(0), "u1");
+  EXPECT_EQ(ds.items.raw(0), "i1");
+  EXPECT_EQ(ds.num_items(), 1);
+  EXPECT_FLOAT_EQ(ds.interactions.rating[0], 4.0f);
+}
+
 TEST(CsvReader, QuotingErrorsNameTheLine) {
   TempDir t;
   auto p = t.write("q.csv", "user,item\nu1,i1\n\"u2\"x,i2\n");
