@@ -51,10 +51,25 @@ std::string join_genres(const std::vector<std::string>& g) {
   return out;
 }
 
+/// Calls fn(path, line, dense id, fields) for every row of a '|' or '::' catalogue file whose
+/// first field is an id in `ids`; rows of unknown ids (never rated) are skipped. No-op when the
+/// file does not exist (the text is optional).
+template <typename Fn>
+void read_catalogue(const std::string& dir, const std::string& name, const std::string& delimiter, size_t fields,
+                    const IdMap& ids, Fn&& fn) {
+  std::string path = (fs::path(dir) / name).string();
+  if (!fs::exists(path)) return;
+  for_each_record(path, text_options(delimiter), [&](int64_t line, const std::vector<std::string_view>& f) {
+    check_fields(path, line, f, fields);
+    int32_t id = ids.find(f[0]);
+    if (id >= 0) fn(path, line, id, f);
+  });
+}
+
 /// Sizes the catalogues to the ID maps so that every dense id has a row.
 void finish_catalogues(Dataset& ds) {
-  if (!ds.item_text.fields().empty() || ds.item_text.size() > 0) ds.item_text.resize(ds.num_items());
-  if (!ds.user_text.fields().empty() || ds.user_text.size() > 0) ds.user_text.resize(ds.num_users());
+  ds.item_text.resize(ds.num_items());
+  ds.user_text.resize(ds.num_users());
 }
 
 }  // namespace
@@ -99,37 +114,28 @@ std::string movielens_1m_profile(const std::string& gender, const std::string& a
 Dataset read_movielens_100k(const std::string& dir) {
   Dataset ds = read_csv(require_file(dir, "u.data"), ratings_options("\t", "ml-100k"));
 
-  std::string item_path = (fs::path(dir) / "u.item").string();
-  if (fs::exists(item_path)) {
-    ds.item_text = TextCatalog({"title", "genres"});
-    for_each_record(item_path, text_options("|"), [&](int64_t line, const std::vector<std::string_view>& f) {
-      check_fields(item_path, line, f, 5 + 19);
-      int32_t id = ds.items.find(f[0]);
-      if (id < 0) return;  // never rated: not part of the data set
-      std::vector<std::string> genres;
-      for (size_t g = 0; g < 19; ++g) {
-        std::string_view flag = f[5 + g];
-        if (flag == "1") {
-          genres.emplace_back(kGenres100k[g]);
-        } else if (flag != "0") {
-          throw DataError(item_path, line, kGenres100k[g], "genre flag must be 0 or 1, got '" + std::string(flag) + "'");
-        }
-      }
-      ds.item_text.set(id, "title", std::string(f[1]));
-      ds.item_text.set(id, "genres", join_genres(genres));
-    });
-  }
-  std::string user_path = (fs::path(dir) / "u.user").string();
-  if (fs::exists(user_path)) {
-    ds.user_text = TextCatalog({"profile"});
-    for_each_record(user_path, text_options("|"), [&](int64_t line, const std::vector<std::string_view>& f) {
-      check_fields(user_path, line, f, 5);
-      int32_t id = ds.users.find(f[0]);
-      if (id < 0) return;
-      ds.user_text.set(id, "profile",
-                       movielens_100k_profile(std::string(f[1]), std::string(f[2]), std::string(f[3]), std::string(f[4])));
-    });
-  }
+  ds.item_text = TextCatalog({"title", "genres"});
+  read_catalogue(dir, "u.item", "|", 5 + 19, ds.items,
+                 [&](const std::string& path, int64_t line, int32_t id, const std::vector<std::string_view>& f) {
+                   std::vector<std::string> genres;
+                   for (size_t g = 0; g < 19; ++g) {
+                     std::string_view flag = f[5 + g];
+                     if (flag == "1") {
+                       genres.emplace_back(kGenres100k[g]);
+                     } else if (flag != "0") {
+                       throw DataError(path, line, kGenres100k[g],
+                                       "genre flag must be 0 or 1, got '" + std::string(flag) + "'");
+                     }
+                   }
+                   ds.item_text.set(id, "title", std::string(f[1]));
+                   ds.item_text.set(id, "genres", join_genres(genres));
+                 });
+  ds.user_text = TextCatalog({"profile"});
+  read_catalogue(dir, "u.user", "|", 5, ds.users,
+                 [&](const std::string&, int64_t, int32_t id, const std::vector<std::string_view>& f) {
+                   ds.user_text.set(id, "profile", movielens_100k_profile(std::string(f[1]), std::string(f[2]),
+                                                                          std::string(f[3]), std::string(f[4])));
+                 });
   finish_catalogues(ds);
   return ds;
 }
@@ -173,44 +179,34 @@ MovieLensFold read_movielens_100k_fold(const std::string& dir, const std::string
 Dataset read_movielens_1m(const std::string& dir) {
   Dataset ds = read_csv(require_file(dir, "ratings.dat"), ratings_options("::", "ml-1m"));
 
-  std::string movie_path = (fs::path(dir) / "movies.dat").string();
-  if (fs::exists(movie_path)) {
-    ds.item_text = TextCatalog({"title", "genres"});
-    for_each_record(movie_path, text_options("::"), [&](int64_t line, const std::vector<std::string_view>& f) {
-      check_fields(movie_path, line, f, 3);
-      int32_t id = ds.items.find(f[0]);
-      if (id < 0) return;  // 177 ML-1M movies have no rating
-      std::vector<std::string> genres;
-      std::string_view g = f[2];
-      while (!g.empty()) {
-        size_t bar = g.find('|');
-        genres.emplace_back(g.substr(0, bar));
-        if (bar == std::string_view::npos) break;
-        g.remove_prefix(bar + 1);
-      }
-      ds.item_text.set(id, "title", std::string(f[1]));
-      ds.item_text.set(id, "genres", join_genres(genres));
-    });
-  }
-  std::string user_path = (fs::path(dir) / "users.dat").string();
-  if (fs::exists(user_path)) {
-    ds.user_text = TextCatalog({"profile"});
-    for_each_record(user_path, text_options("::"), [&](int64_t line, const std::vector<std::string_view>& f) {
-      check_fields(user_path, line, f, 5);
-      int32_t id = ds.users.find(f[0]);
-      if (id < 0) return;
-      try {
-        ds.user_text.set(id, "profile",
-                         movielens_1m_profile(std::string(f[1]), std::string(f[2]), std::string(f[3]), std::string(f[4])));
-      } catch (const DataError&) {
-        throw;
-      } catch (const Error& e) {
-        std::string what = e.what();
-        throw DataError(user_path, line, what.find("occupation") != std::string::npos ? "occupation" : "age",
-                        what.substr(0, what.find(" [check")));
-      }
-    });
-  }
+  ds.item_text = TextCatalog({"title", "genres"});
+  read_catalogue(dir, "movies.dat", "::", 3, ds.items,  // 177 ML-1M movies have no rating: skipped
+                 [&](const std::string&, int64_t, int32_t id, const std::vector<std::string_view>& f) {
+                   std::vector<std::string> genres;
+                   std::string_view g = f[2];
+                   while (!g.empty()) {
+                     size_t bar = g.find('|');
+                     genres.emplace_back(g.substr(0, bar));
+                     if (bar == std::string_view::npos) break;
+                     g.remove_prefix(bar + 1);
+                   }
+                   ds.item_text.set(id, "title", std::string(f[1]));
+                   ds.item_text.set(id, "genres", join_genres(genres));
+                 });
+  ds.user_text = TextCatalog({"profile"});
+  read_catalogue(dir, "users.dat", "::", 5, ds.users,
+                 [&](const std::string& path, int64_t line, int32_t id, const std::vector<std::string_view>& f) {
+                   try {
+                     ds.user_text.set(id, "profile", movielens_1m_profile(std::string(f[1]), std::string(f[2]),
+                                                                          std::string(f[3]), std::string(f[4])));
+                   } catch (const DataError&) {
+                     throw;
+                   } catch (const Error& e) {
+                     std::string what = e.what();
+                     throw DataError(path, line, what.find("occupation") != std::string::npos ? "occupation" : "age",
+                                     what.substr(0, what.find(" [check")));
+                   }
+                 });
   finish_catalogues(ds);
   return ds;
 }

@@ -18,7 +18,7 @@
 
 namespace mtrec {
 
-/// `dir` holds u.data, u.item and u.user (u.item/u.user are optional: no text without them).
+/// `dir` holds u.data, u.item and u.user (u.item/u.user are optional: empty text without them).
 Dataset read_movielens_100k(const std::string& dir);
 
 struct MovieLensFold {
