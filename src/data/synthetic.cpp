@@ -236,9 +236,15 @@ void make_text(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds) 
     const int32_t main = truth.item_main_topic[i];
     const auto& mv = truth.topic_words[static_cast<size_t>(main)];
     const auto& sv = truth.topic_words[static_cast<size_t>(second_topic(&truth.item_topic[i * T], main))];
-    std::string title = pick(mv);
-    const int tw = 3 + static_cast<int>(rng() % 3);
-    for (int w = 1; w < tw; ++w) title += " " + (unit(rng) < 0.75 ? pick(mv) : pick(truth.common_words));
+    // Title: the first word from the main topic, the rest mostly so; no word twice.
+    std::vector<const std::string*> tw{&pick(mv)};
+    const size_t n_title = 3 + rng() % 3;
+    while (tw.size() < n_title) {
+      const std::string* c = unit(rng) < 0.75 ? &pick(mv) : &pick(truth.common_words);
+      if (std::find_if(tw.begin(), tw.end(), [&](const std::string* o) { return *o == *c; }) == tw.end()) tw.push_back(c);
+    }
+    std::string title = *tw[0];
+    for (size_t w = 1; w < tw.size(); ++w) title += " " + *tw[w];
     std::string desc;
     const int dw = 10 + static_cast<int>(rng() % 11);
     for (int w = 0; w < dw; ++w) {
@@ -257,12 +263,20 @@ void make_text(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds) 
     const float* row = &truth.user_topic[u * T];
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return row[a] > row[b]; });
-    std::string p = "likes " + truth.topic_names[static_cast<size_t>(order[0])];
-    for (int w = 0; w < 3; ++w) p += " " + pick(truth.topic_words[static_cast<size_t>(order[0])]);
-    if (T > 1 && row[order[1]] > 0.15f) {
-      p += " and " + truth.topic_names[static_cast<size_t>(order[1])];
-      for (int w = 0; w < 2; ++w) p += " " + pick(truth.topic_words[static_cast<size_t>(order[1])]);
-    }
+    // "likes <strongest topic> w w w [and <second topic> w w]": distinct words of those topics.
+    auto describe = [&](int32_t topic, size_t n) {
+      const auto& v = truth.topic_words[static_cast<size_t>(topic)];
+      std::string s = truth.topic_names[static_cast<size_t>(topic)];
+      std::vector<size_t> picked;
+      while (picked.size() < n) {
+        const size_t k = rng() % v.size();
+        if (std::find(picked.begin(), picked.end(), k) == picked.end()) picked.push_back(k);
+      }
+      for (size_t k : picked) s += " " + v[k];
+      return s;
+    };
+    std::string p = "likes " + describe(order[0], 3);  // vocabularies hold 24 words
+    if (T > 1 && row[order[1]] > 0.15f) p += " and " + describe(order[1], 2);
     ds.user_text.set(static_cast<int32_t>(u), "profile", std::move(p));
   }
 }
