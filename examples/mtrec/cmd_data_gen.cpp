@@ -50,6 +50,24 @@ class CsvOut {
   fmt::memory_buffer buf_;
 };
 
+/// One row per entity: its raw id, then the named text fields.
+void write_catalog_csv(const std::string& path, const char* id_column, const IdMap& ids, const TextCatalog& text,
+                       const std::vector<std::string>& fields) {
+  CsvOut out(path);
+  auto& head = out.buf();
+  head.append(std::string_view(id_column));
+  for (const auto& f : fields) head.push_back(','), head.append(std::string_view(f));
+  head.push_back('\n');
+  for (int32_t id = 0; id < ids.size(); ++id) {
+    auto& b = out.buf();
+    append_csv_field(b, ids.raw(id));
+    for (const auto& f : fields) b.push_back(','), append_csv_field(b, text.get(id, f));
+    b.push_back('\n');
+    out.maybe_flush();
+  }
+  out.commit();
+}
+
 }  // namespace
 
 void add_world_options(CLI::App* cmd, SyntheticOptions& opt) {
@@ -175,34 +193,8 @@ void write_world_csv(const SyntheticWorld& w, const std::string& dir) {
     }
     out.commit();
   }
-  {
-    CsvOut out(dir + "/items.csv");
-    fmt::format_to(std::back_inserter(out.buf()), "item,title,description\n");
-    for (int32_t i = 0; i < ds.num_items(); ++i) {
-      auto& b = out.buf();
-      append_csv_field(b, ds.items.raw(i));
-      b.push_back(',');
-      append_csv_field(b, ds.item_text.get(i, "title"));
-      b.push_back(',');
-      append_csv_field(b, ds.item_text.get(i, "description"));
-      b.push_back('\n');
-      out.maybe_flush();
-    }
-    out.commit();
-  }
-  {
-    CsvOut out(dir + "/users.csv");
-    fmt::format_to(std::back_inserter(out.buf()), "user,profile\n");
-    for (int32_t u = 0; u < ds.num_users(); ++u) {
-      auto& b = out.buf();
-      append_csv_field(b, ds.users.raw(u));
-      b.push_back(',');
-      append_csv_field(b, ds.user_text.get(u, "profile"));
-      b.push_back('\n');
-      out.maybe_flush();
-    }
-    out.commit();
-  }
+  write_catalog_csv(dir + "/items.csv", "item", ds.items, ds.item_text, {"title", "description"});
+  write_catalog_csv(dir + "/users.csv", "user", ds.users, ds.user_text, {"profile"});
 }
 
 MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {

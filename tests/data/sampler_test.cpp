@@ -81,6 +81,24 @@ TEST(Sampler, AllUnseenOnceWhenAskedForThemAll) {
   }
 }
 
+TEST(Sampler, PopularityMassOnPositivesFallsBackToEnumeration) {
+  // Item 0 (user 0's only positive) holds 1000 of 1019 popularity units: rejection sampling
+  // would almost never accept, so the sampler must switch to enumerating the unseen items.
+  std::vector<std::pair<int32_t, int32_t>> ui{{0, 0}};
+  for (int k = 0; k < 1000; ++k) ui.emplace_back(1, 0);
+  for (int32_t i = 1; i < 20; ++i) ui.emplace_back(2, i);
+  NegativeSampler neg(pairs(ui), 3, 20, NegativeSampler::Kind::Popularity, 3);
+  std::map<int32_t, int> freq;
+  for (int rep = 0; rep < 2000; ++rep) {
+    auto s = neg.sample(0, 3);
+    ASSERT_EQ(std::set<int32_t>(s.begin(), s.end()).size(), 3u);
+    for (int32_t i : s) freq[i]++;
+  }
+  EXPECT_EQ(freq.count(0), 0u);
+  ASSERT_EQ(freq.size(), 19u);  // equal weights: every unseen item, about equally often
+  for (auto [item, f] : freq) EXPECT_NEAR(f, 6000 / 19, 100) << "item " << item;
+}
+
 TEST(Sampler, ReproducibleAndReseedable) {
   auto x = pairs({{0, 1}, {1, 2}, {2, 3}});
   NegativeSampler a(x, 3, 100, NegativeSampler::Kind::Uniform, 3), b(x, 3, 100, NegativeSampler::Kind::Uniform, 3);
