@@ -1,11 +1,9 @@
 #include "mtrec/eval/evaluator.h"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <unordered_set>
+
+#include "../core/parallel.h"
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/random.h"
@@ -147,30 +145,7 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
   };
 
   std::vector<UserSums> sums(users.size());
-  int threads = options_.threads_ > 0 ? options_.threads_ : static_cast<int>(std::thread::hardware_concurrency());
-  threads = std::max(1, std::min<int>(threads, static_cast<int>(users.size())));
-  std::atomic<size_t> next{0};
-  std::exception_ptr error;
-  std::mutex error_mu;
-  auto worker = [&] {
-    for (size_t j; (j = next.fetch_add(1)) < users.size();) {
-      try {
-        eval_user(users[j], sums[j]);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(error_mu);
-        if (!error) error = std::current_exception();
-        next = users.size();  // stop the other workers early
-      }
-    }
-  };
-  if (threads == 1) {
-    worker();
-  } else {
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) pool.emplace_back(worker);
-    for (auto& th : pool) th.join();
-  }
-  if (error) std::rethrow_exception(error);
+  detail::parallel_for(users.size(), options_.threads_, 1, [&](size_t j) { eval_user(users[j], sums[j]); });
 
   // Reduce in user order: identical sums whatever the thread count.
   RankingReport report;
