@@ -22,7 +22,8 @@
 // Prediction for (u, i): among the k most similar neighbours that rated the pair's other side
 // (item-based: items j rated by u, most similar to i), with baseline
 //   b_ui + sum sim * (r - b) / sum |sim|,  b_ui = mu + b_u + b_i  (regularised ALS passes);
-// without baseline sum sim * r / sum |sim|. With no usable neighbour: b_ui, or without baseline
+// without baseline sum sim * r / sum sim over positive similarities only (a negative weight
+// in a mean of raw ratings is meaningless). With no usable neighbour: b_ui, or without baseline
 // the user mean (item-based) / item mean (user-based), then the other mean, then the global mean.
 // Predictions are clipped to the training rating range.
 #include <cstdint>
