@@ -204,6 +204,43 @@ TEST(Knn, PredictionIsSimilarityWeightedMean) {
   EXPECT_THROW(KnnModel().predict(0, 0), Error);
 }
 
+TEST(Knn, PredictionFormulaMatchesOracleOverNeighbourLists) {
+  // For every (u, i): walk the stored neighbours of the pair's row, most similar first, keep the
+  // first k that rated the other side, and apply the formula of knn.h by hand.
+  Interactions x = from_dense(kDense);
+  for (auto kind : {KnnKind::Item, KnnKind::User}) {
+    for (bool bl : {true, false}) {
+      SCOPED_TRACE(std::string(to_string(kind)) + (bl ? " +baseline" : " no baseline"));
+      KnnModel m(KnnOptions().kind(kind).similarity(KnnSimilarity::Pearson).shrinkage(1).k(2).baseline(bl).clip(false));
+      m.fit(x, 6, 5);
+      int with_negative = 0;
+      for (int32_t u = 0; u < 6; ++u) {
+        for (int32_t i = 0; i < 5; ++i) {
+          const bool item = kind == KnnKind::Item;
+          double num = 0, den = 0;
+          int used = 0;
+          for (const auto& nb : m.neighbors(item ? i : u)) {
+            if (used == 2 || (!bl && nb.sim <= 0)) break;
+            float r = item ? kDense[u][nb.index] : kDense[nb.index][i];
+            if (std::isnan(r)) continue;
+            double b = bl ? (item ? m.baseline(u, nb.index) : m.baseline(nb.index, i)) : 0.0;
+            num += nb.sim * (r - b);
+            den += std::abs(nb.sim);
+            with_negative += nb.sim < 0;
+            ++used;
+          }
+          if (den == 0) continue;
+          double want = (bl ? m.baseline(u, i) : 0.0) + num / den;
+          EXPECT_NEAR(m.predict(u, i), want, 1e-5) << "u=" << u << " i=" << i;
+        }
+      }
+      if (bl) {
+        EXPECT_GT(with_negative, 0) << "the example should exercise negative similarities";
+      }
+    }
+  }
+}
+
 TEST(Knn, BaselineFollowsAlsAndReducesTrainingError) {
   // One ALS pass from zero: b_i = sum(r - mu) / (reg_i + n_i), then b_u = sum(r - mu - b_i) / (reg_u + n_u).
   Interactions x = from_dense(kDense);
