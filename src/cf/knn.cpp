@@ -387,19 +387,35 @@ void KnnModel::score(int32_t user, const std::vector<int32_t>& items, std::vecto
   const State& s = *state_;
   MTREC_CHECK(user >= 0 && user < s.num_users, "user ", user, " outside [0, ", s.num_users, ")");
   out.assign(items.size(), 0.0f);
-  const bool item_based = options_.kind_ == KnnKind::Item;
-  for (size_t c = 0; c < items.size(); ++c) {
-    const int32_t item = items[c];
+  for (int32_t item : items)
     MTREC_CHECK(item >= 0 && item < s.num_items, "candidate item ", item, " outside [0, ", s.num_items, ")");
-    const int32_t row = item_based ? item : user;
-    const int64_t end = std::min(s.nb_ptr[row + 1], s.nb_ptr[row] + options_.k_);
-    double total = 0;
-    for (int64_t p = s.nb_ptr[row]; p < end; ++p) {
-      const int32_t nb = s.nb_idx[p];
-      const float r = item_based ? lookup(s.by_user, user, nb) : lookup(s.by_user, nb, item);
-      if (!std::isnan(r)) total += s.nb_sim[p];
+  // Dense per-thread scratch over the catalogue: O(1) membership tests instead of searches.
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < size_t(s.num_items)) scratch.assign(s.num_items, 0.0f);
+  const int32_t* up = s.by_user.outerIndexPtr();
+  const int32_t* ui = s.by_user.innerIndexPtr();
+  if (options_.kind_ == KnnKind::Item) {
+    for (int32_t p = up[user]; p < up[user + 1]; ++p) scratch[ui[p]] = 1.0f;  // the user's items
+    for (size_t c = 0; c < items.size(); ++c) {
+      const int32_t row = items[c];
+      const int64_t end = std::min(s.nb_ptr[row + 1], s.nb_ptr[row] + options_.k_);
+      double total = 0;
+      for (int64_t p = s.nb_ptr[row]; p < end; ++p) total += s.nb_sim[p] * scratch[s.nb_idx[p]];
+      out[c] = float(total);
     }
-    out[c] = float(total);
+    for (int32_t p = up[user]; p < up[user + 1]; ++p) scratch[ui[p]] = 0.0f;
+  } else {
+    // Spread each of the user's k nearest users' similarity over the items they hold.
+    const int64_t end = std::min(s.nb_ptr[user + 1], s.nb_ptr[user] + options_.k_);
+    for (int64_t p = s.nb_ptr[user]; p < end; ++p) {
+      const int32_t v = s.nb_idx[p];
+      for (int32_t q = up[v]; q < up[v + 1]; ++q) scratch[ui[q]] += s.nb_sim[p];
+    }
+    for (size_t c = 0; c < items.size(); ++c) out[c] = scratch[items[c]];
+    for (int64_t p = s.nb_ptr[user]; p < end; ++p) {
+      const int32_t v = s.nb_idx[p];
+      for (int32_t q = up[v]; q < up[v + 1]; ++q) scratch[ui[q]] = 0.0f;
+    }
   }
 }
 

@@ -160,6 +160,33 @@ TEST(Knn, ImplicitCosineIsOverlapOverGeometricMean) {
   EXPECT_EQ(s[1], 0.0f);
 }
 
+TEST(Knn, TopNScoreMatchesOracleOverNeighbourLists) {
+  Interactions x = from_dense(kDense);
+  for (auto kind : {KnnKind::Item, KnnKind::User}) {
+    KnnModel m(KnnOptions().kind(kind).similarity(KnnSimilarity::Cosine).shrinkage(0).k(2));
+    m.fit(x, 6, 5);
+    const std::vector<int32_t> all = {4, 0, 3, 1, 2};
+    for (int32_t u = 0; u < 6; ++u) {
+      std::vector<float> got;
+      m.score(u, all, got);
+      ASSERT_EQ(got.size(), all.size());
+      for (size_t c = 0; c < all.size(); ++c) {
+        const int32_t i = all[c];
+        double want = 0;
+        auto nb = m.neighbors(kind == KnnKind::Item ? i : u);
+        for (size_t j = 0; j < std::min<size_t>(2, nb.size()); ++j) {
+          float r = kind == KnnKind::Item ? kDense[u][nb[j].index] : kDense[nb[j].index][i];
+          if (!std::isnan(r)) want += nb[j].sim;
+        }
+        EXPECT_NEAR(got[c], want, 1e-6) << to_string(kind) << " u=" << u << " i=" << i;
+      }
+    }
+    std::vector<float> out;
+    EXPECT_THROW(m.score(0, {5}, out), Error);
+    EXPECT_THROW(m.score(6, {0}, out), Error);
+  }
+}
+
 TEST(Knn, TopNeighborTruncationKeepsTheMostSimilar) {
   KnnModel full(KnnOptions().kind(KnnKind::User).similarity(KnnSimilarity::Pearson).shrinkage(0));
   KnnModel cut(KnnOptions().kind(KnnKind::User).similarity(KnnSimilarity::Pearson).shrinkage(0).max_neighbors(2));
