@@ -1,6 +1,6 @@
 // KNN fit speed on a random rating matrix with popularity skew (default 6000 users x 4000 items,
 // ~1M interactions): similarity computation for item- and user-based KNN, by thread count.
-//   bench_knn [USERS ITEMS INTERACTIONS] [--repeats N]
+//   bench_knn [USERS ITEMS INTERACTIONS] [--repeats N] [--only "item cosine 0"]
 // Prints one row per configuration: median fit seconds over the repeats, neighbours stored,
 // and prediction throughput.
 #include <algorithm>
@@ -37,10 +37,12 @@ int main(int argc, char** argv) {
   int32_t users = 6000, items = 4000;
   int64_t target = 1000000;
   int repeats = 3;
+  std::string only;  // run configurations whose "kind similarity max_nb" contains this
   std::vector<std::string> pos;
   for (int a = 1; a < argc; ++a) {
     std::string s = argv[a];
     if (s == "--repeats" && a + 1 < argc) repeats = std::stoi(argv[++a]);
+    else if (s == "--only" && a + 1 < argc) only = argv[++a];
     else pos.push_back(s);
   }
   if (pos.size() == 3) {
@@ -88,6 +90,9 @@ int main(int argc, char** argv) {
                            {mtrec::KnnKind::User, mtrec::KnnSimilarity::PearsonBaseline, 200}};
   const int hw = std::max(1u, std::thread::hardware_concurrency());
   for (const auto& c : cfgs) {
+    const std::string label = std::string(mtrec::to_string(c.kind)) + " " + std::string(mtrec::to_string(c.sim)) +
+                              " " + std::to_string(c.max_nb);
+    if (!only.empty() && label.find(only) == std::string::npos) continue;
     for (int threads : {1, hw}) {
       if (threads == hw && hw == 1) continue;
       std::vector<double> times;
