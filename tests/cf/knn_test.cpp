@@ -357,6 +357,17 @@ TEST(Knn, SaveLoadGivesIdenticalPredictions) {
   EXPECT_THROW(KnnModel().save(dir.path("x.bin")), Error);
 }
 
+TEST(Knn, RepeatedPairKeepsTheLastRating) {
+  Interactions x;
+  x.has_rating = true;
+  x.push_back(0, 0, 5);
+  x.push_back(1, 0, 4);
+  x.push_back(0, 0, 2);
+  KnnModel m(KnnOptions().baseline(false));
+  m.fit(x, 3, 1);
+  EXPECT_NEAR(m.predict(2, 0), 3.0, 1e-6);  // cold user: the item mean of {2, 4}
+}
+
 TEST(Knn, RejectsBadInput) {
   Interactions x = from_dense(kDense);
   EXPECT_THROW(KnnModel().fit(x, 5, 5), Error);  // user 5 outside
