@@ -6,6 +6,7 @@
 #include <map>
 #include <random>
 #include <sstream>
+#include <tuple>
 
 #include "mtrec/cf/knn.h"
 #include "mtrec/core/check.h"
@@ -72,6 +73,13 @@ double oracle_sim(const std::vector<float>& a, const std::vector<float>& b, KnnS
     }
     default: return aa * bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
   }
+}
+
+Interactions rated(std::initializer_list<std::tuple<int32_t, int32_t, float>> rows) {
+  Interactions x;
+  x.has_rating = true;
+  for (auto [u, i, r] : rows) x.push_back(u, i, r);
+  return x;
 }
 
 // Uniform ratings 1..5 on about one cell in `every`.
@@ -217,14 +225,7 @@ TEST(Knn, TopNeighborTruncationKeepsTheMostSimilar) {
 
 TEST(Knn, PredictionIsSimilarityWeightedMean) {
   // Items as vectors over users: i0 = (5,4,0), i1 = (3,0,4), i2 = (0,2,1) (0 = missing).
-  Interactions x;
-  x.has_rating = true;
-  x.push_back(0, 0, 5);
-  x.push_back(0, 1, 3);
-  x.push_back(1, 0, 4);
-  x.push_back(1, 2, 2);
-  x.push_back(2, 1, 4);
-  x.push_back(2, 2, 1);
+  Interactions x = rated({{0, 0, 5}, {0, 1, 3}, {1, 0, 4}, {1, 2, 2}, {2, 1, 4}, {2, 2, 1}});
   const double s01 = 15 / (std::sqrt(41.0) * 5), s02 = 8 / (std::sqrt(41.0) * std::sqrt(5.0));
   KnnModel m(KnnOptions().similarity(KnnSimilarity::Cosine).shrinkage(0).baseline(false).k(2));
   m.fit(x, 4, 3);
@@ -358,11 +359,7 @@ TEST(Knn, SaveLoadGivesIdenticalPredictions) {
 }
 
 TEST(Knn, RepeatedPairKeepsTheLastRating) {
-  Interactions x;
-  x.has_rating = true;
-  x.push_back(0, 0, 5);
-  x.push_back(1, 0, 4);
-  x.push_back(0, 0, 2);
+  Interactions x = rated({{0, 0, 5}, {1, 0, 4}, {0, 0, 2}});
   KnnModel m(KnnOptions().baseline(false));
   m.fit(x, 3, 1);
   EXPECT_NEAR(m.predict(2, 0), 3.0, 1e-6);  // cold user: the item mean of {2, 4}
