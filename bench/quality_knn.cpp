@@ -14,52 +14,23 @@
 
 #include "mtrec/cf/knn.h"
 #include "mtrec/core/random.h"
+#include "mtrec/data/movielens.h"
+#include "mtrec/data/split.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/eval/metrics.h"
 
 namespace {
 
-// Minimal reader for u*.base / u*.test (user \t item \t rating \t timestamp).
-// TODO(lead): switch to the library's MovieLens reader at merge.
-mtrec::Interactions read_split(const std::string& path, int32_t& users, int32_t& items) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error("cannot open " + path);
-  mtrec::Interactions x;
-  x.has_rating = true;
-  int32_t u, i;
-  float r;
-  long long ts;
-  while (in >> u >> i >> r >> ts) {
-    x.push_back(u - 1, i - 1, r);
-    users = std::max(users, u);
-    items = std::max(items, i);
-  }
-  return x;
-}
-
 int run_topn(const std::string& dir) {
-  std::ifstream in(dir + "/u.data");
-  if (!in) throw std::runtime_error("cannot open " + dir + "/u.data");
-  struct Row { int32_t u, i; long long ts; };
-  std::vector<std::vector<Row>> by_user;
-  int32_t users = 0, items = 0, u, i;
-  float r;
-  long long ts;
-  while (in >> u >> i >> r >> ts) {
-    users = std::max(users, u);
-    items = std::max(items, i);
-    if (int32_t(by_user.size()) < u) by_user.resize(u);
-    by_user[u - 1].push_back({u - 1, i - 1, ts});
-  }
   const uint64_t seed = 42;
-  mtrec::Interactions train, test;
-  for (auto& rows : by_user) {
-    mtrec::Rng rng(mtrec::derive_seed(seed, "loo-ties/" + std::to_string(rows.empty() ? -1 : rows[0].u)));
-    std::shuffle(rows.begin(), rows.end(), rng);
-    std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.ts < b.ts; });
-    for (size_t j = 0; j + 1 < rows.size(); ++j) train.push_back(rows[j].u, rows[j].i);
-    if (!rows.empty()) test.push_back(rows.back().u, rows.back().i);
-  }
+  mtrec::Dataset ds = mtrec::read_movielens_100k(dir);
+  mtrec::Split split = mtrec::leave_one_out_split(ds.interactions, seed);
+  // Protocol D holds out the latest item only: validation rows go back into training.
+  std::vector<size_t> train_rows = split.train;
+  train_rows.insert(train_rows.end(), split.valid.begin(), split.valid.end());
+  mtrec::Interactions train = ds.interactions.subset(train_rows), test = ds.interactions.subset(split.test);
+  train.has_rating = test.has_rating = false;
+  const int32_t users = ds.num_users(), items = ds.num_items();
   std::printf("protocol D: MovieLens 100K u.data, every rating a positive, latest item per user held out "
               "(timestamp ties: seeded shuffle, seed %llu); %zu train, %zu test\n",
               (unsigned long long)seed, train.size(), test.size());
@@ -147,9 +118,9 @@ int main(int argc, char** argv) {
     if (!only.empty() && cfg.name.find(only) == std::string::npos) continue;
     double sum_rmse = 0, sum_mae = 0, sum_t = 0;
     for (int fold = 1; fold <= 5; ++fold) {
-      int32_t users = 0, items = 0;
-      auto train = read_split(dir + "/u" + std::to_string(fold) + ".base", users, items);
-      auto test = read_split(dir + "/u" + std::to_string(fold) + ".test", users, items);
+      mtrec::MovieLensFold f = mtrec::read_movielens_100k_fold(dir, fold);
+      auto train = f.data.interactions.subset(f.split.train), test = f.data.interactions.subset(f.split.test);
+      const int32_t users = f.data.num_users(), items = f.data.num_items();
       auto t0 = std::chrono::steady_clock::now();
       mtrec::KnnModel m(cfg.options);
       m.fit(train, users, items);

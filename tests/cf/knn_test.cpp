@@ -9,6 +9,7 @@
 #include <tuple>
 
 #include "mtrec/cf/knn.h"
+#include "mtrec/data/movielens.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
 #include "mtrec/eval/metrics.h"
@@ -375,34 +376,15 @@ TEST(Knn, RejectsBadInput) {
   EXPECT_EQ(parse_knn_kind("user"), KnnKind::User);
 }
 
-namespace {
-// Minimal reader for the MovieLens u*.base / u*.test files (user \t item \t rating \t ts).
-// TODO(lead): switch to the library's MovieLens reader at merge.
-Interactions read_ml_split(const std::string& path, int32_t& users, int32_t& items) {
-  std::ifstream in(path);
-  Interactions x;
-  x.has_rating = true;
-  int32_t u, i;
-  float r;
-  int64_t ts;
-  while (in >> u >> i >> r >> ts) {
-    x.push_back(u - 1, i - 1, r);
-    users = std::max(users, u);
-    items = std::max(items, i);
-  }
-  return x;
-}
-}  // namespace
-
 TEST(Knn, MovieLens100kU1ItemKnnBaselineRmse) {
   MTREC_REQUIRE_ML100K(dir);
-  int32_t users = 0, items = 0;
-  Interactions train = read_ml_split(dir + "/u1.base", users, items);
-  Interactions test = read_ml_split(dir + "/u1.test", users, items);
+  MovieLensFold fold = read_movielens_100k_fold(dir, 1);
+  Interactions train = fold.data.interactions.subset(fold.split.train);
+  Interactions test = fold.data.interactions.subset(fold.split.test);
   ASSERT_EQ(train.size(), 80000u);
   ASSERT_EQ(test.size(), 20000u);
   KnnModel m(KnnOptions().kind(KnnKind::Item).similarity(KnnSimilarity::PearsonBaseline).k(40).baseline(true));
-  m.fit(train, users, items);
+  m.fit(train, fold.data.num_users(), fold.data.num_items());
   double e = rmse(m.predict(test), test.rating);
   RecordProperty("rmse_u1", std::to_string(e));
   EXPECT_LE(e, 0.95);
