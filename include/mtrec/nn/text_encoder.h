@@ -53,6 +53,7 @@ struct TextEncoderOptions {
   /// LayerNorm epsilon (BERT uses 1e-12).
   TORCH_ARG(double, layer_norm_eps) = 1e-5;
 
+ public:  // TORCH_ARG leaves the access private
   int64_t effective_ffn_dim() const { return ffn_dim_ > 0 ? ffn_dim_ : 4 * dim_; }
   int64_t output_dim() const { return out_dim_ > 0 ? out_dim_ : dim_; }
   /// Throws mtrec::Error naming the offending value.

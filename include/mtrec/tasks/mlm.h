@@ -36,6 +36,7 @@ struct MlmOptions {
   TORCH_ARG(double, replace_with_mask) = 0.8;
   TORCH_ARG(double, replace_with_random) = 0.1;
   TORCH_ARG(uint64_t, seed) = 42;
+ public:  // TORCH_ARG leaves the access private
   void validate() const;
 };
 
