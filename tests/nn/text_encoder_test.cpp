@@ -5,8 +5,10 @@
 #include <cmath>
 
 #include "mtrec/core/check.h"
+#include "mtrec/core/io.h"
 #include "mtrec/nn/bert_import.h"
 #include "mtrec/nn/compat.h"
+#include "mtrec/nn/embedding_cache.h"
 #include "mtrec/nn/text_encoder.h"
 #include "mtrec/text/safetensors.h"
 #include "test_util.h"
@@ -309,6 +311,34 @@ TEST(BertImport, RefusesMismatchedShapesAndReportsMissing) {
   EXPECT_THROW(import_bert(*enc, partial, /*strict=*/true), Error);
   TextEncoder pre_ln(TextEncoderOptions(20, 8).layers(1).heads(2).ffn_dim(12).max_len(10));
   EXPECT_THROW(import_bert(*pre_ln, w), Error);
+}
+
+
+TEST(EmbeddingCache, RoundTripRetainAndRejections) {
+  test::TempDir dir;
+  const std::string path = dir.path("emb.cache");
+  EXPECT_EQ(EmbeddingCache::load_or_empty(path, 3).size(), 0u);  // absent file: empty
+  EmbeddingCache cache(3);
+  const float a[3] = {1.5f, -2.0f, 0.25f}, b[3] = {0.0f, 7.0f, -1.0f};
+  const uint64_t ha = text_hash("Toy Story", 17), hb = text_hash("Heat", 17);
+  EXPECT_NE(ha, text_hash("Toy Story", 18));  // the salt (model fingerprint) changes the key
+  EXPECT_NE(ha, text_hash("Toy story", 17));
+  cache.put(ha, a);
+  cache.put(hb, b);
+  cache.save(path);
+  auto back = EmbeddingCache::load_or_empty(path, 3);
+  ASSERT_EQ(back.size(), 2u);
+  ASSERT_NE(back.find(hb), nullptr);
+  EXPECT_EQ(std::vector<float>(back.find(hb), back.find(hb) + 3), std::vector<float>(b, b + 3));
+  EXPECT_EQ(back.find(text_hash("Casino", 17)), nullptr);
+  back.retain({ha});
+  EXPECT_EQ(back.size(), 1u);
+  EXPECT_EQ(back.find(hb), nullptr);
+  EXPECT_EQ(EmbeddingCache::load_or_empty(path, 4).size(), 0u);  // other dimension: not reusable
+  std::string bytes = read_file(path);
+  write_file_atomic(path, bytes.substr(0, bytes.size() - 2));
+  EXPECT_THROW(EmbeddingCache::load_or_empty(path, 3), DataError);
+  EXPECT_THROW(EmbeddingCache::load_or_empty(dir.write("x.cache", "garbage!garbage!garbage!"), 3), DataError);
 }
 
 }  // namespace
