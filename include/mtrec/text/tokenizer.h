@@ -64,7 +64,7 @@ class Tokenizer {
 
   /// Token ids of `text`, without special tokens.
   virtual std::vector<int64_t> encode(std::string_view text) const = 0;
-  /// Text of `ids`; special tokens ([PAD], [CLS], ...) are skipped.
+  /// Text of `ids`; [PAD] [CLS] [SEP] [MASK] are skipped ([UNK] stands for lost text and stays).
   virtual std::string decode(const std::vector<int64_t>& ids) const = 0;
   virtual int64_t vocab_size() const = 0;
   virtual SpecialTokenIds special_ids() const = 0;
@@ -77,6 +77,7 @@ class Tokenizer {
   int64_t cls_id() const { return special_ids().cls; }
   int64_t sep_id() const { return special_ids().sep; }
   int64_t mask_id() const { return special_ids().mask; }
+  /// True for the five special ids.
   bool is_special(int64_t id) const;
 
   /// One row per text laid out as EncodeOptions says (see BatchEncoding).
@@ -100,6 +101,7 @@ struct SentencePieceTrainOptions {
   int64_t max_sentence_length_ = 4192;    // bytes; longer training sentences are skipped
   int64_t input_sentence_size_ = 0;       // 0: all sentences; else a seeded sample of this many
   bool hard_vocab_limit_ = false;         // false: a small corpus may give fewer pieces than asked
+  int num_threads_ = 1;                   // trainer threads
   SentencePieceTrainOptions& vocab_size(int64_t v) { vocab_size_ = v; return *this; }
   SentencePieceTrainOptions& model_type(std::string v) { model_type_ = std::move(v); return *this; }
   SentencePieceTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
@@ -107,6 +109,7 @@ struct SentencePieceTrainOptions {
   SentencePieceTrainOptions& max_sentence_length(int64_t v) { max_sentence_length_ = v; return *this; }
   SentencePieceTrainOptions& input_sentence_size(int64_t v) { input_sentence_size_ = v; return *this; }
   SentencePieceTrainOptions& hard_vocab_limit(bool v) { hard_vocab_limit_ = v; return *this; }
+  SentencePieceTrainOptions& num_threads(int v) { num_threads_ = v; return *this; }
 };
 
 /// A sentencepiece model (unigram or BPE). Copies share the loaded model; thread-safe for
@@ -114,7 +117,8 @@ struct SentencePieceTrainOptions {
 class SentencePieceTokenizer : public Tokenizer {
  public:
   /// Trains on `texts` (one sentence each; empty ones are skipped). Special ids: pad 0, unk 1,
-  /// [CLS] 2, [SEP] 3, [MASK] 4.
+  /// [CLS] 2, [SEP] 3, [MASK] 4. [CLS] [SEP] [MASK] are control symbols: the literal text
+  /// "[MASK]" in a title is ordinary text, never the mask token.
   static SentencePieceTokenizer train(const std::vector<std::string>& texts,
                                       const SentencePieceTrainOptions& options);
   /// Trains on a corpus file, one sentence per line.
@@ -153,12 +157,12 @@ bool sentencepiece_available(std::string* why = nullptr);
 
 struct WordPieceOptions {
   bool lower_case_ = true;              // BERT "uncased": lower-case and strip accents
-  bool strip_accents_ = true;           // only applies when lower_case_ (as BERT does by default)
+  bool strip_accents_ = true;           // é -> e; lower_case(v) sets it to v too, as BERT does
   bool tokenize_cjk_chars_ = true;      // each CJK ideograph becomes its own word
   int64_t max_chars_per_word_ = 100;    // longer words become [UNK]
   std::string unk_token_ = "[UNK]", pad_token_ = "[PAD]", cls_token_ = "[CLS]",
               sep_token_ = "[SEP]", mask_token_ = "[MASK]";
-  WordPieceOptions& lower_case(bool v) { lower_case_ = v; return *this; }
+  WordPieceOptions& lower_case(bool v) { lower_case_ = strip_accents_ = v; return *this; }
   WordPieceOptions& strip_accents(bool v) { strip_accents_ = v; return *this; }
   WordPieceOptions& tokenize_cjk_chars(bool v) { tokenize_cjk_chars_ = v; return *this; }
   WordPieceOptions& max_chars_per_word(int64_t v) { max_chars_per_word_ = v; return *this; }
