@@ -60,7 +60,9 @@ TEST(TextEncoder, AppendingPaddingLeavesPooledOutputUnchanged) {
                                                      << " max diff " << (a - b).abs().max().item<double>();
       // Padding must matter through the mask only: an unmasked pad token would change the output.
       auto c = enc->forward(padded_ids, torch::ones_like(padded_mask)).pooled;
-      if (pooling == Pooling::Mean) EXPECT_GT((a - c).abs().max().item<double>(), 1e-4);
+      if (pooling == Pooling::Mean) {
+        EXPECT_GT((a - c).abs().max().item<double>(), 1e-4);
+      }
     }
   }
 }

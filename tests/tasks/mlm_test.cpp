@@ -58,16 +58,17 @@ TEST(Mlm, MaskingFollowsBertProportionsAndSparesSpecials) {
   EXPECT_THROW(MlmOptions(vocab, kMask).replace_with_mask(0.95).validate(), Error);
 }
 
-// Rows are [CLS] s, s+k, s+2k, ... (mod 24) with a per-row start s and step k in {1, 2}: a masked
-// token follows from its neighbours, while its unigram distribution is uniform (baseline 1/24).
-std::pair<at::Tensor, at::Tensor> progression_batch(int64_t B, int64_t L, torch::Generator& gen) {
-  const int64_t regular = 24;
-  auto start = torch::randint(regular, {B, 1}, gen, torch::kInt64);
-  auto step = torch::randint(1, 3, {B, 1}, gen, torch::kInt64);
-  auto pos = torch::arange(L - 1, torch::kInt64).unsqueeze(0);
-  auto body = (start + step * pos).remainder(regular) + kFirstRegular;
+// A small repetitive corpus: every row is one of 6 fixed random "sentences" over 24 regular
+// tokens, cut at a random length. A masked token follows from its context (which sentence,
+// which position), while its unigram distribution is close to uniform (baseline ~1/24).
+std::pair<at::Tensor, at::Tensor> template_batch(int64_t B, int64_t L, torch::Generator& gen) {
+  static const at::Tensor templates = [] {
+    auto g = at::make_generator<at::CPUGeneratorImpl>(2024);
+    return torch::randint(kFirstRegular, kFirstRegular + 24, {6, 64}, g, torch::kInt64);
+  }();
+  auto pick = torch::randint(templates.size(0), {B}, gen, torch::kInt64);
+  auto body = templates.index({pick}).slice(1, 0, L - 1);
   auto ids = torch::cat({torch::full({B, 1}, kCls, torch::kInt64), body}, 1);
-  // Variable lengths: the tail of some rows is padding.
   auto lengths = torch::randint(L / 2, L + 1, {B, 1}, gen, torch::kInt64);
   auto mask = torch::arange(L, torch::kInt64).unsqueeze(0) < lengths;
   return {ids.masked_fill(mask.logical_not(), kPad), mask};
@@ -83,8 +84,8 @@ TEST(Mlm, LearnsSequentialPatternBeyondUnigramBaseline) {
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(3e-3).weight_decay(0.0));
   torch::Generator data_gen = at::make_generator<at::CPUGeneratorImpl>(99);
   std::vector<double> losses;
-  for (int step = 0; step < 300; ++step) {
-    auto [ids, mask] = progression_batch(32, L, data_gen);
+  for (int step = 0; step < 150; ++step) {
+    auto [ids, mask] = template_batch(32, L, data_gen);
     auto r = mlm->forward(*enc, ids, mask);
     opt.zero_grad();
     r.loss.backward();
@@ -104,15 +105,16 @@ TEST(Mlm, LearnsSequentialPatternBeyondUnigramBaseline) {
   enc->eval();
   mlm->eval();
   torch::NoGradGuard no_grad;
-  auto [ids, mask] = progression_batch(512, L, data_gen);
+  auto [ids, mask] = template_batch(512, L, data_gen);
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
   auto masking = mlm_mask(ids, mask & ids.ne(kPad), mlm->options, gen);
   auto r = mlm->loss(*enc, masking, mask);
   auto targets = masking.labels.index({masking.selected});
   const double baseline = torch::bincount(targets).max().item<double>() / double(targets.numel());
-  EXPECT_GT(r.masked, 800);
-  EXPECT_LT(baseline, 0.08);
+  EXPECT_GT(r.masked, 500);
+  EXPECT_LT(baseline, 0.16);
   EXPECT_GT(r.accuracy, 0.6) << "baseline " << baseline;
+  std::printf("masked-token accuracy %.3f, unigram baseline %.3f, loss %.3f -> %.3f\n", r.accuracy, baseline, first, last);
   EXPECT_GT(r.accuracy, baseline + 0.5);
 }
 
@@ -143,7 +145,7 @@ double nearest_neighbour_topic_agreement(const at::Tensor& emb, const std::vecto
 }
 
 TEST(Mlm, PretrainingSeparatesSyntheticTopics) {
-  auto world = generate_world(SyntheticOptions().users(20).items(400).topics(8).interactions(500).seed(3));
+  auto world = generate_world(SyntheticOptions().users(20).items(300).topics(8).interactions(500).seed(3));
   const auto& items = world.data.item_text;
   std::map<std::string, int64_t> vocab;
   const int64_t L = 28;
@@ -182,7 +184,7 @@ TEST(Mlm, PretrainingSeparatesSyntheticTopics) {
   for (auto& p : mlm->parameters()) params.push_back(p);
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(3e-3).weight_decay(0.0));
   torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(4);
-  for (int step = 0; step < 250; ++step) {
+  for (int step = 0; step < 120; ++step) {
     auto rows_idx = torch::randint(n, {32}, gen, torch::kInt64);
     auto r = mlm->forward(*enc, ids.index({rows_idx}), mask.index({rows_idx}));
     opt.zero_grad();
@@ -191,7 +193,10 @@ TEST(Mlm, PretrainingSeparatesSyntheticTopics) {
   }
   const double after = nearest_neighbour_topic_agreement(embed(), world.truth.item_main_topic);
   std::printf("topic agreement before %.3f after %.3f\n", before, after);
-  EXPECT_GT(after, before + 0.1);
+  EXPECT_GT(before, 0.15);  // words are topic-specific: some signal even untrained
+  EXPECT_LT(before, 0.6);
+  EXPECT_GT(after, 0.75);
+  EXPECT_GT(after, before + 0.3);
 }
 
 }  // namespace
