@@ -51,7 +51,7 @@ Row run(const Config& c, const torch::Device& device, bool bf16) {
     {
       mtrec::nn::AutocastGuard amp(device, at::kBFloat16, bf16);
       auto out = enc->forward(ids, mask);
-      loss = out.pooled.float().pow(2).mean() + out.hidden.float().mean();
+      loss = out.pooled.to(torch::kFloat32).pow(2).mean() + out.hidden.to(torch::kFloat32).mean();
     }
     loss.backward();
     sync(device);

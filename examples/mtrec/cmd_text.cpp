@@ -257,7 +257,7 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   e->add_option("--model", ea->model_dir, "Folder written by `mtrec pretrain`")->required();
   e->add_option("--out", ea->out, "Output TSV: kind, raw id, space-separated values")->required();
   e->add_option("--cache", ea->cache, "Cache file (default: OUT.cache)");
-  e->add_flag("--users", ea->users, "Embed user texts too");
+  e->add_flag("--embed-users", ea->users, "Embed user texts too");
   e->add_option("--batch", ea->batch, "Texts per batch");
   e->callback([ea, &ctx] { embed(*ea, ctx); });
 });
