@@ -6,13 +6,22 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <iostream>
+#include <new>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+// Not in sentencepiece's public headers, but exported (0.1.9x): the trainer's log threshold.
+namespace sentencepiece::logging {
+void SetMinLogLevel(int v);
+}
 
 struct mtrec_spm {
   sentencepiece::SentencePieceProcessor processor;
@@ -60,6 +69,26 @@ class VectorIterator : public sentencepiece::SentenceIterator {
 
 // The trainer's random seed is process-global inside sentencepiece.
 std::mutex train_mutex;
+
+// RTLD_DEEPBIND pitfall: an executable that uses std::cout/std::cerr holds copy-relocated
+// instances, and libstdc++'s ios_base::Init constructs only those. Code in this DEEPBIND group
+// (sentencepiece's LOG) binds to libstdc++'s own, never-constructed instances and would crash
+// on first use. Construct them over the process's stream buffers, as ios_base::Init would.
+void adopt_std_stream(std::ostream& local, const char* symbol, bool unitbuf) {
+  auto* global = static_cast<std::ostream*>(dlsym(RTLD_DEFAULT, symbol));
+  if (global == nullptr || global == &local) return;  // no copy relocation: already constructed
+  auto* s = new (&local) std::ostream(global->rdbuf());
+  if (unitbuf) s->setf(std::ios_base::unitbuf);
+}
+
+struct StreamFix {
+  StreamFix() {
+    adopt_std_stream(std::cout, "_ZSt4cout", false);
+    adopt_std_stream(std::cerr, "_ZSt4cerr", true);
+    adopt_std_stream(std::clog, "_ZSt4clog", false);
+    sentencepiece::logging::SetMinLogLevel(2);  // errors come back as statuses; no INFO chatter
+  }
+} stream_fix;
 
 }  // namespace
 
