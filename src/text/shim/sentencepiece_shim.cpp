@@ -90,6 +90,23 @@ struct StreamFix {
   }
 } stream_fix;
 
+// A new model loaded by `load(processor)`; nullptr and *err on failure.
+template <typename Load>
+mtrec_spm* load_with(Load&& load, char** err) {
+  try {
+    auto model = std::make_unique<mtrec_spm>();
+    auto status = load(model->processor);
+    if (!status.ok()) {
+      set_err(err, status.ToString());
+      return nullptr;
+    }
+    return model.release();
+  } catch (const std::exception& e) {
+    set_err(err, e.what());
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -122,33 +139,11 @@ mtrec_spm* mtrec_spm_train(const char* const* texts, const size_t* lens, size_t 
 }
 
 mtrec_spm* mtrec_spm_load_file(const char* path, char** err) {
-  try {
-    auto model = std::make_unique<mtrec_spm>();
-    auto status = model->processor.Load(path);
-    if (!status.ok()) {
-      set_err(err, status.ToString());
-      return nullptr;
-    }
-    return model.release();
-  } catch (const std::exception& e) {
-    set_err(err, e.what());
-    return nullptr;
-  }
+  return load_with([&](auto& p) { return p.Load(path); }, err);
 }
 
 mtrec_spm* mtrec_spm_load_bytes(const char* data, size_t len, char** err) {
-  try {
-    auto model = std::make_unique<mtrec_spm>();
-    auto status = model->processor.LoadFromSerializedProto(std::string(data, len));
-    if (!status.ok()) {
-      set_err(err, status.ToString());
-      return nullptr;
-    }
-    return model.release();
-  } catch (const std::exception& e) {
-    set_err(err, e.what());
-    return nullptr;
-  }
+  return load_with([&](auto& p) { return p.LoadFromSerializedProto(std::string(data, len)); }, err);
 }
 
 void mtrec_spm_free(mtrec_spm* model) { delete model; }
