@@ -135,6 +135,30 @@ const char* dtype_name(at::ScalarType t, const std::string& tensor) {
   return nullptr;
 }
 
+// F16/BF16 -> float32 with a plain loop: exact, and several times faster than Tensor::to on
+// CPU in LibTorch 1.13 (which matters for 100+ MB checkpoints).
+at::Tensor half_to_float(const at::Tensor& t) {
+  at::Tensor out = torch::empty(t.sizes(), torch::TensorOptions().dtype(at::kFloat));
+  const auto* src = static_cast<const uint16_t*>(t.data_ptr());
+  float* dst = out.data_ptr<float>();
+  const int64_t n = t.numel();
+  if (t.scalar_type() == at::kHalf) {
+    // All 65536 half values, converted once: a table lookup beats per-element bit twiddling.
+    static const std::vector<float> table = [] {
+      std::vector<float> v(65536);
+      for (uint32_t h = 0; h < 65536; ++h) v[h] = c10::detail::fp16_ieee_to_fp32_value(static_cast<uint16_t>(h));
+      return v;
+    }();
+    for (int64_t i = 0; i < n; ++i) dst[i] = table[src[i]];
+  } else {
+    for (int64_t i = 0; i < n; ++i) {
+      uint32_t bits = static_cast<uint32_t>(src[i]) << 16;  // bfloat16 is the top half of a float32
+      std::memcpy(dst + i, &bits, 4);
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::vector<SafetensorsInfo> read_safetensors_header(const std::string& path) {
@@ -156,7 +180,8 @@ std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(const s
     in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
     if (!in.good()) throw DataError(path, 0, info.name, "error reading the tensor's bytes");
     if (!options.keep_dtype_) {
-      if (at::isFloatingType(stored) && stored != at::kFloat) t = t.to(at::kFloat);
+      if (stored == at::kHalf || stored == at::kBFloat16) t = half_to_float(t);
+      else if (at::isFloatingType(stored) && stored != at::kFloat) t = t.to(at::kFloat);
       else if (!at::isFloatingType(stored) && stored != at::kLong) t = t.to(at::kLong);
     }
     out.emplace_back(info.name, std::move(t));
@@ -204,11 +229,6 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   for (const auto& t : data)
     out.stream().write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
   out.commit();
-}
-
-void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
-  write_safetensors(path, std::vector<std::pair<std::string, at::Tensor>>(tensors.begin(), tensors.end()), metadata);
 }
 
 }  // namespace mtrec

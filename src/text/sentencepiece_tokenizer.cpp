@@ -44,7 +44,7 @@ struct Shim {
 
 constexpr const char* kModuleName = "libmtrec_sentencepiece.so";
 
-std::string dir_of_libmtrec() {
+[[maybe_unused]] std::string dir_of_libmtrec() {
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&sentencepiece_available), &info) == 0 || info.dli_fname == nullptr)
     return "";
@@ -53,7 +53,7 @@ std::string dir_of_libmtrec() {
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-template <typename F>
+template <typename F> [[maybe_unused]]
 bool resolve(void* lib, const char* name, F& fn, std::string& error) {
   fn = reinterpret_cast<F>(dlsym(lib, name));
   if (fn == nullptr) error = std::string("symbol ") + name + " missing from the sentencepiece module";

@@ -50,7 +50,12 @@ std::map<std::string, at::Tensor> read_safetensors(const std::string& path,
 void write_safetensors(const std::string& path,
                        const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
-void write_safetensors(const std::string& path, const std::map<std::string, at::Tensor>& tensors,
-                       const std::map<std::string, std::string>& metadata = {});
+/// Any name -> tensor map (std::map, ...), in its iteration order. A template so that a braced
+/// list `{{"w", t}}` picks the ordered overload above unambiguously.
+template <typename Map, typename = decltype(std::declval<const Map&>().begin()->second.defined())>
+void write_safetensors(const std::string& path, const Map& tensors,
+                       const std::map<std::string, std::string>& metadata = {}) {
+  write_safetensors(path, std::vector<std::pair<std::string, at::Tensor>>(tensors.begin(), tensors.end()), metadata);
+}
 
 }  // namespace mtrec

@@ -6,13 +6,22 @@
 #include <sentencepiece_processor.h>
 #include <sentencepiece_trainer.h>
 
+#include <dlfcn.h>
+
 #include <cstdlib>
 #include <cstring>
 #include <exception>
+#include <iostream>
+#include <new>
 #include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
+
+// Not in sentencepiece's public headers, but exported (0.1.9x): the trainer's log threshold.
+namespace sentencepiece::logging {
+void SetMinLogLevel(int v);
+}
 
 struct mtrec_spm {
   sentencepiece::SentencePieceProcessor processor;
@@ -61,6 +70,43 @@ class VectorIterator : public sentencepiece::SentenceIterator {
 // The trainer's random seed is process-global inside sentencepiece.
 std::mutex train_mutex;
 
+// RTLD_DEEPBIND pitfall: an executable that uses std::cout/std::cerr holds copy-relocated
+// instances, and libstdc++'s ios_base::Init constructs only those. Code in this DEEPBIND group
+// (sentencepiece's LOG) binds to libstdc++'s own, never-constructed instances and would crash
+// on first use. Construct them over the process's stream buffers, as ios_base::Init would.
+void adopt_std_stream(std::ostream& local, const char* symbol, bool unitbuf) {
+  auto* global = static_cast<std::ostream*>(dlsym(RTLD_DEFAULT, symbol));
+  if (global == nullptr || global == &local) return;  // no copy relocation: already constructed
+  auto* s = new (&local) std::ostream(global->rdbuf());
+  if (unitbuf) s->setf(std::ios_base::unitbuf);
+}
+
+struct StreamFix {
+  StreamFix() {
+    adopt_std_stream(std::cout, "_ZSt4cout", false);
+    adopt_std_stream(std::cerr, "_ZSt4cerr", true);
+    adopt_std_stream(std::clog, "_ZSt4clog", false);
+    sentencepiece::logging::SetMinLogLevel(2);  // errors come back as statuses; no INFO chatter
+  }
+} stream_fix;
+
+// A new model loaded by `load(processor)`; nullptr and *err on failure.
+template <typename Load>
+mtrec_spm* load_with(Load&& load, char** err) {
+  try {
+    auto model = std::make_unique<mtrec_spm>();
+    auto status = load(model->processor);
+    if (!status.ok()) {
+      set_err(err, status.ToString());
+      return nullptr;
+    }
+    return model.release();
+  } catch (const std::exception& e) {
+    set_err(err, e.what());
+    return nullptr;
+  }
+}
+
 }  // namespace
 
 extern "C" {
@@ -93,33 +139,11 @@ mtrec_spm* mtrec_spm_train(const char* const* texts, const size_t* lens, size_t 
 }
 
 mtrec_spm* mtrec_spm_load_file(const char* path, char** err) {
-  try {
-    auto model = std::make_unique<mtrec_spm>();
-    auto status = model->processor.Load(path);
-    if (!status.ok()) {
-      set_err(err, status.ToString());
-      return nullptr;
-    }
-    return model.release();
-  } catch (const std::exception& e) {
-    set_err(err, e.what());
-    return nullptr;
-  }
+  return load_with([&](auto& p) { return p.Load(path); }, err);
 }
 
 mtrec_spm* mtrec_spm_load_bytes(const char* data, size_t len, char** err) {
-  try {
-    auto model = std::make_unique<mtrec_spm>();
-    auto status = model->processor.LoadFromSerializedProto(std::string(data, len));
-    if (!status.ok()) {
-      set_err(err, status.ToString());
-      return nullptr;
-    }
-    return model.release();
-  } catch (const std::exception& e) {
-    set_err(err, e.what());
-    return nullptr;
-  }
+  return load_with([&](auto& p) { return p.LoadFromSerializedProto(std::string(data, len)); }, err);
 }
 
 void mtrec_spm_free(mtrec_spm* model) { delete model; }
