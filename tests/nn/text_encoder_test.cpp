@@ -191,6 +191,29 @@ TEST(Attention, ReferenceMatchesLoopsAndFusedMatchesReference) {
   EXPECT_THROW(attention(qf, kf, vf, torch::ones({3, 5}, torch::kBool), 0.0, false), c10::Error);
 }
 
+
+TEST(Compat, AutocastGuardRunsReducedPrecisionAndRestoresState) {
+  torch::manual_seed(8);
+  TextEncoder enc(tiny().pooling(Pooling::Mean));
+  enc->eval();
+  auto ids = random_ids(2, 6, 30);
+  torch::NoGradGuard no_grad;
+  auto full = enc->forward(ids).pooled;
+  {
+    AutocastGuard amp(torch::kCPU, at::kBFloat16);
+    auto lin = torch::nn::functional::linear(torch::randn({2, 4}), torch::randn({3, 4}));
+    EXPECT_EQ(lin.scalar_type(), at::kBFloat16);  // linear is on autocast's lower-precision list
+    auto half = enc->forward(ids).pooled.to(torch::kFloat32);
+    EXPECT_TRUE(torch::isfinite(half).all().item<bool>());
+    EXPECT_TRUE(torch::allclose(half, full, 0.1, 0.1)) << (half - full).abs().max().item<double>();
+  }
+  EXPECT_EQ(torch::nn::functional::linear(torch::randn({2, 4}), torch::randn({3, 4})).scalar_type(), at::kFloat);
+  {
+    AutocastGuard off(torch::kCPU, at::kBFloat16, /*enabled=*/false);
+    EXPECT_EQ(torch::nn::functional::linear(torch::randn({2, 4}), torch::randn({3, 4})).scalar_type(), at::kFloat);
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // BERT import against a hand-written BERT forward (post-LN, erf GELU, LayerNorm eps 1e-12).
 at::Tensor layer_norm(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b) {
