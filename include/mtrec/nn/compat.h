@@ -16,6 +16,7 @@
 #include <torch/version.h>
 
 #include <cmath>
+#include <limits>
 
 #define MTREC_TORCH_AT_LEAST(major, minor) \
   (TORCH_VERSION_MAJOR > (major) || (TORCH_VERSION_MAJOR == (major) && TORCH_VERSION_MINOR >= (minor)))
