@@ -1,0 +1,265 @@
+// `mtrec pretrain`: train a sentencepiece tokenizer on the catalogue's text and pretrain the
+// text encoder with MLM; `mtrec embed`: write item (and user) text embeddings, re-encoding only
+// the texts whose hash is not in the cache.
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <numeric>
+#include <iomanip>
+#include <sstream>
+
+#include "cli.h"
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/io.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/progress.h"
+#include "mtrec/core/random.h"
+#include "mtrec/data/synthetic.h"
+#include "mtrec/nn/embedding_cache.h"
+#include "mtrec/nn/text_encoder.h"
+#include "mtrec/tasks/mlm.h"
+#include "mtrec/text/tokenizer.h"
+
+namespace mtrec::cli {
+namespace {
+
+constexpr const char* kTokenizerFile = "tokenizer.model";
+constexpr const char* kEncoderFile = "encoder.pt";
+
+struct DataArgs {
+  std::string dataset = "synthetic";
+  std::string data_dir;
+  int32_t users = 2000, items = 1000;
+};
+
+void add_data_options(CLI::App* cmd, DataArgs& a) {
+  cmd->add_option("--dataset", a.dataset, "synthetic (MovieLens text is not wired in yet)")
+      ->check(CLI::IsMember({"synthetic"}));
+  cmd->add_option("--data-dir", a.data_dir, "Dataset folder (unused for synthetic)");
+  cmd->add_option("--users", a.users, "Synthetic world: users");
+  cmd->add_option("--items", a.items, "Synthetic world: items");
+}
+
+Dataset load_dataset(const DataArgs& a, uint64_t seed) {
+  MTREC_CHECK(a.dataset == "synthetic", "unsupported dataset '", a.dataset, "'");
+  return generate_world(SyntheticOptions().users(a.users).items(a.items).seed(seed)).data;
+}
+
+std::vector<std::string> texts_of(const TextCatalog& catalog) {
+  std::vector<std::string> out;
+  out.reserve(static_cast<size_t>(catalog.size()));
+  for (int32_t i = 0; i < catalog.size(); ++i) out.push_back(catalog.text(i));
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+struct PretrainArgs {
+  DataArgs data;
+  std::string out;
+  int64_t vocab_size = 4000, dim = 128, layers = 2, heads = 4, max_len = 64, batch = 64, epochs = 3;
+  double lr = 1e-3, dropout = 0.1, mask_prob = 0.15;
+  std::string pooling = "mean";
+  int64_t out_dim = 0;
+};
+
+void pretrain(const PretrainArgs& a, const CliContext& ctx) {
+  seed_everything(ctx.seed);
+  const torch::Device device = choose_device(ctx.device);
+  std::filesystem::create_directories(a.out);
+  Dataset ds = load_dataset(a.data, ctx.seed);
+  std::vector<std::string> corpus = texts_of(ds.item_text);
+  for (auto& t : texts_of(ds.user_text)) corpus.push_back(std::move(t));
+  corpus.erase(std::remove(corpus.begin(), corpus.end(), std::string()), corpus.end());
+  MTREC_CHECK(!corpus.empty(), "dataset '", ds.name, "' has no item or user text to pretrain on");
+  log_info("training the tokenizer on {} texts (vocab {})", corpus.size(), a.vocab_size);
+  auto tok = SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(a.vocab_size).seed(ctx.seed));
+  auto rows = tok.encode_rows(corpus, EncodeOptions().set_max_len(a.max_len));
+
+  nn::TextEncoder enc(nn::TextEncoderOptions(tok.vocab_size(), a.dim).layers(a.layers).heads(a.heads)
+                          .max_len(a.max_len).dropout(a.dropout).pooling(nn::parse_pooling(a.pooling))
+                          .out_dim(a.out_dim).pad_id(tok.pad_id()));
+  const auto sp = tok.special_ids();
+  tasks::MlmTask mlm(tasks::MlmOptions(tok.vocab_size(), sp.mask).special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask})
+                         .mask_prob(a.mask_prob).seed(derive_seed(ctx.seed, "pretrain-mlm")),
+                     a.dim);
+  enc->to(device);
+  mlm->to(device);
+  std::vector<at::Tensor> params = enc->parameters();
+  for (auto& p : mlm->parameters()) params.push_back(p);
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(a.lr).weight_decay(0.01));
+
+  Rng rng(derive_seed(ctx.seed, "pretrain-order"));
+  std::vector<size_t> order(rows.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  nlohmann::json epochs = nlohmann::json::array();
+  const int64_t batches = (static_cast<int64_t>(rows.size()) + a.batch - 1) / a.batch;
+  for (int64_t epoch = 1; epoch <= a.epochs; ++epoch) {
+    std::shuffle(order.begin(), order.end(), rng);
+    ProgressBar bar(batches, "epoch " + std::to_string(epoch));
+    double loss_sum = 0, correct = 0;
+    int64_t masked = 0;
+    for (int64_t b = 0; b < batches; ++b) {
+      std::vector<std::vector<int64_t>> chunk;
+      for (size_t i = size_t(b * a.batch); i < std::min(rows.size(), size_t((b + 1) * a.batch)); ++i) {
+        chunk.push_back(rows[order[i]]);
+      }
+      BatchEncoding enc_batch = make_batch(chunk, tok.pad_id());
+      auto ids = enc_batch.input_ids.to(device);
+      auto mask = enc_batch.attention_mask.to(device).to(torch::kBool);
+      auto r = mlm->forward(*enc, ids, mask);
+      opt.zero_grad();
+      r.loss.backward();
+      opt.step();
+      loss_sum += r.loss.item<double>() * double(r.masked);
+      correct += r.accuracy * double(r.masked);
+      masked += r.masked;
+      std::ostringstream post;
+      post << "loss " << std::fixed << std::setprecision(3) << (masked ? loss_sum / double(masked) : 0.0);
+      bar.set_postfix(post.str());
+      bar.tick();
+    }
+    bar.finish();
+    const double loss = masked ? loss_sum / double(masked) : 0.0, acc = masked ? correct / double(masked) : 0.0;
+    log_info("epoch {}: MLM loss {:.4f}, masked-token accuracy {:.4f} ({} masked tokens)", epoch, loss, acc, masked);
+    epochs.push_back({{"epoch", epoch}, {"mlm_loss", loss}, {"masked_accuracy", acc}, {"masked_tokens", masked}});
+  }
+  const std::string tok_path = (std::filesystem::path(a.out) / kTokenizerFile).string();
+  const std::string enc_path = (std::filesystem::path(a.out) / kEncoderFile).string();
+  tok.save(tok_path);
+  enc->to(torch::kCPU);
+  save_text_encoder(*enc, enc_path);
+  log_info("saved {} and {}", tok_path, enc_path);
+  ctx.write_json({{"command", "pretrain"}, {"dataset", ds.name}, {"texts", corpus.size()},
+                  {"vocab_size", tok.vocab_size()}, {"device", describe_device(device)}, {"epochs", epochs},
+                  {"tokenizer", tok_path}, {"encoder", enc_path}});
+}
+
+// ---------------------------------------------------------------------------------------------
+struct EmbedArgs {
+  DataArgs data;
+  std::string model_dir, out, cache;
+  bool users = false;
+  int64_t batch = 128;
+};
+
+struct EmbedCounts {
+  int64_t total = 0, reused = 0;
+};
+
+/// Embeds `texts` into rows of `out` (texts.size() x dim), reusing `cache` and adding to it.
+EmbedCounts embed_texts(nn::TextEncoderImpl& enc, const SentencePieceTokenizer& tok, const std::vector<std::string>& texts,
+                        uint64_t salt, int64_t batch, const torch::Device& device, nn::EmbeddingCache& cache,
+                        std::vector<float>& out, std::vector<uint64_t>& hashes) {
+  const size_t dim = cache.dim();
+  out.assign(texts.size() * dim, 0.0f);
+  EmbedCounts counts;
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < texts.size(); ++i) {
+    const uint64_t h = nn::text_hash(texts[i], salt);
+    hashes.push_back(h);
+    if (const float* v = cache.find(h)) {
+      std::copy(v, v + dim, out.begin() + long(i * dim));
+      ++counts.reused;
+    } else {
+      todo.push_back(i);
+    }
+  }
+  counts.total = static_cast<int64_t>(texts.size());
+  ProgressBar bar(static_cast<int64_t>(todo.size()), "embed");
+  torch::NoGradGuard no_grad;
+  for (size_t start = 0; start < todo.size(); start += size_t(batch)) {
+    std::vector<std::string> chunk;
+    const size_t end = std::min(todo.size(), start + size_t(batch));
+    for (size_t k = start; k < end; ++k) chunk.push_back(texts[todo[k]]);
+    BatchEncoding b = tok.encode_batch(chunk, enc.options.max_len());
+    at::Tensor pooled = enc.forward(b.input_ids.to(device), b.attention_mask.to(device).to(torch::kBool))
+                            .pooled.to(torch::kCPU, torch::kFloat32).contiguous();
+    const float* p = pooled.data_ptr<float>();
+    for (size_t k = start; k < end; ++k) {
+      const size_t row = todo[k];
+      std::copy(p + (k - start) * dim, p + (k - start + 1) * dim, out.begin() + long(row * dim));
+      cache.put(hashes[hashes.size() - texts.size() + row], p + (k - start) * dim);
+    }
+    bar.tick(static_cast<int64_t>(end - start));
+  }
+  bar.finish();
+  return counts;
+}
+
+void embed(const EmbedArgs& a, const CliContext& ctx) {
+  seed_everything(ctx.seed);
+  const torch::Device device = choose_device(ctx.device);
+  const auto dir = std::filesystem::path(a.model_dir);
+  const std::string tok_path = (dir / kTokenizerFile).string(), enc_path = (dir / kEncoderFile).string();
+  auto tok = SentencePieceTokenizer::load(tok_path);
+  nn::TextEncoder enc = nn::load_text_encoder(enc_path, device);
+  enc->eval();
+  MTREC_CHECK(enc->options.vocab_size() == tok.vocab_size(), "encoder vocabulary ", enc->options.vocab_size(),
+              " != tokenizer vocabulary ", tok.vocab_size(), " (", enc_path, " vs ", tok_path, ")");
+  // The cache key covers the model too: new weights or tokenizer invalidate every entry.
+  const uint64_t salt = nn::text_hash(read_file(enc_path), nn::text_hash(read_file(tok_path)));
+  const uint32_t dim = static_cast<uint32_t>(enc->options.output_dim());
+  const std::string cache_path = a.cache.empty() ? a.out + ".cache" : a.cache;
+  nn::EmbeddingCache cache = nn::EmbeddingCache::load_or_empty(cache_path, dim);
+
+  Dataset ds = load_dataset(a.data, ctx.seed);
+  std::vector<uint64_t> hashes;
+  std::ostringstream tsv;
+  tsv << std::setprecision(7);
+  nlohmann::json counts;
+  auto write_kind = [&](const char* kind, const TextCatalog& cat, const IdMap& ids) {
+    std::vector<float> vecs;
+    EmbedCounts c = embed_texts(*enc, tok, texts_of(cat), salt, a.batch, device, cache, vecs, hashes);
+    for (int32_t i = 0; i < cat.size(); ++i) {
+      tsv << kind << '\t' << (i < ids.size() ? ids.raw(i) : std::to_string(i)) << '\t';
+      for (uint32_t d = 0; d < dim; ++d) tsv << (d ? " " : "") << vecs[size_t(i) * dim + d];
+      tsv << '\n';
+    }
+    log_info("{}: {} embedded, {} reused from the cache, {} encoded", kind, c.total, c.reused, c.total - c.reused);
+    counts[kind] = {{"total", c.total}, {"reused", c.reused}, {"encoded", c.total - c.reused}};
+  };
+  write_kind("item", ds.item_text, ds.items);
+  if (a.users) write_kind("user", ds.user_text, ds.users);
+  write_file_atomic(a.out, tsv.str());
+  cache.retain(hashes);
+  cache.save(cache_path);
+  log_info("wrote {} ({}-dimensional; format: kind<TAB>raw id<TAB>values) and cache {}", a.out, dim, cache_path);
+  ctx.write_json({{"command", "embed"}, {"output", a.out}, {"cache", cache_path}, {"dim", dim},
+                  {"device", describe_device(device)}, {"counts", counts}});
+}
+
+}  // namespace
+
+MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
+  auto pa = std::make_shared<PretrainArgs>();
+  auto* p = app.add_subcommand("pretrain", "Train the tokenizer and pretrain the text encoder with MLM");
+  add_data_options(p, pa->data);
+  p->add_option("--out", pa->out, "Output folder (tokenizer.model, encoder.pt)")->required();
+  p->add_option("--vocab-size", pa->vocab_size, "Tokenizer vocabulary size");
+  p->add_option("--dim", pa->dim, "Encoder width");
+  p->add_option("--layers", pa->layers, "Transformer layers");
+  p->add_option("--heads", pa->heads, "Attention heads");
+  p->add_option("--max-len", pa->max_len, "Tokens per text, [CLS] included");
+  p->add_option("--out-dim", pa->out_dim, "Projection of the pooled vector (0 = none)");
+  p->add_option("--pooling", pa->pooling, "cls or mean")->check(CLI::IsMember({"cls", "mean"}));
+  p->add_option("--batch", pa->batch, "Texts per batch");
+  p->add_option("--epochs", pa->epochs, "Passes over the corpus");
+  p->add_option("--lr", pa->lr, "AdamW learning rate");
+  p->add_option("--dropout", pa->dropout, "Dropout");
+  p->add_option("--mask-prob", pa->mask_prob, "Share of tokens selected for MLM");
+  p->callback([pa, &ctx] { pretrain(*pa, ctx); });
+
+  auto ea = std::make_shared<EmbedArgs>();
+  auto* e = app.add_subcommand("embed", "Write text embeddings of items (and users), reusing a hash-keyed cache");
+  add_data_options(e, ea->data);
+  e->add_option("--model", ea->model_dir, "Folder written by `mtrec pretrain`")->required();
+  e->add_option("--out", ea->out, "Output TSV: kind, raw id, space-separated values")->required();
+  e->add_option("--cache", ea->cache, "Cache file (default: OUT.cache)");
+  e->add_flag("--embed-users", ea->users, "Embed user texts too");
+  e->add_option("--batch", ea->batch, "Texts per batch");
+  e->callback([ea, &ctx] { embed(*ea, ctx); });
+});
+
+}  // namespace mtrec::cli
