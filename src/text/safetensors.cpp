@@ -176,9 +176,11 @@ std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(const s
     const at::ScalarType stored = find_dtype(info.dtype)->type;
     // Read straight into the tensor's storage: no second copy of a large checkpoint.
     at::Tensor t = torch::empty(info.shape, torch::TensorOptions().dtype(stored));
-    in.seekg(static_cast<std::streamoff>(p.data_start + info.begin));
-    in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
-    if (!in.good()) throw DataError(path, 0, info.name, "error reading the tensor's bytes");
+    if (info.end > info.begin) {  // an empty tensor may have no storage to read into
+      in.seekg(static_cast<std::streamoff>(p.data_start + info.begin));
+      in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
+      if (!in.good()) throw DataError(path, 0, info.name, "error reading the tensor's bytes");
+    }
     if (!options.keep_dtype_) {
       if (stored == at::kHalf || stored == at::kBFloat16) t = half_to_float(t);
       else if (at::isFloatingType(stored) && stored != at::kFloat) t = t.to(at::kFloat);
@@ -227,7 +229,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   out.stream().write(len_bytes, 8);
   out.stream().write(h.data(), static_cast<std::streamsize>(h.size()));
   for (const auto& t : data)
-    out.stream().write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    if (t.numel() > 0) out.stream().write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
   out.commit();
 }
 
