@@ -135,28 +135,31 @@ const char* dtype_name(at::ScalarType t, const std::string& tensor) {
   return nullptr;
 }
 
-// F16/BF16 -> float32 with a plain loop: exact, and several times faster than Tensor::to on
-// CPU in LibTorch 1.13 (which matters for 100+ MB checkpoints).
-at::Tensor half_to_float(const at::Tensor& t) {
-  at::Tensor out = torch::empty(t.sizes(), torch::TensorOptions().dtype(at::kFloat));
-  const auto* src = static_cast<const uint16_t*>(t.data_ptr());
-  float* dst = out.data_ptr<float>();
-  const int64_t n = t.numel();
-  if (t.scalar_type() == at::kHalf) {
-    // All 65536 half values, converted once: a table lookup beats per-element bit twiddling.
-    static const std::vector<float> table = [] {
-      std::vector<float> v(65536);
-      for (uint32_t h = 0; h < 65536; ++h) v[h] = c10::detail::fp16_ieee_to_fp32_value(static_cast<uint16_t>(h));
-      return v;
-    }();
-    for (int64_t i = 0; i < n; ++i) dst[i] = table[src[i]];
-  } else {
-    for (int64_t i = 0; i < n; ++i) {
-      uint32_t bits = static_cast<uint32_t>(src[i]) << 16;  // bfloat16 is the top half of a float32
-      std::memcpy(dst + i, &bits, 4);
-    }
+// Converts 16-bit floats to float32 with a plain loop: exact, and faster than Tensor::to on CPU
+// in LibTorch 1.13.
+void half_to_float(const uint16_t* src, float* dst, int64_t n, bool bf16) {
+  if (!bf16) {
+    for (int64_t i = 0; i < n; ++i) dst[i] = c10::detail::fp16_ieee_to_fp32_value(src[i]);
+    return;
   }
-  return out;
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits = static_cast<uint32_t>(src[i]) << 16;  // bfloat16 is the top half of a float32
+    std::memcpy(dst + i, &bits, 4);
+  }
+}
+
+// Reads a 16-bit float tensor as float32 through a small buffer: allocating (and page-faulting)
+// a full-size half copy costs more than the conversion itself.
+void read_half_as_float(std::ifstream& in, float* dst, int64_t n, bool bf16) {
+  constexpr int64_t kChunk = int64_t{1} << 18;
+  std::vector<uint16_t> buf(static_cast<size_t>(std::min(n, kChunk)));
+  for (int64_t done = 0; done < n;) {
+    const int64_t m = std::min(kChunk, n - done);
+    in.read(reinterpret_cast<char*>(buf.data()), m * 2);
+    if (!in.good()) return;  // the caller reports it
+    half_to_float(buf.data(), dst + done, m, bf16);
+    done += m;
+  }
 }
 
 }  // namespace
@@ -174,14 +177,17 @@ std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(const s
   out.reserve(p.infos.size());
   for (const auto& info : p.infos) {
     const at::ScalarType stored = find_dtype(info.dtype)->type;
+    const bool widen_half = !options.keep_dtype_ && (stored == at::kHalf || stored == at::kBFloat16);
     // Read straight into the tensor's storage: no second copy of a large checkpoint.
-    at::Tensor t = torch::empty(info.shape, torch::TensorOptions().dtype(stored));
-    in.seekg(static_cast<std::streamoff>(p.data_start + info.begin));
-    in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
-    if (!in.good()) throw DataError(path, 0, info.name, "error reading the tensor's bytes");
-    if (!options.keep_dtype_) {
-      if (stored == at::kHalf || stored == at::kBFloat16) t = half_to_float(t);
-      else if (at::isFloatingType(stored) && stored != at::kFloat) t = t.to(at::kFloat);
+    at::Tensor t = torch::empty(info.shape, torch::TensorOptions().dtype(widen_half ? at::kFloat : stored));
+    if (info.end > info.begin) {  // an empty tensor may have no storage to read into
+      in.seekg(static_cast<std::streamoff>(p.data_start + info.begin));
+      if (widen_half) read_half_as_float(in, t.data_ptr<float>(), t.numel(), stored == at::kBFloat16);
+      else in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
+      if (!in.good()) throw DataError(path, 0, info.name, "error reading the tensor's bytes");
+    }
+    if (!options.keep_dtype_ && !widen_half) {
+      if (at::isFloatingType(stored) && stored != at::kFloat) t = t.to(at::kFloat);
       else if (!at::isFloatingType(stored) && stored != at::kLong) t = t.to(at::kLong);
     }
     out.emplace_back(info.name, std::move(t));
@@ -227,7 +233,7 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   out.stream().write(len_bytes, 8);
   out.stream().write(h.data(), static_cast<std::streamsize>(h.size()));
   for (const auto& t : data)
-    out.stream().write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    if (t.numel() > 0) out.stream().write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
   out.commit();
 }
 

@@ -96,7 +96,9 @@ TEST(Safetensors, RoundTripsEveryDtypeExactly) {
     EXPECT_EQ(kept[i].second.scalar_type(), in[i].second.scalar_type()) << in[i].first;
     EXPECT_EQ(kept[i].second.sizes(), in[i].second.sizes()) << in[i].first;
     const int64_t bytes = in[i].second.numel() * in[i].second.element_size();
-    EXPECT_EQ(std::memcmp(kept[i].second.data_ptr(), in[i].second.data_ptr(), bytes), 0) << in[i].first;
+    if (bytes > 0) {
+      EXPECT_EQ(std::memcmp(kept[i].second.data_ptr(), in[i].second.data_ptr(), bytes), 0) << in[i].first;
+    }
   }
 
   auto w = read_safetensors(path);  // floats -> float32, integers -> int64
