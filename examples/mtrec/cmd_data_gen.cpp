@@ -3,72 +3,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
-#include <map>
 
 #include "mtrec/core/check.h"
-#include "mtrec/core/io.h"
 #include "mtrec/core/log.h"
+#include "mtrec/data/csv_writer.h"
 #include "synthetic_cli.h"
 
 namespace mtrec::cli {
-namespace {
-
-/// RFC 4180: quote a field holding a comma, quote or line break; double inner quotes.
-void append_csv_field(fmt::memory_buffer& buf, const std::string& s) {
-  if (s.find_first_of(",\"\r\n") == std::string::npos) {
-    buf.append(s.data(), s.data() + s.size());
-    return;
-  }
-  buf.push_back('"');
-  for (char c : s) {
-    if (c == '"') buf.push_back('"');
-    buf.push_back(c);
-  }
-  buf.push_back('"');
-}
-
-/// Streams a buffer into an atomic file in chunks, so 10M rows never sit in memory as text.
-class CsvOut {
- public:
-  explicit CsvOut(const std::string& path) : file_(path) {}
-  fmt::memory_buffer& buf() { return buf_; }
-  void maybe_flush() {
-    if (buf_.size() > (1 << 20)) flush();
-  }
-  void commit() {
-    flush();
-    file_.commit();
-  }
-
- private:
-  void flush() {
-    file_.stream().write(buf_.data(), static_cast<std::streamsize>(buf_.size()));
-    buf_.clear();
-  }
-  AtomicFile file_;
-  fmt::memory_buffer buf_;
-};
-
-/// One row per entity: its raw id, then the named text fields.
-void write_catalog_csv(const std::string& path, const char* id_column, const IdMap& ids, const TextCatalog& text,
-                       const std::vector<std::string>& fields) {
-  CsvOut out(path);
-  auto& head = out.buf();
-  head.append(std::string_view(id_column));
-  for (const auto& f : fields) head.push_back(','), head.append(std::string_view(f));
-  head.push_back('\n');
-  for (int32_t id = 0; id < ids.size(); ++id) {
-    auto& b = out.buf();
-    append_csv_field(b, ids.raw(id));
-    for (const auto& f : fields) b.push_back(','), append_csv_field(b, text.get(id, f));
-    b.push_back('\n');
-    out.maybe_flush();
-  }
-  out.commit();
-}
-
-}  // namespace
 
 void add_world_options(CLI::App* cmd, SyntheticOptions& opt) {
   cmd->add_option("--users", opt.users_, "Number of users")->capture_default_str()->check(CLI::PositiveNumber);
@@ -172,37 +113,12 @@ void print_world_summary(const nlohmann::json& s) {
   }
 }
 
-void write_world_csv(const SyntheticWorld& w, const std::string& dir) {
-  std::filesystem::create_directories(dir);
-  const Dataset& ds = w.data;
-  const auto& x = ds.interactions;
-  {
-    CsvOut out(dir + "/interactions.csv");
-    fmt::format_to(std::back_inserter(out.buf()), "user,item,rating,timestamp,scenario,behaviour\n");
-    for (size_t r = 0; r < x.size(); ++r) {
-      auto& b = out.buf();
-      append_csv_field(b, ds.users.raw(x.user[r]));
-      b.push_back(',');
-      append_csv_field(b, ds.items.raw(x.item[r]));
-      fmt::format_to(std::back_inserter(b), ",{},{},", x.rating[r], x.timestamp[r]);
-      append_csv_field(b, ds.scenarios.raw(x.scenario[r]));
-      b.push_back(',');
-      append_csv_field(b, ds.behaviors.raw(x.behavior[r]));
-      b.push_back('\n');
-      out.maybe_flush();
-    }
-    out.commit();
-  }
-  write_catalog_csv(dir + "/items.csv", "item", ds.items, ds.item_text, {"title", "description"});
-  write_catalog_csv(dir + "/users.csv", "user", ds.users, ds.user_text, {"profile"});
-}
-
 MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   auto* data = group(app, "data", "Datasets: generate, read, inspect");
   auto* synth = data->add_subcommand("synth", "Generate the synthetic world and write it as CSV (generic format)");
   auto opt = std::make_shared<SyntheticOptions>();
   auto out = std::make_shared<std::string>();
-  synth->add_option("--out", *out, "Output folder (interactions.csv, items.csv, users.csv)")->required();
+  synth->add_option("--out", *out, "Output folder (interactions.csv, items.csv, users.csv, scenarios.csv, behaviours.csv)")->required();
   add_world_options(synth, *opt);
   synth->callback([&ctx, opt, out] {
     opt->seed(ctx.seed);
@@ -210,7 +126,7 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
     SyntheticWorld w = generate_world(*opt);
     const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const auto t1 = std::chrono::steady_clock::now();
-    write_world_csv(w, *out);
+    write_dataset_csv(w.data, *out);
     const double write_secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
     log_info("generated {} interactions in {:.2f} s, wrote {} in {:.2f} s", w.data.interactions.size(), secs, *out,
              write_secs);

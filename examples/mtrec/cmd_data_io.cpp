@@ -100,8 +100,8 @@ void run_stats(const CliContext& ctx, const std::string& dataset, const std::str
   Dataset ds;
   std::string source;
   if (dataset == "csv") {
-    MTREC_CHECK(!path.empty(), "--dataset csv needs --path FILE");
-    ds = read_csv(path, mapping.options());
+    MTREC_CHECK(!path.empty(), "--dataset csv needs --path FILE (or a folder in the generic format)");
+    ds = fs::is_directory(path) ? read_dataset_dir(path, mapping.options()) : read_csv(path, mapping.options());
     source = path;
   } else if (dataset == "ml-100k" || dataset == "ml-1m") {
     source = resolve_dataset_dir(data_dir, *find_archive(dataset));
@@ -296,7 +296,7 @@ void register_data_io(CLI::App& app, CliContext& ctx) {
   stats->add_option("--dataset", stats_args->dataset, "ml-100k, ml-1m or csv")->capture_default_str();
   stats->add_option("--data-dir", stats_args->data_dir, "Folder holding the data set (or its ml-100k/ ml-1m/ folder)")
       ->capture_default_str();
-  stats->add_option("--path", stats_args->path, "Interaction file for --dataset csv");
+  stats->add_option("--path", stats_args->path, "Interaction file for --dataset csv, or a folder written by `data synth`");
   stats_args->mapping.add(stats);
   stats->callback([&ctx, stats_args] {
     run_stats(ctx, stats_args->dataset, stats_args->data_dir, stats_args->path, stats_args->mapping);

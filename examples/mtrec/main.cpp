@@ -38,7 +38,18 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the subcommand
   CliContext ctx;
   app.add_option("--json", ctx.json_path, "Write results as JSON to FILE (atomically)");
-  app.add_option("--device", ctx.device, "auto|cpu|cuda|cuda:N")->capture_default_str();
+  // Checked at parse time, so a typo fails before minutes of data loading or training.
+  app.add_option("--device", ctx.device, "auto|cpu|cuda|cuda:N")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](std::string& v) -> std::string {
+            if (v == "auto" || v == "cpu" || v == "cuda") return "";
+            if (v.rfind("cuda:", 0) == 0 && v.size() > 5 &&
+                v.find_first_not_of("0123456789", 5) == std::string::npos)
+              return "";
+            return "unknown device '" + v + "' (expected auto, cpu, cuda or cuda:N)";
+          },
+          "DEVICE"));
   app.add_option("--seed", ctx.seed, "Seed for every random generator")->capture_default_str();
   app.add_option("--log-level", ctx.log_level, "debug|info|warn|error|off")->capture_default_str();
   app.parse_complete_callback([&] {

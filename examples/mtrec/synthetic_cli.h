@@ -1,6 +1,6 @@
 #pragma once
 // Shared by `mtrec data synth` and `mtrec demo`: options of the synthetic world, its summary
-// (statistics per scenario and behaviour) and the CSV writer of the generic format.
+// (statistics per scenario and behaviour). The CSV writer is mtrec/data/csv_writer.h.
 #include <nlohmann/json.hpp>
 
 #include <string>
@@ -18,8 +18,5 @@ nlohmann::json summarize_world(const SyntheticWorld& w, double seconds);
 
 /// Prints the summary as a readable table.
 void print_world_summary(const nlohmann::json& s);
-
-/// Writes interactions.csv, items.csv and users.csv (RFC 4180) into `dir`, each atomically.
-void write_world_csv(const SyntheticWorld& w, const std::string& dir);
 
 }  // namespace mtrec::cli

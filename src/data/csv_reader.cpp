@@ -670,12 +670,14 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   size_t expected_rows = static_cast<size_t>(std::count(content.begin(), content.end(), '\n')) + 1;
   x.reserve(expected_rows);
   if (col[kScenario] < 0) ds.scenarios.intern(opt.default_scenario_);
+  // intern() returns the existing id when `ids` already holds the default (not always the last).
+  int32_t beh_default_id = 0;
   if (col[kBehavior] < 0)
-    ds.behaviors.intern(!opt.default_behavior_.empty() ? opt.default_behavior_
-                        : x.has_rating                ? "rating"
-                                                      : "interaction");
+    beh_default_id = ds.behaviors.intern(!opt.default_behavior_.empty() ? opt.default_behavior_
+                                         : x.has_rating                ? "rating"
+                                                                       : "interaction");
   const int16_t scen_default = static_cast<int16_t>(col[kScenario] < 0 ? ds.scenarios.find(opt.default_scenario_) : 0);
-  const int16_t beh_default = static_cast<int16_t>(col[kBehavior] < 0 ? ds.behaviors.size() - 1 : 0);
+  const int16_t beh_default = static_cast<int16_t>(beh_default_id);
   // Views stay valid: `content` is not touched again until the end of this function.
   const bool add_ids = ids == nullptr || allow_new_ids;
   Interner users(ds.users), items(ds.items), scenarios(ds.scenarios), behaviors(ds.behaviors);
@@ -813,6 +815,97 @@ void for_each_record(const std::string& path, const CsvOptions& options, const R
     }
     fn(tok.record_line(), fields);
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// A folder in the generic format (csv_writer.h)
+
+namespace {
+
+/// Reads an id catalogue (items.csv, users.csv, scenarios.csv, behaviours.csv) into `ids`, in
+/// row order, and its other columns into `text` (when given). The id column is the one named
+/// like `role` (or an alias), else the first.
+void read_catalog(const std::string& path, const CsvOptions& options, Role role, IdMap& ids, TextCatalog* text) {
+  std::vector<std::string> labels;
+  int id_col = -1;
+  std::vector<int64_t> first_line;  // per dense id: the line that defined it (duplicate errors)
+  std::vector<std::pair<int32_t, std::vector<std::string>>> rows;
+  for_each_record(path, options, [&](int64_t line, const std::vector<std::string_view>& f) {
+    if (labels.empty()) {
+      for (size_t c = 0; c < f.size(); ++c) {
+        std::string l(trim(f[c]));
+        if (l.empty()) throw DataError(path, line, "column " + std::to_string(c + 1), "empty column name in the header");
+        for (const auto& prev : labels)
+          if (prev == l) throw DataError(path, line, l, "duplicate column name in the header");
+        labels.push_back(std::move(l));
+      }
+      for (const auto& a : role_aliases()[static_cast<size_t>(role)])
+        for (size_t c = 0; c < f.size() && id_col < 0; ++c)
+          if (normalize_header(f[c]) == a) id_col = static_cast<int>(c);
+      if (id_col < 0) id_col = 0;
+      return;
+    }
+    if (f.size() != labels.size())
+      throw DataError(path, line, f.size() < labels.size() ? labels[f.size()] : "column " + std::to_string(f.size()),
+                      "expected " + std::to_string(labels.size()) + " fields, found " + std::to_string(f.size()));
+    const std::string_view raw = trim(f[static_cast<size_t>(id_col)]);
+    const std::string& id_label = labels[static_cast<size_t>(id_col)];
+    if (raw.empty()) throw DataError(path, line, id_label, std::string("empty ") + kRoleNames[role] + " id");
+    const int32_t before = ids.size();
+    const int32_t id = ids.intern(raw);
+    if (id < before)
+      throw DataError(path, line, id_label,
+                      std::string("duplicate ") + kRoleNames[role] + " id " + show(raw) +
+                          (static_cast<size_t>(id) < first_line.size() && first_line[static_cast<size_t>(id)] > 0
+                               ? " (first on line " + std::to_string(first_line[static_cast<size_t>(id)]) + ")"
+                               : " (already known)"));
+    first_line.resize(static_cast<size_t>(id) + 1, 0);
+    first_line[static_cast<size_t>(id)] = line;
+    if (text) {
+      std::vector<std::string> values;
+      for (size_t c = 0; c < f.size(); ++c)
+        if (static_cast<int>(c) != id_col) values.emplace_back(f[c]);
+      rows.emplace_back(id, std::move(values));
+    }
+  });
+  if (labels.empty()) throw DataError(path, 1, "", "the file is empty (expected a header)");
+  if (!text) return;
+  std::vector<std::string> fields;
+  for (size_t c = 0; c < labels.size(); ++c)
+    if (static_cast<int>(c) != id_col) fields.push_back(labels[c]);
+  TextCatalog cat(fields);
+  cat.resize(ids.size());
+  for (auto& [id, values] : rows)
+    for (size_t k = 0; k < values.size(); ++k) cat.set(id, fields[k], std::move(values[k]));
+  *text = std::move(cat);
+}
+
+}  // namespace
+
+Dataset read_dataset_dir(const std::string& dir, const CsvOptions& options) {
+  namespace fs = std::filesystem;
+  const fs::path root(dir);
+  const fs::path interactions = root / "interactions.csv";
+  MTREC_CHECK(fs::is_regular_file(interactions), "no interactions.csv in '", dir,
+              "' (expected the generic format: interactions.csv, optional items.csv and users.csv)");
+  CsvOptions catalog_options = options;
+  catalog_options.has_header(true);
+  Dataset ids;
+  auto optional = [&](const char* name, Role role, IdMap& map, TextCatalog* text) {
+    const fs::path p = root / name;
+    if (fs::exists(p)) read_catalog(p.string(), catalog_options, role, map, text);
+  };
+  optional("items.csv", kItem, ids.items, &ids.item_text);
+  optional("users.csv", kUser, ids.users, &ids.user_text);
+  optional("scenarios.csv", kScenario, ids.scenarios, nullptr);
+  optional("behaviours.csv", kBehavior, ids.behaviors, nullptr);
+  if (!fs::exists(root / "behaviours.csv")) optional("behaviors.csv", kBehavior, ids.behaviors, nullptr);
+  fs::path norm = root.lexically_normal();
+  ids.name = (norm.has_filename() ? norm.filename() : norm.parent_path().filename()).string();
+  Dataset ds = read_csv_with_ids(interactions.string(), options, ids, true);
+  ds.item_text.resize(ds.num_items());  // ids first seen in interactions.csv have no text
+  ds.user_text.resize(ds.num_users());
+  return ds;
 }
 
 }  // namespace mtrec

@@ -8,6 +8,8 @@
 //   auto opts = mtrec::CsvOptions().delimiter("::").has_header(false).encoding(mtrec::Encoding::Latin1)
 //                   .user(0).item(1).no_rating().timestamp(2);
 //   mtrec::Dataset clicks = mtrec::read_csv("clicks.dat", opts);
+//   // a folder written by write_dataset_csv: interactions.csv + items.csv/users.csv text
+//   mtrec::Dataset world = mtrec::read_dataset_dir("out/world");
 //   // every problem at once, for `mtrec data validate`
 //   mtrec::CsvValidation v = mtrec::validate_csv("ratings.csv");
 //   for (const auto& e : v.problems) std::puts(e.what());   // "FILE:LINE: field 'X': message"
@@ -99,6 +101,15 @@ Dataset parse_csv(std::string content, const std::string& source_name, const Csv
 /// maps and text catalogues of `ids`.
 Dataset read_csv_with_ids(const std::string& path, const CsvOptions& options, const Dataset& ids,
                           bool allow_new_ids);
+
+/// Reads a folder in the generic format written by write_dataset_csv (csv_writer.h):
+/// interactions.csv (columns found by header name, as read_csv does) plus, when present,
+/// items.csv / users.csv (an id column named like the role or else the first column, then text
+/// fields: every other column) and scenarios.csv / behaviours.csv (one id per row). The optional
+/// files fix the dense ids in their row order; ids first seen in interactions.csv follow. A
+/// duplicate or empty id, or a row with the wrong number of fields, throws DataError naming the
+/// file, line and field. Dataset::name is the folder's name.
+Dataset read_dataset_dir(const std::string& dir, const CsvOptions& options = {});
 
 /// Every problem of a file instead of only the first (rows with a problem are skipped).
 struct CsvValidation {
