@@ -20,7 +20,7 @@ namespace {
 
 struct Config {
   int64_t dim = 256, layers = 4, heads = 4, seq = 64, batch = 64, vocab = 8000;
-  int steps = 7, warmup = 2;
+  int steps = 7, warmup = 2, threads = 0;  // threads 0: every core
   std::string device = "auto";
 };
 
@@ -75,11 +75,13 @@ int main(int argc, char** argv) {
     else if (a == "--device") c.device = v;
     else if (a == "--batch") c.batch = std::atoll(v.c_str());
     else if (a == "--seq") c.seq = std::atoll(v.c_str());
+    else if (a == "--threads") c.threads = std::atoi(v.c_str());
     else {
       std::fprintf(stderr, "unknown option %s\n", a.c_str());
       return 2;
     }
   }
+  mtrec::set_cpu_threads(c.threads);
   const torch::Device chosen = mtrec::choose_device(c.device);
   std::printf("# text encoder forward+backward: d=%lld layers=%lld heads=%lld seq=%lld batch=%lld vocab=%lld\n",
               (long long)c.dim, (long long)c.layers, (long long)c.heads, (long long)c.seq, (long long)c.batch,

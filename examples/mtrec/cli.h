@@ -16,6 +16,7 @@ struct CliContext {
   std::string device = "auto";
   uint64_t seed = 42;
   std::string log_level = "info";
+  int threads = 0;  // CPU threads for LibTorch; 0 = every core
   /// Writes `result` to --json FILE when given (atomically); no-op otherwise.
   void write_json(const nlohmann::json& result) const;
 };

@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
 #include "mtrec/core/io.h"
 #include "mtrec/core/log.h"
 #include "mtrec/core/random.h"
@@ -51,10 +52,12 @@ int main(int argc, char** argv) {
           },
           "DEVICE"));
   app.add_option("--seed", ctx.seed, "Seed for every random generator")->capture_default_str();
+  app.add_option("--threads", ctx.threads, "CPU threads for LibTorch (0: every core)")->capture_default_str();
   app.add_option("--log-level", ctx.log_level, "debug|info|warn|error|off")->capture_default_str();
   app.parse_complete_callback([&] {
     mtrec::set_log_level(mtrec::parse_log_level(ctx.log_level));
     mtrec::seed_everything(ctx.seed);
+    mtrec::set_cpu_threads(ctx.threads);
   });
   for (auto& reg : registrars()) reg(app, ctx);
   try {

@@ -1,4 +1,9 @@
+#include <ATen/Parallel.h>
+#include <sched.h>
 #include <torch/cuda.h>
+
+#include <cstdlib>
+#include <thread>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
@@ -18,6 +23,18 @@ c10::Device choose_device(const std::string& spec) {
   MTREC_CHECK(device.index() < static_cast<int>(torch::cuda::device_count()), "device '", spec, "' does not exist: ",
               torch::cuda::device_count(), " CUDA devices visible");
   return device;
+}
+
+int set_cpu_threads(int n) {
+  if (n <= 0) {
+    if (std::getenv("OMP_NUM_THREADS") != nullptr) return at::get_num_threads();
+    cpu_set_t set;
+    n = sched_getaffinity(0, sizeof(set), &set) == 0 ? CPU_COUNT(&set)
+                                                     : static_cast<int>(std::thread::hardware_concurrency());
+    n = std::max(n, 1);
+  }
+  at::set_num_threads(n);
+  return at::get_num_threads();
 }
 
 std::string describe_device(const c10::Device& device) { return device.str(); }

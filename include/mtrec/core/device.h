@@ -10,6 +10,11 @@ namespace mtrec {
 
 c10::Device choose_device(const std::string& spec = "auto");
 bool cuda_available();
+/// Sets LibTorch's intra-op CPU threads; n <= 0 means every core the process may use, unless
+/// OMP_NUM_THREADS is set. (LibTorch 1.13 defaults to its count of physical cores, which some
+/// virtual machines report as 1.) Returns the number now in effect.
+int set_cpu_threads(int n = 0);
+
 /// "cpu" or "cuda:0 (NVIDIA H100 ...)" for logs and benchmark tables.
 std::string describe_device(const c10::Device& device);
 
