@@ -1,0 +1,43 @@
+#pragma once
+// Small private helpers shared by the task heads (not installed).
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <numeric>
+#include <vector>
+
+#include "mtrec/core/random.h"
+
+namespace mtrec {
+
+/// int64 tensor of ids on `device`.
+inline torch::Tensor ids_tensor(const std::vector<int32_t>& ids, const torch::Device& device) {
+  return torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kLong).to(device);
+}
+
+inline std::vector<float> to_float_vector(const torch::Tensor& t) {
+  auto c = t.detach().to(torch::kCPU, torch::kFloat).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+/// A seeded permutation of 0..n-1 (drawn on the CPU, so identical on every device).
+inline torch::Tensor shuffled_indices(int64_t n, Rng& rng, const torch::Device& device) {
+  std::vector<int64_t> p(static_cast<size_t>(n));
+  std::iota(p.begin(), p.end(), 0);
+  std::shuffle(p.begin(), p.end(), rng);
+  return torch::tensor(p, torch::kLong).to(device);
+}
+
+/// Eight spread-out inputs {user, item[, scenario]} for a checkpoint's golden pairs.
+inline std::vector<std::vector<int64_t>> golden_inputs(int64_t users, int64_t items, int64_t scenarios) {
+  std::vector<std::vector<int64_t>> out;
+  for (int64_t k = 0; k < 8; ++k) {
+    std::vector<int64_t> x = {(k * 7919) % users, (k * 104729 + 3) % items};
+    if (scenarios > 0) x.push_back(k % scenarios);
+    out.push_back(std::move(x));
+  }
+  return out;
+}
+
+}  // namespace mtrec
