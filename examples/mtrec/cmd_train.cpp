@@ -16,6 +16,7 @@
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/dmf.h"
+#include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
 #include "train_registry.h"
 
@@ -49,6 +50,7 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
                                     .interactions(a.synthetic_interactions)
                                     .seed(ctx.seed));
     d.data = std::move(world.data);
+    if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
     if (a.split == "loo") {
       d.split = leave_one_out_split(d.data.interactions, ctx.seed);
     } else {
@@ -118,8 +120,9 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
   if (a.dim) o.dim(a.dim);
   if (a.lr) o.lr(a.lr);
   auto& x = d.data.interactions;
-  auto task = RatingTask::fit(x.subset(concat(d.split.train, d.split.valid)), d.data.num_users(), d.data.num_items(), o);
-  auto m = task.evaluate(x.subset(d.split.test));
+  auto task = RatingTask::fit(explicit_ratings(d.data, x.subset(concat(d.split.train, d.split.valid))),
+                              d.data.num_users(), d.data.num_items(), o);
+  auto m = task.evaluate(explicit_ratings(d.data, x.subset(d.split.test)));
   auto j = run_info(a, ctx, d);
   j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"epochs_run", task.epochs_run},
             {"best_valid_rmse", task.best_valid_rmse}, {"dim", task.model->options.dim_}, {"wall_s", seconds_since(t0)}});
@@ -132,7 +135,7 @@ nlohmann::json eval_rating(const Checkpoint& ck, const TrainArgs& a, const CliCo
   auto task = RatingTask::from_checkpoint(ck, ctx.device);
   auto d = load_data(a, ctx);
   int64_t dropped = 0;
-  auto m = task.evaluate(to_checkpoint_ids(d.data.interactions.subset(d.split.test), d.data, ck, dropped));
+  auto m = task.evaluate(to_checkpoint_ids(explicit_ratings(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped));
   auto j = run_info(a, ctx, d);
   j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"unknown_ids_dropped", dropped}});
   log_info("rating: RMSE {:.4f}, MAE {:.4f} ({} ratings, {} with unknown ids dropped)", m.rmse, m.mae, m.count, dropped);
@@ -147,7 +150,9 @@ nlohmann::json ranking_json(const RankingReport& r) {
   return j;
 }
 
-nlohmann::json train_dmf(const TrainArgs& a, const CliContext& ctx) {
+nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
+  TrainArgs a = args;
+  a.positives_only = true;
   auto d = load_data(a, ctx);
   auto t0 = Clock::now();
   DmfTrainOptions o;
@@ -170,8 +175,10 @@ nlohmann::json train_dmf(const TrainArgs& a, const CliContext& ctx) {
   return j;
 }
 
-nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& a, const CliContext& ctx) {
+nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& args, const CliContext& ctx) {
   auto task = DmfTask::from_checkpoint(ck, ctx.device);
+  TrainArgs a = args;
+  a.positives_only = true;
   auto d = load_data(a, ctx);
   int64_t dropped = 0;
   auto& x = d.data.interactions;
@@ -188,16 +195,8 @@ nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& a, const CliConte
 }
 
 // ---- ctr (protocol C) ---------------------------------------------------------------------
-/// Positives: ratings >= 4 on MovieLens (explicit data), every interaction otherwise.
-Interactions ctr_positives(const Interactions& x) {
-  if (!x.has_rating || x.rating.empty()) return x;
-  std::set<float> values(x.rating.begin(), x.rating.end());
-  if (values.size() <= 1) return x;
-  std::vector<size_t> keep;
-  for (size_t k = 0; k < x.size(); ++k)
-    if (x.rating[k] >= 4.0f) keep.push_back(k);
-  return x.subset(keep);
-}
+/// Positives: ratings >= 4 on explicit data (MovieLens), clicks on the synthetic world.
+Interactions ctr_positives(const Dataset& ds, const Interactions& x) { return implicit_positives(ds, x, 4.0f); }
 
 nlohmann::json ctr_json(const CtrMetrics& m, const Dataset& ds) {
   nlohmann::json j = {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"count", m.count}};
@@ -218,17 +217,17 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   if (a.negatives) o.negatives(a.negatives);
   auto& x = d.data.interactions;
   const int32_t scen = std::max<int32_t>(1, d.data.scenarios.size());
-  auto task = CtrTask::fit(ctr_positives(x.subset(concat(d.split.train, d.split.valid))), d.data.num_users(),
+  auto task = CtrTask::fit(ctr_positives(d.data, x.subset(concat(d.split.train, d.split.valid))), d.data.num_users(),
                            d.data.num_items(), scen, o);
   // Test negatives: items the user never interacted with anywhere in the data.
-  NegativeSampler all(x, d.data.num_users(), d.data.num_items(), NegativeSampler::Kind::Uniform,
-                      derive_seed(ctx.seed, "ctr-test"));
-  auto test = sample_ctr_examples(ctr_positives(x.subset(d.split.test)), all, o.negatives_);
+  NegativeSampler all(implicit_positives(d.data, x), d.data.num_users(), d.data.num_items(),
+                      NegativeSampler::Kind::Uniform, derive_seed(ctx.seed, "ctr-test"));
+  auto test = sample_ctr_examples(ctr_positives(d.data, x.subset(d.split.test)), all, o.negatives_);
   auto m = task.evaluate(test);
   auto j = run_info(a, ctx, d);
   j.update(ctr_json(m, d.data));
   j.update({{"negatives_per_positive", o.negatives_}, {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)},
-            {"positives", x.has_rating ? "rating >= 4" : "all interactions"}});
+            {"positives", "rating >= 4 (explicit data) or clicks (synthetic)"}});
   if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items, d.data.scenarios));
   log_info("ctr: AUC {:.4f}, GAUC {:.4f}, logloss {:.4f} ({} examples, 1:{} negatives)", m.auc, m.gauc, m.logloss,
            m.count, o.negatives_);
@@ -239,9 +238,9 @@ nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliConte
   auto task = CtrTask::from_checkpoint(ck, ctx.device);
   auto d = load_data(a, ctx);
   int64_t dropped = 0;
-  auto all = to_checkpoint_ids(d.data.interactions, d.data, ck, dropped);
+  auto all = to_checkpoint_ids(implicit_positives(d.data, d.data.interactions), d.data, ck, dropped);
   dropped = 0;
-  auto test_pos = to_checkpoint_ids(ctr_positives(d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
+  auto test_pos = to_checkpoint_ids(ctr_positives(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
   NegativeSampler sampler(all, ck.users.size(), ck.items.size(), NegativeSampler::Kind::Uniform,
                           derive_seed(ctx.seed, "ctr-test"));
   const int ratio = a.negatives ? a.negatives : CtrTrainOptions().negatives_;

@@ -25,11 +25,13 @@ struct TrainArgs {
   int negatives = 0;    // 0: the task's default
   int synthetic_users = 1000, synthetic_items = 500;
   int64_t synthetic_interactions = 50000;
+  bool positives_only = false;  // set by implicit tasks: drop non-positive rows before splitting
 };
 
 /// A dataset and its split as named by --dataset/--data-dir/--split:
 /// ml-100k with u1..u5 (official folds; valid empty) or loo (leave-one-out by time, seeded);
-/// synthetic (generate_world, seeded by --seed) with loo or "random" (80/10/10).
+/// synthetic (generate_world, seeded by --seed) with loo or "random" (80/10/10). With
+/// positives_only, impressions (synthetic) are dropped before the split.
 struct LoadedData {
   Dataset data;
   Split split;

@@ -50,28 +50,17 @@ torch::Tensor rating_loss(const torch::Tensor& pred, const torch::Tensor& target
   return (pred - target).pow(2).mean() + lambda * l2_terms.mean();
 }
 
-RatingTask RatingTask::fit(const Interactions& train, int32_t num_users, int32_t num_items,
-                           const RatingTrainOptions& o) {
-  MTREC_CHECK(train.has_rating, "the rating task needs interactions with ratings");
-  MTREC_CHECK(train.size() >= 2, "the rating task needs at least 2 training ratings, got ", train.size());
-  MTREC_CHECK(o.valid_fraction_ >= 0 && o.valid_fraction_ < 1, "valid_fraction must be in [0, 1), got ",
-              o.valid_fraction_);
+namespace {
+// One training run: `epochs` epochs on `fit_part`; with a validation set, keeps the best epoch's
+// parameters and stops after `patience` epochs without improvement.
+RatingTask train_run(const Interactions& fit_part, const Interactions& valid_part, int32_t num_users,
+                     int32_t num_items, float min_rating, float max_rating, int epochs, const RatingTrainOptions& o) {
   torch::manual_seed(derive_seed(o.seed_, "rating-init"));
   const auto device = choose_device(o.device_);
-
-  // Validation slice of the training rows (seeded), for early stopping.
-  std::vector<size_t> rows(train.size());
-  std::iota(rows.begin(), rows.end(), 0);
-  Rng rng(derive_seed(o.seed_, "rating-valid"));
-  std::shuffle(rows.begin(), rows.end(), rng);
-  size_t n_valid = o.valid_fraction_ > 0 ? std::max<size_t>(1, static_cast<size_t>(o.valid_fraction_ * rows.size())) : 0;
-  std::vector<size_t> valid_rows(rows.begin(), rows.begin() + n_valid), fit_rows(rows.begin() + n_valid, rows.end());
-  Interactions fit_part = train.subset(fit_rows), valid_part = train.subset(valid_rows);
-
   RatingTask task;
   double mean = std::accumulate(fit_part.rating.begin(), fit_part.rating.end(), 0.0) / fit_part.size();
-  task.min_rating = *std::min_element(train.rating.begin(), train.rating.end());
-  task.max_rating = *std::max_element(train.rating.begin(), train.rating.end());
+  task.min_rating = min_rating;
+  task.max_rating = max_rating;
   task.model = BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim_).global_mean(mean));
   task.model->to(device);
 
@@ -91,11 +80,10 @@ RatingTask RatingTask::fit(const Interactions& train, int32_t num_users, int32_t
   std::vector<std::pair<std::string, at::Tensor>> best_state;
   int since_best = 0;
   double lr = o.lr_;
-  for (int epoch = 1; epoch <= o.epochs_; ++epoch) {
+  for (int epoch = 1; epoch <= epochs; ++epoch) {
     task.model->train();
     auto perm = shuffled_indices(n, perm_rng, device);
-    ProgressBar bar(batches, "rating epoch " + std::to_string(epoch), false);
-    if (!o.progress_) bar.finish();
+    ProgressBar bar(batches, "rating epoch " + std::to_string(epoch));
     double loss_sum = 0;
     for (int64_t b = 0; b < batches; ++b) {
       auto idx = perm.slice(0, b * o.batch_size_, std::min(n, (b + 1) * o.batch_size_));
@@ -107,16 +95,17 @@ RatingTask RatingTask::fit(const Interactions& train, int32_t num_users, int32_t
       loss_sum += loss.item<double>();
       if (o.progress_) bar.tick();
     }
-    if (o.progress_) bar.finish();
+    bar.finish();
     lr *= o.lr_decay_;
     for (auto& g : opt->param_groups()) g.options().set_lr(lr);
     task.epochs_run = epoch;
-    if (n_valid == 0) continue;
+    if (valid_part.empty()) continue;
     double v = task.evaluate(valid_part).rmse;
     log_debug("rating epoch {}: train loss {:.4f}, valid RMSE {:.4f}", epoch, loss_sum / batches, v);
     if (v < best - 1e-5) {
       best = v;
       since_best = 0;
+      task.best_epoch = epoch;
       best_state.clear();
       for (auto& [name, t] : module_state(*task.model)) best_state.emplace_back(name, t.clone());
     } else if (++since_best >= o.patience_) {
@@ -128,8 +117,42 @@ RatingTask RatingTask::fit(const Interactions& train, int32_t num_users, int32_t
     tmp.tensors = std::move(best_state);
     load_module_state(*task.model, tmp);
     task.best_valid_rmse = best;
+  } else {
+    task.best_epoch = task.epochs_run;
   }
   task.model->eval();
+  return task;
+}
+}  // namespace
+
+RatingTask RatingTask::fit(const Interactions& train, int32_t num_users, int32_t num_items,
+                           const RatingTrainOptions& o) {
+  MTREC_CHECK(train.has_rating, "the rating task needs interactions with ratings");
+  MTREC_CHECK(train.size() >= 2, "the rating task needs at least 2 training ratings, got ", train.size());
+  MTREC_CHECK(o.valid_fraction_ >= 0 && o.valid_fraction_ < 1, "valid_fraction must be in [0, 1), got ",
+              o.valid_fraction_);
+  MTREC_CHECK(o.epochs_ >= 1 && o.batch_size_ >= 1 && o.dim_ >= 1, "rating options: epochs=", o.epochs_,
+              " batch_size=", o.batch_size_, " dim=", o.dim_, " must all be >= 1");
+  const float lo = *std::min_element(train.rating.begin(), train.rating.end());
+  const float hi = *std::max_element(train.rating.begin(), train.rating.end());
+  if (o.valid_fraction_ == 0) return train_run(train, {}, num_users, num_items, lo, hi, o.epochs_, o);
+
+  // Validation slice of the training rows (seeded), for early stopping.
+  std::vector<size_t> rows(train.size());
+  std::iota(rows.begin(), rows.end(), 0);
+  Rng rng(derive_seed(o.seed_, "rating-valid"));
+  std::shuffle(rows.begin(), rows.end(), rng);
+  size_t n_valid = std::max<size_t>(1, static_cast<size_t>(o.valid_fraction_ * rows.size()));
+  std::vector<size_t> valid_rows(rows.begin(), rows.begin() + n_valid), fit_rows(rows.begin() + n_valid, rows.end());
+  std::sort(valid_rows.begin(), valid_rows.end());
+  std::sort(fit_rows.begin(), fit_rows.end());
+  RatingTask first = train_run(train.subset(fit_rows), train.subset(valid_rows), num_users, num_items, lo, hi,
+                               o.epochs_, o);
+  if (!o.refit_) return first;
+  // The validation slice chose the number of epochs; the final model sees every training row.
+  RatingTask task = train_run(train, {}, num_users, num_items, lo, hi, first.best_epoch, o);
+  task.best_valid_rmse = first.best_valid_rmse;
+  task.best_epoch = first.best_epoch;
   return task;
 }
 
@@ -183,6 +206,7 @@ Checkpoint RatingTask::to_checkpoint(const IdMap& users, const IdMap& items) con
                                   {"min_rating", min_rating},
                                   {"max_rating", max_rating},
                                   {"epochs_run", epochs_run},
+                                  {"best_epoch", best_epoch},
                                   {"best_valid_rmse", best_valid_rmse}}
                        .dump();
   ck.users = users;
@@ -204,6 +228,7 @@ RatingTask RatingTask::from_checkpoint(const Checkpoint& ck, const std::string& 
   t.min_rating = c.at("min_rating").get<float>();
   t.max_rating = c.at("max_rating").get<float>();
   t.epochs_run = c.value("epochs_run", 0);
+  t.best_epoch = c.value("best_epoch", 0);
   t.best_valid_rmse = c.value("best_valid_rmse", 0.0);
   verify_golden(ck, rating_golden_fn(t));
   return t;

@@ -18,6 +18,7 @@
 #include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/dmf.h"
 #include "mtrec/tasks/fusion.h"
+#include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
 #include "mtrec/train/checkpoint.h"
 #include "test_util.h"
@@ -54,6 +55,14 @@ void expect_gradients_match(torch::nn::Module& m, const std::function<torch::Ten
   EXPECT_GT(checked, 10);
 }
 
+// Module::to(kDouble) would also convert integer buffers (DMF's CSR indices): floating only.
+void to_double(torch::nn::Module& m) {
+  torch::NoGradGuard g;
+  for (auto& p : m.parameters()) p.set_data(p.to(torch::kDouble));
+  for (auto& b : m.buffers())
+    if (b.is_floating_point()) b.set_data(b.to(torch::kDouble));
+}
+
 Interactions tiny_ratings() {
   Interactions x;
   x.has_rating = true;
@@ -65,7 +74,7 @@ Interactions tiny_ratings() {
 TEST(GradCheck, BiasedMFMseWithL2) {
   torch::manual_seed(1);
   BiasedMF mf(BiasedMFOptions(4, 5).dim(3).init_std(0.5).global_mean(3.5));
-  mf->to(torch::kDouble);
+  to_double(*mf);
   auto users = torch::tensor({0, 1, 2, 3, 0}, torch::kLong), items = torch::tensor({1, 2, 3, 4, 0}, torch::kLong);
   auto target = torch::tensor({3.0, 1.0, 5.0, 3.0, 5.0}, torch::kDouble);
   expect_gradients_match(*mf, [&] { return rating_loss(mf->forward(users, items), target, mf->l2_terms(users, items), 0.1); });
@@ -80,7 +89,7 @@ TEST(GradCheck, DmfNormalisedCrossEntropy) {
   torch::manual_seed(2);
   DMF dmf(DMFOptions(4, 5).user_layers({6, 3}).item_layers({6, 3}));
   dmf->set_matrix(tiny_ratings(), 5.0f);
-  dmf->to(torch::kDouble);
+  dto_double(*mf);
   auto users = torch::tensor({0, 1, 2, 3, 1, 0}, torch::kLong), items = torch::tensor({0, 1, 3, 4, 0, 2}, torch::kLong);
   auto y = torch::tensor({1.0, 0.8, 1.0, 0.6, 0.0, 0.0}, torch::kDouble);
   auto loss = [&] {
@@ -99,7 +108,7 @@ TEST(GradCheck, DmfNormalisedCrossEntropy) {
 TEST(GradCheck, CtrBinaryCrossEntropy) {
   torch::manual_seed(3);
   CtrModel ctr(CtrModelOptions(3, 4, 2).dim(2).hidden({3}));
-  ctr->to(torch::kDouble);
+  to_double(*ctr);
   auto u = torch::tensor({0, 1, 2, 0}, torch::kLong), i = torch::tensor({0, 1, 3, 2}, torch::kLong);
   auto s = torch::tensor({0, 1, 1, 0}, torch::kLong);
   auto y = torch::tensor({1.0, 0.0, 1.0, 0.0}, torch::kDouble);
@@ -113,14 +122,14 @@ TEST(GradCheck, CtrBinaryCrossEntropy) {
 // ---- Heads against baselines on the synthetic world ---------------------------------------
 const SyntheticWorld& small_world() {
   static const SyntheticWorld w =
-      generate_world(SyntheticOptions().users(300).items(200).topics(4).interactions(20000).seed(7));
+      generate_world(SyntheticOptions().users(300).items(200).topics(4).interactions(40000).seed(7));
   return w;
 }
 
 TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
   const auto& w = small_world();
-  const auto& x = w.data.interactions;
-  ASSERT_TRUE(x.has_rating);
+  Interactions x = explicit_ratings(w.data, w.data.interactions);  // "rating" rows only
+  ASSERT_GT(x.size(), 1000u);
   Split s = random_split(x, 0.2, 0.0, 11);
   Interactions train = x.subset(s.train), test = x.subset(s.test);
   auto task = RatingTask::fit(train, w.data.num_users(), w.data.num_items(),
@@ -146,7 +155,7 @@ ScoreFn popularity_fn(const Interactions& train, int32_t num_items) {
 
 TEST(DmfHead, BeatsPopularityOnSyntheticWorld) {
   const auto& w = small_world();
-  const auto& x = w.data.interactions;
+  Interactions x = implicit_positives(w.data, w.data.interactions);  // clicks, no impressions
   Split s = leave_one_out_split(x, 3);
   Interactions train = x.subset(s.train), valid = x.subset(s.valid), test = x.subset(s.test);
   auto seen_rows = s.train;
@@ -163,7 +172,7 @@ TEST(DmfHead, BeatsPopularityOnSyntheticWorld) {
 
 TEST(CtrHead, BeatsPopularityOnSyntheticWorld) {
   const auto& w = small_world();
-  const auto& x = w.data.interactions;
+  Interactions x = implicit_positives(w.data, w.data.interactions);
   Split s = random_split(x, 0.2, 0.0, 13);
   Interactions train = x.subset(s.train), test = x.subset(s.test);
   const int32_t scen = std::max<int32_t>(1, w.data.scenarios.size());
@@ -195,7 +204,7 @@ TEST(Fusion, ZScoreAndMinMaxByHand) {
   EXPECT_NEAR(f[1], 0.25 * 0 + 0.75 * -z, 1e-5);
   EXPECT_NEAR(f[2], z, 1e-5);
   auto mm = fuse_scores(cf, model, 0.25, FusionNorm::MinMax);  // {0,.5,1} and {.5,0,1}
-  EXPECT_NEAR(mm[0], 0.5, 1e-6);
+  EXPECT_NEAR(mm[0], 0.375, 1e-6);
   EXPECT_NEAR(mm[1], 0.125, 1e-6);
   EXPECT_NEAR(mm[2], 1.0, 1e-6);
   // α = 1 and 0 give each side alone; a constant list contributes nothing.
