@@ -2,7 +2,8 @@
 //   R  biased MF on the 5 official ML-100K folds (RMSE / MAE, per fold and mean)
 //   D  DMF, leave-one-out latest item, target among 100 sampled unseen items (HR@10 / NDCG@10)
 //   C  CTR head: ML-100K u1 with rating >= 4 as positives, and the synthetic world per scenario
-// Usage: quality_heads [--data-dir DIR] [--device auto|cpu|cuda] [--seed N] [--only R|D|C]
+// Usage: quality_heads [--data-dir DIR] [--device auto|cpu|cuda] [--seed N] [--threads N] [--only R|D|C]
+#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include <chrono>
@@ -61,6 +62,7 @@ std::vector<size_t> merged(std::vector<size_t> a, const std::vector<size_t>& b) 
 int main(int argc, char** argv) {
   std::string dir, device = "auto", only;
   uint64_t seed = 42;
+  int threads = 1;  // intra-op threads; the shared 2-core machine runs slower with more
   if (const char* env = std::getenv("MTREC_DATA_DIR")) dir = std::string(env) + "/ml-100k";
   for (int k = 1; k < argc; ++k) {
     std::string a = argv[k];
@@ -69,8 +71,9 @@ int main(int argc, char** argv) {
     else if (a == "--device") device = next();
     else if (a == "--seed") seed = std::stoull(next());
     else if (a == "--only") only = next();
+    else if (a == "--threads") threads = std::stoi(next());
     else {
-      fmt::print(stderr, "usage: quality_heads [--data-dir DIR] [--device D] [--seed N] [--only R|D|C]\n");
+      fmt::print(stderr, "usage: quality_heads [--data-dir DIR] [--device D] [--seed N] [--threads N] [--only R|D|C]\n");
       return 2;
     }
   }
@@ -78,8 +81,10 @@ int main(int argc, char** argv) {
   const bool have_ml = std::filesystem::exists(dir + "/u.data");
   set_log_level(LogLevel::Warn);
   seed_everything(seed);
+  if (threads > 0) at::set_num_threads(threads);
   const auto dev = choose_device(device);
-  fmt::print("quality_heads: seed {}, device {}, ML-100K {}\n", seed, describe_device(dev), have_ml ? dir : "absent");
+  fmt::print("quality_heads: seed {}, device {}, {} intra-op threads, ML-100K {}\n", seed, describe_device(dev),
+             at::get_num_threads(), have_ml ? dir : "absent");
   fmt::print("(timings are wall clock on a shared machine while other jobs compile)\n\n");
   fmt::print("  {:<4} {:<34} {:<18} {:<16} {:>9}  {}\n", "prot", "system", "metric", "value", "wall", "anchor");
   auto want = [&](const char* p) { return only.empty() || only == p; };

@@ -136,9 +136,7 @@ CtrTask CtrTask::fit(const Interactions& positives, int32_t num_users, int32_t n
   task.model = CtrModel(CtrModelOptions(num_users, num_items, num_scenarios).dim(o.dim_).hidden(o.hidden_));
   task.model->to(device);
   torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
-  double best = -1;
-  std::vector<std::pair<std::string, at::Tensor>> best_state;
-  int since_best = 0;
+  BestEpoch best;
   for (int epoch = 1; epoch <= o.epochs_; ++epoch) {
     task.model->train();
     CtrExamples ex = sample_ctr_examples(fit_part, sampler, o.negatives_);
@@ -163,20 +161,9 @@ CtrTask CtrTask::fit(const Interactions& positives, int32_t num_users, int32_t n
     if (valid.size() == 0) continue;
     double v = task.evaluate(valid).auc;
     log_debug("ctr epoch {}: loss {:.4f}, valid AUC {:.4f}", epoch, loss_sum / batches, v);
-    if (v > best + 1e-5) {
-      best = v;
-      since_best = 0;
-      best_state.clear();
-      for (auto& [name, t] : module_state(*task.model)) best_state.emplace_back(name, t.clone());
-    } else if (++since_best >= o.patience_) {
-      break;
-    }
+    if (!best.update(v, *task.model, epoch, o.patience_)) break;
   }
-  if (!best_state.empty()) {
-    Checkpoint tmp;
-    tmp.tensors = std::move(best_state);
-    load_module_state(*task.model, tmp);
-  }
+  best.restore(*task.model);
   task.model->eval();
   return task;
 }

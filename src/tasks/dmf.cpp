@@ -137,9 +137,7 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
   if (!valid.empty())
     evaluator = std::make_unique<RankingEvaluator>(
         train, num_users, num_items, RankingOptions().ks({10}).sampled_negatives(100).seed(derive_seed(o.seed_, "dmf-valid")));
-  double best = -1;
-  std::vector<std::pair<std::string, at::Tensor>> best_state;
-  int since_best = 0;
+  BestEpoch best;
 
   const size_t per = 1 + static_cast<size_t>(o.negatives_);
   std::vector<int32_t> us(train.size() * per), is(train.size() * per);
@@ -183,20 +181,9 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
     task.cache_vectors();
     double hr = evaluator->evaluate(valid, task.score_fn()).at("HR@10");
     log_debug("dmf epoch {}: loss {:.4f}, valid HR@10 {:.4f}", epoch, loss_sum / batches, hr);
-    if (hr > best + 1e-6) {
-      best = hr;
-      since_best = 0;
-      best_state.clear();
-      for (auto& [name, t] : module_state(*task.model)) best_state.emplace_back(name, t.clone());
-    } else if (++since_best >= o.patience_) {
-      break;
-    }
+    if (!best.update(hr, *task.model, epoch, o.patience_, 1e-6)) break;
   }
-  if (!best_state.empty()) {
-    Checkpoint tmp;
-    tmp.tensors = std::move(best_state);
-    load_module_state(*task.model, tmp);
-  }
+  best.restore(*task.model);
   task.model->eval();
   task.cache_vectors();
   return task;

@@ -76,9 +76,7 @@ RatingTask train_run(const Interactions& fit_part, const Interactions& valid_par
 
   const int64_t n = u.size(0), batches = (n + o.batch_size_ - 1) / o.batch_size_;
   Rng perm_rng(derive_seed(o.seed_, "rating-batches"));
-  double best = std::numeric_limits<double>::infinity();
-  std::vector<std::pair<std::string, at::Tensor>> best_state;
-  int since_best = 0;
+  BestEpoch best;
   double lr = o.lr_;
   for (int epoch = 1; epoch <= epochs; ++epoch) {
     task.model->train();
@@ -102,24 +100,11 @@ RatingTask train_run(const Interactions& fit_part, const Interactions& valid_par
     if (valid_part.empty()) continue;
     double v = task.evaluate(valid_part).rmse;
     log_debug("rating epoch {}: train loss {:.4f}, valid RMSE {:.4f}", epoch, loss_sum / batches, v);
-    if (v < best - 1e-5) {
-      best = v;
-      since_best = 0;
-      task.best_epoch = epoch;
-      best_state.clear();
-      for (auto& [name, t] : module_state(*task.model)) best_state.emplace_back(name, t.clone());
-    } else if (++since_best >= o.patience_) {
-      break;
-    }
+    if (!best.update(-v, *task.model, epoch, o.patience_)) break;
   }
-  if (!best_state.empty()) {
-    Checkpoint tmp;
-    tmp.tensors = std::move(best_state);
-    load_module_state(*task.model, tmp);
-    task.best_valid_rmse = best;
-  } else {
-    task.best_epoch = task.epochs_run;
-  }
+  best.restore(*task.model);
+  task.best_epoch = best.empty() ? task.epochs_run : best.best_epoch();
+  task.best_valid_rmse = best.empty() ? 0.0 : -best.best();
   task.model->eval();
   return task;
 }

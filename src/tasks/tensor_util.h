@@ -41,3 +41,42 @@ inline std::vector<std::vector<int64_t>> golden_inputs(int64_t users, int64_t it
 }
 
 }  // namespace mtrec
+
+#include "mtrec/train/checkpoint.h"
+
+namespace mtrec {
+
+/// Early-stopping bookkeeping shared by the heads: keeps a copy of the parameters of the epoch
+/// with the best validation score (higher is better) and counts epochs without improvement.
+class BestEpoch {
+ public:
+  /// Records epoch `epoch`'s score; returns false once `patience` epochs passed without a gain.
+  bool update(double score, const torch::nn::Module& m, int epoch, int patience, double min_delta = 1e-5) {
+    if (state_.empty() || score > best_ + min_delta) {
+      best_ = score;
+      best_epoch_ = epoch;
+      since_ = 0;
+      state_.clear();
+      for (auto& [name, t] : module_state(m)) state_.emplace_back(name, t.clone());
+      return true;
+    }
+    return ++since_ < patience;
+  }
+  /// Loads the best epoch's parameters into `m` (no-op when nothing was recorded).
+  void restore(torch::nn::Module& m) const {
+    if (state_.empty()) return;
+    Checkpoint tmp;
+    tmp.tensors = state_;
+    load_module_state(m, tmp);
+  }
+  bool empty() const { return state_.empty(); }
+  double best() const { return best_; }
+  int best_epoch() const { return best_epoch_; }
+
+ private:
+  double best_ = 0;
+  int best_epoch_ = 0, since_ = 0;
+  std::vector<std::pair<std::string, at::Tensor>> state_;
+};
+
+}  // namespace mtrec
