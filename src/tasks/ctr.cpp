@@ -142,25 +142,16 @@ CtrTask CtrTask::fit(const Interactions& positives, int32_t num_users, int32_t n
     CtrExamples ex = sample_ctr_examples(fit_part, sampler, o.negatives_);
     auto U = ids_tensor(ex.user, device), I = ids_tensor(ex.item, device), S = ids_tensor(ex.scenario, device);
     auto Y = torch::tensor(ex.label).to(device);
-    const int64_t n = U.size(0), batches = (n + o.batch_size_ - 1) / o.batch_size_;
-    auto perm = shuffled_indices(n, rng, device);
-    ProgressBar bar(batches, "ctr epoch " + std::to_string(epoch));
-    double loss_sum = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      auto idx = perm.slice(0, b * o.batch_size_, std::min(n, (b + 1) * o.batch_size_));
-      auto loss = ctr_loss(task.model->forward(U.index_select(0, idx), I.index_select(0, idx), S.index_select(0, idx)),
-                           Y.index_select(0, idx));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>();
-      if (o.progress_) bar.tick();
-    }
-    bar.finish();
+    double loss = train_epoch(U.size(0), o.batch_size_, rng, device, opt, "ctr epoch " + std::to_string(epoch),
+                              o.progress_, [&](const torch::Tensor& idx) {
+                                return ctr_loss(task.model->forward(U.index_select(0, idx), I.index_select(0, idx),
+                                                                    S.index_select(0, idx)),
+                                                Y.index_select(0, idx));
+                              });
     task.epochs_run = epoch;
     if (valid.size() == 0) continue;
     double v = task.evaluate(valid).auc;
-    log_debug("ctr epoch {}: loss {:.4f}, valid AUC {:.4f}", epoch, loss_sum / batches, v);
+    log_debug("ctr epoch {}: loss {:.4f}, valid AUC {:.4f}", epoch, loss, v);
     if (!best.update(v, *task.model, epoch, o.patience_)) break;
   }
   best.restore(*task.model);

@@ -157,30 +157,21 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
       }
     }
     auto U = ids_tensor(us, device), I = ids_tensor(is, device), Y = torch::tensor(ys).to(device);
-    const int64_t n = U.size(0), batches = (n + o.batch_size_ - 1) / o.batch_size_;
-    auto perm = shuffled_indices(n, rng, device);
-    ProgressBar bar(batches, "dmf epoch " + std::to_string(epoch));
-    double loss_sum = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      auto idx = perm.slice(0, b * o.batch_size_, std::min(n, (b + 1) * o.batch_size_));
-      auto bu = U.index_select(0, idx), bi = I.index_select(0, idx);
-      auto cos = torch::cosine_similarity(task.model->user_vectors(bu), task.model->item_vectors(bi), 1, 1e-8);
-      auto loss = dmf_loss(cos, Y.index_select(0, idx));
-      opt.zero_grad();
-      loss.backward();
-      opt.step();
-      loss_sum += loss.item<double>();
-      if (o.progress_) bar.tick();
-    }
-    bar.finish();
+    double loss = train_epoch(U.size(0), o.batch_size_, rng, device, opt, "dmf epoch " + std::to_string(epoch),
+                              o.progress_, [&](const torch::Tensor& idx) {
+                                auto bu = U.index_select(0, idx), bi = I.index_select(0, idx);
+                                auto cos = torch::cosine_similarity(task.model->user_vectors(bu),
+                                                                    task.model->item_vectors(bi), 1, 1e-8);
+                                return dmf_loss(cos, Y.index_select(0, idx));
+                              });
     task.epochs_run = epoch;
     if (!evaluator) {
-      log_debug("dmf epoch {}: loss {:.4f}", epoch, loss_sum / batches);
+      log_debug("dmf epoch {}: loss {:.4f}", epoch, loss);
       continue;
     }
     task.cache_vectors();
     double hr = evaluator->evaluate(valid, task.score_fn()).at("HR@10");
-    log_debug("dmf epoch {}: loss {:.4f}, valid HR@10 {:.4f}", epoch, loss_sum / batches, hr);
+    log_debug("dmf epoch {}: loss {:.4f}, valid HR@10 {:.4f}", epoch, loss, hr);
     if (!best.update(hr, *task.model, epoch, o.patience_, 1e-6)) break;
   }
   best.restore(*task.model);

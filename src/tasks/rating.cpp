@@ -74,32 +74,24 @@ RatingTask train_run(const Interactions& fit_part, const Interactions& valid_par
   else
     MTREC_CHECK(false, "unknown optimizer '", o.optimizer_, "' (expected sgd|adam)");
 
-  const int64_t n = u.size(0), batches = (n + o.batch_size_ - 1) / o.batch_size_;
+  const int64_t n = u.size(0);
   Rng perm_rng(derive_seed(o.seed_, "rating-batches"));
   BestEpoch best;
   double lr = o.lr_;
   for (int epoch = 1; epoch <= epochs; ++epoch) {
     task.model->train();
-    auto perm = shuffled_indices(n, perm_rng, device);
-    ProgressBar bar(batches, "rating epoch " + std::to_string(epoch));
-    double loss_sum = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      auto idx = perm.slice(0, b * o.batch_size_, std::min(n, (b + 1) * o.batch_size_));
-      auto bu = u.index_select(0, idx), bi = i.index_select(0, idx);
-      auto loss = rating_loss(task.model->forward(bu, bi), r.index_select(0, idx), task.model->l2_terms(bu, bi), o.l2_);
-      opt->zero_grad();
-      loss.backward();
-      opt->step();
-      loss_sum += loss.item<double>();
-      if (o.progress_) bar.tick();
-    }
-    bar.finish();
+    double loss = train_epoch(n, o.batch_size_, perm_rng, device, *opt, "rating epoch " + std::to_string(epoch),
+                              o.progress_, [&](const torch::Tensor& idx) {
+                                auto bu = u.index_select(0, idx), bi = i.index_select(0, idx);
+                                return rating_loss(task.model->forward(bu, bi), r.index_select(0, idx),
+                                                   task.model->l2_terms(bu, bi), o.l2_);
+                              });
     lr *= o.lr_decay_;
     for (auto& g : opt->param_groups()) g.options().set_lr(lr);
     task.epochs_run = epoch;
     if (valid_part.empty()) continue;
     double v = task.evaluate(valid_part).rmse;
-    log_debug("rating epoch {}: train loss {:.4f}, valid RMSE {:.4f}", epoch, loss_sum / batches, v);
+    log_debug("rating epoch {}: train loss {:.4f}, valid RMSE {:.4f}", epoch, loss, v);
     if (!best.update(-v, *task.model, epoch, o.patience_)) break;
   }
   best.restore(*task.model);

@@ -7,6 +7,7 @@
 #include <numeric>
 #include <vector>
 
+#include "mtrec/core/progress.h"
 #include "mtrec/core/random.h"
 
 namespace mtrec {
@@ -78,5 +79,30 @@ class BestEpoch {
   int best_epoch_ = 0, since_ = 0;
   std::vector<std::pair<std::string, at::Tensor>> state_;
 };
+
+}  // namespace mtrec
+
+namespace mtrec {
+
+/// One epoch of minibatch descent over a seeded permutation of n examples: `loss_of(idx)`
+/// returns the loss of the batch whose example indices are idx. Returns the mean batch loss.
+template <typename LossOf>
+double train_epoch(int64_t n, int64_t batch_size, Rng& rng, const torch::Device& device, torch::optim::Optimizer& opt,
+                   const std::string& label, bool progress, LossOf&& loss_of) {
+  auto perm = shuffled_indices(n, rng, device);
+  const int64_t batches = (n + batch_size - 1) / batch_size;
+  ProgressBar bar(batches, label);
+  double sum = 0;
+  for (int64_t b = 0; b < batches; ++b) {
+    auto loss = loss_of(perm.slice(0, b * batch_size, std::min(n, (b + 1) * batch_size)));
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    sum += loss.template item<double>();
+    if (progress) bar.tick();
+  }
+  bar.finish();
+  return sum / static_cast<double>(batches);
+}
 
 }  // namespace mtrec
