@@ -1,0 +1,181 @@
+// Quality of the single-task heads under the protocols of EVALUATION.md:
+//   R  biased MF on the 5 official ML-100K folds (RMSE / MAE, per fold and mean)
+//   D  DMF, leave-one-out latest item, target among 100 sampled unseen items (HR@10 / NDCG@10)
+//   C  CTR head: ML-100K u1 with rating >= 4 as positives, and the synthetic world per scenario
+// Usage: quality_heads [--data-dir DIR] [--device auto|cpu|cuda] [--seed N] [--threads N] [--only R|D|C]
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/random.h"
+#include "mtrec/data/movielens.h"
+#include "mtrec/data/sampler.h"
+#include "mtrec/data/split.h"
+#include "mtrec/data/synthetic.h"
+#include "mtrec/eval/evaluator.h"
+#include "mtrec/eval/metrics.h"
+#include "mtrec/tasks/ctr.h"
+#include "mtrec/tasks/dmf.h"
+#include "mtrec/tasks/labels.h"
+#include "mtrec/tasks/rating.h"
+
+using namespace mtrec;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+struct Row {
+  std::string protocol, system, metric, value, anchor;
+  double wall_s;
+};
+std::vector<Row> rows;
+
+void add(std::string protocol, std::string system, std::string metric, std::string value, std::string anchor,
+         double wall) {
+  fmt::print("  {:<4} {:<34} {:<18} {:<16} {:>8.1f}s  {}\n", protocol, system, metric, value, wall, anchor);
+  std::fflush(stdout);
+  rows.push_back({std::move(protocol), std::move(system), std::move(metric), std::move(value), std::move(anchor), wall});
+}
+
+std::vector<float> popularity(const Interactions& train, int32_t items) {
+  std::vector<float> c(items, 0.0f);
+  for (int32_t i : train.item) c[i] += 1;
+  return c;
+}
+
+std::vector<size_t> merged(std::vector<size_t> a, const std::vector<size_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  return a;
+}
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir, device = "auto", only;
+  uint64_t seed = 42;
+  int threads = 1;  // intra-op threads; the shared 2-core machine runs slower with more
+  if (const char* env = std::getenv("MTREC_DATA_DIR")) dir = std::string(env) + "/ml-100k";
+  for (int k = 1; k < argc; ++k) {
+    std::string a = argv[k];
+    auto next = [&] { return k + 1 < argc ? std::string(argv[++k]) : std::string(); };
+    if (a == "--data-dir") dir = next();
+    else if (a == "--device") device = next();
+    else if (a == "--seed") seed = std::stoull(next());
+    else if (a == "--only") only = next();
+    else if (a == "--threads") threads = std::stoi(next());
+    else {
+      fmt::print(stderr, "usage: quality_heads [--data-dir DIR] [--device D] [--seed N] [--threads N] [--only R|D|C]\n");
+      return 2;
+    }
+  }
+  if (dir.empty()) dir = "../shared/data/ml-100k";
+  const bool have_ml = std::filesystem::exists(dir + "/u.data");
+  set_log_level(LogLevel::Warn);
+  seed_everything(seed);
+  if (threads > 0) at::set_num_threads(threads);
+  const auto dev = choose_device(device);
+  fmt::print("quality_heads: seed {}, device {}, {} intra-op threads, ML-100K {}\n", seed, describe_device(dev),
+             at::get_num_threads(), have_ml ? dir : "absent");
+  fmt::print("(timings are wall clock on a shared machine while other jobs compile)\n\n");
+  fmt::print("  {:<4} {:<34} {:<18} {:<16} {:>9}  {}\n", "prot", "system", "metric", "value", "wall", "anchor");
+  auto want = [&](const char* p) { return only.empty() || only == p; };
+
+  if (have_ml && want("R")) {
+    double sr = 0, sm = 0;
+    auto t_all = Clock::now();
+    for (int f = 1; f <= 5; ++f) {
+      auto t = Clock::now();
+      auto fold = read_movielens_100k_fold(dir, f);
+      auto& x = fold.data.interactions;
+      auto task = RatingTask::fit(x.subset(fold.split.train), fold.data.num_users(), fold.data.num_items(),
+                                  RatingTrainOptions().seed(seed).device(device));
+      auto m = task.evaluate(x.subset(fold.split.test));
+      sr += m.rmse;
+      sm += m.mae;
+      add("R", fmt::format("biased MF d{} fold u{}", task.model->options.dim_, f), "RMSE / MAE",
+          fmt::format("{:.4f} / {:.4f}", m.rmse, m.mae), fmt::format("{} epochs", task.epochs_run), since(t));
+    }
+    add("R", "biased MF, mean of u1..u5", "RMSE / MAE", fmt::format("{:.4f} / {:.4f}", sr / 5, sm / 5),
+        "Surprise SVD .934/.737, SVD++ .919/.721, MyMediaLite best .891/.700", since(t_all));
+  }
+
+  if (have_ml && want("D")) {
+    auto t = Clock::now();
+    Dataset ds = read_movielens_100k(dir);
+    Split s = leave_one_out_split(ds.interactions, seed);
+    auto& x = ds.interactions;
+    auto train = x.subset(s.train);
+    RankingEvaluator ev(x.subset(merged(s.train, s.valid)), ds.num_users(), ds.num_items(),
+                        RankingOptions().ks({10}).sampled_negatives(100).seed(seed));
+    auto pop = std::make_shared<std::vector<float>>(popularity(train, ds.num_items()));
+    auto rp = ev.evaluate(x.subset(s.test), [pop](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
+      out.resize(items.size());
+      for (size_t k = 0; k < items.size(); ++k) out[k] = (*pop)[items[k]];
+    });
+    add("D", "most popular (ML-100K, loo)", "HR@10 / NDCG@10", fmt::format("{:.4f} / {:.4f}", rp.at("HR@10"), rp.at("NDCG@10")),
+        "", since(t));
+    t = Clock::now();
+    auto dmf = DmfTask::fit(train, ds.num_users(), ds.num_items(), DmfTrainOptions().seed(seed).device(device),
+                            x.subset(s.valid));
+    auto r = ev.evaluate(x.subset(s.test), dmf.score_fn());
+    add("D", fmt::format("DMF 256-64, 4 neg (ML-100K, loo)"), "HR@10 / NDCG@10",
+        fmt::format("{:.4f} / {:.4f}", r.at("HR@10"), r.at("NDCG@10")),
+        fmt::format("{} epochs; ML-1M anchors: NeuMF .7120/.4369, ItemKNN .6596/.3900", dmf.epochs_run), since(t));
+  }
+
+  if (want("C")) {
+    const int ratio = 4;
+    if (have_ml) {
+      auto t = Clock::now();
+      auto fold = read_movielens_100k_fold(dir, 1);
+      auto& x = fold.data.interactions;
+      auto train_pos = implicit_positives(fold.data, x.subset(fold.split.train), 4.0f);
+      NegativeSampler all(x, fold.data.num_users(), fold.data.num_items(), NegativeSampler::Kind::Uniform,
+                          derive_seed(seed, "ctr-test"));
+      auto test = sample_ctr_examples(implicit_positives(fold.data, x.subset(fold.split.test), 4.0f), all, ratio);
+      auto ctr = CtrTask::fit(train_pos, fold.data.num_users(), fold.data.num_items(), 1,
+                              CtrTrainOptions().negatives(ratio).seed(seed).device(device));
+      auto m = ctr.evaluate(test);
+      auto pc = popularity(train_pos, fold.data.num_items());
+      std::vector<float> ps;
+      for (int32_t i : test.item) ps.push_back(pc[i]);
+      add("C", "most popular (ML-100K u1, r>=4, 1:4)", "AUC / GAUC",
+          fmt::format("{:.4f} / {:.4f}", auc(ps, test.label), gauc(ps, test.label, test.user)), "", 0);
+      add("C", "CTR MLP+dot (ML-100K u1, r>=4, 1:4)", "AUC / GAUC / LL",
+          fmt::format("{:.4f} / {:.4f} / {:.4f}", m.auc, m.gauc, m.logloss),
+          fmt::format("{} epochs, {} test examples", ctr.epochs_run, m.count), since(t));
+    }
+    auto t = Clock::now();
+    auto w = generate_world(SyntheticOptions().users(1000).items(500).interactions(50000).seed(seed));
+    Interactions x = implicit_positives(w.data, w.data.interactions);  // clicks; impressions dropped
+    Split s = random_split(x, 0.2, 0.0, seed);
+    const int32_t scen = std::max<int32_t>(1, w.data.scenarios.size());
+    auto ctr = CtrTask::fit(x.subset(s.train), w.data.num_users(), w.data.num_items(), scen,
+                            CtrTrainOptions().negatives(ratio).seed(seed).device(device));
+    NegativeSampler all(x, w.data.num_users(), w.data.num_items(), NegativeSampler::Kind::Uniform,
+                        derive_seed(seed, "ctr-test"));
+    auto test = sample_ctr_examples(x.subset(s.test), all, ratio);
+    auto m = ctr.evaluate(test);
+    auto pc = popularity(x.subset(s.train), w.data.num_items());
+    std::vector<float> ps;
+    for (int32_t i : test.item) ps.push_back(pc[i]);
+    add("C", "most popular (synthetic 1000x500, 1:4)", "AUC / GAUC",
+        fmt::format("{:.4f} / {:.4f}", auc(ps, test.label), gauc(ps, test.label, test.user)), "", 0);
+    add("C", "CTR MLP+dot (synthetic clicks, 1:4)", "AUC / GAUC / LL", fmt::format("{:.4f} / {:.4f} / {:.4f}", m.auc, m.gauc, m.logloss),
+        fmt::format("{} epochs", ctr.epochs_run), since(t));
+    for (const auto& [sc, sm] : m.per_scenario)
+      add("C", fmt::format("  scenario {}", sc < w.data.scenarios.size() ? w.data.scenarios.raw(sc) : std::to_string(sc)),
+          "AUC / GAUC / LL", fmt::format("{:.4f} / {:.4f} / {:.4f}", sm.auc, sm.gauc, sm.logloss),
+          fmt::format("{} examples", sm.count), 0);
+  }
+  return 0;
+}

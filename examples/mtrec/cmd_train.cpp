@@ -1,0 +1,309 @@
+// `mtrec train --task rating|dmf|ctr ...` and `mtrec eval --checkpoint CKPT ...`.
+//   mtrec train --task rating --dataset ml-100k --data-dir DIR --split u1 --out mf.ckpt --json out.json
+//   mtrec eval --checkpoint mf.ckpt --dataset ml-100k --data-dir DIR --split u2 --json out.json
+// Tasks register through MTREC_TRAIN_TASK (train_registry.h); this file holds the dispatch,
+// the data loading and the rating, dmf and ctr tasks.
+#include <chrono>
+#include <set>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/data/movielens.h"
+#include "mtrec/data/sampler.h"
+#include "mtrec/data/split.h"
+#include "mtrec/data/synthetic.h"
+#include "mtrec/eval/evaluator.h"
+#include "mtrec/tasks/ctr.h"
+#include "mtrec/tasks/dmf.h"
+#include "mtrec/tasks/labels.h"
+#include "mtrec/tasks/rating.h"
+#include "train_registry.h"
+
+namespace mtrec::cli {
+
+std::map<std::string, TrainTask>& train_tasks() {
+  static std::map<std::string, TrainTask> tasks;
+  return tasks;
+}
+
+LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
+  LoadedData d;
+  if (a.dataset == "ml-100k") {
+    MTREC_CHECK(!a.data_dir.empty(), "--dataset ml-100k needs --data-dir DIR (the folder holding u.data)");
+    if (a.split == "loo") {
+      d.data = read_movielens_100k(a.data_dir);
+      d.split = leave_one_out_split(d.data.interactions, ctx.seed);
+      d.description = "ml-100k leave-one-out by time (seed " + std::to_string(ctx.seed) + ")";
+    } else {
+      MTREC_CHECK(a.split.size() == 2 && a.split[0] == 'u', "--split must be u1..u5, ua, ub or loo, got '", a.split,
+                  "'");
+      auto fold = read_movielens_100k_fold(a.data_dir, a.split.substr(1));
+      d.data = std::move(fold.data);
+      d.split = std::move(fold.split);
+      d.description = "ml-100k " + a.split + ".base/" + a.split + ".test";
+    }
+  } else if (a.dataset == "synthetic") {
+    auto world = generate_world(SyntheticOptions()
+                                    .users(a.synthetic_users)
+                                    .items(a.synthetic_items)
+                                    .interactions(a.synthetic_interactions)
+                                    .seed(ctx.seed));
+    d.data = std::move(world.data);
+    if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
+    if (a.split == "loo") {
+      d.split = leave_one_out_split(d.data.interactions, ctx.seed);
+    } else {
+      MTREC_CHECK(a.split == "random", "--dataset synthetic takes --split loo or random, got '", a.split, "'");
+      d.split = random_split(d.data.interactions, 0.1, 0.1, ctx.seed);
+    }
+    d.description = "synthetic world (seed " + std::to_string(ctx.seed) + ", " + a.split + " split)";
+  } else {
+    MTREC_CHECK(false, "unknown --dataset '", a.dataset, "' (expected ml-100k|synthetic)");
+  }
+  log_info("data: {} ({} users, {} items, {} train / {} valid / {} test rows)", d.description, d.data.num_users(),
+           d.data.num_items(), d.split.train.size(), d.split.valid.size(), d.split.test.size());
+  return d;
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+nlohmann::json run_info(const TrainArgs& a, const CliContext& ctx, const LoadedData& d) {
+  return {{"task", a.task},
+          {"dataset", a.dataset},
+          {"split", a.split},
+          {"data", d.description},
+          {"seed", ctx.seed},
+          {"device", describe_device(choose_device(ctx.device))}};
+}
+
+std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  return a;
+}
+
+/// Rows of `x` (dense ids of `ds`) re-expressed in the checkpoint's id space; rows whose
+/// user or item the checkpoint does not know are dropped and counted.
+Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped) {
+  std::vector<int32_t> umap(ds.num_users()), imap(ds.num_items());
+  for (int32_t u = 0; u < ds.num_users(); ++u) umap[u] = ck.users.find(ds.users.raw(u));
+  for (int32_t i = 0; i < ds.num_items(); ++i) imap[i] = ck.items.find(ds.items.raw(i));
+  std::vector<size_t> keep;
+  for (size_t k = 0; k < x.size(); ++k)
+    if (umap[x.user[k]] >= 0 && imap[x.item[k]] >= 0) keep.push_back(k);
+  dropped += static_cast<int64_t>(x.size() - keep.size());
+  Interactions out = x.subset(keep);
+  for (auto& u : out.user) u = umap[u];
+  for (auto& i : out.item) i = imap[i];
+  if (!ck.scenarios.raws().empty()) {
+    if (out.scenario.size() != out.size()) out.scenario.assign(out.size(), 0);
+    for (size_t k = 0; k < out.size(); ++k) {
+      int32_t s = out.scenario.empty() ? 0 : out.scenario[k];
+      int32_t m = ck.scenarios.find(ds.scenarios.size() > s ? ds.scenarios.raw(s) : "default");
+      out.scenario[k] = static_cast<int16_t>(std::max(0, m));
+    }
+  }
+  return out;
+}
+
+// ---- rating -------------------------------------------------------------------------------
+nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
+  auto d = load_data(a, ctx);
+  auto t0 = Clock::now();
+  RatingTrainOptions o;
+  o.seed(ctx.seed).device(ctx.device).progress(true);
+  if (a.epochs) o.epochs(a.epochs);
+  if (a.dim) o.dim(a.dim);
+  if (a.lr) o.lr(a.lr);
+  auto& x = d.data.interactions;
+  auto task = RatingTask::fit(explicit_ratings(d.data, x.subset(concat(d.split.train, d.split.valid))),
+                              d.data.num_users(), d.data.num_items(), o);
+  auto m = task.evaluate(explicit_ratings(d.data, x.subset(d.split.test)));
+  auto j = run_info(a, ctx, d);
+  j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"epochs_run", task.epochs_run},
+            {"best_valid_rmse", task.best_valid_rmse}, {"dim", task.model->options.dim_}, {"wall_s", seconds_since(t0)}});
+  if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items));
+  log_info("rating: test RMSE {:.4f}, MAE {:.4f} ({} ratings)", m.rmse, m.mae, m.count);
+  return j;
+}
+
+nlohmann::json eval_rating(const Checkpoint& ck, const TrainArgs& a, const CliContext& ctx) {
+  auto task = RatingTask::from_checkpoint(ck, ctx.device);
+  auto d = load_data(a, ctx);
+  int64_t dropped = 0;
+  auto m = task.evaluate(to_checkpoint_ids(explicit_ratings(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped));
+  auto j = run_info(a, ctx, d);
+  j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"unknown_ids_dropped", dropped}});
+  log_info("rating: RMSE {:.4f}, MAE {:.4f} ({} ratings, {} with unknown ids dropped)", m.rmse, m.mae, m.count, dropped);
+  return j;
+}
+
+// ---- dmf (protocol D) ---------------------------------------------------------------------
+nlohmann::json ranking_json(const RankingReport& r) {
+  nlohmann::json j = r.metrics;
+  j["users"] = r.users;
+  j["protocol"] = r.protocol;
+  return j;
+}
+
+nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
+  TrainArgs a = args;
+  a.positives_only = true;
+  auto d = load_data(a, ctx);
+  auto t0 = Clock::now();
+  DmfTrainOptions o;
+  o.seed(ctx.seed).device(ctx.device).progress(true);
+  if (a.epochs) o.epochs(a.epochs);
+  if (a.dim) o.layers({4 * a.dim, a.dim});
+  if (a.lr) o.lr(a.lr);
+  if (a.negatives) o.negatives(a.negatives);
+  auto& x = d.data.interactions;
+  auto train = x.subset(d.split.train), valid = x.subset(d.split.valid);
+  auto task = DmfTask::fit(train, d.data.num_users(), d.data.num_items(), o, valid);
+  RankingEvaluator ev(x.subset(concat(d.split.train, d.split.valid)), d.data.num_users(), d.data.num_items(),
+                      RankingOptions().ks({5, 10, 20}).sampled_negatives(100).seed(ctx.seed));
+  auto r = ev.evaluate(x.subset(d.split.test), task.score_fn());
+  auto j = run_info(a, ctx, d);
+  j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
+            {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)}});
+  if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items));
+  log_info("dmf: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users, 100 sampled negatives)", r.at("HR@10"), r.at("NDCG@10"), r.users);
+  return j;
+}
+
+nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& args, const CliContext& ctx) {
+  auto task = DmfTask::from_checkpoint(ck, ctx.device);
+  TrainArgs a = args;
+  a.positives_only = true;
+  auto d = load_data(a, ctx);
+  int64_t dropped = 0;
+  auto& x = d.data.interactions;
+  auto seen = to_checkpoint_ids(x.subset(concat(d.split.train, d.split.valid)), d.data, ck, dropped);
+  auto test = to_checkpoint_ids(x.subset(d.split.test), d.data, ck, dropped);
+  RankingEvaluator ev(seen, ck.users.size(), ck.items.size(),
+                      RankingOptions().ks({5, 10, 20}).sampled_negatives(100).seed(ctx.seed));
+  auto r = ev.evaluate(test, task.score_fn());
+  auto j = run_info(a, ctx, d);
+  j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
+            {"unknown_ids_dropped", dropped}});
+  log_info("dmf: HR@10 {:.4f}, NDCG@10 {:.4f}", r.at("HR@10"), r.at("NDCG@10"));
+  return j;
+}
+
+// ---- ctr (protocol C) ---------------------------------------------------------------------
+/// Positives: ratings >= 4 on explicit data (MovieLens), clicks on the synthetic world.
+Interactions ctr_positives(const Dataset& ds, const Interactions& x) { return implicit_positives(ds, x, 4.0f); }
+
+nlohmann::json ctr_json(const CtrMetrics& m, const Dataset& ds) {
+  nlohmann::json j = {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"count", m.count}};
+  for (const auto& [s, sm] : m.per_scenario)
+    j["per_scenario"][s < ds.scenarios.size() ? ds.scenarios.raw(s) : std::to_string(s)] =
+        {{"auc", sm.auc}, {"gauc", sm.gauc}, {"logloss", sm.logloss}, {"count", sm.count}};
+  return j;
+}
+
+nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
+  auto d = load_data(a, ctx);
+  auto t0 = Clock::now();
+  CtrTrainOptions o;
+  o.seed(ctx.seed).device(ctx.device).progress(true);
+  if (a.epochs) o.epochs(a.epochs);
+  if (a.dim) o.dim(a.dim);
+  if (a.lr) o.lr(a.lr);
+  if (a.negatives) o.negatives(a.negatives);
+  auto& x = d.data.interactions;
+  const int32_t scen = std::max<int32_t>(1, d.data.scenarios.size());
+  auto task = CtrTask::fit(ctr_positives(d.data, x.subset(concat(d.split.train, d.split.valid))), d.data.num_users(),
+                           d.data.num_items(), scen, o);
+  // Test negatives: items the user never interacted with anywhere in the data.
+  NegativeSampler all(implicit_positives(d.data, x), d.data.num_users(), d.data.num_items(),
+                      NegativeSampler::Kind::Uniform, derive_seed(ctx.seed, "ctr-test"));
+  auto test = sample_ctr_examples(ctr_positives(d.data, x.subset(d.split.test)), all, o.negatives_);
+  auto m = task.evaluate(test);
+  auto j = run_info(a, ctx, d);
+  j.update(ctr_json(m, d.data));
+  j.update({{"negatives_per_positive", o.negatives_}, {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)},
+            {"positives", "rating >= 4 (explicit data) or clicks (synthetic)"}});
+  if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items, d.data.scenarios));
+  log_info("ctr: AUC {:.4f}, GAUC {:.4f}, logloss {:.4f} ({} examples, 1:{} negatives)", m.auc, m.gauc, m.logloss,
+           m.count, o.negatives_);
+  return j;
+}
+
+nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliContext& ctx) {
+  auto task = CtrTask::from_checkpoint(ck, ctx.device);
+  auto d = load_data(a, ctx);
+  int64_t dropped = 0;
+  auto all = to_checkpoint_ids(implicit_positives(d.data, d.data.interactions), d.data, ck, dropped);
+  dropped = 0;
+  auto test_pos = to_checkpoint_ids(ctr_positives(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
+  NegativeSampler sampler(all, ck.users.size(), ck.items.size(), NegativeSampler::Kind::Uniform,
+                          derive_seed(ctx.seed, "ctr-test"));
+  const int ratio = a.negatives ? a.negatives : CtrTrainOptions().negatives_;
+  auto m = task.evaluate(sample_ctr_examples(test_pos, sampler, ratio));
+  auto j = run_info(a, ctx, d);
+  j.update(ctr_json(m, d.data));
+  j.update({{"negatives_per_positive", ratio}, {"unknown_ids_dropped", dropped}});
+  log_info("ctr: AUC {:.4f}, GAUC {:.4f}, logloss {:.4f}", m.auc, m.gauc, m.logloss);
+  return j;
+}
+
+MTREC_TRAIN_TASK(TrainTask{"rating", "biased matrix factorisation, RMSE/MAE (protocol R)", train_rating, eval_rating});
+MTREC_TRAIN_TASK(TrainTask{"dmf", "deep matrix factorisation, HR/NDCG@10 among 100 negatives (protocol D)", train_dmf,
+                           eval_dmf});
+MTREC_TRAIN_TASK(TrainTask{"ctr", "click-through MLP + dot, AUC/GAUC/logloss (protocol C)", train_ctr, eval_ctr});
+
+std::string default_split(const std::string& task, const std::string& dataset) {
+  if (task == "rating" || task == "ctr") return dataset == "synthetic" ? "random" : "u1";
+  return "loo";
+}
+
+void add_data_options(CLI::App* cmd, TrainArgs& a) {
+  cmd->add_option("--dataset", a.dataset, "ml-100k|synthetic")->capture_default_str();
+  cmd->add_option("--data-dir", a.data_dir, "Folder holding the MovieLens files");
+  cmd->add_option("--split", a.split, "u1..u5|ua|ub|loo (ml-100k), loo|random (synthetic); default per task");
+  cmd->add_option("--synthetic-users", a.synthetic_users)->capture_default_str();
+  cmd->add_option("--synthetic-items", a.synthetic_items)->capture_default_str();
+  cmd->add_option("--synthetic-interactions", a.synthetic_interactions)->capture_default_str();
+  cmd->add_option("--negatives", a.negatives, "Sampled negatives per positive (dmf, ctr)");
+}
+
+MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
+  static TrainArgs args;
+  std::string names;
+  for (const auto& [name, t] : train_tasks()) names += (names.empty() ? "" : "|") + name;
+  auto* train = app.add_subcommand("train", "Train one task head and report its test metrics");
+  train->add_option("--task", args.task, names)->required();
+  add_data_options(train, args);
+  args.split.clear();
+  train->add_option("--epochs", args.epochs, "Epochs (default per task)");
+  train->add_option("--dim", args.dim, "Embedding / latent dimension (default per task)");
+  train->add_option("--lr", args.lr, "Learning rate (default per task)");
+  train->add_option("--out", args.out, "Write the trained model to this checkpoint");
+  train->callback([&ctx] {
+    auto it = train_tasks().find(args.task);
+    MTREC_CHECK(it != train_tasks().end(), "unknown --task '", args.task, "'");
+    if (args.split.empty()) args.split = default_split(args.task, args.dataset);
+    ctx.write_json(it->second.train(args, ctx));
+  });
+
+  auto* eval = app.add_subcommand("eval", "Re-evaluate a saved checkpoint on a dataset split");
+  eval->add_option("--checkpoint", args.checkpoint, "Checkpoint written by `mtrec train --out`")->required();
+  add_data_options(eval, args);
+  eval->callback([&ctx] {
+    Checkpoint ck = load_checkpoint(args.checkpoint);
+    auto it = train_tasks().find(ck.task);
+    MTREC_CHECK(it != train_tasks().end() && it->second.eval, "checkpoint '", args.checkpoint, "' holds task '",
+                ck.task, "', which this build cannot evaluate");
+    args.task = ck.task;
+    if (args.split.empty()) args.split = default_split(args.task, args.dataset);
+    ctx.write_json(it->second.eval(ck, args, ctx));
+  });
+});
+
+}  // namespace
+}  // namespace mtrec::cli

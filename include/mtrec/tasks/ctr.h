@@ -1,0 +1,116 @@
+#pragma once
+// Click-through prediction: is (user, item, scenario) a positive? Embeddings of user, item
+// and scenario feed an MLP (over [u, i, s, u⊙i]); a dot-product term <u, i> and an item bias
+// are added to its output logit; the loss is BCE with logits. Negatives are sampled unseen
+// items (uniform) at a stated ratio and take the scenario of the positive they were drawn for.
+//
+//   mtrec::CtrExamples test = mtrec::sample_ctr_examples(test_pos, all_seen_sampler, 1);
+//   mtrec::CtrTask ctr = mtrec::CtrTask::fit(train_pos, ds.num_users(), ds.num_items(), 3,
+//                                            mtrec::CtrTrainOptions().negatives(1));
+//   mtrec::CtrMetrics m = ctr.evaluate(test);             // m.auc, m.gauc, m.logloss, m.per_scenario
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mtrec/data/sampler.h"
+#include "mtrec/data/schema.h"
+#include "mtrec/train/checkpoint.h"
+
+namespace mtrec {
+
+struct CtrModelOptions {
+  CtrModelOptions(int64_t num_users, int64_t num_items, int64_t num_scenarios)
+      : num_users_(num_users), num_items_(num_items), num_scenarios_(num_scenarios) {}
+  int64_t num_users_, num_items_, num_scenarios_;
+  int64_t dim_ = 32;
+  std::vector<int64_t> hidden_ = {64, 32};
+  CtrModelOptions& dim(int64_t v) { dim_ = v; return *this; }
+  CtrModelOptions& hidden(std::vector<int64_t> v) { hidden_ = std::move(v); return *this; }
+};
+
+class CtrModelImpl : public torch::nn::Module {
+ public:
+  explicit CtrModelImpl(CtrModelOptions options);
+  void reset();
+  /// Logits for parallel int64 tensors of users, items and scenarios.
+  torch::Tensor forward(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& scenarios);
+
+  CtrModelOptions options;
+  torch::nn::Embedding user_emb{nullptr}, item_emb{nullptr}, scenario_emb{nullptr}, item_bias{nullptr};
+  torch::nn::Sequential mlp{nullptr};
+};
+TORCH_MODULE(CtrModel);
+
+/// Mean binary cross-entropy on logits.
+torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+
+/// Labelled (user, item, scenario) triples.
+struct CtrExamples {
+  std::vector<int32_t> user, item, scenario;
+  std::vector<float> label;
+  size_t size() const { return user.size(); }
+};
+
+/// Every row of `positives` with label 1, plus `ratio` items per row drawn from `sampler`
+/// (items the sampler's user has not interacted with) with label 0 and the row's scenario.
+CtrExamples sample_ctr_examples(const Interactions& positives, NegativeSampler& sampler, int ratio);
+
+struct CtrTrainOptions {
+  int64_t dim_ = 32;
+  std::vector<int64_t> hidden_ = {64, 32};
+  int epochs_ = 10;
+  int negatives_ = 4;        // sampled per positive, resampled every epoch
+  int64_t batch_size_ = 512;
+  double lr_ = 2e-3;         // Adam
+  double weight_decay_ = 1e-6;
+  double valid_fraction_ = 0.05;  // of the positives, for early stopping on validation AUC
+  int patience_ = 2;
+  uint64_t seed_ = 42;
+  std::string device_ = "auto";
+  bool progress_ = false;
+  CtrTrainOptions& dim(int64_t v) { dim_ = v; return *this; }
+  CtrTrainOptions& hidden(std::vector<int64_t> v) { hidden_ = std::move(v); return *this; }
+  CtrTrainOptions& epochs(int v) { epochs_ = v; return *this; }
+  CtrTrainOptions& negatives(int v) { negatives_ = v; return *this; }
+  CtrTrainOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
+  CtrTrainOptions& lr(double v) { lr_ = v; return *this; }
+  CtrTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
+  CtrTrainOptions& valid_fraction(double v) { valid_fraction_ = v; return *this; }
+  CtrTrainOptions& patience(int v) { patience_ = v; return *this; }
+  CtrTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  CtrTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  CtrTrainOptions& progress(bool v) { progress_ = v; return *this; }
+};
+
+struct CtrMetrics {
+  double auc = 0, gauc = 0, logloss = 0;
+  int64_t count = 0;
+  std::map<int32_t, CtrMetrics> per_scenario;  // filled by evaluate() when several scenarios occur
+};
+
+/// AUC, GAUC (grouped by user) and logloss of probabilities; per scenario when there are several.
+CtrMetrics ctr_metrics(const CtrExamples& examples, const std::vector<float>& prob);
+
+class CtrTask {
+ public:
+  static CtrTask fit(const Interactions& positives, int32_t num_users, int32_t num_items, int32_t num_scenarios,
+                     const CtrTrainOptions& options = {});
+  /// Click probabilities.
+  std::vector<float> predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items,
+                             const std::vector<int32_t>& scenarios) const;
+  CtrMetrics evaluate(const CtrExamples& test) const;
+
+  Checkpoint to_checkpoint(const IdMap& users, const IdMap& items, const IdMap& scenarios) const;
+  static CtrTask from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
+
+  CtrModel model{nullptr};
+  int epochs_run = 0;
+};
+
+}  // namespace mtrec

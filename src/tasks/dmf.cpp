@@ -1,0 +1,266 @@
+#include "mtrec/tasks/dmf.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/progress.h"
+#include "mtrec/core/random.h"
+#include "mtrec/data/sampler.h"
+#include "tensor_util.h"
+
+namespace mtrec {
+
+DMFImpl::DMFImpl(DMFOptions o) : options(std::move(o)) { reset(); }
+
+void DMFImpl::reset() {
+  const auto& o = options;
+  MTREC_CHECK(o.num_users_ > 0 && o.num_items_ > 0, "DMF needs users and items, got ", o.num_users_, " and ",
+              o.num_items_);
+  MTREC_CHECK(!o.user_layers_.empty() && !o.item_layers_.empty(), "DMF needs at least one layer per tower");
+  MTREC_CHECK(o.user_layers_.back() == o.item_layers_.back(), "DMF towers must end in the same dimension, got ",
+              o.user_layers_.back(), " and ", o.item_layers_.back());
+  auto bag = [](int64_t rows, int64_t dim) {
+    return torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(rows, dim).mode(torch::kSum));
+  };
+  // The user tower reads a row over items, the item tower a column over users.
+  user_input = register_module("user_input", bag(o.num_items_, o.user_layers_[0]));
+  item_input = register_module("item_input", bag(o.num_users_, o.item_layers_[0]));
+  user_input_bias = register_parameter("user_input_bias", torch::zeros({o.user_layers_[0]}));
+  item_input_bias = register_parameter("item_input_bias", torch::zeros({o.item_layers_[0]}));
+  {
+    // Glorot-like scale for a sparse input with a few dozen non-zeros.
+    torch::NoGradGuard g;
+    user_input->weight.normal_(0, 1.0 / std::sqrt(static_cast<double>(o.user_layers_[0])));
+    item_input->weight.normal_(0, 1.0 / std::sqrt(static_cast<double>(o.item_layers_[0])));
+  }
+  user_tower = register_module("user_tower", torch::nn::ModuleList());
+  item_tower = register_module("item_tower", torch::nn::ModuleList());
+  for (size_t k = 1; k < o.user_layers_.size(); ++k)
+    user_tower->push_back(torch::nn::Linear(o.user_layers_[k - 1], o.user_layers_[k]));
+  for (size_t k = 1; k < o.item_layers_.size(); ++k)
+    item_tower->push_back(torch::nn::Linear(o.item_layers_[k - 1], o.item_layers_[k]));
+  auto L = torch::kLong;
+  user_offsets = register_buffer("user_offsets", torch::zeros({o.num_users_ + 1}, L));
+  item_offsets = register_buffer("item_offsets", torch::zeros({o.num_items_ + 1}, L));
+  user_cols = register_buffer("user_cols", torch::zeros({0}, L));
+  item_cols = register_buffer("item_cols", torch::zeros({0}, L));
+  user_vals = register_buffer("user_vals", torch::zeros({0}));
+  item_vals = register_buffer("item_vals", torch::zeros({0}));
+}
+
+void DMFImpl::set_matrix(const Interactions& train, float max_rating) {
+  const int64_t nu = options.num_users_, ni = options.num_items_;
+  auto csr = [&](int64_t rows, const std::vector<int32_t>& row_of, const std::vector<int32_t>& col_of,
+                 torch::Tensor& off, torch::Tensor& cols, torch::Tensor& vals) {
+    std::vector<int64_t> o(rows + 1, 0);
+    for (size_t k = 0; k < row_of.size(); ++k) {
+      MTREC_CHECK(row_of[k] >= 0 && row_of[k] < rows, "DMF: id ", row_of[k], " outside 0..", rows - 1);
+      ++o[row_of[k] + 1];
+    }
+    for (int64_t r = 0; r < rows; ++r) o[r + 1] += o[r];
+    std::vector<int64_t> c(row_of.size()), fill(o.begin(), o.end() - 1);
+    std::vector<float> v(row_of.size());
+    for (size_t k = 0; k < row_of.size(); ++k) {
+      int64_t at = fill[row_of[k]]++;
+      c[at] = col_of[k];
+      v[at] = train.has_rating ? train.rating[k] / max_rating : 1.0f;
+    }
+    auto dev = off.device();
+    // In-place so the registered buffers stay the same tensors.
+    off.set_(torch::tensor(o, torch::kLong).to(dev));
+    cols.set_(torch::tensor(c, torch::kLong).to(dev));
+    vals.set_(torch::tensor(v).to(dev));
+  };
+  torch::NoGradGuard g;
+  csr(nu, train.user, train.item, user_offsets, user_cols, user_vals);
+  csr(ni, train.item, train.user, item_offsets, item_cols, item_vals);
+}
+
+torch::Tensor DMFImpl::tower(const torch::Tensor& ids, torch::nn::EmbeddingBag& input, const torch::Tensor& bias,
+                             torch::nn::ModuleList& layers, const torch::Tensor& offsets, const torch::Tensor& cols,
+                             const torch::Tensor& vals) {
+  auto starts = offsets.index_select(0, ids);
+  auto lens = offsets.index_select(0, ids + 1) - starts;
+  auto bag_offsets = lens.cumsum(0) - lens;
+  const int64_t total = lens.sum().item<int64_t>();
+  auto pos = torch::arange(total, offsets.options()) + (starts - bag_offsets).repeat_interleave(lens);
+  auto h = torch::relu(input->forward(cols.index_select(0, pos), bag_offsets, vals.index_select(0, pos)) + bias);
+  for (auto& layer : *layers) h = torch::relu(layer->as<torch::nn::Linear>()->forward(h));
+  return h;
+}
+
+torch::Tensor DMFImpl::user_vectors(const torch::Tensor& users) {
+  auto [uniq, inverse] = at::_unique(users, /*sorted=*/true, /*return_inverse=*/true);
+  return tower(uniq, user_input, user_input_bias, user_tower, user_offsets, user_cols, user_vals).index_select(0, inverse);
+}
+
+torch::Tensor DMFImpl::item_vectors(const torch::Tensor& items) {
+  auto [uniq, inverse] = at::_unique(items, true, true);
+  return tower(uniq, item_input, item_input_bias, item_tower, item_offsets, item_cols, item_vals).index_select(0, inverse);
+}
+
+torch::Tensor DMFImpl::forward(const torch::Tensor& users, const torch::Tensor& items) {
+  auto cos = torch::cosine_similarity(user_vectors(users), item_vectors(items), /*dim=*/1, /*eps=*/1e-8);
+  return dmf_clamp(cos);
+}
+
+torch::Tensor dmf_clamp(const torch::Tensor& cosine) { return cosine.clamp(1e-6, 1.0 - 1e-6); }
+
+torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& y) {
+  auto p = dmf_clamp(cosine);
+  return -(y * torch::log(p) + (1 - y) * torch::log(1 - p)).mean();
+}
+
+DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_items, const DmfTrainOptions& o,
+                     const Interactions& valid) {
+  MTREC_CHECK(!train.empty(), "DMF needs training interactions");
+  MTREC_CHECK(o.negatives_ >= 1 && o.epochs_ >= 1 && o.batch_size_ >= 1, "DMF options: negatives=", o.negatives_,
+              " epochs=", o.epochs_, " batch_size=", o.batch_size_, " must all be >= 1");
+  torch::manual_seed(derive_seed(o.seed_, "dmf-init"));
+  const auto device = choose_device(o.device_);
+  const float max_rating = train.has_rating ? static_cast<float>(o.max_rating_) : 1.0f;
+  DmfTask task;
+  task.model = DMF(DMFOptions(num_users, num_items).user_layers(o.layers_).item_layers(o.layers_));
+  task.model->to(device);
+  task.model->set_matrix(train, max_rating);
+  torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_));
+  NegativeSampler sampler(train, num_users, num_items, NegativeSampler::Kind::Uniform, derive_seed(o.seed_, "dmf-neg"));
+  Rng rng(derive_seed(o.seed_, "dmf-batches"));
+
+  std::unique_ptr<RankingEvaluator> evaluator;
+  if (!valid.empty())
+    evaluator = std::make_unique<RankingEvaluator>(
+        train, num_users, num_items, RankingOptions().ks({10}).sampled_negatives(100).seed(derive_seed(o.seed_, "dmf-valid")));
+  BestEpoch best;
+
+  const size_t per = 1 + static_cast<size_t>(o.negatives_);
+  std::vector<int32_t> us(train.size() * per), is(train.size() * per);
+  std::vector<float> ys(train.size() * per);
+  for (int epoch = 1; epoch <= o.epochs_; ++epoch) {
+    task.model->train();
+    for (size_t k = 0; k < train.size(); ++k) {
+      size_t at = k * per;
+      us[at] = train.user[k];
+      is[at] = train.item[k];
+      ys[at] = train.has_rating ? std::min(1.0f, train.rating[k] / max_rating) : 1.0f;
+      auto neg = sampler.sample(train.user[k], o.negatives_);
+      for (int j = 0; j < o.negatives_; ++j) {
+        us[at + 1 + j] = train.user[k];
+        is[at + 1 + j] = neg[j];
+        ys[at + 1 + j] = 0.0f;
+      }
+    }
+    auto U = ids_tensor(us, device), I = ids_tensor(is, device), Y = torch::tensor(ys).to(device);
+    double loss = train_epoch(U.size(0), o.batch_size_, rng, device, opt, "dmf epoch " + std::to_string(epoch),
+                              o.progress_, [&](const torch::Tensor& idx) {
+                                auto bu = U.index_select(0, idx), bi = I.index_select(0, idx);
+                                auto cos = torch::cosine_similarity(task.model->user_vectors(bu),
+                                                                    task.model->item_vectors(bi), 1, 1e-8);
+                                return dmf_loss(cos, Y.index_select(0, idx));
+                              });
+    task.epochs_run = epoch;
+    if (!evaluator) {
+      log_debug("dmf epoch {}: loss {:.4f}", epoch, loss);
+      continue;
+    }
+    task.cache_vectors();
+    double hr = evaluator->evaluate(valid, task.score_fn()).at("HR@10");
+    log_debug("dmf epoch {}: loss {:.4f}, valid HR@10 {:.4f}", epoch, loss, hr);
+    if (!best.update(hr, *task.model, epoch, o.patience_, 1e-6)) break;
+  }
+  best.restore(*task.model);
+  task.model->eval();
+  task.cache_vectors();
+  return task;
+}
+
+void DmfTask::cache_vectors() {
+  torch::NoGradGuard g;
+  model->eval();
+  auto dev = model->user_offsets.device();
+  auto norm = [](const torch::Tensor& v) {
+    return (v / v.norm(2, 1, true).clamp_min(1e-8)).to(torch::kCPU, torch::kFloat).contiguous();
+  };
+  user_cache_ = norm(model->user_vectors(torch::arange(model->options.num_users_, torch::TensorOptions(dev).dtype(torch::kLong))));
+  item_cache_ = norm(model->item_vectors(torch::arange(model->options.num_items_, torch::TensorOptions(dev).dtype(torch::kLong))));
+}
+
+std::vector<float> DmfTask::score(int32_t user, const std::vector<int32_t>& items) const {
+  std::vector<float> out;
+  score_fn()(user, items, out);
+  return out;
+}
+
+ScoreFn DmfTask::score_fn() const {
+  MTREC_CHECK(user_cache_.defined(), "DmfTask: call cache_vectors() before scoring");
+  const int64_t d = user_cache_.size(1), nu = user_cache_.size(0), ni = item_cache_.size(0);
+  const float* U = user_cache_.data_ptr<float>();
+  const float* V = item_cache_.data_ptr<float>();
+  // Captures the cache tensors by value so the scorer outlives a moved task.
+  return [U, V, d, nu, ni, uc = user_cache_, ic = item_cache_](int32_t user, const std::vector<int32_t>& items,
+                                                               std::vector<float>& out) {
+    MTREC_CHECK(user >= 0 && user < nu, "DMF: user ", user, " outside 0..", nu - 1);
+    out.resize(items.size());
+    const float* u = U + user * d;
+    for (size_t k = 0; k < items.size(); ++k) {
+      MTREC_CHECK(items[k] >= 0 && items[k] < ni, "DMF: item ", items[k], " outside 0..", ni - 1);
+      const float* v = V + items[k] * d;
+      float s = 0;
+      for (int64_t j = 0; j < d; ++j) s += u[j] * v[j];
+      out[k] = s;
+    }
+  };
+}
+
+namespace {
+GoldenScoreFn dmf_golden_fn(const DmfTask& t) {
+  return [&t](const std::vector<std::vector<int64_t>>& in) {
+    std::vector<float> out;
+    for (const auto& x : in) out.push_back(t.score(static_cast<int32_t>(x.at(0)), {static_cast<int32_t>(x.at(1))})[0]);
+    return out;
+  };
+}
+}  // namespace
+
+Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const {
+  Checkpoint ck;
+  ck.task = "dmf";
+  const auto& o = model->options;
+  ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users_},
+                                  {"num_items", o.num_items_}, {"user_layers", o.user_layers_},
+                                  {"item_layers", o.item_layers_}, {"epochs_run", epochs_run}}
+                       .dump();
+  ck.users = users;
+  ck.items = items;
+  ck.tensors = module_state(*model);
+  ck.golden = make_golden(golden_inputs(o.num_users_, o.num_items_, 0), dmf_golden_fn(*this));
+  return ck;
+}
+
+DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
+  MTREC_CHECK(ck.task == "dmf", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'dmf'");
+  auto c = nlohmann::json::parse(ck.config_json);
+  DmfTask t;
+  t.model = DMF(DMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
+                    .user_layers(c.at("user_layers").get<std::vector<int64_t>>())
+                    .item_layers(c.at("item_layers").get<std::vector<int64_t>>()));
+  t.model->to(choose_device(device));
+  {
+    // The matrix buffers are sized by the data: size them to the checkpoint before copying.
+    torch::NoGradGuard g;
+    for (auto& b : t.model->named_buffers()) b.value().resize_(ck.tensor(b.key()).sizes());
+  }
+  load_module_state(*t.model, ck);
+  t.epochs_run = c.value("epochs_run", 0);
+  t.cache_vectors();
+  verify_golden(ck, dmf_golden_fn(t));
+  return t;
+}
+
+}  // namespace mtrec

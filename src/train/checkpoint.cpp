@@ -1,0 +1,211 @@
+#include "mtrec/train/checkpoint.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/io.h"
+
+namespace mtrec {
+namespace {
+
+constexpr char kMagic[8] = {'M', 'T', 'R', 'E', 'C', 'K', 'P', 'T'};
+constexpr uint32_t kVersion = 1;
+
+template <typename T>
+void put(std::string& out, T v) {
+  char buf[sizeof(T)];
+  std::memcpy(buf, &v, sizeof(T));
+  out.append(buf, sizeof(T));
+}
+template <typename T>
+T get(std::string_view in, size_t at) {
+  T v;
+  std::memcpy(&v, in.data() + at, sizeof(T));
+  return v;
+}
+
+std::string dtype_name(c10::ScalarType t) {
+  switch (t) {
+    case c10::kFloat: return "f32";
+    case c10::kDouble: return "f64";
+    case c10::kLong: return "i64";
+    case c10::kInt: return "i32";
+    default: MTREC_CHECK(false, "checkpoint: unsupported tensor dtype ", c10::toString(t));
+  }
+  return "";
+}
+c10::ScalarType dtype_of(const std::string& name, const std::string& file) {
+  if (name == "f32") return c10::kFloat;
+  if (name == "f64") return c10::kDouble;
+  if (name == "i64") return c10::kLong;
+  if (name == "i32") return c10::kInt;
+  MTREC_CHECK(false, "checkpoint '", file, "': unknown tensor dtype '", name, "'");
+  return c10::kFloat;
+}
+
+nlohmann::json id_map_json(const IdMap& m) { return m.raws(); }
+IdMap id_map_from(const nlohmann::json& j) {
+  IdMap m;
+  for (const auto& s : j) m.intern(s.get<std::string>());
+  return m;
+}
+
+}  // namespace
+
+uint64_t fnv1a64(std::string_view data) {
+  uint64_t h = 14695981039346656037ull;
+  for (unsigned char c : data) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+const at::Tensor& Checkpoint::tensor(const std::string& name) const {
+  std::string names;
+  for (const auto& [n, t] : tensors) {
+    if (n == name) return t;
+    names += (names.empty() ? "" : ", ") + n;
+  }
+  MTREC_CHECK(false, "checkpoint '", path, "' (task ", task, ") has no tensor '", name, "'; it has: ", names);
+  return tensors.front().second;  // unreachable
+}
+
+std::string serialize_checkpoint(const Checkpoint& ck) {
+  nlohmann::json header;
+  header["task"] = ck.task;
+  header["config"] = ck.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(ck.config_json);
+  header["users"] = id_map_json(ck.users);
+  header["items"] = id_map_json(ck.items);
+  header["scenarios"] = id_map_json(ck.scenarios);
+  std::string payload;
+  nlohmann::json table = nlohmann::json::array();
+  for (const auto& [name, t] : ck.tensors) {
+    at::Tensor c = t.detach().to(c10::kCPU).contiguous();
+    size_t bytes = static_cast<size_t>(c.numel()) * c.element_size();
+    table.push_back({{"name", name}, {"dtype", dtype_name(c.scalar_type())}, {"shape", c.sizes().vec()},
+                     {"offset", payload.size()}, {"bytes", bytes}});
+    payload.append(static_cast<const char*>(c.data_ptr()), bytes);
+  }
+  header["tensors"] = table;
+  nlohmann::json golden = nlohmann::json::array();
+  for (const auto& g : ck.golden) golden.push_back({{"input", g.input}, {"score", g.score}});
+  header["golden"] = golden;
+  std::string head = header.dump();
+
+  std::string out(kMagic, sizeof(kMagic));
+  put<uint32_t>(out, kVersion);
+  put<uint64_t>(out, head.size());
+  out += head;
+  out += payload;
+  put<uint64_t>(out, fnv1a64(out));
+  return out;
+}
+
+Checkpoint deserialize_checkpoint(std::string_view in, const std::string& file) {
+  const size_t fixed = sizeof(kMagic) + 4 + 8;
+  MTREC_CHECK(in.size() >= fixed + 8 && std::memcmp(in.data(), kMagic, sizeof(kMagic)) == 0, "'", file,
+              "' is not an mtrec checkpoint (bad magic or only ", in.size(), " bytes)");
+  uint64_t stored = get<uint64_t>(in, in.size() - 8);
+  uint64_t actual = fnv1a64(in.substr(0, in.size() - 8));
+  MTREC_CHECK(stored == actual, "checkpoint '", file, "' is corrupted: checksum mismatch (stored ", std::hex, stored,
+              ", computed ", actual, std::dec, "); the file was truncated or altered");
+  uint32_t version = get<uint32_t>(in, sizeof(kMagic));
+  MTREC_CHECK(version == kVersion, "checkpoint '", file, "' has format version ", version, ", this build reads ",
+              kVersion);
+  uint64_t head_len = get<uint64_t>(in, sizeof(kMagic) + 4);
+  MTREC_CHECK(fixed + head_len + 8 <= in.size(), "checkpoint '", file, "': header length ", head_len,
+              " exceeds the file size ", in.size());
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(in.substr(fixed, head_len));
+  } catch (const std::exception& e) {
+    MTREC_CHECK(false, "checkpoint '", file, "': unreadable header: ", e.what());
+  }
+  std::string_view payload = in.substr(fixed + head_len, in.size() - 8 - fixed - head_len);
+
+  Checkpoint ck;
+  ck.path = file;
+  try {
+    ck.task = header.at("task").get<std::string>();
+    ck.config_json = header.at("config").dump();
+    ck.users = id_map_from(header.at("users"));
+    ck.items = id_map_from(header.at("items"));
+    ck.scenarios = id_map_from(header.at("scenarios"));
+    for (const auto& e : header.at("tensors")) {
+      auto name = e.at("name").get<std::string>();
+      auto dtype = dtype_of(e.at("dtype").get<std::string>(), file);
+      auto shape = e.at("shape").get<std::vector<int64_t>>();
+      auto offset = e.at("offset").get<size_t>(), bytes = e.at("bytes").get<size_t>();
+      at::Tensor t = torch::empty(shape, torch::TensorOptions().dtype(dtype));
+      MTREC_CHECK(offset + bytes <= payload.size() && bytes == static_cast<size_t>(t.numel()) * t.element_size(),
+                  "checkpoint '", file, "': tensor '", name, "' (", bytes, " bytes at ", offset,
+                  ") does not fit its shape or the payload of ", payload.size(), " bytes");
+      std::memcpy(t.data_ptr(), payload.data() + offset, bytes);
+      ck.tensors.emplace_back(std::move(name), std::move(t));
+    }
+    for (const auto& g : header.at("golden"))
+      ck.golden.push_back({g.at("input").get<std::vector<int64_t>>(), g.at("score").get<float>()});
+  } catch (const nlohmann::json::exception& e) {
+    MTREC_CHECK(false, "checkpoint '", file, "': malformed header: ", e.what());
+  }
+  return ck;
+}
+
+void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
+  write_file_atomic(path, serialize_checkpoint(checkpoint));
+}
+
+Checkpoint load_checkpoint(const std::string& path) { return deserialize_checkpoint(read_file(path), path); }
+
+std::vector<std::pair<std::string, at::Tensor>> module_state(const torch::nn::Module& module) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value().detach());
+  for (const auto& b : module.named_buffers(/*recurse=*/true)) out.emplace_back(b.key(), b.value().detach());
+  return out;
+}
+
+void load_module_state(torch::nn::Module& module, const Checkpoint& ck) {
+  torch::NoGradGuard no_grad;
+  auto assign = [&](const std::string& name, at::Tensor& dst) {
+    const at::Tensor& src = ck.tensor(name);
+    MTREC_CHECK(src.sizes() == dst.sizes(), "checkpoint '", ck.path, "': tensor '", name, "' has shape ", src.sizes(),
+                ", the model expects ", dst.sizes());
+    dst.copy_(src.to(dst.device(), dst.scalar_type()));
+  };
+  for (auto& p : module.named_parameters(true)) assign(p.key(), p.value());
+  for (auto& b : module.named_buffers(true)) assign(b.key(), b.value());
+}
+
+std::vector<GoldenPair> make_golden(const std::vector<std::vector<int64_t>>& inputs, const GoldenScoreFn& score) {
+  std::vector<float> s = score(inputs);
+  MTREC_CHECK(s.size() == inputs.size(), "golden scorer returned ", s.size(), " scores for ", inputs.size(),
+              " inputs");
+  std::vector<GoldenPair> out;
+  for (size_t i = 0; i < inputs.size(); ++i) out.push_back({inputs[i], s[i]});
+  return out;
+}
+
+void verify_golden(const Checkpoint& ck, const GoldenScoreFn& score, double tolerance) {
+  if (ck.golden.empty()) return;
+  std::vector<std::vector<int64_t>> inputs;
+  for (const auto& g : ck.golden) inputs.push_back(g.input);
+  std::vector<float> s = score(inputs);
+  MTREC_CHECK(s.size() == inputs.size(), "golden scorer returned ", s.size(), " scores for ", inputs.size(),
+              " inputs");
+  for (size_t i = 0; i < s.size(); ++i) {
+    double want = ck.golden[i].score, got = s[i];
+    if (std::fabs(want - got) <= tolerance * (1.0 + std::fabs(want))) continue;
+    std::string in;
+    for (auto v : inputs[i]) in += (in.empty() ? "" : ",") + std::to_string(v);
+    MTREC_CHECK(false, "checkpoint '", ck.path, "' (task ", ck.task, ") fails its golden check: input [", in,
+                "] scored ", got, " but ", want, " when saved; the model code or library changed since");
+  }
+}
+
+}  // namespace mtrec

@@ -1,0 +1,326 @@
+// Recommendation heads: float64 gradient checks of every loss, each head against a simple
+// baseline on the synthetic world, fusion arithmetic, checkpoint round trips and corruption.
+#include <gtest/gtest.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <map>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/io.h"
+#include "mtrec/data/sampler.h"
+#include "mtrec/data/split.h"
+#include "mtrec/data/synthetic.h"
+#include "mtrec/eval/evaluator.h"
+#include "mtrec/eval/metrics.h"
+#include "mtrec/tasks/ctr.h"
+#include "mtrec/tasks/dmf.h"
+#include "mtrec/tasks/fusion.h"
+#include "mtrec/tasks/labels.h"
+#include "mtrec/tasks/rating.h"
+#include "mtrec/train/checkpoint.h"
+#include "test_util.h"
+
+namespace mtrec {
+namespace {
+
+// One intra-op thread: these tensors are tiny, and on a loaded machine OpenMP's spinning
+// workers make small ops many times slower. Restores the previous count.
+struct OneThread {
+  int saved = at::get_num_threads();
+  OneThread() { at::set_num_threads(1); }
+  ~OneThread() { at::set_num_threads(saved); }
+};
+
+// Central differences against autograd for every element of every parameter of `m`.
+void expect_gradients_match(torch::nn::Module& m, const std::function<torch::Tensor()>& loss_fn, double tol = 1e-6) {
+  m.zero_grad();
+  loss_fn().backward();
+  const double h = 1e-6;
+  int checked = 0;
+  for (auto& p : m.named_parameters()) {
+    auto w = p.value();
+    ASSERT_EQ(w.scalar_type(), torch::kDouble) << p.key();
+    auto g = w.grad().defined() ? w.grad().clone() : torch::zeros_like(w);
+    auto flat = w.view(-1);
+    auto gflat = g.view(-1);
+    for (int64_t k = 0; k < flat.numel(); ++k) {
+      torch::NoGradGuard ng;
+      double orig = flat[k].item<double>();
+      flat[k] = orig + h;
+      double up = loss_fn().item<double>();
+      flat[k] = orig - h;
+      double down = loss_fn().item<double>();
+      flat[k] = orig;
+      double numeric = (up - down) / (2 * h);
+      double analytic = gflat[k].item<double>();
+      EXPECT_NEAR(analytic, numeric, tol * (1 + std::fabs(numeric))) << p.key() << "[" << k << "]";
+      ++checked;
+    }
+  }
+  EXPECT_GT(checked, 10);
+}
+
+// Module::to(kDouble) would also convert integer buffers (DMF's CSR indices): floating only.
+void to_double(torch::nn::Module& m) {
+  torch::NoGradGuard g;
+  for (auto& p : m.parameters()) p.set_data(p.to(torch::kDouble));
+  for (auto& b : m.buffers())
+    if (b.is_floating_point()) b.set_data(b.to(torch::kDouble));
+}
+
+Interactions tiny_ratings() {
+  Interactions x;
+  x.has_rating = true;
+  const int data[][3] = {{0, 0, 5}, {0, 1, 3}, {1, 1, 4}, {1, 2, 1}, {2, 0, 2}, {2, 3, 5}, {3, 2, 4}, {3, 4, 3}};
+  for (const auto& d : data) x.push_back(d[0], d[1], static_cast<float>(d[2]));
+  return x;
+}
+
+TEST(GradCheck, BiasedMFMseWithL2) {
+  torch::manual_seed(1);
+  BiasedMF mf(BiasedMFOptions(4, 5).dim(3).init_std(0.5).global_mean(3.5));
+  to_double(*mf);
+  auto users = torch::tensor({0, 1, 2, 3, 0}, torch::kLong), items = torch::tensor({1, 2, 3, 4, 0}, torch::kLong);
+  auto target = torch::tensor({3.0, 1.0, 5.0, 3.0, 5.0}, torch::kDouble);
+  expect_gradients_match(*mf, [&] { return rating_loss(mf->forward(users, items), target, mf->l2_terms(users, items), 0.1); });
+  // The loss value itself: MSE + λ·mean of per-example squared norms.
+  auto pred = mf->forward(users, items);
+  double mse = (pred - target).pow(2).mean().item<double>();
+  double l2 = mf->l2_terms(users, items).mean().item<double>();
+  EXPECT_NEAR(rating_loss(pred, target, mf->l2_terms(users, items), 0.1).item<double>(), mse + 0.1 * l2, 1e-12);
+}
+
+TEST(GradCheck, DmfNormalisedCrossEntropy) {
+  torch::manual_seed(2);
+  DMF dmf(DMFOptions(4, 5).user_layers({6, 3}).item_layers({6, 3}));
+  dmf->set_matrix(tiny_ratings(), 5.0f);
+  to_double(*dmf);
+  auto users = torch::tensor({0, 1, 2, 3, 1, 0}, torch::kLong), items = torch::tensor({0, 1, 3, 4, 0, 2}, torch::kLong);
+  auto y = torch::tensor({1.0, 0.8, 1.0, 0.6, 0.0, 0.0}, torch::kDouble);
+  auto loss = [&] {
+    return dmf_loss(torch::cosine_similarity(dmf->user_vectors(users), dmf->item_vectors(items), 1, 1e-8), y);
+  };
+  expect_gradients_match(*dmf, loss, 1e-5);
+  // Value: -(y log p + (1-y) log(1-p)) with p the clamped cosine.
+  auto cos = torch::tensor({0.5, 0.9, 0.0, 1.0}, torch::kDouble);
+  auto lab = torch::tensor({0.8, 1.0, 0.0, 0.4}, torch::kDouble);
+  double p3 = 1 - 1e-6, p2 = 1e-6;
+  double want = -(0.8 * std::log(0.5) + 0.2 * std::log(0.5) + std::log(0.9) + std::log(1 - p2) + 0.4 * std::log(p3) +
+                  0.6 * std::log(1 - p3)) / 4;
+  EXPECT_NEAR(dmf_loss(cos, lab).item<double>(), want, 1e-9);
+}
+
+TEST(GradCheck, CtrBinaryCrossEntropy) {
+  torch::manual_seed(3);
+  CtrModel ctr(CtrModelOptions(3, 4, 2).dim(2).hidden({3}));
+  to_double(*ctr);
+  auto u = torch::tensor({0, 1, 2, 0}, torch::kLong), i = torch::tensor({0, 1, 3, 2}, torch::kLong);
+  auto s = torch::tensor({0, 1, 1, 0}, torch::kLong);
+  auto y = torch::tensor({1.0, 0.0, 1.0, 0.0}, torch::kDouble);
+  expect_gradients_match(*ctr, [&] { return ctr_loss(ctr->forward(u, i, s), y); });
+  auto z = torch::tensor({0.3, -1.2}, torch::kDouble);
+  auto lab = torch::tensor({1.0, 0.0}, torch::kDouble);
+  double want = (std::log(1 + std::exp(-0.3)) + std::log(1 + std::exp(-1.2))) / 2;
+  EXPECT_NEAR(ctr_loss(z, lab).item<double>(), want, 1e-12);
+}
+
+// ---- Heads against baselines on the synthetic world ---------------------------------------
+const SyntheticWorld& small_world() {
+  static const SyntheticWorld w =
+      generate_world(SyntheticOptions().users(300).items(200).topics(4).interactions(40000).seed(7));
+  return w;
+}
+
+TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
+  OneThread one;
+  // Star ratings are a quarter of the clicks: a denser world than the others use.
+  const auto w = generate_world(SyntheticOptions().users(200).items(100).topics(4).interactions(60000).seed(7));
+  Interactions x = explicit_ratings(w.data, w.data.interactions);  // "rating" rows only
+  ASSERT_GT(x.size(), 1000u);
+  Split s = random_split(x, 0.2, 0.0, 11);
+  Interactions train = x.subset(s.train), test = x.subset(s.test);
+  auto task = RatingTask::fit(train, w.data.num_users(), w.data.num_items(),
+                              RatingTrainOptions().dim(16).epochs(30).l2(0.05).device("cpu").seed(5));
+  double mean = 0;
+  for (float r : train.rating) mean += r;
+  mean /= train.size();
+  std::vector<float> base(test.size(), static_cast<float>(mean));
+  double base_rmse = rmse(base, test.rating);
+  auto m = task.evaluate(test);
+  EXPECT_LT(m.rmse, 0.9 * base_rmse) << "MF " << m.rmse << " vs global mean " << base_rmse;
+}
+
+// Most-popular scorer: training counts.
+ScoreFn popularity_fn(const Interactions& train, int32_t num_items) {
+  auto counts = std::make_shared<std::vector<float>>(num_items, 0.0f);
+  for (int32_t i : train.item) (*counts)[i] += 1;
+  return [counts](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
+    out.resize(items.size());
+    for (size_t k = 0; k < items.size(); ++k) out[k] = (*counts)[items[k]];
+  };
+}
+
+TEST(DmfHead, BeatsPopularityOnSyntheticWorld) {
+  OneThread one;
+  const auto& w = small_world();
+  Interactions x = implicit_positives(w.data, w.data.interactions);  // clicks, no impressions
+  Split s = leave_one_out_split(x, 3);
+  Interactions train = x.subset(s.train), valid = x.subset(s.valid), test = x.subset(s.test);
+  auto seen_rows = s.train;
+  seen_rows.insert(seen_rows.end(), s.valid.begin(), s.valid.end());
+  std::sort(seen_rows.begin(), seen_rows.end());
+  auto task = DmfTask::fit(train, w.data.num_users(), w.data.num_items(),
+                           DmfTrainOptions().layers({32, 16}).epochs(3).batch_size(512).lr(3e-3).device("cpu"), valid);
+  RankingEvaluator ev(x.subset(seen_rows), w.data.num_users(), w.data.num_items(),
+                      RankingOptions().ks({10}).sampled_negatives(100).seed(9));
+  double hr = ev.evaluate(test, task.score_fn()).at("HR@10");
+  double pop = ev.evaluate(test, popularity_fn(train, w.data.num_items())).at("HR@10");
+  EXPECT_GT(hr, pop + 0.05) << "DMF HR@10 " << hr << " vs popularity " << pop;
+}
+
+TEST(CtrHead, BeatsPopularityOnSyntheticWorld) {
+  OneThread one;
+  const auto& w = small_world();
+  Interactions x = implicit_positives(w.data, w.data.interactions);
+  Split s = random_split(x, 0.2, 0.0, 13);
+  Interactions train = x.subset(s.train), test = x.subset(s.test);
+  const int32_t scen = std::max<int32_t>(1, w.data.scenarios.size());
+  auto task = CtrTask::fit(train, w.data.num_users(), w.data.num_items(), scen,
+                           CtrTrainOptions().dim(16).hidden({32}).epochs(6).negatives(2).device("cpu"));
+  NegativeSampler all(x, w.data.num_users(), w.data.num_items(), NegativeSampler::Kind::Uniform, 17);
+  CtrExamples ex = sample_ctr_examples(test, all, 2);
+  auto m = task.evaluate(ex);
+  std::vector<float> pop_score;
+  std::vector<float> counts(w.data.num_items(), 0.0f);
+  for (int32_t i : train.item) counts[i] += 1;
+  for (int32_t i : ex.item) pop_score.push_back(counts[i]);
+  double pop_auc = auc(pop_score, ex.label), pop_gauc = gauc(pop_score, ex.label, ex.user);
+  EXPECT_GT(m.auc, pop_auc + 0.02) << "CTR AUC " << m.auc << " vs popularity " << pop_auc;
+  EXPECT_GT(m.gauc, pop_gauc + 0.02) << "CTR GAUC " << m.gauc << " vs popularity " << pop_gauc;
+  EXPECT_LT(m.logloss, std::log(2.0));
+}
+
+// ---- Fusion --------------------------------------------------------------------------------
+TEST(Fusion, ZScoreAndMinMaxByHand) {
+  std::vector<float> cf = {1, 2, 3}, model = {10, 0, 20};
+  // z-scores (population sd): cf -> {-1.2247, 0, 1.2247}, model -> {0, -1.2247, 1.2247}.
+  const double z = std::sqrt(1.5);
+  auto n = normalize_scores(cf);
+  EXPECT_NEAR(n[0], -z, 1e-5);
+  EXPECT_NEAR(n[1], 0, 1e-6);
+  auto f = fuse_scores(cf, model, 0.25);
+  EXPECT_NEAR(f[0], 0.25 * -z + 0.75 * 0, 1e-5);
+  EXPECT_NEAR(f[1], 0.25 * 0 + 0.75 * -z, 1e-5);
+  EXPECT_NEAR(f[2], z, 1e-5);
+  auto mm = fuse_scores(cf, model, 0.25, FusionNorm::MinMax);  // {0,.5,1} and {.5,0,1}
+  EXPECT_NEAR(mm[0], 0.375, 1e-6);
+  EXPECT_NEAR(mm[1], 0.125, 1e-6);
+  EXPECT_NEAR(mm[2], 1.0, 1e-6);
+  // α = 1 and 0 give each side alone; a constant list contributes nothing.
+  EXPECT_EQ(fuse_scores(cf, model, 1.0), normalize_scores(cf));
+  EXPECT_NEAR(fuse_scores({4, 4, 4}, model, 0.5)[2], 0.5 * z, 1e-6);
+  EXPECT_THROW(fuse_scores(cf, model, 1.5), Error);
+  EXPECT_THROW(fuse_scores(cf, {1, 2}, 0.5), Error);
+  // Scale invariance: multiplying one scorer by 1000 does not change the fused ranking.
+  std::vector<float> big = {10000, 0, 20000};
+  auto fb = fuse_scores(cf, big, 0.25);
+  for (size_t k = 0; k < f.size(); ++k) EXPECT_NEAR(fb[k], f[k], 1e-6);
+}
+
+TEST(Fusion, ChooseAlphaAndFusedScoreFn) {
+  auto c = choose_alpha([](double a) { return -(a - 0.3) * (a - 0.3); });
+  EXPECT_NEAR(c.alpha, 0.3, 1e-12);
+  EXPECT_EQ(c.curve.size(), 11u);
+  ScoreFn a = [](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
+    out.assign(items.begin(), items.end());
+  };
+  ScoreFn b = [](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
+    out.clear();
+    for (int32_t i : items) out.push_back(-static_cast<float>(i));
+  };
+  std::vector<float> out;
+  fuse_score_fns(a, b, 0.8)(0, {1, 2, 3}, out);  // 0.8·z - 0.2·z = 0.6·z
+  EXPECT_NEAR(out[2], 0.6 * std::sqrt(1.5), 1e-5);
+}
+
+// ---- Checkpoints ---------------------------------------------------------------------------
+IdMap ids(const std::string& prefix, int n) {
+  IdMap m;
+  for (int k = 0; k < n; ++k) m.intern(prefix + std::to_string(k));
+  return m;
+}
+
+TEST(Checkpoint, RatingRoundTripGivesIdenticalPredictions) {
+  test::TempDir dir;
+  auto x = tiny_ratings();
+  auto task = RatingTask::fit(x, 4, 5, RatingTrainOptions().dim(4).epochs(5).batch_size(4).valid_fraction(0).device("cpu"));
+  std::string path = dir.path("mf.ckpt");
+  save_checkpoint(path, task.to_checkpoint(ids("u", 4), ids("i", 5)));
+  auto ck = load_checkpoint(path);
+  EXPECT_EQ(ck.task, "rating");
+  EXPECT_EQ(ck.users.raw(3), "u3");
+  EXPECT_EQ(ck.golden.size(), 8u);
+  auto back = RatingTask::from_checkpoint(ck, "cpu");
+  std::vector<int32_t> u = {0, 1, 2, 3, 3}, i = {0, 1, 2, 3, 4};
+  EXPECT_EQ(task.predict(u, i), back.predict(u, i));
+}
+
+TEST(Checkpoint, DmfAndCtrRoundTrip) {
+  test::TempDir dir;
+  auto x = tiny_ratings();
+  auto dmf = DmfTask::fit(x, 4, 5, DmfTrainOptions().layers({8, 4}).epochs(2).negatives(1).device("cpu"));
+  save_checkpoint(dir.path("dmf.ckpt"), dmf.to_checkpoint(ids("u", 4), ids("i", 5)));
+  auto dmf2 = DmfTask::from_checkpoint(load_checkpoint(dir.path("dmf.ckpt")), "cpu");
+  EXPECT_EQ(dmf.score(2, {0, 1, 2, 3, 4}), dmf2.score(2, {0, 1, 2, 3, 4}));
+
+  auto ctr = CtrTask::fit(x, 4, 5, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(2).negatives(1).valid_fraction(0).device("cpu"));
+  save_checkpoint(dir.path("ctr.ckpt"), ctr.to_checkpoint(ids("u", 4), ids("i", 5), ids("s", 1)));
+  auto ctr2 = CtrTask::from_checkpoint(load_checkpoint(dir.path("ctr.ckpt")), "cpu");
+  std::vector<int32_t> u = {0, 1, 2}, i = {4, 3, 2}, s = {0, 0, 0};
+  EXPECT_EQ(ctr.predict(u, i, s), ctr2.predict(u, i, s));
+}
+
+TEST(Checkpoint, CorruptionAndGoldenMismatchAreClearErrors) {
+  test::TempDir dir;
+  auto x = tiny_ratings();
+  auto task = RatingTask::fit(x, 4, 5, RatingTrainOptions().dim(4).epochs(2).batch_size(4).valid_fraction(0).device("cpu"));
+  Checkpoint ck = task.to_checkpoint(ids("u", 4), ids("i", 5));
+  std::string bytes = serialize_checkpoint(ck);
+
+  std::string flipped = bytes;
+  flipped[bytes.size() / 2] ^= 0x20;
+  std::string path = dir.write("bad.ckpt", flipped);
+  try {
+    load_checkpoint(path);
+    FAIL() << "a corrupted checkpoint loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("bad.ckpt"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW(deserialize_checkpoint(bytes.substr(0, bytes.size() - 3)), Error);  // truncated
+  EXPECT_THROW(deserialize_checkpoint("not a checkpoint at all"), Error);
+
+  // A consistent file whose parameters no longer reproduce the golden scores.
+  for (auto& [name, t] : ck.tensors)
+    if (name == "item_bias.weight") t = t + 0.5;
+  try {
+    RatingTask::from_checkpoint(deserialize_checkpoint(serialize_checkpoint(ck), "edited.ckpt"), "cpu");
+    FAIL() << "golden mismatch not detected";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("golden"), std::string::npos) << e.what();
+  }
+  // The wrong task is refused by name.
+  EXPECT_THROW(CtrTask::from_checkpoint(deserialize_checkpoint(bytes)), Error);
+}
+
+TEST(Checkpoint, Fnv1aKnownValues) {
+  EXPECT_EQ(fnv1a64(""), 0xcbf29ce484222325ull);
+  EXPECT_EQ(fnv1a64("a"), 0xaf63dc4c8601ec8cull);
+  EXPECT_EQ(fnv1a64("foobar"), 0x85944171f73967e8ull);
+}
+
+}  // namespace
+}  // namespace mtrec
