@@ -10,13 +10,13 @@
 #include <sstream>
 
 #include "cli.h"
+#include "train_registry.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/io.h"
 #include "mtrec/core/log.h"
 #include "mtrec/core/progress.h"
 #include "mtrec/core/random.h"
-#include "mtrec/data/synthetic.h"
 #include "mtrec/nn/embedding_cache.h"
 #include "mtrec/nn/text_encoder.h"
 #include "mtrec/tasks/mlm.h"
@@ -29,22 +29,19 @@ constexpr const char* kTokenizerFile = "tokenizer.model";
 constexpr const char* kEncoderFile = "encoder.pt";
 
 struct DataArgs {
-  std::string dataset = "synthetic";
-  std::string data_dir;
-  int32_t users = 2000, items = 1000;
+  TrainArgs data;  // --dataset, --data-dir and the synthetic world's size, as `mtrec train`
+  DataArgs() {
+    data.dataset = "synthetic";
+    data.synthetic_users = 2000;
+    data.synthetic_items = 1000;
+  }
 };
 
 void add_data_options(CLI::App* cmd, DataArgs& a) {
-  cmd->add_option("--dataset", a.dataset, "synthetic (MovieLens text is not wired in yet)")
-      ->check(CLI::IsMember({"synthetic"}));
-  cmd->add_option("--data-dir", a.data_dir, "Dataset folder (unused for synthetic)");
-  cmd->add_option("--users", a.users, "Synthetic world: users");
-  cmd->add_option("--items", a.items, "Synthetic world: items");
-}
-
-Dataset load_dataset(const DataArgs& a, uint64_t seed) {
-  MTREC_CHECK(a.dataset == "synthetic", "unsupported dataset '", a.dataset, "'");
-  return generate_world(SyntheticOptions().users(a.users).items(a.items).seed(seed)).data;
+  cmd->add_option("--dataset", a.data.dataset, "synthetic|ml-100k")->check(CLI::IsMember({"synthetic", "ml-100k"}));
+  cmd->add_option("--data-dir", a.data.data_dir, "Folder holding the MovieLens files (ml-100k)");
+  cmd->add_option("--users", a.data.synthetic_users, "Synthetic world: users");
+  cmd->add_option("--items", a.data.synthetic_items, "Synthetic world: items");
 }
 
 std::vector<std::string> texts_of(const TextCatalog& catalog) {
@@ -68,7 +65,7 @@ void pretrain(const PretrainArgs& a, const CliContext& ctx) {
   seed_everything(ctx.seed);
   const torch::Device device = choose_device(ctx.device);
   std::filesystem::create_directories(a.out);
-  Dataset ds = load_dataset(a.data, ctx.seed);
+  Dataset ds = load_dataset(a.data.data, ctx);
   std::vector<std::string> corpus = texts_of(ds.item_text);
   for (auto& t : texts_of(ds.user_text)) corpus.push_back(std::move(t));
   corpus.erase(std::remove(corpus.begin(), corpus.end(), std::string()), corpus.end());
@@ -204,7 +201,7 @@ void embed(const EmbedArgs& a, const CliContext& ctx) {
   const std::string cache_path = a.cache.empty() ? a.out + ".cache" : a.cache;
   nn::EmbeddingCache cache = nn::EmbeddingCache::load_or_empty(cache_path, dim);
 
-  Dataset ds = load_dataset(a.data, ctx.seed);
+  Dataset ds = load_dataset(a.data.data, ctx);
   std::vector<uint64_t> hashes;
   std::ostringstream tsv;
   tsv << std::setprecision(7);

@@ -27,12 +27,26 @@ std::map<std::string, TrainTask>& train_tasks() {
   return tasks;
 }
 
+Dataset load_dataset(const TrainArgs& a, const CliContext& ctx) {
+  if (a.dataset == "ml-100k") {
+    MTREC_CHECK(!a.data_dir.empty(), "--dataset ml-100k needs --data-dir DIR (the folder holding u.data)");
+    return read_movielens_100k(a.data_dir);
+  }
+  MTREC_CHECK(a.dataset == "synthetic", "unknown --dataset '", a.dataset, "' (expected ml-100k|synthetic)");
+  return generate_world(SyntheticOptions()
+                            .users(a.synthetic_users)
+                            .items(a.synthetic_items)
+                            .interactions(a.synthetic_interactions)
+                            .seed(ctx.seed))
+      .data;
+}
+
 LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
   LoadedData d;
   if (a.dataset == "ml-100k") {
     MTREC_CHECK(!a.data_dir.empty(), "--dataset ml-100k needs --data-dir DIR (the folder holding u.data)");
     if (a.split == "loo") {
-      d.data = read_movielens_100k(a.data_dir);
+      d.data = load_dataset(a, ctx);
       d.split = leave_one_out_split(d.data.interactions, ctx.seed);
       d.description = "ml-100k leave-one-out by time (seed " + std::to_string(ctx.seed) + ")";
     } else {
@@ -44,12 +58,7 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
       d.description = "ml-100k " + a.split + ".base/" + a.split + ".test";
     }
   } else if (a.dataset == "synthetic") {
-    auto world = generate_world(SyntheticOptions()
-                                    .users(a.synthetic_users)
-                                    .items(a.synthetic_items)
-                                    .interactions(a.synthetic_interactions)
-                                    .seed(ctx.seed));
-    d.data = std::move(world.data);
+    d.data = load_dataset(a, ctx);
     if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
     if (a.split == "loo") {
       d.split = leave_one_out_split(d.data.interactions, ctx.seed);
@@ -65,8 +74,6 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
            d.data.num_items(), d.split.train.size(), d.split.valid.size(), d.split.test.size());
   return d;
 }
-
-namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
@@ -86,8 +93,6 @@ std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b) 
   return a;
 }
 
-/// Rows of `x` (dense ids of `ds`) re-expressed in the checkpoint's id space; rows whose
-/// user or item the checkpoint does not know are dropped and counted.
 Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped) {
   std::vector<int32_t> umap(ds.num_users()), imap(ds.num_items());
   for (int32_t u = 0; u < ds.num_users(); ++u) umap[u] = ck.users.find(ds.users.raw(u));
@@ -109,6 +114,23 @@ Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const C
   }
   return out;
 }
+
+nlohmann::json ranking_json(const RankingReport& r) {
+  nlohmann::json j = r.metrics;
+  j["users"] = r.users;
+  j["protocol"] = r.protocol;
+  return j;
+}
+
+nlohmann::json ctr_json(const CtrMetrics& m, const Dataset& ds) {
+  nlohmann::json j = {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"count", m.count}};
+  for (const auto& [s, sm] : m.per_scenario)
+    j["per_scenario"][s < ds.scenarios.size() ? ds.scenarios.raw(s) : std::to_string(s)] =
+        {{"auc", sm.auc}, {"gauc", sm.gauc}, {"logloss", sm.logloss}, {"count", sm.count}};
+  return j;
+}
+
+namespace {
 
 // ---- rating -------------------------------------------------------------------------------
 nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
@@ -143,12 +165,6 @@ nlohmann::json eval_rating(const Checkpoint& ck, const TrainArgs& a, const CliCo
 }
 
 // ---- dmf (protocol D) ---------------------------------------------------------------------
-nlohmann::json ranking_json(const RankingReport& r) {
-  nlohmann::json j = r.metrics;
-  j["users"] = r.users;
-  j["protocol"] = r.protocol;
-  return j;
-}
 
 nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   TrainArgs a = args;
@@ -198,13 +214,6 @@ nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& args, const CliCo
 /// Positives: ratings >= 4 on explicit data (MovieLens), clicks on the synthetic world.
 Interactions ctr_positives(const Dataset& ds, const Interactions& x) { return implicit_positives(ds, x, 4.0f); }
 
-nlohmann::json ctr_json(const CtrMetrics& m, const Dataset& ds) {
-  nlohmann::json j = {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"count", m.count}};
-  for (const auto& [s, sm] : m.per_scenario)
-    j["per_scenario"][s < ds.scenarios.size() ? ds.scenarios.raw(s) : std::to_string(s)] =
-        {{"auc", sm.auc}, {"gauc", sm.gauc}, {"logloss", sm.logloss}, {"count", sm.count}};
-  return j;
-}
 
 nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   auto d = load_data(a, ctx);
@@ -258,7 +267,7 @@ MTREC_TRAIN_TASK(TrainTask{"dmf", "deep matrix factorisation, HR/NDCG@10 among 1
 MTREC_TRAIN_TASK(TrainTask{"ctr", "click-through MLP + dot, AUC/GAUC/logloss (protocol C)", train_ctr, eval_ctr});
 
 std::string default_split(const std::string& task, const std::string& dataset) {
-  if (task == "rating" || task == "ctr") return dataset == "synthetic" ? "random" : "u1";
+  if (task == "rating" || task == "ctr" || task == "knn") return dataset == "synthetic" ? "random" : "u1";
   return "loo";
 }
 
@@ -284,6 +293,8 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   train->add_option("--dim", args.dim, "Embedding / latent dimension (default per task)");
   train->add_option("--lr", args.lr, "Learning rate (default per task)");
   train->add_option("--out", args.out, "Write the trained model to this checkpoint");
+  for (const auto& [name, t] : train_tasks())
+    if (t.add_options) t.add_options(train);
   train->callback([&ctx] {
     auto it = train_tasks().find(args.task);
     MTREC_CHECK(it != train_tasks().end(), "unknown --task '", args.task, "'");

@@ -6,6 +6,7 @@
 // metrics; eval_fn re-evaluates a checkpoint whose `task` field names the task.
 #include <nlohmann/json.hpp>
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <string>
@@ -13,7 +14,12 @@
 #include "cli.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/data/split.h"
+#include "mtrec/eval/evaluator.h"
 #include "mtrec/train/checkpoint.h"
+
+namespace mtrec {
+struct CtrMetrics;
+}
 
 namespace mtrec::cli {
 
@@ -38,13 +44,34 @@ struct LoadedData {
   std::string description;  // e.g. "ml-100k u1.base/u1.test"
 };
 LoadedData load_data(const TrainArgs& args, const CliContext& ctx);
+/// The whole dataset named by --dataset/--data-dir, unsplit (all of u.data for ml-100k; the
+/// synthetic world as load_data generates it, impressions included): for commands that use
+/// the text catalogue or every interaction (`mtrec pretrain`, `mtrec embed`).
+Dataset load_dataset(const TrainArgs& args, const CliContext& ctx);
 
 struct TrainTask {
   std::string name, description;
   std::function<nlohmann::json(const TrainArgs&, const CliContext&)> train;
   std::function<nlohmann::json(const Checkpoint&, const TrainArgs&, const CliContext&)> eval;
+  /// Optional: adds the task's own flags to `mtrec train` (values kept in the task's file).
+  std::function<void(CLI::App*)> add_options = nullptr;
 };
 std::map<std::string, TrainTask>& train_tasks();
+
+// Shared by the task files.
+/// task, dataset, split, data description, seed and device of a run.
+nlohmann::json run_info(const TrainArgs& a, const CliContext& ctx, const LoadedData& d);
+/// Seconds since `t0` (steady clock).
+double seconds_since(std::chrono::steady_clock::time_point t0);
+/// The union of two row lists, sorted.
+std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b);
+/// Rows of `x` (dense ids of `ds`) re-expressed in the checkpoint's id space; rows whose
+/// user or item the checkpoint does not know are dropped and counted in `dropped`.
+Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped);
+/// A RankingReport as JSON (metrics, users, protocol).
+nlohmann::json ranking_json(const RankingReport& r);
+/// CTR metrics as JSON (auc, gauc, logloss, count, per_scenario by scenario name).
+nlohmann::json ctr_json(const CtrMetrics& m, const Dataset& ds);
 struct RegisterTrainTask {
   explicit RegisterTrainTask(TrainTask t) {
     std::string name = t.name;

@@ -35,6 +35,7 @@ std::string dtype_name(c10::ScalarType t) {
     case c10::kDouble: return "f64";
     case c10::kLong: return "i64";
     case c10::kInt: return "i32";
+    case c10::kByte: return "u8";
     default: MTREC_CHECK(false, "checkpoint: unsupported tensor dtype ", c10::toString(t));
   }
   return "";
@@ -44,6 +45,7 @@ c10::ScalarType dtype_of(const std::string& name, const std::string& file) {
   if (name == "f64") return c10::kDouble;
   if (name == "i64") return c10::kLong;
   if (name == "i32") return c10::kInt;
+  if (name == "u8") return c10::kByte;
   MTREC_CHECK(false, "checkpoint '", file, "': unknown tensor dtype '", name, "'");
   return c10::kFloat;
 }
@@ -56,6 +58,19 @@ IdMap id_map_from(const nlohmann::json& j) {
 }
 
 }  // namespace
+
+at::Tensor bytes_to_tensor(std::string_view bytes) {
+  at::Tensor t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kByte);
+  if (!bytes.empty()) std::memcpy(t.data_ptr<uint8_t>(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::string tensor_to_bytes(const at::Tensor& t) {
+  MTREC_CHECK(t.scalar_type() == c10::kByte && t.dim() == 1, "tensor_to_bytes: expected a 1-D uint8 tensor, got ",
+              c10::toString(t.scalar_type()), " with ", t.dim(), " dimensions");
+  at::Tensor c = t.to(torch::kCPU).contiguous();
+  return std::string(reinterpret_cast<const char*>(c.data_ptr<uint8_t>()), static_cast<size_t>(c.numel()));
+}
 
 uint64_t fnv1a64(std::string_view data) {
   uint64_t h = 14695981039346656037ull;

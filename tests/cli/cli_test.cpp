@@ -196,20 +196,82 @@ TEST(Cli, DownloadFailsCleanlyOfflineAndOnABadZip) {
   EXPECT_FALSE(std::filesystem::exists(tmp.path("net/ml-100k"))) << "a failed download left a folder behind";
 }
 
-TEST(Cli, DemoWritesItsSummary) {
+TEST(Cli, DemoTrainsEvaluatesAndRecommends) {
   mtrec::test::TempDir tmp;
-  Result r = mtrec("demo --log-level warn --json " + shell_quote(tmp.path("demo.json")));
+  // A smaller world than the default keeps the test short; the pipeline is the same.
+  Result r = mtrec("demo --users 400 --items 200 --interactions 24000 --ctr-epochs 3 --log-level warn --json " +
+                   shell_quote(tmp.path("demo.json")));
   ASSERT_EQ(r.code, 0) << r.out;
   nlohmann::json j = read_json(tmp.path("demo.json"));
-  for (const char* key : {"users", "items", "interactions", "topics", "density", "seconds", "interactions_per_second",
-                          "scenarios", "behaviours", "late_items", "samples", "problems", "valid", "seed"})
-    EXPECT_TRUE(j.contains(key)) << "demo JSON lacks '" << key << "': " << j.dump(2);
-  EXPECT_TRUE(j.value("valid", false)) << j.dump(2);
-  EXPECT_EQ(j.value("users", -1), 2000);
-  EXPECT_EQ(j.value("items", -1), 1000);
+  for (const char* key : {"seed", "device", "wall_s", "world", "ctr", "topk", "recommendations"})
+    ASSERT_TRUE(j.contains(key)) << "demo JSON lacks '" << key << "': " << j.dump(2);
+  const auto& w = j["world"];
+  EXPECT_TRUE(w.value("valid", false)) << w.dump(2);
+  EXPECT_EQ(w.value("users", -1), 400);
+  EXPECT_EQ(w.value("items", -1), 200);
   EXPECT_EQ(j.value("seed", -1), 42);
-  for (const char* s : {"home_feed", "search", "ads"}) EXPECT_TRUE(j["scenarios"].contains(s)) << j.dump(2);
+  // CTR head per scenario, clearly better than chance on a world with known structure.
+  EXPECT_GT(j["ctr"].value("auc", 0.0), 0.6) << j["ctr"].dump(2);
+  for (const char* s : {"home_feed", "search", "ads"}) EXPECT_TRUE(j["ctr"]["per_scenario"].contains(s)) << j.dump(2);
+  // Top-K on one split: every model reported, the fusion beats most-popular.
+  const auto& t = j["topk"];
+  for (const char* m : {"most_popular", "item_knn", "ctr_head", "fused"}) {
+    ASSERT_TRUE(t.contains(m)) << t.dump(2);
+    EXPECT_TRUE(t[m].contains("hr@10") && t[m].contains("ndcg@10")) << t.dump(2);
+  }
+  const double alpha = t.value("alpha", -1.0);
+  EXPECT_TRUE(alpha >= 0 && alpha <= 1) << t.dump(2);
+  EXPECT_GT(t["fused"].value("ndcg@10", 0.0), t["most_popular"].value("ndcg@10", 1.0)) << t.dump(2);
+  EXPECT_GT(t["topic_match@5"].value("fused", 0.0), t["topic_match@5"].value("most_popular", 1.0)) << t.dump(2);
+  ASSERT_EQ(j["recommendations"].size(), 3u) << j.dump(2);
+  for (const auto& u : j["recommendations"]) {
+    EXPECT_FALSE(u.value("profile", "").empty()) << u.dump(2);
+    EXPECT_EQ(u["top5"].size(), 5u) << u.dump(2);
+  }
   EXPECT_TRUE(contains(r.out, "validation: ok")) << r.out;
+  EXPECT_TRUE(contains(r.out, "top-5")) << r.out;
+  EXPECT_TRUE(contains(r.out, "wall time")) << r.out;
+}
+
+TEST(Cli, KnnTrainSaveAndEvalOnMovieLens) {
+  MTREC_REQUIRE_ML100K(dir);
+  mtrec::test::TempDir tmp;
+  const std::string data = " --dataset ml-100k --data-dir " + shell_quote(dir);
+  std::vector<Result> r = mtrec_all(
+      {"train --task knn --split u1 --log-level warn" + data + " --out " + shell_quote(tmp.path("knn.ckpt")) +
+           " --json " + shell_quote(tmp.path("u1.json")),
+       "train --task knn --split loo --log-level warn" + data + " --json " + shell_quote(tmp.path("loo.json"))});
+  ASSERT_EQ(r[0].code, 0) << r[0].out;
+  ASSERT_EQ(r[1].code, 0) << r[1].out;
+  nlohmann::json u1 = read_json(tmp.path("u1.json")), loo = read_json(tmp.path("loo.json"));
+  // bench/quality_knn's item Pearson-baseline row on u1.
+  EXPECT_NEAR(u1.value("rmse", 0.0), 0.9324, 5e-4) << u1.dump(2);
+  EXPECT_EQ(u1.value("test_count", 0), 20000);
+  for (const char* key : {"mae", "seed", "device", "wall_s", "knn"}) EXPECT_TRUE(u1.contains(key)) << u1.dump(2);
+  // Sampled (100 negatives) is an easier task than the full ranking over ~1600 items.
+  EXPECT_GT(loo.value("hr@10_full", 0.0), 0.03) << loo.dump(2);
+  EXPECT_GT(loo.value("hr@10_sampled100", 0.0), loo.value("hr@10_full", 1.0)) << loo.dump(2);
+  Result e = mtrec("eval --checkpoint " + shell_quote(tmp.path("knn.ckpt")) + " --split u1 --log-level warn" + data +
+                   " --json " + shell_quote(tmp.path("eval.json")));
+  ASSERT_EQ(e.code, 0) << e.out;
+  nlohmann::json ej = read_json(tmp.path("eval.json"));
+  EXPECT_NEAR(ej.value("rmse", 0.0), u1.value("rmse", 1.0), 1e-9) << ej.dump(2);
+  EXPECT_EQ(ej.value("task", ""), "knn");
+}
+
+TEST(Cli, PretrainAndEmbedReadMovieLens) {
+  MTREC_REQUIRE_ML100K(dir);
+  mtrec::test::TempDir tmp;
+  const std::string data = " --dataset ml-100k --data-dir " + shell_quote(dir) + " --log-level warn";
+  Result p = mtrec("pretrain" + data + " --out " + shell_quote(tmp.path("model")) +
+                   " --vocab-size 600 --dim 32 --layers 1 --heads 2 --max-len 24 --epochs 1 --batch 128 --json " +
+                   shell_quote(tmp.path("p.json")));
+  ASSERT_EQ(p.code, 0) << p.out;
+  EXPECT_EQ(read_json(tmp.path("p.json")).value("texts", 0), 1682 + 943);
+  Result e = mtrec("embed" + data + " --model " + shell_quote(tmp.path("model")) + " --out " +
+                   shell_quote(tmp.path("emb.tsv")) + " --json " + shell_quote(tmp.path("e.json")));
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_EQ(read_json(tmp.path("e.json"))["counts"]["item"].value("total", 0), 1682);
 }
 
 }  // namespace

@@ -60,6 +60,11 @@ Checkpoint load_checkpoint(const std::string& path);
 std::string serialize_checkpoint(const Checkpoint& checkpoint);
 Checkpoint deserialize_checkpoint(std::string_view bytes, const std::string& name = "<memory>");
 
+/// Opaque bytes (a model with its own binary form, e.g. KnnModel::to_bytes) as a 1-D uint8
+/// tensor for Checkpoint::tensors, and back (tensor_to_bytes throws unless 1-D uint8).
+at::Tensor bytes_to_tensor(std::string_view bytes);
+std::string tensor_to_bytes(const at::Tensor& t);
+
 /// 64-bit FNV-1a of `data`.
 uint64_t fnv1a64(std::string_view data);
 
