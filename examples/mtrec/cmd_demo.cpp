@@ -215,7 +215,8 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
                  topic_name(truth.item_main_topic[size_t(i)]), title(i));
       r["top5"].push_back({{"item", ds.items.raw(i)}, {"title", title(i)}, {"score", s}, {"topic_match", match}});
     }
-    fmt::print("  held-out next click: {} ({})\n", title(test.item[row]), hit ? "in the top-5" : "not in the top-5");
+    fmt::print("  held-out next click: {} [{}] ({})\n", title(test.item[row]),
+               topic_name(truth.item_main_topic[size_t(test.item[row])]), hit ? "in the top-5" : "not in the top-5");
     r["held_out_in_top5"] = hit;
     recs.push_back(r);
   }
