@@ -264,7 +264,7 @@ TEST(Cli, PretrainAndEmbedReadMovieLens) {
   mtrec::test::TempDir tmp;
   const std::string data = " --dataset ml-100k --data-dir " + shell_quote(dir) + " --log-level warn";
   Result p = mtrec("pretrain" + data + " --out " + shell_quote(tmp.path("model")) +
-                   " --vocab-size 600 --dim 32 --layers 1 --heads 2 --max-len 24 --epochs 1 --batch 128 --json " +
+                   " --vocab-size 300 --dim 16 --layers 1 --heads 2 --max-len 16 --epochs 1 --batch 256 --json " +
                    shell_quote(tmp.path("p.json")));
   ASSERT_EQ(p.code, 0) << p.out;
   EXPECT_EQ(read_json(tmp.path("p.json")).value("texts", 0), 1682 + 943);

@@ -316,6 +316,19 @@ TEST(Checkpoint, CorruptionAndGoldenMismatchAreClearErrors) {
   EXPECT_THROW(CtrTask::from_checkpoint(deserialize_checkpoint(bytes)), Error);
 }
 
+TEST(Checkpoint, OpaqueBytesRoundTripAsUint8Tensor) {
+  // A model with its own binary form (KnnModel::to_bytes) rides in a checkpoint as one u8 tensor.
+  std::string blob("\x00\x01\xff knn bytes \x7f", 16);
+  Checkpoint ck;
+  ck.task = "opaque";
+  ck.tensors.emplace_back("blob", bytes_to_tensor(blob));
+  ck.tensors.emplace_back("empty", bytes_to_tensor(""));
+  Checkpoint back = deserialize_checkpoint(serialize_checkpoint(ck));
+  EXPECT_EQ(tensor_to_bytes(back.tensor("blob")), blob);
+  EXPECT_EQ(tensor_to_bytes(back.tensor("empty")), "");
+  EXPECT_THROW(tensor_to_bytes(torch::zeros({3})), Error);  // not uint8
+}
+
 TEST(Checkpoint, Fnv1aKnownValues) {
   EXPECT_EQ(fnv1a64(""), 0xcbf29ce484222325ull);
   EXPECT_EQ(fnv1a64("a"), 0xaf63dc4c8601ec8cull);
