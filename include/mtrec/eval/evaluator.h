@@ -45,6 +45,8 @@ class RankingEvaluator {
   RankingEvaluator(const Interactions& seen, int32_t num_users, int32_t num_items, RankingOptions options = {});
   /// One target per test row (leave-one-out). Full ranking: the target against every item
   /// not in `seen` for that user; sampled: against N uniform unseen items (seeded per user).
+  /// A user's other test items are never negatives; metrics are averaged over test rows (one
+  /// per user in leave-one-out), so Recall@K equals HR@K. Results do not depend on threads.
   RankingReport evaluate(const Interactions& test, const ScoreFn& score) const;
 
  private:

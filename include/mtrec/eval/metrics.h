@@ -9,6 +9,7 @@
 //    with an equal score), so all-equal scores never flatter a model.
 //  - Recall@K with several relevant items: |relevant in top K| / |relevant|; users with no
 //    relevant items are skipped by the evaluator (they carry no signal).
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 

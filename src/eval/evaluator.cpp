@@ -1,0 +1,177 @@
+#include "mtrec/eval/evaluator.h"
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "../core/parallel.h"
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/random.h"
+#include "mtrec/eval/metrics.h"
+
+namespace mtrec {
+
+double RankingReport::at(const std::string& name) const {
+  auto it = metrics.find(name);
+  if (it == metrics.end()) {
+    std::string have;
+    for (const auto& [k, v] : metrics) have += (have.empty() ? "" : ", ") + k;
+    MTREC_CHECK(false, "ranking report has no metric '", name, "' (has: ", have, ")");
+  }
+  return it->second;
+}
+
+RankingEvaluator::RankingEvaluator(const Interactions& seen, int32_t num_users, int32_t num_items,
+                                   RankingOptions options)
+    : num_items_(num_items), options_(std::move(options)) {
+  MTREC_CHECK(num_users > 0 && num_items > 0, "RankingEvaluator needs a non-empty catalogue, got ", num_users,
+              " users and ", num_items, " items");
+  MTREC_CHECK(!options_.ks_.empty(), "RankingEvaluator needs at least one K");
+  for (int k : options_.ks_) MTREC_CHECK(k > 0, "RankingEvaluator: every K must be > 0, got ", k);
+  MTREC_CHECK(options_.sampled_negatives_ >= 0, "sampled_negatives must be >= 0, got ",
+              options_.sampled_negatives_);
+  MTREC_CHECK(options_.threads_ >= 0, "threads must be >= 0, got ", options_.threads_);
+  seen.check_consistent();
+  seen_.resize(num_users);
+  for (size_t r = 0; r < seen.size(); ++r) {
+    int32_t u = seen.user[r], i = seen.item[r];
+    MTREC_CHECK(u >= 0 && u < num_users, "seen interaction ", r, ": user ", u, " outside [0, ", num_users, ")");
+    MTREC_CHECK(i >= 0 && i < num_items, "seen interaction ", r, ": item ", i, " outside [0, ", num_items, ")");
+    seen_[u].push_back(i);
+  }
+  for (auto& v : seen_) {
+    std::sort(v.begin(), v.end());
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  }
+}
+
+namespace {
+
+// Sums of per-target metrics for one user, in the report's metric order.
+struct UserSums {
+  std::vector<double> hr, ndcg;
+  double mrr = 0;
+  int64_t targets = 0;
+};
+
+bool contains(const std::vector<int32_t>& sorted, int32_t x) { return std::binary_search(sorted.begin(), sorted.end(), x); }
+
+}  // namespace
+
+RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn& score) const {
+  MTREC_CHECK(!test.empty(), "RankingEvaluator::evaluate: no test interactions");
+  MTREC_CHECK(static_cast<bool>(score), "RankingEvaluator::evaluate: empty scoring function");
+  test.check_consistent();
+  const int32_t num_users = static_cast<int32_t>(seen_.size());
+  std::vector<std::vector<int32_t>> targets(num_users);
+  for (size_t r = 0; r < test.size(); ++r) {
+    int32_t u = test.user[r], i = test.item[r];
+    MTREC_CHECK(u >= 0 && u < num_users, "test interaction ", r, ": user ", u, " outside [0, ", num_users, ")");
+    MTREC_CHECK(i >= 0 && i < num_items_, "test interaction ", r, ": item ", i, " outside [0, ", num_items_, ")");
+    targets[u].push_back(i);
+  }
+  std::vector<int32_t> users;
+  for (int32_t u = 0; u < num_users; ++u) {
+    if (!targets[u].empty()) users.push_back(u);
+  }
+
+  const auto& ks = options_.ks_;
+  const int n_neg = options_.sampled_negatives_;
+  // Per user: candidates = the user's targets, then negatives (items neither seen nor a target
+  // of that user, so one held-out item never counts against another). Each target is ranked
+  // against the negatives only.
+  auto eval_user = [&](int32_t u, UserSums& out) {
+    std::vector<int32_t> tgt = targets[u];
+    std::vector<int32_t> tgt_sorted = tgt;
+    std::sort(tgt_sorted.begin(), tgt_sorted.end());
+    tgt_sorted.erase(std::unique(tgt_sorted.begin(), tgt_sorted.end()), tgt_sorted.end());
+    const auto& seen = seen_[u];
+    auto excluded = [&](int32_t i) { return contains(seen, i) || contains(tgt_sorted, i); };
+
+    std::vector<int32_t> cand = tgt;
+    const size_t n_tgt = tgt.size();
+    if (n_neg == 0) {
+      cand.reserve(n_tgt + num_items_);
+      for (int32_t i = 0; i < num_items_; ++i) {
+        if (!excluded(i)) cand.push_back(i);
+      }
+    } else {
+      // Seeded by user alone, so the sample does not depend on thread count or user order.
+      Rng rng(derive_seed(options_.seed_, "ranking-negatives/" + std::to_string(u)));
+      int64_t available = num_items_;
+      for (int32_t i : seen) available -= !contains(tgt_sorted, i);
+      available -= static_cast<int64_t>(tgt_sorted.size());
+      if (available <= 2 * int64_t(n_neg)) {
+        // Few unseen items: enumerate them and take a partial shuffle (all of them when <= N).
+        std::vector<int32_t> pool;
+        for (int32_t i = 0; i < num_items_; ++i) {
+          if (!excluded(i)) pool.push_back(i);
+        }
+        size_t take = std::min(pool.size(), size_t(n_neg));
+        for (size_t j = 0; j < take; ++j) {
+          std::uniform_int_distribution<size_t> pick(j, pool.size() - 1);
+          std::swap(pool[j], pool[pick(rng)]);
+        }
+        cand.insert(cand.end(), pool.begin(), pool.begin() + take);
+      } else {
+        // Rejection sampling without replacement: cheap when unseen items are plentiful.
+        std::uniform_int_distribution<int32_t> pick(0, num_items_ - 1);
+        std::unordered_set<int32_t> chosen;
+        while (static_cast<int>(chosen.size()) < n_neg) {
+          int32_t i = pick(rng);
+          if (excluded(i) || !chosen.insert(i).second) continue;
+          cand.push_back(i);
+        }
+      }
+    }
+
+    std::vector<float> s;
+    score(u, cand, s);
+    MTREC_CHECK(s.size() == cand.size(), "scoring function returned ", s.size(), " scores for ", cand.size(),
+                " candidates of user ", u);
+    out.hr.assign(ks.size(), 0.0);
+    out.ndcg.assign(ks.size(), 0.0);
+    for (size_t t = 0; t < n_tgt; ++t) {
+      const float st = s[t];
+      int64_t rank = 0;  // pessimistic: ties and NaNs rank ahead of the target
+      for (size_t j = n_tgt; j < s.size(); ++j) rank += !(s[j] < st);
+      for (size_t k = 0; k < ks.size(); ++k) {
+        out.hr[k] += hit_at_k(rank, ks[k]);
+        out.ndcg[k] += ndcg_at_k(rank, ks[k]);
+      }
+      out.mrr += mrr(rank);
+    }
+    out.targets = static_cast<int64_t>(n_tgt);
+  };
+
+  std::vector<UserSums> sums(users.size());
+  detail::parallel_for(users.size(), options_.threads_, 1, [&](size_t j) { eval_user(users[j], sums[j]); });
+
+  // Reduce in user order: identical sums whatever the thread count.
+  RankingReport report;
+  std::vector<double> hr(ks.size(), 0.0), ndcg(ks.size(), 0.0);
+  double total_mrr = 0;
+  int64_t total = 0;
+  for (const auto& us : sums) {
+    for (size_t k = 0; k < ks.size(); ++k) {
+      hr[k] += us.hr[k];
+      ndcg[k] += us.ndcg[k];
+    }
+    total_mrr += us.mrr;
+    total += us.targets;
+  }
+  for (size_t k = 0; k < ks.size(); ++k) {
+    const std::string suffix = "@" + std::to_string(ks[k]);
+    report.metrics["HR" + suffix] = hr[k] / total;
+    report.metrics["NDCG" + suffix] = ndcg[k] / total;
+    report.metrics["Recall" + suffix] = hr[k] / total;  // one target per ranking: recall == hit rate
+  }
+  report.metrics["MRR"] = total_mrr / total;
+  report.users = static_cast<int64_t>(users.size());
+  report.protocol = n_neg == 0 ? "full ranking, seen items excluded"
+                               : std::to_string(n_neg) + " sampled unseen negatives per user (seed " +
+                                     std::to_string(options_.seed_) + "), seen items excluded";
+  return report;
+}
+
+}  // namespace mtrec
