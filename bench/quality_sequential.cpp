@@ -1,4 +1,4 @@
-// Protocol S (EVALUATION.md) on MovieLens 100K: SASRec-style next-item model with full softmax
+// Protocol S (EVALUATION.md) on MovieLens 100K (or ML-1M with --data DIR/ml-1m): SASRec-style next-item model with full softmax
 // cross-entropy, leave-one-out by time with seeded tie order, full ranking (seen items excluded)
 // and 100 uniform sampled negatives; plus the most-popular baseline on the same split.
 //   quality_sequential [--data DIR] [--device auto|cpu|cuda] [--epochs N] [--max-len L]
@@ -8,7 +8,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
+#include <filesystem>
 #include <map>
 #include <sstream>
 #include <string>
@@ -16,34 +16,11 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/random.h"
+#include "mtrec/data/movielens.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/tasks/next_item.h"
 
 namespace {
-
-// u.data: user \t item \t rating \t timestamp. (A local parser until the data-io reader lands.)
-mtrec::Dataset read_udata(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw mtrec::DataError(path, 0, "", "cannot open (pass --data DIR holding ml-100k/u.data)");
-  mtrec::Dataset ds;
-  ds.name = "ml-100k";
-  ds.interactions.has_rating = ds.interactions.has_timestamp = true;
-  std::string line, u, i, r, t;
-  int64_t no = 0;
-  while (std::getline(in, line)) {
-    ++no;
-    if (line.empty()) continue;
-    std::istringstream ls(line);
-    if (!std::getline(ls, u, '\t') || !std::getline(ls, i, '\t') || !std::getline(ls, r, '\t') || !std::getline(ls, t))
-      throw mtrec::DataError(path, no, "", "expected 4 tab-separated fields");
-    try {
-      ds.interactions.push_back(ds.users.intern(u), ds.items.intern(i), std::stof(r), std::stoll(t));
-    } catch (const std::logic_error&) {
-      throw mtrec::DataError(path, no, "rating/timestamp", "not a number: '" + line + "'");
-    }
-  }
-  return ds;
-}
 
 struct Args {
   std::map<std::string, std::string> kv;
@@ -76,7 +53,9 @@ int main(int argc, char** argv) try {
   const double time_limit = args.num("time-limit", 0);  // seconds of training, 0: no limit
   mtrec::seed_everything(seed);
 
-  mtrec::Dataset ds = read_udata(data_dir + "/u.data");
+  // ML-1M (ratings.dat) is read unchanged when --data points at it.
+  const bool is_1m = std::filesystem::exists(data_dir + "/ratings.dat");
+  mtrec::Dataset ds = is_1m ? mtrec::read_movielens_1m(data_dir) : mtrec::read_movielens_100k(data_dir);
   mtrec::NextItemData data = mtrec::make_next_item_data(ds.interactions, ds.num_users(), ds.num_items(), seed);
 
   mtrec::NextItemOptions mo(ds.num_items());
@@ -100,8 +79,9 @@ int main(int argc, char** argv) try {
       .seed(seed)
       .device(args.str("device", "auto"));
 
-  std::printf("protocol S: ML-100K, leave-one-out by time (seeded ties), full ranking (seen excluded) and 100 "
-              "uniform negatives\n");
+  std::printf("protocol S: %s (%d users, %d items), leave-one-out by time (seeded ties), full ranking (seen excluded) and 100 "
+              "uniform negatives\n",
+              is_1m ? "ML-1M" : "ML-100K", ds.num_users(), ds.num_items());
   std::printf("seed %llu | device %s | threads %d | d %lld layers %lld heads %lld max_len %lld dropout %.2f | "
               "lr %g batch %d epochs %d loss %s\n",
               static_cast<unsigned long long>(seed), mtrec::describe_device(device).c_str(), torch::get_num_threads(),
