@@ -10,7 +10,26 @@
 // introduced only late (cold start).
 //   mtrec::SyntheticWorld w = mtrec::generate_world(mtrec::SyntheticOptions().users(1000).items(500));
 //   w.data (a Dataset); w.truth.click_probability(u, i, scenario)
+//
+// Conventions of the generated Dataset (name "synthetic"; raw ids "u0", "i0", ...):
+// - Every row is one exposure of an item to a user in a scenario. Behaviours (ids in this
+//   order): "click", "rating", "wishlist", "impression". A clicked exposure becomes "rating"
+//   (about 25% of clicks), "wishlist" (5-20%, more for liked items) or "click"; an exposure
+//   that was not clicked is "impression" (the CTR negatives; absent with impressions(false)).
+// - has_rating is true and the rating column is a label: the 1..5 star value on "rating" rows,
+//   1 on "click" and "wishlist" rows, 0 on "impression" rows. Positives are behaviour != impression.
+// - Scenarios: "home_feed" (follows the session's topic chain, some trending items),
+//   "search" (sessions stay on the user's strongest topic; clicks sharper), "ads" (mostly a
+//   sponsored subset of high-quality items; clicks rarer), then "scenario_3", ... (like home_feed
+//   with their own bias and temperature).
+// - Timestamps are seconds, strictly increasing per user; rows are ordered by user, then time.
+//   Sessions are runs of interactions of one scenario a few seconds to minutes apart.
+// - item_text fields "title" (3-5 words, mostly from the main topic's vocabulary) and
+//   "description" (10-20 words); user_text field "profile" ("likes <topic> ...").
+// - Output is identical for a seed whatever the thread count. Memory: 24 bytes per interaction
+//   in the Dataset (int32 user/item, float rating, int64 timestamp, int16 scenario/behaviour).
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "mtrec/data/schema.h"
@@ -26,6 +45,8 @@ struct SyntheticOptions {
   double late_item_fraction_ = 0.1; // items that appear only in the last 10% of time
   double topic_stickiness_ = 0.7;   // P(next interaction stays in the session's topic)
   uint64_t seed_ = 42;
+  bool impressions_ = true;         // record non-clicked exposures as behaviour "impression"
+  int threads_ = 0;                 // 0: hardware concurrency; output does not depend on it
   SyntheticOptions& users(int32_t v) { users_ = v; return *this; }
   SyntheticOptions& items(int32_t v) { items_ = v; return *this; }
   SyntheticOptions& topics(int32_t v) { topics_ = v; return *this; }
@@ -34,6 +55,8 @@ struct SyntheticOptions {
   SyntheticOptions& late_item_fraction(double v) { late_item_fraction_ = v; return *this; }
   SyntheticOptions& topic_stickiness(double v) { topic_stickiness_ = v; return *this; }
   SyntheticOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  SyntheticOptions& impressions(bool v) { impressions_ = v; return *this; }
+  SyntheticOptions& threads(int v) { threads_ = v; return *this; }
 };
 
 /// What the generator knows and a model must discover.
@@ -46,13 +69,19 @@ struct SyntheticTruth {
   std::vector<int64_t> item_release;   // first timestamp at which the item can appear
   std::vector<float> scenario_bias;    // per scenario, logit offset of clicks
   std::vector<float> topic_transition; // [topics x topics] Markov chain of session topics
-  /// True P(click | user, item, scenario) used by the generator.
+  /// True P(click | user, item, scenario) used by the generator:
+  /// sigmoid(scenario_bias[s] + scenario_temperature[s] * (4 * affinity + item_quality - 1)).
   float click_probability(int32_t user, int32_t item, int32_t scenario) const;
-  /// Expected rating (1..5) before noise.
+  /// Expected rating (1..5) before noise: 1 + 4 * sigmoid(5 * (affinity - 0.2) + item_quality);
+  /// the observed star is round(expected + N(0, rating_noise)) clamped to 1..5.
   float expected_rating(int32_t user, int32_t item) const;
   float affinity(int32_t user, int32_t item) const;  // dot(user_topic, item_topic)
   std::vector<float> scenario_temperature;  // per scenario, sharpness of click behaviour
   float rating_noise = 0.5f;
+  std::vector<uint8_t> item_sponsored;      // 1 for the items the "ads" scenario promotes
+  std::vector<std::string> topic_names;     // a pseudo-word per topic
+  std::vector<std::vector<std::string>> topic_words;  // per-topic vocabulary (disjoint)
+  std::vector<std::string> common_words;    // shared by every topic
 };
 
 struct SyntheticWorld {
@@ -61,5 +90,10 @@ struct SyntheticWorld {
 };
 
 SyntheticWorld generate_world(const SyntheticOptions& options = {});
+
+/// Generator-specific sanity checks (beyond Dataset::validate): timestamps increasing per
+/// user and rows grouped by user, no item before its release, labels matching behaviours,
+/// non-empty text. Returns the problems found (empty when the world is sound).
+std::vector<std::string> check_world(const SyntheticWorld& world);
 
 }  // namespace mtrec
