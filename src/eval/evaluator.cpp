@@ -101,8 +101,9 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
       int64_t available = num_items_;
       for (int32_t i : seen) available -= !contains(tgt_sorted, i);
       available -= static_cast<int64_t>(tgt_sorted.size());
-      if (available <= 2 * int64_t(n_neg)) {
-        // Few unseen items: enumerate them and take a partial shuffle (all of them when <= N).
+      if (available <= 2 * int64_t(n_neg) || available * 4 < num_items_) {
+        // Few unseen items (rejection would mostly hit seen ones): enumerate them and take a
+        // partial shuffle (all of them when <= N).
         std::vector<int32_t> pool;
         for (int32_t i = 0; i < num_items_; ++i) {
           if (!excluded(i)) pool.push_back(i);

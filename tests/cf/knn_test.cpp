@@ -74,6 +74,17 @@ double oracle_sim(const std::vector<float>& a, const std::vector<float>& b, KnnS
   }
 }
 
+// Uniform ratings 1..5 on about one cell in `every`.
+Interactions random_ratings(int users, int items, unsigned every, unsigned seed) {
+  std::mt19937 rng(seed);
+  Interactions y;
+  y.has_rating = true;
+  for (int u = 0; u < users; ++u)
+    for (int i = 0; i < items; ++i)
+      if (rng() % every == 0) y.push_back(u, i, float(1 + rng() % 5));
+  return y;
+}
+
 std::map<int32_t, float> as_map(const std::vector<KnnNeighbor>& nb) {
   std::map<int32_t, float> m;
   for (auto& n : nb) m[n.index] = n.sim;
@@ -306,12 +317,7 @@ TEST(Knn, BaselineFollowsAlsAndReducesTrainingError) {
 }
 
 TEST(Knn, ThreadCountDoesNotChangeTheModel) {
-  std::mt19937 rng(5);
-  Interactions y;
-  y.has_rating = true;
-  for (int u = 0; u < 80; ++u)
-    for (int i = 0; i < 50; ++i)
-      if (rng() % 4 == 0) y.push_back(u, i, float(1 + rng() % 5));
+  Interactions y = random_ratings(80, 50, 4, 5);
   for (auto kind : {KnnKind::Item, KnnKind::User}) {
     KnnModel a(KnnOptions().kind(kind).threads(1).max_neighbors(10)), b(KnnOptions().kind(kind).threads(3).max_neighbors(10));
     a.fit(y, 80, 50);
@@ -323,12 +329,7 @@ TEST(Knn, ThreadCountDoesNotChangeTheModel) {
 
 TEST(Knn, SaveLoadGivesIdenticalPredictions) {
   test::TempDir dir;
-  std::mt19937 rng(9);
-  Interactions y;
-  y.has_rating = true;
-  for (int u = 0; u < 50; ++u)
-    for (int i = 0; i < 30; ++i)
-      if (rng() % 3 == 0) y.push_back(u, i, float(1 + rng() % 5));
+  Interactions y = random_ratings(50, 30, 3, 9);
   for (auto kind : {KnnKind::Item, KnnKind::User}) {
     KnnModel m(KnnOptions().kind(kind).similarity(KnnSimilarity::AdjustedCosine).k(7).max_neighbors(12));
     m.fit(y, 50, 30);
