@@ -1,5 +1,6 @@
 #include "mtrec/tasks/next_item.h"
 
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -84,6 +85,38 @@ torch::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& his
 
 // ---------------------------------------------------------------------------------------------
 // Model
+
+std::string next_item_options_to_json(const NextItemOptions& o) {
+  nlohmann::json j = {{"num_items", o.num_items_}, {"d_model", o.d_model_}, {"layers", o.layers_},
+                      {"heads", o.heads_},         {"ffn_dim", o.ffn_dim_}, {"max_len", o.max_len_},
+                      {"dropout", o.dropout_},     {"text_dim", o.text_dim_}};
+  return j.dump();
+}
+
+NextItemOptions next_item_options_from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("next-item options: invalid JSON: ") + e.what());
+  }
+  MTREC_CHECK(j.is_object() && j.contains("num_items"), "next-item options need a JSON object with num_items, got ",
+              text);
+  NextItemOptions o(j.at("num_items").get<int64_t>());
+  for (const auto& [key, v] : j.items()) {
+    MTREC_CHECK(v.is_number(), "next-item option '", key, "' must be a number, got ", v.dump());
+    if (key == "num_items") continue;
+    else if (key == "d_model") o.d_model(v.get<int64_t>());
+    else if (key == "layers") o.layers(v.get<int64_t>());
+    else if (key == "heads") o.heads(v.get<int64_t>());
+    else if (key == "ffn_dim") o.ffn_dim(v.get<int64_t>());
+    else if (key == "max_len") o.max_len(v.get<int64_t>());
+    else if (key == "dropout") o.dropout(v.get<double>());
+    else if (key == "text_dim") o.text_dim(v.get<int64_t>());
+    else throw Error("unknown next-item option '" + key + "' in " + text);
+  }
+  return o;
+}
 
 NextItemModelImpl::NextItemModelImpl(NextItemOptions options_) : options(std::move(options_)) { reset(); }
 

@@ -242,6 +242,23 @@ TEST(NextItem, SampledSoftmaxTrainingAlsoLowersFullLoss) {
   EXPECT_EQ(mtrec::parse_next_item_loss("sampled-pop"), mtrec::NextItemLoss::SampledPopularity);
 }
 
+TEST(NextItem, OptionsRoundTripThroughJson) {
+  auto o = NextItemOptions(99).d_model(16).layers(3).heads(4).ffn_dim(32).max_len(20).dropout(0.25).text_dim(8);
+  auto back = mtrec::next_item_options_from_json(mtrec::next_item_options_to_json(o));
+  EXPECT_EQ(back.num_items_, 99);
+  EXPECT_EQ(back.d_model_, 16);
+  EXPECT_EQ(back.layers_, 3);
+  EXPECT_EQ(back.heads_, 4);
+  EXPECT_EQ(back.ffn_dim_, 32);
+  EXPECT_EQ(back.max_len_, 20);
+  EXPECT_EQ(back.dropout_, 0.25);
+  EXPECT_EQ(back.text_dim_, 8);
+  EXPECT_EQ(mtrec::next_item_options_from_json(R"({"num_items": 5})").d_model_, 64);
+  EXPECT_THROW(mtrec::next_item_options_from_json(R"({"num_items": 5, "dim": 3})"), mtrec::Error);
+  EXPECT_THROW(mtrec::next_item_options_from_json(R"({"d_model": 3})"), mtrec::Error);
+  EXPECT_THROW(mtrec::next_item_options_from_json("{"), mtrec::Error);
+}
+
 TEST(NextItem, RejectsBadInput) {
   auto model = tiny_model(7);
   EXPECT_THROW(model->forward(torch::zeros({1, 7}, torch::kLong)), mtrec::Error);  // longer than max_len

@@ -75,6 +75,11 @@ struct NextItemOptions {
   NextItemOptions& text_dim(int64_t v) { text_dim_ = v; return *this; }
 };
 
+/// The options as a JSON object (text), e.g. for a checkpoint's config, and back. Unknown keys
+/// are rejected; missing ones keep their defaults (num_items is required).
+std::string next_item_options_to_json(const NextItemOptions& options);
+NextItemOptions next_item_options_from_json(const std::string& json);
+
 class NextItemModelImpl : public torch::nn::Module {
  public:
   explicit NextItemModelImpl(NextItemOptions options);
