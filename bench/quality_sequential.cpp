@@ -100,6 +100,10 @@ int main(int argc, char** argv) try {
     std::fflush(stdout);
     return time_limit <= 0 || e.seconds < time_limit;
   });
+  const mtrec::NextItemEpoch& last = r.history.back();
+  if (time_limit > 0 && last.evaluated && last.epoch < to.epochs_ && last.epoch % std::max(1, to.eval_every_) != 0)
+    std::printf("epoch %4d  stopped by --time-limit; valid HR@10 %.6f NDCG@10 %.6f%s\n", last.epoch, last.valid_hr10,
+                last.valid_ndcg10, last.best ? "  *" : "");
   std::printf("trained %d epochs in %.1fs (%.2fs/epoch), best validation epoch %d (NDCG@10 %.4f)%s\n",
               r.epochs_run, r.seconds, r.seconds / r.epochs_run, r.best_epoch, r.best_valid_ndcg10,
               r.early_stopped ? ", early stopped" : "");
