@@ -1,6 +1,7 @@
 // Protocol S (EVALUATION.md) on MovieLens 100K (or ML-1M with --data DIR/ml-1m): SASRec-style
 // next-item model with full softmax cross-entropy, leave-one-out by time with seeded tie order,
-// full ranking (seen items excluded) and 100 uniform sampled negatives; plus the most-popular baseline on the same split.
+// full ranking (seen items excluded) and 100 uniform sampled negatives; plus the most-popular
+// baseline on the same split.
 // Defaults are the best CPU run measured (30 epochs: test full HR@10 .198, NDCG@10 .102).
 //   quality_sequential [--data DIR] [--device auto|cpu|cuda] [--epochs N] [--max-len L]
 //                      [--time-limit SECONDS] [--threads T] [--seed S] ...
