@@ -6,7 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <ftw.h>
 #include <unistd.h>
+
+#include <cstdio>
+#include <stdexcept>
+#include <vector>
 
 namespace mtrec::test {
 
@@ -23,25 +28,31 @@ inline std::string ml100k_dir() {
   if (dir.empty()) GTEST_SKIP() << "MovieLens 100K not found (set MTREC_DATA_DIR to the folder holding " \
                                    "ml-100k/, or run `mtrec data download ml-100k`)"
 
-/// A fresh temporary directory, removed at destruction.
+/// A fresh temporary directory, removed at destruction. POSIX calls rather than
+/// std::filesystem: on the GPU machine's toolchain (g++ 13 in /opt/gcc with the system's newer
+/// libstdc++) create_directory/remove_all crashed the test binaries.
 class TempDir {
  public:
   TempDir() {
-    auto base = std::filesystem::temp_directory_path();
-    for (int i = 0;; ++i) {
-      path_ = base / ("mtrec-test-" + std::to_string(::getpid()) + "-" + std::to_string(i));
-      if (std::filesystem::create_directory(path_)) break;
-    }
+    const char* base = std::getenv("TMPDIR");
+    std::string templ = std::string(base && *base ? base : "/tmp") + "/mtrec-test-XXXXXX";
+    std::vector<char> buf(templ.begin(), templ.end());
+    buf.push_back('\0');
+    if (mkdtemp(buf.data()) == nullptr) throw std::runtime_error("mkdtemp failed for " + templ);
+    path_ = buf.data();
   }
-  ~TempDir() { std::error_code ec; std::filesystem::remove_all(path_, ec); }
-  std::string path(const std::string& name = "") const { return name.empty() ? path_.string() : (path_ / name).string(); }
+  ~TempDir() {
+    nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+         FTW_DEPTH | FTW_PHYS);
+  }
+  std::string path(const std::string& name = "") const { return name.empty() ? path_ : path_ + "/" + name; }
   std::string write(const std::string& name, const std::string& content) const {
     std::ofstream(path(name), std::ios::binary) << content;
     return path(name);
   }
 
  private:
-  std::filesystem::path path_;
+  std::string path_;
 };
 
 }  // namespace mtrec::test

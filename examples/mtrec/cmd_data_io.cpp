@@ -5,7 +5,9 @@
 //   mtrec data download ml-100k --data-dir data     # verified by SHA-256, unzipped atomically
 //   mtrec data download ml-100k --zip ~/ml-100k.zip # a zip fetched by hand: same checks
 #include <fmt/format.h>
+#if MTREC_HAVE_HTTPLIB
 #include <httplib.h>
+#endif
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -177,6 +179,7 @@ struct RemoveOnExit {
   }
 };
 
+#if MTREC_HAVE_HTTPLIB
 std::string describe(httplib::Error e) {
   switch (e) {
     case httplib::Error::Connection: return "connection failed (no network, DNS failure or firewall)";
@@ -225,6 +228,13 @@ std::string http_get(const DatasetArchive& a, const std::string& file) {
   }
   return reasons;
 }
+
+#else
+/// Built without cpp-httplib: no HTTP client; the caller reports the reason.
+std::string http_get(const DatasetArchive& a, const std::string&) {
+  return "this mtrec was built without cpp-httplib (no HTTP client) for " + a.host;
+}
+#endif
 
 /// Runs `unzip -q ZIP -d DIR` (no shell involved).
 void unzip(const std::string& zip, const std::string& dir) {

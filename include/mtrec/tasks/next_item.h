@@ -1,0 +1,203 @@
+#pragma once
+// Next-item (sequential) recommendation, protocol S of EVALUATION.md: a SASRec-style causal
+// transformer over each user's item history whose output at every position scores the whole
+// catalogue by a dot product with the (shared) item embedding table.
+//
+//   auto data = mtrec::make_next_item_data(ds.interactions, ds.num_users(), ds.num_items(), /*seed=*/42);
+//   mtrec::NextItemModel model(mtrec::NextItemOptions(ds.num_items()).d_model(64).max_len(200));
+//   mtrec::NextItemTrainResult r = mtrec::train_next_item(model, data,
+//       mtrec::NextItemTrainOptions().epochs(200).lr(2e-3).device("auto"));
+//   mtrec::RankingReport full = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test,
+//                                                         mtrec::RankingOptions());
+//   mtrec::RankingReport s100 = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test,
+//                                                         mtrec::RankingOptions().sampled_negatives(100));
+//
+// Item ids are the dataset's dense ids 0..num_items-1; inside the model token 0 is padding and
+// item i is token i+1. A precomputed item text embedding [num_items, text_dim] (e.g. from the
+// TextEncoder) can be added to the ID embedding through a learned projection: set text_dim and
+// call set_item_text(...).
+#include <ATen/core/Tensor.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "mtrec/data/schema.h"
+#include "mtrec/eval/evaluator.h"
+#include "mtrec/nn/causal_transformer.h"
+
+namespace mtrec {
+
+// ---------------------------------------------------------------------------------------------
+// Data: per-user chronological sequences split leave-one-out by time.
+
+struct NextItemData {
+  int32_t num_items = 0;
+  std::vector<std::vector<int32_t>> train;  // [user] chronological training items
+  std::vector<int32_t> valid, test;         // [user] held-out target, -1 when the user has none
+  int32_t num_users() const { return static_cast<int32_t>(train.size()); }
+  /// Training history plus the validation item: the history the test target is predicted from.
+  std::vector<int32_t> test_history(int32_t user) const;
+  /// Interactions `seen` for evaluation: train rows (stage Valid) or train + valid rows (Test).
+  Interactions seen(bool include_valid) const;
+  /// One row per user that has a target: (user, valid[u]) or (user, test[u]).
+  Interactions targets(bool test_stage) const;
+};
+
+/// Leave-one-out by timestamp with the seeded per-user tie order of mtrec::user_sequences
+/// (the same order mtrec::leave_one_out_split uses): last item -> test, the one before ->
+/// valid, the rest -> train; users with fewer than 3 interactions keep all in train.
+NextItemData make_next_item_data(const Interactions& x, int32_t num_users, int32_t num_items, uint64_t seed);
+
+// ---------------------------------------------------------------------------------------------
+// Model.
+
+struct NextItemOptions {
+  explicit NextItemOptions(int64_t num_items) : num_items_(num_items) {}
+  int64_t num_items_;
+  int64_t d_model_ = 64;
+  int64_t layers_ = 2;
+  int64_t heads_ = 1;
+  int64_t ffn_dim_ = 0;    // 0: d_model
+  int64_t max_len_ = 200;  // history positions the model sees (the most recent ones)
+  double dropout_ = 0.2;
+  int64_t text_dim_ = 0;   // > 0: add Linear(text_dim, d) of a precomputed item text embedding
+  NextItemOptions& d_model(int64_t v) { d_model_ = v; return *this; }
+  NextItemOptions& layers(int64_t v) { layers_ = v; return *this; }
+  NextItemOptions& heads(int64_t v) { heads_ = v; return *this; }
+  NextItemOptions& ffn_dim(int64_t v) { ffn_dim_ = v; return *this; }
+  NextItemOptions& max_len(int64_t v) { max_len_ = v; return *this; }
+  NextItemOptions& dropout(double v) { dropout_ = v; return *this; }
+  NextItemOptions& text_dim(int64_t v) { text_dim_ = v; return *this; }
+};
+
+/// The options as a JSON object (text), e.g. for a checkpoint's config, and back. Unknown keys
+/// are rejected; missing ones keep their defaults (num_items is required).
+std::string next_item_options_to_json(const NextItemOptions& options);
+NextItemOptions next_item_options_from_json(const std::string& json);
+
+class NextItemModelImpl : public torch::nn::Module {
+ public:
+  explicit NextItemModelImpl(NextItemOptions options);
+  void reset();
+
+  /// Sets the frozen item text embedding [num_items, text_dim] (required when text_dim > 0).
+  void set_item_text(const torch::Tensor& text);
+  /// The output item table [num_items, d]: ID embedding (+ projected text embedding).
+  torch::Tensor item_table();
+  /// tokens [B,L] int64 (0 = padding, item i = i+1), right-aligned. Returns hidden [B,L,d].
+  /// Positions count back from the end, so left padding does not change the outputs.
+  torch::Tensor forward(const torch::Tensor& tokens);
+  /// Scores [B, num_items] of the next item after the last position of each row.
+  torch::Tensor score_next(const torch::Tensor& tokens);
+  /// Full softmax cross-entropy over the catalogue, mean over non-padding target positions.
+  /// targets [B,L] int64 tokens (0 = no target at that position).
+  torch::Tensor full_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets);
+  /// Sampled softmax with logQ correction: `negatives` [K] item ids (0-based) drawn with
+  /// probabilities `neg_prob` [num_items]; logits of the positive and of each negative are
+  /// corrected by -log(K q). Negatives equal to the positive are masked out.
+  torch::Tensor sampled_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets,
+                                     const torch::Tensor& negatives, const torch::Tensor& neg_prob);
+
+  NextItemOptions options;
+  torch::nn::Embedding item_emb{nullptr}, pos_emb{nullptr};
+  torch::nn::Linear text_proj{nullptr};
+  torch::Tensor item_text;  // buffer [num_items, text_dim]; undefined unless set
+  torch::nn::Dropout emb_drop{nullptr};
+  CausalTransformer encoder{nullptr};
+
+ private:
+  /// Hidden states at the non-padding target positions [N,d] and their targets [N] (0-based).
+  std::pair<torch::Tensor, torch::Tensor> hidden_at_targets(const torch::Tensor& tokens, const torch::Tensor& targets);
+};
+TORCH_MODULE(NextItemModel);
+
+/// Right-aligned batch of the last `max_len` items of each history: [B, max_len] int64 tokens.
+torch::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& histories, int64_t max_len);
+
+// ---------------------------------------------------------------------------------------------
+// Training.
+
+enum class NextItemLoss { FullSoftmax, SampledUniform, SampledPopularity };
+enum class NextItemStage { Valid, Test };
+
+struct NextItemTrainOptions {
+  int epochs_ = 200;
+  int batch_size_ = 128;
+  double lr_ = 2e-3;
+  double min_lr_ratio_ = 0.05;  // cosine decay from lr to lr * min_lr_ratio
+  int warmup_steps_ = 100;      // linear warm-up
+  double weight_decay_ = 0.0;
+  double clip_norm_ = 5.0;      // <= 0: no clipping
+  int eval_every_ = 10;         // epochs between validations (0: only at the end)
+  int patience_ = 10;           // validations without improvement before stopping (0: never)
+  NextItemLoss loss_ = NextItemLoss::FullSoftmax;
+  int num_negatives_ = 256;     // for the sampled losses
+  uint64_t seed_ = 42;
+  std::string device_ = "auto";
+  NextItemTrainOptions& epochs(int v) { epochs_ = v; return *this; }
+  NextItemTrainOptions& batch_size(int v) { batch_size_ = v; return *this; }
+  NextItemTrainOptions& lr(double v) { lr_ = v; return *this; }
+  NextItemTrainOptions& min_lr_ratio(double v) { min_lr_ratio_ = v; return *this; }
+  NextItemTrainOptions& warmup_steps(int v) { warmup_steps_ = v; return *this; }
+  NextItemTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
+  NextItemTrainOptions& clip_norm(double v) { clip_norm_ = v; return *this; }
+  NextItemTrainOptions& eval_every(int v) { eval_every_ = v; return *this; }
+  NextItemTrainOptions& patience(int v) { patience_ = v; return *this; }
+  NextItemTrainOptions& loss(NextItemLoss v) { loss_ = v; return *this; }
+  NextItemTrainOptions& num_negatives(int v) { num_negatives_ = v; return *this; }
+  NextItemTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  NextItemTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
+};
+
+/// Parses "full", "sampled-uniform", "sampled-pop"; throws mtrec::Error otherwise.
+NextItemLoss parse_next_item_loss(const std::string& name);
+
+struct NextItemEpoch {
+  int epoch = 0;             // 1-based
+  double loss = 0;           // mean training loss of the epoch
+  double lr = 0;             // learning rate at the end of the epoch
+  double seconds = 0;        // wall time since training started
+  bool evaluated = false;    // validation ran after this epoch
+  double valid_hr10 = 0, valid_ndcg10 = 0;  // full ranking, train items excluded
+  bool best = false;         // new best validation NDCG@10
+};
+
+/// Called after every epoch; return false to stop training.
+using NextItemObserver = std::function<bool(const NextItemEpoch&)>;
+
+struct NextItemTrainResult {
+  int epochs_run = 0;
+  int best_epoch = 0;              // the parameters of this epoch are restored at the end
+  double best_valid_ndcg10 = 0, best_valid_hr10 = 0;
+  double seconds = 0;
+  bool early_stopped = false;
+  std::vector<NextItemEpoch> history;
+};
+
+/// Trains `model` on data.train (every position predicts the next item), validating on
+/// data.valid every eval_every epochs; keeps and finally restores the parameters with the best
+/// validation NDCG@10; stops after `patience` validations without improvement. The model is
+/// moved to the chosen device and left there in eval mode.
+NextItemTrainResult train_next_item(NextItemModel& model, const NextItemData& data,
+                                    const NextItemTrainOptions& options, const NextItemObserver& observer = {});
+
+/// Full-ranking HR@10 / NDCG@10 computed on the model's device in batches (seen items
+/// excluded, ties counted against the target): the fast check used during training.
+std::pair<double, double> fast_full_ranking_hr_ndcg10(NextItemModel& model, const NextItemData& data,
+                                                      NextItemStage stage, int batch_size = 256);
+
+/// Ranking report through mtrec::RankingEvaluator (full ranking or sampled negatives as set in
+/// `options`). Valid: history = train items, seen = train. Test: history = train + valid,
+/// seen = train + valid.
+RankingReport evaluate_next_item(NextItemModel& model, const NextItemData& data, NextItemStage stage,
+                                 const RankingOptions& options, int batch_size = 256);
+
+/// Most-popular baseline on the same protocol (counts from the history of the stage).
+RankingReport evaluate_most_popular(const NextItemData& data, NextItemStage stage, const RankingOptions& options);
+
+}  // namespace mtrec

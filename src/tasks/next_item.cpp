@@ -1,0 +1,515 @@
+#include "mtrec/tasks/next_item.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/random.h"
+#include "mtrec/data/split.h"
+
+namespace mtrec {
+
+// ---------------------------------------------------------------------------------------------
+// Data
+
+std::vector<int32_t> NextItemData::test_history(int32_t user) const {
+  std::vector<int32_t> h = train.at(user);
+  if (valid.at(user) >= 0) h.push_back(valid[user]);
+  return h;
+}
+
+Interactions NextItemData::seen(bool include_valid) const {
+  Interactions x;
+  for (int32_t u = 0; u < num_users(); ++u) {
+    for (int32_t i : train[u]) x.push_back(u, i);
+    if (include_valid && valid[u] >= 0) x.push_back(u, valid[u]);
+  }
+  return x;
+}
+
+Interactions NextItemData::targets(bool test_stage) const {
+  Interactions x;
+  const auto& t = test_stage ? test : valid;
+  for (int32_t u = 0; u < num_users(); ++u)
+    if (t[u] >= 0) x.push_back(u, t[u]);
+  return x;
+}
+
+NextItemData make_next_item_data(const Interactions& x, int32_t num_users, int32_t num_items, uint64_t seed) {
+  MTREC_CHECK(num_items > 0, "make_next_item_data needs num_items > 0, got ", num_items);
+  NextItemData d;
+  d.num_items = num_items;
+  d.train.resize(num_users);
+  d.valid.assign(num_users, -1);
+  d.test.assign(num_users, -1);
+  const auto order = user_sequences(x, num_users, seed);
+  MTREC_CHECK(static_cast<int32_t>(order.size()) == num_users, "user_sequences returned ", order.size(),
+              " users, expected ", num_users);
+  for (int32_t u = 0; u < num_users; ++u) {
+    std::vector<int32_t> items;
+    items.reserve(order[u].size());
+    for (size_t row : order[u]) {
+      const int32_t i = x.item.at(row);
+      MTREC_CHECK(i >= 0 && i < num_items, "item id ", i, " of user ", u, " outside [0, ", num_items, ")");
+      items.push_back(i);
+    }
+    if (items.size() >= 3) {
+      d.test[u] = items.back();
+      items.pop_back();
+      d.valid[u] = items.back();
+      items.pop_back();
+    }
+    d.train[u] = std::move(items);
+  }
+  return d;
+}
+
+torch::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& histories, int64_t max_len) {
+  MTREC_CHECK(max_len > 0, "pack_histories needs max_len > 0, got ", max_len);
+  torch::Tensor t = torch::zeros({static_cast<int64_t>(histories.size()), max_len}, torch::kLong);
+  auto a = t.accessor<int64_t, 2>();
+  for (size_t b = 0; b < histories.size(); ++b) {
+    const auto& h = *histories[b];
+    const int64_t n = std::min<int64_t>(max_len, static_cast<int64_t>(h.size()));
+    for (int64_t j = 0; j < n; ++j) a[b][max_len - n + j] = h[h.size() - n + j] + 1;
+  }
+  return t;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Model
+
+std::string next_item_options_to_json(const NextItemOptions& o) {
+  nlohmann::json j = {{"num_items", o.num_items_}, {"d_model", o.d_model_}, {"layers", o.layers_},
+                      {"heads", o.heads_},         {"ffn_dim", o.ffn_dim_}, {"max_len", o.max_len_},
+                      {"dropout", o.dropout_},     {"text_dim", o.text_dim_}};
+  return j.dump();
+}
+
+NextItemOptions next_item_options_from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(std::string("next-item options: invalid JSON: ") + e.what());
+  }
+  MTREC_CHECK(j.is_object() && j.contains("num_items"), "next-item options need a JSON object with num_items, got ",
+              text);
+  NextItemOptions o(j.at("num_items").get<int64_t>());
+  for (const auto& [key, v] : j.items()) {
+    MTREC_CHECK(v.is_number(), "next-item option '", key, "' must be a number, got ", v.dump());
+    if (key == "num_items") continue;
+    else if (key == "d_model") o.d_model(v.get<int64_t>());
+    else if (key == "layers") o.layers(v.get<int64_t>());
+    else if (key == "heads") o.heads(v.get<int64_t>());
+    else if (key == "ffn_dim") o.ffn_dim(v.get<int64_t>());
+    else if (key == "max_len") o.max_len(v.get<int64_t>());
+    else if (key == "dropout") o.dropout(v.get<double>());
+    else if (key == "text_dim") o.text_dim(v.get<int64_t>());
+    else throw Error("unknown next-item option '" + key + "' in " + text);
+  }
+  return o;
+}
+
+NextItemModelImpl::NextItemModelImpl(NextItemOptions options_) : options(std::move(options_)) { reset(); }
+
+void NextItemModelImpl::reset() {
+  const int64_t d = options.d_model_;
+  MTREC_CHECK(options.num_items_ > 0, "NextItemModel needs num_items > 0, got ", options.num_items_);
+  MTREC_CHECK(options.max_len_ > 0, "NextItemModel needs max_len > 0, got ", options.max_len_);
+  MTREC_CHECK(options.text_dim_ >= 0, "text_dim must be >= 0, got ", options.text_dim_);
+  item_emb = register_module("item_emb", torch::nn::Embedding(
+                                             torch::nn::EmbeddingOptions(options.num_items_ + 1, d).padding_idx(0)));
+  pos_emb = register_module("pos_emb", torch::nn::Embedding(options.max_len_, d));
+  {
+    // Item vectors of norm ~1 (times sqrt(d) at the input): output logits start near N(0,1).
+    torch::NoGradGuard ng;
+    item_emb->weight.normal_(0.0, 1.0 / std::sqrt(static_cast<double>(d)));
+    item_emb->weight[0].zero_();
+    pos_emb->weight.normal_(0.0, 0.3);
+  }
+  if (options.text_dim_ > 0) text_proj = register_module("text_proj", torch::nn::Linear(options.text_dim_, d));
+  emb_drop = register_module("emb_drop", torch::nn::Dropout(options.dropout_));
+  encoder = register_module("encoder", CausalTransformer(CausalTransformerOptions(d)
+                                                              .layers(options.layers_)
+                                                              .heads(options.heads_)
+                                                              .ffn_dim(options.ffn_dim_)
+                                                              .dropout(options.dropout_)));
+}
+
+void NextItemModelImpl::set_item_text(const torch::Tensor& text) {
+  MTREC_CHECK(options.text_dim_ > 0, "set_item_text: the model was built with text_dim=0");
+  MTREC_CHECK(text.dim() == 2 && text.size(0) == options.num_items_ && text.size(1) == options.text_dim_,
+              "set_item_text expects [", options.num_items_, ", ", options.text_dim_, "], got ", text.sizes());
+  torch::Tensor t = text.detach().to(item_emb->weight.device(), item_emb->weight.scalar_type());
+  if (item_text.defined()) item_text.set_data(t);  // keep the registered buffer
+  else item_text = register_buffer("item_text", t);
+}
+
+torch::Tensor NextItemModelImpl::item_table() {
+  torch::Tensor t = item_emb->weight.slice(0, 1);
+  if (options.text_dim_ > 0) {
+    MTREC_CHECK(item_text.defined(), "NextItemModel built with text_dim=", options.text_dim_,
+                " needs set_item_text(...) before use");
+    t = t + text_proj->forward(item_text);
+  }
+  return t;
+}
+
+torch::Tensor NextItemModelImpl::forward(const torch::Tensor& tokens) {
+  MTREC_CHECK(tokens.dim() == 2, "NextItemModel expects tokens [B,L], got ", tokens.sizes());
+  const int64_t L = tokens.size(1), d = options.d_model_;
+  MTREC_CHECK(L >= 1 && L <= options.max_len_, "sequence length ", L, " outside [1, max_len=", options.max_len_, "]");
+  torch::Tensor valid = tokens.ne(0);
+  torch::Tensor x;
+  if (options.text_dim_ > 0) {
+    torch::Tensor table = torch::cat({item_emb->weight.slice(0, 0, 1), item_table()}, 0);
+    x = table.index_select(0, tokens.reshape({-1})).view({tokens.size(0), L, d});
+  } else {
+    x = item_emb->forward(tokens);
+  }
+  // Positions count back from the last item: right-aligned sequences of any padded length share
+  // them, so the last position's output does not depend on how much padding precedes it.
+  torch::Tensor pos = torch::arange(L - 1, -1, -1, tokens.options());
+  x = x * std::sqrt(static_cast<double>(d)) + pos_emb->forward(pos).unsqueeze(0);
+  return encoder->forward(emb_drop->forward(x), valid);
+}
+
+torch::Tensor NextItemModelImpl::score_next(const torch::Tensor& tokens) {
+  torch::Tensor h = forward(tokens).select(1, tokens.size(1) - 1);  // [B,d]
+  return torch::matmul(h, item_table().t());
+}
+
+std::pair<torch::Tensor, torch::Tensor> NextItemModelImpl::hidden_at_targets(const torch::Tensor& tokens,
+                                                                              const torch::Tensor& targets) {
+  MTREC_CHECK(targets.sizes() == tokens.sizes(), "targets ", targets.sizes(), " must match tokens ", tokens.sizes());
+  torch::Tensor h = forward(tokens);
+  // Logits only where there is a target: padding would otherwise double the softmax cost.
+  torch::Tensor idx = targets.reshape({-1}).ne(0).nonzero().squeeze(1);
+  MTREC_CHECK(idx.numel() > 0, "next-item loss: the batch has no target positions");
+  torch::Tensor hs = h.reshape({-1, options.d_model_}).index_select(0, idx);
+  torch::Tensor ts = targets.reshape({-1}).index_select(0, idx) - 1;
+  return {hs, ts};
+}
+
+torch::Tensor NextItemModelImpl::full_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets) {
+  auto [hs, ts] = hidden_at_targets(tokens, targets);
+  return torch::nn::functional::cross_entropy(torch::matmul(hs, item_table().t()), ts);
+}
+
+torch::Tensor NextItemModelImpl::sampled_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets,
+                                                      const torch::Tensor& negatives, const torch::Tensor& neg_prob) {
+  MTREC_CHECK(negatives.dim() == 1 && negatives.numel() > 0, "negatives must be [K], got ", negatives.sizes());
+  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == options.num_items_, "neg_prob must be [",
+              options.num_items_, "], got ", neg_prob.sizes());
+  auto [hs, ts] = hidden_at_targets(tokens, targets);
+  torch::Tensor table = item_table();
+  const double log_k = std::log(static_cast<double>(negatives.numel()));
+  torch::Tensor logq = torch::log(neg_prob.to(hs.scalar_type()).clamp_min(1e-12)) + log_k;
+  torch::Tensor pos = (hs * table.index_select(0, ts)).sum(-1) - logq.index_select(0, ts);     // [N]
+  torch::Tensor neg = torch::matmul(hs, table.index_select(0, negatives).t())                   // [N,K]
+                      - logq.index_select(0, negatives).unsqueeze(0);
+  neg = neg.masked_fill(negatives.unsqueeze(0).eq(ts.unsqueeze(1)), -std::numeric_limits<double>::infinity());
+  torch::Tensor logits = torch::cat({pos.unsqueeze(1), neg}, 1);
+  return -torch::log_softmax(logits, 1).select(1, 0).mean();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Training
+
+NextItemLoss parse_next_item_loss(const std::string& name) {
+  if (name == "full") return NextItemLoss::FullSoftmax;
+  if (name == "sampled-uniform") return NextItemLoss::SampledUniform;
+  if (name == "sampled-pop") return NextItemLoss::SampledPopularity;
+  throw Error("unknown next-item loss '" + name + "' (expected full, sampled-uniform or sampled-pop)");
+}
+
+namespace {
+
+struct Snapshot {
+  std::vector<torch::Tensor> values;
+  void save(torch::nn::Module& m) {
+    values.clear();
+    for (auto& p : m.parameters()) values.push_back(p.detach().clone());
+    for (auto& b : m.buffers()) values.push_back(b.detach().clone());
+  }
+  void restore(torch::nn::Module& m) const {
+    torch::NoGradGuard ng;
+    size_t k = 0;
+    for (auto& p : m.parameters()) p.copy_(values.at(k++));
+    for (auto& b : m.buffers()) b.copy_(values.at(k++));
+  }
+};
+
+std::vector<int32_t> users_with(const std::vector<int32_t>& target) {
+  std::vector<int32_t> users;
+  for (int32_t u = 0; u < static_cast<int32_t>(target.size()); ++u)
+    if (target[u] >= 0) users.push_back(u);
+  return users;
+}
+
+// Scores [B, num_items] (float32) of the users' next item given the stage's history.
+torch::Tensor score_users(NextItemModel& model, const NextItemData& data, const std::vector<int32_t>& users,
+                          NextItemStage stage, std::vector<std::vector<int32_t>>& histories) {
+  histories.clear();
+  for (int32_t u : users) histories.push_back(stage == NextItemStage::Test ? data.test_history(u) : data.train[u]);
+  std::vector<const std::vector<int32_t>*> ptrs;
+  int64_t longest = 1;
+  for (const auto& h : histories) {
+    ptrs.push_back(&h);
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(h.size()));
+  }
+  const int64_t L = std::min<int64_t>(model->options.max_len_, longest);
+  torch::Tensor tokens = pack_histories(ptrs, L).to(model->item_emb->weight.device());
+  return model->score_next(tokens).to(torch::kFloat);
+}
+
+}  // namespace
+
+std::pair<double, double> fast_full_ranking_hr_ndcg10(NextItemModel& model, const NextItemData& data,
+                                                      NextItemStage stage, int batch_size) {
+  MTREC_CHECK(batch_size > 0, "batch_size must be > 0, got ", batch_size);
+  torch::NoGradGuard ng;
+  const bool was_training = model->is_training();
+  model->eval();
+  const auto& target = stage == NextItemStage::Test ? data.test : data.valid;
+  const auto users = users_with(target);
+  double hr = 0, ndcg = 0;
+  std::vector<std::vector<int32_t>> histories;
+  for (size_t s = 0; s < users.size(); s += batch_size) {
+    std::vector<int32_t> chunk(users.begin() + s, users.begin() + std::min(users.size(), s + batch_size));
+    torch::Tensor scores = score_users(model, data, chunk, stage, histories);
+    // Seen items (the whole history, not only the last max_len) and the target leave the
+    // candidate set; rank = number of remaining items scoring >= the target (ties pessimistic).
+    std::vector<int64_t> rows, cols, tgt;
+    for (size_t b = 0; b < chunk.size(); ++b) {
+      for (int32_t i : histories[b]) { rows.push_back(b); cols.push_back(i); }
+      tgt.push_back(target[chunk[b]]);
+    }
+    auto dev = scores.device();
+    torch::Tensor t = torch::tensor(tgt, torch::kLong).to(dev);
+    torch::Tensor r = torch::tensor(rows, torch::kLong).to(dev), c = torch::tensor(cols, torch::kLong).to(dev);
+    torch::Tensor ts = scores.gather(1, t.unsqueeze(1));
+    scores.index_put_({r, c}, -std::numeric_limits<float>::infinity());
+    scores.scatter_(1, t.unsqueeze(1), -std::numeric_limits<float>::infinity());
+    torch::Tensor rank = scores.ge(ts).sum(1).to(torch::kDouble);
+    torch::Tensor hit = rank.lt(10).to(torch::kDouble);
+    hr += hit.sum().item<double>();
+    ndcg += (hit / torch::log2(rank + 2)).sum().item<double>();
+  }
+  if (was_training) model->train();
+  const double n = std::max<size_t>(1, users.size());
+  return {hr / n, ndcg / n};
+}
+
+NextItemTrainResult train_next_item(NextItemModel& model, const NextItemData& data,
+                                    const NextItemTrainOptions& opt, const NextItemObserver& observer) {
+  MTREC_CHECK(opt.epochs_ >= 1, "epochs must be >= 1, got ", opt.epochs_);
+  MTREC_CHECK(opt.batch_size_ >= 1, "batch_size must be >= 1, got ", opt.batch_size_);
+  MTREC_CHECK(opt.lr_ > 0, "lr must be > 0, got ", opt.lr_);
+  MTREC_CHECK(data.num_items == model->options.num_items_, "data has ", data.num_items,
+              " items but the model was built for ", model->options.num_items_);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  const torch::Device device = choose_device(opt.device_);
+  model->to(device);
+  torch::manual_seed(derive_seed(opt.seed_, "next-item-train"));
+  Rng rng(derive_seed(opt.seed_, "next-item-batches"));
+
+  // Inputs and next-item targets of every user with >= 2 training items, right-aligned, on device.
+  const int64_t L = model->options.max_len_;
+  std::vector<int32_t> users;
+  std::vector<std::vector<int32_t>> inputs, outputs;
+  std::vector<double> popularity(data.num_items, 0.0);
+  for (int32_t u = 0; u < data.num_users(); ++u) {
+    const auto& s = data.train[u];
+    for (int32_t i : s) popularity[i] += 1;
+    if (s.size() < 2) continue;
+    users.push_back(u);
+    inputs.emplace_back(s.begin(), s.end() - 1);
+    outputs.emplace_back(s.begin() + 1, s.end());
+  }
+  MTREC_CHECK(!users.empty(), "train_next_item: no user has 2 or more training items");
+  std::vector<const std::vector<int32_t>*> pin, pout;
+  std::vector<int64_t> lengths;
+  for (size_t k = 0; k < users.size(); ++k) {
+    pin.push_back(&inputs[k]);
+    pout.push_back(&outputs[k]);
+    lengths.push_back(std::min<int64_t>(L, inputs[k].size()));
+  }
+  const torch::Tensor all_in = pack_histories(pin, L).to(device), all_out = pack_histories(pout, L).to(device);
+
+  torch::Tensor neg_prob;
+  if (opt.loss_ != NextItemLoss::FullSoftmax) {
+    MTREC_CHECK(opt.num_negatives_ >= 1, "num_negatives must be >= 1, got ", opt.num_negatives_);
+    torch::Tensor p = opt.loss_ == NextItemLoss::SampledUniform
+                          ? torch::ones({data.num_items}, torch::kDouble)
+                          : torch::tensor(popularity, torch::kDouble) + 1.0;  // +1: every item can be drawn
+    neg_prob = (p / p.sum()).to(torch::kFloat).to(device);
+  }
+
+  torch::optim::AdamW optim(model->parameters(),
+                            torch::optim::AdamWOptions(opt.lr_).weight_decay(opt.weight_decay_));
+  const int64_t steps_per_epoch = (static_cast<int64_t>(users.size()) + opt.batch_size_ - 1) / opt.batch_size_;
+  const int64_t total_steps = steps_per_epoch * opt.epochs_;
+  auto lr_at = [&](int64_t step) {
+    const double warm = opt.warmup_steps_ > 0 ? std::min(1.0, (step + 1.0) / opt.warmup_steps_) : 1.0;
+    const double progress = std::min(1.0, static_cast<double>(step) / std::max<int64_t>(1, total_steps));
+    const double cosine = opt.min_lr_ratio_ + (1 - opt.min_lr_ratio_) * 0.5 * (1 + std::cos(M_PI * progress));
+    return opt.lr_ * warm * cosine;
+  };
+
+  NextItemTrainResult result;
+  Snapshot best;
+  int stale = 0;
+  int64_t step = 0;
+  double lr = opt.lr_;
+  std::vector<int64_t> order(users.size());
+  std::iota(order.begin(), order.end(), 0);
+  for (int epoch = 1; epoch <= opt.epochs_; ++epoch) {
+    model->train();
+    std::shuffle(order.begin(), order.end(), rng);
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+    for (int64_t s = 0; s < steps_per_epoch; ++s) {
+      const int64_t begin = s * opt.batch_size_, end = std::min<int64_t>(order.size(), begin + opt.batch_size_);
+      std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
+      int64_t longest = 1;
+      for (int64_t r : rows) longest = std::max(longest, lengths[r]);
+      // Right-aligned: the leading columns that are padding in every row of the batch are dropped.
+      torch::Tensor idx = torch::tensor(rows, torch::kLong).to(device);
+      torch::Tensor tok = all_in.index_select(0, idx).slice(1, L - longest);
+      torch::Tensor tgt = all_out.index_select(0, idx).slice(1, L - longest);
+      lr = lr_at(step++);
+      for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
+      optim.zero_grad();
+      torch::Tensor loss;
+      if (opt.loss_ == NextItemLoss::FullSoftmax) {
+        loss = model->full_softmax_loss(tok, tgt);
+      } else {
+        torch::Tensor neg = torch::multinomial(neg_prob, opt.num_negatives_, /*replacement=*/true);
+        loss = model->sampled_softmax_loss(tok, tgt, neg, neg_prob);
+      }
+      loss.backward();
+      if (opt.clip_norm_ > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), opt.clip_norm_);
+      optim.step();
+      loss_sum += loss.detach().to(torch::kDouble);
+    }
+    NextItemEpoch info;
+    info.epoch = epoch;
+    info.loss = loss_sum.item<double>() / steps_per_epoch;
+    info.lr = lr;
+    MTREC_CHECK(std::isfinite(info.loss), "next-item training diverged at epoch ", epoch, " (loss ", info.loss,
+                ", lr ", lr, ")");
+    auto validate = [&](NextItemEpoch& e) {
+      auto [hr, ndcg] = fast_full_ranking_hr_ndcg10(model, data, NextItemStage::Valid);
+      e.evaluated = true;
+      e.valid_hr10 = hr;
+      e.valid_ndcg10 = ndcg;
+      if (result.best_epoch == 0 || ndcg > result.best_valid_ndcg10) {
+        e.best = true;
+        result.best_epoch = e.epoch;
+        result.best_valid_ndcg10 = ndcg;
+        result.best_valid_hr10 = hr;
+        best.save(*model);
+        stale = 0;
+      } else {
+        ++stale;
+      }
+    };
+    if ((opt.eval_every_ > 0 && epoch % opt.eval_every_ == 0) || epoch == opt.epochs_) validate(info);
+    info.seconds = elapsed();
+    result.epochs_run = epoch;
+    const bool stop = observer && !observer(info);
+    // Stopped by the observer (e.g. a time budget) between validations: validate the final
+    // parameters too, so they compete for the best checkpoint.
+    if (stop && !info.evaluated) validate(info);
+    result.history.push_back(info);
+    if (stop) break;
+    if (opt.patience_ > 0 && stale >= opt.patience_) {
+      result.early_stopped = true;
+      break;
+    }
+  }
+  if (result.best_epoch > 0) best.restore(*model);
+  model->eval();
+  result.seconds = elapsed();
+  return result;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Evaluation through RankingEvaluator
+
+namespace {
+
+// Runs `ev` over the targets in chunks of users whose score rows are precomputed, so memory
+// stays at batch_size x num_items; the per-chunk reports are merged weighted by users.
+template <typename RowScores>
+RankingReport evaluate_in_chunks(const NextItemData& data, NextItemStage stage, const RankingOptions& options,
+                                 int batch_size, RowScores&& row_scores) {
+  const bool test = stage == NextItemStage::Test;
+  RankingEvaluator ev(data.seen(test), data.num_users(), data.num_items, options);
+  const auto& target = test ? data.test : data.valid;
+  const auto users = users_with(target);
+  RankingReport total;
+  for (size_t s = 0; s < users.size(); s += batch_size) {
+    std::vector<int32_t> chunk(users.begin() + s, users.begin() + std::min(users.size(), s + batch_size));
+    std::vector<int32_t> row_of(data.num_users(), -1);
+    Interactions tx;
+    for (size_t b = 0; b < chunk.size(); ++b) {
+      row_of[chunk[b]] = static_cast<int32_t>(b);
+      tx.push_back(chunk[b], target[chunk[b]]);
+    }
+    torch::Tensor scores = row_scores(chunk).contiguous();  // CPU float [chunk, num_items]
+    const float* base = scores.data_ptr<float>();
+    const int64_t n = data.num_items;
+    RankingReport r = ev.evaluate(tx, [&](int32_t u, const std::vector<int32_t>& items, std::vector<float>& out) {
+      const int32_t row = row_of.at(u);
+      MTREC_CHECK(row >= 0, "evaluator asked for user ", u, " outside the current chunk");
+      out.resize(items.size());
+      for (size_t k = 0; k < items.size(); ++k) out[k] = base[row * n + items[k]];
+    });
+    for (const auto& [name, v] : r.metrics) total.metrics[name] += v * r.users;
+    total.users += r.users;
+    total.protocol = r.protocol;
+  }
+  if (total.users > 0)
+    for (auto& [name, v] : total.metrics) v /= total.users;
+  return total;
+}
+
+}  // namespace
+
+RankingReport evaluate_next_item(NextItemModel& model, const NextItemData& data, NextItemStage stage,
+                                 const RankingOptions& options, int batch_size) {
+  MTREC_CHECK(batch_size > 0, "batch_size must be > 0, got ", batch_size);
+  torch::NoGradGuard ng;
+  const bool was_training = model->is_training();
+  model->eval();
+  std::vector<std::vector<int32_t>> histories;
+  RankingReport r = evaluate_in_chunks(data, stage, options, batch_size, [&](const std::vector<int32_t>& users) {
+    return score_users(model, data, users, stage, histories).to(torch::kCPU);
+  });
+  if (was_training) model->train();
+  return r;
+}
+
+RankingReport evaluate_most_popular(const NextItemData& data, NextItemStage stage, const RankingOptions& options) {
+  std::vector<float> count(data.num_items, 0.0f);
+  for (int32_t u = 0; u < data.num_users(); ++u) {
+    for (int32_t i : data.train[u]) count[i] += 1;
+    if (stage == NextItemStage::Test && data.valid[u] >= 0) count[data.valid[u]] += 1;
+  }
+  torch::Tensor c = torch::tensor(count);
+  return evaluate_in_chunks(data, stage, options, 1024, [&](const std::vector<int32_t>& users) {
+    return c.unsqueeze(0).expand({static_cast<int64_t>(users.size()), data.num_items});
+  });
+}
+
+}  // namespace mtrec
