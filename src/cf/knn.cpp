@@ -332,8 +332,8 @@ std::vector<KnnNeighbor> KnnModel::neighbors(int32_t row) const {
 }
 
 float KnnModel::predict(int32_t user, int32_t item) const {
-  const State& s = *state_;
   const float base = baseline(user, item);  // also checks fitted and ranges
+  const State& s = *state_;
   const bool item_based = options_.kind_ == KnnKind::Item;
   const int32_t row = item_based ? item : user;
   const int32_t other = item_based ? user : item;

@@ -161,7 +161,7 @@ Checkpoint deserialize_checkpoint(std::string_view in, const std::string& file) 
       MTREC_CHECK(offset + bytes <= payload.size() && bytes == static_cast<size_t>(t.numel()) * t.element_size(),
                   "checkpoint '", file, "': tensor '", name, "' (", bytes, " bytes at ", offset,
                   ") does not fit its shape or the payload of ", payload.size(), " bytes");
-      std::memcpy(t.data_ptr(), payload.data() + offset, bytes);
+      if (bytes > 0) std::memcpy(t.data_ptr(), payload.data() + offset, bytes);  // empty tensors have no data
       ck.tensors.emplace_back(std::move(name), std::move(t));
     }
     for (const auto& g : header.at("golden"))
