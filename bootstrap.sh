@@ -47,9 +47,10 @@ case "$mode" in
     prefix=$(mktemp -d)
     trap 'rm -rf "$prefix"' EXIT
     cmake --install "$build" --prefix "$prefix" >/dev/null
+    echo "== building examples/consumer against the installed mtrec in $prefix"
     cmake -S examples/consumer -B "$prefix/consumer-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
       -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
-    cmake --build "$prefix/consumer-build" >/dev/null
+    cmake --build "$prefix/consumer-build" | tail -n 20
     LD_LIBRARY_PATH="$prefix/lib:${LD_LIBRARY_PATH:-}" "$prefix/consumer-build/mtrec_consumer"
     echo "== all tests passed" ;;
   *) echo "usage: $0 demo|test|build [--asan]" >&2; exit 64 ;;
