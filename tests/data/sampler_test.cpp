@@ -4,24 +4,19 @@
 #include <map>
 #include <set>
 
+#include "test_util.h"
 #include "mtrec/core/check.h"
 #include "mtrec/data/sampler.h"
 
 namespace mtrec {
 namespace {
 
-Interactions pairs(const std::vector<std::pair<int32_t, int32_t>>& ui) {
-  Interactions x;
-  for (auto [u, i] : ui) x.push_back(u, i);
-  return x;
-}
-
 TEST(Sampler, NeverReturnsPositives) {
   // User 0 has a few positives (rejection path), user 1 has seen 45 of 50 items (enumeration).
   std::vector<std::pair<int32_t, int32_t>> ui;
   for (int32_t i : {3, 7, 8, 20, 49}) ui.emplace_back(0, i);
   for (int32_t i = 0; i < 45; ++i) ui.emplace_back(1, (i * 7) % 50);
-  auto x = pairs(ui);
+  auto x = test::interactions_of(ui);
   for (auto kind : {NegativeSampler::Kind::Uniform, NegativeSampler::Kind::Popularity}) {
     NegativeSampler neg(x, 2, 50, kind, 5);
     EXPECT_EQ(neg.positives(0), (std::vector<int32_t>{3, 7, 8, 20, 49}));
@@ -41,7 +36,7 @@ TEST(Sampler, NeverReturnsPositives) {
 }
 
 TEST(Sampler, UniformFrequencies) {
-  NegativeSampler neg(pairs({{0, 2}, {0, 5}}), 1, 10, NegativeSampler::Kind::Uniform, 42);
+  NegativeSampler neg(test::interactions_of({{0, 2}, {0, 5}}), 1, 10, NegativeSampler::Kind::Uniform, 42);
   std::map<int32_t, int> freq;
   const int draws = 80000;
   for (int d = 0; d < draws; ++d) freq[neg.sample(0, 1)[0]]++;
@@ -54,7 +49,7 @@ TEST(Sampler, UniformFrequencies) {
 TEST(Sampler, PopularityPrefersPopularItemsByExpectedRatio) {
   // Counts from other users: item 1 seen 4 times, item 2 once, item 3 twice; item 0 is user 0's.
   std::vector<std::pair<int32_t, int32_t>> ui{{0, 0}, {1, 1}, {2, 1}, {3, 1}, {4, 1}, {1, 2}, {2, 3}, {3, 3}};
-  auto x = pairs(ui);
+  auto x = test::interactions_of(ui);
   for (double alpha : {1.0, 0.5}) {
     NegativeSampler neg(x, 5, 5, NegativeSampler::Kind::Popularity, 9, alpha);
     std::map<int32_t, int> freq;
@@ -67,7 +62,7 @@ TEST(Sampler, PopularityPrefersPopularItemsByExpectedRatio) {
 }
 
 TEST(Sampler, AllUnseenOnceWhenAskedForThemAll) {
-  auto x = pairs({{0, 1}, {0, 3}, {1, 0}, {1, 2}});
+  auto x = test::interactions_of({{0, 1}, {0, 3}, {1, 0}, {1, 2}});
   for (auto kind : {NegativeSampler::Kind::Uniform, NegativeSampler::Kind::Popularity}) {
     NegativeSampler neg(x, 2, 6, kind, 1);
     auto s = neg.sample(0, 4);
@@ -87,7 +82,7 @@ TEST(Sampler, PopularityMassOnPositivesFallsBackToEnumeration) {
   std::vector<std::pair<int32_t, int32_t>> ui{{0, 0}};
   for (int k = 0; k < 1000; ++k) ui.emplace_back(1, 0);
   for (int32_t i = 1; i < 20; ++i) ui.emplace_back(2, i);
-  NegativeSampler neg(pairs(ui), 3, 20, NegativeSampler::Kind::Popularity, 3);
+  NegativeSampler neg(test::interactions_of(ui), 3, 20, NegativeSampler::Kind::Popularity, 3);
   std::map<int32_t, int> freq;
   for (int rep = 0; rep < 2000; ++rep) {
     auto s = neg.sample(0, 3);
@@ -100,7 +95,7 @@ TEST(Sampler, PopularityMassOnPositivesFallsBackToEnumeration) {
 }
 
 TEST(Sampler, ReproducibleAndReseedable) {
-  auto x = pairs({{0, 1}, {1, 2}, {2, 3}});
+  auto x = test::interactions_of({{0, 1}, {1, 2}, {2, 3}});
   NegativeSampler a(x, 3, 100, NegativeSampler::Kind::Uniform, 3), b(x, 3, 100, NegativeSampler::Kind::Uniform, 3);
   auto sa = a.sample(0, 20);
   EXPECT_EQ(sa, b.sample(0, 20));
@@ -112,7 +107,7 @@ TEST(Sampler, ReproducibleAndReseedable) {
 }
 
 TEST(Sampler, ErrorWhenUserSawEverything) {
-  NegativeSampler neg(pairs({{0, 0}, {0, 1}, {0, 2}, {1, 0}}), 2, 3, NegativeSampler::Kind::Uniform, 1);
+  NegativeSampler neg(test::interactions_of({{0, 0}, {0, 1}, {0, 2}, {1, 0}}), 2, 3, NegativeSampler::Kind::Uniform, 1);
   try {
     neg.sample(0, 1);
     FAIL() << "no throw";
@@ -121,7 +116,7 @@ TEST(Sampler, ErrorWhenUserSawEverything) {
   }
   EXPECT_EQ(neg.sample(1, 2).size(), 2u);
   EXPECT_THROW(neg.sample(5, 1), Error);
-  EXPECT_THROW(NegativeSampler(pairs({{0, 9}}), 1, 3, NegativeSampler::Kind::Uniform, 1), Error);
+  EXPECT_THROW(NegativeSampler(test::interactions_of({{0, 9}}), 1, 3, NegativeSampler::Kind::Uniform, 1), Error);
 }
 
 }  // namespace

@@ -6,18 +6,13 @@
 #include <random>
 #include <set>
 
+#include "test_util.h"
 #include "mtrec/core/check.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/eval/metrics.h"
 
 namespace mtrec {
 namespace {
-
-Interactions make(const std::vector<std::pair<int32_t, int32_t>>& rows) {
-  Interactions x;
-  for (auto [u, i] : rows) x.push_back(u, i);
-  return x;
-}
 
 // Score = item id: the higher the id, the better, so every rank is known by hand.
 void score_by_id(int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
@@ -31,8 +26,8 @@ TEST(RankingEvaluator, FullRankingOnTinyCatalogue) {
   // 10 items. User 0 saw {8, 9}, target 5: unseen items ahead are 6, 7 -> rank 2.
   // User 1 saw nothing, target 9 -> rank 0. User 2 saw {1, 2}, target 3: 4..9 ahead -> rank 6.
   // User 3 has no test row and is not evaluated.
-  Interactions seen = make({{0, 8}, {0, 9}, {2, 1}, {2, 2}, {3, 0}});
-  Interactions test = make({{0, 5}, {1, 9}, {2, 3}});
+  Interactions seen = test::interactions_of({{0, 8}, {0, 9}, {2, 1}, {2, 2}, {3, 0}});
+  Interactions test = test::interactions_of({{0, 5}, {1, 9}, {2, 3}});
   for (int threads : {1, 4}) {
     RankingEvaluator ev(seen, 4, 10, RankingOptions().ks({1, 3, 20}).threads(threads));
     RankingReport r = ev.evaluate(test, score_by_id);
@@ -51,8 +46,8 @@ TEST(RankingEvaluator, FullRankingOnTinyCatalogue) {
 
 TEST(RankingEvaluator, FullRankingExcludesSeenAndOtherTargets) {
   // User 0 saw {0, 1}; targets 4 and 6. Candidates must be the targets then items 2,3,5,7,8,9.
-  Interactions seen = make({{0, 0}, {0, 1}});
-  Interactions test = make({{0, 4}, {0, 6}});
+  Interactions seen = test::interactions_of({{0, 0}, {0, 1}});
+  Interactions test = test::interactions_of({{0, 4}, {0, 6}});
   RankingEvaluator ev(seen, 1, 10, RankingOptions().ks({2}).threads(1));
   std::vector<int32_t> got;
   RankingReport r = ev.evaluate(test, [&](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
@@ -67,8 +62,8 @@ TEST(RankingEvaluator, FullRankingExcludesSeenAndOtherTargets) {
 }
 
 TEST(RankingEvaluator, AllEqualScoresArePessimistic) {
-  Interactions seen = make({{0, 0}});
-  Interactions test = make({{0, 4}});
+  Interactions seen = test::interactions_of({{0, 0}});
+  Interactions test = test::interactions_of({{0, 4}});
   RankingEvaluator ev(seen, 1, 10, RankingOptions().ks({5, 9}).threads(1));
   RankingReport r = ev.evaluate(test, [](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
     out.assign(items.size(), 1.0f);
@@ -138,19 +133,19 @@ TEST(RankingEvaluator, SampledNegativesAreUnseenDistinctAndThreadIndependent) {
 }
 
 TEST(RankingEvaluator, RejectsBadInput) {
-  Interactions seen = make({{0, 1}});
+  Interactions seen = test::interactions_of({{0, 1}});
   RankingEvaluator ev(seen, 2, 5, RankingOptions().threads(1));
   EXPECT_THROW(ev.evaluate(Interactions{}, score_by_id), Error);
-  EXPECT_THROW(ev.evaluate(make({{2, 1}}), score_by_id), Error);
-  EXPECT_THROW(ev.evaluate(make({{0, 5}}), score_by_id), Error);
-  EXPECT_THROW(ev.evaluate(make({{0, 2}}),
+  EXPECT_THROW(ev.evaluate(test::interactions_of({{2, 1}}), score_by_id), Error);
+  EXPECT_THROW(ev.evaluate(test::interactions_of({{0, 5}}), score_by_id), Error);
+  EXPECT_THROW(ev.evaluate(test::interactions_of({{0, 2}}),
                            [](int32_t, const std::vector<int32_t>&, std::vector<float>& out) { out.assign(1, 0.f); }),
                Error);
-  EXPECT_THROW(RankingEvaluator(make({{0, 7}}), 2, 5), Error);
+  EXPECT_THROW(RankingEvaluator(test::interactions_of({{0, 7}}), 2, 5), Error);
   EXPECT_THROW(RankingEvaluator(seen, 2, 5, RankingOptions().ks({0})), Error);
   // An exception thrown by the scoring function in a worker thread reaches the caller.
   RankingEvaluator ev4(seen, 2, 5, RankingOptions().threads(4));
-  EXPECT_THROW(ev4.evaluate(make({{0, 2}, {1, 3}}),
+  EXPECT_THROW(ev4.evaluate(test::interactions_of({{0, 2}, {1, 3}}),
                             [](int32_t, const std::vector<int32_t>&, std::vector<float>&) { throw Error("boom"); }),
                Error);
 }
