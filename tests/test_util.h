@@ -13,16 +13,8 @@
 #include <stdexcept>
 #include <vector>
 
-#include "mtrec/data/schema.h"
 
 namespace mtrec::test {
-
-/// Implicit interactions from (user, item) pairs, for small hand-written cases.
-inline Interactions interactions_of(const std::vector<std::pair<int32_t, int32_t>>& pairs) {
-  Interactions x;
-  for (auto [u, i] : pairs) x.push_back(u, i);
-  return x;
-}
 
 /// ../shared/data/ml-100k, or $MTREC_DATA_DIR/ml-100k; "" when absent.
 inline std::string ml100k_dir() {

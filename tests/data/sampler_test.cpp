@@ -4,6 +4,7 @@
 #include <map>
 #include <set>
 
+#include "test_data.h"
 #include "test_util.h"
 #include "mtrec/core/check.h"
 #include "mtrec/data/sampler.h"

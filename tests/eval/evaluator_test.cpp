@@ -6,6 +6,7 @@
 #include <random>
 #include <set>
 
+#include "test_data.h"
 #include "test_util.h"
 #include "mtrec/core/check.h"
 #include "mtrec/eval/evaluator.h"
