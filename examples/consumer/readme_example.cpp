@@ -12,7 +12,7 @@ int main() {
   mtrec::Interactions train = fold.data.interactions.subset(fold.split.train);
   mtrec::Interactions test = fold.data.interactions.subset(fold.split.test);
   mtrec::RatingTask mf = mtrec::RatingTask::fit(train, fold.data.num_users(), fold.data.num_items(),
-                                                mtrec::RatingTrainOptions().dim(128));
+                                                mtrec::RatingTrainOptions().sweeps(200));  // Bayesian MF
   mtrec::RatingMetrics m = mf.evaluate(test);
   std::printf("RMSE %.4f  MAE %.4f\n", m.rmse, m.mae);
   mtrec::save_checkpoint("mf.ckpt", mf.to_checkpoint(fold.data.users, fold.data.items));   // atomic, checksummed

@@ -8,6 +8,7 @@
 #include <limits>
 #include <numeric>
 
+#include "mtrec/cf/bayes_mf.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
@@ -58,6 +59,7 @@ RatingTask train_run(const Interactions& fit_part, const Interactions& valid_par
   torch::manual_seed(derive_seed(o.seed_, "rating-init"));
   const auto device = choose_device(o.device_);
   RatingTask task;
+  task.solver = o.solver_;
   double mean = std::accumulate(fit_part.rating.begin(), fit_part.rating.end(), 0.0) / fit_part.size();
   task.min_rating = min_rating;
   task.max_rating = max_rating;
@@ -67,12 +69,10 @@ RatingTask train_run(const Interactions& fit_part, const Interactions& valid_par
   auto u = ids_tensor(fit_part.user, device), i = ids_tensor(fit_part.item, device);
   auto r = torch::tensor(fit_part.rating).to(device);
   std::unique_ptr<torch::optim::Optimizer> opt;
-  if (o.optimizer_ == "adam")
+  if (o.solver_ == "adam")
     opt = std::make_unique<torch::optim::Adam>(task.model->parameters(), torch::optim::AdamOptions(o.lr_));
-  else if (o.optimizer_ == "sgd")
-    opt = std::make_unique<torch::optim::SGD>(task.model->parameters(), torch::optim::SGDOptions(o.lr_).momentum(0.9));
   else
-    MTREC_CHECK(false, "unknown optimizer '", o.optimizer_, "' (expected sgd|adam)");
+    opt = std::make_unique<torch::optim::SGD>(task.model->parameters(), torch::optim::SGDOptions(o.lr_).momentum(0.9));
 
   const int64_t n = u.size(0);
   Rng perm_rng(derive_seed(o.seed_, "rating-batches"));
@@ -100,18 +100,61 @@ RatingTask train_run(const Interactions& fit_part, const Interactions& valid_par
   task.model->eval();
   return task;
 }
+
+// Gibbs sampling (cf/bayes_mf.h); the module holds the posterior-mean parameters.
+RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_items, float lo, float hi,
+                    const RatingTrainOptions& o) {
+  ProgressBar bar(o.sweeps_, "rating mcmc");
+  BayesMf mf = fit_bayes_mf(train, num_users, num_items,
+                            BayesMfOptions().dim(o.dim_).iterations(o.sweeps_).burn_in(o.burn_in_ < 0 ? o.sweeps_ / 10 : o.burn_in_).threads(o.threads_)
+                                .seed(derive_seed(o.seed_, "rating-mcmc")),
+                            [&](int sweep, double rmse) {
+                              if (o.progress_) {
+                                bar.set_postfix("train RMSE " + std::to_string(rmse).substr(0, 6));
+                                bar.tick();
+                              }
+                              log_debug("rating mcmc sweep {}: sample train RMSE {:.4f}", sweep, rmse);
+                            });
+  bar.finish();
+  RatingTask task;
+  task.solver = "mcmc";
+  task.min_rating = lo;
+  task.max_rating = hi;
+  task.epochs_run = o.sweeps_;
+  task.train_rmse = mf.train_rmse;
+  task.model = BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim_).global_mean(mf.global_mean));
+  {
+    torch::NoGradGuard no_grad;
+    auto copy = [](torch::Tensor& dst, const std::vector<float>& src) {
+      dst.copy_(torch::from_blob(const_cast<float*>(src.data()), dst.sizes(), torch::kFloat32));
+    };
+    copy(task.model->user_factors->weight, mf.user_factors);
+    copy(task.model->item_factors->weight, mf.item_factors);
+    copy(task.model->user_bias->weight, mf.user_bias);
+    copy(task.model->item_bias->weight, mf.item_bias);
+  }
+  task.model->to(choose_device(o.device_));
+  task.model->eval();
+  return task;
+}
 }  // namespace
 
 RatingTask RatingTask::fit(const Interactions& train, int32_t num_users, int32_t num_items,
-                           const RatingTrainOptions& o) {
+                           const RatingTrainOptions& options) {
   MTREC_CHECK(train.has_rating, "the rating task needs interactions with ratings");
   MTREC_CHECK(train.size() >= 2, "the rating task needs at least 2 training ratings, got ", train.size());
-  MTREC_CHECK(o.valid_fraction_ >= 0 && o.valid_fraction_ < 1, "valid_fraction must be in [0, 1), got ",
-              o.valid_fraction_);
-  MTREC_CHECK(o.epochs_ >= 1 && o.batch_size_ >= 1 && o.dim_ >= 1, "rating options: epochs=", o.epochs_,
-              " batch_size=", o.batch_size_, " dim=", o.dim_, " must all be >= 1");
+  MTREC_CHECK(options.solver_ == "mcmc" || options.solver_ == "sgd" || options.solver_ == "adam",
+              "unknown rating solver '", options.solver_, "' (expected mcmc|sgd|adam)");
+  RatingTrainOptions o = options;
+  if (o.dim_ == 0) o.dim_ = o.solver_ == "mcmc" ? 32 : 128;
+  MTREC_CHECK(o.dim_ >= 1, "rating options: dim must be >= 1 (or 0 for the solver's default), got ", o.dim_);
   const float lo = *std::min_element(train.rating.begin(), train.rating.end());
   const float hi = *std::max_element(train.rating.begin(), train.rating.end());
+  if (o.solver_ == "mcmc") return fit_mcmc(train, num_users, num_items, lo, hi, o);
+  MTREC_CHECK(o.valid_fraction_ >= 0 && o.valid_fraction_ < 1, "valid_fraction must be in [0, 1), got ",
+              o.valid_fraction_);
+  MTREC_CHECK(o.epochs_ >= 1 && o.batch_size_ >= 1, "rating options: epochs=", o.epochs_,
+              " batch_size=", o.batch_size_, " must both be >= 1");
   if (o.valid_fraction_ == 0) return train_run(train, {}, num_users, num_items, lo, hi, o.epochs_, o);
 
   // Validation slice of the training rows (seeded), for early stopping.
@@ -177,6 +220,8 @@ Checkpoint RatingTask::to_checkpoint(const IdMap& users, const IdMap& items) con
   ck.task = "rating";
   const auto& o = model->options;
   ck.config_json = nlohmann::json{{"model", "biased_mf"},
+                                  {"solver", solver},
+                                  {"train_rmse", train_rmse},
                                   {"num_users", o.num_users_},
                                   {"num_items", o.num_items_},
                                   {"dim", o.dim_},
@@ -204,6 +249,8 @@ RatingTask RatingTask::from_checkpoint(const Checkpoint& ck, const std::string& 
   t.model->eval();
   t.min_rating = c.at("min_rating").get<float>();
   t.max_rating = c.at("max_rating").get<float>();
+  t.solver = c.value("solver", std::string("sgd"));
+  t.train_rmse = c.value("train_rmse", 0.0);
   t.epochs_run = c.value("epochs_run", 0);
   t.best_epoch = c.value("best_epoch", 0);
   t.best_valid_rmse = c.value("best_valid_rmse", 0.0);

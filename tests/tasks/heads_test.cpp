@@ -142,15 +142,17 @@ TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
   ASSERT_GT(x.size(), 1000u);
   Split s = random_split(x, 0.2, 0.0, 11);
   Interactions train = x.subset(s.train), test = x.subset(s.test);
-  auto task = RatingTask::fit(train, w.data.num_users(), w.data.num_items(),
-                              RatingTrainOptions().dim(16).epochs(30).l2(0.05).device("cpu").seed(5));
   double mean = 0;
   for (float r : train.rating) mean += r;
   mean /= train.size();
   std::vector<float> base(test.size(), static_cast<float>(mean));
   double base_rmse = rmse(base, test.rating);
-  auto m = task.evaluate(test);
-  EXPECT_LT(m.rmse, 0.9 * base_rmse) << "MF " << m.rmse << " vs global mean " << base_rmse;
+  for (const char* solver : {"sgd", "mcmc"}) {
+    auto task = RatingTask::fit(train, w.data.num_users(), w.data.num_items(),
+                                RatingTrainOptions().solver(solver).dim(16).epochs(30).l2(0.05).sweeps(60).device("cpu").seed(5));
+    auto m = task.evaluate(test);
+    EXPECT_LT(m.rmse, 0.9 * base_rmse) << solver << " MF " << m.rmse << " vs global mean " << base_rmse;
+  }
 }
 
 // Most-popular scorer: training counts.
@@ -256,16 +258,20 @@ IdMap ids(const std::string& prefix, int n) {
 TEST(Checkpoint, RatingRoundTripGivesIdenticalPredictions) {
   test::TempDir dir;
   auto x = tiny_ratings();
-  auto task = RatingTask::fit(x, 4, 5, RatingTrainOptions().dim(4).epochs(5).batch_size(4).valid_fraction(0).device("cpu"));
-  std::string path = dir.path("mf.ckpt");
-  save_checkpoint(path, task.to_checkpoint(ids("u", 4), ids("i", 5)));
-  auto ck = load_checkpoint(path);
-  EXPECT_EQ(ck.task, "rating");
-  EXPECT_EQ(ck.users.raw(3), "u3");
-  EXPECT_EQ(ck.golden.size(), 8u);
-  auto back = RatingTask::from_checkpoint(ck, "cpu");
-  std::vector<int32_t> u = {0, 1, 2, 3, 3}, i = {0, 1, 2, 3, 4};
-  EXPECT_EQ(task.predict(u, i), back.predict(u, i));
+  for (const char* solver : {"sgd", "mcmc"}) {
+    auto task = RatingTask::fit(
+        x, 4, 5, RatingTrainOptions().solver(solver).dim(4).epochs(5).sweeps(10).batch_size(4).valid_fraction(0).device("cpu"));
+    std::string path = dir.path(std::string(solver) + ".ckpt");
+    save_checkpoint(path, task.to_checkpoint(ids("u", 4), ids("i", 5)));
+    auto ck = load_checkpoint(path);
+    EXPECT_EQ(ck.task, "rating");
+    EXPECT_EQ(ck.users.raw(3), "u3");
+    EXPECT_EQ(ck.golden.size(), 8u);
+    auto back = RatingTask::from_checkpoint(ck, "cpu");
+    EXPECT_EQ(back.solver, solver);
+    std::vector<int32_t> u = {0, 1, 2, 3, 3}, i = {0, 1, 2, 3, 4};
+    EXPECT_EQ(task.predict(u, i), back.predict(u, i)) << solver;
+  }
 }
 
 TEST(Checkpoint, DmfAndCtrRoundTrip) {
@@ -286,7 +292,7 @@ TEST(Checkpoint, DmfAndCtrRoundTrip) {
 TEST(Checkpoint, CorruptionAndGoldenMismatchAreClearErrors) {
   test::TempDir dir;
   auto x = tiny_ratings();
-  auto task = RatingTask::fit(x, 4, 5, RatingTrainOptions().dim(4).epochs(2).batch_size(4).valid_fraction(0).device("cpu"));
+  auto task = RatingTask::fit(x, 4, 5, RatingTrainOptions().solver("sgd").dim(4).epochs(2).batch_size(4).valid_fraction(0).device("cpu"));
   Checkpoint ck = task.to_checkpoint(ids("u", 4), ids("i", 5));
   std::string bytes = serialize_checkpoint(ck);
 
