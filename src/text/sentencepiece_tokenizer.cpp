@@ -65,8 +65,9 @@ Shim load_shim() {
 #ifdef MTREC_ASAN
   s.error =
       "SentencePieceTokenizer is unavailable in AddressSanitizer builds: its module must be opened "
-      "with RTLD_DEEPBIND (to keep sentencepiece's protobuf apart from LibTorch's), which ASan "
-      "does not support. Use a non-ASan build for sentencepiece tokenization.";
+      "in a link-map namespace of its own (dlmopen) or with RTLD_DEEPBIND, to keep sentencepiece's "
+      "protobuf apart from LibTorch's, and ASan supports neither. Use a non-ASan build for "
+      "sentencepiece tokenization.";
   return s;
 #else
   std::vector<std::string> candidates;
@@ -79,11 +80,24 @@ Shim load_shim() {
   }
   void* lib = nullptr;
   std::string tried;
+  // First choice: a link-map namespace of its own (dlmopen), where the module gets its own
+  // copies of libstdc++ and protobuf and nothing it binds to can be the process's. RTLD_DEEPBIND
+  // (the fallback) shares the process's libstdc++ and breaks on toolchains whose executables
+  // copy-relocate std::cout/std::cerr: the module then writes through libstdc++'s unconstructed
+  // originals during its static initialisation. MTREC_SENTENCEPIECE_DEEPBIND=1 forces the fallback.
+  const char* force_deepbind = std::getenv("MTREC_SENTENCEPIECE_DEEPBIND");
+  const bool try_namespace = force_deepbind == nullptr || std::string(force_deepbind) != "1";
   for (const auto& path : candidates) {
+    if (try_namespace) {
+      lib = dlmopen(LM_ID_NEWLM, path.c_str(), RTLD_NOW | RTLD_LOCAL);
+      if (lib != nullptr) break;
+      const char* e = dlerror();
+      tried += "\n  " + path + " (dlmopen): " + (e ? e : "not found");
+    }
     lib = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_DEEPBIND);
     if (lib != nullptr) break;
     const char* e = dlerror();
-    tried += "\n  " + path + ": " + (e ? e : "not found");
+    tried += "\n  " + path + " (dlopen, RTLD_DEEPBIND): " + (e ? e : "not found");
   }
   if (lib == nullptr) {
     s.error = std::string("cannot load the sentencepiece module ") + kModuleName +

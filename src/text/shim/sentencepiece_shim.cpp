@@ -1,6 +1,7 @@
 // libmtrec_sentencepiece.so: sentencepiece behind a C interface (see sentencepiece_shim.h).
 // Only C types cross the boundary, and every buffer is freed here, so the module may carry its
-// own protobuf and be opened RTLD_LOCAL|RTLD_DEEPBIND without mixing allocations or ABIs.
+// own protobuf (and, opened with dlmopen in a namespace of its own, its own libstdc++) without
+// mixing allocations or ABIs; the fallback opening is RTLD_LOCAL|RTLD_DEEPBIND.
 #include "sentencepiece_shim.h"
 
 #include <sentencepiece_processor.h>
