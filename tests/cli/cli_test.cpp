@@ -233,6 +233,31 @@ TEST(Cli, DemoTrainsEvaluatesAndRecommends) {
   EXPECT_TRUE(contains(r.out, "wall time")) << r.out;
 }
 
+TEST(Cli, DemoOnMovieLensShowsTitlesAndGenres) {
+  MTREC_REQUIRE_ML100K(dir);
+  mtrec::test::TempDir tmp;
+  Result r = mtrec("demo --dataset ml-100k --data-dir " + shell_quote(dir) + " --ctr-epochs 1 --samples 2 "
+                   "--log-level warn --json " + shell_quote(tmp.path("demo.json")));
+  ASSERT_EQ(r.code, 0) << r.out;
+  nlohmann::json j = read_json(tmp.path("demo.json"));
+  EXPECT_EQ(j["world"].value("dataset", ""), "ml-100k") << j.dump(2);
+  EXPECT_FALSE(j["topk"].contains("topic_match@5")) << "MovieLens has no topic truth";
+  // Ratings >= 4 as clicks, leave-one-out: every model beats chance; item-KNN beats popularity.
+  const auto& t = j["topk"];
+  EXPECT_GT(t["item_knn"].value("hr@10", 0.0), t["most_popular"].value("hr@10", 1.0)) << t.dump(2);
+  EXPECT_GT(j["ctr"].value("auc", 0.0), 0.75) << j["ctr"].dump(2);
+  ASSERT_EQ(j["recommendations"].size(), 2u) << j.dump(2);
+  for (const auto& u : j["recommendations"]) {
+    ASSERT_EQ(u["top5"].size(), 5u) << u.dump(2);
+    for (const auto& rec : u["top5"]) {
+      EXPECT_TRUE(contains(rec.value("title", ""), "(19")) << "a MovieLens title carries its year: " << rec.dump();
+      EXPECT_FALSE(rec.value("genres", "").empty()) << rec.dump();
+    }
+  }
+  EXPECT_TRUE(contains(r.out, "MovieLens 100K")) << r.out;
+  EXPECT_TRUE(contains(r.out, "top-5 (fused score)")) << r.out;
+}
+
 TEST(Cli, KnnTrainSaveAndEvalOnMovieLens) {
   MTREC_REQUIRE_ML100K(dir);
   mtrec::test::TempDir tmp;
