@@ -1,5 +1,6 @@
-// KNN fit speed on a random rating matrix with popularity skew (default 6000 users x 4000 items,
-// ~1M interactions): similarity computation for item- and user-based KNN, by thread count.
+// Collaborative-filtering fit speed on a random rating matrix with popularity skew (default 6000
+// users x 4000 items, ~1M interactions): similarity computation for item- and user-based KNN, and
+// Gibbs sweeps of Bayesian biased MF (cf/bayes_mf.h, d 32), by thread count.
 //   bench_knn [USERS ITEMS INTERACTIONS] [--repeats N] [--only "item cosine 0"]
 // Prints one row per configuration: median fit seconds over the repeats, neighbours stored,
 // and prediction throughput.
@@ -14,6 +15,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "mtrec/cf/bayes_mf.h"
 #include "mtrec/cf/knn.h"
 #include "mtrec/core/random.h"
 
@@ -118,6 +120,25 @@ int main(int argc, char** argv) {
       std::printf("%-6s %-18s %7d %8d %9.3f %9.3f %12lld %14.0f\n", std::string(mtrec::to_string(c.kind)).c_str(),
                   std::string(mtrec::to_string(c.sim)).c_str(), c.max_nb, threads, times[times.size() / 2],
                   cpu[cpu.size() / 2], (long long)stored, qps);
+    }
+  }
+  if (only.empty() || std::string("bayes_mf").find(only) != std::string::npos) {
+    // 20 sweeps a fit (the default fit is 200): seconds per sweep, median of the repeats.
+    std::printf("\n%-26s %8s %9s %9s %14s\n", "Bayesian MF d32", "threads", "sweep_s", "cpu_s", "200 sweeps, s");
+    for (int threads : {1, hw}) {
+      if (threads == hw && hw == 1) continue;
+      std::vector<double> times, cpu;
+      for (int r = 0; r < repeats; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        std::clock_t c0 = std::clock();
+        mtrec::fit_bayes_mf(train, users, items, mtrec::BayesMfOptions().dim(32).iterations(20).burn_in(10).threads(threads));
+        times.push_back(seconds_since(t0) / 20);
+        cpu.push_back(double(std::clock() - c0) / CLOCKS_PER_SEC / 20);
+      }
+      std::sort(times.begin(), times.end());
+      std::sort(cpu.begin(), cpu.end());
+      std::printf("%-26s %8d %9.3f %9.3f %14.1f\n", "", threads, times[times.size() / 2], cpu[cpu.size() / 2],
+                  200 * times[times.size() / 2]);
     }
   }
   return 0;
