@@ -23,6 +23,7 @@ void DMFImpl::reset() {
   MTREC_CHECK(o.num_users_ > 0 && o.num_items_ > 0, "DMF needs users and items, got ", o.num_users_, " and ",
               o.num_items_);
   MTREC_CHECK(!o.user_layers_.empty() && !o.item_layers_.empty(), "DMF needs at least one layer per tower");
+  MTREC_CHECK(o.dropout_ >= 0 && o.dropout_ < 1, "DMF dropout must be in [0, 1), got ", o.dropout_);
   MTREC_CHECK(o.user_layers_.back() == o.item_layers_.back(), "DMF towers must end in the same dimension, got ",
               o.user_layers_.back(), " and ", o.item_layers_.back());
   auto bag = [](int64_t rows, int64_t dim) {
@@ -117,7 +118,10 @@ torch::Tensor DMFImpl::vectors(const Side& s, const torch::Tensor& ids, const to
                                const torch::Tensor& weight) {
   auto run = [&](torch::Tensor h) {
     h = torch::relu(h);
-    for (auto& layer : *s.layers) h = torch::relu(layer->as<torch::nn::Linear>()->forward(h));
+    for (auto& layer : *s.layers) {
+      h = torch::dropout(h, options.dropout_, is_training());
+      h = torch::relu(layer->as<torch::nn::Linear>()->forward(h));
+    }
     return h;
   };
   if (drop.defined()) return run(input_layer(s, ids, drop, weight));  // one input per pair
@@ -165,7 +169,8 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
   DmfTask task;
   task.model = DMF(DMFOptions(num_users, num_items)
                        .user_layers(o.layers_)
-                       .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_));
+                       .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
+                       .dropout(o.dropout_));
   task.model->to(device);
   task.model->set_matrix(train, max_rating);
   torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));

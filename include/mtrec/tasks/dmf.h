@@ -41,8 +41,10 @@ struct DMFOptions {
   int64_t num_users_, num_items_;
   std::vector<int64_t> user_layers_ = {256, 64};  // last entry: the latent dimension
   std::vector<int64_t> item_layers_ = {256, 64};
+  double dropout_ = 0;  // on the hidden activations below the latent layer, training only
   DMFOptions& user_layers(std::vector<int64_t> v) { user_layers_ = std::move(v); return *this; }
   DMFOptions& item_layers(std::vector<int64_t> v) { item_layers_ = std::move(v); return *this; }
+  DMFOptions& dropout(double v) { dropout_ = v; return *this; }
 };
 
 class DMFImpl : public torch::nn::Module {
@@ -96,6 +98,7 @@ struct DmfTrainOptions {
   int64_t batch_size_ = 256;
   double lr_ = 1e-3;            // Adam
   double weight_decay_ = 0;     // Adam's L2 on every parameter
+  double dropout_ = 0;          // see DMFOptions
   double max_rating_ = 5;       // soft label = rating / max_rating (1 when there are no ratings)
   bool soft_labels_ = true;     // false: label 1 for every observed pair (inputs keep r/max)
   bool mask_target_ = true;     // take the target out of both towers' inputs (see above)
@@ -110,6 +113,7 @@ struct DmfTrainOptions {
   DmfTrainOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
   DmfTrainOptions& lr(double v) { lr_ = v; return *this; }
   DmfTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
+  DmfTrainOptions& dropout(double v) { dropout_ = v; return *this; }
   DmfTrainOptions& max_rating(double v) { max_rating_ = v; return *this; }
   DmfTrainOptions& soft_labels(bool v) { soft_labels_ = v; return *this; }
   DmfTrainOptions& mask_target(bool v) { mask_target_ = v; return *this; }
