@@ -24,6 +24,7 @@ void DMFImpl::reset() {
               o.num_items_);
   MTREC_CHECK(!o.user_layers_.empty() && !o.item_layers_.empty(), "DMF needs at least one layer per tower");
   MTREC_CHECK(o.dropout_ >= 0 && o.dropout_ < 1, "DMF dropout must be in [0, 1), got ", o.dropout_);
+  MTREC_CHECK(o.input_norm_ >= 0 && o.input_norm_ <= 1, "DMF input_norm must be in [0, 1], got ", o.input_norm_);
   MTREC_CHECK(o.user_layers_.back() == o.item_layers_.back(), "DMF towers must end in the same dimension, got ",
               o.user_layers_.back(), " and ", o.item_layers_.back());
   auto bag = [](int64_t rows, int64_t dim) {
@@ -105,12 +106,16 @@ torch::Tensor DMFImpl::input_layer(const Side& s, const torch::Tensor& ids, cons
   const int64_t total = lens.sum().item<int64_t>();
   auto pos = torch::arange(total, s.offsets.options()) + (starts - bag_offsets).repeat_interleave(lens);
   auto h = s.input->forward(s.cols.index_select(0, pos), bag_offsets, s.vals.index_select(0, pos)).index_select(0, inverse);
+  auto n = lens.index_select(0, inverse);
   if (drop.defined()) {
     MTREC_CHECK(drop.numel() == ids.numel() && weight.numel() == ids.numel(), "DMF: ", ids.numel(), " ids but ",
                 drop.numel(), " dropped entries and ", weight.numel(), " weights");
     // The bag is a weighted sum: removing entry j of value w subtracts w·E[j] exactly.
     h = h - weight.to(h.scalar_type()).unsqueeze(1) * s.input->weight.index_select(0, drop);
+    n = n - (weight != 0).to(n.scalar_type());
   }
+  if (options.input_norm_ != 0)
+    h = h * n.clamp_min(1).to(h.scalar_type()).pow(-options.input_norm_).unsqueeze(1);
   return h + s.bias;
 }
 
@@ -170,7 +175,8 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
   task.model = DMF(DMFOptions(num_users, num_items)
                        .user_layers(o.layers_)
                        .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
-                       .dropout(o.dropout_));
+                       .dropout(o.dropout_)
+                       .input_norm(o.input_norm_));
   task.model->to(device);
   task.model->set_matrix(train, max_rating);
   torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
@@ -289,7 +295,8 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
   const auto& o = model->options;
   ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users_},
                                   {"num_items", o.num_items_}, {"user_layers", o.user_layers_},
-                                  {"item_layers", o.item_layers_}, {"epochs_run", epochs_run}}
+                                  {"item_layers", o.item_layers_}, {"input_norm", o.input_norm_},
+                                  {"epochs_run", epochs_run}}
                        .dump();
   ck.users = users;
   ck.items = items;
@@ -304,7 +311,8 @@ DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device
   DmfTask t;
   t.model = DMF(DMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
                     .user_layers(c.at("user_layers").get<std::vector<int64_t>>())
-                    .item_layers(c.at("item_layers").get<std::vector<int64_t>>()));
+                    .item_layers(c.at("item_layers").get<std::vector<int64_t>>())
+                    .input_norm(c.value("input_norm", 0.0)));
   t.model->to(choose_device(device));
   {
     // The matrix buffers are sized by the data: size them to the checkpoint before copying.

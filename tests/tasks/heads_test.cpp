@@ -117,7 +117,7 @@ TEST(GradCheck, DmfNormalisedCrossEntropy) {
 // (weight r/5), the negatives (weight 0) read the full rows.
 TEST(GradCheck, DmfMaskedTarget) {
   torch::manual_seed(4);
-  DMF dmf(DMFOptions(4, 5).user_layers({6, 3}).item_layers({5, 3}));
+  DMF dmf(DMFOptions(4, 5).user_layers({6, 3}).item_layers({5, 3}).input_norm(0.5));
   dmf->set_matrix(tiny_ratings(), 5.0f);
   to_double(*dmf);
   auto users = torch::tensor({0, 1, 2, 3, 1, 0}, torch::kLong), items = torch::tensor({0, 1, 3, 4, 0, 2}, torch::kLong);
@@ -131,11 +131,14 @@ TEST(GradCheck, DmfMaskedTarget) {
 }
 
 // Masking is exact: for every observed pair, the masked first layer (and the tower output)
-// equals the one computed from a matrix without that rating.
-TEST(DmfHead, MaskedTargetEqualsRowWithoutIt) {
+// equals the one computed from a matrix without that rating, with and without the n^-α scale.
+class DmfMask : public ::testing::TestWithParam<double> {};
+
+TEST_P(DmfMask, MaskedTargetEqualsRowWithoutIt) {
   torch::manual_seed(5);
-  const Interactions x = tiny_ratings();
-  DMF dmf(DMFOptions(4, 5).user_layers({6, 4, 3}).item_layers({7, 3}));
+  Interactions x = tiny_ratings();
+  x.push_back(1, 0, 2.0f);  // user 1: items 1, 2, 0
+  DMF dmf(DMFOptions(4, 5).user_layers({6, 4, 3}).item_layers({7, 3}).input_norm(GetParam()));
   to_double(*dmf);
   dmf->set_matrix(x, 5.0f);
   const int64_t n = static_cast<int64_t>(x.size());
@@ -159,13 +162,16 @@ TEST(DmfHead, MaskedTargetEqualsRowWithoutIt) {
     EXPECT_TRUE(torch::allclose(masked_uvec[k], dmf->user_vectors(uk)[0], 0, 1e-12)) << "pair " << k;
     EXPECT_TRUE(torch::allclose(masked_ivec[k], dmf->item_vectors(ik)[0], 0, 1e-12)) << "pair " << k;
   }
-  // And the oracle itself is the bag sum written out: bias + Σ_j r_uj/5 · E[j] over the kept row.
+  // And the oracle itself is the bag sum written out: bias + n^-α Σ_j r_uj/5 · E[j] over the
+  // kept row. Pair 2 is (user 1, item 1); without it user 1's row holds items 2 and 0: n = 2.
   dmf->set_matrix(x, 5.0f);
-  auto want = dmf->user_input_bias.clone();
+  auto sum = torch::zeros_like(dmf->user_input_bias);
   for (size_t j = 0; j < x.size(); ++j)
-    if (x.user[j] == 0 && x.item[j] != 1) want += static_cast<double>(x.rating[j] / 5.0f) * dmf->user_input->weight[x.item[j]];
-  EXPECT_TRUE(torch::allclose(masked_user[1], want, 0, 1e-12));  // pair 1 is (user 0, item 1)
+    if (x.user[j] == 1 && x.item[j] != 1) sum += static_cast<double>(x.rating[j] / 5.0f) * dmf->user_input->weight[x.item[j]];
+  auto want = dmf->user_input_bias + sum * std::pow(2.0, -GetParam());
+  EXPECT_TRUE(torch::allclose(masked_user[2], want, 0, 1e-12));
 }
+INSTANTIATE_TEST_SUITE_P(InputNorm, DmfMask, ::testing::Values(0.0, 0.5));
 
 TEST(GradCheck, CtrBinaryCrossEntropy) {
   torch::manual_seed(3);

@@ -42,9 +42,14 @@ struct DMFOptions {
   std::vector<int64_t> user_layers_ = {256, 64};  // last entry: the latent dimension
   std::vector<int64_t> item_layers_ = {256, 64};
   double dropout_ = 0;  // on the hidden activations below the latent layer, training only
+  // The first layer's bag sum is scaled by n^-input_norm, n = entries in the row (after
+  // masking): 0 is the paper's raw row; 0.5 (as FISM) keeps heavy users' and popular items'
+  // inputs from dwarfing the bias and saturating the ReLUs.
+  double input_norm_ = 0;
   DMFOptions& user_layers(std::vector<int64_t> v) { user_layers_ = std::move(v); return *this; }
   DMFOptions& item_layers(std::vector<int64_t> v) { item_layers_ = std::move(v); return *this; }
   DMFOptions& dropout(double v) { dropout_ = v; return *this; }
+  DMFOptions& input_norm(double v) { input_norm_ = v; return *this; }
 };
 
 class DMFImpl : public torch::nn::Module {
@@ -99,6 +104,7 @@ struct DmfTrainOptions {
   double lr_ = 1e-3;            // Adam
   double weight_decay_ = 0;     // Adam's L2 on every parameter
   double dropout_ = 0;          // see DMFOptions
+  double input_norm_ = 0;       // see DMFOptions
   double max_rating_ = 5;       // soft label = rating / max_rating (1 when there are no ratings)
   bool soft_labels_ = true;     // false: label 1 for every observed pair (inputs keep r/max)
   bool mask_target_ = true;     // take the target out of both towers' inputs (see above)
@@ -114,6 +120,7 @@ struct DmfTrainOptions {
   DmfTrainOptions& lr(double v) { lr_ = v; return *this; }
   DmfTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
   DmfTrainOptions& dropout(double v) { dropout_ = v; return *this; }
+  DmfTrainOptions& input_norm(double v) { input_norm_ = v; return *this; }
   DmfTrainOptions& max_rating(double v) { max_rating_ = v; return *this; }
   DmfTrainOptions& soft_labels(bool v) { soft_labels_ = v; return *this; }
   DmfTrainOptions& mask_target(bool v) { mask_target_ = v; return *this; }
