@@ -3,8 +3,9 @@
 // The user tower reads the user's row of the training rating matrix, the item tower the
 // item's column; both are ReLU MLPs; the score is their cosine similarity clamped to
 // [1e-6, 1-1e-6] (the paper clamps below at μ=1e-6; the upper clamp keeps log(1-p) finite
-// for soft labels below 1). The loss is the normalised cross-entropy with the soft label
-// r/max_rating for observed pairs and 0 for sampled negatives.
+// for soft labels below 1). The loss is the normalised cross-entropy with label 1 (or the
+// paper's soft label r/max_rating: DmfTrainOptions::soft_labels) for observed pairs and 0 for
+// sampled negatives.
 //
 // The sparse rows are never materialised: the first layer of each tower is an EmbeddingBag
 // (sum, per-sample weights = normalised ratings) over the row's non-zeros, computed once per
@@ -106,7 +107,9 @@ struct DmfTrainOptions {
   double dropout_ = 0;          // see DMFOptions
   double input_norm_ = 0;       // see DMFOptions
   double max_rating_ = 5;       // soft label = rating / max_rating (1 when there are no ratings)
-  bool soft_labels_ = true;     // false: label 1 for every observed pair (inputs keep r/max)
+  // Label of an observed pair: r/max (the paper) or 1. Protocol D counts every rated item as a
+  // hit, so 1 fits it better (docs/heads.md has the numbers); the inputs keep r/max.
+  bool soft_labels_ = false;
   bool mask_target_ = true;     // take the target out of both towers' inputs (see above)
   int patience_ = 3;            // epochs without validation HR@10 gain (when validation is given)
   uint64_t seed_ = 42;
