@@ -205,7 +205,7 @@ int main(int argc, char** argv) {
     auto dmf = DmfTask::fit(train, ds.num_users(), ds.num_items(), DmfTrainOptions().seed(seed).device(device),
                             x.subset(s.valid));
     auto r = ev.evaluate(x.subset(s.test), dmf.score_fn());
-    add("D", fmt::format("DMF 256-64, 4 neg (ML-100K, loo)"), "HR@10 / NDCG@10",
+    add("D", "DMF 256-64 masked (ML-100K, loo)", "HR@10 / NDCG@10",
         fmt::format("{:.4f} / {:.4f}", r.at("HR@10"), r.at("NDCG@10")),
         fmt::format("{} epochs; ML-1M anchors: NeuMF .7120/.4369, ItemKNN .6596/.3900", dmf.epochs_run), since(t));
   }

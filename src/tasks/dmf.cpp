@@ -23,6 +23,8 @@ void DMFImpl::reset() {
   MTREC_CHECK(o.num_users_ > 0 && o.num_items_ > 0, "DMF needs users and items, got ", o.num_users_, " and ",
               o.num_items_);
   MTREC_CHECK(!o.user_layers_.empty() && !o.item_layers_.empty(), "DMF needs at least one layer per tower");
+  MTREC_CHECK(o.dropout_ >= 0 && o.dropout_ < 1, "DMF dropout must be in [0, 1), got ", o.dropout_);
+  MTREC_CHECK(o.input_norm_ >= 0 && o.input_norm_ <= 1, "DMF input_norm must be in [0, 1], got ", o.input_norm_);
   MTREC_CHECK(o.user_layers_.back() == o.item_layers_.back(), "DMF towers must end in the same dimension, got ",
               o.user_layers_.back(), " and ", o.item_layers_.back());
   auto bag = [](int64_t rows, int64_t dim) {
@@ -72,37 +74,79 @@ void DMFImpl::set_matrix(const Interactions& train, float max_rating) {
       v[at] = train.has_rating ? train.rating[k] / max_rating : 1.0f;
     }
     auto dev = off.device();
-    // In-place so the registered buffers stay the same tensors.
+    // In-place so the registered buffers stay the same tensors (values keep the module's dtype).
     off.set_(torch::tensor(o, torch::kLong).to(dev));
     cols.set_(torch::tensor(c, torch::kLong).to(dev));
-    vals.set_(torch::tensor(v).to(dev));
+    vals.set_(torch::tensor(v).to(dev, vals.scalar_type()));
   };
   torch::NoGradGuard g;
   csr(nu, train.user, train.item, user_offsets, user_cols, user_vals);
   csr(ni, train.item, train.user, item_offsets, item_cols, item_vals);
 }
 
-torch::Tensor DMFImpl::tower(const torch::Tensor& ids, torch::nn::EmbeddingBag& input, const torch::Tensor& bias,
-                             torch::nn::ModuleList& layers, const torch::Tensor& offsets, const torch::Tensor& cols,
-                             const torch::Tensor& vals) {
-  auto starts = offsets.index_select(0, ids);
-  auto lens = offsets.index_select(0, ids + 1) - starts;
+struct DMFImpl::Side {
+  torch::nn::EmbeddingBag& input;
+  const torch::Tensor& bias;
+  torch::nn::ModuleList& layers;
+  const torch::Tensor &offsets, &cols, &vals;
+};
+
+DMFImpl::Side DMFImpl::side(bool user) {
+  if (user) return {user_input, user_input_bias, user_tower, user_offsets, user_cols, user_vals};
+  return {item_input, item_input_bias, item_tower, item_offsets, item_cols, item_vals};
+}
+
+torch::Tensor DMFImpl::input_layer(const Side& s, const torch::Tensor& ids, const torch::Tensor& drop,
+                                   const torch::Tensor& weight) {
+  // The bag sum once per distinct id, gathered from the CSR on the device.
+  auto [uniq, inverse] = at::_unique(ids, /*sorted=*/true, /*return_inverse=*/true);
+  auto starts = s.offsets.index_select(0, uniq);
+  auto lens = s.offsets.index_select(0, uniq + 1) - starts;
   auto bag_offsets = lens.cumsum(0) - lens;
   const int64_t total = lens.sum().item<int64_t>();
-  auto pos = torch::arange(total, offsets.options()) + (starts - bag_offsets).repeat_interleave(lens);
-  auto h = torch::relu(input->forward(cols.index_select(0, pos), bag_offsets, vals.index_select(0, pos)) + bias);
-  for (auto& layer : *layers) h = torch::relu(layer->as<torch::nn::Linear>()->forward(h));
-  return h;
+  auto pos = torch::arange(total, s.offsets.options()) + (starts - bag_offsets).repeat_interleave(lens);
+  auto h = s.input->forward(s.cols.index_select(0, pos), bag_offsets, s.vals.index_select(0, pos)).index_select(0, inverse);
+  auto n = lens.index_select(0, inverse);
+  if (drop.defined()) {
+    MTREC_CHECK(drop.numel() == ids.numel() && weight.numel() == ids.numel(), "DMF: ", ids.numel(), " ids but ",
+                drop.numel(), " dropped entries and ", weight.numel(), " weights");
+    // The bag is a weighted sum: removing entry j of value w subtracts w·E[j] exactly.
+    h = h - weight.to(h.scalar_type()).unsqueeze(1) * s.input->weight.index_select(0, drop);
+    n = n - (weight != 0).to(n.scalar_type());
+  }
+  if (options.input_norm_ != 0)
+    h = h * n.clamp_min(1).to(h.scalar_type()).pow(-options.input_norm_).unsqueeze(1);
+  return h + s.bias;
 }
 
-torch::Tensor DMFImpl::user_vectors(const torch::Tensor& users) {
-  auto [uniq, inverse] = at::_unique(users, /*sorted=*/true, /*return_inverse=*/true);
-  return tower(uniq, user_input, user_input_bias, user_tower, user_offsets, user_cols, user_vals).index_select(0, inverse);
+torch::Tensor DMFImpl::vectors(const Side& s, const torch::Tensor& ids, const torch::Tensor& drop,
+                               const torch::Tensor& weight) {
+  auto run = [&](torch::Tensor h) {
+    h = torch::relu(h);
+    for (auto& layer : *s.layers) {
+      h = torch::dropout(h, options.dropout_, is_training());
+      h = torch::relu(layer->as<torch::nn::Linear>()->forward(h));
+    }
+    return h;
+  };
+  if (drop.defined()) return run(input_layer(s, ids, drop, weight));  // one input per pair
+  auto [uniq, inverse] = at::_unique(ids, true, true);                 // one tower pass per id
+  return run(input_layer(s, uniq, {}, {})).index_select(0, inverse);
 }
 
-torch::Tensor DMFImpl::item_vectors(const torch::Tensor& items) {
-  auto [uniq, inverse] = at::_unique(items, true, true);
-  return tower(uniq, item_input, item_input_bias, item_tower, item_offsets, item_cols, item_vals).index_select(0, inverse);
+torch::Tensor DMFImpl::user_vectors(const torch::Tensor& users, const torch::Tensor& drop, const torch::Tensor& weight) {
+  return vectors(side(true), users, drop, weight);
+}
+torch::Tensor DMFImpl::item_vectors(const torch::Tensor& items, const torch::Tensor& drop, const torch::Tensor& weight) {
+  return vectors(side(false), items, drop, weight);
+}
+torch::Tensor DMFImpl::user_input_layer(const torch::Tensor& users, const torch::Tensor& drop,
+                                        const torch::Tensor& weight) {
+  return input_layer(side(true), users, drop, weight);
+}
+torch::Tensor DMFImpl::item_input_layer(const torch::Tensor& items, const torch::Tensor& drop,
+                                        const torch::Tensor& weight) {
+  return input_layer(side(false), items, drop, weight);
 }
 
 torch::Tensor DMFImpl::forward(const torch::Tensor& users, const torch::Tensor& items) {
@@ -122,14 +166,20 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
   MTREC_CHECK(!train.empty(), "DMF needs training interactions");
   MTREC_CHECK(o.negatives_ >= 1 && o.epochs_ >= 1 && o.batch_size_ >= 1, "DMF options: negatives=", o.negatives_,
               " epochs=", o.epochs_, " batch_size=", o.batch_size_, " must all be >= 1");
+  MTREC_CHECK(o.lr_ > 0 && o.weight_decay_ >= 0, "DMF options: lr=", o.lr_, " must be > 0 and weight_decay=",
+              o.weight_decay_, " >= 0");
   torch::manual_seed(derive_seed(o.seed_, "dmf-init"));
   const auto device = choose_device(o.device_);
   const float max_rating = train.has_rating ? static_cast<float>(o.max_rating_) : 1.0f;
   DmfTask task;
-  task.model = DMF(DMFOptions(num_users, num_items).user_layers(o.layers_).item_layers(o.layers_));
+  task.model = DMF(DMFOptions(num_users, num_items)
+                       .user_layers(o.layers_)
+                       .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
+                       .dropout(o.dropout_)
+                       .input_norm(o.input_norm_));
   task.model->to(device);
   task.model->set_matrix(train, max_rating);
-  torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_));
+  torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
   NegativeSampler sampler(train, num_users, num_items, NegativeSampler::Kind::Uniform, derive_seed(o.seed_, "dmf-neg"));
   Rng rng(derive_seed(o.seed_, "dmf-batches"));
 
@@ -141,14 +191,15 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
 
   const size_t per = 1 + static_cast<size_t>(o.negatives_);
   std::vector<int32_t> us(train.size() * per), is(train.size() * per);
-  std::vector<float> ys(train.size() * per);
+  std::vector<float> ys(train.size() * per), ws(train.size() * per, 0.0f);  // ws: matrix value of the pair
   for (int epoch = 1; epoch <= o.epochs_; ++epoch) {
     task.model->train();
     for (size_t k = 0; k < train.size(); ++k) {
       size_t at = k * per;
       us[at] = train.user[k];
       is[at] = train.item[k];
-      ys[at] = train.has_rating ? std::min(1.0f, train.rating[k] / max_rating) : 1.0f;
+      ws[at] = train.has_rating ? train.rating[k] / max_rating : 1.0f;  // as set_matrix stores it
+      ys[at] = o.soft_labels_ ? std::min(1.0f, ws[at]) : 1.0f;
       auto neg = sampler.sample(train.user[k], o.negatives_);
       for (int j = 0; j < o.negatives_; ++j) {
         us[at + 1 + j] = train.user[k];
@@ -157,11 +208,21 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
       }
     }
     auto U = ids_tensor(us, device), I = ids_tensor(is, device), Y = torch::tensor(ys).to(device);
+    auto W = torch::tensor(ws).to(device);
     double loss = train_epoch(U.size(0), o.batch_size_, rng, device, opt, "dmf epoch " + std::to_string(epoch),
                               o.progress_, [&](const torch::Tensor& idx) {
                                 auto bu = U.index_select(0, idx), bi = I.index_select(0, idx);
-                                auto cos = torch::cosine_similarity(task.model->user_vectors(bu),
-                                                                    task.model->item_vectors(bi), 1, 1e-8);
+                                torch::Tensor uv, iv;
+                                if (o.mask_target_) {
+                                  // Negatives have weight 0: their inputs are the full rows.
+                                  auto bw = W.index_select(0, idx);
+                                  uv = task.model->user_vectors(bu, bi, bw);
+                                  iv = task.model->item_vectors(bi, bu, bw);
+                                } else {
+                                  uv = task.model->user_vectors(bu);
+                                  iv = task.model->item_vectors(bi);
+                                }
+                                auto cos = torch::cosine_similarity(uv, iv, 1, 1e-8);
                                 return dmf_loss(cos, Y.index_select(0, idx));
                               });
     task.epochs_run = epoch;
@@ -234,7 +295,8 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
   const auto& o = model->options;
   ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users_},
                                   {"num_items", o.num_items_}, {"user_layers", o.user_layers_},
-                                  {"item_layers", o.item_layers_}, {"epochs_run", epochs_run}}
+                                  {"item_layers", o.item_layers_}, {"input_norm", o.input_norm_},
+                                  {"epochs_run", epochs_run}}
                        .dump();
   ck.users = users;
   ck.items = items;
@@ -249,7 +311,8 @@ DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device
   DmfTask t;
   t.model = DMF(DMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
                     .user_layers(c.at("user_layers").get<std::vector<int64_t>>())
-                    .item_layers(c.at("item_layers").get<std::vector<int64_t>>()));
+                    .item_layers(c.at("item_layers").get<std::vector<int64_t>>())
+                    .input_norm(c.value("input_norm", 0.0)));
   t.model->to(choose_device(device));
   {
     // The matrix buffers are sized by the data: size them to the checkpoint before copying.

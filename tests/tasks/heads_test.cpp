@@ -113,6 +113,66 @@ TEST(GradCheck, DmfNormalisedCrossEntropy) {
   EXPECT_NEAR(dmf_loss(cos, lab).item<double>(), want, 1e-9);
 }
 
+// Training with the target masked: every observed pair drops itself from both inputs
+// (weight r/5), the negatives (weight 0) read the full rows.
+TEST(GradCheck, DmfMaskedTarget) {
+  torch::manual_seed(4);
+  DMF dmf(DMFOptions(4, 5).user_layers({6, 3}).item_layers({5, 3}).input_norm(0.5));
+  dmf->set_matrix(tiny_ratings(), 5.0f);
+  to_double(*dmf);
+  auto users = torch::tensor({0, 1, 2, 3, 1, 0}, torch::kLong), items = torch::tensor({0, 1, 3, 4, 0, 2}, torch::kLong);
+  auto w = torch::tensor({1.0, 0.8, 1.0, 0.6, 0.0, 0.0}, torch::kDouble);
+  auto y = torch::tensor({1.0, 0.8, 1.0, 0.6, 0.0, 0.0}, torch::kDouble);
+  auto loss = [&] {
+    return dmf_loss(torch::cosine_similarity(dmf->user_vectors(users, items, w), dmf->item_vectors(items, users, w), 1, 1e-8),
+                    y);
+  };
+  expect_gradients_match(*dmf, loss, 1e-5);
+}
+
+// Masking is exact: for every observed pair, the masked first layer (and the tower output)
+// equals the one computed from a matrix without that rating, with and without the n^-α scale.
+class DmfMask : public ::testing::TestWithParam<double> {};
+
+TEST_P(DmfMask, MaskedTargetEqualsRowWithoutIt) {
+  torch::manual_seed(5);
+  Interactions x = tiny_ratings();
+  x.push_back(1, 0, 2.0f);  // user 1: items 1, 2, 0
+  DMF dmf(DMFOptions(4, 5).user_layers({6, 4, 3}).item_layers({7, 3}).input_norm(GetParam()));
+  to_double(*dmf);
+  dmf->set_matrix(x, 5.0f);
+  const int64_t n = static_cast<int64_t>(x.size());
+  std::vector<int64_t> u(x.user.begin(), x.user.end()), i(x.item.begin(), x.item.end());
+  // The weights as set_matrix stores them: r/5 in float, then widened.
+  auto U = torch::tensor(u), I = torch::tensor(i), W = (torch::tensor(x.rating) / 5.0f).to(torch::kDouble);
+  torch::NoGradGuard g;
+  auto masked_user = dmf->user_input_layer(U, I, W), masked_item = dmf->item_input_layer(I, U, W);
+  auto masked_uvec = dmf->user_vectors(U, I, W), masked_ivec = dmf->item_vectors(I, U, W);
+  // Weight 0 leaves the full row.
+  EXPECT_TRUE(torch::allclose(dmf->user_input_layer(U, I, torch::zeros_like(W)), dmf->user_input_layer(U), 0, 1e-12));
+  EXPECT_FALSE(torch::allclose(masked_user, dmf->user_input_layer(U), 0, 1e-3));
+  for (int64_t k = 0; k < n; ++k) {
+    std::vector<size_t> keep;
+    for (size_t j = 0; j < x.size(); ++j)
+      if (static_cast<int64_t>(j) != k) keep.push_back(j);
+    dmf->set_matrix(x.subset(keep), 5.0f);
+    auto uk = U.slice(0, k, k + 1), ik = I.slice(0, k, k + 1);
+    EXPECT_TRUE(torch::allclose(masked_user[k], dmf->user_input_layer(uk)[0], 0, 1e-12)) << "pair " << k;
+    EXPECT_TRUE(torch::allclose(masked_item[k], dmf->item_input_layer(ik)[0], 0, 1e-12)) << "pair " << k;
+    EXPECT_TRUE(torch::allclose(masked_uvec[k], dmf->user_vectors(uk)[0], 0, 1e-12)) << "pair " << k;
+    EXPECT_TRUE(torch::allclose(masked_ivec[k], dmf->item_vectors(ik)[0], 0, 1e-12)) << "pair " << k;
+  }
+  // And the oracle itself is the bag sum written out: bias + n^-α Σ_j r_uj/5 · E[j] over the
+  // kept row. Pair 2 is (user 1, item 1); without it user 1's row holds items 2 and 0: n = 2.
+  dmf->set_matrix(x, 5.0f);
+  auto sum = torch::zeros_like(dmf->user_input_bias);
+  for (size_t j = 0; j < x.size(); ++j)
+    if (x.user[j] == 1 && x.item[j] != 1) sum += static_cast<double>(x.rating[j] / 5.0f) * dmf->user_input->weight[x.item[j]];
+  auto want = dmf->user_input_bias + sum * std::pow(2.0, -GetParam());
+  EXPECT_TRUE(torch::allclose(masked_user[2], want, 0, 1e-12));
+}
+INSTANTIATE_TEST_SUITE_P(InputNorm, DmfMask, ::testing::Values(0.0, 0.5));
+
 TEST(GradCheck, CtrBinaryCrossEntropy) {
   torch::manual_seed(3);
   CtrModel ctr(CtrModelOptions(3, 4, 2).dim(2).hidden({3}));

@@ -3,13 +3,20 @@
 // The user tower reads the user's row of the training rating matrix, the item tower the
 // item's column; both are ReLU MLPs; the score is their cosine similarity clamped to
 // [1e-6, 1-1e-6] (the paper clamps below at μ=1e-6; the upper clamp keeps log(1-p) finite
-// for soft labels below 1). The loss is the normalised cross-entropy with the soft label
-// r/max_rating for observed pairs and 0 for sampled negatives.
+// for soft labels below 1). The loss is the normalised cross-entropy with label 1 (or the
+// paper's soft label r/max_rating: DmfTrainOptions::soft_labels) for observed pairs and 0 for
+// sampled negatives.
 //
 // The sparse rows are never materialised: the first layer of each tower is an EmbeddingBag
 // (sum, per-sample weights = normalised ratings) over the row's non-zeros, computed once per
 // distinct user/item in a batch. The matrix itself is held as CSR buffers in the module, so
 // a checkpoint carries everything needed to score.
+//
+// Training masks the target: for an observed pair (u, i) the user tower reads u's row without
+// i and the item tower i's column without u, as at test time, where the held-out item is in
+// neither. Otherwise the towers can learn "the target is in my input", a cue test items never
+// give. Exact and cheap: the first layer is a weighted sum, so the masked pre-activation is
+// S_u − w_ui·E[i] with S_u the full bag sum.
 //
 //   mtrec::DmfTask dmf = mtrec::DmfTask::fit(train, ds.num_users(), ds.num_items(),
 //                                            mtrec::DmfTrainOptions().epochs(20).negatives(4));
@@ -35,8 +42,15 @@ struct DMFOptions {
   int64_t num_users_, num_items_;
   std::vector<int64_t> user_layers_ = {256, 64};  // last entry: the latent dimension
   std::vector<int64_t> item_layers_ = {256, 64};
+  double dropout_ = 0;  // on the hidden activations below the latent layer, training only
+  // The first layer's bag sum is scaled by n^-input_norm, n = entries in the row (after
+  // masking): 0 is the paper's raw row; 0.5 (as FISM) keeps heavy users' and popular items'
+  // inputs from dwarfing the bias and saturating the ReLUs.
+  double input_norm_ = 0;
   DMFOptions& user_layers(std::vector<int64_t> v) { user_layers_ = std::move(v); return *this; }
   DMFOptions& item_layers(std::vector<int64_t> v) { item_layers_ = std::move(v); return *this; }
+  DMFOptions& dropout(double v) { dropout_ = v; return *this; }
+  DMFOptions& input_norm(double v) { input_norm_ = v; return *this; }
 };
 
 class DMFImpl : public torch::nn::Module {
@@ -46,8 +60,17 @@ class DMFImpl : public torch::nn::Module {
   /// Sets the interaction matrix (values already divided by the maximum rating).
   void set_matrix(const Interactions& train, float max_rating);
   /// Latent vectors of users / items (any order, repeats allowed), shape [n, latent].
-  torch::Tensor user_vectors(const torch::Tensor& users);
-  torch::Tensor item_vectors(const torch::Tensor& items);
+  /// With `drop` and `weight` (parallel to the ids), the entry drop[k] of matrix value
+  /// weight[k] is taken out of row/column k's input (weight 0: nothing is taken out).
+  torch::Tensor user_vectors(const torch::Tensor& users, const torch::Tensor& drop = {},
+                             const torch::Tensor& weight = {});
+  torch::Tensor item_vectors(const torch::Tensor& items, const torch::Tensor& drop = {},
+                             const torch::Tensor& weight = {});
+  /// First-layer pre-activation (bag sum + bias, before the ReLU), same arguments.
+  torch::Tensor user_input_layer(const torch::Tensor& users, const torch::Tensor& drop = {},
+                                 const torch::Tensor& weight = {});
+  torch::Tensor item_input_layer(const torch::Tensor& items, const torch::Tensor& drop = {},
+                                 const torch::Tensor& weight = {});
   /// Clamped cosine similarity of parallel user and item ids.
   torch::Tensor forward(const torch::Tensor& users, const torch::Tensor& items);
 
@@ -59,9 +82,12 @@ class DMFImpl : public torch::nn::Module {
   torch::Tensor user_offsets, user_cols, user_vals, item_offsets, item_cols, item_vals;
 
  private:
-  torch::Tensor tower(const torch::Tensor& ids, torch::nn::EmbeddingBag& input, const torch::Tensor& bias,
-                      torch::nn::ModuleList& layers, const torch::Tensor& offsets, const torch::Tensor& cols,
-                      const torch::Tensor& vals);
+  struct Side;
+  Side side(bool user);
+  torch::Tensor input_layer(const Side& s, const torch::Tensor& ids, const torch::Tensor& drop,
+                            const torch::Tensor& weight);
+  torch::Tensor vectors(const Side& s, const torch::Tensor& ids, const torch::Tensor& drop,
+                        const torch::Tensor& weight);
 };
 TORCH_MODULE(DMF);
 
@@ -71,22 +97,36 @@ torch::Tensor dmf_clamp(const torch::Tensor& cosine);
 torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& soft_label);
 
 struct DmfTrainOptions {
-  std::vector<int64_t> layers_ = {256, 64};  // both towers
+  std::vector<int64_t> layers_ = {256, 64};  // user tower (and item tower unless item_layers is set)
+  std::vector<int64_t> item_layers_;         // empty: same as layers
   int epochs_ = 20;
   int negatives_ = 4;           // sampled unseen items per positive, resampled every epoch
   int64_t batch_size_ = 256;
   double lr_ = 1e-3;            // Adam
+  double weight_decay_ = 0;     // Adam's L2 on every parameter
+  double dropout_ = 0;          // see DMFOptions
+  double input_norm_ = 0;       // see DMFOptions
   double max_rating_ = 5;       // soft label = rating / max_rating (1 when there are no ratings)
+  // Label of an observed pair: r/max (the paper) or 1. Protocol D counts every rated item as a
+  // hit, so 1 fits it better (docs/heads.md has the numbers); the inputs keep r/max.
+  bool soft_labels_ = false;
+  bool mask_target_ = true;     // take the target out of both towers' inputs (see above)
   int patience_ = 3;            // epochs without validation HR@10 gain (when validation is given)
   uint64_t seed_ = 42;
   std::string device_ = "auto";
   bool progress_ = false;
   DmfTrainOptions& layers(std::vector<int64_t> v) { layers_ = std::move(v); return *this; }
+  DmfTrainOptions& item_layers(std::vector<int64_t> v) { item_layers_ = std::move(v); return *this; }
   DmfTrainOptions& epochs(int v) { epochs_ = v; return *this; }
   DmfTrainOptions& negatives(int v) { negatives_ = v; return *this; }
   DmfTrainOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
   DmfTrainOptions& lr(double v) { lr_ = v; return *this; }
+  DmfTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
+  DmfTrainOptions& dropout(double v) { dropout_ = v; return *this; }
+  DmfTrainOptions& input_norm(double v) { input_norm_ = v; return *this; }
   DmfTrainOptions& max_rating(double v) { max_rating_ = v; return *this; }
+  DmfTrainOptions& soft_labels(bool v) { soft_labels_ = v; return *this; }
+  DmfTrainOptions& mask_target(bool v) { mask_target_ = v; return *this; }
   DmfTrainOptions& patience(int v) { patience_ = v; return *this; }
   DmfTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
   DmfTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
