@@ -186,6 +186,8 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   auto& x = d.data.interactions;
   auto train = x.subset(d.split.train), valid = x.subset(d.split.valid);
   auto task = DmfTask::fit(train, d.data.num_users(), d.data.num_items(), o, valid);
+  // The test item is scored from everything before it (train + validation rows).
+  task.set_inputs(x.subset(concat(d.split.train, d.split.valid)));
   RankingEvaluator ev(x.subset(concat(d.split.train, d.split.valid)), d.data.num_users(), d.data.num_items(),
                       RankingOptions().ks({5, 10, 20}).sampled_negatives(100).seed(ctx.seed));
   auto r = ev.evaluate(x.subset(d.split.test), task.score_fn());

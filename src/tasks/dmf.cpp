@@ -172,6 +172,7 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
   const auto device = choose_device(o.device_);
   const float max_rating = train.has_rating ? static_cast<float>(o.max_rating_) : 1.0f;
   DmfTask task;
+  task.input_scale = max_rating;
   task.model = DMF(DMFOptions(num_users, num_items)
                        .user_layers(o.layers_)
                        .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
@@ -241,6 +242,12 @@ DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_i
   return task;
 }
 
+void DmfTask::set_inputs(const Interactions& seen) {
+  MTREC_CHECK(model, "DmfTask::set_inputs: no model");
+  model->set_matrix(seen, input_scale);
+  cache_vectors();
+}
+
 void DmfTask::cache_vectors() {
   torch::NoGradGuard g;
   model->eval();
@@ -296,7 +303,7 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
   ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users_},
                                   {"num_items", o.num_items_}, {"user_layers", o.user_layers_},
                                   {"item_layers", o.item_layers_}, {"input_norm", o.input_norm_},
-                                  {"epochs_run", epochs_run}}
+                                  {"input_scale", input_scale}, {"epochs_run", epochs_run}}
                        .dump();
   ck.users = users;
   ck.items = items;
@@ -321,6 +328,7 @@ DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device
   }
   load_module_state(*t.model, ck);
   t.epochs_run = c.value("epochs_run", 0);
+  t.input_scale = c.value("input_scale", 5.0f);
   t.cache_vectors();
   verify_golden(ck, dmf_golden_fn(t));
   return t;

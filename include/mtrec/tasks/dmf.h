@@ -147,8 +147,16 @@ class DmfTask {
   Checkpoint to_checkpoint(const IdMap& users, const IdMap& items) const;
   static DmfTask from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
 
+  /// Replaces the interaction matrix the towers read (weights unchanged) and refreshes the
+  /// cache. After fitting with a validation split, call it with train + validation rows before
+  /// scoring the test items: the towers then see each user's whole history up to the test item,
+  /// as a neighbourhood model fitted on the same rows does; the user's latest item is the most
+  /// telling one for the next.
+  void set_inputs(const Interactions& seen);
+
   DMF model{nullptr};
   int epochs_run = 0;
+  float input_scale = 5;  // matrix values are rating / input_scale (1 for data without ratings)
   /// Refreshes the cached tower outputs (after training or loading).
   void cache_vectors();
 
