@@ -2,7 +2,7 @@
 // mtrec so that the README cannot drift from the API.
 #include <mtrec/data/movielens.h>
 #include <mtrec/tasks/rating.h>
-#include <mtrec/train/checkpoint.h>
+#include <mtrec/nn/checkpoint.h>
 
 #include <cstdio>
 

@@ -15,7 +15,7 @@
 #include "mtrec/data/schema.h"
 #include "mtrec/data/split.h"
 #include "mtrec/eval/evaluator.h"
-#include "mtrec/train/checkpoint.h"
+#include "mtrec/nn/checkpoint.h"
 
 namespace mtrec {
 struct CtrMetrics;

@@ -1,4 +1,4 @@
-#include "mtrec/train/checkpoint.h"
+#include "mtrec/nn/checkpoint.h"
 
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -111,6 +111,7 @@ std::string serialize_checkpoint(const Checkpoint& ck) {
   nlohmann::json golden = nlohmann::json::array();
   for (const auto& g : ck.golden) golden.push_back({{"input", g.input}, {"score", g.score}});
   header["golden"] = golden;
+  if (!ck.trainer_json.empty()) header["trainer"] = nlohmann::json::parse(ck.trainer_json);
   std::string head = header.dump();
 
   std::string out(kMagic, sizeof(kMagic));
@@ -166,6 +167,7 @@ Checkpoint deserialize_checkpoint(std::string_view in, const std::string& file) 
     }
     for (const auto& g : header.at("golden"))
       ck.golden.push_back({g.at("input").get<std::vector<int64_t>>(), g.at("score").get<float>()});
+    if (header.contains("trainer")) ck.trainer_json = header.at("trainer").dump();
   } catch (const nlohmann::json::exception& e) {
     MTREC_CHECK(false, "checkpoint '", file, "': malformed header: ", e.what());
   }

@@ -12,7 +12,7 @@
 //   mtrec::verify_golden(back, score_fn);                           // throws when they differ
 //
 // Layout: "MTRECKPT" | u32 format version | u64 header length | header (JSON: task, config,
-// id maps, tensor table, golden pairs) | tensor bytes | u64 FNV-1a 64 of everything before it.
+// id maps, tensor table, golden pairs, trainer state) | tensor bytes | u64 FNV-1a 64 of everything before it.
 // A truncated or altered file fails the checksum with a message naming the file; a model that
 // loads but scores differently from when it was saved (a code or library change) fails the
 // golden check, as sentencepiece models check their own self-test samples.
@@ -46,6 +46,10 @@ struct Checkpoint {
   IdMap users, items, scenarios;
   std::vector<std::pair<std::string, at::Tensor>> tensors;  // named parameters and buffers
   std::vector<GoldenPair> golden;
+  /// Training state for an exact resume (train/trainer.h: epoch, step, data position, RNG,
+  /// optimiser and observer state names, the effective config); empty for a fitted model.
+  /// Its binary parts are tensors named "trainer/...".
+  std::string trainer_json;
   std::string path;          // set by load_checkpoint, for messages
 
   /// The tensor called `name`; throws mtrec::Error listing the names present when absent.
