@@ -32,6 +32,19 @@ void check_ratio(double r, const char* name) {
 
 }  // namespace
 
+Split with_validation(const Split& s, double fraction, uint64_t seed) {
+  check_ratio(fraction, "validation fraction");
+  if (!s.valid.empty() || fraction == 0 || s.train.size() < 2) return s;
+  std::vector<size_t> order = shuffled_rows(s.train.size(), seed, "split-validation");
+  const size_t n_valid = std::max<size_t>(1, static_cast<size_t>(std::llround(fraction * s.train.size())));
+  Split out;
+  out.test = s.test;
+  for (size_t k = 0; k < order.size(); ++k) (k < n_valid ? out.valid : out.train).push_back(s.train[order[k]]);
+  std::sort(out.train.begin(), out.train.end());
+  std::sort(out.valid.begin(), out.valid.end());
+  return out;
+}
+
 Split random_split(const Interactions& x, double test_ratio, double valid_ratio, uint64_t seed) {
   check_ratio(test_ratio, "test_ratio");
   check_ratio(valid_ratio, "valid_ratio");

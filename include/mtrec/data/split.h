@@ -18,6 +18,11 @@ struct Split {
 /// (exact counts: round(n*ratio) rows after a seeded shuffle), the rest to train.
 Split random_split(const Interactions& x, double test_ratio, double valid_ratio, uint64_t seed);
 
+/// The split with a validation set for every task: when `s` has none (the ML-100K folds,
+/// k-fold), a seeded `fraction` of its training rows (at least one) moves to valid; a split
+/// that has one is returned unchanged. Done once, so that all tasks early-stop on the same rows.
+Split with_validation(const Split& s, double fraction, uint64_t seed);
+
 /// k folds of a seeded shuffle; fold f's test rows are the f-th slice, train the rest (valid empty).
 std::vector<Split> kfold_split(const Interactions& x, int k, uint64_t seed);
 

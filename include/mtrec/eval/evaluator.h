@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/score_fn.h"
 #include "mtrec/data/schema.h"
 
 namespace mtrec {
@@ -28,16 +29,17 @@ struct RankingOptions {
   RankingOptions& threads(int t) { threads_ = t; return *this; }
 };
 
-/// Scores `items` for `user` into `out` (resized by the callee to items.size()). Called from
-/// several threads at once unless RankingOptions::threads(1).
-using ScoreFn = std::function<void(int32_t user, const std::vector<int32_t>& items, std::vector<float>& out)>;
-
 struct RankingReport {
   std::map<std::string, double> metrics;  // "HR@10", "NDCG@10", "MRR", ...
   int64_t users = 0;                      // users evaluated
+  int64_t targets = 0;                    // test rows evaluated (>= users)
   std::string protocol;                   // e.g. "full ranking, seen items excluded"
   double at(const std::string& name) const;
 };
+
+/// Merges the reports of disjoint sets of users evaluated under one protocol, as if evaluated
+/// at once: HR, NDCG and MRR weighted by targets, Recall by users.
+RankingReport merge_ranking_reports(const std::vector<RankingReport>& parts);
 
 class RankingEvaluator {
  public:
@@ -45,8 +47,12 @@ class RankingEvaluator {
   RankingEvaluator(const Interactions& seen, int32_t num_users, int32_t num_items, RankingOptions options = {});
   /// One target per test row (leave-one-out). Full ranking: the target against every item
   /// not in `seen` for that user; sampled: against N uniform unseen items (seeded per user).
-  /// A user's other test items are never negatives; metrics are averaged over test rows (one
-  /// per user in leave-one-out), so Recall@K equals HR@K. Results do not depend on threads.
+  /// A user's other test items are never negatives. HR@K, NDCG@K and MRR rank each target
+  /// against the negatives and are averaged over test rows; Recall@K is |distinct targets in
+  /// the top K of all the user's candidates| / |distinct targets| (metrics.h), averaged over
+  /// users, so it equals HR@K only with one target per user (leave-one-out). Ties rank the
+  /// target behind (pessimistic); a NaN negative ranks ahead of every target, a NaN target is
+  /// a miss. Results do not depend on threads.
   RankingReport evaluate(const Interactions& test, const ScoreFn& score) const;
 
  private:

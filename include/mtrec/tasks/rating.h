@@ -6,13 +6,14 @@
 //    the posterior mean of the parameters. No learning rate or L2 to tune, and the better
 //    model on ML-100K (5 folds: RMSE .901 against .912 for SGD; bench/quality_heads).
 //  - "sgd" / "adam": MSE + λ·(|p_u|² + |q_i|² + b_u² + b_i²) per example (frequent users and
-//    items are regularised in proportion to their data, as in SGD-trained SVD) by minibatches,
-//    with early stopping on a validation slice carved out of the training data (never the test
-//    set); the final model is then retrained on every training row for the chosen number of
-//    epochs. This is the loss the rating head uses inside the jointly trained model.
+//    items are regularised in proportion to their data, as in SGD-trained SVD) by minibatches
+//    on the training engine (train/fit.h: sparse row updates of the four tables), with early
+//    stopping on the split's validation rows (never the test set); the final model is then
+//    retrained on train + validation for the chosen number of epochs. RatingObjective is the
+//    loss the rating head uses inside the jointly trained model.
 //
-//   mtrec::RatingTask task = mtrec::RatingTask::fit(train, ds.num_users(), ds.num_items(),
-//                                                   mtrec::RatingTrainOptions().sweeps(200));
+//   mtrec::RatingTask task = mtrec::fit_rating(train, valid, ds.num_users(), ds.num_items(),
+//                                              mtrec::RatingTrainOptions().sweeps(200));  // train/fit.h
 //   mtrec::RatingMetrics m = task.evaluate(test);          // m.rmse, m.mae
 //   mtrec::save_checkpoint("mf.ckpt", task.to_checkpoint(ds.users, ds.items));
 #include <torch/nn/module.h>
@@ -24,7 +25,8 @@
 #include <vector>
 
 #include "mtrec/data/schema.h"
-#include "mtrec/train/checkpoint.h"
+#include "mtrec/nn/checkpoint.h"
+#include "mtrec/tasks/task.h"
 
 namespace mtrec {
 
@@ -34,7 +36,9 @@ struct BiasedMFOptions {
   int64_t dim_ = 64;
   double init_std_ = 0.05;
   double global_mean_ = 0.0;
+  bool sparse_ = false;  // sparse gradients for the four tables (row updates in the trainer)
   BiasedMFOptions& dim(int64_t v) { dim_ = v; return *this; }
+  BiasedMFOptions& sparse(bool v) { sparse_ = v; return *this; }
   BiasedMFOptions& init_std(double v) { init_std_ = v; return *this; }
   BiasedMFOptions& global_mean(double v) { global_mean_ = v; return *this; }
 };
@@ -58,6 +62,35 @@ TORCH_MODULE(BiasedMF);
 torch::Tensor rating_loss(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& l2_terms,
                           double lambda);
 
+/// The engine's view of a BiasedMF: outputs "rating" (unclamped) and "rating_l2" (the
+/// per-example squared norms); with sparse tables, all four are updated row by row.
+class RatingModel : public Model {
+ public:
+  explicit RatingModel(BiasedMF mf) : mf_(std::move(mf)) {}
+  torch::nn::Module& module() override;
+  Outputs forward(const Batch& batch) override;
+  std::vector<std::string> sparse_parameters() const override;
+  BiasedMF& mf() { return mf_; }
+
+ private:
+  BiasedMF mf_;
+};
+
+/// The rating task: mean over the batch's rated examples ("mask/rating") of the squared error
+/// plus λ·l2; validation RMSE and MAE (predictions clamped to [lo, hi]) on `valid`.
+class RatingObjective : public Task {
+ public:
+  RatingObjective(double l2, Interactions valid, float lo, float hi);
+  std::string name() const override { return "rating"; }
+  at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
+  Metrics validate(Model& model) override;
+
+ private:
+  double l2_;
+  Interactions valid_;
+  float lo_, hi_;
+};
+
 struct RatingTrainOptions {
   std::string solver_ = "mcmc";     // "mcmc" (Gibbs sampling) | "sgd" (momentum 0.9) | "adam"
   int64_t dim_ = 0;                 // 0: the solver's default (mcmc 32, sgd/adam 128)
@@ -68,12 +101,11 @@ struct RatingTrainOptions {
   // sgd / adam
   int epochs_ = 80;
   int64_t batch_size_ = 256;
-  double lr_ = 0.3;                 // for the batch mean loss; SGD per example is ~lr·2/batch
+  double lr_ = 0;                   // 0: the solver's default (sgd 3.0 for the batch mean loss, adam 0.01)
   double l2_ = 0.12;                // λ per example (tuned on ML-100K folds u1, u2)
   double lr_decay_ = 0.96;          // multiplies the learning rate after every epoch
-  double valid_fraction_ = 0.05;    // of the training rows, for early stopping
   int patience_ = 5;                // epochs without validation improvement before stopping
-  bool refit_ = true;               // retrain on all training rows for the best epoch count
+  bool refit_ = true;               // retrain on train + validation for the best epoch count
   uint64_t seed_ = 42;
   std::string device_ = "auto";
   bool progress_ = false;
@@ -87,7 +119,6 @@ struct RatingTrainOptions {
   RatingTrainOptions& lr(double v) { lr_ = v; return *this; }
   RatingTrainOptions& l2(double v) { l2_ = v; return *this; }
   RatingTrainOptions& lr_decay(double v) { lr_decay_ = v; return *this; }
-  RatingTrainOptions& valid_fraction(double v) { valid_fraction_ = v; return *this; }
   RatingTrainOptions& patience(int v) { patience_ = v; return *this; }
   RatingTrainOptions& refit(bool v) { refit_ = v; return *this; }
   RatingTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
@@ -100,13 +131,9 @@ struct RatingMetrics {
   int64_t count = 0;
 };
 
+/// A fitted rating model (by train/fit.h's fit_rating, or loaded from a checkpoint).
 class RatingTask {
  public:
-  /// Trains on `train` (must carry ratings). mcmc: on every row. sgd/adam: early stopping on the
-  /// validation slice, then (refit) retraining on all rows for the best epoch count; without
-  /// refit, the best validation epoch's parameters.
-  static RatingTask fit(const Interactions& train, int32_t num_users, int32_t num_items,
-                        const RatingTrainOptions& options = {});
   /// Predictions clamped to the training rating range.
   std::vector<float> predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items) const;
   RatingMetrics evaluate(const Interactions& test) const;
@@ -119,7 +146,7 @@ class RatingTask {
   float min_rating = 1, max_rating = 5;
   std::string solver = "sgd";
   int epochs_run = 0;               // of the final run (mcmc: sweeps)
-  int best_epoch = 0;               // chosen on the validation slice (sgd/adam)
+  int best_epoch = 0;               // chosen on the validation rows (sgd/adam)
   double best_valid_rmse = 0;       // (sgd/adam)
   double train_rmse = 0;            // (mcmc) of the posterior-mean parameters
 };

@@ -1,0 +1,186 @@
+#pragma once
+// The training engine: one loop for every task and every set of tasks.
+//
+//   mtrec::Trainer trainer(model, source, {{&rating_task, 1.0}}, mtrec::TrainerOptions().epochs(20));
+//   trainer.add_observer(std::make_shared<mtrec::EarlyStopping>("rating/rmse", mtrec::Goal::Minimize, 3));
+//   trainer.add_observer(std::make_shared<mtrec::Checkpointer>("runs/mf"));
+//   mtrec::TrainSummary s = trainer.train();         // or trainer.resume(load_checkpoint(...)) first
+//
+// Each step: the batcher's next batch -> model.forward -> L = Σ w_t·task_t.loss -> NaN/Inf guard ->
+// backward (accumulated over `accumulate` batches) -> clip -> dense optimiser (AdamW/Adam/SGD) and
+// sparse row optimiser (embedding tables) at the scheduled learning rate -> observers. After each
+// epoch every task validates; the monitored metric decides improvement, and observers (early
+// stopping, checkpointer, logger, report) act on it. Observers change the loop only by returning
+// Signal::Stop. The trainer owns the random state: it seeds LibTorch's generator once from its
+// seed when a run starts (not when it resumes) and saves the generator state in checkpoints with
+// the optimiser state, the schedule position, the data position and observer state, so that a
+// resumed run is bit-identical to an uninterrupted one on the CPU.
+#include <ATen/core/Tensor.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "mtrec/data/batcher.h"
+#include "mtrec/nn/checkpoint.h"
+#include "mtrec/tasks/task.h"
+#include "mtrec/train/optim.h"
+
+namespace mtrec {
+
+struct TrainerOptions {
+  int epochs_ = 10;
+  int64_t batch_size_ = 256;
+  int accumulate_ = 1;               // batches per optimiser step (gradient accumulation)
+  std::string optimizer_ = "adamw";  // dense parameters: adamw | adam | sgd
+  double lr_ = 1e-3;
+  double weight_decay_ = 0;          // dense parameters (decoupled for adamw)
+  double momentum_ = 0;              // sgd
+  std::string sparse_optimizer_ = "adagrad";  // embedding tables: sgd | adagrad | adam
+  double sparse_lr_ = 0;             // 0: lr
+  std::string schedule_ = "constant";  // constant | cosine | linear | exponential
+  int64_t warmup_steps_ = 0;
+  double min_lr_ratio_ = 0;          // cosine / linear end point, as a fraction of lr
+  double lr_decay_ = 1;              // exponential: lr·decay^epoch
+  double clip_norm_ = 0;             // 0: no clipping
+  int max_bad_steps_ = 10;           // consecutive non-finite steps before training stops
+  std::string monitor_ = "";         // "task/metric" deciding improvement ("" : first task's first metric)
+  bool maximize_ = false;            // whether a larger monitored metric is better
+  int validate_every_ = 1;           // epochs between validations (0: never)
+  bool bf16_ = false;                // bf16 autocast on CUDA (ignored on the CPU)
+  int prefetch_ = 4;                 // batches assembled ahead by the batcher's thread
+  uint64_t seed_ = 42;
+  std::string device_ = "auto";
+  TrainerOptions& epochs(int v) { epochs_ = v; return *this; }
+  TrainerOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
+  TrainerOptions& accumulate(int v) { accumulate_ = v; return *this; }
+  TrainerOptions& optimizer(std::string v) { optimizer_ = std::move(v); return *this; }
+  TrainerOptions& lr(double v) { lr_ = v; return *this; }
+  TrainerOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
+  TrainerOptions& momentum(double v) { momentum_ = v; return *this; }
+  TrainerOptions& sparse_optimizer(std::string v) { sparse_optimizer_ = std::move(v); return *this; }
+  TrainerOptions& sparse_lr(double v) { sparse_lr_ = v; return *this; }
+  TrainerOptions& schedule(std::string v) { schedule_ = std::move(v); return *this; }
+  TrainerOptions& warmup_steps(int64_t v) { warmup_steps_ = v; return *this; }
+  TrainerOptions& min_lr_ratio(double v) { min_lr_ratio_ = v; return *this; }
+  TrainerOptions& lr_decay(double v) { lr_decay_ = v; return *this; }
+  TrainerOptions& clip_norm(double v) { clip_norm_ = v; return *this; }
+  TrainerOptions& max_bad_steps(int v) { max_bad_steps_ = v; return *this; }
+  TrainerOptions& monitor(std::string v, bool maximize) { monitor_ = std::move(v); maximize_ = maximize; return *this; }
+  TrainerOptions& validate_every(int v) { validate_every_ = v; return *this; }
+  TrainerOptions& bf16(bool v) { bf16_ = v; return *this; }
+  TrainerOptions& prefetch(int v) { prefetch_ = v; return *this; }
+  TrainerOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  TrainerOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  /// Every option as a JSON object (text), for checkpoints and the run's config file.
+  std::string to_json() const;
+};
+
+/// Where a run is; what observers read.
+struct TrainState {
+  int epoch = 0;                   // 0-based epoch in progress (== epochs when done)
+  int64_t batch = 0;               // batches of this epoch already consumed
+  int64_t batches_per_epoch = 0;
+  int64_t step = 0;                // optimiser steps taken
+  int64_t total_steps = 0;
+  int64_t examples = 0;            // examples consumed
+  double loss = 0;                 // last batch: Σ w_t·L_t
+  std::map<std::string, double> task_loss;  // last batch, per task (unweighted)
+  double epoch_loss = 0;           // running mean over this epoch's finite batches
+  std::map<std::string, double> epoch_task_loss;  // likewise, per task
+  int64_t epoch_batches = 0;
+  double finished_epoch_loss = 0;  // the last completed epoch's means (what after_epoch reports)
+  std::map<std::string, double> finished_epoch_task_loss;
+  double lr = 0;
+  int64_t skipped_steps = 0;       // non-finite steps skipped in total
+  int bad_in_row = 0;
+  double last_finite_loss = 0;
+  std::map<std::string, Metrics> valid;  // last validation, per task
+  double monitored = 0, best = 0;  // monitored metric, last and best
+  bool has_best = false, improved = false;
+  int best_epoch = -1;             // 0-based epoch of the best validation
+  int stalls = 0;                  // validations in a row without improvement
+  double seconds = 0;              // wall time of this process's training
+  bool stopped_early = false;
+  std::string stop_reason;
+};
+
+enum class Signal { Continue, Stop };
+enum class Goal { Minimize, Maximize };
+
+class Trainer;
+
+/// Hooks called by the trainer, in the order observers were added. Only the return value of
+/// after_batch / after_epoch / on_validation can change the loop (Signal::Stop ends the run).
+class Observer {
+ public:
+  virtual ~Observer() = default;
+  virtual void on_train_begin(Trainer& trainer) {}
+  virtual Signal after_batch(Trainer& trainer) { return Signal::Continue; }
+  /// After a validation; state().improved says whether the monitored metric improved.
+  virtual Signal on_validation(Trainer& trainer) { return Signal::Continue; }
+  /// After a validation without improvement (state().stalls in a row).
+  virtual Signal on_stall(Trainer& trainer) { return Signal::Continue; }
+  virtual Signal after_epoch(Trainer& trainer) { return Signal::Continue; }
+  virtual void on_train_end(Trainer& trainer) {}
+  /// Observer state for exact resume: tensors added to the checkpoint under
+  /// "trainer/observer/<name>/", read back by load_state.
+  virtual void save_state(Checkpoint& checkpoint) const {}
+  virtual void load_state(const Checkpoint& checkpoint) {}
+};
+
+struct TrainSummary {
+  TrainState state;
+  std::vector<std::map<std::string, Metrics>> validations;  // per validation, per task
+};
+
+class Trainer {
+ public:
+  /// `tasks`: (task, weight) pairs; the loss is Σ weight·task.loss. Model, source and tasks
+  /// must outlive the trainer.
+  Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks,
+          TrainerOptions options = {});
+  ~Trainer();
+  void add_observer(std::shared_ptr<Observer> observer);
+  /// Restores model, optimisers, schedule, RNG, data position and observer state from a
+  /// checkpoint written by this trainer's checkpoint(); train() then continues that run.
+  /// Throws mtrec::Error when the checkpoint holds no trainer state or another configuration.
+  void resume(const Checkpoint& checkpoint);
+  /// Runs until the epochs are done or an observer stops it; throws mtrec::Error after
+  /// max_bad_steps non-finite steps in a row, naming the task, the step and the last finite loss.
+  TrainSummary train();
+  /// The whole training state (model tensors, "trainer/..." tensors, trainer_json). The
+  /// decorator set below adds the task's id maps, config and golden pairs.
+  Checkpoint checkpoint() const;
+  void set_checkpoint_decorator(std::function<void(Checkpoint&)> decorate) { decorate_ = std::move(decorate); }
+  /// The caller's effective configuration (JSON object text), stored in every checkpoint.
+  void set_config(std::string config_json) { config_json_ = std::move(config_json); }
+
+  const TrainState& state() const { return state_; }
+  const TrainerOptions& options() const { return options_; }
+  Model& model() { return model_; }
+  const std::vector<std::pair<Task*, double>>& tasks() const { return tasks_; }
+  const std::vector<std::map<std::string, Metrics>>& validations() const { return validations_; }
+
+ private:
+  struct Optimizers;
+  void validate();
+  bool step_batch(const Batch& batch, bool apply);
+  Signal notify(Signal (Observer::*hook)(Trainer&));
+
+  Model& model_;
+  BatchSource& source_;
+  std::vector<std::pair<Task*, double>> tasks_;
+  TrainerOptions options_;
+  std::vector<std::shared_ptr<Observer>> observers_;
+  std::unique_ptr<Optimizers> opt_;
+  std::function<void(Checkpoint&)> decorate_;
+  std::string config_json_ = "{}";
+  TrainState state_;
+  std::vector<std::map<std::string, Metrics>> validations_;
+  bool resumed_ = false;
+};
+
+}  // namespace mtrec

@@ -1,0 +1,129 @@
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/random.h"
+#include "mtrec/data/batcher.h"
+
+namespace mtrec {
+
+const at::Tensor& Batch::at(const std::string& name) const {
+  auto it = fields.find(name);
+  if (it != fields.end()) return it->second;
+  std::string names;
+  for (const auto& [n, t] : fields) names += (names.empty() ? "" : ", ") + n;
+  MTREC_CHECK(false, "batch has no field '", name, "'; it has: ", names);
+  return it->second;  // unreachable
+}
+
+at::Tensor Batch::mask(const std::string& task) const {
+  auto it = fields.find("mask/" + task);
+  return it == fields.end() ? at::Tensor() : it->second;
+}
+
+InteractionSource::InteractionSource(const Interactions& x) : n_(static_cast<int64_t>(x.size())) {
+  x.check_consistent();
+  auto longs = [](const auto& v) { return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kLong); };
+  columns_["user"] = longs(x.user);
+  columns_["item"] = longs(x.item);
+  columns_["scenario"] = x.scenario.empty() ? torch::zeros({n_}, torch::kLong) : longs(x.scenario);
+  columns_["behavior"] = x.behavior.empty() ? torch::zeros({n_}, torch::kLong) : longs(x.behavior);
+  if (x.has_rating) columns_["rating"] = torch::tensor(x.rating, torch::kFloat);
+}
+
+Batch InteractionSource::make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const {
+  Batch b;
+  b.size = static_cast<int64_t>(rows.size());
+  auto idx = torch::tensor(rows, torch::kLong);
+  for (const auto& [name, col] : columns_) b.fields[name] = col.index_select(0, idx).to(device);
+  return b;
+}
+
+Batcher::Batcher(BatchSource& source, BatcherOptions options, c10::Device device)
+    : source_(source), options_(options), device_(device) {
+  MTREC_CHECK(options_.batch_size_ >= 1, "batcher: batch_size must be >= 1, got ", options_.batch_size_);
+  MTREC_CHECK(options_.prefetch_ >= 0, "batcher: prefetch must be >= 0, got ", options_.prefetch_);
+}
+
+Batcher::~Batcher() { stop(); }
+
+void Batcher::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+  std::lock_guard<std::mutex> lock(mu_);
+  ready_.clear();
+  stopping_ = false;
+  done_ = false;
+  error_ = nullptr;
+}
+
+void Batcher::start_epoch(int epoch, uint64_t seed, int64_t first_batch) {
+  stop();
+  source_.begin_epoch(epoch, seed);
+  const int64_t n = source_.num_examples();
+  order_.resize(static_cast<size_t>(n));
+  std::iota(order_.begin(), order_.end(), 0);
+  if (options_.shuffle_) {
+    Rng rng(derive_seed(seed, "batcher-order"));
+    std::shuffle(order_.begin(), order_.end(), rng);
+  }
+  const int64_t bs = options_.batch_size_;
+  num_batches_ = options_.drop_last_ ? n / bs : (n + bs - 1) / bs;
+  MTREC_CHECK(first_batch >= 0 && first_batch <= num_batches_, "batcher: cannot start epoch ", epoch, " at batch ",
+              first_batch, "; it has ", num_batches_, " batches");
+  position_ = first_batch;
+  if (options_.prefetch_ > 0) worker_ = std::thread([this, first_batch] { work(first_batch); });
+}
+
+std::vector<int64_t> Batcher::rows_of(int64_t b) const {
+  const int64_t bs = options_.batch_size_, n = static_cast<int64_t>(order_.size());
+  const int64_t lo = b * bs, hi = std::min(n, lo + bs);
+  return std::vector<int64_t>(order_.begin() + lo, order_.begin() + hi);
+}
+
+void Batcher::work(int64_t from) {
+  try {
+    for (int64_t b = from; b < num_batches_; ++b) {
+      Batch batch = source_.make_batch(rows_of(b), device_);
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < options_.prefetch_; });
+      if (stopping_) return;
+      ready_.push_back(std::move(batch));
+      cv_.notify_all();
+    }
+  } catch (...) {
+    std::lock_guard<std::mutex> lock(mu_);
+    error_ = std::current_exception();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  done_ = true;
+  cv_.notify_all();
+}
+
+bool Batcher::next(Batch& out) {
+  if (position_ >= num_batches_) return false;
+  if (options_.prefetch_ == 0) {
+    out = source_.make_batch(rows_of(position_), device_);
+    ++position_;
+    return true;
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !ready_.empty() || error_ || done_; });
+  if (ready_.empty()) {
+    if (error_) std::rethrow_exception(error_);
+    MTREC_CHECK(false, "batcher: the worker ended at batch ", position_, " of ", num_batches_);
+  }
+  out = std::move(ready_.front());
+  ready_.pop_front();
+  ++position_;
+  cv_.notify_all();
+  return true;
+}
+
+}  // namespace mtrec

@@ -1,0 +1,188 @@
+#include "mtrec/train/fit.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+
+#include "mtrec/cf/bayes_mf.h"
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/progress.h"
+#include "mtrec/core/random.h"
+#include "mtrec/data/batcher.h"
+#include "mtrec/train/observers.h"
+#include "mtrec/train/trainer.h"
+
+namespace mtrec {
+
+namespace {
+
+Interactions concat_rows(const Interactions& a, const Interactions& b) {
+  Interactions out = a;
+  for (size_t k = 0; k < b.size(); ++k)
+    out.push_back(b.user[k], b.item[k], b.has_rating ? b.rating[k] : 1.0f, b.has_timestamp ? b.timestamp[k] : 0,
+                  b.scenario.empty() ? 0 : b.scenario[k], b.behavior.empty() ? 0 : b.behavior[k]);
+  return out;
+}
+
+/// The observers every engine run gets from RunOptions, in their documented order.
+void add_run_observers(Trainer& t, const RunOptions& run, const std::string& stage, int patience) {
+  if (patience > 0) t.add_observer(std::make_shared<EarlyStopping>(patience));
+  if (run.progress_) t.add_observer(std::make_shared<ProgressObserver>(stage));
+  if (!run.out_dir_.empty()) {
+    const std::string dir = run.out_dir_ + "/" + stage;
+    t.add_observer(std::make_shared<JsonlLogger>(dir + "/metrics.jsonl"));
+    t.add_observer(std::make_shared<Checkpointer>(dir, run.checkpoint_every_));
+    t.add_observer(std::make_shared<HtmlReport>(dir + "/report.html", "mtrec " + stage));
+  }
+}
+
+// Gibbs sampling (cf/bayes_mf.h); the module holds the posterior-mean parameters.
+RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_items, float lo, float hi,
+                    const RatingTrainOptions& o) {
+  ProgressBar bar(o.sweeps_, "rating mcmc");
+  BayesMf mf = fit_bayes_mf(train, num_users, num_items,
+                            BayesMfOptions()
+                                .dim(o.dim_)
+                                .iterations(o.sweeps_)
+                                .burn_in(o.burn_in_ < 0 ? o.sweeps_ / 10 : o.burn_in_)
+                                .threads(o.threads_)
+                                .seed(derive_seed(o.seed_, "rating-mcmc")),
+                            [&](int sweep, double rmse) {
+                              if (o.progress_) {
+                                bar.set_postfix("train RMSE " + std::to_string(rmse).substr(0, 6));
+                                bar.tick();
+                              }
+                              log_debug("rating mcmc sweep {}: sample train RMSE {:.4f}", sweep, rmse);
+                            });
+  bar.finish();
+  RatingTask task;
+  task.solver = "mcmc";
+  task.min_rating = lo;
+  task.max_rating = hi;
+  task.epochs_run = o.sweeps_;
+  task.train_rmse = mf.train_rmse;
+  task.model = BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim_).global_mean(mf.global_mean));
+  {
+    torch::NoGradGuard no_grad;
+    auto copy = [](torch::Tensor& dst, const std::vector<float>& src) {
+      dst.copy_(torch::from_blob(const_cast<float*>(src.data()), dst.sizes(), torch::kFloat32));
+    };
+    copy(task.model->user_factors->weight, mf.user_factors);
+    copy(task.model->item_factors->weight, mf.item_factors);
+    copy(task.model->user_bias->weight, mf.user_bias);
+    copy(task.model->item_bias->weight, mf.item_bias);
+  }
+  task.model->to(choose_device(o.device_));
+  task.model->eval();
+  return task;
+}
+
+// One engine run of the SGD/Adam rating model on `rows`, validating on `valid` when not empty.
+RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t num_users, int32_t num_items, float lo,
+                   float hi, int epochs, const RatingTrainOptions& o, const RunOptions& run, const std::string& stage,
+                   const nlohmann::json& stage_info, const Checkpoint* resume) {
+  const double mean = std::accumulate(rows.rating.begin(), rows.rating.end(), 0.0) / rows.size();
+  // Initial parameters come from a generator of their own, so that they depend on the seed
+  // alone (not on what else ran in the process before).
+  torch::Tensor saved = at::globalContext().defaultGenerator(c10::kCPU).get_state();
+  torch::manual_seed(derive_seed(o.seed_, "rating-init"));
+  RatingModel model(BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim_).global_mean(mean).sparse(true)));
+  const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(saved);
+  InteractionSource source(rows);
+  RatingObjective objective(o.l2_, valid, lo, hi);
+  const bool adam = o.solver_ == "adam";
+  Trainer trainer(model, source, {{&objective, 1.0}},
+                  TrainerOptions()
+                      .epochs(epochs)
+                      .batch_size(o.batch_size_)
+                      .sparse_optimizer(adam ? "adam" : "sgd")
+                      .lr(o.lr_ > 0 ? o.lr_ : (adam ? 0.01 : 3.0))
+                      .schedule("exponential")
+                      .lr_decay(o.lr_decay_)
+                      .monitor("rating/rmse", false)
+                      .validate_every(valid.empty() ? 0 : 1)
+                      .seed(derive_seed(o.seed_, "rating-" + stage))
+                      .device(o.device_));
+  add_run_observers(trainer, run, stage, valid.empty() ? 0 : o.patience_);
+  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
+  config["stage"] = stage_info;
+  trainer.set_config(config.dump());
+  RatingTask task;
+  task.solver = o.solver_;
+  task.min_rating = lo;
+  task.max_rating = hi;
+  task.model = model.mf();
+  trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
+    Checkpoint meta = task.to_checkpoint({}, {});
+    ck.task = meta.task;
+    ck.golden = meta.golden;
+    auto c = nlohmann::json::parse(ck.config_json);
+    c["model"] = nlohmann::json::parse(meta.config_json);
+    ck.config_json = c.dump();
+  });
+  if (resume) trainer.resume(*resume);
+  TrainSummary s = trainer.train();
+  task.epochs_run = s.state.epoch;
+  task.best_epoch = s.state.has_best ? s.state.best_epoch + 1 : s.state.epoch;
+  task.best_valid_rmse = s.state.has_best ? s.state.best : 0.0;
+  task.model->eval();
+  return task;
+}
+
+}  // namespace
+
+RatingTask fit_rating(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
+                      const RatingTrainOptions& options, const RunOptions& run) {
+  MTREC_CHECK(train.has_rating, "the rating task needs interactions with ratings");
+  MTREC_CHECK(train.size() >= 2, "the rating task needs at least 2 training ratings, got ", train.size());
+  MTREC_CHECK(options.solver_ == "mcmc" || options.solver_ == "sgd" || options.solver_ == "adam",
+              "unknown rating solver '", options.solver_, "' (expected mcmc|sgd|adam)");
+  MTREC_CHECK(valid.empty() || valid.has_rating, "the rating task's validation rows carry no ratings");
+  RatingTrainOptions o = options;
+  if (o.dim_ == 0) o.dim_ = o.solver_ == "mcmc" ? 32 : 128;
+  MTREC_CHECK(o.dim_ >= 1, "rating options: dim must be >= 1 (or 0 for the solver's default), got ", o.dim_);
+  Interactions all = valid.empty() ? train : concat_rows(train, valid);
+  const float lo = *std::min_element(all.rating.begin(), all.rating.end());
+  const float hi = *std::max_element(all.rating.begin(), all.rating.end());
+  if (o.solver_ == "mcmc") return fit_mcmc(all, num_users, num_items, lo, hi, o);
+  MTREC_CHECK(o.epochs_ >= 1 && o.batch_size_ >= 1, "rating options: epochs=", o.epochs_,
+              " batch_size=", o.batch_size_, " must both be >= 1");
+
+  // Which stage a resumed checkpoint belongs to, and what the first stage chose.
+  std::unique_ptr<Checkpoint> resume;
+  std::string resume_stage;
+  int chosen_epochs = 0;
+  double chosen_rmse = 0;
+  if (!run.resume_.empty()) {
+    resume = std::make_unique<Checkpoint>(load_checkpoint(run.resume_));
+    auto stage = nlohmann::json::parse(resume->config_json).at("stage");
+    resume_stage = stage.at("name").get<std::string>();
+    chosen_epochs = stage.value("epochs", 0);
+    chosen_rmse = stage.value("best_valid_rmse", 0.0);
+  }
+  if (valid.empty())
+    return run_sgd(train, {}, num_users, num_items, lo, hi, o.epochs_, o, run, "train", {{"name", "train"}},
+                   resume.get());
+  if (resume_stage != "refit") {
+    RatingTask first = run_sgd(train, valid, num_users, num_items, lo, hi, o.epochs_, o, run, "select",
+                               {{"name", "select"}}, resume_stage == "select" ? resume.get() : nullptr);
+    if (!o.refit_) return first;
+    chosen_epochs = first.best_epoch;
+    chosen_rmse = first.best_valid_rmse;
+    resume.reset();
+  }
+  // The validation rows chose the number of epochs; the final model sees train + validation.
+  RatingTask task = run_sgd(all, {}, num_users, num_items, lo, hi, chosen_epochs, o, run, "refit",
+                            {{"name", "refit"}, {"epochs", chosen_epochs}, {"best_valid_rmse", chosen_rmse}},
+                            resume.get());
+  task.best_epoch = chosen_epochs;
+  task.best_valid_rmse = chosen_rmse;
+  return task;
+}
+
+}  // namespace mtrec

@@ -1,0 +1,306 @@
+#include "mtrec/train/observers.h"
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/io.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/progress.h"
+
+namespace mtrec {
+
+namespace {
+nlohmann::json valid_json(const TrainState& s) {
+  nlohmann::json v = nlohmann::json::object();
+  for (const auto& [task, m] : s.valid) v[task] = m;
+  return v;
+}
+}  // namespace
+
+// ---- JsonlLogger
+
+JsonlLogger::JsonlLogger(std::string path, int64_t every_batches) : path_(std::move(path)), every_(every_batches) {}
+
+void JsonlLogger::on_train_begin(Trainer& t) {
+  auto parent = std::filesystem::path(path_).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent);
+  // A fresh run starts the file; a resumed one (step > 0) continues it.
+  out_.open(path_, t.state().step > 0 || t.state().batch > 0 ? std::ios::app : std::ios::trunc);
+  MTREC_CHECK(out_.good(), "cannot write the metrics log '", path_, "'");
+}
+
+Signal JsonlLogger::after_batch(Trainer& t) {
+  const auto& s = t.state();
+  if (every_ > 0 && s.batch % every_ == 0) {
+    out_ << nlohmann::json{{"event", "batch"}, {"epoch", s.epoch + 1}, {"batch", s.batch},     {"step", s.step},
+                           {"loss", s.loss},   {"task_loss", s.task_loss}, {"lr", s.lr}, {"seconds", s.seconds}}
+                .dump()
+         << "\n"
+         << std::flush;
+  }
+  return Signal::Continue;
+}
+
+Signal JsonlLogger::after_epoch(Trainer& t) {
+  const auto& s = t.state();
+  nlohmann::json weights = nlohmann::json::object();
+  for (const auto& [task, w] : t.tasks()) weights[task->name()] = w;
+  out_ << nlohmann::json{{"event", "epoch"},
+                         {"epoch", s.epoch},
+                         {"step", s.step},
+                         {"examples", s.examples},
+                         {"loss", s.finished_epoch_loss},
+                         {"task_loss", s.finished_epoch_task_loss},
+                         {"task_weights", weights},
+                         {"lr", s.lr},
+                         {"valid", valid_json(s)},
+                         {"improved", s.improved},
+                         {"skipped_steps", s.skipped_steps},
+                         {"seconds", s.seconds}}
+              .dump()
+       << "\n"
+       << std::flush;
+  return Signal::Continue;
+}
+
+void JsonlLogger::on_train_end(Trainer& t) {
+  const auto& s = t.state();
+  out_ << nlohmann::json{{"event", "end"},           {"epoch", s.epoch},         {"step", s.step},
+                         {"best", s.best},           {"best_epoch", s.best_epoch + 1},
+                         {"stopped_early", s.stopped_early}, {"skipped_steps", s.skipped_steps}}
+              .dump()
+       << "\n"
+       << std::flush;
+  out_.close();
+}
+
+// ---- ProgressObserver
+
+ProgressObserver::ProgressObserver(std::string label) : label_(std::move(label)) {}
+ProgressObserver::~ProgressObserver() = default;
+
+Signal ProgressObserver::after_batch(Trainer& t) {
+  const auto& s = t.state();
+  if (!bar_) {
+    bar_ = std::make_unique<ProgressBar>(s.batches_per_epoch, fmt::format("{} {}/{}", label_, s.epoch + 1,
+                                                                         t.options().epochs_));
+    if (s.batch > 1) bar_->tick(s.batch - 1);  // resumed mid-epoch
+  }
+  bar_->set_postfix(fmt::format("loss {:.4f}", s.loss));
+  bar_->tick();
+  return Signal::Continue;
+}
+
+Signal ProgressObserver::after_epoch(Trainer& t) {
+  if (bar_) bar_->finish();
+  bar_.reset();
+  const auto& s = t.state();
+  std::string v;
+  for (const auto& [task, m] : s.valid)
+    for (const auto& [name, x] : m) v += fmt::format(" {}/{} {:.4f}", task, name, x);
+  log_info("epoch {}/{}: loss {:.4f}{}{} ({:.1f} s)", s.epoch, t.options().epochs_, s.finished_epoch_loss, v,
+           s.improved ? " *" : "", s.seconds);
+  return Signal::Continue;
+}
+
+// ---- EarlyStopping
+
+EarlyStopping::EarlyStopping(int patience, bool restore_best) : patience_(patience), restore_best_(restore_best) {
+  MTREC_CHECK(patience >= 1, "early stopping: patience must be >= 1, got ", patience);
+}
+
+Signal EarlyStopping::on_validation(Trainer& t) {
+  if (restore_best_ && t.state().improved) {
+    best_.clear();
+    for (auto& [name, x] : module_state(t.model().module())) best_.emplace_back(name, x.clone());
+  }
+  return Signal::Continue;
+}
+
+Signal EarlyStopping::on_stall(Trainer& t) { return t.state().stalls >= patience_ ? Signal::Stop : Signal::Continue; }
+
+void EarlyStopping::on_train_end(Trainer& t) {
+  if (!restore_best_ || best_.empty()) return;
+  Checkpoint tmp;
+  tmp.tensors = best_;
+  load_module_state(t.model().module(), tmp);
+  log_info("restored the parameters of epoch {} (best {})", t.state().best_epoch + 1, t.state().best);
+}
+
+void EarlyStopping::save_state(Checkpoint& ck) const {
+  for (const auto& [name, x] : best_) ck.tensors.emplace_back("trainer/observer/early_stopping/" + name, x);
+}
+
+void EarlyStopping::load_state(const Checkpoint& ck) {
+  best_.clear();
+  const std::string prefix = "trainer/observer/early_stopping/";
+  for (const auto& [name, x] : ck.tensors)
+    if (name.rfind(prefix, 0) == 0) best_.emplace_back(name.substr(prefix.size()), x.clone());
+}
+
+// ---- Checkpointer
+
+Checkpointer::Checkpointer(std::string dir, int64_t every_steps) : dir_(std::move(dir)), every_(every_steps) {
+  MTREC_CHECK(!dir_.empty(), "checkpointer: needs a folder");
+}
+
+void Checkpointer::on_train_begin(Trainer& t) {
+  std::filesystem::create_directories(dir_);
+  auto ck = t.checkpoint();
+  nlohmann::json config{{"trainer", nlohmann::json::parse(t.options().to_json())},
+                        {"config", ck.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(ck.config_json)}};
+  write_file_atomic(dir_ + "/config.json", config.dump(2) + "\n");
+  last_saved_step_ = t.state().step;
+}
+
+Signal Checkpointer::after_batch(Trainer& t) {
+  const auto& s = t.state();
+  // Only between optimiser steps (no half-accumulated gradient) and not twice for one step.
+  if (every_ > 0 && s.step > 0 && s.step % every_ == 0 && s.step != last_saved_step_ &&
+      s.batch % t.options().accumulate_ == 0 && s.batch < s.batches_per_epoch) {
+    save_checkpoint(last_path(), t.checkpoint());
+    last_saved_step_ = s.step;
+  }
+  return Signal::Continue;
+}
+
+Signal Checkpointer::on_validation(Trainer& t) {
+  if (t.state().improved) save_checkpoint(best_path(), t.checkpoint());
+  return Signal::Continue;
+}
+
+Signal Checkpointer::after_epoch(Trainer& t) {
+  save_checkpoint(last_path(), t.checkpoint());
+  last_saved_step_ = t.state().step;
+  return Signal::Continue;
+}
+
+// ---- HtmlReport
+
+HtmlReport::HtmlReport(std::string path, std::string title) : path_(std::move(path)), title_(std::move(title)) {}
+
+Signal HtmlReport::after_epoch(Trainer& t) {
+  std::map<std::string, double> row = t.state().finished_epoch_task_loss;
+  row["total"] = t.state().finished_epoch_loss;
+  losses_.push_back(std::move(row));
+  write_file_atomic(path_, render(t));
+  return Signal::Continue;
+}
+
+void HtmlReport::on_train_end(Trainer& t) { write_file_atomic(path_, render(t)); }
+
+void HtmlReport::save_state(Checkpoint& ck) const {
+  ck.tensors.emplace_back("trainer/observer/html_report/losses", bytes_to_tensor(nlohmann::json(losses_).dump()));
+}
+
+void HtmlReport::load_state(const Checkpoint& ck) {
+  losses_.clear();
+  for (const auto& [name, x] : ck.tensors)
+    if (name == "trainer/observer/html_report/losses")
+      losses_ = nlohmann::json::parse(tensor_to_bytes(x)).get<std::vector<std::map<std::string, double>>>();
+}
+
+namespace {
+std::string escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '<') out += "&lt;";
+    else if (c == '>') out += "&gt;";
+    else if (c == '&') out += "&amp;";
+    else if (c == '"') out += "&quot;";
+    else out += c;
+  }
+  return out;
+}
+
+// One line chart: x = epoch (1-based), one polyline per series; non-finite points are skipped.
+std::string svg_chart(const std::string& title, const std::map<std::string, std::vector<double>>& series) {
+  const double w = 480, h = 240, l = 56, r = 12, top = 28, bottom = 32;
+  double lo = INFINITY, hi = -INFINITY;
+  size_t n = 0;
+  for (const auto& [name, ys] : series) {
+    n = std::max(n, ys.size());
+    for (double y : ys)
+      if (std::isfinite(y)) lo = std::min(lo, y), hi = std::max(hi, y);
+  }
+  std::string svg = fmt::format(
+      "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' viewBox='0 0 {} {}' role='img'>"
+      "<title>{}</title><rect width='100%' height='100%' fill='#fff'/>"
+      "<text x='{}' y='18' font-size='13' font-family='sans-serif'>{}</text>",
+      w, h, w, h, escape(title), l, escape(title));
+  if (n == 0 || !std::isfinite(lo)) return svg + "<text x='60' y='120' font-size='12'>no data yet</text></svg>";
+  if (hi - lo < 1e-12) hi = lo + 1e-12 + std::fabs(lo) * 1e-3;
+  auto px = [&](size_t i) { return l + (w - l - r) * (n == 1 ? 0.5 : static_cast<double>(i) / (n - 1)); };
+  auto py = [&](double y) { return top + (h - top - bottom) * (1 - (y - lo) / (hi - lo)); };
+  svg += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#999'/>", l, h - bottom, w - r, h - bottom);
+  svg += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#999'/>", l, top, l, h - bottom);
+  for (int k = 0; k <= 4; ++k) {
+    double y = lo + (hi - lo) * k / 4;
+    svg += fmt::format("<text x='{}' y='{:.1f}' font-size='10' text-anchor='end' font-family='sans-serif'>{:.4g}</text>",
+                       l - 4, py(y) + 3, y);
+  }
+  svg += fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='middle' font-family='sans-serif'>epoch 1..{}</text>",
+                     (l + w - r) / 2, h - 8, n);
+  static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
+  size_t c = 0;
+  for (const auto& [name, ys] : series) {
+    std::string pts;
+    for (size_t i = 0; i < ys.size(); ++i)
+      if (std::isfinite(ys[i])) pts += fmt::format("{:.1f},{:.1f} ", px(i), py(ys[i]));
+    const char* col = colours[c % 7];
+    svg += fmt::format("<polyline fill='none' stroke='{}' stroke-width='2' points='{}'/>", col, pts);
+    svg += fmt::format("<text x='{}' y='{}' font-size='11' fill='{}' font-family='sans-serif'>{}</text>",
+                       w - r - 150, top + 14 * (c + 1), col, escape(name));
+    ++c;
+  }
+  return svg + "</svg>";
+}
+}  // namespace
+
+std::string HtmlReport::render(const Trainer& t) const {
+  std::map<std::string, std::vector<double>> loss_series;
+  for (size_t e = 0; e < losses_.size(); ++e)
+    for (const auto& [task, v] : losses_[e]) {
+      auto& ys = loss_series[task];
+      ys.resize(e, NAN);
+      ys.push_back(v);
+    }
+  // One chart per (task, metric) of the validations.
+  std::map<std::string, std::map<std::string, std::vector<double>>> metric_series;
+  const auto& vals = t.validations();
+  for (size_t e = 0; e < vals.size(); ++e)
+    for (const auto& [task, m] : vals[e])
+      for (const auto& [name, v] : m) {
+        auto& ys = metric_series[task + " / " + name]["valid"];
+        ys.resize(e, NAN);
+        ys.push_back(v);
+      }
+  const auto& s = t.state();
+  std::string html = "<!doctype html><html><head><meta charset='utf-8'><title>" + escape(title_) +
+                     "</title><style>body{font-family:sans-serif;margin:2em;max-width:1040px}"
+                     "svg{border:1px solid #ddd;margin:4px}table{border-collapse:collapse}"
+                     "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>";
+  html += "<h1>" + escape(title_) + "</h1>";
+  html += fmt::format("<p>epochs done {} of {}, optimiser steps {}, examples {}, skipped non-finite steps {}, "
+                      "{:.1f} s{}</p>",
+                      s.epoch, t.options().epochs_, s.step, s.examples, s.skipped_steps, s.seconds,
+                      s.has_best ? fmt::format("; best monitored metric {:.5g} at epoch {}", s.best, s.best_epoch + 1)
+                                 : std::string());
+  html += "<h2>Training loss per epoch</h2>" + svg_chart("training loss", loss_series);
+  html += "<h2>Validation</h2>";
+  for (const auto& [name, series] : metric_series) html += svg_chart(name, series);
+  html += "<h2>Task weights</h2><table><tr><th>task</th><th>weight</th></tr>";
+  for (const auto& [task, w] : t.tasks())
+    html += fmt::format("<tr><td>{}</td><td>{:.4g}</td></tr>", escape(task->name()), w);
+  html += "</table><h2>Configuration</h2><pre>" + escape(nlohmann::json::parse(t.options().to_json()).dump(2)) +
+          "</pre></body></html>\n";
+  return html;
+}
+
+}  // namespace mtrec

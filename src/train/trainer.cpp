@@ -1,0 +1,404 @@
+#include "mtrec/train/trainer.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <set>
+#include <sstream>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/random.h"
+#include "mtrec/nn/compat.h"
+
+namespace mtrec {
+
+std::string TrainerOptions::to_json() const {
+  return nlohmann::json{{"epochs", epochs_},
+                        {"batch_size", batch_size_},
+                        {"accumulate", accumulate_},
+                        {"optimizer", optimizer_},
+                        {"lr", lr_},
+                        {"weight_decay", weight_decay_},
+                        {"momentum", momentum_},
+                        {"sparse_optimizer", sparse_optimizer_},
+                        {"sparse_lr", sparse_lr_},
+                        {"schedule", schedule_},
+                        {"warmup_steps", warmup_steps_},
+                        {"min_lr_ratio", min_lr_ratio_},
+                        {"lr_decay", lr_decay_},
+                        {"clip_norm", clip_norm_},
+                        {"max_bad_steps", max_bad_steps_},
+                        {"monitor", monitor_},
+                        {"maximize", maximize_},
+                        {"validate_every", validate_every_},
+                        {"bf16", bf16_},
+                        {"prefetch", prefetch_},
+                        {"seed", seed_},
+                        {"device", device_}}
+      .dump();
+}
+
+struct Trainer::Optimizers {
+  std::vector<at::Tensor> dense_params, sparse_params, all_params;
+  std::unique_ptr<torch::optim::Optimizer> dense;
+  std::unique_ptr<SparseRowOptimizer> sparse;
+  c10::Device device = c10::kCPU;
+
+  void set_lr(double lr, double sparse_lr) {
+    if (dense)
+      for (auto& g : dense->param_groups()) g.options().set_lr(lr);
+    if (sparse) sparse->set_lr(sparse_lr);
+  }
+  void zero_grad() {
+    for (auto& p : dense_params) p.mutable_grad() = at::Tensor();
+    if (sparse) sparse->zero_grad();
+  }
+  void step() {
+    if (dense) dense->step();
+    if (sparse) sparse->step();
+  }
+};
+
+namespace {
+std::string archive_bytes(const torch::optim::Optimizer& opt) {
+  torch::serialize::OutputArchive archive;
+  opt.save(archive);
+  std::ostringstream out;
+  archive.save_to(out);
+  return out.str();
+}
+void load_archive(torch::optim::Optimizer& opt, const std::string& bytes, const c10::Device& device) {
+  torch::serialize::InputArchive archive;
+  std::istringstream in(bytes);
+  archive.load_from(in, device);
+  opt.load(archive);
+}
+}  // namespace
+
+Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks,
+                 TrainerOptions options)
+    : model_(model), source_(source), tasks_(std::move(tasks)), options_(std::move(options)) {
+  const auto& o = options_;
+  MTREC_CHECK(!tasks_.empty(), "trainer: needs at least one task");
+  MTREC_CHECK(o.epochs_ >= 1, "trainer: epochs must be >= 1, got ", o.epochs_);
+  MTREC_CHECK(o.batch_size_ >= 1, "trainer: batch_size must be >= 1, got ", o.batch_size_);
+  MTREC_CHECK(o.accumulate_ >= 1, "trainer: accumulate must be >= 1, got ", o.accumulate_);
+  MTREC_CHECK(o.lr_ > 0, "trainer: lr must be > 0, got ", o.lr_);
+  MTREC_CHECK(o.max_bad_steps_ >= 1, "trainer: max_bad_steps must be >= 1, got ", o.max_bad_steps_);
+  MTREC_CHECK(o.optimizer_ == "adamw" || o.optimizer_ == "adam" || o.optimizer_ == "sgd", "trainer: unknown optimizer '",
+              o.optimizer_, "' (expected adamw|adam|sgd)");
+  std::set<std::string> names;
+  for (const auto& [task, w] : tasks_) {
+    MTREC_CHECK(task != nullptr, "trainer: null task");
+    MTREC_CHECK(names.insert(task->name()).second, "trainer: task '", task->name(), "' given twice");
+    MTREC_CHECK(std::isfinite(w) && w >= 0, "trainer: weight of task '", task->name(), "' must be finite and >= 0, got ",
+                w);
+  }
+  scheduled_lr(o.schedule_, o.lr_, 0, 1, 0, 0, 1, 0);  // rejects an unknown schedule now, not mid-run
+
+  opt_ = std::make_unique<Optimizers>();
+  opt_->device = choose_device(o.device_);
+  model_.module().to(opt_->device);
+  auto sparse_names = model_.sparse_parameters();
+  std::set<std::string> sparse_set(sparse_names.begin(), sparse_names.end());
+  for (auto& p : model_.module().named_parameters(true)) {
+    if (!p.value().requires_grad()) continue;
+    (sparse_set.erase(p.key()) ? opt_->sparse_params : opt_->dense_params).push_back(p.value());
+    opt_->all_params.push_back(p.value());
+  }
+  MTREC_CHECK(sparse_set.empty(), "trainer: the model names sparse parameter '",
+              sparse_set.empty() ? "" : *sparse_set.begin(), "', which it does not have");
+  if (!opt_->dense_params.empty()) {
+    if (o.optimizer_ == "adamw")
+      opt_->dense = std::make_unique<torch::optim::AdamW>(opt_->dense_params,
+                                                          torch::optim::AdamWOptions(o.lr_).weight_decay(o.weight_decay_));
+    else if (o.optimizer_ == "adam")
+      opt_->dense = std::make_unique<torch::optim::Adam>(opt_->dense_params,
+                                                         torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
+    else
+      opt_->dense = std::make_unique<torch::optim::SGD>(
+          opt_->dense_params, torch::optim::SGDOptions(o.lr_).momentum(o.momentum_).weight_decay(o.weight_decay_));
+  }
+  if (!opt_->sparse_params.empty())
+    opt_->sparse = std::make_unique<SparseRowOptimizer>(
+        opt_->sparse_params, SparseRowOptions().kind(o.sparse_optimizer_).lr(o.sparse_lr_ > 0 ? o.sparse_lr_ : o.lr_));
+}
+
+Trainer::~Trainer() = default;
+
+void Trainer::add_observer(std::shared_ptr<Observer> observer) {
+  MTREC_CHECK(observer != nullptr, "trainer: null observer");
+  observers_.push_back(std::move(observer));
+}
+
+Signal Trainer::notify(Signal (Observer::*hook)(Trainer&)) {
+  Signal s = Signal::Continue;
+  for (auto& o : observers_)  // every observer sees the event, even after one asked to stop
+    if (((*o).*hook)(*this) == Signal::Stop) s = Signal::Stop;
+  return s;
+}
+
+bool Trainer::step_batch(const Batch& batch, bool apply) {
+  auto& s = state_;
+  const auto& o = options_;
+  model_.module().train();
+  at::Tensor total;
+  std::string bad_task;
+  {
+    nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16_ && opt_->device.is_cuda());
+    Outputs out = model_.forward(batch);
+    for (const auto& [task, w] : tasks_) {
+      at::Tensor l = task->loss(out, batch).to(at::kFloat);
+      double v = l.item<double>();
+      s.task_loss[task->name()] = v;
+      if (!std::isfinite(v) && bad_task.empty()) bad_task = task->name();
+      at::Tensor term = w == 1.0 ? l : l * w;
+      total = total.defined() ? total + term : term;
+    }
+  }
+  double loss = s.task_loss.size() == 1 ? s.task_loss.begin()->second * tasks_.front().second : total.item<double>();
+  bool finite = std::isfinite(loss);
+  if (finite) {
+    (o.accumulate_ > 1 ? total / o.accumulate_ : total).backward();
+  }
+  if (finite && apply) {
+    // Non-finite gradients with a finite loss (an overflow in backward) are caught here.
+    double norm = o.clip_norm_ > 0 ? gradient_norm(opt_->all_params) : 0.0;
+    if (o.clip_norm_ > 0) {
+      if (!std::isfinite(norm)) {
+        finite = false;
+        bad_task = "gradient of " + (tasks_.size() == 1 ? tasks_.front().first->name() : std::string("the joint loss"));
+      } else if (norm > o.clip_norm_) {
+        scale_gradients(opt_->all_params, o.clip_norm_ / (norm + 1e-6));
+      }
+    }
+  }
+  s.examples += batch.size;
+  if (!finite) {
+    ++s.skipped_steps;
+    ++s.bad_in_row;
+    opt_->zero_grad();  // drop whatever was accumulated with the bad batch
+    log_warn("step {} (epoch {}, batch {}): non-finite loss in task '{}', step skipped ({} in a row)", s.step,
+             s.epoch + 1, s.batch, bad_task.empty() ? "?" : bad_task, s.bad_in_row);
+    MTREC_CHECK(s.bad_in_row < o.max_bad_steps_, "training stopped: ", s.bad_in_row,
+                " non-finite steps in a row (limit max_bad_steps=", o.max_bad_steps_, "); task '", bad_task,
+                "' at step ", s.step, " (epoch ", s.epoch + 1, ", batch ", s.batch, "); last finite loss ",
+                s.last_finite_loss);
+    return false;
+  }
+  s.bad_in_row = 0;
+  s.loss = loss;
+  s.last_finite_loss = loss;
+  s.epoch_loss += (loss - s.epoch_loss) / static_cast<double>(++s.epoch_batches);
+  for (const auto& [name, v] : s.task_loss)
+    s.epoch_task_loss[name] += (v - s.epoch_task_loss[name]) / static_cast<double>(s.epoch_batches);
+  if (apply) {
+    s.lr = scheduled_lr(o.schedule_, o.lr_, s.step, s.total_steps, o.warmup_steps_, o.min_lr_ratio_, o.lr_decay_,
+                        s.epoch);
+    const double sparse_base = o.sparse_lr_ > 0 ? o.sparse_lr_ : o.lr_;
+    opt_->set_lr(s.lr, s.lr * sparse_base / o.lr_);
+    opt_->step();
+    opt_->zero_grad();
+    ++s.step;
+  }
+  return true;
+}
+
+void Trainer::validate() {
+  auto& s = state_;
+  torch::NoGradGuard no_grad;
+  model_.module().eval();
+  s.valid.clear();
+  for (const auto& [task, w] : tasks_) {
+    Metrics m = task->validate(model_);
+    if (!m.empty()) s.valid[task->name()] = std::move(m);
+  }
+  model_.module().train();
+  validations_.push_back(s.valid);
+  s.improved = false;
+  if (s.valid.empty()) return;
+  std::string task, metric;
+  if (options_.monitor_.empty()) {
+    task = s.valid.count(tasks_.front().first->name()) ? tasks_.front().first->name() : s.valid.begin()->first;
+    metric = s.valid.at(task).begin()->first;
+  } else {
+    auto slash = options_.monitor_.find('/');
+    MTREC_CHECK(slash != std::string::npos, "trainer: monitor must be 'task/metric', got '", options_.monitor_, "'");
+    task = options_.monitor_.substr(0, slash);
+    metric = options_.monitor_.substr(slash + 1);
+  }
+  auto t = s.valid.find(task);
+  MTREC_CHECK(t != s.valid.end() && t->second.count(metric), "trainer: monitored metric '", task, "/", metric,
+              "' is not among the validation metrics of epoch ", s.epoch + 1);
+  s.monitored = t->second.at(metric);
+  const bool better = !s.has_best || (options_.maximize_ ? s.monitored > s.best : s.monitored < s.best);
+  if (better) {
+    s.best = s.monitored;
+    s.has_best = true;
+    s.best_epoch = s.epoch;
+    s.stalls = 0;
+    s.improved = true;
+  } else {
+    ++s.stalls;
+  }
+}
+
+TrainSummary Trainer::train() {
+  auto& s = state_;
+  const auto& o = options_;
+  const auto t0 = std::chrono::steady_clock::now();
+  if (!resumed_) {
+    // The trainer's one seeding of LibTorch (dropout, sampling in forward passes); its state
+    // travels in checkpoints from here on.
+    torch::manual_seed(derive_seed(o.seed_, "trainer-torch"));
+    s = TrainState();
+  }
+  Batcher batcher(source_, BatcherOptions().batch_size(o.batch_size_).prefetch(o.prefetch_), opt_->device);
+  for (auto& obs : observers_) obs->on_train_begin(*this);
+  bool stop = false;
+  while (!stop && s.epoch < o.epochs_) {
+    batcher.start_epoch(s.epoch, derive_seed(o.seed_, "epoch-" + std::to_string(s.epoch)), s.batch);
+    s.batches_per_epoch = batcher.batches_per_epoch();
+    s.total_steps = static_cast<int64_t>(o.epochs_) * ((s.batches_per_epoch + o.accumulate_ - 1) / o.accumulate_);
+    Batch batch;
+    while (batcher.next(batch)) {
+      const bool apply = (s.batch + 1) % o.accumulate_ == 0 || s.batch + 1 == s.batches_per_epoch;
+      step_batch(batch, apply);
+      ++s.batch;
+      s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (notify(&Observer::after_batch) == Signal::Stop) {
+        stop = true;
+        s.stop_reason = "stopped by an observer after a batch";
+        break;
+      }
+    }
+    if (stop) break;
+    if (o.validate_every_ > 0 && (s.epoch + 1) % o.validate_every_ == 0) {
+      validate();
+      if (notify(&Observer::on_validation) == Signal::Stop) stop = true;
+      if (!s.improved && !s.valid.empty() && notify(&Observer::on_stall) == Signal::Stop) stop = true;
+      if (stop) {
+        s.stopped_early = true;
+        s.stop_reason = "early stop after epoch " + std::to_string(s.epoch + 1);
+      }
+    }
+    // The epoch is complete: the state now points at the start of the next one, which is what
+    // a checkpoint written by after_epoch resumes from.
+    ++s.epoch;
+    s.batch = 0;
+    s.finished_epoch_loss = s.epoch_loss;
+    s.finished_epoch_task_loss = s.epoch_task_loss;
+    s.epoch_loss = 0;
+    s.epoch_task_loss.clear();
+    s.epoch_batches = 0;
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (notify(&Observer::after_epoch) == Signal::Stop) stop = true;
+  }
+  for (auto& obs : observers_) obs->on_train_end(*this);
+  model_.module().eval();
+  return TrainSummary{s, validations_};
+}
+
+Checkpoint Trainer::checkpoint() const {
+  const auto& s = state_;
+  Checkpoint ck;
+  ck.config_json = config_json_;
+  ck.tensors = module_state(model_.module());
+  if (opt_->dense) ck.tensors.emplace_back("trainer/dense_optimizer", bytes_to_tensor(archive_bytes(*opt_->dense)));
+  if (opt_->sparse)
+    for (auto& [name, t] : opt_->sparse->state()) ck.tensors.emplace_back("trainer/sparse_optimizer/" + name, t);
+  ck.tensors.emplace_back("trainer/rng/cpu", at::globalContext().defaultGenerator(c10::kCPU).get_state());
+  if (opt_->device.is_cuda())
+    ck.tensors.emplace_back("trainer/rng/cuda", at::globalContext().defaultGenerator(opt_->device).get_state());
+  nlohmann::json weights = nlohmann::json::object();
+  for (const auto& [task, w] : tasks_) weights[task->name()] = w;
+  nlohmann::json valid = nlohmann::json::object();
+  for (const auto& [task, m] : s.valid) valid[task] = m;
+  nlohmann::json history = nlohmann::json::array();
+  for (const auto& v : validations_) history.push_back(v);
+  ck.trainer_json = nlohmann::json{{"options", nlohmann::json::parse(options_.to_json())},
+                                   {"epoch", s.epoch},
+                                   {"batch", s.batch},
+                                   {"step", s.step},
+                                   {"examples", s.examples},
+                                   {"loss", s.loss},
+                                   {"epoch_loss", s.epoch_loss},
+                                   {"epoch_batches", s.epoch_batches},
+                                   {"epoch_task_loss", s.epoch_task_loss},
+                                   {"lr", s.lr},
+                                   {"skipped_steps", s.skipped_steps},
+                                   {"last_finite_loss", s.last_finite_loss},
+                                   {"monitored", s.monitored},
+                                   {"best", s.best},
+                                   {"has_best", s.has_best},
+                                   {"best_epoch", s.best_epoch},
+                                   {"stalls", s.stalls},
+                                   {"valid", valid},
+                                   {"validations", history},
+                                   {"task_weights", weights}}
+                        .dump();
+  for (const auto& obs : observers_) obs->save_state(ck);
+  if (decorate_) decorate_(ck);
+  return ck;
+}
+
+void Trainer::resume(const Checkpoint& ck) {
+  MTREC_CHECK(!ck.trainer_json.empty(), "checkpoint '", ck.path,
+              "' holds a trained model but no training state; only checkpoints written during training "
+              "(last.ckpt, best.ckpt) can be resumed");
+  auto j = nlohmann::json::parse(ck.trainer_json);
+  // The run must continue with the configuration it started with: a different batch size or
+  // schedule would not reproduce the uninterrupted run.
+  auto saved = j.at("options"), now = nlohmann::json::parse(options_.to_json());
+  for (const auto& key : {"batch_size", "accumulate", "optimizer", "sparse_optimizer", "schedule", "seed"})
+    MTREC_CHECK(saved.at(key) == now.at(key), "cannot resume '", ck.path, "': option '", key, "' was ",
+                saved.at(key).dump(), " in that run and is ", now.at(key).dump(), " now");
+  MTREC_CHECK(j.at("epoch").get<int>() <= options_.epochs_, "cannot resume '", ck.path, "': it is at epoch ",
+              j.at("epoch").get<int>(), " but this run has only ", options_.epochs_, " epochs");
+  torch::NoGradGuard no_grad;
+  load_module_state(model_.module(), ck);
+  if (opt_->dense) load_archive(*opt_->dense, tensor_to_bytes(ck.tensor("trainer/dense_optimizer")), opt_->device);
+  if (opt_->sparse) {
+    std::vector<std::pair<std::string, at::Tensor>> st;
+    const std::string prefix = "trainer/sparse_optimizer/";
+    for (const auto& [name, t] : ck.tensors)
+      if (name.rfind(prefix, 0) == 0) st.emplace_back(name.substr(prefix.size()), t);
+    opt_->sparse->load_state(st);
+  }
+  // defaultGenerator() hands out a const reference to the process's generator; setting its
+  // state is what resuming means.
+  const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(ck.tensor("trainer/rng/cpu"));
+  if (opt_->device.is_cuda())
+    for (const auto& [name, t] : ck.tensors)
+      if (name == "trainer/rng/cuda") const_cast<at::Generator&>(at::globalContext().defaultGenerator(opt_->device)).set_state(t);
+  auto& s = state_;
+  s = TrainState();
+  s.epoch = j.at("epoch");
+  s.batch = j.at("batch");
+  s.step = j.at("step");
+  s.examples = j.at("examples");
+  s.loss = j.at("loss");
+  s.epoch_loss = j.at("epoch_loss");
+  s.epoch_batches = j.at("epoch_batches");
+  s.epoch_task_loss = j.at("epoch_task_loss").get<std::map<std::string, double>>();
+  s.lr = j.at("lr");
+  s.skipped_steps = j.at("skipped_steps");
+  s.last_finite_loss = j.at("last_finite_loss");
+  s.monitored = j.at("monitored");
+  s.best = j.at("best");
+  s.has_best = j.at("has_best");
+  s.best_epoch = j.at("best_epoch");
+  s.stalls = j.at("stalls");
+  for (const auto& [task, m] : j.at("valid").items()) s.valid[task] = m.get<Metrics>();
+  validations_.clear();
+  for (const auto& v : j.at("validations")) validations_.push_back(v.get<std::map<std::string, Metrics>>());
+  for (auto& obs : observers_) obs->load_state(ck);
+  resumed_ = true;
+  log_info("resuming '{}' at epoch {}, batch {} (step {})", ck.path, s.epoch + 1, s.batch, s.step);
+}
+
+}  // namespace mtrec
