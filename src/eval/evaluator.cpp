@@ -1,6 +1,9 @@
 #include "mtrec/eval/evaluator.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
 #include <unordered_set>
 
 #include "../core/parallel.h"
@@ -47,9 +50,10 @@ RankingEvaluator::RankingEvaluator(const Interactions& seen, int32_t num_users, 
 
 namespace {
 
-// Sums of per-target metrics for one user, in the report's metric order.
+// Sums of per-target metrics for one user (hr, ndcg, mrr) and the user's Recall@K, in the
+// report's K order.
 struct UserSums {
-  std::vector<double> hr, ndcg;
+  std::vector<double> hr, ndcg, recall;
   double mrr = 0;
   int64_t targets = 0;
 };
@@ -132,16 +136,49 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
                 " candidates of user ", u);
     out.hr.assign(ks.size(), 0.0);
     out.ndcg.assign(ks.size(), 0.0);
+    out.recall.assign(ks.size(), 0.0);
+    // Per target: its rank among the negatives (HR, NDCG, MRR), pessimistic on ties; a NaN
+    // negative ranks ahead of every target, a NaN target is a miss whatever K.
+    std::vector<int64_t> neg_rank(n_tgt, 0);
     for (size_t t = 0; t < n_tgt; ++t) {
       const float st = s[t];
-      int64_t rank = 0;  // pessimistic: ties and NaNs rank ahead of the target
+      if (std::isnan(st)) {
+        neg_rank[t] = std::numeric_limits<int64_t>::max();
+        continue;
+      }
+      int64_t rank = 0;
       for (size_t j = n_tgt; j < s.size(); ++j) rank += !(s[j] < st);
+      neg_rank[t] = rank;
       for (size_t k = 0; k < ks.size(); ++k) {
         out.hr[k] += hit_at_k(rank, ks[k]);
         out.ndcg[k] += ndcg_at_k(rank, ks[k]);
       }
       out.mrr += mrr(rank);
     }
+    // Recall@K = |distinct targets in the top K| / |distinct targets| over one list of all the
+    // candidates (targets and negatives together): negatives come first on ties, and targets
+    // keep score order among themselves, so a target's position is its rank among the
+    // negatives plus the number of distinct targets before it.
+    std::vector<size_t> distinct;  // first copy of each distinct target item
+    {
+      std::vector<int32_t> met;
+      for (size_t t = 0; t < n_tgt; ++t) {
+        auto at = std::lower_bound(met.begin(), met.end(), tgt[t]);
+        if (at != met.end() && *at == tgt[t]) continue;
+        met.insert(at, tgt[t]);
+        distinct.push_back(t);
+      }
+    }
+    std::stable_sort(distinct.begin(), distinct.end(), [&](size_t a, size_t b) {
+      if (std::isnan(s[a]) || std::isnan(s[b])) return !std::isnan(s[a]) && std::isnan(s[b]);
+      return s[a] > s[b];
+    });
+    for (size_t p = 0; p < distinct.size(); ++p) {
+      const int64_t r = neg_rank[distinct[p]];
+      if (r == std::numeric_limits<int64_t>::max()) continue;  // NaN target
+      for (size_t k = 0; k < ks.size(); ++k) out.recall[k] += (r + static_cast<int64_t>(p) < ks[k]) ? 1.0 : 0.0;
+    }
+    for (auto& v : out.recall) v /= static_cast<double>(distinct.size());
     out.targets = static_cast<int64_t>(n_tgt);
   };
 
@@ -150,29 +187,58 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
 
   // Reduce in user order: identical sums whatever the thread count.
   RankingReport report;
-  std::vector<double> hr(ks.size(), 0.0), ndcg(ks.size(), 0.0);
+  std::vector<double> hr(ks.size(), 0.0), ndcg(ks.size(), 0.0), recall(ks.size(), 0.0);
   double total_mrr = 0;
   int64_t total = 0;
   for (const auto& us : sums) {
     for (size_t k = 0; k < ks.size(); ++k) {
       hr[k] += us.hr[k];
       ndcg[k] += us.ndcg[k];
+      recall[k] += us.recall[k];
     }
     total_mrr += us.mrr;
     total += us.targets;
   }
+  const double n_users = static_cast<double>(users.size());
   for (size_t k = 0; k < ks.size(); ++k) {
     const std::string suffix = "@" + std::to_string(ks[k]);
     report.metrics["HR" + suffix] = hr[k] / total;
     report.metrics["NDCG" + suffix] = ndcg[k] / total;
-    report.metrics["Recall" + suffix] = hr[k] / total;  // one target per ranking: recall == hit rate
+    report.metrics["Recall" + suffix] = recall[k] / n_users;  // per user (metrics.h)
   }
   report.metrics["MRR"] = total_mrr / total;
+  report.targets = total;
   report.users = static_cast<int64_t>(users.size());
   report.protocol = n_neg == 0 ? "full ranking, seen items excluded"
                                : std::to_string(n_neg) + " sampled unseen negatives per user (seed " +
                                      std::to_string(options_.seed_) + "), seen items excluded";
   return report;
+}
+
+RankingReport merge_ranking_reports(const std::vector<RankingReport>& parts) {
+  RankingReport total;
+  for (const auto& r : parts) {
+    if (r.users == 0) continue;
+    MTREC_CHECK(r.targets >= r.users, "merge_ranking_reports: a report of ", r.users, " users has ", r.targets,
+                " targets (at least one per user expected)");
+    if (total.users == 0) {
+      total.protocol = r.protocol;
+    } else {
+      MTREC_CHECK(r.protocol == total.protocol, "merge_ranking_reports: protocols differ ('", total.protocol,
+                  "' and '", r.protocol, "')");
+    }
+    for (const auto& [name, v] : r.metrics) {
+      const bool per_user = name.rfind("Recall@", 0) == 0;
+      total.metrics[name] += v * static_cast<double>(per_user ? r.users : r.targets);
+    }
+    total.users += r.users;
+    total.targets += r.targets;
+  }
+  for (auto& [name, v] : total.metrics) {
+    const bool per_user = name.rfind("Recall@", 0) == 0;
+    v /= static_cast<double>(per_user ? total.users : total.targets);
+  }
+  return total;
 }
 
 }  // namespace mtrec

@@ -287,7 +287,8 @@ std::pair<double, double> fast_full_ranking_hr_ndcg10(NextItemModel& model, cons
     std::vector<int32_t> chunk(users.begin() + s, users.begin() + std::min(users.size(), s + batch_size));
     torch::Tensor scores = score_users(model, data, chunk, stage, histories);
     // Seen items (the whole history, not only the last max_len) and the target leave the
-    // candidate set; rank = number of remaining items scoring >= the target (ties pessimistic).
+    // candidate set; rank = number of remaining items not scoring below the target, as
+    // RankingEvaluator counts it: ties and NaN candidates rank ahead, and a NaN target is a miss.
     std::vector<int64_t> rows, cols, tgt;
     for (size_t b = 0; b < chunk.size(); ++b) {
       for (int32_t i : histories[b]) { rows.push_back(b); cols.push_back(i); }
@@ -297,10 +298,11 @@ std::pair<double, double> fast_full_ranking_hr_ndcg10(NextItemModel& model, cons
     torch::Tensor t = torch::tensor(tgt, torch::kLong).to(dev);
     torch::Tensor r = torch::tensor(rows, torch::kLong).to(dev), c = torch::tensor(cols, torch::kLong).to(dev);
     torch::Tensor ts = scores.gather(1, t.unsqueeze(1));
-    scores.index_put_({r, c}, -std::numeric_limits<float>::infinity());
-    scores.scatter_(1, t.unsqueeze(1), -std::numeric_limits<float>::infinity());
-    torch::Tensor rank = scores.ge(ts).sum(1).to(torch::kDouble);
-    torch::Tensor hit = rank.lt(10).to(torch::kDouble);
+    torch::Tensor candidate = torch::ones(scores.sizes(), torch::TensorOptions().dtype(torch::kBool).device(dev));
+    candidate.index_put_({r, c}, false);
+    candidate.scatter_(1, t.unsqueeze(1), false);
+    torch::Tensor rank = scores.lt(ts).logical_not().logical_and(candidate).sum(1).to(torch::kDouble);
+    torch::Tensor hit = rank.lt(10).logical_and(ts.squeeze(1).isnan().logical_not()).to(torch::kDouble);
     hr += hit.sum().item<double>();
     ndcg += (hit / torch::log2(rank + 2)).sum().item<double>();
   }
@@ -449,7 +451,8 @@ NextItemTrainResult train_next_item(NextItemModel& model, const NextItemData& da
 namespace {
 
 // Runs `ev` over the targets in chunks of users whose score rows are precomputed, so memory
-// stays at batch_size x num_items; the per-chunk reports are merged weighted by users.
+// stays at batch_size x num_items; the per-chunk reports are merged by merge_ranking_reports
+// (per-target metrics weighted by targets, Recall by users).
 template <typename RowScores>
 RankingReport evaluate_in_chunks(const NextItemData& data, NextItemStage stage, const RankingOptions& options,
                                  int batch_size, RowScores&& row_scores) {
@@ -457,7 +460,7 @@ RankingReport evaluate_in_chunks(const NextItemData& data, NextItemStage stage, 
   RankingEvaluator ev(data.seen(test), data.num_users(), data.num_items, options);
   const auto& target = test ? data.test : data.valid;
   const auto users = users_with(target);
-  RankingReport total;
+  std::vector<RankingReport> parts;
   for (size_t s = 0; s < users.size(); s += batch_size) {
     std::vector<int32_t> chunk(users.begin() + s, users.begin() + std::min(users.size(), s + batch_size));
     std::vector<int32_t> row_of(data.num_users(), -1);
@@ -475,13 +478,9 @@ RankingReport evaluate_in_chunks(const NextItemData& data, NextItemStage stage, 
       out.resize(items.size());
       for (size_t k = 0; k < items.size(); ++k) out[k] = base[row * n + items[k]];
     });
-    for (const auto& [name, v] : r.metrics) total.metrics[name] += v * r.users;
-    total.users += r.users;
-    total.protocol = r.protocol;
+    parts.push_back(std::move(r));
   }
-  if (total.users > 0)
-    for (auto& [name, v] : total.metrics) v /= total.users;
-  return total;
+  return merge_ranking_reports(parts);
 }
 
 }  // namespace

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <random>
 #include <set>
@@ -131,6 +132,57 @@ TEST(RankingEvaluator, SampledNegativesAreUnseenDistinctAndThreadIndependent) {
   }
   EXPECT_NEAR(r1.at("MRR"), mrr_sum / users, 1e-12);
   EXPECT_EQ(r1.users, users);
+}
+
+TEST(RankingEvaluator, RecallWithSeveralTargetsIsPerUserOverTheTopK) {
+  // Score = item id over 10 items, nothing seen. User 0 has targets 9 and 8: each ranks first
+  // among the negatives (HR@1 counts both), but only one fits in the top 1 (Recall@1 = 1/2).
+  // User 1's target 0 ranks last. User 2 holds item 5 twice: one relevant item, rank 4.
+  Interactions test = test::interactions_of({{0, 9}, {0, 8}, {1, 0}, {2, 5}, {2, 5}});
+  RankingEvaluator ev(Interactions{}, 3, 10, RankingOptions().ks({1, 2, 5}).threads(2));
+  RankingReport r = ev.evaluate(test, score_by_id);
+  EXPECT_EQ(r.users, 3);
+  EXPECT_EQ(r.targets, 5);
+  EXPECT_NEAR(r.at("HR@1"), 2.0 / 5, 1e-12);
+  EXPECT_NEAR(r.at("HR@5"), 4.0 / 5, 1e-12);
+  EXPECT_NEAR(r.at("Recall@1"), (0.5 + 0 + 0) / 3, 1e-12);
+  EXPECT_NEAR(r.at("Recall@2"), (1.0 + 0 + 0) / 3, 1e-12);
+  EXPECT_NEAR(r.at("Recall@5"), (1.0 + 0 + 1.0) / 3, 1e-12);
+  // The same as metrics.h's recall_at_k on user 0's ranked list.
+  EXPECT_NEAR(recall_at_k({9, 8, 7, 6}, {9, 8}, 1), 0.5, 1e-12);
+}
+
+TEST(RankingEvaluator, ReportsOfUserChunksMergeToTheWholeReport) {
+  // Users with different numbers of targets: a merge weighted by users alone would be wrong.
+  Interactions seen = test::interactions_of({{0, 1}, {2, 7}});
+  Interactions all = test::interactions_of({{0, 9}, {0, 8}, {0, 2}, {1, 0}, {2, 5}, {2, 6}, {3, 4}});
+  RankingEvaluator ev(seen, 4, 10, RankingOptions().ks({1, 3}).threads(1));
+  RankingReport whole = ev.evaluate(all, score_by_id);
+  RankingReport a = ev.evaluate(test::interactions_of({{0, 9}, {0, 8}, {0, 2}}), score_by_id);
+  RankingReport b = ev.evaluate(test::interactions_of({{1, 0}, {2, 5}, {2, 6}, {3, 4}}), score_by_id);
+  RankingReport merged = merge_ranking_reports({a, b});
+  EXPECT_EQ(merged.users, whole.users);
+  EXPECT_EQ(merged.targets, whole.targets);
+  EXPECT_EQ(merged.protocol, whole.protocol);
+  ASSERT_EQ(merged.metrics.size(), whole.metrics.size());
+  for (const auto& [name, v] : whole.metrics) EXPECT_NEAR(merged.at(name), v, 1e-12) << name;
+  EXPECT_NE(whole.at("HR@3"), whole.at("Recall@3"));
+}
+
+TEST(RankingEvaluator, NanTargetIsAMissAndNanNegativeRanksAhead) {
+  // Three items, K=5 longer than the candidate list: a NaN target must still miss. User 1's
+  // target (score 2) has a NaN negative ahead of it (pessimistic) and item 1 (score 1) behind.
+  Interactions test = test::interactions_of({{0, 0}, {1, 2}});
+  RankingEvaluator ev(Interactions{}, 2, 3, RankingOptions().ks({1, 5}).threads(1));
+  RankingReport r = ev.evaluate(test, [](int32_t u, const std::vector<int32_t>& items, std::vector<float>& out) {
+    out.resize(items.size());
+    for (size_t j = 0; j < items.size(); ++j)
+      out[j] = items[j] == 0 ? std::numeric_limits<float>::quiet_NaN() : float(items[j]);
+  });
+  EXPECT_DOUBLE_EQ(r.at("HR@5"), 0.5);
+  EXPECT_DOUBLE_EQ(r.at("HR@1"), 0.0);
+  EXPECT_DOUBLE_EQ(r.at("Recall@5"), 0.5);
+  EXPECT_DOUBLE_EQ(r.at("MRR"), (0.0 + 0.5) / 2);
 }
 
 TEST(RankingEvaluator, RejectsBadInput) {

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <limits>
 #include <random>
 
 #include "mtrec/core/check.h"
@@ -211,6 +212,30 @@ TEST(NextItem, LearnsTransitionsAndBeatsPopularity) {
   auto [thr, tndcg] = mtrec::fast_full_ranking_hr_ndcg10(model, d, mtrec::NextItemStage::Test);
   EXPECT_NEAR(thr, full.at("HR@10"), 1e-9);
   EXPECT_NEAR(tndcg, full.at("NDCG@10"), 1e-6);
+}
+
+TEST(NextItem, FastRankingTreatsNanScoresAsTheEvaluatorDoes) {
+  // 30 items, 6 users. Item 24 (user 0's and 3's test target) and item 27 (nobody's target,
+  // in no history) score NaN: a NaN target is a miss, a NaN candidate ranks ahead.
+  NextItemData d;
+  d.num_items = 30;
+  for (int32_t u = 0; u < 6; ++u) {
+    d.train.push_back({u, u + 6, u + 12});
+    d.valid.push_back(18 + u);
+    d.test.push_back(24 + u % 3);
+  }
+  NextItemModel model = tiny_model(d.num_items);
+  {
+    torch::NoGradGuard ng;
+    model->item_emb->weight[24 + 1].fill_(std::numeric_limits<float>::quiet_NaN());
+    model->item_emb->weight[27 + 1].fill_(std::numeric_limits<float>::quiet_NaN());
+  }
+  mtrec::RankingReport full =
+      mtrec::evaluate_next_item(model, d, mtrec::NextItemStage::Test, mtrec::RankingOptions().ks({10}).threads(1));
+  auto [hr, ndcg] = mtrec::fast_full_ranking_hr_ndcg10(model, d, mtrec::NextItemStage::Test);
+  EXPECT_NEAR(hr, full.at("HR@10"), 1e-9);
+  EXPECT_NEAR(ndcg, full.at("NDCG@10"), 1e-6);
+  EXPECT_LE(hr, 4.0 / 6 + 1e-12);  // users 0 and 3 can never hit
 }
 
 TEST(NextItem, SampledSoftmaxTrainingAlsoLowersFullLoss) {
