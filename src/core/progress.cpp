@@ -61,7 +61,9 @@ std::string ProgressBar::render() const {
 void ProgressBar::finish() {
   if (finished_) return;
   finished_ = true;
-  if (!enabled_) return;
+  // A bar never ticked belongs to a loop run with progress off (or one with nothing to do):
+  // it prints nothing, not even a 0/N line.
+  if (!enabled_ || count_ == 0) return;
   fmt::print(stderr, "\r{}\x1b[K\n", render());
   std::fflush(stderr);
 }

@@ -78,6 +78,24 @@ TEST(Progress, RendersCountsAndIsQuietOffTerminal) {
   EXPECT_EQ(bar.count(), 4);
 }
 
+TEST(Progress, ABarNeverTickedPrintsNothingEvenWhenEnabled) {
+  // As train_epoch does with progress(false): the bar is built, never ticked, then finished.
+  testing::internal::CaptureStderr();
+  {
+    ProgressBar bar(10, "silent", /*force_enabled=*/true);
+    bar.finish();
+  }
+  { ProgressBar bar(10, "silent too", /*force_enabled=*/true); }  // the destructor finishes
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+  testing::internal::CaptureStderr();
+  {
+    ProgressBar bar(3, "ticked", /*force_enabled=*/true);
+    bar.tick(3);
+  }
+  const std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("3/3"), std::string::npos) << out;
+}
+
 TEST(Schema, IdMapBothWays) {
   IdMap m;
   EXPECT_EQ(m.intern("u7"), 0);

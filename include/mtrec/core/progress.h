@@ -1,7 +1,8 @@
 #pragma once
 // A progress bar for long loops: count, rate and ETA on one line of stderr, redrawn at most
 // ten times a second. It stays silent when stderr is not a terminal (CI logs, pipes) or when
-// the log level is above info.
+// the log level is above info, and a bar that is never ticked prints nothing at all (a loop
+// whose progress option is false constructs one and simply does not tick it).
 //   mtrec::ProgressBar bar(num_batches, "epoch 3");
 //   for (...) { ...; bar.tick(); }
 //   bar.finish();
