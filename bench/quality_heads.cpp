@@ -235,12 +235,15 @@ int main(int argc, char** argv) {
       auto t = Clock::now();
       auto fold = read_movielens_100k_fold(dir, 1);
       auto& x = fold.data.interactions;
-      auto train_pos = implicit_positives(fold.data, x.subset(fold.split.train), 4.0f);
-      NegativeSampler all(x, fold.data.num_users(), fold.data.num_items(), NegativeSampler::Kind::Uniform,
-                          derive_seed(seed, "ctr-test"));
+      // One negative pool rule (ctr_negative_sampler), as `mtrec train --task ctr`: items the
+      // user has no rating for (any rating). Training negatives avoid every u1.base row, test
+      // negatives every row of u1.base and u1.test.
+      auto train_rows = x.subset(fold.split.train);
+      auto train_pos = implicit_positives(fold.data, train_rows, 4.0f);
+      auto all = ctr_negative_sampler(x, fold.data.num_users(), fold.data.num_items(), derive_seed(seed, "ctr-test"));
       auto test = sample_ctr_examples(implicit_positives(fold.data, x.subset(fold.split.test), 4.0f), all, ratio);
       auto ctr = CtrTask::fit(train_pos, fold.data.num_users(), fold.data.num_items(), 1,
-                              CtrTrainOptions().negatives(ratio).seed(seed).device(device));
+                              CtrTrainOptions().negatives(ratio).seed(seed).device(device), train_rows);
       auto m = ctr.evaluate(test);
       auto pc = popularity(train_pos, fold.data.num_items());
       std::vector<float> ps;
@@ -258,8 +261,8 @@ int main(int argc, char** argv) {
     const int32_t scen = std::max<int32_t>(1, w.data.scenarios.size());
     auto ctr = CtrTask::fit(x.subset(s.train), w.data.num_users(), w.data.num_items(), scen,
                             CtrTrainOptions().negatives(ratio).seed(seed).device(device));
-    NegativeSampler all(x, w.data.num_users(), w.data.num_items(), NegativeSampler::Kind::Uniform,
-                        derive_seed(seed, "ctr-test"));
+    // The same rule: the rows here are the clicks (impressions dropped above).
+    auto all = ctr_negative_sampler(x, w.data.num_users(), w.data.num_items(), derive_seed(seed, "ctr-test"));
     auto test = sample_ctr_examples(x.subset(s.test), all, ratio);
     auto m = ctr.evaluate(test);
     auto pc = popularity(x.subset(s.train), w.data.num_items());

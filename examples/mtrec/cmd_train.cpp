@@ -234,11 +234,13 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   if (a.negatives) o.negatives(a.negatives);
   auto& x = d.data.interactions;
   const int32_t scen = std::max<int32_t>(1, d.data.scenarios.size());
-  auto task = CtrTask::fit(ctr_positives(d.data, x.subset(concat(d.split.train, d.split.valid))), d.data.num_users(),
-                           d.data.num_items(), scen, o);
-  // Test negatives: items the user never interacted with anywhere in the data.
-  NegativeSampler all(implicit_positives(d.data, x), d.data.num_users(), d.data.num_items(),
-                      NegativeSampler::Kind::Uniform, derive_seed(ctx.seed, "ctr-test"));
+  // One negative pool rule (ctr_negative_sampler): items the user has no row for, any rating,
+  // impressions aside. Training negatives avoid every training row, test negatives every row.
+  auto train_rows = x.subset(concat(d.split.train, d.split.valid));
+  auto task = CtrTask::fit(ctr_positives(d.data, train_rows), d.data.num_users(), d.data.num_items(), scen, o,
+                           implicit_positives(d.data, train_rows));
+  auto all = ctr_negative_sampler(implicit_positives(d.data, x), d.data.num_users(), d.data.num_items(),
+                                  derive_seed(ctx.seed, "ctr-test"));
   auto test = sample_ctr_examples(ctr_positives(d.data, x.subset(d.split.test)), all, o.negatives_);
   auto m = task.evaluate(test);
   auto j = run_info(a, ctx, d);
@@ -258,8 +260,7 @@ nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliConte
   auto all = to_checkpoint_ids(implicit_positives(d.data, d.data.interactions), d.data, ck, dropped);
   dropped = 0;
   auto test_pos = to_checkpoint_ids(ctr_positives(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
-  NegativeSampler sampler(all, ck.users.size(), ck.items.size(), NegativeSampler::Kind::Uniform,
-                          derive_seed(ctx.seed, "ctr-test"));
+  auto sampler = ctr_negative_sampler(all, ck.users.size(), ck.items.size(), derive_seed(ctx.seed, "ctr-test"));
   const int ratio = a.negatives ? a.negatives : CtrTrainOptions().negatives_;
   auto m = task.evaluate(sample_ctr_examples(test_pos, sampler, ratio));
   auto j = run_info(a, ctx, d);

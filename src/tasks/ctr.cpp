@@ -111,8 +111,13 @@ CtrMetrics ctr_metrics(const CtrExamples& ex, const std::vector<float>& prob) {
   return m;
 }
 
+NegativeSampler ctr_negative_sampler(const Interactions& interactions, int32_t num_users, int32_t num_items,
+                                     uint64_t seed) {
+  return NegativeSampler(interactions, num_users, num_items, NegativeSampler::Kind::Uniform, seed);
+}
+
 CtrTask CtrTask::fit(const Interactions& positives, int32_t num_users, int32_t num_items, int32_t num_scenarios,
-                     const CtrTrainOptions& o) {
+                     const CtrTrainOptions& o, const Interactions& seen) {
   MTREC_CHECK(positives.size() >= 2, "CTR needs at least 2 positives, got ", positives.size());
   MTREC_CHECK(o.negatives_ >= 1, "CTR needs negatives >= 1, got ", o.negatives_);
   torch::manual_seed(derive_seed(o.seed_, "ctr-init"));
@@ -127,8 +132,13 @@ CtrTask CtrTask::fit(const Interactions& positives, int32_t num_users, int32_t n
   std::sort(vrows.begin(), vrows.end());
   std::sort(frows.begin(), frows.end());
   Interactions fit_part = positives.subset(frows);
-  // Negatives never hit a known positive, validation ones included.
-  NegativeSampler sampler(positives, num_users, num_items, NegativeSampler::Kind::Uniform, derive_seed(o.seed_, "ctr-neg"));
+  // Negatives never hit an item the user has a training row for: a positive (validation ones
+  // included) or any row of `seen`, the rule test negatives follow too (ctr_negative_sampler).
+  Interactions pool;
+  pool.reserve(positives.size() + seen.size());
+  for (const Interactions* x : {&positives, &seen})
+    for (size_t k = 0; k < x->size(); ++k) pool.push_back(x->user[k], x->item[k]);
+  NegativeSampler sampler = ctr_negative_sampler(pool, num_users, num_items, derive_seed(o.seed_, "ctr-neg"));
   CtrExamples valid;
   if (n_valid > 0) valid = sample_ctr_examples(positives.subset(vrows), sampler, o.negatives_);
 
@@ -150,6 +160,7 @@ CtrTask CtrTask::fit(const Interactions& positives, int32_t num_users, int32_t n
                               });
     task.epochs_run = epoch;
     if (valid.size() == 0) continue;
+    task.model->eval();  // predict() never switches the mode itself
     double v = task.evaluate(valid).auc;
     log_debug("ctr epoch {}: loss {:.4f}, valid AUC {:.4f}", epoch, loss, v);
     if (!best.update(v, *task.model, epoch, o.patience_)) break;
@@ -163,9 +174,13 @@ std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std
                                     const std::vector<int32_t>& scenarios) const {
   MTREC_CHECK(users.size() == items.size() && items.size() == scenarios.size(), "CTR predict: ", users.size(),
               " users, ", items.size(), " items, ", scenarios.size(), " scenarios");
+  // const and called from the evaluator's threads at once: it must not touch the module's
+  // state. fit() and from_checkpoint() leave the model in eval mode; a caller that switched it
+  // back to training (to fine-tune) switches it to eval before predicting.
+  auto& m = *model.ptr();  // forward() is not const in LibTorch, but reads only
+  MTREC_CHECK(!m.is_training(), "CtrTask::predict: the model is in training mode; call model->eval() first "
+              "(predict never changes the mode: it runs on several threads at once)");
   torch::NoGradGuard g;
-  auto& m = *model.ptr();  // forward() is not const in LibTorch
-  m.eval();
   auto dev = m.item_bias->weight.device();
   std::vector<float> out;
   out.reserve(users.size());

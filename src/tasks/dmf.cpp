@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <unordered_map>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
@@ -56,7 +57,28 @@ void DMFImpl::reset() {
   item_vals = register_buffer("item_vals", torch::zeros({0}));
 }
 
-void DMFImpl::set_matrix(const Interactions& train, float max_rating) {
+Interactions unique_pairs_latest(const Interactions& x) {
+  x.check_consistent();
+  std::unordered_map<uint64_t, size_t> kept;  // (user, item) -> row
+  kept.reserve(x.size());
+  for (size_t k = 0; k < x.size(); ++k) {
+    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(x.user[k])) << 32) |
+                         static_cast<uint32_t>(x.item[k]);
+    auto [it, fresh] = kept.emplace(key, k);
+    if (!fresh && (!x.has_timestamp || x.timestamp[k] >= x.timestamp[it->second])) it->second = k;
+  }
+  if (kept.size() == x.size()) return x;
+  std::vector<size_t> rows;
+  rows.reserve(kept.size());
+  for (const auto& [key, row] : kept) rows.push_back(row);
+  std::sort(rows.begin(), rows.end());
+  return x.subset(rows);
+}
+
+void DMFImpl::set_matrix(const Interactions& rows, float max_rating) {
+  // One entry per (user, item): a repeated pair would sit in the row twice, and masking the
+  // target during training would take out only one copy.
+  const Interactions train = unique_pairs_latest(rows);
   const int64_t nu = options.num_users_, ni = options.num_items_;
   auto csr = [&](int64_t rows, const std::vector<int32_t>& row_of, const std::vector<int32_t>& col_of,
                  torch::Tensor& off, torch::Tensor& cols, torch::Tensor& vals) {
@@ -161,9 +183,11 @@ torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& y) {
   return -(y * torch::log(p) + (1 - y) * torch::log(1 - p)).mean();
 }
 
-DmfTask DmfTask::fit(const Interactions& train, int32_t num_users, int32_t num_items, const DmfTrainOptions& o,
+DmfTask DmfTask::fit(const Interactions& rows, int32_t num_users, int32_t num_items, const DmfTrainOptions& o,
                      const Interactions& valid) {
-  MTREC_CHECK(!train.empty(), "DMF needs training interactions");
+  MTREC_CHECK(!rows.empty(), "DMF needs training interactions");
+  // One training pair per (user, item), its latest row, as in the matrix the towers read.
+  const Interactions train = unique_pairs_latest(rows);
   MTREC_CHECK(o.negatives_ >= 1 && o.epochs_ >= 1 && o.batch_size_ >= 1, "DMF options: negatives=", o.negatives_,
               " epochs=", o.epochs_, " batch_size=", o.batch_size_, " must all be >= 1");
   MTREC_CHECK(o.lr_ > 0 && o.weight_decay_ >= 0, "DMF options: lr=", o.lr_, " must be > 0 and weight_decay=",

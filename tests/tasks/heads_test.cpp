@@ -20,6 +20,7 @@
 #include "mtrec/tasks/fusion.h"
 #include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
+#include "test_data.h"
 #include "mtrec/train/checkpoint.h"
 #include "test_util.h"
 
@@ -195,6 +196,47 @@ const SyntheticWorld& small_world() {
 }
 
 TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
+// A repeated (user, item) pair is one matrix entry, the latest row's: masking the target then
+// takes out all of it.
+TEST(DmfHead, DuplicatePairsAreOneEntryKeepingTheLatest) {
+  torch::manual_seed(6);
+  Interactions x = tiny_ratings();  // (0, 1) rated 3
+  x.timestamp.assign(x.size(), 1);
+  x.has_timestamp = true;
+  x.push_back(0, 1, 5.0f, 9);  // the latest: kept
+  x.push_back(0, 1, 2.0f, 4);
+  x.push_back(2, 3, 1.0f, 1);  // same time as the first (2, 3): the later row wins
+  Interactions u = unique_pairs_latest(x);
+  ASSERT_EQ(u.size(), 8u);
+  for (size_t k = 0; k < u.size(); ++k) {
+    if (u.user[k] == 0 && u.item[k] == 1) EXPECT_EQ(u.rating[k], 5.0f);
+    if (u.user[k] == 2 && u.item[k] == 3) EXPECT_EQ(u.rating[k], 1.0f);
+  }
+
+  DMF dmf(DMFOptions(4, 5).user_layers({6, 3}).item_layers({5, 3}));
+  to_double(*dmf);
+  dmf->set_matrix(x, 5.0f);
+  EXPECT_EQ(dmf->user_cols.numel(), 8);
+  EXPECT_EQ(dmf->item_cols.numel(), 8);
+  EXPECT_EQ((dmf->user_offsets[1] - dmf->user_offsets[0]).item<int64_t>(), 2);  // items 0 and 1
+  {
+    torch::NoGradGuard g;
+    auto U = torch::tensor({int64_t(0)}), I = torch::tensor({int64_t(1)});
+    auto W = torch::tensor({1.0}, torch::kDouble);  // 5 / 5, the kept row's value
+    auto masked = dmf->user_input_layer(U, I, W), masked_item = dmf->item_input_layer(I, U, W);
+    std::vector<size_t> keep;
+    for (size_t k = 0; k < x.size(); ++k)
+      if (!(x.user[k] == 0 && x.item[k] == 1)) keep.push_back(k);
+    dmf->set_matrix(x.subset(keep), 5.0f);
+    EXPECT_TRUE(torch::allclose(masked, dmf->user_input_layer(U), 0, 1e-12));
+    EXPECT_TRUE(torch::allclose(masked_item, dmf->item_input_layer(I), 0, 1e-12));
+  }
+
+  // fit() reads the same deduplicated matrix.
+  auto task = DmfTask::fit(x, 4, 5, DmfTrainOptions().layers({8, 4}).epochs(1).negatives(1).device("cpu"));
+  EXPECT_EQ(task.model->user_cols.numel(), 8);
+}
+
   OneThread one;
   // Star ratings are a quarter of the clicks: a denser world than the others use.
   const auto w = generate_world(SyntheticOptions().users(200).items(100).topics(4).interactions(60000).seed(7));
@@ -266,6 +308,41 @@ TEST(CtrHead, BeatsPopularityOnSyntheticWorld) {
 }
 
 // ---- Fusion --------------------------------------------------------------------------------
+// predict() is const and runs on the evaluator's threads: it must never switch the module's
+// mode (a data race); fit() and from_checkpoint() leave the model in eval mode.
+TEST(CtrHead, PredictNeverChangesTheModuleMode) {
+  auto x = tiny_ratings();
+  auto ctr = CtrTask::fit(x, 4, 5, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(2).negatives(1).device("cpu"));
+  EXPECT_FALSE(ctr.model->is_training());
+  std::vector<int32_t> u = {0, 1, 2}, i = {4, 3, 2}, s = {0, 0, 0};
+  auto p = ctr.predict(u, i, s);
+  EXPECT_FALSE(ctr.model->is_training());
+  ctr.model->train();
+  EXPECT_THROW(ctr.predict(u, i, s), Error);
+  EXPECT_TRUE(ctr.model->is_training());  // untouched
+  ctr.model->eval();
+  EXPECT_EQ(ctr.predict(u, i, s), p);
+}
+
+// Training negatives follow the test pool's rule: never an item the user has any row for,
+// positive or not. User 0's only unseen item is 5: items 2..4 (rated, not positives) are never
+// drawn, so their bias never gets a gradient.
+TEST(CtrHead, TrainingNegativesAvoidEverySeenRow) {
+  OneThread one;
+  Interactions pos = test::interactions_of({{0, 0}, {0, 1}, {1, 0}, {1, 2}});
+  Interactions seen = test::interactions_of({{0, 2}, {0, 3}, {0, 4}, {1, 1}, {1, 3}, {1, 4}});  // user 1's unseen: 5
+  auto ctr = CtrTask::fit(pos, 2, 6, 1,
+                          CtrTrainOptions().dim(4).hidden({4}).epochs(4).negatives(2).valid_fraction(0).device("cpu"),
+                          seen);
+  auto bias = ctr.model->item_bias->weight.detach().view(-1);
+  for (int i : {3, 4}) EXPECT_EQ(bias[i].item<float>(), 0.0f) << "item " << i << " was sampled as a negative";
+  EXPECT_LT(bias[5].item<float>(), 0.0f);
+  // The pool itself: rows of any kind count.
+  NegativeSampler s = ctr_negative_sampler(seen, 2, 6, 1);
+  for (int k = 0; k < 20; ++k)
+    for (int32_t i : s.sample(0, 1)) EXPECT_NE(i, 3);
+}
+
 TEST(Fusion, ZScoreAndMinMaxByHand) {
   std::vector<float> cf = {1, 2, 3}, model = {10, 0, 20};
   // z-scores (population sd): cf -> {-1.2247, 0, 1.2247}, model -> {0, -1.2247, 1.2247}.

@@ -4,9 +4,10 @@
 // are added to its output logit; the loss is BCE with logits. Negatives are sampled unseen
 // items (uniform) at a stated ratio and take the scenario of the positive they were drawn for.
 //
-//   mtrec::CtrExamples test = mtrec::sample_ctr_examples(test_pos, all_seen_sampler, 1);
+//   mtrec::NegativeSampler all = mtrec::ctr_negative_sampler(ds.interactions, ds.num_users(), ds.num_items(), 7);
+//   mtrec::CtrExamples test = mtrec::sample_ctr_examples(test_pos, all, 1);
 //   mtrec::CtrTask ctr = mtrec::CtrTask::fit(train_pos, ds.num_users(), ds.num_items(), 3,
-//                                            mtrec::CtrTrainOptions().negatives(1));
+//                                            mtrec::CtrTrainOptions().negatives(1), train_rows);
 //   mtrec::CtrMetrics m = ctr.evaluate(test);             // m.auc, m.gauc, m.logloss, m.per_scenario
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
@@ -61,6 +62,14 @@ struct CtrExamples {
 /// (items the sampler's user has not interacted with) with label 0 and the row's scenario.
 CtrExamples sample_ctr_examples(const Interactions& positives, NegativeSampler& sampler, int ratio);
 
+/// The one pool CTR negatives come from, in training and in test alike: for user u, the items
+/// u has no row for in `interactions`. Every row counts, not only positives (on MovieLens an
+/// item rated 2 stars is an observed interaction, not an unseen item). Training passes the
+/// rows it learns from (CtrTask::fit's positives and `seen`); a test set passes every row of
+/// the data set, so its negatives are unseen in training and test alike.
+NegativeSampler ctr_negative_sampler(const Interactions& interactions, int32_t num_users, int32_t num_items,
+                                     uint64_t seed);
+
 struct CtrTrainOptions {
   int64_t dim_ = 32;
   std::vector<int64_t> hidden_ = {64, 32};
@@ -99,9 +108,13 @@ CtrMetrics ctr_metrics(const CtrExamples& examples, const std::vector<float>& pr
 
 class CtrTask {
  public:
+  /// Training negatives are drawn by ctr_negative_sampler from `positives` plus `seen`: pass
+  /// every training row as `seen` (rows that are not positives included) so that training
+  /// and test negatives follow the same rule.
   static CtrTask fit(const Interactions& positives, int32_t num_users, int32_t num_items, int32_t num_scenarios,
-                     const CtrTrainOptions& options = {});
-  /// Click probabilities.
+                     const CtrTrainOptions& options = {}, const Interactions& seen = {});
+  /// Click probabilities. Thread-safe: never changes the module's mode. fit() and
+  /// from_checkpoint() leave the model in eval mode; throws if it was put back in training mode.
   std::vector<float> predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items,
                              const std::vector<int32_t>& scenarios) const;
   CtrMetrics evaluate(const CtrExamples& test) const;

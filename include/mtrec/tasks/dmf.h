@@ -57,7 +57,8 @@ class DMFImpl : public torch::nn::Module {
  public:
   explicit DMFImpl(DMFOptions options);
   void reset();
-  /// Sets the interaction matrix (values already divided by the maximum rating).
+  /// Sets the interaction matrix (values = rating / max_rating); a repeated (user, item) pair
+  /// is one entry, its latest row (unique_pairs_latest).
   void set_matrix(const Interactions& train, float max_rating);
   /// Latent vectors of users / items (any order, repeats allowed), shape [n, latent].
   /// With `drop` and `weight` (parallel to the ids), the entry drop[k] of matrix value
@@ -90,6 +91,11 @@ class DMFImpl : public torch::nn::Module {
                         const torch::Tensor& weight);
 };
 TORCH_MODULE(DMF);
+
+/// The rows of `x` with one row per (user, item) pair: the latest by timestamp (the later row
+/// on equal timestamps or without timestamps), kept in their original order. DMF's matrix and
+/// training pairs are built from it (set_matrix and fit apply it).
+Interactions unique_pairs_latest(const Interactions& x);
 
 /// Clamp used by DMF's loss and scores.
 torch::Tensor dmf_clamp(const torch::Tensor& cosine);
