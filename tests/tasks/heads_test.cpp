@@ -195,7 +195,6 @@ const SyntheticWorld& small_world() {
   return w;
 }
 
-TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
 // A repeated (user, item) pair is one matrix entry, the latest row's: masking the target then
 // takes out all of it.
 TEST(DmfHead, DuplicatePairsAreOneEntryKeepingTheLatest) {
@@ -237,6 +236,7 @@ TEST(DmfHead, DuplicatePairsAreOneEntryKeepingTheLatest) {
   EXPECT_EQ(task.model->user_cols.numel(), 8);
 }
 
+TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
   OneThread one;
   // Star ratings are a quarter of the clicks: a denser world than the others use.
   const auto w = generate_world(SyntheticOptions().users(200).items(100).topics(4).interactions(60000).seed(7));
@@ -307,7 +307,6 @@ TEST(CtrHead, BeatsPopularityOnSyntheticWorld) {
   EXPECT_LT(m.logloss, std::log(2.0));
 }
 
-// ---- Fusion --------------------------------------------------------------------------------
 // predict() is const and runs on the evaluator's threads: it must never switch the module's
 // mode (a data race); fit() and from_checkpoint() leave the model in eval mode.
 TEST(CtrHead, PredictNeverChangesTheModuleMode) {
@@ -343,6 +342,7 @@ TEST(CtrHead, TrainingNegativesAvoidEverySeenRow) {
     for (int32_t i : s.sample(0, 1)) EXPECT_NE(i, 3);
 }
 
+// ---- Fusion --------------------------------------------------------------------------------
 TEST(Fusion, ZScoreAndMinMaxByHand) {
   std::vector<float> cf = {1, 2, 3}, model = {10, 0, 20};
   // z-scores (population sd): cf -> {-1.2247, 0, 1.2247}, model -> {0, -1.2247, 1.2247}.
