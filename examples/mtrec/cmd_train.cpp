@@ -9,6 +9,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
+#include "mtrec/data/id_remap.h"
 #include "mtrec/data/movielens.h"
 #include "mtrec/data/sampler.h"
 #include "mtrec/data/split.h"
@@ -94,25 +95,12 @@ std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b) 
 }
 
 Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped) {
-  std::vector<int32_t> umap(ds.num_users()), imap(ds.num_items());
-  for (int32_t u = 0; u < ds.num_users(); ++u) umap[u] = ck.users.find(ds.users.raw(u));
-  for (int32_t i = 0; i < ds.num_items(); ++i) imap[i] = ck.items.find(ds.items.raw(i));
-  std::vector<size_t> keep;
-  for (size_t k = 0; k < x.size(); ++k)
-    if (umap[x.user[k]] >= 0 && imap[x.item[k]] >= 0) keep.push_back(k);
-  dropped += static_cast<int64_t>(x.size() - keep.size());
-  Interactions out = x.subset(keep);
-  for (auto& u : out.user) u = umap[u];
-  for (auto& i : out.item) i = imap[i];
-  if (!ck.scenarios.raws().empty()) {
-    if (out.scenario.size() != out.size()) out.scenario.assign(out.size(), 0);
-    for (size_t k = 0; k < out.size(); ++k) {
-      int32_t s = out.scenario.empty() ? 0 : out.scenario[k];
-      int32_t m = ck.scenarios.find(ds.scenarios.size() > s ? ds.scenarios.raw(s) : "default");
-      out.scenario[k] = static_cast<int16_t>(std::max(0, m));
-    }
+  // Unknown users and items are dropped (and counted); an unknown scenario is an error naming it.
+  try {
+    return remap_ids(x, ds, ck.users, ck.items, ck.scenarios, dropped);
+  } catch (const Error& e) {
+    throw Error("checkpoint '" + ck.path + "': " + e.what());
   }
-  return out;
 }
 
 nlohmann::json ranking_json(const RankingReport& r) {

@@ -65,8 +65,9 @@ nlohmann::json run_info(const TrainArgs& a, const CliContext& ctx, const LoadedD
 double seconds_since(std::chrono::steady_clock::time_point t0);
 /// The union of two row lists, sorted.
 std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b);
-/// Rows of `x` (dense ids of `ds`) re-expressed in the checkpoint's id space; rows whose
-/// user or item the checkpoint does not know are dropped and counted in `dropped`.
+/// Rows of `x` (dense ids of `ds`) re-expressed in the checkpoint's id space (remap_ids): rows
+/// whose user or item the checkpoint does not know are dropped and counted in `dropped`; a
+/// scenario it does not know is an error naming the scenario.
 Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped);
 /// A RankingReport as JSON (metrics, users, protocol).
 nlohmann::json ranking_json(const RankingReport& r);
