@@ -48,8 +48,16 @@ case "$mode" in
     trap 'rm -rf "$prefix"' EXIT
     cmake --install "$build" --prefix "$prefix" >/dev/null
     echo "== building examples/consumer against the installed mtrec in $prefix"
+    # A sanitized libmtrec needs a sanitized program: the ASan runtime must come first in the
+    # link order (and std containers must be instrumented alike), so the consumer gets the
+    # flags the library was built with. Without them it crashes against the installed library.
+    consumer_flags=()
+    if [ $asan -eq 1 ]; then
+      consumer_flags+=("-DCMAKE_CXX_FLAGS=-fsanitize=address,undefined -fno-omit-frame-pointer"
+                       "-DCMAKE_EXE_LINKER_FLAGS=-fsanitize=address,undefined")
+    fi
     cmake -S examples/consumer -B "$prefix/consumer-build" -G Ninja -DCMAKE_BUILD_TYPE=Release \
-      -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+      -DCMAKE_PREFIX_PATH="$prefix" "${consumer_flags[@]}" >/dev/null
     cmake --build "$prefix/consumer-build" | tail -n 20
     LD_LIBRARY_PATH="$prefix/lib:${LD_LIBRARY_PATH:-}" "$prefix/consumer-build/mtrec_consumer"
     echo "== all tests passed" ;;

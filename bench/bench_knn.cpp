@@ -4,6 +4,7 @@
 //   bench_knn [USERS ITEMS INTERACTIONS] [--repeats N] [--only "item cosine 0"]
 // Prints one row per configuration: median fit seconds over the repeats, neighbours stored,
 // and prediction throughput.
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -41,18 +42,13 @@ int main(int argc, char** argv) {
   int64_t target = 1000000;
   int repeats = 3;
   std::string only;  // run configurations whose "kind similarity max_nb" contains this
-  std::vector<std::string> pos;
-  for (int a = 1; a < argc; ++a) {
-    std::string s = argv[a];
-    if (s == "--repeats" && a + 1 < argc) repeats = std::stoi(argv[++a]);
-    else if (s == "--only" && a + 1 < argc) only = argv[++a];
-    else pos.push_back(s);
-  }
-  if (pos.size() == 3) {
-    users = std::stoi(pos[0]);
-    items = std::stoi(pos[1]);
-    target = std::stoll(pos[2]);
-  }
+  CLI::App app{"KNN fit and top-N timings on a skewed random rating matrix"};
+  app.add_option("users", users, "Users")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("items", items, "Items")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("interactions", target, "Ratings to draw")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--repeats", repeats, "Runs per configuration (median)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--only", only, "Only configurations whose \"kind similarity max_nb\" contains this");
+  CLI11_PARSE(app, argc, argv);
   const uint64_t seed = 42;
   mtrec::Rng rng(mtrec::derive_seed(seed, "bench-knn"));
   auto uw = skewed_weights(users, 0.6, 50, rng), iw = skewed_weights(items, 0.9, 20, rng);

@@ -1,6 +1,7 @@
 // Reader throughput: writes a 1M-row CSV (header, quoted-free, user,item,rating,timestamp) and a
 // 1M-row ML-1M style "::" file to a temporary folder, reads each 5 times, prints medians.
 //   ./build/bench/bench_reader [rows]
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -44,7 +45,10 @@ double median(std::vector<double> v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t rows = argc > 1 ? std::atoll(argv[1]) : 1000000;
+  int64_t rows = 1000000;
+  CLI::App app{"CSV / MovieLens reader throughput on generated files"};
+  app.add_option("rows", rows, "Rows per generated file")->check(CLI::PositiveNumber)->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   const int repeats = 5;
   const uint64_t seed = 42;
   namespace fs = std::filesystem;

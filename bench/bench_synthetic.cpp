@@ -3,6 +3,7 @@
 // the process's peak RSS after each size.
 //   ./bench_synthetic            # all sizes
 //   ./bench_synthetic 1000000    # up to this many interactions
+#include <CLI/CLI.hpp>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -23,7 +24,12 @@ double peak_rss_mib() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int64_t max_n = argc > 1 ? std::atoll(argv[1]) : 10'000'000;
+  int64_t max_n = 10'000'000;
+  CLI::App app{"Generation rate of the synthetic world"};
+  app.add_option("max_interactions", max_n, "Run the sizes up to this many interactions")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   struct Config {
     int64_t n;
     int32_t users, items;

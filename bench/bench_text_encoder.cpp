@@ -3,6 +3,7 @@
 // CUDA (picked by mtrec::choose_device) fp32 and bf16 autocast. Warm-up steps, then the median
 // of timed steps; CUDA is synchronised before every clock read.
 //   bench_text_encoder [--steps N] [--warmup N] [--device auto|cpu|cuda] [--batch B] [--seq L]
+#include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -68,19 +69,14 @@ Row run(const Config& c, const torch::Device& device, bool bf16) {
 
 int main(int argc, char** argv) {
   Config c;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    const std::string a = argv[i], v = argv[i + 1];
-    if (a == "--steps") c.steps = std::max(1, std::atoi(v.c_str()));
-    else if (a == "--warmup") c.warmup = std::max(0, std::atoi(v.c_str()));
-    else if (a == "--device") c.device = v;
-    else if (a == "--batch") c.batch = std::atoll(v.c_str());
-    else if (a == "--seq") c.seq = std::atoll(v.c_str());
-    else if (a == "--threads") c.threads = std::atoi(v.c_str());
-    else {
-      std::fprintf(stderr, "unknown option %s\n", a.c_str());
-      return 2;
-    }
-  }
+  CLI::App app{"Text encoder forward + backward step time"};
+  app.add_option("--steps", c.steps, "Timed steps (median)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--warmup", c.warmup, "Untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  app.add_option("--device", c.device, "auto|cpu|cuda|cuda:N")->capture_default_str();
+  app.add_option("--batch", c.batch, "Sequences per step")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--seq", c.seq, "Tokens per sequence")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--threads", c.threads, "CPU threads (0: LibTorch's default)")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   mtrec::set_cpu_threads(c.threads);
   const torch::Device chosen = mtrec::choose_device(c.device);
   std::printf("# text encoder forward+backward: d=%lld layers=%lld heads=%lld seq=%lld batch=%lld vocab=%lld\n",

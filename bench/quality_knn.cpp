@@ -1,11 +1,15 @@
 // KNN rating prediction on MovieLens 100K, protocol R (EVALUATION.md): the official folds
 // u1..u5, RMSE and MAE per fold and their mean.
 //   quality_knn [DATA_DIR] [--all | --only SUBSTRING]      DATA_DIR holds ml-100k/ (default ../shared/data)
+//   quality_knn --data-dir DATA_DIR/ml-100k [--topn]      the same, naming the ML-100K folder itself
 // Without --all only the default configuration (item-based, pearson_baseline, k=40, baseline)
 // runs; --all adds a sweep over kind and similarity.
+#include <CLI/CLI.hpp>
+
 #include <chrono>
 #include <cstdio>
 #include <algorithm>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -81,17 +85,27 @@ struct Config {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string base = "../shared/data";
+  std::string base = "../shared/data", dir;
   bool all = false, topn = false;
   std::string only;
-  for (int a = 1; a < argc; ++a) {
-    std::string s = argv[a];
-    if (s == "--all") all = true;
-    else if (s == "--only" && a + 1 < argc) only = argv[++a], all = true;
-    else if (s == "--topn") topn = true;
-    else base = s;
+  CLI::App app{"Protocol R (and --topn) for user/item KNN on the MovieLens 100K folds"};
+  auto* positional = app.add_option("base", base, "Folder holding ml-100k/ (as --data-dir BASE/ml-100k)")
+                         ->capture_default_str();
+  app.add_option("--data-dir", dir, "MovieLens 100K folder (u1.base ... u5.test)")->excludes(positional);
+  app.add_flag("--all", all, "Every configuration, not only the default");
+  app.add_option("--only", only, "Configurations whose name contains this (implies --all)");
+  app.add_flag("--topn", topn, "Top-N ranking instead of protocol R");
+  CLI11_PARSE(app, argc, argv);
+  if (!only.empty()) all = true;
+  if (dir.empty()) dir = base + "/ml-100k";
+  for (const char* f : {"u.data", "u1.base", "u1.test", "u2.base", "u2.test", "u3.base", "u3.test", "u4.base",
+                        "u4.test", "u5.base", "u5.test"}) {
+    if (!std::filesystem::exists(dir + "/" + f)) {
+      std::fprintf(stderr, "quality_knn: %s/%s not found: --data-dir must name the MovieLens 100K folder\n",
+                   dir.c_str(), f);
+      return 1;
+    }
   }
-  const std::string dir = base + "/ml-100k";
   if (topn) return run_topn(dir);
   using mtrec::KnnKind;
   using mtrec::KnnOptions;

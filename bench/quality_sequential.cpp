@@ -5,14 +5,13 @@
 // Defaults are the best CPU run measured (30 epochs: test full HR@10 .198, NDCG@10 .102).
 //   quality_sequential [--data DIR] [--device auto|cpu|cuda] [--epochs N] [--max-len L]
 //                      [--time-limit SECONDS] [--threads T] [--seed S] ...
+#include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
-#include <map>
-#include <sstream>
 #include <string>
 
 #include "mtrec/core/check.h"
@@ -24,19 +23,6 @@
 
 namespace {
 
-struct Args {
-  std::map<std::string, std::string> kv;
-  Args(int argc, char** argv) {
-    for (int k = 1; k < argc; ++k) {
-      std::string a = argv[k];
-      MTREC_CHECK(a.rfind("--", 0) == 0 && k + 1 < argc, "usage: --flag value ..., got '", a, "'");
-      kv[a.substr(2)] = argv[++k];
-    }
-  }
-  std::string str(const std::string& k, const std::string& d) const { return kv.count(k) ? kv.at(k) : d; }
-  double num(const std::string& k, double d) const { return kv.count(k) ? std::stod(kv.at(k)) : d; }
-};
-
 void print_report(const char* name, const mtrec::RankingReport& r) {
   std::printf("| %-28s | %6.4f | %6.4f | %6.4f | %6.4f | %6.4f | %6.4f |\n", name, r.at("HR@5"), r.at("HR@10"),
               r.at("HR@20"), r.at("NDCG@5"), r.at("NDCG@10"), r.at("NDCG@20"));
@@ -45,41 +31,67 @@ void print_report(const char* name, const mtrec::RankingReport& r) {
 }  // namespace
 
 int main(int argc, char** argv) try {
-  Args args(argc, argv);
-  const std::string data_dir = args.str("data", std::string(std::getenv("MTREC_DATA_DIR") ? std::getenv("MTREC_DATA_DIR")
-                                                                                           : "../shared/data") + "/ml-100k");
-  const uint64_t seed = static_cast<uint64_t>(args.num("seed", 42));
-  const int threads = static_cast<int>(args.num("threads", 0));
-  if (threads > 0) torch::set_num_threads(threads);
-  const torch::Device device = mtrec::choose_device(args.str("device", "auto"));
-  const double time_limit = args.num("time-limit", 0);  // seconds of training, 0: no limit
-  mtrec::seed_everything(seed);
-
+  const char* env = std::getenv("MTREC_DATA_DIR");
+  std::string data_dir = std::string(env ? env : "../shared/data") + "/ml-100k";
+  uint64_t seed = 42;
+  int threads = 0, epochs = 30, batch = 64, warmup = 40, eval_every = 5, patience = 0, negatives = 256;
+  std::string device_name = "auto", loss = "full";
+  double time_limit = 0, dropout = 0.2, lr = 5e-3, min_lr_ratio = 0.05, weight_decay = 0.0, clip = 5.0;
+  int64_t d_model = 64, layers = 2, heads = 1, max_len = 200;
+  CLI::App app{"Protocol S: next-item model and most popular on MovieLens (leave-one-out by time)"};
+  app.add_option("--data,--data-dir", data_dir, "MovieLens folder: ML-100K (u.data) or ML-1M (ratings.dat)")
+      ->capture_default_str();
+  app.add_option("--seed", seed)->capture_default_str();
+  app.add_option("--threads", threads, "Intra-op threads (0: LibTorch's default)")->capture_default_str();
+  app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
+  app.add_option("--time-limit", time_limit, "Seconds of training (0: no limit)")->capture_default_str();
+  app.add_option("--d", d_model, "Model width")->capture_default_str();
+  app.add_option("--layers", layers)->capture_default_str();
+  app.add_option("--heads", heads)->capture_default_str();
+  app.add_option("--max-len", max_len)->capture_default_str();
+  app.add_option("--dropout", dropout)->capture_default_str();
+  app.add_option("--epochs", epochs)->capture_default_str();
+  app.add_option("--batch", batch)->capture_default_str();
+  app.add_option("--lr", lr)->capture_default_str();
+  app.add_option("--warmup", warmup, "Warm-up steps")->capture_default_str();
+  app.add_option("--min-lr-ratio", min_lr_ratio)->capture_default_str();
+  app.add_option("--weight-decay", weight_decay)->capture_default_str();
+  app.add_option("--clip", clip, "Gradient norm clip (0: none)")->capture_default_str();
+  app.add_option("--eval-every", eval_every)->capture_default_str();
+  app.add_option("--patience", patience)->capture_default_str();
+  app.add_option("--loss", loss, "full|sampled-uniform|sampled-pop")->capture_default_str();
+  app.add_option("--negatives", negatives, "Sampled-softmax negatives")->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   // ML-1M (ratings.dat) is read unchanged when --data points at it.
   const bool is_1m = std::filesystem::exists(data_dir + "/ratings.dat");
+  if (!is_1m && !std::filesystem::exists(data_dir + "/u.data")) {
+    std::fprintf(stderr, "quality_sequential: %s/u.data not found (nor ratings.dat): --data-dir must name a "
+                 "MovieLens 100K or 1M folder\n", data_dir.c_str());
+    return 1;
+  }
+  if (threads > 0) torch::set_num_threads(threads);
+  const torch::Device device = mtrec::choose_device(device_name);
+  mtrec::seed_everything(seed);
+
   mtrec::Dataset ds = is_1m ? mtrec::read_movielens_1m(data_dir) : mtrec::read_movielens_100k(data_dir);
   mtrec::NextItemData data = mtrec::make_next_item_data(ds.interactions, ds.num_users(), ds.num_items(), seed);
 
   mtrec::NextItemOptions mo(ds.num_items());
-  mo.d_model(static_cast<int64_t>(args.num("d", 64)))
-      .layers(static_cast<int64_t>(args.num("layers", 2)))
-      .heads(static_cast<int64_t>(args.num("heads", 1)))
-      .max_len(static_cast<int64_t>(args.num("max-len", 200)))
-      .dropout(args.num("dropout", 0.2));
+  mo.d_model(d_model).layers(layers).heads(heads).max_len(max_len).dropout(dropout);
   mtrec::NextItemTrainOptions to;
-  to.epochs(static_cast<int>(args.num("epochs", 30)))
-      .batch_size(static_cast<int>(args.num("batch", 64)))
-      .lr(args.num("lr", 5e-3))
-      .warmup_steps(static_cast<int>(args.num("warmup", 40)))
-      .min_lr_ratio(args.num("min-lr-ratio", 0.05))
-      .weight_decay(args.num("weight-decay", 0.0))
-      .clip_norm(args.num("clip", 5.0))
-      .eval_every(static_cast<int>(args.num("eval-every", 5)))
-      .patience(static_cast<int>(args.num("patience", 0)))
-      .loss(mtrec::parse_next_item_loss(args.str("loss", "full")))
-      .num_negatives(static_cast<int>(args.num("negatives", 256)))
+  to.epochs(epochs)
+      .batch_size(batch)
+      .lr(lr)
+      .warmup_steps(warmup)
+      .min_lr_ratio(min_lr_ratio)
+      .weight_decay(weight_decay)
+      .clip_norm(clip)
+      .eval_every(eval_every)
+      .patience(patience)
+      .loss(mtrec::parse_next_item_loss(loss))
+      .num_negatives(negatives)
       .seed(seed)
-      .device(args.str("device", "auto"));
+      .device(device_name);
 
   std::printf("protocol S: %s (%d users, %d items), leave-one-out by time (seeded ties), full ranking (seen excluded) and 100 "
               "uniform negatives\n",
@@ -88,7 +100,7 @@ int main(int argc, char** argv) try {
               "lr %g batch %d epochs %d loss %s\n",
               static_cast<unsigned long long>(seed), mtrec::describe_device(device).c_str(), torch::get_num_threads(),
               (long long)mo.d_model_, (long long)mo.layers_, (long long)mo.heads_, (long long)mo.max_len_, mo.dropout_,
-              to.lr_, to.batch_size_, to.epochs_, args.str("loss", "full").c_str());
+              to.lr_, to.batch_size_, to.epochs_, loss.c_str());
   std::fflush(stdout);
 
   mtrec::NextItemModel model(mo);

@@ -6,6 +6,7 @@
 #include "mtrec/text/safetensors.h"
 #include "mtrec/text/tokenizer.h"
 
+#include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -60,9 +61,14 @@ double median_seconds(int reps, F&& f) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir = argc > 1 ? argv[1] : "../shared/data/ml-100k";
+  std::string dir = "../shared/data/ml-100k";
+  CLI::App app{"sentencepiece train / encode speed on the ML-100K item titles"};
+  auto* positional = app.add_option("dir", dir, "MovieLens 100K folder (as --data-dir)");
+  app.add_option("--data-dir", dir, "MovieLens 100K folder (holding u.item)")->excludes(positional)->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
   if (!std::filesystem::exists(dir + "/u.item")) {
-    std::printf("MovieLens 100K not found at %s\n", dir.c_str());
+    std::fprintf(stderr, "text_bench: %s/u.item not found: --data-dir must name the MovieLens 100K folder\n",
+                 dir.c_str());
     return 1;
   }
   torch::set_num_threads(1);
