@@ -37,6 +37,7 @@
 #include "mtrec/tasks/fusion.h"
 #include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
+#include "mtrec/train/fit.h"
 
 using namespace mtrec;
 using Clock = std::chrono::steady_clock;
@@ -151,14 +152,17 @@ int main(int argc, char** argv) {
       auto& x = fold.data.interactions;
       const int32_t users = fold.data.num_users(), items = fold.data.num_items();
       auto train = x.subset(fold.split.train), test = x.subset(fold.split.test);
-      auto task = RatingTask::fit(train, users, items, RatingTrainOptions().seed(seed).device(device));
+      // Protocol M: one validation set carved from the fold's training rows serves every model.
+      Split sv = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
+      auto fit_part = x.subset(sv.train), valid_part = x.subset(sv.valid);
+      auto task = fit_rating(fit_part, valid_part, users, items, RatingTrainOptions().seed(seed).device(device));
       auto mf_test = task.predict(test.user, test.item);
       Errors m = errors(mf_test, test.rating);
       mf_sum.rmse += m.rmse, mf_sum.mae += m.mae;
       add("R", fmt::format("Bayesian biased MF d{} fold u{}", task.model->options.dim_, f), "RMSE / MAE",
           fmt::format("{:.4f} / {:.4f}", m.rmse, m.mae), fmt::format("{} Gibbs sweeps", task.epochs_run), since(t));
       t = Clock::now();
-      auto sgd = RatingTask::fit(train, users, items, RatingTrainOptions().solver("sgd").seed(seed).device(device));
+      auto sgd = fit_rating(fit_part, valid_part, users, items, RatingTrainOptions().solver("sgd").seed(seed).device(device));
       Errors ms = errors(sgd.predict(test.user, test.item), test.rating);
       sgd_sum.rmse += ms.rmse, sgd_sum.mae += ms.mae;
       add("R", fmt::format("SGD biased MF d{} fold u{}", sgd.model->options.dim_, f), "RMSE / MAE",
@@ -169,7 +173,7 @@ int main(int argc, char** argv) {
       t = Clock::now();
       Split vs = random_split(train, 0.05, 0.0, derive_seed(seed, "fusion-valid"));
       auto part = train.subset(vs.train), hold = train.subset(vs.test);
-      auto mf_part = RatingTask::fit(part, users, items, RatingTrainOptions().seed(seed).device(device).refit(false));
+      auto mf_part = fit_rating(part, {}, users, items, RatingTrainOptions().seed(seed).device(device));
       KnnModel knn_part(knn_options);
       knn_part.fit(part, users, items);
       auto mf_hold = mf_part.predict(hold.user, hold.item), knn_hold = knn_part.predict(hold);

@@ -17,6 +17,9 @@ struct CliContext {
   uint64_t seed = 42;
   std::string log_level = "info";
   int threads = 0;  // CPU threads for LibTorch; 0 = every core
+  /// Every option in force after parsing (flags, --config FILE and defaults), as CLI11's TOML;
+  /// printed by training commands, stored in their checkpoints and written beside their outputs.
+  std::string effective_config;
   /// Writes `result` to --json FILE when given (atomically); no-op otherwise.
   void write_json(const nlohmann::json& result) const;
 };

@@ -4,10 +4,13 @@
 // Tasks register through MTREC_TRAIN_TASK (train_registry.h); this file holds the dispatch,
 // the data loading and the rating, dmf and ctr tasks.
 #include <chrono>
+#include <filesystem>
 #include <set>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
+#include "mtrec/core/io.h"
+#include "mtrec/core/random.h"
 #include "mtrec/core/log.h"
 #include "mtrec/data/id_remap.h"
 #include "mtrec/data/movielens.h"
@@ -57,6 +60,8 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
       d.data = std::move(fold.data);
       d.split = std::move(fold.split);
       d.description = "ml-100k " + a.split + ".base/" + a.split + ".test";
+      // One validation set for every task (protocol M), carved from the fold's base.
+      d.split = with_validation(d.split, a.valid_fraction, derive_seed(ctx.seed, "valid"));
     }
   } else if (a.dataset == "synthetic") {
     d.data = load_dataset(a, ctx);
@@ -74,6 +79,20 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
   log_info("data: {} ({} users, {} items, {} train / {} valid / {} test rows)", d.description, d.data.num_users(),
            d.data.num_items(), d.split.train.size(), d.split.valid.size(), d.split.test.size());
   return d;
+}
+
+RunOptions run_options(const TrainArgs& a, const CliContext& ctx) {
+  log_info("effective configuration:\n{}", ctx.effective_config);
+  if (!a.run_dir.empty()) {
+    std::filesystem::create_directories(a.run_dir);
+    write_file_atomic(a.run_dir + "/config.toml", ctx.effective_config);
+  }
+  return RunOptions()
+      .out_dir(a.run_dir)
+      .checkpoint_every(a.checkpoint_every)
+      .resume(a.resume)
+      .progress(true)
+      .config_json(nlohmann::json{{"cli", ctx.effective_config}}.dump());
 }
 
 using Clock = std::chrono::steady_clock;
@@ -132,8 +151,9 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
   if (a.dim) o.dim(a.dim);
   if (a.lr) o.lr(a.lr);
   auto& x = d.data.interactions;
-  auto task = RatingTask::fit(explicit_ratings(d.data, x.subset(concat(d.split.train, d.split.valid))),
-                              d.data.num_users(), d.data.num_items(), o);
+  auto task = fit_rating(explicit_ratings(d.data, x.subset(d.split.train)),
+                         explicit_ratings(d.data, x.subset(d.split.valid)), d.data.num_users(), d.data.num_items(), o,
+                         run_options(a, ctx));
   auto m = task.evaluate(explicit_ratings(d.data, x.subset(d.split.test)));
   auto j = run_info(a, ctx, d);
   j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"epochs_run", task.epochs_run},
@@ -296,6 +316,15 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   train->add_option("--dim", args.dim, "Embedding / latent dimension (default per task)");
   train->add_option("--lr", args.lr, "Learning rate (default per task)");
   train->add_option("--out", args.out, "Write the trained model to this checkpoint");
+  train->add_option("--valid-fraction", args.valid_fraction,
+                    "Share of the training rows held out for validation when the split has none (u1..u5)")
+      ->capture_default_str();
+  train->add_option("--run-dir", args.run_dir,
+                    "Folder for the training engine's checkpoints (last/best), metrics.jsonl, report.html, config");
+  train->add_option("--checkpoint-every", args.checkpoint_every,
+                    "Also checkpoint every N optimiser steps within an epoch (with --run-dir)")
+      ->capture_default_str();
+  train->add_option("--resume", args.resume, "Continue the run of this checkpoint (RUN_DIR/<stage>/last.ckpt)");
   for (const auto& [name, t] : train_tasks())
     if (t.add_options) t.add_options(train);
   train->callback([&ctx] {

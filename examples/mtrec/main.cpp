@@ -54,7 +54,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", ctx.seed, "Seed for every random generator")->capture_default_str();
   app.add_option("--threads", ctx.threads, "CPU threads for LibTorch (0: every core)")->capture_default_str();
   app.add_option("--log-level", ctx.log_level, "debug|info|warn|error|off")->capture_default_str();
+  // Every option can come from a TOML file (sections name subcommands: [train]); the command
+  // line wins over the file.
+  app.set_config("--config", "", "Read options from a TOML file ([train] section for `train` options)");
   app.parse_complete_callback([&] {
+    ctx.effective_config = app.config_to_str(/*default_also=*/true, /*write_description=*/false);
     mtrec::set_log_level(mtrec::parse_log_level(ctx.log_level));
     mtrec::seed_everything(ctx.seed);
     mtrec::set_cpu_threads(ctx.threads);

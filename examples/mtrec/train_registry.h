@@ -16,6 +16,7 @@
 #include "mtrec/data/split.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/nn/checkpoint.h"
+#include "mtrec/train/fit.h"
 
 namespace mtrec {
 struct CtrMetrics;
@@ -32,10 +33,14 @@ struct TrainArgs {
   int synthetic_users = 1000, synthetic_items = 500;
   int64_t synthetic_interactions = 50000;
   bool positives_only = false;  // set by implicit tasks: drop non-positive rows before splitting
+  double valid_fraction = 0.05;  // of the training rows, as validation when the split has none
+  std::string run_dir;           // engine artefacts: checkpoints, metrics.jsonl, report.html, config
+  int64_t checkpoint_every = 0;  // optimiser steps between mid-epoch checkpoints
+  std::string resume;            // continue the run of this checkpoint (a run_dir's last.ckpt)
 };
 
 /// A dataset and its split as named by --dataset/--data-dir/--split:
-/// ml-100k with u1..u5 (official folds; valid empty) or loo (leave-one-out by time, seeded);
+/// ml-100k with u1..u5 (official folds; --valid-fraction of base moves to valid) or loo (leave-one-out by time, seeded);
 /// synthetic (generate_world, seeded by --seed) with loo or "random" (80/10/10). With
 /// positives_only, impressions (synthetic) are dropped before the split.
 struct LoadedData {
@@ -69,6 +74,9 @@ std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b);
 /// whose user or item the checkpoint does not know are dropped and counted in `dropped`; a
 /// scenario it does not know is an error naming the scenario.
 Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped);
+/// The engine's run options from --run-dir/--checkpoint-every/--resume, with the effective
+/// configuration (also printed and written to RUN_DIR/config.toml).
+RunOptions run_options(const TrainArgs& a, const CliContext& ctx);
 /// A RankingReport as JSON (metrics, users, protocol).
 nlohmann::json ranking_json(const RankingReport& r);
 /// CTR metrics as JSON (auc, gauc, logloss, count, per_scenario by scenario name).

@@ -204,7 +204,11 @@ std::vector<GoldenPair> make_golden(const std::vector<std::vector<int64_t>>& inp
   MTREC_CHECK(s.size() == inputs.size(), "golden scorer returned ", s.size(), " scores for ", inputs.size(),
               " inputs");
   std::vector<GoldenPair> out;
-  for (size_t i = 0; i < inputs.size(); ++i) out.push_back({inputs[i], s[i]});
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    MTREC_CHECK(std::isfinite(s[i]), "the model scores golden input ", i, " as ", s[i],
+                "; a model with non-finite outputs is not saved (training diverged?)");
+    out.push_back({inputs[i], s[i]});
+  }
   return out;
 }
 

@@ -45,6 +45,15 @@ torch::Tensor BiasedMFImpl::l2_terms(const torch::Tensor& users, const torch::Te
          user_bias(users).pow(2).squeeze(-1) + item_bias(items).pow(2).squeeze(-1);
 }
 
+std::pair<torch::Tensor, torch::Tensor> BiasedMFImpl::forward_with_l2(const torch::Tensor& users,
+                                                                      const torch::Tensor& items) {
+  auto p = user_factors(users), q = item_factors(items);
+  auto bu = user_bias(users).squeeze(-1), bi = item_bias(items).squeeze(-1);
+  auto pred = global_mean + bu + bi + (p * q).sum(-1);
+  auto l2 = p.pow(2).sum(-1) + q.pow(2).sum(-1) + bu.pow(2) + bi.pow(2);
+  return {pred, l2};
+}
+
 torch::Tensor rating_loss(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& l2_terms,
                           double lambda) {
   return (pred - target).pow(2).mean() + lambda * l2_terms.mean();
@@ -55,7 +64,8 @@ torch::nn::Module& RatingModel::module() { return *mf_; }
 Outputs RatingModel::forward(const Batch& b) {
   const auto& u = b.at("user");
   const auto& i = b.at("item");
-  return {{"rating", mf_->forward(u, i)}, {"rating_l2", mf_->l2_terms(u, i)}};
+  auto [pred, l2] = mf_->forward_with_l2(u, i);
+  return {{"rating", pred}, {"rating_l2", l2}};
 }
 
 std::vector<std::string> RatingModel::sparse_parameters() const {

@@ -43,7 +43,7 @@ inline std::vector<std::vector<int64_t>> golden_inputs(int64_t users, int64_t it
 
 }  // namespace mtrec
 
-#include "mtrec/train/checkpoint.h"
+#include "mtrec/nn/checkpoint.h"
 
 namespace mtrec {
 

@@ -29,18 +29,6 @@ Interactions concat_rows(const Interactions& a, const Interactions& b) {
   return out;
 }
 
-/// The observers every engine run gets from RunOptions, in their documented order.
-void add_run_observers(Trainer& t, const RunOptions& run, const std::string& stage, int patience) {
-  if (patience > 0) t.add_observer(std::make_shared<EarlyStopping>(patience));
-  if (run.progress_) t.add_observer(std::make_shared<ProgressObserver>(stage));
-  if (!run.out_dir_.empty()) {
-    const std::string dir = run.out_dir_ + "/" + stage;
-    t.add_observer(std::make_shared<JsonlLogger>(dir + "/metrics.jsonl"));
-    t.add_observer(std::make_shared<Checkpointer>(dir, run.checkpoint_every_));
-    t.add_observer(std::make_shared<HtmlReport>(dir + "/report.html", "mtrec " + stage));
-  }
-}
-
 // Gibbs sampling (cf/bayes_mf.h); the module holds the posterior-mean parameters.
 RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_items, float lo, float hi,
                     const RatingTrainOptions& o) {
@@ -101,7 +89,9 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
                       .epochs(epochs)
                       .batch_size(o.batch_size_)
                       .sparse_optimizer(adam ? "adam" : "sgd")
-                      .lr(o.lr_ > 0 ? o.lr_ : (adam ? 0.01 : 3.0))
+                      // SGD's lr is per example (as in SGD-trained SVD), so the step of a row does not
+                      // depend on the batch size: the batch-mean loss takes lr·batch.
+                      .lr(adam ? (o.lr_ > 0 ? o.lr_ : 0.01) : (o.lr_ > 0 ? o.lr_ : 0.012) * o.batch_size_)
                       .schedule("exponential")
                       .lr_decay(o.lr_decay_)
                       .monitor("rating/rmse", false)

@@ -52,13 +52,16 @@ void SparseRowOptimizer::step(double lr) {
       val = g;
     }
     if (idx.numel() == 0) continue;
+    // index_put_ with accumulate rather than index_add_: LibTorch 1.13's CPU index_add_ on a
+    // 2-D table loops over the indices with one tensor op each (0.1 ms a table for 1024 rows).
+    const c10::List<c10::optional<at::Tensor>> at_rows({idx});
     if (k == "sgd") {
-      p.index_add_(0, idx, val, -lr);
+      p.index_put_(at_rows, val * -lr, /*accumulate=*/true);
     } else if (k == "adagrad") {
       auto& acc = acc1_[t];
-      acc.index_add_(0, idx, val.pow(2).mean(1));
+      acc.index_put_(at_rows, val.pow(2).mean(1), true);
       auto denom = acc.index_select(0, idx).sqrt_().add_(options_.eps_).unsqueeze(1);
-      p.index_add_(0, idx, val / denom, -lr);
+      p.index_put_(at_rows, val / denom * -lr, true);
     } else {  // lazy Adam: moments and update of the touched rows only
       const double b1 = options_.beta1_, b2 = options_.beta2_;
       auto m = acc1_[t].index_select(0, idx).mul_(b1).add_(val, 1 - b1);
@@ -68,7 +71,7 @@ void SparseRowOptimizer::step(double lr) {
       const double bc1 = 1 - std::pow(b1, static_cast<double>(steps_));
       const double bc2 = 1 - std::pow(b2, static_cast<double>(steps_));
       auto upd = (m / bc1) / (v / bc2).sqrt_().add_(options_.eps_);
-      p.index_add_(0, idx, upd, -lr);
+      p.index_put_(at_rows, upd * -lr, true);
     }
   }
 }

@@ -20,8 +20,9 @@
 #include "mtrec/tasks/fusion.h"
 #include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
+#include "mtrec/train/fit.h"
+#include "mtrec/nn/checkpoint.h"
 #include "test_data.h"
-#include "mtrec/train/checkpoint.h"
 #include "test_util.h"
 
 namespace mtrec {
@@ -250,7 +251,7 @@ TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
   std::vector<float> base(test.size(), static_cast<float>(mean));
   double base_rmse = rmse(base, test.rating);
   for (const char* solver : {"sgd", "mcmc"}) {
-    auto task = RatingTask::fit(train, w.data.num_users(), w.data.num_items(),
+    auto task = fit_rating(train, {}, w.data.num_users(), w.data.num_items(),
                                 RatingTrainOptions().solver(solver).dim(16).epochs(30).l2(0.05).sweeps(60).device("cpu").seed(5));
     auto m = task.evaluate(test);
     EXPECT_LT(m.rmse, 0.9 * base_rmse) << solver << " MF " << m.rmse << " vs global mean " << base_rmse;
@@ -396,8 +397,8 @@ TEST(Checkpoint, RatingRoundTripGivesIdenticalPredictions) {
   test::TempDir dir;
   auto x = tiny_ratings();
   for (const char* solver : {"sgd", "mcmc"}) {
-    auto task = RatingTask::fit(
-        x, 4, 5, RatingTrainOptions().solver(solver).dim(4).epochs(5).sweeps(10).batch_size(4).valid_fraction(0).device("cpu"));
+    auto task = fit_rating(
+        x, {}, 4, 5, RatingTrainOptions().solver(solver).dim(4).epochs(5).sweeps(10).batch_size(4).device("cpu"));
     std::string path = dir.path(std::string(solver) + ".ckpt");
     save_checkpoint(path, task.to_checkpoint(ids("u", 4), ids("i", 5)));
     auto ck = load_checkpoint(path);
@@ -429,7 +430,7 @@ TEST(Checkpoint, DmfAndCtrRoundTrip) {
 TEST(Checkpoint, CorruptionAndGoldenMismatchAreClearErrors) {
   test::TempDir dir;
   auto x = tiny_ratings();
-  auto task = RatingTask::fit(x, 4, 5, RatingTrainOptions().solver("sgd").dim(4).epochs(2).batch_size(4).valid_fraction(0).device("cpu"));
+  auto task = fit_rating(x, {}, 4, 5, RatingTrainOptions().solver("sgd").dim(4).epochs(2).batch_size(4).device("cpu"));
   Checkpoint ck = task.to_checkpoint(ids("u", 4), ids("i", 5));
   std::string bytes = serialize_checkpoint(ck);
 

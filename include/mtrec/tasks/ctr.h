@@ -21,7 +21,7 @@
 
 #include "mtrec/data/sampler.h"
 #include "mtrec/data/schema.h"
-#include "mtrec/train/checkpoint.h"
+#include "mtrec/nn/checkpoint.h"
 
 namespace mtrec {
 

@@ -33,7 +33,7 @@
 
 #include "mtrec/data/schema.h"
 #include "mtrec/eval/evaluator.h"
-#include "mtrec/train/checkpoint.h"
+#include "mtrec/nn/checkpoint.h"
 
 namespace mtrec {
 

@@ -1,0 +1,34 @@
+#pragma once
+// What every engine-trained fitter (train/fit*.h, train/pretrain.h) takes besides its head's
+// options: where the run writes its artefacts and whether it continues an earlier one, and the
+// standard observers that follow from that.
+//   mtrec::RunOptions run = mtrec::RunOptions().out_dir("runs/mf").checkpoint_every(500);
+//   mtrec::add_run_observers(trainer, run, "select", /*patience=*/5);
+#include <cstdint>
+#include <string>
+
+namespace mtrec {
+
+class Trainer;
+
+struct RunOptions {
+  std::string out_dir_;         // "" : no artefacts; else checkpoints (last/best), config.json,
+                                // metrics.jsonl and report.html, one subfolder per stage
+  int64_t checkpoint_every_ = 0;  // optimiser steps between mid-epoch checkpoints (0: per epoch)
+  std::string resume_;          // a last.ckpt / best.ckpt of an earlier run with the same options
+  bool progress_ = false;       // progress bar on a terminal
+  std::string config_json_;     // the caller's effective configuration, stored with the run
+  RunOptions& out_dir(std::string v) { out_dir_ = std::move(v); return *this; }
+  RunOptions& checkpoint_every(int64_t v) { checkpoint_every_ = v; return *this; }
+  RunOptions& resume(std::string v) { resume_ = std::move(v); return *this; }
+  RunOptions& progress(bool v) { progress_ = v; return *this; }
+  RunOptions& config_json(std::string v) { config_json_ = std::move(v); return *this; }
+};
+
+/// Adds, in this order: EarlyStopping(patience) when patience > 0; a ProgressObserver when
+/// run.progress; and with run.out_dir, a JsonlLogger (DIR/STAGE/metrics.jsonl), a Checkpointer
+/// (DIR/STAGE/last.ckpt, best.ckpt, config.json; every run.checkpoint_every steps) and an
+/// HtmlReport (DIR/STAGE/report.html).
+void add_run_observers(Trainer& trainer, const RunOptions& run, const std::string& stage, int patience);
+
+}  // namespace mtrec

@@ -1,0 +1,21 @@
+#include "mtrec/train/run.h"
+
+#include <memory>
+
+#include "mtrec/train/observers.h"
+#include "mtrec/train/trainer.h"
+
+namespace mtrec {
+
+void add_run_observers(Trainer& t, const RunOptions& run, const std::string& stage, int patience) {
+  if (patience > 0) t.add_observer(std::make_shared<EarlyStopping>(patience));
+  if (run.progress_) t.add_observer(std::make_shared<ProgressObserver>(stage));
+  if (!run.out_dir_.empty()) {
+    const std::string dir = run.out_dir_ + "/" + stage;
+    t.add_observer(std::make_shared<JsonlLogger>(dir + "/metrics.jsonl"));
+    t.add_observer(std::make_shared<Checkpointer>(dir, run.checkpoint_every_));
+    t.add_observer(std::make_shared<HtmlReport>(dir + "/report.html", "mtrec " + stage));
+  }
+}
+
+}  // namespace mtrec
