@@ -10,10 +10,21 @@ namespace mtrec {
 
 c10::Device choose_device(const std::string& spec = "auto");
 bool cuda_available();
-/// Sets LibTorch's intra-op CPU threads; n <= 0 means every core the process may use, unless
-/// OMP_NUM_THREADS is set. (LibTorch 1.13 defaults to its count of physical cores, which some
-/// virtual machines report as 1.) Returns the number now in effect.
+/// The intra-op CPU thread count used when none is given (set_cpu_threads(0), the CLI's
+/// --threads 0, the benches): OMP_NUM_THREADS when set; else, when LibTorch's BLAS is OpenBLAS
+/// with a thread pool of its own (Debian's LibTorch), half the usable cores (at least 1), the
+/// other half going to OpenBLAS; else every usable core. Chosen by measurement: the table is in
+/// docs/DEVELOPING.md ("CPU threads"). libmtrec applies it when it is loaded.
+int default_cpu_threads();
+/// Sets LibTorch's intra-op CPU threads (n <= 0: default_cpu_threads()) and OpenBLAS's own pool
+/// to the cores left (at least 1; unless OPENBLAS_NUM_THREADS is set), so the two never run
+/// more busy threads than there are cores. Also applies mtrec::tune_allocator(). Returns the
+/// number of intra-op threads now in effect.
 int set_cpu_threads(int n = 0);
+/// OpenBLAS's thread count, or 0 when LibTorch's BLAS is not OpenBLAS.
+int blas_threads();
+/// True when LibTorch's BLAS is OpenBLAS's pthread build, which runs a thread pool of its own.
+bool blas_has_own_pool();
 
 /// "cpu" or "cuda:0 (NVIDIA H100 ...)" for logs and benchmark tables.
 std::string describe_device(const c10::Device& device);
