@@ -25,6 +25,7 @@
 #include "mtrec/data/split.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/tasks/ctr.h"
+#include "mtrec/train/fit.h"
 #include "mtrec/tasks/fusion.h"
 #include "mtrec/tasks/labels.h"
 #include "synthetic_cli.h"
@@ -117,8 +118,7 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
 
   // 3. CTR head.
   t0 = Clock::now();
-  auto ctr = CtrTask::fit(train, U, I, S,
-                          CtrTrainOptions().seed(ctx.seed).device(ctx.device).epochs(a.ctr_epochs).progress(false));
+  auto ctr = fit_ctr(train, valid, U, I, S, CtrTrainOptions().seed(ctx.seed).device(ctx.device).epochs(a.ctr_epochs));
   const double ctr_fit_s = seconds_since(t0);
   NegativeSampler all_pos(pos, U, I, NegativeSampler::Kind::Uniform, derive_seed(ctx.seed, "demo-ctr-test"));
   CtrMetrics cm = ctr.evaluate(sample_ctr_examples(test, all_pos, 4));

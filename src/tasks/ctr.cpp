@@ -116,58 +116,51 @@ NegativeSampler ctr_negative_sampler(const Interactions& interactions, int32_t n
   return NegativeSampler(interactions, num_users, num_items, NegativeSampler::Kind::Uniform, seed);
 }
 
-CtrTask CtrTask::fit(const Interactions& positives, int32_t num_users, int32_t num_items, int32_t num_scenarios,
-                     const CtrTrainOptions& o, const Interactions& seen) {
-  MTREC_CHECK(positives.size() >= 2, "CTR needs at least 2 positives, got ", positives.size());
-  MTREC_CHECK(o.negatives_ >= 1, "CTR needs negatives >= 1, got ", o.negatives_);
-  torch::manual_seed(derive_seed(o.seed_, "ctr-init"));
-  const auto device = choose_device(o.device_);
+torch::nn::Module& CtrEngineModel::module() { return *model_; }
 
-  std::vector<size_t> rows(positives.size());
-  std::iota(rows.begin(), rows.end(), 0);
-  Rng rng(derive_seed(o.seed_, "ctr-valid"));
-  std::shuffle(rows.begin(), rows.end(), rng);
-  size_t n_valid = o.valid_fraction_ > 0 ? std::max<size_t>(1, static_cast<size_t>(o.valid_fraction_ * rows.size())) : 0;
-  std::vector<size_t> vrows(rows.begin(), rows.begin() + n_valid), frows(rows.begin() + n_valid, rows.end());
-  std::sort(vrows.begin(), vrows.end());
-  std::sort(frows.begin(), frows.end());
-  Interactions fit_part = positives.subset(frows);
-  // Negatives never hit an item the user has a training row for: a positive (validation ones
-  // included) or any row of `seen`, the rule test negatives follow too (ctr_negative_sampler).
-  Interactions pool;
-  pool.reserve(positives.size() + seen.size());
-  for (const Interactions* x : {&positives, &seen})
-    for (size_t k = 0; k < x->size(); ++k) pool.push_back(x->user[k], x->item[k]);
-  NegativeSampler sampler = ctr_negative_sampler(pool, num_users, num_items, derive_seed(o.seed_, "ctr-neg"));
-  CtrExamples valid;
-  if (n_valid > 0) valid = sample_ctr_examples(positives.subset(vrows), sampler, o.negatives_);
+Outputs CtrEngineModel::forward(const Batch& b) {
+  return {{"ctr_logit", model_->forward(b.at("user"), b.at("item"), b.at("scenario"))}};
+}
 
-  CtrTask task;
-  task.model = CtrModel(CtrModelOptions(num_users, num_items, num_scenarios).dim(o.dim_).hidden(o.hidden_));
-  task.model->to(device);
-  torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
-  BestEpoch best;
-  for (int epoch = 1; epoch <= o.epochs_; ++epoch) {
-    task.model->train();
-    CtrExamples ex = sample_ctr_examples(fit_part, sampler, o.negatives_);
-    auto U = ids_tensor(ex.user, device), I = ids_tensor(ex.item, device), S = ids_tensor(ex.scenario, device);
-    auto Y = torch::tensor(ex.label).to(device);
-    double loss = train_epoch(U.size(0), o.batch_size_, rng, device, opt, "ctr epoch " + std::to_string(epoch),
-                              o.progress_, [&](const torch::Tensor& idx) {
-                                return ctr_loss(task.model->forward(U.index_select(0, idx), I.index_select(0, idx),
-                                                                    S.index_select(0, idx)),
-                                                Y.index_select(0, idx));
-                              });
-    task.epochs_run = epoch;
-    if (valid.size() == 0) continue;
-    task.model->eval();  // predict() never switches the mode itself
-    double v = task.evaluate(valid).auc;
-    log_debug("ctr epoch {}: loss {:.4f}, valid AUC {:.4f}", epoch, loss, v);
-    if (!best.update(v, *task.model, epoch, o.patience_)) break;
+CtrExampleSource::CtrExampleSource(Interactions positives, NegativeSampler sampler, int ratio)
+    : positives_(std::move(positives)), sampler_(std::move(sampler)), ratio_(ratio) {
+  MTREC_CHECK(ratio_ >= 1, "CTR needs negatives >= 1, got ", ratio_);
+}
+
+void CtrExampleSource::begin_epoch(int, uint64_t seed) {
+  sampler_.reseed(derive_seed(seed, "ctr-negatives"));
+  examples_ = sample_ctr_examples(positives_, sampler_, ratio_);
+}
+
+Batch CtrExampleSource::make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const {
+  const size_t n = rows.size();
+  std::vector<int64_t> u(n), i(n), s(n);
+  std::vector<float> y(n);
+  for (size_t k = 0; k < n; ++k) {
+    const auto r = static_cast<size_t>(rows[k]);
+    u[k] = examples_.user[r], i[k] = examples_.item[r], s[k] = examples_.scenario[r], y[k] = examples_.label[r];
   }
-  best.restore(*task.model);
-  task.model->eval();
-  return task;
+  Batch b;
+  b.size = static_cast<int64_t>(n);
+  b.fields["user"] = torch::tensor(u, torch::kLong).to(device);
+  b.fields["item"] = torch::tensor(i, torch::kLong).to(device);
+  b.fields["scenario"] = torch::tensor(s, torch::kLong).to(device);
+  b.fields["click"] = torch::tensor(y, torch::kFloat).to(device);
+  return b;
+}
+
+at::Tensor CtrObjective::loss(const Outputs& out, const Batch& b) {
+  auto per_example = torch::binary_cross_entropy_with_logits(out.at("ctr_logit"), b.at("click"), {}, {},
+                                                             at::Reduction::None);
+  return masked_mean(per_example, b.mask("ctr"));
+}
+
+Metrics CtrObjective::validate(Model& model) {
+  if (valid_.size() == 0) return {};
+  CtrTask view;
+  view.model = dynamic_cast<CtrEngineModel&>(model).model();
+  CtrMetrics m = view.evaluate(valid_);  // the trainer validates in eval mode
+  return {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}};
 }
 
 std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items,

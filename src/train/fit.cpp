@@ -21,6 +21,25 @@ namespace mtrec {
 
 namespace {
 
+/// Runs `make` with LibTorch's generator seeded from `seed`, then restores the generator: the
+/// initial parameters depend on the seed alone, and the process's stream is left as it was.
+template <typename Make>
+auto with_init_seed(uint64_t seed, Make&& make) {
+  torch::Tensor saved = at::globalContext().defaultGenerator(c10::kCPU).get_state();
+  torch::manual_seed(seed);
+  auto out = make();
+  const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(saved);
+  return out;
+}
+
+/// A trainer's run config: the caller's, with the stage it belongs to.
+std::string stage_config(const RunOptions& run, const nlohmann::json& stage_info) {
+  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
+  config["stage"] = stage_info;
+  return config.dump();
+}
+
+
 Interactions concat_rows(const Interactions& a, const Interactions& b) {
   Interactions out = a;
   for (size_t k = 0; k < b.size(); ++k)
@@ -75,12 +94,9 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
                    float hi, int epochs, const RatingTrainOptions& o, const RunOptions& run, const std::string& stage,
                    const nlohmann::json& stage_info, const Checkpoint* resume) {
   const double mean = std::accumulate(rows.rating.begin(), rows.rating.end(), 0.0) / rows.size();
-  // Initial parameters come from a generator of their own, so that they depend on the seed
-  // alone (not on what else ran in the process before).
-  torch::Tensor saved = at::globalContext().defaultGenerator(c10::kCPU).get_state();
-  torch::manual_seed(derive_seed(o.seed_, "rating-init"));
-  RatingModel model(BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim_).global_mean(mean).sparse(true)));
-  const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(saved);
+  RatingModel model(with_init_seed(derive_seed(o.seed_, "rating-init"), [&] {
+    return BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim_).global_mean(mean).sparse(true));
+  }));
   InteractionSource source(rows);
   RatingObjective objective(o.l2_, valid, lo, hi);
   const bool adam = o.solver_ == "adam";
@@ -99,9 +115,7 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
                       .seed(derive_seed(o.seed_, "rating-" + stage))
                       .device(o.device_));
   add_run_observers(trainer, run, stage, valid.empty() ? 0 : o.patience_);
-  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
-  config["stage"] = stage_info;
-  trainer.set_config(config.dump());
+  trainer.set_config(stage_config(run, stage_info));
   RatingTask task;
   task.solver = o.solver_;
   task.min_rating = lo;
@@ -125,6 +139,55 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
 }
 
 }  // namespace
+
+CtrTask fit_ctr(const Interactions& positives, const Interactions& valid_positives, int32_t num_users,
+                int32_t num_items, int32_t num_scenarios, const CtrTrainOptions& o, const Interactions& seen,
+                const RunOptions& run) {
+  MTREC_CHECK(positives.size() >= 2, "CTR needs at least 2 positives, got ", positives.size());
+  MTREC_CHECK(o.negatives_ >= 1, "CTR needs negatives >= 1, got ", o.negatives_);
+  Interactions pool;
+  pool.reserve(positives.size() + valid_positives.size() + seen.size());
+  for (const Interactions* x : {&positives, &valid_positives, &seen})
+    for (size_t k = 0; k < x->size(); ++k) pool.push_back(x->user[k], x->item[k]);
+  NegativeSampler sampler = ctr_negative_sampler(pool, num_users, num_items, derive_seed(o.seed_, "ctr-neg"));
+  CtrExamples valid;
+  if (!valid_positives.empty()) valid = sample_ctr_examples(valid_positives, sampler, o.negatives_);
+
+  CtrEngineModel model(with_init_seed(derive_seed(o.seed_, "ctr-init"), [&] {
+    return CtrModel(CtrModelOptions(num_users, num_items, num_scenarios).dim(o.dim_).hidden(o.hidden_));
+  }));
+  CtrExampleSource source(positives, sampler, o.negatives_);
+  CtrObjective objective(valid);
+  Trainer trainer(model, source, {{&objective, 1.0}},
+                  TrainerOptions()
+                      .epochs(o.epochs_)
+                      .batch_size(o.batch_size_)
+                      .optimizer("adam")
+                      .lr(o.lr_)
+                      .weight_decay(o.weight_decay_)
+                      .monitor("ctr/auc", true)
+                      .validate_every(valid.size() == 0 ? 0 : 1)
+                      .seed(derive_seed(o.seed_, "ctr-train"))
+                      .device(o.device_));
+  add_run_observers(trainer, run, "ctr", valid.size() == 0 ? 0 : o.patience_);
+  trainer.set_config(stage_config(run, {{"name", "ctr"}}));
+  CtrTask task;
+  task.model = model.model();
+  trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
+    task.model->eval();  // golden pairs are scored in eval mode; the trainer switches back
+    Checkpoint meta = task.to_checkpoint({}, {}, {});
+    ck.task = meta.task;
+    ck.golden = meta.golden;
+    auto c = nlohmann::json::parse(ck.config_json);
+    c["model"] = nlohmann::json::parse(meta.config_json);
+    ck.config_json = c.dump();
+  });
+  if (!run.resume_.empty()) trainer.resume(load_checkpoint(run.resume_));
+  TrainSummary s = trainer.train();
+  task.epochs_run = s.state.epoch;
+  task.model->eval();
+  return task;
+}
 
 RatingTask fit_rating(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
                       const RatingTrainOptions& options, const RunOptions& run) {

@@ -6,7 +6,7 @@
 //
 //   mtrec::NegativeSampler all = mtrec::ctr_negative_sampler(ds.interactions, ds.num_users(), ds.num_items(), 7);
 //   mtrec::CtrExamples test = mtrec::sample_ctr_examples(test_pos, all, 1);
-//   mtrec::CtrTask ctr = mtrec::CtrTask::fit(train_pos, ds.num_users(), ds.num_items(), 3,
+//   mtrec::CtrTask ctr = mtrec::fit_ctr(train_pos, valid_pos, ds.num_users(), ds.num_items(), 3,  // train/fit.h
 //                                            mtrec::CtrTrainOptions().negatives(1), train_rows);
 //   mtrec::CtrMetrics m = ctr.evaluate(test);             // m.auc, m.gauc, m.logloss, m.per_scenario
 #include <torch/nn/module.h>
@@ -22,6 +22,7 @@
 #include "mtrec/data/sampler.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/nn/checkpoint.h"
+#include "mtrec/tasks/task.h"
 
 namespace mtrec {
 
@@ -65,7 +66,7 @@ CtrExamples sample_ctr_examples(const Interactions& positives, NegativeSampler& 
 /// The one pool CTR negatives come from, in training and in test alike: for user u, the items
 /// u has no row for in `interactions`. Every row counts, not only positives (on MovieLens an
 /// item rated 2 stars is an observed interaction, not an unseen item). Training passes the
-/// rows it learns from (CtrTask::fit's positives and `seen`); a test set passes every row of
+/// rows it learns from (fit_ctr's positives and `seen`); a test set passes every row of
 /// the data set, so its negatives are unseen in training and test alike.
 NegativeSampler ctr_negative_sampler(const Interactions& interactions, int32_t num_users, int32_t num_items,
                                      uint64_t seed);
@@ -78,7 +79,6 @@ struct CtrTrainOptions {
   int64_t batch_size_ = 512;
   double lr_ = 2e-3;         // Adam
   double weight_decay_ = 1e-6;
-  double valid_fraction_ = 0.05;  // of the positives, for early stopping on validation AUC
   int patience_ = 2;
   uint64_t seed_ = 42;
   std::string device_ = "auto";
@@ -90,7 +90,6 @@ struct CtrTrainOptions {
   CtrTrainOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
   CtrTrainOptions& lr(double v) { lr_ = v; return *this; }
   CtrTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
-  CtrTrainOptions& valid_fraction(double v) { valid_fraction_ = v; return *this; }
   CtrTrainOptions& patience(int v) { patience_ = v; return *this; }
   CtrTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
   CtrTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
@@ -106,13 +105,51 @@ struct CtrMetrics {
 /// AUC, GAUC (grouped by user) and logloss of probabilities; per scenario when there are several.
 CtrMetrics ctr_metrics(const CtrExamples& examples, const std::vector<float>& prob);
 
+/// The engine's view of a CtrModel: outputs "ctr_logit" for the batch's user, item, scenario.
+class CtrEngineModel : public Model {
+ public:
+  explicit CtrEngineModel(CtrModel model) : model_(std::move(model)) {}
+  torch::nn::Module& module() override;
+  Outputs forward(const Batch& batch) override;
+  CtrModel& model() { return model_; }
+
+ private:
+  CtrModel model_;
+};
+
+/// CTR training examples: every positive with label 1 and `ratio` negatives drawn by the
+/// sampler, resampled every epoch from the epoch's seed only (so a resumed run sees the same).
+/// Batches carry "user", "item", "scenario" and the label "click".
+class CtrExampleSource : public BatchSource {
+ public:
+  CtrExampleSource(Interactions positives, NegativeSampler sampler, int ratio);
+  void begin_epoch(int epoch, uint64_t seed) override;
+  int64_t num_examples() const override { return static_cast<int64_t>(examples_.size()); }
+  Batch make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const override;
+
+ private:
+  Interactions positives_;
+  NegativeSampler sampler_;
+  int ratio_;
+  CtrExamples examples_;
+};
+
+/// The CTR task: BCE with logits over the batch's labelled examples ("mask/ctr"); validation
+/// AUC, GAUC and logloss on fixed labelled examples.
+class CtrObjective : public Task {
+ public:
+  explicit CtrObjective(CtrExamples valid) : valid_(std::move(valid)) {}
+  std::string name() const override { return "ctr"; }
+  at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
+  Metrics validate(Model& model) override;
+
+ private:
+  CtrExamples valid_;
+};
+
+/// A fitted CTR model (by train/fit.h's fit_ctr, or loaded from a checkpoint).
 class CtrTask {
  public:
-  /// Training negatives are drawn by ctr_negative_sampler from `positives` plus `seen`: pass
-  /// every training row as `seen` (rows that are not positives included) so that training
-  /// and test negatives follow the same rule.
-  static CtrTask fit(const Interactions& positives, int32_t num_users, int32_t num_items, int32_t num_scenarios,
-                     const CtrTrainOptions& options = {}, const Interactions& seen = {});
   /// Click probabilities. Thread-safe: never changes the module's mode. fit() and
   /// from_checkpoint() leave the model in eval mode; throws if it was put back in training mode.
   std::vector<float> predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items,

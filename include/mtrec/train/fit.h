@@ -12,6 +12,7 @@
 #include <string>
 
 #include "mtrec/data/schema.h"
+#include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/rating.h"
 #include "mtrec/train/run.h"
 
@@ -22,5 +23,13 @@ namespace mtrec {
 /// train + valid for the best epoch count. With an empty `valid`, `epochs` epochs on train.
 RatingTask fit_rating(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
                       const RatingTrainOptions& options = {}, const RunOptions& run = {});
+
+/// CTR (MLP + dot) on the trainer: Adam on every parameter, negatives resampled each epoch;
+/// early stopping on validation AUC over `valid_positives` with the same ratio of negatives
+/// (drawn once). Negatives never hit an item the user has a row for in the positives, the
+/// validation positives or `seen` (pass every training row: the rule test negatives follow).
+CtrTask fit_ctr(const Interactions& positives, const Interactions& valid_positives, int32_t num_users,
+                int32_t num_items, int32_t num_scenarios, const CtrTrainOptions& options = {},
+                const Interactions& seen = {}, const RunOptions& run = {});
 
 }  // namespace mtrec
