@@ -23,6 +23,45 @@ CLI::App* group(CLI::App& app, const std::string& name, const std::string& descr
   return sub;
 }
 
+namespace {
+std::string toml_string(const std::string& v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+// The options in force of `app` and of the subcommands that were run, as TOML that --config
+// reads back: `key = "value"` (CLI11 converts the text), one [section] per subcommand path.
+// Options of subcommands that did not run are left out, so the file replays this command only.
+void write_effective(const CLI::App& app, const std::string& section, std::string& out) {
+  std::string lines;
+  for (const CLI::Option* o : app.get_options()) {
+    const std::string name = o->get_single_name();
+    if (name.empty() || name == "help" || name == "version" || name == "config" || !o->get_configurable()) continue;
+    std::string value;
+    if (o->count() > 0) {
+      const auto& r = o->results();
+      if (o->get_expected_min() == 0) {
+        value = "true";  // a flag that was given
+      } else {
+        for (size_t k = 0; k < r.size(); ++k) value += (k ? "," : "") + r[k];
+      }
+    } else {
+      value = o->get_default_str();
+      if (value.empty() && o->get_expected_min() == 0) value = "false";
+      if (value.empty()) continue;  // no default to state
+    }
+    lines += name + " = " + toml_string(value) + "\n";
+  }
+  if (!lines.empty()) out += (section.empty() ? "" : "[" + section + "]\n") + lines;
+  for (const CLI::App* sub : app.get_subcommands())
+    write_effective(*sub, section.empty() ? sub->get_name() : section + "." + sub->get_name(), out);
+}
+}  // namespace
+
 void CliContext::write_json(const nlohmann::json& result) const {
   if (json_path.empty()) return;
   write_file_atomic(json_path, result.dump(2) + "\n");
@@ -58,7 +97,8 @@ int main(int argc, char** argv) {
   // line wins over the file.
   app.set_config("--config", "", "Read options from a TOML file ([train] section for `train` options)");
   app.parse_complete_callback([&] {
-    ctx.effective_config = app.config_to_str(/*default_also=*/true, /*write_description=*/false);
+    ctx.effective_config.clear();
+    write_effective(app, "", ctx.effective_config);
     mtrec::set_log_level(mtrec::parse_log_level(ctx.log_level));
     mtrec::seed_everything(ctx.seed);
     mtrec::set_cpu_threads(ctx.threads);

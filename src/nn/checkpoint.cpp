@@ -187,6 +187,17 @@ std::vector<std::pair<std::string, at::Tensor>> module_state(const torch::nn::Mo
   return out;
 }
 
+uint64_t state_checksum(const torch::nn::Module& module) {
+  std::string bytes;
+  for (const auto& [name, t] : module_state(module)) {
+    at::Tensor c = t.detach().to(c10::kCPU).contiguous();
+    bytes += name;
+    for (int64_t d : c.sizes()) put<int64_t>(bytes, d);
+    bytes.append(static_cast<const char*>(c.data_ptr()), static_cast<size_t>(c.numel()) * c.element_size());
+  }
+  return fnv1a64(bytes);
+}
+
 void load_module_state(torch::nn::Module& module, const Checkpoint& ck) {
   torch::NoGradGuard no_grad;
   auto assign = [&](const std::string& name, at::Tensor& dst) {

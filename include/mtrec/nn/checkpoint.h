@@ -74,6 +74,9 @@ uint64_t fnv1a64(std::string_view data);
 
 /// Parameters and buffers of `module` (recursively, by their registered names).
 std::vector<std::pair<std::string, at::Tensor>> module_state(const torch::nn::Module& module);
+/// FNV-1a 64 of every parameter and buffer of `module` (names, shapes and bytes): equal for
+/// bit-identical models (e.g. a resumed run against an uninterrupted one).
+uint64_t state_checksum(const torch::nn::Module& module);
 /// Copies the checkpoint's tensors into `module`'s parameters and buffers (on the module's
 /// device). Every name must be present with the same shape; throws mtrec::Error otherwise.
 void load_module_state(torch::nn::Module& module, const Checkpoint& checkpoint);
