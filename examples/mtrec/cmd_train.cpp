@@ -22,6 +22,7 @@
 #include "mtrec/tasks/dmf.h"
 #include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
+#include "mtrec/train/fit_dmf.h"
 #include "train_registry.h"
 
 namespace mtrec::cli {
@@ -186,14 +187,15 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   auto d = load_data(a, ctx);
   auto t0 = Clock::now();
   DmfTrainOptions o;
-  o.seed(ctx.seed).device(ctx.device).progress(true);
+  o.seed(ctx.seed).device(ctx.device);
   if (a.epochs) o.epochs(a.epochs);
   if (a.dim) o.layers({4 * a.dim, a.dim});
   if (a.lr) o.lr(a.lr);
   if (a.negatives) o.negatives(a.negatives);
   auto& x = d.data.interactions;
-  auto train = x.subset(d.split.train), valid = x.subset(d.split.valid);
-  auto task = DmfTask::fit(train, d.data.num_users(), d.data.num_items(), o, valid);
+  // The split's validation rows choose the epoch (early stopping on their sampled HR@10).
+  auto task = fit_dmf(x.subset(d.split.train), x.subset(d.split.valid), d.data.num_users(), d.data.num_items(), o,
+                      run_options(a, ctx));
   // The test item is scored from everything before it (train + validation rows).
   task.set_inputs(x.subset(concat(d.split.train, d.split.valid)));
   RankingEvaluator ev(x.subset(concat(d.split.train, d.split.valid)), d.data.num_users(), d.data.num_items(),
@@ -201,7 +203,8 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   auto r = ev.evaluate(x.subset(d.split.test), task.score_fn());
   auto j = run_info(a, ctx, d);
   j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
-            {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)}});
+            {"epochs_run", task.epochs_run}, {"best_epoch", task.best_epoch}, {"best_valid_hr@10", task.best_valid_hr},
+            {"wall_s", seconds_since(t0)}});
   if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items));
   log_info("dmf: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users, 100 sampled negatives)", r.at("HR@10"), r.at("NDCG@10"), r.users);
   return j;

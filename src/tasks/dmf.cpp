@@ -9,8 +9,6 @@
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
-#include "mtrec/core/log.h"
-#include "mtrec/core/progress.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/sampler.h"
 #include "tensor_util.h"
@@ -178,92 +176,81 @@ torch::Tensor DMFImpl::forward(const torch::Tensor& users, const torch::Tensor& 
 
 torch::Tensor dmf_clamp(const torch::Tensor& cosine) { return cosine.clamp(1e-6, 1.0 - 1e-6); }
 
-torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& y) {
+torch::Tensor dmf_cross_entropy(const torch::Tensor& cosine, const torch::Tensor& y) {
   auto p = dmf_clamp(cosine);
-  return -(y * torch::log(p) + (1 - y) * torch::log(1 - p)).mean();
+  return -(y * torch::log(p) + (1 - y) * torch::log(1 - p));
 }
 
-DmfTask DmfTask::fit(const Interactions& rows, int32_t num_users, int32_t num_items, const DmfTrainOptions& o,
-                     const Interactions& valid) {
-  MTREC_CHECK(!rows.empty(), "DMF needs training interactions");
-  // One training pair per (user, item), its latest row, as in the matrix the towers read.
-  const Interactions train = unique_pairs_latest(rows);
-  MTREC_CHECK(o.negatives_ >= 1 && o.epochs_ >= 1 && o.batch_size_ >= 1, "DMF options: negatives=", o.negatives_,
-              " epochs=", o.epochs_, " batch_size=", o.batch_size_, " must all be >= 1");
-  MTREC_CHECK(o.lr_ > 0 && o.weight_decay_ >= 0, "DMF options: lr=", o.lr_, " must be > 0 and weight_decay=",
-              o.weight_decay_, " >= 0");
-  torch::manual_seed(derive_seed(o.seed_, "dmf-init"));
-  const auto device = choose_device(o.device_);
-  const float max_rating = train.has_rating ? static_cast<float>(o.max_rating_) : 1.0f;
-  DmfTask task;
-  task.input_scale = max_rating;
-  task.model = DMF(DMFOptions(num_users, num_items)
-                       .user_layers(o.layers_)
-                       .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
-                       .dropout(o.dropout_)
-                       .input_norm(o.input_norm_));
-  task.model->to(device);
-  task.model->set_matrix(train, max_rating);
-  torch::optim::Adam opt(task.model->parameters(), torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
-  NegativeSampler sampler(train, num_users, num_items, NegativeSampler::Kind::Uniform, derive_seed(o.seed_, "dmf-neg"));
-  Rng rng(derive_seed(o.seed_, "dmf-batches"));
+torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& y) { return dmf_cross_entropy(cosine, y).mean(); }
 
-  std::unique_ptr<RankingEvaluator> evaluator;
-  if (!valid.empty())
-    evaluator = std::make_unique<RankingEvaluator>(
-        train, num_users, num_items, RankingOptions().ks({10}).sampled_negatives(100).seed(derive_seed(o.seed_, "dmf-valid")));
-  BestEpoch best;
+torch::nn::Module& DmfModel::module() { return *dmf_; }
 
-  const size_t per = 1 + static_cast<size_t>(o.negatives_);
-  std::vector<int32_t> us(train.size() * per), is(train.size() * per);
-  std::vector<float> ys(train.size() * per), ws(train.size() * per, 0.0f);  // ws: matrix value of the pair
-  for (int epoch = 1; epoch <= o.epochs_; ++epoch) {
-    task.model->train();
-    for (size_t k = 0; k < train.size(); ++k) {
-      size_t at = k * per;
-      us[at] = train.user[k];
-      is[at] = train.item[k];
-      ws[at] = train.has_rating ? train.rating[k] / max_rating : 1.0f;  // as set_matrix stores it
-      ys[at] = o.soft_labels_ ? std::min(1.0f, ws[at]) : 1.0f;
-      auto neg = sampler.sample(train.user[k], o.negatives_);
-      for (int j = 0; j < o.negatives_; ++j) {
-        us[at + 1 + j] = train.user[k];
-        is[at + 1 + j] = neg[j];
-        ys[at + 1 + j] = 0.0f;
-      }
-    }
-    auto U = ids_tensor(us, device), I = ids_tensor(is, device), Y = torch::tensor(ys).to(device);
-    auto W = torch::tensor(ws).to(device);
-    double loss = train_epoch(U.size(0), o.batch_size_, rng, device, opt, "dmf epoch " + std::to_string(epoch),
-                              o.progress_, [&](const torch::Tensor& idx) {
-                                auto bu = U.index_select(0, idx), bi = I.index_select(0, idx);
-                                torch::Tensor uv, iv;
-                                if (o.mask_target_) {
-                                  // Negatives have weight 0: their inputs are the full rows.
-                                  auto bw = W.index_select(0, idx);
-                                  uv = task.model->user_vectors(bu, bi, bw);
-                                  iv = task.model->item_vectors(bi, bu, bw);
-                                } else {
-                                  uv = task.model->user_vectors(bu);
-                                  iv = task.model->item_vectors(bi);
-                                }
-                                auto cos = torch::cosine_similarity(uv, iv, 1, 1e-8);
-                                return dmf_loss(cos, Y.index_select(0, idx));
-                              });
-    task.epochs_run = epoch;
-    if (!evaluator) {
-      log_debug("dmf epoch {}: loss {:.4f}", epoch, loss);
-      continue;
-    }
-    task.cache_vectors();
-    double hr = evaluator->evaluate(valid, task.score_fn()).at("HR@10");
-    log_debug("dmf epoch {}: loss {:.4f}, valid HR@10 {:.4f}", epoch, loss, hr);
-    if (!best.update(hr, *task.model, epoch, o.patience_, 1e-6)) break;
+Outputs DmfModel::forward(const Batch& b) {
+  const auto& u = b.at("user");
+  const auto& i = b.at("item");
+  torch::Tensor uv, iv;
+  if (mask_target_ && b.has("dmf_weight")) {
+    // Negatives have weight 0: their inputs are the full rows.
+    const auto& w = b.at("dmf_weight");
+    uv = dmf_->user_vectors(u, i, w);
+    iv = dmf_->item_vectors(i, u, w);
+  } else {
+    uv = dmf_->user_vectors(u);
+    iv = dmf_->item_vectors(i);
   }
-  best.restore(*task.model);
-  task.model->eval();
-  task.cache_vectors();
-  return task;
+  return {{"dmf", torch::cosine_similarity(uv, iv, /*dim=*/1, /*eps=*/1e-8)}};
+}
+
+DmfExamples::DmfExamples(const Interactions& train, int32_t num_users, int32_t num_items, int negatives,
+                         float max_rating, bool soft_labels)
+    : pairs_(unique_pairs_latest(train)),
+      negatives_(negatives),
+      per_(1 + static_cast<int64_t>(negatives)),
+      sampler_(pairs_, num_users, num_items, NegativeSampler::Kind::Uniform, 0) {
+  MTREC_CHECK(!pairs_.empty(), "DMF needs training interactions");
+  MTREC_CHECK(negatives >= 1, "DMF: negatives must be >= 1, got ", negatives);
+  MTREC_CHECK(max_rating > 0, "DMF: max_rating must be > 0, got ", max_rating);
+  const size_t n = pairs_.size() * per_;
+  std::vector<int64_t> us(n), is(n, 0);
+  std::vector<float> ys(n, 0.0f), ws(n, 0.0f);
+  for (size_t k = 0; k < pairs_.size(); ++k) {
+    const size_t at = k * per_;
+    // As set_matrix stores it.
+    const float w = pairs_.has_rating ? pairs_.rating[k] / max_rating : 1.0f;
+    for (int64_t j = 0; j < per_; ++j) us[at + j] = pairs_.user[k];
+    is[at] = pairs_.item[k];
+    ws[at] = w;
+    ys[at] = soft_labels ? std::min(1.0f, w) : 1.0f;
+  }
+  users_ = torch::tensor(us, torch::kLong);
+  items_ = torch::tensor(is, torch::kLong);
+  labels_ = torch::tensor(ys);
+  weights_ = torch::tensor(ws);
+}
+
+void DmfExamples::begin_epoch(int /*epoch*/, uint64_t seed) {
+  // Example k·per is pair k, the next `negatives` rows its negatives: only those are redrawn.
+  sampler_.reseed(derive_seed(seed, "dmf-negatives"));
+  auto* items = items_.data_ptr<int64_t>();
+  for (size_t k = 0; k < pairs_.size(); ++k) {
+    auto neg = sampler_.sample(pairs_.user[k], negatives_);
+    for (int j = 0; j < negatives_; ++j) items[k * per_ + 1 + j] = neg[j];
+  }
+}
+
+Batch DmfExamples::make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const {
+  auto idx = torch::tensor(rows, torch::kLong);
+  Batch b;
+  b.size = static_cast<int64_t>(rows.size());
+  b.fields["user"] = users_.index_select(0, idx).to(device);
+  b.fields["item"] = items_.index_select(0, idx).to(device);
+  b.fields["dmf"] = labels_.index_select(0, idx).to(device);
+  b.fields["dmf_weight"] = weights_.index_select(0, idx).to(device);
+  return b;
+}
+
+at::Tensor DmfObjective::loss(const Outputs& out, const Batch& b) {
+  return masked_mean(dmf_cross_entropy(out.at("dmf"), b.at("dmf")), b.mask("dmf"));
 }
 
 void DmfTask::set_inputs(const Interactions& seen) {
@@ -327,7 +314,8 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
   ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users_},
                                   {"num_items", o.num_items_}, {"user_layers", o.user_layers_},
                                   {"item_layers", o.item_layers_}, {"input_norm", o.input_norm_},
-                                  {"input_scale", input_scale}, {"epochs_run", epochs_run}}
+                                  {"input_scale", input_scale}, {"epochs_run", epochs_run},
+                                  {"best_epoch", best_epoch},   {"best_valid_hr", best_valid_hr}}
                        .dump();
   ck.users = users;
   ck.items = items;
@@ -339,6 +327,8 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
 DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
   MTREC_CHECK(ck.task == "dmf", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'dmf'");
   auto c = nlohmann::json::parse(ck.config_json);
+  // A checkpoint written during training (train/fit_dmf.h) nests the model's config under "model".
+  if (c.contains("model") && c.at("model").is_object()) c = c.at("model");
   DmfTask t;
   t.model = DMF(DMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
                     .user_layers(c.at("user_layers").get<std::vector<int64_t>>())
@@ -352,6 +342,8 @@ DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device
   }
   load_module_state(*t.model, ck);
   t.epochs_run = c.value("epochs_run", 0);
+  t.best_epoch = c.value("best_epoch", 0);
+  t.best_valid_hr = c.value("best_valid_hr", 0.0);
   t.input_scale = c.value("input_scale", 5.0f);
   t.cache_vectors();
   verify_golden(ck, dmf_golden_fn(t));

@@ -16,6 +16,7 @@ void add_run_observers(Trainer& t, const RunOptions& run, const std::string& sta
     t.add_observer(std::make_shared<Checkpointer>(dir, run.checkpoint_every_));
     t.add_observer(std::make_shared<HtmlReport>(dir + "/report.html", "mtrec " + stage));
   }
+  for (const auto& o : run.observers_) t.add_observer(o);
 }
 
 }  // namespace mtrec

@@ -21,6 +21,7 @@
 #include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
 #include "mtrec/train/fit.h"
+#include "mtrec/train/fit_dmf.h"
 #include "mtrec/nn/checkpoint.h"
 #include "test_data.h"
 #include "test_util.h"
@@ -232,8 +233,8 @@ TEST(DmfHead, DuplicatePairsAreOneEntryKeepingTheLatest) {
     EXPECT_TRUE(torch::allclose(masked_item, dmf->item_input_layer(I), 0, 1e-12));
   }
 
-  // fit() reads the same deduplicated matrix.
-  auto task = DmfTask::fit(x, 4, 5, DmfTrainOptions().layers({8, 4}).epochs(1).negatives(1).device("cpu"));
+  // fit_dmf() reads the same deduplicated matrix.
+  auto task = fit_dmf(x, {}, 4, 5, DmfTrainOptions().layers({8, 4}).epochs(1).negatives(1).device("cpu"));
   EXPECT_EQ(task.model->user_cols.numel(), 8);
 }
 
@@ -277,8 +278,8 @@ TEST(DmfHead, BeatsPopularityOnSyntheticWorld) {
   auto seen_rows = s.train;
   seen_rows.insert(seen_rows.end(), s.valid.begin(), s.valid.end());
   std::sort(seen_rows.begin(), seen_rows.end());
-  auto task = DmfTask::fit(train, w.data.num_users(), w.data.num_items(),
-                           DmfTrainOptions().layers({32, 16}).epochs(3).batch_size(512).lr(3e-3).device("cpu"), valid);
+  auto task = fit_dmf(train, valid, w.data.num_users(), w.data.num_items(),
+                      DmfTrainOptions().layers({32, 16}).epochs(3).batch_size(512).lr(3e-3).device("cpu"));
   RankingEvaluator ev(x.subset(seen_rows), w.data.num_users(), w.data.num_items(),
                       RankingOptions().ks({10}).sampled_negatives(100).seed(9));
   double hr = ev.evaluate(test, task.score_fn()).at("HR@10");
@@ -415,7 +416,7 @@ TEST(Checkpoint, RatingRoundTripGivesIdenticalPredictions) {
 TEST(Checkpoint, DmfAndCtrRoundTrip) {
   test::TempDir dir;
   auto x = tiny_ratings();
-  auto dmf = DmfTask::fit(x, 4, 5, DmfTrainOptions().layers({8, 4}).epochs(2).negatives(1).device("cpu"));
+  auto dmf = fit_dmf(x, {}, 4, 5, DmfTrainOptions().layers({8, 4}).epochs(2).negatives(1).device("cpu"));
   save_checkpoint(dir.path("dmf.ckpt"), dmf.to_checkpoint(ids("u", 4), ids("i", 5)));
   auto dmf2 = DmfTask::from_checkpoint(load_checkpoint(dir.path("dmf.ckpt")), "cpu");
   EXPECT_EQ(dmf.score(2, {0, 1, 2, 3, 4}), dmf2.score(2, {0, 1, 2, 3, 4}));

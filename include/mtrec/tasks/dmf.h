@@ -18,8 +18,13 @@
 // give. Exact and cheap: the first layer is a weighted sum, so the masked pre-activation is
 // S_u − w_ui·E[i] with S_u the full bag sum.
 //
-//   mtrec::DmfTask dmf = mtrec::DmfTask::fit(train, ds.num_users(), ds.num_items(),
-//                                            mtrec::DmfTrainOptions().epochs(20).negatives(4));
+// Training runs on the engine (train/trainer.h): DmfModel is the Model, DmfExamples the
+// BatchSource (positives and resampled negatives), DmfObjective the Task; train/fit_dmf.h fits
+// a DmfTask with them.
+//
+//   mtrec::DmfTask dmf = mtrec::fit_dmf(train, valid, ds.num_users(), ds.num_items(),
+//                                       mtrec::DmfTrainOptions().epochs(20).negatives(4));  // train/fit_dmf.h
+//   dmf.set_inputs(train_and_valid);                                     // before scoring the test items
 //   mtrec::RankingReport r = evaluator.evaluate(test, dmf.score_fn());   // HR@10, NDCG@10
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
@@ -28,12 +33,16 @@
 #include <torch/nn/pimpl.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/score_fn.h"
+#include "mtrec/data/batch.h"
+#include "mtrec/data/sampler.h"
 #include "mtrec/data/schema.h"
-#include "mtrec/eval/evaluator.h"
 #include "mtrec/nn/checkpoint.h"
+#include "mtrec/tasks/task.h"
 
 namespace mtrec {
 
@@ -94,13 +103,72 @@ TORCH_MODULE(DMF);
 
 /// The rows of `x` with one row per (user, item) pair: the latest by timestamp (the later row
 /// on equal timestamps or without timestamps), kept in their original order. DMF's matrix and
-/// training pairs are built from it (set_matrix and fit apply it).
+/// training pairs are built from it (set_matrix and DmfExamples apply it).
 Interactions unique_pairs_latest(const Interactions& x);
 
 /// Clamp used by DMF's loss and scores.
 torch::Tensor dmf_clamp(const torch::Tensor& cosine);
-/// Normalised cross-entropy: mean of -(y·log p + (1-y)·log(1-p)), p = dmf_clamp(cosine).
+/// Normalised cross-entropy per example: -(y·log p + (1-y)·log(1-p)), p = dmf_clamp(cosine).
+torch::Tensor dmf_cross_entropy(const torch::Tensor& cosine, const torch::Tensor& soft_label);
+/// Its mean.
 torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& soft_label);
+
+/// The engine's view of a DMF: output "dmf" is the (unclamped) cosine of each example's towers.
+/// With mask_target and a batch field "dmf_weight" (the pair's matrix value, 0 for a negative),
+/// each pair's towers read its row and column without the pair itself (see above). No sparse
+/// parameters: the input tables (items×width, users×width) are small and DMF was tuned with
+/// dense Adam on all of them; the masked first layer also gathers rows outside EmbeddingBag.
+class DmfModel : public Model {
+ public:
+  DmfModel(DMF dmf, bool mask_target) : dmf_(std::move(dmf)), mask_target_(mask_target) {}
+  torch::nn::Module& module() override;
+  Outputs forward(const Batch& batch) override;
+  DMF& dmf() { return dmf_; }
+
+ private:
+  DMF dmf_;
+  bool mask_target_;
+};
+
+/// DMF's training examples: one per distinct (user, item) pair of `train` (its latest row,
+/// unique_pairs_latest) and `negatives` uniform unseen items per pair, redrawn in every
+/// begin_epoch from that epoch's seed alone (so a resumed run draws the same ones). Batches
+/// hold int64 "user", "item", float "dmf" (the label: 1, or min(1, r/max_rating) with
+/// soft_labels, 0 for negatives) and "dmf_weight" (the pair's matrix value r/max_rating, 1
+/// without ratings, 0 for negatives).
+class DmfExamples : public BatchSource {
+ public:
+  DmfExamples(const Interactions& train, int32_t num_users, int32_t num_items, int negatives, float max_rating,
+              bool soft_labels);
+  void begin_epoch(int epoch, uint64_t seed) override;
+  int64_t num_examples() const override { return static_cast<int64_t>(pairs_.size()) * per_; }
+  Batch make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const override;
+  /// The deduplicated training pairs (what DMF's matrix is built from).
+  const Interactions& pairs() const { return pairs_; }
+
+ private:
+  Interactions pairs_;
+  int negatives_;
+  int64_t per_;
+  NegativeSampler sampler_;
+  at::Tensor users_, items_, labels_, weights_;  // this epoch's table, on the CPU
+};
+
+/// DMF's task: the normalised cross-entropy over the batch's examples ("mask/dmf" when set).
+/// Validation is a callback (set by the fitter, train/fit_dmf.h: sampled HR@10 by the ranking
+/// evaluator, which tasks/ does not include); without one the task reports no metrics.
+class DmfObjective : public Task {
+ public:
+  using Validator = std::function<Metrics(Model&)>;
+  explicit DmfObjective(Validator validator = {}) : validator_(std::move(validator)) {}
+  std::string name() const override { return "dmf"; }
+  at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
+  Metrics validate(Model& model) override { return validator_ ? validator_(model) : Metrics{}; }
+  void set_validator(Validator validator) { validator_ = std::move(validator); }
+
+ private:
+  Validator validator_;
+};
 
 struct DmfTrainOptions {
   std::vector<int64_t> layers_ = {256, 64};  // user tower (and item tower unless item_layers is set)
@@ -108,7 +176,7 @@ struct DmfTrainOptions {
   int epochs_ = 20;
   int negatives_ = 4;           // sampled unseen items per positive, resampled every epoch
   int64_t batch_size_ = 256;
-  double lr_ = 1e-3;            // Adam
+  double lr_ = 1e-3;            // Adam (dense, on every parameter: the input tables are small)
   double weight_decay_ = 0;     // Adam's L2 on every parameter
   double dropout_ = 0;          // see DMFOptions
   double input_norm_ = 0;       // see DMFOptions
@@ -120,7 +188,6 @@ struct DmfTrainOptions {
   int patience_ = 3;            // epochs without validation HR@10 gain (when validation is given)
   uint64_t seed_ = 42;
   std::string device_ = "auto";
-  bool progress_ = false;
   DmfTrainOptions& layers(std::vector<int64_t> v) { layers_ = std::move(v); return *this; }
   DmfTrainOptions& item_layers(std::vector<int64_t> v) { item_layers_ = std::move(v); return *this; }
   DmfTrainOptions& epochs(int v) { epochs_ = v; return *this; }
@@ -136,15 +203,11 @@ struct DmfTrainOptions {
   DmfTrainOptions& patience(int v) { patience_ = v; return *this; }
   DmfTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
   DmfTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
-  DmfTrainOptions& progress(bool v) { progress_ = v; return *this; }
 };
 
+/// A fitted DMF (by train/fit_dmf.h's fit_dmf, or loaded from a checkpoint).
 class DmfTask {
  public:
-  /// Trains on `train`; when `valid` is non-empty, keeps the epoch with the best sampled
-  /// HR@10 on it (100 negatives, `train` excluded) and stops after `patience` epochs without gain.
-  static DmfTask fit(const Interactions& train, int32_t num_users, int32_t num_items,
-                     const DmfTrainOptions& options = {}, const Interactions& valid = {});
   /// Scores (cosine) of `items` for `user`.
   std::vector<float> score(int32_t user, const std::vector<int32_t>& items) const;
   /// A thread-safe scorer for RankingEvaluator (towers are precomputed for every user and item).
@@ -162,6 +225,8 @@ class DmfTask {
 
   DMF model{nullptr};
   int epochs_run = 0;
+  int best_epoch = 0;        // 1-based, chosen on the validation rows (0: no validation)
+  double best_valid_hr = 0;  // its sampled HR@10
   float input_scale = 5;  // matrix values are rating / input_scale (1 for data without ratings)
   /// Refreshes the cached tower outputs (after training or loading).
   void cache_vectors();

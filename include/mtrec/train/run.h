@@ -5,10 +5,13 @@
 //   mtrec::RunOptions run = mtrec::RunOptions().out_dir("runs/mf").checkpoint_every(500);
 //   mtrec::add_run_observers(trainer, run, "select", /*patience=*/5);
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <vector>
 
 namespace mtrec {
 
+class Observer;
 class Trainer;
 
 struct RunOptions {
@@ -18,17 +21,20 @@ struct RunOptions {
   std::string resume_;          // a last.ckpt / best.ckpt of an earlier run with the same options
   bool progress_ = false;       // progress bar on a terminal
   std::string config_json_;     // the caller's effective configuration, stored with the run
+  std::vector<std::shared_ptr<Observer>> observers_;  // the caller's own, added after the standard ones
   RunOptions& out_dir(std::string v) { out_dir_ = std::move(v); return *this; }
   RunOptions& checkpoint_every(int64_t v) { checkpoint_every_ = v; return *this; }
   RunOptions& resume(std::string v) { resume_ = std::move(v); return *this; }
   RunOptions& progress(bool v) { progress_ = v; return *this; }
   RunOptions& config_json(std::string v) { config_json_ = std::move(v); return *this; }
+  /// Adds an observer of the caller's (train/trainer.h) to every stage of the run.
+  RunOptions& observer(std::shared_ptr<Observer> v) { observers_.push_back(std::move(v)); return *this; }
 };
 
 /// Adds, in this order: EarlyStopping(patience) when patience > 0; a ProgressObserver when
 /// run.progress; and with run.out_dir, a JsonlLogger (DIR/STAGE/metrics.jsonl), a Checkpointer
 /// (DIR/STAGE/last.ckpt, best.ckpt, config.json; every run.checkpoint_every steps) and an
-/// HtmlReport (DIR/STAGE/report.html).
+/// HtmlReport (DIR/STAGE/report.html); then run.observers, in the order given.
 void add_run_observers(Trainer& trainer, const RunOptions& run, const std::string& stage, int patience);
 
 }  // namespace mtrec

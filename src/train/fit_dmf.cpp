@@ -1,0 +1,105 @@
+#include "mtrec/train/fit_dmf.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/random.h"
+#include "mtrec/eval/evaluator.h"
+#include "mtrec/train/trainer.h"
+
+namespace mtrec {
+
+DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
+                const DmfTrainOptions& o, const RunOptions& run) {
+  MTREC_CHECK(!train.empty(), "DMF needs training interactions");
+  MTREC_CHECK(o.negatives_ >= 1 && o.epochs_ >= 1 && o.batch_size_ >= 1, "DMF options: negatives=", o.negatives_,
+              " epochs=", o.epochs_, " batch_size=", o.batch_size_, " must all be >= 1");
+  MTREC_CHECK(o.lr_ > 0 && o.weight_decay_ >= 0, "DMF options: lr=", o.lr_, " must be > 0 and weight_decay=",
+              o.weight_decay_, " >= 0");
+  MTREC_CHECK(o.patience_ >= 1 || valid.empty(), "DMF options: patience must be >= 1, got ", o.patience_);
+  const std::string stage = valid.empty() ? "train" : "select";
+  std::unique_ptr<Checkpoint> resume;
+  if (!run.resume_.empty()) {
+    resume = std::make_unique<Checkpoint>(load_checkpoint(run.resume_));
+    MTREC_CHECK(resume->task == "dmf", "cannot resume '", run.resume_, "': it holds task '", resume->task,
+                "', not 'dmf'");
+    auto c = nlohmann::json::parse(resume->config_json);
+    const std::string was = c.contains("stage") ? c.at("stage").value("name", std::string()) : std::string();
+    MTREC_CHECK(was == stage, "cannot resume '", run.resume_, "': it is from stage '", was, "', and this run (",
+                valid.empty() ? "no" : "with", " validation rows) has stage '", stage, "'");
+  }
+
+  const float max_rating = train.has_rating ? static_cast<float>(o.max_rating_) : 1.0f;
+  DmfExamples examples(train, num_users, num_items, o.negatives_, max_rating, o.soft_labels_);
+  // Initial parameters come from a generator of their own, so that they depend on the seed
+  // alone (not on what else ran in the process before); the process generator is left as it was.
+  torch::Tensor saved = at::globalContext().defaultGenerator(c10::kCPU).get_state();
+  torch::manual_seed(derive_seed(o.seed_, "dmf-init"));
+  DmfTask task;
+  task.input_scale = max_rating;
+  task.model = DMF(DMFOptions(num_users, num_items)
+                       .user_layers(o.layers_)
+                       .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
+                       .dropout(o.dropout_)
+                       .input_norm(o.input_norm_));
+  const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(saved);
+  task.model->to(choose_device(o.device_));
+  task.model->set_matrix(examples.pairs(), max_rating);
+  DmfModel model(task.model, o.mask_target_);
+
+  std::unique_ptr<RankingEvaluator> evaluator;
+  DmfObjective objective;
+  if (!valid.empty()) {
+    // Protocol D on the validation item: 100 uniform unseen negatives (train excluded).
+    evaluator = std::make_unique<RankingEvaluator>(
+        examples.pairs(), num_users, num_items,
+        RankingOptions().ks({10}).sampled_negatives(100).seed(derive_seed(o.seed_, "dmf-valid")));
+    objective.set_validator([&](Model&) -> Metrics {
+      task.cache_vectors();
+      auto r = evaluator->evaluate(valid, task.score_fn());
+      return {{"HR@10", r.at("HR@10")}, {"NDCG@10", r.at("NDCG@10")}};
+    });
+  }
+
+  // Dense Adam on every parameter, as DMF was tuned with (docs/heads.md): the input tables are
+  // items×256 and users×256, small enough that row-wise sparse updates would buy nothing.
+  Trainer trainer(model, examples, {{&objective, 1.0}},
+                  TrainerOptions()
+                      .epochs(o.epochs_)
+                      .batch_size(o.batch_size_)
+                      .optimizer("adam")
+                      .lr(o.lr_)
+                      .weight_decay(o.weight_decay_)
+                      .monitor("dmf/HR@10", true)
+                      .validate_every(valid.empty() ? 0 : 1)
+                      .seed(derive_seed(o.seed_, "dmf-" + stage))
+                      .device(o.device_));
+  add_run_observers(trainer, run, stage, valid.empty() ? 0 : o.patience_);
+  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
+  config["stage"] = {{"name", stage}};
+  trainer.set_config(config.dump());
+  trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
+    // The golden pairs score the parameters being saved.
+    task.cache_vectors();
+    Checkpoint meta = task.to_checkpoint({}, {});
+    ck.task = meta.task;
+    ck.golden = meta.golden;
+    auto c = nlohmann::json::parse(ck.config_json);
+    c["model"] = nlohmann::json::parse(meta.config_json);
+    ck.config_json = c.dump();
+  });
+  if (resume) trainer.resume(*resume);
+  TrainSummary s = trainer.train();
+  task.epochs_run = s.state.epoch;
+  task.best_epoch = s.state.has_best ? s.state.best_epoch + 1 : 0;
+  task.best_valid_hr = s.state.has_best ? s.state.best : 0.0;
+  task.model->eval();
+  task.cache_vectors();
+  return task;
+}
+
+}  // namespace mtrec
