@@ -259,8 +259,12 @@ int main(int argc, char** argv) {
       auto train_pos = implicit_positives(fold.data, train_rows, 4.0f);
       auto all = ctr_negative_sampler(x, fold.data.num_users(), fold.data.num_items(), derive_seed(seed, "ctr-test"));
       auto test = sample_ctr_examples(implicit_positives(fold.data, x.subset(fold.split.test), 4.0f), all, ratio);
-      auto ctr = CtrTask::fit(train_pos, fold.data.num_users(), fold.data.num_items(), 1,
-                              CtrTrainOptions().negatives(ratio).seed(seed).device(device), train_rows);
+      // Protocol M: the validation positives come from one split of u1.base, as for R.
+      Split sv = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
+      auto ctr = fit_ctr(implicit_positives(fold.data, x.subset(sv.train), 4.0f),
+                         implicit_positives(fold.data, x.subset(sv.valid), 4.0f), fold.data.num_users(),
+                         fold.data.num_items(), 1, CtrTrainOptions().negatives(ratio).seed(seed).device(device),
+                         train_rows);
       auto m = ctr.evaluate(test);
       auto pc = popularity(train_pos, fold.data.num_items());
       std::vector<float> ps;
@@ -274,10 +278,10 @@ int main(int argc, char** argv) {
     auto t = Clock::now();
     auto w = generate_world(SyntheticOptions().users(1000).items(500).interactions(50000).seed(seed));
     Interactions x = implicit_positives(w.data, w.data.interactions);  // clicks; impressions dropped
-    Split s = random_split(x, 0.2, 0.0, seed);
+    Split s = random_split(x, 0.2, 0.05, seed);
     const int32_t scen = std::max<int32_t>(1, w.data.scenarios.size());
-    auto ctr = CtrTask::fit(x.subset(s.train), w.data.num_users(), w.data.num_items(), scen,
-                            CtrTrainOptions().negatives(ratio).seed(seed).device(device));
+    auto ctr = fit_ctr(x.subset(s.train), x.subset(s.valid), w.data.num_users(), w.data.num_items(), scen,
+                       CtrTrainOptions().negatives(ratio).seed(seed).device(device));
     // The same rule: the rows here are the clicks (impressions dropped above).
     auto all = ctr_negative_sampler(x, w.data.num_users(), w.data.num_items(), derive_seed(seed, "ctr-test"));
     auto test = sample_ctr_examples(x.subset(s.test), all, ratio);

@@ -56,7 +56,8 @@ void SparseRowOptimizer::step(double lr) {
     // 2-D table loops over the indices with one tensor op each (0.1 ms a table for 1024 rows).
     const c10::List<c10::optional<at::Tensor>> at_rows({idx});
     if (k == "sgd") {
-      p.index_put_(at_rows, val * -lr, /*accumulate=*/true);
+      // The gradient is dropped after the step, so its values are scaled in place.
+      p.index_put_(at_rows, g.is_sparse() ? val.mul_(-lr) : val * -lr, /*accumulate=*/true);
     } else if (k == "adagrad") {
       auto& acc = acc1_[t];
       acc.index_put_(at_rows, val.pow(2).mean(1), true);

@@ -17,6 +17,7 @@ void add_run_observers(Trainer& t, const RunOptions& run, const std::string& sta
     t.add_observer(std::make_shared<HtmlReport>(dir + "/report.html", "mtrec " + stage));
   }
   for (const auto& o : run.observers_) t.add_observer(o);
+  t.set_id_maps(run.users_, run.items_, run.scenarios_);
 }
 
 }  // namespace mtrec

@@ -277,7 +277,7 @@ TrainSummary Trainer::train() {
       }
     }
     if (stop) break;
-    if (o.validate_every_ > 0 && (s.epoch + 1) % o.validate_every_ == 0) {
+    if (o.validate_every_ > 0 && ((s.epoch + 1) % o.validate_every_ == 0 || s.epoch + 1 == o.epochs_)) {
       validate();
       if (notify(&Observer::on_validation) == Signal::Stop) stop = true;
       if (!s.improved && !s.valid.empty() && notify(&Observer::on_stall) == Signal::Stop) stop = true;
@@ -307,6 +307,9 @@ Checkpoint Trainer::checkpoint() const {
   const auto& s = state_;
   Checkpoint ck;
   ck.config_json = config_json_;
+  ck.users = users_;
+  ck.items = items_;
+  ck.scenarios = scenarios_;
   ck.tensors = module_state(model_.module());
   if (opt_->dense) ck.tensors.emplace_back("trainer/dense_optimizer", bytes_to_tensor(archive_bytes(*opt_->dense)));
   if (opt_->sparse)

@@ -291,11 +291,11 @@ TEST(CtrHead, BeatsPopularityOnSyntheticWorld) {
   OneThread one;
   const auto& w = small_world();
   Interactions x = implicit_positives(w.data, w.data.interactions);
-  Split s = random_split(x, 0.2, 0.0, 13);
+  Split s = random_split(x, 0.2, 0.05, 13);
   Interactions train = x.subset(s.train), test = x.subset(s.test);
   const int32_t scen = std::max<int32_t>(1, w.data.scenarios.size());
-  auto task = CtrTask::fit(train, w.data.num_users(), w.data.num_items(), scen,
-                           CtrTrainOptions().dim(16).hidden({32}).epochs(6).negatives(2).device("cpu"));
+  auto task = fit_ctr(train, x.subset(s.valid), w.data.num_users(), w.data.num_items(), scen,
+                      CtrTrainOptions().dim(16).hidden({32}).epochs(6).negatives(2).device("cpu"));
   NegativeSampler all(x, w.data.num_users(), w.data.num_items(), NegativeSampler::Kind::Uniform, 17);
   CtrExamples ex = sample_ctr_examples(test, all, 2);
   auto m = task.evaluate(ex);
@@ -313,7 +313,7 @@ TEST(CtrHead, BeatsPopularityOnSyntheticWorld) {
 // mode (a data race); fit() and from_checkpoint() leave the model in eval mode.
 TEST(CtrHead, PredictNeverChangesTheModuleMode) {
   auto x = tiny_ratings();
-  auto ctr = CtrTask::fit(x, 4, 5, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(2).negatives(1).device("cpu"));
+  auto ctr = fit_ctr(x, {}, 4, 5, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(2).negatives(1).device("cpu"));
   EXPECT_FALSE(ctr.model->is_training());
   std::vector<int32_t> u = {0, 1, 2}, i = {4, 3, 2}, s = {0, 0, 0};
   auto p = ctr.predict(u, i, s);
@@ -332,9 +332,8 @@ TEST(CtrHead, TrainingNegativesAvoidEverySeenRow) {
   OneThread one;
   Interactions pos = test::interactions_of({{0, 0}, {0, 1}, {1, 0}, {1, 2}});
   Interactions seen = test::interactions_of({{0, 2}, {0, 3}, {0, 4}, {1, 1}, {1, 3}, {1, 4}});  // user 1's unseen: 5
-  auto ctr = CtrTask::fit(pos, 2, 6, 1,
-                          CtrTrainOptions().dim(4).hidden({4}).epochs(4).negatives(2).valid_fraction(0).device("cpu"),
-                          seen);
+  auto ctr = fit_ctr(pos, {}, 2, 6, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(4).negatives(2).device("cpu"),
+                     seen);
   auto bias = ctr.model->item_bias->weight.detach().view(-1);
   for (int i : {3, 4}) EXPECT_EQ(bias[i].item<float>(), 0.0f) << "item " << i << " was sampled as a negative";
   EXPECT_LT(bias[5].item<float>(), 0.0f);
@@ -421,7 +420,7 @@ TEST(Checkpoint, DmfAndCtrRoundTrip) {
   auto dmf2 = DmfTask::from_checkpoint(load_checkpoint(dir.path("dmf.ckpt")), "cpu");
   EXPECT_EQ(dmf.score(2, {0, 1, 2, 3, 4}), dmf2.score(2, {0, 1, 2, 3, 4}));
 
-  auto ctr = CtrTask::fit(x, 4, 5, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(2).negatives(1).valid_fraction(0).device("cpu"));
+  auto ctr = fit_ctr(x, {}, 4, 5, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(2).negatives(1).device("cpu"));
   save_checkpoint(dir.path("ctr.ckpt"), ctr.to_checkpoint(ids("u", 4), ids("i", 5), ids("s", 1)));
   auto ctr2 = CtrTask::from_checkpoint(load_checkpoint(dir.path("ctr.ckpt")), "cpu");
   std::vector<int32_t> u = {0, 1, 2}, i = {4, 3, 2}, s = {0, 0, 0};

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/data/schema.h"
+
 namespace mtrec {
 
 class Observer;
@@ -22,11 +24,18 @@ struct RunOptions {
   bool progress_ = false;       // progress bar on a terminal
   std::string config_json_;     // the caller's effective configuration, stored with the run
   std::vector<std::shared_ptr<Observer>> observers_;  // the caller's own, added after the standard ones
+  IdMap users_, items_, scenarios_;  // the data set's ids, stored in every checkpoint of the run
   RunOptions& out_dir(std::string v) { out_dir_ = std::move(v); return *this; }
   RunOptions& checkpoint_every(int64_t v) { checkpoint_every_ = v; return *this; }
   RunOptions& resume(std::string v) { resume_ = std::move(v); return *this; }
   RunOptions& progress(bool v) { progress_ = v; return *this; }
   RunOptions& config_json(std::string v) { config_json_ = std::move(v); return *this; }
+  /// The id maps of the data set trained on, so that checkpoints written during training
+  /// (last.ckpt, best.ckpt) answer in the caller's ids, as the final one does.
+  RunOptions& id_maps(const Dataset& ds) {
+    users_ = ds.users, items_ = ds.items, scenarios_ = ds.scenarios;
+    return *this;
+  }
   /// Adds an observer of the caller's (train/trainer.h) to every stage of the run.
   RunOptions& observer(std::shared_ptr<Observer> v) { observers_.push_back(std::move(v)); return *this; }
 };
@@ -34,7 +43,8 @@ struct RunOptions {
 /// Adds, in this order: EarlyStopping(patience) when patience > 0; a ProgressObserver when
 /// run.progress; and with run.out_dir, a JsonlLogger (DIR/STAGE/metrics.jsonl), a Checkpointer
 /// (DIR/STAGE/last.ckpt, best.ckpt, config.json; every run.checkpoint_every steps) and an
-/// HtmlReport (DIR/STAGE/report.html); then run.observers, in the order given.
+/// HtmlReport (DIR/STAGE/report.html); then run.observers, in the order given. Also gives the
+/// trainer the run's id maps for its checkpoints.
 void add_run_observers(Trainer& trainer, const RunOptions& run, const std::string& stage, int patience);
 
 }  // namespace mtrec

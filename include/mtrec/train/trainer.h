@@ -48,7 +48,7 @@ struct TrainerOptions {
   int max_bad_steps_ = 10;           // consecutive non-finite steps before training stops
   std::string monitor_ = "";         // "task/metric" deciding improvement ("" : first task's first metric)
   bool maximize_ = false;            // whether a larger monitored metric is better
-  int validate_every_ = 1;           // epochs between validations (0: never)
+  int validate_every_ = 1;           // epochs between validations, and after the last (0: never)
   bool bf16_ = false;                // bf16 autocast on CUDA (ignored on the CPU)
   int prefetch_ = 4;                 // batches assembled ahead by the batcher's thread
   uint64_t seed_ = 42;
@@ -155,6 +155,10 @@ class Trainer {
   /// decorator set below adds the task's id maps, config and golden pairs.
   Checkpoint checkpoint() const;
   void set_checkpoint_decorator(std::function<void(Checkpoint&)> decorate) { decorate_ = std::move(decorate); }
+  /// The data set's id maps, stored in every checkpoint.
+  void set_id_maps(IdMap users, IdMap items, IdMap scenarios) {
+    users_ = std::move(users), items_ = std::move(items), scenarios_ = std::move(scenarios);
+  }
   /// The caller's effective configuration (JSON object text), stored in every checkpoint.
   void set_config(std::string config_json) { config_json_ = std::move(config_json); }
 
@@ -178,6 +182,7 @@ class Trainer {
   std::unique_ptr<Optimizers> opt_;
   std::function<void(Checkpoint&)> decorate_;
   std::string config_json_ = "{}";
+  IdMap users_, items_, scenarios_;
   TrainState state_;
   std::vector<std::map<std::string, Metrics>> validations_;
   bool resumed_ = false;
