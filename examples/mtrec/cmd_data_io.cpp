@@ -1,6 +1,7 @@
 // `mtrec data stats | validate | download`: look at, check and fetch interaction data.
 //   mtrec data stats --dataset ml-100k --data-dir data
 //   mtrec data stats --dataset csv --path clicks.tsv --delimiter '\t' --rating-col none
+//   mtrec data stats --dataset csv --path ratings.csv --path wish.csv --behaviors rating,wishlist --items books.csv
 //   mtrec data validate --path ratings.csv          # every problem as FILE:LINE: field 'X': message
 //   mtrec data download ml-100k --data-dir data     # verified by SHA-256, unzipped atomically
 //   mtrec data download ml-100k --zip ~/ml-100k.zip # a zip fetched by hand: same checks
@@ -18,9 +19,11 @@
 #include <fstream>
 
 #include "cli.h"
+#include "data_flags.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/log.h"
 #include "mtrec/data/csv_reader.h"
+#include "mtrec/data/dataset_loader.h"
 #include "mtrec/data/download.h"
 #include "mtrec/data/movielens.h"
 
@@ -35,42 +38,6 @@ std::string default_data_dir() {
   const char* env = std::getenv("MTREC_DATA_DIR");
   return env && *env ? env : "data";
 }
-
-/// Column-mapping flags shared by `stats --dataset csv` and `validate`.
-struct MappingFlags {
-  std::string config, delimiter, encoding, user, item, rating, timestamp, scenario, behavior;
-  bool no_header = false;
-
-  void add(CLI::App* app) {
-    app->add_option("--columns-config", config, "key=value file with the column mapping (flags below override it)");
-    app->add_option("--delimiter", delimiter, "Field delimiter, any text: ',' (default) '\\t' '::' '|'");
-    app->add_flag("--no-header", no_header, "The first line is data, not column names");
-    app->add_option("--encoding", encoding, "utf8 (default) or latin1");
-    app->add_option("--user-col", user, "User column: 0-based index or header name (default: user, user_id, userId, ...)");
-    app->add_option("--item-col", item, "Item column (default: item, item_id, movieId, ...)");
-    app->add_option("--rating-col", rating, "Rating column, or 'none' for implicit feedback");
-    app->add_option("--timestamp-col", timestamp, "Timestamp column (integer seconds), or 'none'");
-    app->add_option("--scenario-col", scenario, "Scenario column, or 'none'");
-    app->add_option("--behavior-col", behavior, "Behaviour column, or 'none'");
-  }
-  CsvOptions options() const {
-    CsvOptions o = config.empty() ? CsvOptions() : CsvOptions::from_config(config);
-    const std::pair<const char*, const std::string*> flags[] = {
-        {"delimiter", &delimiter}, {"encoding", &encoding},   {"user", &user},         {"item", &item},
-        {"rating", &rating},       {"timestamp", &timestamp}, {"scenario", &scenario}, {"behavior", &behavior}};
-    for (const auto& [key, value] : flags) {
-      if (value->empty()) continue;
-      try {
-        o.set(key, *value);
-      } catch (const Error& e) {
-        throw Error(fmt::format("--{}{}: {}", key, std::string(key) == "delimiter" || std::string(key) == "encoding" ? "" : "-col",
-                                e.what()));
-      }
-    }
-    if (no_header) o.has_header(false);
-    return o;
-  }
-};
 
 /// DIR itself when it holds `check_file`, else DIR/<folder> when that does.
 std::string resolve_dataset_dir(const std::string& dir, const DatasetArchive& a) {
@@ -97,26 +64,31 @@ std::string join(const std::vector<std::string>& v, size_t max_items = 8) {
   return out;
 }
 
-void run_stats(const CliContext& ctx, const std::string& dataset, const std::string& data_dir, const std::string& path,
-               const MappingFlags& mapping) {
+void run_stats(const CliContext& ctx, const std::string& dataset, const std::string& data_dir, const DataFileFlags& files) {
   Dataset ds;
   std::string source;
-  if (dataset == "csv") {
-    MTREC_CHECK(!path.empty(), "--dataset csv needs --path FILE (or a folder in the generic format)");
-    ds = fs::is_directory(path) ? read_dataset_dir(path, mapping.options()) : read_csv(path, mapping.options());
-    source = path;
+  DatasetLoadReport report;
+  if (dataset == "csv" || dataset == "dir") {
+    // Repeats are counted, not resolved: stats describe the files as they are.
+    DataFileFlags raw = files;
+    raw.duplicates = "keep-all";
+    ds = load_dataset(raw.spec(dataset), &report);
+    source = join(files.paths);
   } else if (dataset == "ml-100k" || dataset == "ml-1m") {
     source = resolve_dataset_dir(data_dir, *find_archive(dataset));
     ds = dataset == "ml-100k" ? read_movielens_100k(source) : read_movielens_1m(source);
   } else {
-    throw Error("unknown --dataset '" + dataset + "' (expected ml-100k, ml-1m or csv)");
+    throw Error("unknown --dataset '" + dataset + "' (expected ml-100k, ml-1m, csv or dir)");
   }
+  const DuplicateCount dup = count_duplicate_pairs(ds.interactions);
   DatasetStats s = compute_stats(ds);
   fmt::print("{:<14}{} ({})\n", "dataset", ds.name, source);
   fmt::print("{:<14}{}\n", "users", s.users);
   fmt::print("{:<14}{}\n", "items", s.items);
   fmt::print("{:<14}{}\n", "interactions", s.interactions);
   fmt::print("{:<14}{:.6f} ({:.4f}% of user-item pairs)\n", "density", s.density, 100 * s.density);
+  fmt::print("{:<14}{} (user, item, behaviour) pairs with more than one row ({} extra rows)\n", "repeated",
+             dup.pairs, dup.extra_rows);
   if (s.has_rating)
     fmt::print("{:<14}{:g} .. {:g}, mean {:.4f}\n", "ratings", s.rating_min, s.rating_max, s.rating_mean);
   else
@@ -132,6 +104,7 @@ void run_stats(const CliContext& ctx, const std::string& dataset, const std::str
   fmt::print("{:<14}{} ({})\n", "behaviours", s.behaviors, join(ds.behaviors.raws()));
   if (!ds.item_text.fields().empty() || !ds.user_text.fields().empty())
     fmt::print("{:<14}items: {}; users: {}\n", "text", join(ds.item_text.fields()), join(ds.user_text.fields()));
+  for (const auto& note : report.notes) fmt::print("{:<14}{}\n", "note", note);
 
   nlohmann::json j = {{"dataset", ds.name},
                       {"source", source},
@@ -139,6 +112,8 @@ void run_stats(const CliContext& ctx, const std::string& dataset, const std::str
                       {"items", s.items},
                       {"interactions", s.interactions},
                       {"density", s.density},
+                      {"repeated_pairs", dup.pairs},
+                      {"repeated_extra_rows", dup.extra_rows},
                       {"has_rating", s.has_rating},
                       {"has_timestamp", s.has_timestamp},
                       {"mean_per_user", s.mean_per_user},
@@ -148,7 +123,8 @@ void run_stats(const CliContext& ctx, const std::string& dataset, const std::str
                       {"scenarios", ds.scenarios.raws()},
                       {"behaviors", ds.behaviors.raws()},
                       {"item_text_fields", ds.item_text.fields()},
-                      {"user_text_fields", ds.user_text.fields()}};
+                      {"user_text_fields", ds.user_text.fields()},
+                      {"notes", report.notes}};
   if (s.has_rating) j["rating"] = {{"min", s.rating_min}, {"max", s.rating_max}, {"mean", s.rating_mean}};
   if (s.has_timestamp) j["timestamp"] = {{"min", s.timestamp_min}, {"max", s.timestamp_max}};
   ctx.write_json(j);
@@ -298,19 +274,17 @@ void register_data_io(CLI::App& app, CliContext& ctx) {
   auto* data = group(app, "data", "Inspect, validate and download interaction data");
 
   struct StatsArgs {
-    std::string dataset = "ml-100k", data_dir = default_data_dir(), path;
-    MappingFlags mapping;
+    std::string dataset = "ml-100k", data_dir = default_data_dir();
+    DataFileFlags files;
   };
   auto stats_args = std::make_shared<StatsArgs>();
   auto* stats = data->add_subcommand("stats", "Counts, density, rating and time ranges, per-user/per-item activity");
-  stats->add_option("--dataset", stats_args->dataset, "ml-100k, ml-1m or csv")->capture_default_str();
+  stats->add_option("--dataset", stats_args->dataset, "ml-100k, ml-1m, csv (--path FILE..., or a folder) or dir")
+      ->capture_default_str();
   stats->add_option("--data-dir", stats_args->data_dir, "Folder holding the data set (or its ml-100k/ ml-1m/ folder)")
       ->capture_default_str();
-  stats->add_option("--path", stats_args->path, "Interaction file for --dataset csv, or a folder written by `data synth`");
-  stats_args->mapping.add(stats);
-  stats->callback([&ctx, stats_args] {
-    run_stats(ctx, stats_args->dataset, stats_args->data_dir, stats_args->path, stats_args->mapping);
-  });
+  stats_args->files.add(stats, /*with_duplicates=*/false);
+  stats->callback([&ctx, stats_args] { run_stats(ctx, stats_args->dataset, stats_args->data_dir, stats_args->files); });
 
   struct ValidateArgs {
     std::string path;

@@ -12,6 +12,7 @@
 #include "mtrec/core/io.h"
 #include "mtrec/core/random.h"
 #include "mtrec/core/log.h"
+#include "mtrec/data/dataset_loader.h"
 #include "mtrec/data/id_remap.h"
 #include "mtrec/data/movielens.h"
 #include "mtrec/data/sampler.h"
@@ -33,11 +34,17 @@ std::map<std::string, TrainTask>& train_tasks() {
 }
 
 Dataset load_dataset(const TrainArgs& a, const CliContext& ctx) {
+  if (a.dataset == "csv" || a.dataset == "dir") {
+    DatasetLoadReport report;
+    Dataset ds = mtrec::load_dataset(a.files.spec(a.dataset), &report);
+    log_info("data: {}", report.summary());
+    return ds;
+  }
   if (a.dataset == "ml-100k") {
     MTREC_CHECK(!a.data_dir.empty(), "--dataset ml-100k needs --data-dir DIR (the folder holding u.data)");
     return read_movielens_100k(a.data_dir);
   }
-  MTREC_CHECK(a.dataset == "synthetic", "unknown --dataset '", a.dataset, "' (expected ml-100k|synthetic)");
+  MTREC_CHECK(a.dataset == "synthetic", "unknown --dataset '", a.dataset, "' (expected ml-100k|synthetic|csv|dir)");
   return generate_world(SyntheticOptions()
                             .users(a.synthetic_users)
                             .items(a.synthetic_items)
@@ -74,8 +81,28 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
       d.split = random_split(d.data.interactions, 0.1, 0.1, ctx.seed);
     }
     d.description = "synthetic world (seed " + std::to_string(ctx.seed) + ", " + a.split + " split)";
+  } else if (a.dataset == "csv" || a.dataset == "dir") {
+    d.data = load_dataset(a, ctx);
+    if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
+    const bool timed = d.data.interactions.has_timestamp;
+    if (a.split == "loo" || a.split == "temporal")
+      MTREC_CHECK(timed, "--split ", a.split, " orders rows by time, but '", d.data.name,
+                  "' has no timestamps (map a column with --timestamp-col, or use --split random)");
+    if (a.split == "loo") {
+      d.split = leave_one_out_split(d.data.interactions, ctx.seed);
+    } else if (a.split == "temporal") {
+      d.split = temporal_split(d.data.interactions, 0.8, 0.1);
+    } else {
+      MTREC_CHECK(a.split == "random", "--dataset ", a.dataset, " takes --split loo, random or temporal, got '",
+                  a.split, "'");
+      d.split = random_split(d.data.interactions, 0.1, 0.1, ctx.seed);
+    }
+    std::string paths;
+    for (const auto& p : a.files.paths) paths += (paths.empty() ? "" : " + ") + p;
+    d.description = fmt::format("{} ({}, {} split{})", d.data.name, paths, a.split,
+                                a.split == "random" ? ", seed " + std::to_string(ctx.seed) : "");
   } else {
-    MTREC_CHECK(false, "unknown --dataset '", a.dataset, "' (expected ml-100k|synthetic)");
+    MTREC_CHECK(false, "unknown --dataset '", a.dataset, "' (expected ml-100k|synthetic|csv|dir)");
   }
   log_info("data: {} ({} users, {} items, {} train / {} valid / {} test rows)", d.description, d.data.num_users(),
            d.data.num_items(), d.split.train.size(), d.split.valid.size(), d.split.test.size());
@@ -293,18 +320,21 @@ MTREC_TRAIN_TASK(TrainTask{"dmf", "deep matrix factorisation, HR/NDCG@10 among 1
 MTREC_TRAIN_TASK(TrainTask{"ctr", "click-through MLP + dot, AUC/GAUC/logloss (protocol C)", train_ctr, eval_ctr});
 
 std::string default_split(const std::string& task, const std::string& dataset) {
-  if (task == "rating" || task == "ctr" || task == "knn") return dataset == "synthetic" ? "random" : "u1";
+  if (task == "rating" || task == "ctr" || task == "knn") return dataset == "ml-100k" ? "u1" : "random";
   return "loo";
 }
 
 void add_data_options(CLI::App* cmd, TrainArgs& a) {
-  cmd->add_option("--dataset", a.dataset, "ml-100k|synthetic")->capture_default_str();
+  cmd->add_option("--dataset", a.dataset, "ml-100k|synthetic|csv (your files: --path ...)|dir (a `data synth` folder)")
+      ->capture_default_str();
   cmd->add_option("--data-dir", a.data_dir, "Folder holding the MovieLens files");
-  cmd->add_option("--split", a.split, "u1..u5|ua|ub|loo (ml-100k), loo|random (synthetic); default per task");
+  cmd->add_option("--split", a.split,
+                  "u1..u5|ua|ub|loo (ml-100k), loo|random (synthetic), loo|random|temporal (csv, dir); default per task");
   cmd->add_option("--synthetic-users", a.synthetic_users)->capture_default_str();
   cmd->add_option("--synthetic-items", a.synthetic_items)->capture_default_str();
   cmd->add_option("--synthetic-interactions", a.synthetic_interactions)->capture_default_str();
   cmd->add_option("--negatives", a.negatives, "Sampled negatives per positive (dmf, ctr)");
+  a.files.add(cmd, /*with_duplicates=*/true);
 }
 
 MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {

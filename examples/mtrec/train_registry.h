@@ -12,6 +12,7 @@
 #include <string>
 
 #include "cli.h"
+#include "data_flags.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/data/split.h"
 #include "mtrec/eval/evaluator.h"
@@ -37,12 +38,14 @@ struct TrainArgs {
   std::string run_dir;           // engine artefacts: checkpoints, metrics.jsonl, report.html, config
   int64_t checkpoint_every = 0;  // optimiser steps between mid-epoch checkpoints
   std::string resume;            // continue the run of this checkpoint (a run_dir's last.ckpt)
+  DataFileFlags files;           // --dataset csv|dir: --path, --behaviors, catalogues, --duplicates, mapping
 };
 
 /// A dataset and its split as named by --dataset/--data-dir/--split:
 /// ml-100k with u1..u5 (official folds; --valid-fraction of base moves to valid) or loo (leave-one-out by time, seeded);
-/// synthetic (generate_world, seeded by --seed) with loo or "random" (80/10/10). With
-/// positives_only, impressions (synthetic) are dropped before the split.
+/// synthetic (generate_world, seeded by --seed) with loo or "random" (80/10/10); csv (the user's
+/// files, DataFileFlags -> mtrec::load_dataset) and dir (a `data synth` folder) with loo, random
+/// or temporal (80/10/10 by time). With positives_only, impressions are dropped before the split.
 struct LoadedData {
   Dataset data;
   Split split;

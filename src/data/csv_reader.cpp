@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <limits>
 #include <optional>
+#include <unordered_map>
 
 #include "mtrec/core/io.h"
 
@@ -822,15 +823,38 @@ void for_each_record(const std::string& path, const CsvOptions& options, const R
 
 namespace {
 
-/// Reads an id catalogue (items.csv, users.csv, scenarios.csv, behaviours.csv) into `ids`, in
-/// row order, and its other columns into `text` (when given). The id column is the one named
-/// like `role` (or an alias), else the first.
-void read_catalog(const std::string& path, const CsvOptions& options, Role role, IdMap& ids, TextCatalog* text) {
+/// The column of `labels` that `spec` names: exact label first, then the normalised form (as
+/// the interaction reader matches names); -1 when absent.
+int find_label(const std::vector<std::string>& labels, const std::string& name) {
+  for (size_t c = 0; c < labels.size(); ++c)
+    if (labels[c] == name) return static_cast<int>(c);
+  const std::string want = normalize_header(name);
+  for (size_t c = 0; c < labels.size(); ++c)
+    if (normalize_header(labels[c]) == want) return static_cast<int>(c);
+  return -1;
+}
+
+}  // namespace
+
+CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& ids, TextCatalog* text) {
+  const std::string& path = spec.path_;
+  const Role role = role_in == CatalogRole::User   ? kUser
+                    : role_in == CatalogRole::Item ? kItem
+                    : role_in == CatalogRole::Scenario ? kScenario
+                                                       : kBehavior;
   std::vector<std::string> labels;
   int id_col = -1;
-  std::vector<int64_t> first_line;  // per dense id: the line that defined it (duplicate errors)
+  std::vector<int> text_cols;
+  std::unordered_map<int32_t, int64_t> first_line;  // dense id -> the line of this file that defined it
   std::vector<std::pair<int32_t, std::vector<std::string>>> rows;
-  for_each_record(path, options, [&](int64_t line, const std::vector<std::string_view>& f) {
+  CatalogRead read;
+  const int32_t known_before = ids.size();
+  auto columns = [&] {
+    std::string s;
+    for (const auto& l : labels) s += (s.empty() ? "" : ", ") + l;
+    return s;
+  };
+  for_each_record(path, spec.csv_, [&](int64_t line, const std::vector<std::string_view>& f) {
     if (labels.empty()) {
       for (size_t c = 0; c < f.size(); ++c) {
         std::string l(trim(f[c]));
@@ -839,10 +863,42 @@ void read_catalog(const std::string& path, const CsvOptions& options, Role role,
           if (prev == l) throw DataError(path, line, l, "duplicate column name in the header");
         labels.push_back(std::move(l));
       }
-      for (const auto& a : role_aliases()[static_cast<size_t>(role)])
-        for (size_t c = 0; c < f.size() && id_col < 0; ++c)
-          if (normalize_header(f[c]) == a) id_col = static_cast<int>(c);
-      if (id_col < 0) id_col = 0;
+      const ColumnSpec& id = spec.id_;
+      const std::string id_field = std::string(kRoleNames[role]) + " id";
+      switch (id.kind) {
+        case ColumnSpec::Kind::Index:
+          if (id.index < 0 || id.index >= static_cast<int>(labels.size()))
+            throw DataError(path, line, id_field,
+                            "column index " + std::to_string(id.index) + " is outside the " +
+                                std::to_string(labels.size()) + " columns (" + columns() + "; indices are 0-based)");
+          id_col = id.index;
+          break;
+        case ColumnSpec::Kind::Name:
+          id_col = find_label(labels, id.name);
+          if (id_col < 0)
+            throw DataError(path, line, id.name, "no id column named '" + id.name + "' (columns: " + columns() + ")");
+          break;
+        case ColumnSpec::Kind::None:
+          throw DataError(path, line, id_field, "a catalogue needs an id column");
+        case ColumnSpec::Kind::Auto:
+          for (const auto& a : role_aliases()[static_cast<size_t>(role)])
+            for (size_t c = 0; c < labels.size() && id_col < 0; ++c)
+              if (normalize_header(labels[c]) == a) id_col = static_cast<int>(c);
+          if (id_col < 0) id_col = 0;
+          break;
+      }
+      if (spec.text_columns_.empty()) {
+        for (size_t c = 0; c < labels.size(); ++c)
+          if (static_cast<int>(c) != id_col) text_cols.push_back(static_cast<int>(c));
+      } else {
+        for (const auto& name : spec.text_columns_) {
+          const int c = find_label(labels, name);
+          if (c < 0)
+            throw DataError(path, line, name, "no text column named '" + name + "' (columns: " + columns() + ")");
+          if (c == id_col) throw DataError(path, line, name, "the id column cannot also be a text column");
+          text_cols.push_back(c);
+        }
+      }
       return;
     }
     if (f.size() != labels.size())
@@ -851,36 +907,32 @@ void read_catalog(const std::string& path, const CsvOptions& options, Role role,
     const std::string_view raw = trim(f[static_cast<size_t>(id_col)]);
     const std::string& id_label = labels[static_cast<size_t>(id_col)];
     if (raw.empty()) throw DataError(path, line, id_label, std::string("empty ") + kRoleNames[role] + " id");
-    const int32_t before = ids.size();
     const int32_t id = ids.intern(raw);
-    if (id < before)
+    auto [it, fresh] = first_line.emplace(id, line);
+    if (!fresh)
       throw DataError(path, line, id_label,
-                      std::string("duplicate ") + kRoleNames[role] + " id " + show(raw) +
-                          (static_cast<size_t>(id) < first_line.size() && first_line[static_cast<size_t>(id)] > 0
-                               ? " (first on line " + std::to_string(first_line[static_cast<size_t>(id)]) + ")"
-                               : " (already known)"));
-    first_line.resize(static_cast<size_t>(id) + 1, 0);
-    first_line[static_cast<size_t>(id)] = line;
+                      std::string("duplicate ") + kRoleNames[role] + " id " + show(raw) + " (first on line " +
+                          std::to_string(it->second) + ")");
+    ++read.rows;
     if (text) {
       std::vector<std::string> values;
-      for (size_t c = 0; c < f.size(); ++c)
-        if (static_cast<int>(c) != id_col) values.emplace_back(f[c]);
+      values.reserve(text_cols.size());
+      for (int c : text_cols) values.emplace_back(f[static_cast<size_t>(c)]);
       rows.emplace_back(id, std::move(values));
     }
   });
   if (labels.empty()) throw DataError(path, 1, "", "the file is empty (expected a header)");
-  if (!text) return;
+  read.new_ids = ids.size() - known_before;
+  if (!text) return read;
   std::vector<std::string> fields;
-  for (size_t c = 0; c < labels.size(); ++c)
-    if (static_cast<int>(c) != id_col) fields.push_back(labels[c]);
+  for (int c : text_cols) fields.push_back(labels[static_cast<size_t>(c)]);
   TextCatalog cat(fields);
   cat.resize(ids.size());
   for (auto& [id, values] : rows)
     for (size_t k = 0; k < values.size(); ++k) cat.set(id, fields[k], std::move(values[k]));
   *text = std::move(cat);
+  return read;
 }
-
-}  // namespace
 
 Dataset read_dataset_dir(const std::string& dir, const CsvOptions& options) {
   namespace fs = std::filesystem;
@@ -891,15 +943,15 @@ Dataset read_dataset_dir(const std::string& dir, const CsvOptions& options) {
   CsvOptions catalog_options = options;
   catalog_options.has_header(true);
   Dataset ids;
-  auto optional = [&](const char* name, Role role, IdMap& map, TextCatalog* text) {
+  auto optional = [&](const char* name, CatalogRole role, IdMap& map, TextCatalog* text) {
     const fs::path p = root / name;
-    if (fs::exists(p)) read_catalog(p.string(), catalog_options, role, map, text);
+    if (fs::exists(p)) read_catalog(CatalogSpec(p.string()).csv(catalog_options), role, map, text);
   };
-  optional("items.csv", kItem, ids.items, &ids.item_text);
-  optional("users.csv", kUser, ids.users, &ids.user_text);
-  optional("scenarios.csv", kScenario, ids.scenarios, nullptr);
-  optional("behaviours.csv", kBehavior, ids.behaviors, nullptr);
-  if (!fs::exists(root / "behaviours.csv")) optional("behaviors.csv", kBehavior, ids.behaviors, nullptr);
+  optional("items.csv", CatalogRole::Item, ids.items, &ids.item_text);
+  optional("users.csv", CatalogRole::User, ids.users, &ids.user_text);
+  optional("scenarios.csv", CatalogRole::Scenario, ids.scenarios, nullptr);
+  optional("behaviours.csv", CatalogRole::Behavior, ids.behaviors, nullptr);
+  if (!fs::exists(root / "behaviours.csv")) optional("behaviors.csv", CatalogRole::Behavior, ids.behaviors, nullptr);
   fs::path norm = root.lexically_normal();
   ids.name = (norm.has_filename() ? norm.filename() : norm.parent_path().filename()).string();
   Dataset ds = read_csv_with_ids(interactions.string(), options, ids, true);

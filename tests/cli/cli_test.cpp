@@ -73,6 +73,13 @@ nlohmann::json read_json(const std::string& path) {
 
 bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
 
+/// One CSV line from already-quoted fields.
+std::string fmt_row(const std::vector<std::string>& fields) {
+  std::string line;
+  for (size_t k = 0; k < fields.size(); ++k) line += (k ? "," : "") + fields[k];
+  return line + "\n";
+}
+
 TEST(Cli, HelpOfEveryCommandExitsZero) {
   const std::vector<std::string> args = {"--help",          "data --help",          "data stats --help",
                                          "data validate --help", "data synth --help", "data download --help",
@@ -404,6 +411,100 @@ TEST(Cli, ConfigFileRoundTrip) {
                        " --run-dir " + tmp.path("run2"));
   ASSERT_EQ(again.code, 0) << again.out;
   EXPECT_EQ(read_json(tmp.path("r2.json")).at("model_checksum"), j.at("model_checksum"));
+}
+
+// A user's own files, no code: two interaction files with behaviour names and an item
+// catalogue whose text feeds the text backbone; repeated pairs are reported with the policy.
+TEST(Cli, TrainAndEvalOnUserCsvFilesWithCatalogue) {
+  mtrec::test::TempDir tmp;
+  std::string ratings = "user,item,rating,timestamp\n", wish = "user,book_id,timestamp\n", items = "item,title,authors\n";
+  for (int u = 0; u < 30; ++u)
+    for (int k = 0; k < 10; ++k) {
+      const int i = (u * 7 + k * 3) % 25;
+      ratings += fmt_row({"u" + std::to_string(u), "b" + std::to_string(i), std::to_string(1 + (u + 2 * i) % 5),
+                          std::to_string(1000 + u * 10 + k)});
+      if (k < 2) wish += fmt_row({"u" + std::to_string(u), "b" + std::to_string((i + 11) % 25), std::to_string(5000 + u)});
+    }
+  ratings += "u0,b0,5,9999\n";  // u0 re-rates b0 (first rated at t=1000)
+  for (int i = 0; i < 27; ++i)    // b25, b26: only in the catalogue (cold start)
+    items += fmt_row({"b" + std::to_string(i), "\"Book " + std::to_string(i) + ", vol. 1\"", "Author " + std::to_string(i % 4)});
+  const std::string r = tmp.write("ratings.csv", ratings), w = tmp.write("wish.csv", wish), it = tmp.write("items.csv", items);
+  const std::string data = " --dataset csv --path " + shell_quote(r) + " --path " + shell_quote(w) +
+                           " --behaviors rating,wishlist --items " + shell_quote(it) +
+                           " --item-id-col item --item-text-cols title,authors";
+  std::vector<Result> rs = mtrec_all(
+      {"train --task rating --solver sgd --epochs 2" + data + " --out " + shell_quote(tmp.path("mf.ckpt")) + " --json " +
+           shell_quote(tmp.path("t.json")),
+       "data stats" + data + " --json " + shell_quote(tmp.path("stats.json"))});
+  ASSERT_EQ(rs[0].code, 0) << rs[0].out;
+  nlohmann::json t = read_json(tmp.path("t.json"));
+  EXPECT_EQ(t.value("dataset", ""), "csv");
+  EXPECT_EQ(t.value("split", ""), "random");
+  EXPECT_GT(t.value("test_count", 0), 0) << t.dump(2);
+  EXPECT_GT(t.value("rmse", 0.0), 0.0) << t.dump(2);
+  EXPECT_LT(t.value("rmse", 99.0), 5.0) << t.dump(2);
+  // The loader says what it read and what the duplicate policy (auto: keep-last on ratings) did.
+  EXPECT_TRUE(contains(rs[0].out, "2 items only there (cold start)")) << rs[0].out;
+  EXPECT_TRUE(contains(rs[0].out, "1 repeated (user, item, behaviour) pair; keep-last: 361 -> 360 rows")) << rs[0].out;
+
+  ASSERT_EQ(rs[1].code, 0) << rs[1].out;
+  nlohmann::json st = read_json(tmp.path("stats.json"));
+  EXPECT_EQ(st.value("interactions", 0), 361);  // stats keep every row and count the repeat
+  EXPECT_EQ(st.value("repeated_pairs", -1), 1);
+  EXPECT_EQ(st.value("items", 0), 27);
+  EXPECT_EQ(st["behaviors"], (nlohmann::json{"rating", "wishlist"}));
+  EXPECT_EQ(st["item_text_fields"], (nlohmann::json{"title", "authors"}));
+  EXPECT_TRUE(contains(rs[1].out, "repeated")) << rs[1].out;
+
+  std::vector<Result> es = mtrec_all(
+      {"eval --checkpoint " + shell_quote(tmp.path("mf.ckpt")) + data + " --json " + shell_quote(tmp.path("e.json")),
+       "train --task rating --solver sgd --epochs 1 --duplicates mean --split loo" + data + " --json " +
+           shell_quote(tmp.path("m.json")),
+       "train --task rating --solver sgd --epochs 1 --dataset csv --path " + shell_quote(r) +
+           " --timestamp-col none --split loo"});
+  ASSERT_EQ(es[0].code, 0) << es[0].out;
+  EXPECT_NEAR(read_json(tmp.path("e.json")).value("rmse", 0.0), t.value("rmse", 1.0), 1e-6);
+  ASSERT_EQ(es[1].code, 0) << es[1].out;
+  EXPECT_TRUE(contains(es[1].out, "mean: 361 -> 360 rows")) << es[1].out;
+  EXPECT_NE(es[2].code, 0) << es[2].out;
+  EXPECT_TRUE(contains(es[2].out, "--split loo orders rows by time, but 'ratings' has no timestamps")) << es[2].out;
+}
+
+TEST(Cli, SynthFolderTrainsKnnWithDatasetDir) {
+  mtrec::test::TempDir tmp;
+  const std::string dir = tmp.path("world");
+  Result s = mtrec("data synth --out " + shell_quote(dir) + " --users 60 --items 40 --interactions 3000 --seed 5 --log-level warn");
+  ASSERT_EQ(s.code, 0) << s.out;
+  const std::string data = " --dataset dir --path " + shell_quote(dir) + " --split loo --log-level warn";
+  Result t = mtrec("train --task knn" + data + " --out " + shell_quote(tmp.path("knn.ckpt")) + " --json " +
+                   shell_quote(tmp.path("t.json")));
+  ASSERT_EQ(t.code, 0) << t.out;
+  nlohmann::json tj = read_json(tmp.path("t.json"));
+  EXPECT_EQ(tj.value("dataset", ""), "dir");
+  EXPECT_GT(tj.value("hr@10_full", 0.0), 0.0) << tj.dump(2);
+  Result e = mtrec("eval --checkpoint " + shell_quote(tmp.path("knn.ckpt")) + data + " --json " +
+                   shell_quote(tmp.path("e.json")));
+  ASSERT_EQ(e.code, 0) << e.out;
+  EXPECT_NEAR(read_json(tmp.path("e.json")).value("hr@10_full", 0.0), tj.value("hr@10_full", 1.0), 1e-9);
+}
+
+TEST(Cli, BadCatalogueFailsWithFileLineField) {
+  mtrec::test::TempDir tmp;
+  const std::string r = tmp.write("r.csv", "user,item,rating\nu1,i1,4\nu2,i2,3\n");
+  const std::string bad = tmp.write("items.csv", "item,title\ni1,A\ni2\n");
+  const std::string notext = tmp.write("items2.csv", "item,title\ni1,A\n");
+  std::vector<Result> rs = mtrec_all(
+      {"train --task rating --solver sgd --epochs 1 --dataset csv --path " + shell_quote(r) + " --items " + shell_quote(bad),
+       "train --task rating --solver sgd --epochs 1 --dataset csv --path " + shell_quote(r) + " --items " +
+           shell_quote(notext) + " --item-text-cols title,authors",
+       "train --task rating --dataset csv --path " + shell_quote(r) + " --behaviors a,b"});
+  EXPECT_NE(rs[0].code, 0) << rs[0].out;
+  EXPECT_TRUE(contains(rs[0].out, bad + ":3: field 'title': expected 2 fields, found 1")) << rs[0].out;
+  EXPECT_NE(rs[1].code, 0) << rs[1].out;
+  EXPECT_TRUE(contains(rs[1].out, notext + ":1: field 'authors': no text column named 'authors' (columns: item, title)"))
+      << rs[1].out;
+  EXPECT_NE(rs[2].code, 0) << rs[2].out;
+  EXPECT_TRUE(contains(rs[2].out, "--behaviors names 2 behaviour(s) for 1 --path file(s)")) << rs[2].out;
 }
 
 }  // namespace

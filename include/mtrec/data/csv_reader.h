@@ -102,6 +102,35 @@ Dataset parse_csv(std::string content, const std::string& source_name, const Csv
 Dataset read_csv_with_ids(const std::string& path, const CsvOptions& options, const Dataset& ids,
                           bool allow_new_ids);
 
+/// An entity catalogue file (items or users): a header, then one row per id with its text.
+///   auto books = mtrec::CatalogSpec("books.csv").id("book_id").text({"title", "authors"});
+struct CatalogSpec {
+  std::string path_;
+  ColumnSpec id_;                          // Auto: named like the role (item, item_id, movieId, ...), else the first column
+  std::vector<std::string> text_columns_;  // header names, in this order; empty: every column but the id
+  CsvOptions csv_;                         // delimiter, encoding, quoting (the header is always required)
+
+  CatalogSpec() = default;
+  explicit CatalogSpec(std::string path) : path_(std::move(path)) {}
+  CatalogSpec& path(std::string v) { path_ = std::move(v); return *this; }
+  CatalogSpec& id(ColumnSpec v) { id_ = std::move(v); return *this; }
+  CatalogSpec& text(std::vector<std::string> v) { text_columns_ = std::move(v); return *this; }
+  CatalogSpec& delimiter(std::string v) { csv_.delimiter(std::move(v)); return *this; }
+  CatalogSpec& csv(CsvOptions v) { csv_ = std::move(v); return *this; }
+};
+
+enum class CatalogRole { User, Item, Scenario, Behavior };
+struct CatalogRead {
+  int64_t rows = 0;     // catalogue rows read
+  int64_t new_ids = 0;  // ids `ids` did not hold before (for items after interactions: cold-start items)
+};
+/// Reads a catalogue: every row's id is interned into `ids` (in row order; known ids keep
+/// theirs) and, when `text` is given, it is replaced by a catalogue of the text columns sized to
+/// `ids`. Throws DataError naming the file, line and field for a row with the wrong number of
+/// fields, an empty id or an id repeated within the file; and for an id or text column the
+/// header lacks (the message lists the columns present).
+CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role, IdMap& ids, TextCatalog* text);
+
 /// Reads a folder in the generic format written by write_dataset_csv (csv_writer.h):
 /// interactions.csv (columns found by header name, as read_csv does) plus, when present,
 /// items.csv / users.csv (an id column named like the role or else the first column, then text
