@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 #include "mtrec/core/check.h"
@@ -20,8 +21,37 @@
 #include "mtrec/data/movielens.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/tasks/next_item.h"
+#include "mtrec/train/fit_next_item.h"
 
 namespace {
+
+// One line after the first epoch and after every validation; with a time limit, training stops
+// at the first validation after it (so the last parameters trained always compete for the best).
+class EpochPrinter : public mtrec::Observer {
+ public:
+  explicit EpochPrinter(double time_limit) : time_limit_(time_limit) {}
+  mtrec::Signal on_validation(mtrec::Trainer& t) override {
+    evaluated_ = true;
+    return time_limit_ > 0 && t.state().seconds >= time_limit_ ? mtrec::Signal::Stop : mtrec::Signal::Continue;
+  }
+  mtrec::Signal after_epoch(mtrec::Trainer& t) override {
+    const auto& s = t.state();
+    if (evaluated_ || s.epoch == 1) {
+      std::printf("epoch %4d  loss %.4f  lr %.2e  %7.1fs", s.epoch, s.finished_epoch_loss, s.lr, s.seconds);
+      if (evaluated_ && s.valid.count("next_item"))
+        std::printf("  valid HR@10 %.6f NDCG@10 %.6f%s", s.valid.at("next_item").at("HR@10"),
+                    s.valid.at("next_item").at("NDCG@10"), s.improved ? "  *" : "");
+      std::printf("\n");
+      std::fflush(stdout);
+    }
+    evaluated_ = false;
+    return mtrec::Signal::Continue;
+  }
+
+ private:
+  double time_limit_;
+  bool evaluated_ = false;
+};
 
 void print_report(const char* name, const mtrec::RankingReport& r) {
   std::printf("| %-28s | %6.4f | %6.4f | %6.4f | %6.4f | %6.4f | %6.4f |\n", name, r.at("HR@5"), r.at("HR@10"),
@@ -44,7 +74,8 @@ int main(int argc, char** argv) try {
   app.add_option("--seed", seed)->capture_default_str();
   app.add_option("--threads", threads, "Intra-op threads (0: LibTorch's default)")->capture_default_str();
   app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
-  app.add_option("--time-limit", time_limit, "Seconds of training (0: no limit)")->capture_default_str();
+  app.add_option("--time-limit", time_limit, "Seconds of training: stops at the first validation after them (0: no limit)")
+      ->capture_default_str();
   app.add_option("--d", d_model, "Model width")->capture_default_str();
   app.add_option("--layers", layers)->capture_default_str();
   app.add_option("--heads", heads)->capture_default_str();
@@ -104,23 +135,10 @@ int main(int argc, char** argv) try {
   std::fflush(stdout);
 
   mtrec::NextItemModel model(mo);
-  auto r = mtrec::train_next_item(model, data, to, [&](const mtrec::NextItemEpoch& e) {
-    if (e.evaluated || e.epoch == 1)
-      std::printf("epoch %4d  loss %.4f  lr %.2e  %7.1fs%s\n", e.epoch, e.loss, e.lr, e.seconds,
-                  e.evaluated ? (std::string("  valid HR@10 ") + std::to_string(e.valid_hr10) + " NDCG@10 " +
-                                 std::to_string(e.valid_ndcg10) + (e.best ? "  *" : ""))
-                                    .c_str()
-                              : "");
-    std::fflush(stdout);
-    return time_limit <= 0 || e.seconds < time_limit;
-  });
-  const mtrec::NextItemEpoch& last = r.history.back();
-  if (time_limit > 0 && last.evaluated && last.epoch < to.epochs_ && last.epoch % std::max(1, to.eval_every_) != 0)
-    std::printf("epoch %4d  stopped by --time-limit; valid HR@10 %.6f NDCG@10 %.6f%s\n", last.epoch, last.valid_hr10,
-                last.valid_ndcg10, last.best ? "  *" : "");
+  auto r = mtrec::fit_next_item(model, data, to, mtrec::RunOptions().observer(std::make_shared<EpochPrinter>(time_limit)));
   std::printf("trained %d epochs in %.1fs (%.2fs/epoch), best validation epoch %d (NDCG@10 %.4f)%s\n",
               r.epochs_run, r.seconds, r.seconds / r.epochs_run, r.best_epoch, r.best_valid_ndcg10,
-              r.early_stopped ? ", early stopped" : "");
+              r.early_stopped ? ", stopped early" : "");
 
   const auto t0 = std::chrono::steady_clock::now();
   auto full = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test, mtrec::RankingOptions().seed(seed));

@@ -5,7 +5,6 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <numeric>
 #include <iomanip>
 #include <sstream>
 
@@ -19,8 +18,8 @@
 #include "mtrec/core/random.h"
 #include "mtrec/nn/embedding_cache.h"
 #include "mtrec/nn/text_encoder.h"
-#include "mtrec/tasks/mlm.h"
 #include "mtrec/text/tokenizer.h"
+#include "mtrec/train/pretrain.h"
 
 namespace mtrec::cli {
 namespace {
@@ -66,62 +65,26 @@ void pretrain(const PretrainArgs& a, const CliContext& ctx) {
   const torch::Device device = choose_device(ctx.device);
   std::filesystem::create_directories(a.out);
   Dataset ds = load_dataset(a.data.data, ctx);
-  std::vector<std::string> corpus = texts_of(ds.item_text);
-  for (auto& t : texts_of(ds.user_text)) corpus.push_back(std::move(t));
-  corpus.erase(std::remove(corpus.begin(), corpus.end(), std::string()), corpus.end());
+  std::vector<std::string> corpus = catalogue_texts(ds);
   MTREC_CHECK(!corpus.empty(), "dataset '", ds.name, "' has no item or user text to pretrain on");
   log_info("training the tokenizer on {} texts (vocab {})", corpus.size(), a.vocab_size);
   auto tok = SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(a.vocab_size).seed(ctx.seed));
-  auto rows = tok.encode_rows(corpus, EncodeOptions().set_max_len(a.max_len));
-
   nn::TextEncoder enc(nn::TextEncoderOptions(tok.vocab_size(), a.dim).layers(a.layers).heads(a.heads)
                           .max_len(a.max_len).dropout(a.dropout).pooling(nn::parse_pooling(a.pooling))
                           .out_dim(a.out_dim).pad_id(tok.pad_id()));
-  const auto sp = tok.special_ids();
-  tasks::MlmTask mlm(tasks::MlmOptions(tok.vocab_size(), sp.mask).special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask})
-                         .mask_prob(a.mask_prob).seed(derive_seed(ctx.seed, "pretrain-mlm")),
-                     a.dim);
-  enc->to(device);
-  mlm->to(device);
-  std::vector<at::Tensor> params = enc->parameters();
-  for (auto& p : mlm->parameters()) params.push_back(p);
-  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(a.lr).weight_decay(0.01));
-
-  Rng rng(derive_seed(ctx.seed, "pretrain-order"));
-  std::vector<size_t> order(rows.size());
-  std::iota(order.begin(), order.end(), size_t{0});
+  MlmPretrainResult r = pretrain_mlm(enc, tok, corpus,
+                                     TrainerOptions()
+                                         .epochs(static_cast<int>(a.epochs))
+                                         .batch_size(a.batch)
+                                         .lr(a.lr)
+                                         .weight_decay(0.01)
+                                         .seed(derive_seed(ctx.seed, "pretrain"))
+                                         .device(ctx.device),
+                                     MlmPretrainOptions().mask_prob(a.mask_prob), run_options(a.data.data, ctx, ds));
   nlohmann::json epochs = nlohmann::json::array();
-  const int64_t batches = (static_cast<int64_t>(rows.size()) + a.batch - 1) / a.batch;
-  for (int64_t epoch = 1; epoch <= a.epochs; ++epoch) {
-    std::shuffle(order.begin(), order.end(), rng);
-    ProgressBar bar(batches, "epoch " + std::to_string(epoch));
-    double loss_sum = 0, correct = 0;
-    int64_t masked = 0;
-    for (int64_t b = 0; b < batches; ++b) {
-      std::vector<std::vector<int64_t>> chunk;
-      for (size_t i = size_t(b * a.batch); i < std::min(rows.size(), size_t((b + 1) * a.batch)); ++i) {
-        chunk.push_back(rows[order[i]]);
-      }
-      BatchEncoding enc_batch = make_batch(chunk, tok.pad_id());
-      auto ids = enc_batch.input_ids.to(device);
-      auto mask = enc_batch.attention_mask.to(device).to(torch::kBool);
-      auto r = mlm->forward(*enc, ids, mask);
-      opt.zero_grad();
-      r.loss.backward();
-      opt.step();
-      loss_sum += r.loss.item<double>() * double(r.masked);
-      correct += r.accuracy * double(r.masked);
-      masked += r.masked;
-      std::ostringstream post;
-      post << "loss " << std::fixed << std::setprecision(3) << (masked ? loss_sum / double(masked) : 0.0);
-      bar.set_postfix(post.str());
-      bar.tick();
-    }
-    bar.finish();
-    const double loss = masked ? loss_sum / double(masked) : 0.0, acc = masked ? correct / double(masked) : 0.0;
-    log_info("epoch {}: MLM loss {:.4f}, masked-token accuracy {:.4f} ({} masked tokens)", epoch, loss, acc, masked);
-    epochs.push_back({{"epoch", epoch}, {"mlm_loss", loss}, {"masked_accuracy", acc}, {"masked_tokens", masked}});
-  }
+  for (const auto& e : r.epochs)
+    epochs.push_back({{"epoch", e.epoch}, {"mlm_loss", e.loss}, {"masked_accuracy", e.accuracy},
+                      {"masked_tokens", e.masked_tokens}});
   const std::string tok_path = (std::filesystem::path(a.out) / kTokenizerFile).string();
   const std::string enc_path = (std::filesystem::path(a.out) / kEncoderFile).string();
   tok.save(tok_path);
@@ -246,6 +209,9 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   p->add_option("--lr", pa->lr, "AdamW learning rate");
   p->add_option("--dropout", pa->dropout, "Dropout");
   p->add_option("--mask-prob", pa->mask_prob, "Share of tokens selected for MLM");
+  p->add_option("--run-dir", pa->data.data.run_dir, "Engine artefacts: checkpoints, metrics.jsonl, report.html, config");
+  p->add_option("--checkpoint-every", pa->data.data.checkpoint_every, "Optimiser steps between mid-epoch checkpoints");
+  p->add_option("--resume", pa->data.data.resume, "Continue the run of this checkpoint (RUN_DIR/pretrain/last.ckpt)");
   p->callback([pa, &ctx] { pretrain(*pa, ctx); });
 
   auto ea = std::make_shared<EmbedArgs>();

@@ -7,6 +7,8 @@
 #include <filesystem>
 #include <set>
 
+#include <fmt/format.h>
+
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/io.h"
@@ -109,7 +111,7 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
   return d;
 }
 
-RunOptions run_options(const TrainArgs& a, const CliContext& ctx) {
+RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset& data) {
   log_info("effective configuration:\n{}", ctx.effective_config);
   if (!a.run_dir.empty()) {
     std::filesystem::create_directories(a.run_dir);
@@ -120,7 +122,8 @@ RunOptions run_options(const TrainArgs& a, const CliContext& ctx) {
       .checkpoint_every(a.checkpoint_every)
       .resume(a.resume)
       .progress(true)
-      .config_json(nlohmann::json{{"cli", ctx.effective_config}}.dump());
+      .config_json(nlohmann::json{{"cli", ctx.effective_config}}.dump())
+      .id_maps(data);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -181,11 +184,12 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
   auto& x = d.data.interactions;
   auto task = fit_rating(explicit_ratings(d.data, x.subset(d.split.train)),
                          explicit_ratings(d.data, x.subset(d.split.valid)), d.data.num_users(), d.data.num_items(), o,
-                         run_options(a, ctx));
+                         run_options(a, ctx, d.data));
   auto m = task.evaluate(explicit_ratings(d.data, x.subset(d.split.test)));
   auto j = run_info(a, ctx, d);
   j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"epochs_run", task.epochs_run},
-            {"dim", task.model->options.dim_}, {"solver", task.solver}, {"wall_s", seconds_since(t0)}});
+            {"dim", task.model->options.dim_}, {"solver", task.solver}, {"wall_s", seconds_since(t0)},
+            {"model_checksum", fmt::format("{:016x}", state_checksum(*task.model))}});
   if (task.solver == "mcmc")
     j["train_rmse"] = task.train_rmse;  // of the posterior-mean parameters
   else
@@ -222,7 +226,7 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   auto& x = d.data.interactions;
   // The split's validation rows choose the epoch (early stopping on their sampled HR@10).
   auto task = fit_dmf(x.subset(d.split.train), x.subset(d.split.valid), d.data.num_users(), d.data.num_items(), o,
-                      run_options(a, ctx));
+                      run_options(a, ctx, d.data));
   // The test item is scored from everything before it (train + validation rows).
   task.set_inputs(x.subset(concat(d.split.train, d.split.valid)));
   RankingEvaluator ev(x.subset(concat(d.split.train, d.split.valid)), d.data.num_users(), d.data.num_items(),
@@ -274,9 +278,11 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   const int32_t scen = std::max<int32_t>(1, d.data.scenarios.size());
   // One negative pool rule (ctr_negative_sampler): items the user has no row for, any rating,
   // impressions aside. Training negatives avoid every training row, test negatives every row.
+  // The split's validation rows choose the epoch (early stopping on their AUC).
   auto train_rows = x.subset(concat(d.split.train, d.split.valid));
-  auto task = CtrTask::fit(ctr_positives(d.data, train_rows), d.data.num_users(), d.data.num_items(), scen, o,
-                           implicit_positives(d.data, train_rows));
+  auto task = fit_ctr(ctr_positives(d.data, x.subset(d.split.train)), ctr_positives(d.data, x.subset(d.split.valid)),
+                      d.data.num_users(), d.data.num_items(), scen, o, implicit_positives(d.data, train_rows),
+                      run_options(a, ctx, d.data));
   auto all = ctr_negative_sampler(implicit_positives(d.data, x), d.data.num_users(), d.data.num_items(),
                                   derive_seed(ctx.seed, "ctr-test"));
   auto test = sample_ctr_examples(ctr_positives(d.data, x.subset(d.split.test)), all, o.negatives_);

@@ -9,6 +9,7 @@
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
 #include "mtrec/tasks/next_item.h"
+#include "mtrec/train/fit_next_item.h"
 #include "train_registry.h"
 
 namespace mtrec::cli {
@@ -79,22 +80,17 @@ nlohmann::json train_next_item_task(const TrainArgs& args, const CliContext& ctx
                           .heads(na.heads)
                           .max_len(na.max_len)
                           .dropout(na.dropout));
-  auto result = train_next_item(model, data,
-                                NextItemTrainOptions()
-                                    .epochs(a.epochs ? a.epochs : 30)
-                                    .batch_size(na.batch)
-                                    .lr(a.lr > 0 ? a.lr : 5e-3)
-                                    .warmup_steps(na.warmup)
-                                    .eval_every(na.eval_every)
-                                    .patience(na.patience)
-                                    .seed(ctx.seed)
-                                    .device(ctx.device),
-                                [](const NextItemEpoch& e) {
-                                  if (e.evaluated)
-                                    log_info("epoch {:4d} loss {:.4f} valid HR@10 {:.4f} NDCG@10 {:.4f}{}", e.epoch,
-                                             e.loss, e.valid_hr10, e.valid_ndcg10, e.best ? " (best)" : "");
-                                  return true;
-                                });
+  auto result = fit_next_item(model, data,
+                              NextItemTrainOptions()
+                                  .epochs(a.epochs ? a.epochs : 30)
+                                  .batch_size(na.batch)
+                                  .lr(a.lr > 0 ? a.lr : 5e-3)
+                                  .warmup_steps(na.warmup)
+                                  .eval_every(na.eval_every)
+                                  .patience(na.patience)
+                                  .seed(ctx.seed)
+                                  .device(ctx.device),
+                              run_options(a, ctx, d.data));
   auto j = run_info(a, ctx, d);
   j.update(evaluate_all(model, data, ctx.seed));
   j.update({{"epochs_run", result.epochs_run},
@@ -120,7 +116,10 @@ nlohmann::json eval_next_item_task(const Checkpoint& ck, const TrainArgs& args, 
   a.positives_only = true;
   a.split = "loo";
   auto d = load_data(a, ctx);
-  NextItemModel model(next_item_options_from_json(ck.config_json));
+  // A final checkpoint holds the model options; one written during training (RUN/train/*.ckpt)
+  // nests them under "model" beside the run's configuration.
+  auto config = nlohmann::json::parse(ck.config_json);
+  NextItemModel model(next_item_options_from_json(config.contains("model") ? config["model"].dump() : ck.config_json));
   model->to(choose_device(ctx.device));
   load_module_state(*model, ck);
   model->eval();

@@ -79,7 +79,7 @@ std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b);
 Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped);
 /// The engine's run options from --run-dir/--checkpoint-every/--resume, with the effective
 /// configuration (also printed and written to RUN_DIR/config.toml).
-RunOptions run_options(const TrainArgs& a, const CliContext& ctx);
+RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset& data);
 /// A RankingReport as JSON (metrics, users, protocol).
 nlohmann::json ranking_json(const RankingReport& r);
 /// CTR metrics as JSON (auc, gauc, logloss, count, per_scenario by scenario name).

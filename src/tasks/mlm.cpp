@@ -3,8 +3,12 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <torch/torch.h>
 
+#include <cmath>
+#include <string>
+
 #include "mtrec/core/check.h"
 #include "mtrec/core/random.h"
+#include "mtrec/text/tokenizer.h"
 
 namespace mtrec::tasks {
 
@@ -78,25 +82,33 @@ MlmTaskImpl::MlmTaskImpl(MlmOptions opts, int64_t dim_, double eps)
 
 void MlmTaskImpl::reset() { head = register_module("head", MlmHead(dim, options.vocab_size(), layer_norm_eps)); }
 
-MlmResult MlmTaskImpl::loss(nn::TextEncoderImpl& encoder, const MlmMasking& m, const at::Tensor& mask) {
-  MTREC_CHECK(encoder.options.vocab_size() == options.vocab_size(), "MlmTask: encoder vocabulary ",
-              encoder.options.vocab_size(), " != MLM vocabulary ", options.vocab_size());
-  at::Tensor hidden = encoder.encode(m.input_ids, mask);
+MlmResult mlm_result(const at::Tensor& logits_in, const at::Tensor& targets) {
   MlmResult r;
-  r.masked = m.selected.sum().item<int64_t>();
+  r.masked = targets.numel();
   if (r.masked == 0) {
-    r.loss = hidden.sum() * 0.0;  // keeps the graph so a joint loss can still call backward()
+    r.loss = logits_in.sum() * 0.0;  // keeps the graph so a joint loss can still call backward()
     return r;
   }
-  // Decode only the selected positions: the vocabulary projection is the costly part.
-  at::Tensor picked = hidden.index({m.selected});  // [N, dim]
-  at::Tensor targets = m.labels.index({m.selected});
-  at::Tensor logits = head(picked, encoder.token_embedding_weight());
   // Reduced-precision logits (autocast) are upcast: the log-softmax over the vocabulary needs fp32.
-  if (logits.scalar_type() != torch::kFloat64) logits = logits.to(torch::kFloat32);
+  at::Tensor logits = logits_in.scalar_type() != torch::kFloat64 ? logits_in.to(torch::kFloat32) : logits_in;
   r.loss = torch::nn::functional::cross_entropy(logits, targets);
   r.accuracy = logits.argmax(-1).eq(targets).to(torch::kFloat64).mean().item<double>();
   return r;
+}
+
+std::pair<at::Tensor, at::Tensor> MlmTaskImpl::selected_logits(nn::TextEncoderImpl& encoder, const MlmMasking& m,
+                                                               const at::Tensor& mask) {
+  MTREC_CHECK(encoder.options.vocab_size() == options.vocab_size(), "MlmTask: encoder vocabulary ",
+              encoder.options.vocab_size(), " != MLM vocabulary ", options.vocab_size());
+  at::Tensor hidden = encoder.encode(m.input_ids, mask);
+  at::Tensor picked = hidden.index({m.selected});  // [N, dim]
+  at::Tensor targets = m.labels.index({m.selected});
+  return {head(picked, encoder.token_embedding_weight()), targets};
+}
+
+MlmResult MlmTaskImpl::loss(nn::TextEncoderImpl& encoder, const MlmMasking& m, const at::Tensor& mask) {
+  auto [logits, targets] = selected_logits(encoder, m, mask);
+  return mlm_result(logits, targets);
 }
 
 MlmResult MlmTaskImpl::forward(nn::TextEncoderImpl& encoder, const at::Tensor& ids, const at::Tensor& mask) {
@@ -104,6 +116,69 @@ MlmResult MlmTaskImpl::forward(nn::TextEncoderImpl& encoder, const at::Tensor& i
   at::Tensor eligible = ids.ne(encoder.options.pad_id());
   if (mask.defined()) eligible = eligible & mask;
   return loss(encoder, mlm_mask(ids, eligible, options, generator), mask);
+}
+
+// ---------------------------------------------------------------------------------------------
+MlmSource::MlmSource(std::vector<std::vector<int64_t>> rows, int64_t pad_id, MlmOptions options)
+    : rows_(std::move(rows)), pad_id_(pad_id), options_(std::move(options)) {
+  options_.validate();
+  MTREC_CHECK(!rows_.empty(), "MLM pretraining: no texts");
+  for (const auto& r : rows_)
+    for (int64_t id : r)
+      MTREC_CHECK(id >= 0 && id < options_.vocab_size(), "MLM pretraining: token id ", id, " outside [0, ",
+                  options_.vocab_size(), ")");
+}
+
+Batch MlmSource::make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const {
+  MTREC_CHECK(!rows.empty(), "MlmSource: empty batch");
+  std::vector<std::vector<int64_t>> chunk;
+  chunk.reserve(rows.size());
+  for (int64_t r : rows) chunk.push_back(rows_.at(r));
+  BatchEncoding enc = mtrec::make_batch(chunk, pad_id_);
+  at::Tensor mask = enc.attention_mask.to(torch::kBool);
+  // Padding is never a prediction target, whether or not the caller listed it as special.
+  at::Tensor eligible = mask & enc.input_ids.ne(pad_id_);
+  // Rows of an epoch are a permutation: the first row names the batch within it.
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(seed_, "mlm-batch-" + std::to_string(rows.front())));
+  MlmMasking m = mlm_mask(enc.input_ids, eligible, options_, gen);
+  Batch b;
+  b.size = static_cast<int64_t>(rows.size());
+  b.fields["input_ids"] = m.input_ids.to(device);
+  b.fields["labels"] = m.labels.to(device);
+  b.fields["selected"] = m.selected.to(device);
+  b.fields["attention_mask"] = mask.to(device);
+  return b;
+}
+
+MlmPretrainModuleImpl::MlmPretrainModuleImpl(nn::TextEncoder encoder_, MlmTask mlm_) {
+  MTREC_CHECK(encoder_->options.vocab_size() == mlm_->options.vocab_size(), "MLM pretraining: encoder vocabulary ",
+              encoder_->options.vocab_size(), " != MLM vocabulary ", mlm_->options.vocab_size());
+  encoder = register_module("encoder", std::move(encoder_));
+  mlm = register_module("mlm", std::move(mlm_));
+}
+
+Outputs MlmEngineModel::forward(const Batch& b) {
+  MlmMasking m{b.at("input_ids"), b.at("labels"), b.at("selected")};
+  auto [logits, targets] = module_->mlm->selected_logits(*module_->encoder, m, b.at("attention_mask"));
+  return {{"mlm/logits", logits}, {"mlm/targets", targets}};
+}
+
+at::Tensor MlmObjective::loss(const Outputs& out, const Batch&) {
+  const auto& logits = out.at("mlm/logits");
+  const auto& targets = out.at("mlm/targets");
+  MlmResult r = mlm_result(logits, targets);
+  if (r.masked > 0) {
+    counts_.masked += r.masked;
+    counts_.correct += static_cast<int64_t>(std::llround(r.accuracy * static_cast<double>(r.masked)));
+    counts_.loss_sum += r.loss.item<double>() * static_cast<double>(r.masked);
+  }
+  return r.loss;
+}
+
+MlmObjective::Counts MlmObjective::take_counts() {
+  Counts c = counts_;
+  counts_ = Counts();
+  return c;
 }
 
 }  // namespace mtrec::tasks

@@ -4,7 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <chrono>
+#include <limits>
 #include <cmath>
 #include <numeric>
 
@@ -199,18 +199,15 @@ std::pair<torch::Tensor, torch::Tensor> NextItemModelImpl::hidden_at_targets(con
   return {hs, ts};
 }
 
-torch::Tensor NextItemModelImpl::full_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets) {
-  auto [hs, ts] = hidden_at_targets(tokens, targets);
-  return torch::nn::functional::cross_entropy(torch::matmul(hs, item_table().t()), ts);
+torch::Tensor next_item_full_softmax(const torch::Tensor& hs, const torch::Tensor& ts, const torch::Tensor& table) {
+  return torch::nn::functional::cross_entropy(torch::matmul(hs, table.t()), ts);
 }
 
-torch::Tensor NextItemModelImpl::sampled_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets,
-                                                      const torch::Tensor& negatives, const torch::Tensor& neg_prob) {
+torch::Tensor next_item_sampled_softmax(const torch::Tensor& hs, const torch::Tensor& ts, const torch::Tensor& table,
+                                        const torch::Tensor& negatives, const torch::Tensor& neg_prob) {
   MTREC_CHECK(negatives.dim() == 1 && negatives.numel() > 0, "negatives must be [K], got ", negatives.sizes());
-  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == options.num_items_, "neg_prob must be [",
-              options.num_items_, "], got ", neg_prob.sizes());
-  auto [hs, ts] = hidden_at_targets(tokens, targets);
-  torch::Tensor table = item_table();
+  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == table.size(0), "neg_prob must be [", table.size(0),
+              "], got ", neg_prob.sizes());
   const double log_k = std::log(static_cast<double>(negatives.numel()));
   torch::Tensor logq = torch::log(neg_prob.to(hs.scalar_type()).clamp_min(1e-12)) + log_k;
   torch::Tensor pos = (hs * table.index_select(0, ts)).sum(-1) - logq.index_select(0, ts);     // [N]
@@ -219,6 +216,19 @@ torch::Tensor NextItemModelImpl::sampled_softmax_loss(const torch::Tensor& token
   neg = neg.masked_fill(negatives.unsqueeze(0).eq(ts.unsqueeze(1)), -std::numeric_limits<double>::infinity());
   torch::Tensor logits = torch::cat({pos.unsqueeze(1), neg}, 1);
   return -torch::log_softmax(logits, 1).select(1, 0).mean();
+}
+
+torch::Tensor NextItemModelImpl::full_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets) {
+  auto [hs, ts] = hidden_at_targets(tokens, targets);
+  return next_item_full_softmax(hs, ts, item_table());
+}
+
+torch::Tensor NextItemModelImpl::sampled_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets,
+                                                      const torch::Tensor& negatives, const torch::Tensor& neg_prob) {
+  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == options.num_items_, "neg_prob must be [",
+              options.num_items_, "], got ", neg_prob.sizes());
+  auto [hs, ts] = hidden_at_targets(tokens, targets);
+  return next_item_sampled_softmax(hs, ts, item_table(), negatives, neg_prob);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,21 +242,6 @@ NextItemLoss parse_next_item_loss(const std::string& name) {
 }
 
 namespace {
-
-struct Snapshot {
-  std::vector<torch::Tensor> values;
-  void save(torch::nn::Module& m) {
-    values.clear();
-    for (auto& p : m.parameters()) values.push_back(p.detach().clone());
-    for (auto& b : m.buffers()) values.push_back(b.detach().clone());
-  }
-  void restore(torch::nn::Module& m) const {
-    torch::NoGradGuard ng;
-    size_t k = 0;
-    for (auto& p : m.parameters()) p.copy_(values.at(k++));
-    for (auto& b : m.buffers()) b.copy_(values.at(k++));
-  }
-};
 
 std::vector<int32_t> users_with(const std::vector<int32_t>& target) {
   std::vector<int32_t> users;
@@ -311,138 +306,83 @@ std::pair<double, double> fast_full_ranking_hr_ndcg10(NextItemModel& model, cons
   return {hr / n, ndcg / n};
 }
 
-NextItemTrainResult train_next_item(NextItemModel& model, const NextItemData& data,
-                                    const NextItemTrainOptions& opt, const NextItemObserver& observer) {
-  MTREC_CHECK(opt.epochs_ >= 1, "epochs must be >= 1, got ", opt.epochs_);
-  MTREC_CHECK(opt.batch_size_ >= 1, "batch_size must be >= 1, got ", opt.batch_size_);
-  MTREC_CHECK(opt.lr_ > 0, "lr must be > 0, got ", opt.lr_);
-  MTREC_CHECK(data.num_items == model->options.num_items_, "data has ", data.num_items,
-              " items but the model was built for ", model->options.num_items_);
-  const auto t0 = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
-  const torch::Device device = choose_device(opt.device_);
-  model->to(device);
-  torch::manual_seed(derive_seed(opt.seed_, "next-item-train"));
-  Rng rng(derive_seed(opt.seed_, "next-item-batches"));
+// ---------------------------------------------------------------------------------------------
+// The training engine's view
 
-  // Inputs and next-item targets of every user with >= 2 training items, right-aligned, on device.
-  const int64_t L = model->options.max_len_;
-  std::vector<int32_t> users;
-  std::vector<std::vector<int32_t>> inputs, outputs;
-  std::vector<double> popularity(data.num_items, 0.0);
+NextItemSource::NextItemSource(const NextItemData& data, int64_t max_len) : max_len_(max_len) {
+  MTREC_CHECK(max_len > 0, "NextItemSource needs max_len > 0, got ", max_len);
+  std::vector<std::vector<int32_t>> in, out;
   for (int32_t u = 0; u < data.num_users(); ++u) {
     const auto& s = data.train[u];
-    for (int32_t i : s) popularity[i] += 1;
     if (s.size() < 2) continue;
-    users.push_back(u);
-    inputs.emplace_back(s.begin(), s.end() - 1);
-    outputs.emplace_back(s.begin() + 1, s.end());
+    users_.push_back(u);
+    in.emplace_back(s.begin(), s.end() - 1);
+    out.emplace_back(s.begin() + 1, s.end());
+    lengths_.push_back(std::min<int64_t>(max_len, static_cast<int64_t>(s.size()) - 1));
   }
-  MTREC_CHECK(!users.empty(), "train_next_item: no user has 2 or more training items");
+  MTREC_CHECK(!users_.empty(), "next-item training: no user has 2 or more training items");
   std::vector<const std::vector<int32_t>*> pin, pout;
-  std::vector<int64_t> lengths;
-  for (size_t k = 0; k < users.size(); ++k) {
-    pin.push_back(&inputs[k]);
-    pout.push_back(&outputs[k]);
-    lengths.push_back(std::min<int64_t>(L, inputs[k].size()));
+  for (size_t k = 0; k < in.size(); ++k) {
+    pin.push_back(&in[k]);
+    pout.push_back(&out[k]);
   }
-  const torch::Tensor all_in = pack_histories(pin, L).to(device), all_out = pack_histories(pout, L).to(device);
+  inputs_ = pack_histories(pin, max_len);
+  targets_ = pack_histories(pout, max_len);
+}
 
-  torch::Tensor neg_prob;
-  if (opt.loss_ != NextItemLoss::FullSoftmax) {
-    MTREC_CHECK(opt.num_negatives_ >= 1, "num_negatives must be >= 1, got ", opt.num_negatives_);
-    torch::Tensor p = opt.loss_ == NextItemLoss::SampledUniform
-                          ? torch::ones({data.num_items}, torch::kDouble)
-                          : torch::tensor(popularity, torch::kDouble) + 1.0;  // +1: every item can be drawn
-    neg_prob = (p / p.sum()).to(torch::kFloat).to(device);
+Batch NextItemSource::make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const {
+  int64_t longest = 1;
+  std::vector<int64_t> users;
+  users.reserve(rows.size());
+  for (int64_t r : rows) {
+    longest = std::max(longest, lengths_.at(r));
+    users.push_back(users_[r]);
   }
+  torch::Tensor idx = torch::tensor(rows, torch::kLong);
+  Batch b;
+  b.size = static_cast<int64_t>(rows.size());
+  b.fields["user"] = torch::tensor(users, torch::kLong).to(device);
+  b.fields["tokens"] = inputs_.index_select(0, idx).slice(1, max_len_ - longest).to(device);
+  b.fields["targets"] = targets_.index_select(0, idx).slice(1, max_len_ - longest).to(device);
+  return b;
+}
 
-  torch::optim::AdamW optim(model->parameters(),
-                            torch::optim::AdamWOptions(opt.lr_).weight_decay(opt.weight_decay_));
-  const int64_t steps_per_epoch = (static_cast<int64_t>(users.size()) + opt.batch_size_ - 1) / opt.batch_size_;
-  const int64_t total_steps = steps_per_epoch * opt.epochs_;
-  auto lr_at = [&](int64_t step) {
-    const double warm = opt.warmup_steps_ > 0 ? std::min(1.0, (step + 1.0) / opt.warmup_steps_) : 1.0;
-    const double progress = std::min(1.0, static_cast<double>(step) / std::max<int64_t>(1, total_steps));
-    const double cosine = opt.min_lr_ratio_ + (1 - opt.min_lr_ratio_) * 0.5 * (1 + std::cos(M_PI * progress));
-    return opt.lr_ * warm * cosine;
-  };
+torch::nn::Module& NextItemEngineModel::module() { return *model_; }
 
-  NextItemTrainResult result;
-  Snapshot best;
-  int stale = 0;
-  int64_t step = 0;
-  double lr = opt.lr_;
-  std::vector<int64_t> order(users.size());
-  std::iota(order.begin(), order.end(), 0);
-  for (int epoch = 1; epoch <= opt.epochs_; ++epoch) {
-    model->train();
-    std::shuffle(order.begin(), order.end(), rng);
-    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
-    for (int64_t s = 0; s < steps_per_epoch; ++s) {
-      const int64_t begin = s * opt.batch_size_, end = std::min<int64_t>(order.size(), begin + opt.batch_size_);
-      std::vector<int64_t> rows(order.begin() + begin, order.begin() + end);
-      int64_t longest = 1;
-      for (int64_t r : rows) longest = std::max(longest, lengths[r]);
-      // Right-aligned: the leading columns that are padding in every row of the batch are dropped.
-      torch::Tensor idx = torch::tensor(rows, torch::kLong).to(device);
-      torch::Tensor tok = all_in.index_select(0, idx).slice(1, L - longest);
-      torch::Tensor tgt = all_out.index_select(0, idx).slice(1, L - longest);
-      lr = lr_at(step++);
-      for (auto& g : optim.param_groups()) static_cast<torch::optim::AdamWOptions&>(g.options()).lr(lr);
-      optim.zero_grad();
-      torch::Tensor loss;
-      if (opt.loss_ == NextItemLoss::FullSoftmax) {
-        loss = model->full_softmax_loss(tok, tgt);
-      } else {
-        torch::Tensor neg = torch::multinomial(neg_prob, opt.num_negatives_, /*replacement=*/true);
-        loss = model->sampled_softmax_loss(tok, tgt, neg, neg_prob);
-      }
-      loss.backward();
-      if (opt.clip_norm_ > 0) torch::nn::utils::clip_grad_norm_(model->parameters(), opt.clip_norm_);
-      optim.step();
-      loss_sum += loss.detach().to(torch::kDouble);
-    }
-    NextItemEpoch info;
-    info.epoch = epoch;
-    info.loss = loss_sum.item<double>() / steps_per_epoch;
-    info.lr = lr;
-    MTREC_CHECK(std::isfinite(info.loss), "next-item training diverged at epoch ", epoch, " (loss ", info.loss,
-                ", lr ", lr, ")");
-    auto validate = [&](NextItemEpoch& e) {
-      auto [hr, ndcg] = fast_full_ranking_hr_ndcg10(model, data, NextItemStage::Valid);
-      e.evaluated = true;
-      e.valid_hr10 = hr;
-      e.valid_ndcg10 = ndcg;
-      if (result.best_epoch == 0 || ndcg > result.best_valid_ndcg10) {
-        e.best = true;
-        result.best_epoch = e.epoch;
-        result.best_valid_ndcg10 = ndcg;
-        result.best_valid_hr10 = hr;
-        best.save(*model);
-        stale = 0;
-      } else {
-        ++stale;
-      }
-    };
-    if ((opt.eval_every_ > 0 && epoch % opt.eval_every_ == 0) || epoch == opt.epochs_) validate(info);
-    info.seconds = elapsed();
-    result.epochs_run = epoch;
-    const bool stop = observer && !observer(info);
-    // Stopped by the observer (e.g. a time budget) between validations: validate the final
-    // parameters too, so they compete for the best checkpoint.
-    if (stop && !info.evaluated) validate(info);
-    result.history.push_back(info);
-    if (stop) break;
-    if (opt.patience_ > 0 && stale >= opt.patience_) {
-      result.early_stopped = true;
-      break;
-    }
+Outputs NextItemEngineModel::forward(const Batch& b) {
+  auto [hs, ts] = model_->hidden_at_targets(b.at("tokens"), b.at("targets"));
+  return {{"next_item/hidden", hs}, {"next_item/target", ts}, {"next_item/table", model_->item_table()}};
+}
+
+NextItemObjective::NextItemObjective(const NextItemData& data, NextItemLoss loss, int num_negatives)
+    : data_(data), loss_(loss), num_negatives_(num_negatives) {
+  if (loss_ == NextItemLoss::FullSoftmax) return;
+  MTREC_CHECK(num_negatives_ >= 1, "num_negatives must be >= 1, got ", num_negatives_);
+  popularity_.assign(data.num_items, 1.0);  // +1: every item can be drawn
+  if (loss_ == NextItemLoss::SampledPopularity)
+    for (const auto& s : data.train)
+      for (int32_t i : s) popularity_.at(i) += 1;
+}
+
+at::Tensor NextItemObjective::loss(const Outputs& out, const Batch&) {
+  const auto& hs = out.at("next_item/hidden");
+  const auto& ts = out.at("next_item/target");
+  const auto& table = out.at("next_item/table");
+  if (loss_ == NextItemLoss::FullSoftmax) return next_item_full_softmax(hs, ts, table);
+  if (!neg_prob_.defined() || neg_prob_.device() != hs.device()) {
+    torch::Tensor p = torch::tensor(popularity_, torch::kDouble);
+    neg_prob_ = (p / p.sum()).to(torch::kFloat).to(hs.device());
   }
-  if (result.best_epoch > 0) best.restore(*model);
-  model->eval();
-  result.seconds = elapsed();
-  return result;
+  torch::Tensor neg = torch::multinomial(neg_prob_, num_negatives_, /*replacement=*/true);
+  return next_item_sampled_softmax(hs, ts, table, neg, neg_prob_);
+}
+
+Metrics NextItemObjective::validate(Model& model) {
+  if (users_with(data_.valid).empty()) return {};
+  auto* m = dynamic_cast<NextItemEngineModel*>(&model);
+  MTREC_CHECK(m != nullptr, "the next-item task validates a NextItemEngineModel");
+  auto [hr, ndcg] = fast_full_ranking_hr_ndcg10(m->model(), data_, NextItemStage::Valid);
+  return {{"HR@10", hr}, {"NDCG@10", ndcg}};
 }
 
 // ---------------------------------------------------------------------------------------------

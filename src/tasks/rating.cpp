@@ -20,37 +20,41 @@ void BiasedMFImpl::reset() {
   MTREC_CHECK(options.num_users_ > 0 && options.num_items_ > 0 && options.dim_ > 0,
               "BiasedMF needs positive sizes, got users=", options.num_users_, " items=", options.num_items_,
               " dim=", options.dim_);
-  auto table = [&](int64_t n, int64_t d) {
-    return torch::nn::Embedding(torch::nn::EmbeddingOptions(n, d).sparse(options.sparse_));
+  // One table per side, [factors | bias]: a training step gathers, differentiates and updates
+  // two tables instead of four (bench_engine: the step is that much shorter).
+  auto table = [&](int64_t n) {
+    return torch::nn::Embedding(torch::nn::EmbeddingOptions(n, options.dim_ + 1).sparse(options.sparse_));
   };
-  user_factors = register_module("user_factors", table(options.num_users_, options.dim_));
-  item_factors = register_module("item_factors", table(options.num_items_, options.dim_));
-  user_bias = register_module("user_bias", table(options.num_users_, 1));
-  item_bias = register_module("item_bias", table(options.num_items_, 1));
+  user_table = register_module("user_table", table(options.num_users_));
+  item_table = register_module("item_table", table(options.num_items_));
   torch::NoGradGuard no_grad;
-  user_factors->weight.normal_(0, options.init_std_);
-  item_factors->weight.normal_(0, options.init_std_);
-  user_bias->weight.zero_();
-  item_bias->weight.zero_();
+  for (auto* t : {&user_table, &item_table}) {
+    (*t)->weight.narrow(1, 0, options.dim_).normal_(0, options.init_std_);
+    (*t)->weight.select(1, options.dim_).zero_();
+  }
   global_mean = register_buffer("global_mean", torch::full({1}, options.global_mean_));
 }
 
+torch::Tensor BiasedMFImpl::user_factors() { return user_table->weight.narrow(1, 0, options.dim_); }
+torch::Tensor BiasedMFImpl::item_factors() { return item_table->weight.narrow(1, 0, options.dim_); }
+torch::Tensor BiasedMFImpl::user_bias() { return user_table->weight.select(1, options.dim_); }
+torch::Tensor BiasedMFImpl::item_bias() { return item_table->weight.select(1, options.dim_); }
+
 torch::Tensor BiasedMFImpl::forward(const torch::Tensor& users, const torch::Tensor& items) {
-  auto p = user_factors(users), q = item_factors(items);
-  return global_mean + user_bias(users).squeeze(-1) + item_bias(items).squeeze(-1) + (p * q).sum(-1);
+  return forward_with_l2(users, items).first;
 }
 
 torch::Tensor BiasedMFImpl::l2_terms(const torch::Tensor& users, const torch::Tensor& items) {
-  return user_factors(users).pow(2).sum(-1) + item_factors(items).pow(2).sum(-1) +
-         user_bias(users).pow(2).squeeze(-1) + item_bias(items).pow(2).squeeze(-1);
+  return forward_with_l2(users, items).second;
 }
 
 std::pair<torch::Tensor, torch::Tensor> BiasedMFImpl::forward_with_l2(const torch::Tensor& users,
                                                                       const torch::Tensor& items) {
-  auto p = user_factors(users), q = item_factors(items);
-  auto bu = user_bias(users).squeeze(-1), bi = item_bias(items).squeeze(-1);
-  auto pred = global_mean + bu + bi + (p * q).sum(-1);
-  auto l2 = p.pow(2).sum(-1) + q.pow(2).sum(-1) + bu.pow(2) + bi.pow(2);
+  const int64_t d = options.dim_;
+  auto P = user_table(users), Q = item_table(items);
+  auto pred = global_mean + (P.narrow(-1, 0, d) * Q.narrow(-1, 0, d)).sum(-1) + P.select(-1, d) + Q.select(-1, d);
+  // |p_u|² + b_u² + |q_i|² + b_i²: the squared norms of the two rows.
+  auto l2 = P.pow(2).sum(-1) + Q.pow(2).sum(-1);
   return {pred, l2};
 }
 
@@ -70,7 +74,7 @@ Outputs RatingModel::forward(const Batch& b) {
 
 std::vector<std::string> RatingModel::sparse_parameters() const {
   if (!mf_->options.sparse_) return {};
-  return {"user_factors.weight", "item_factors.weight", "user_bias.weight", "item_bias.weight"};
+  return {"user_table.weight", "item_table.weight"};
 }
 
 RatingObjective::RatingObjective(double l2, Interactions valid, float lo, float hi)
@@ -88,7 +92,7 @@ Metrics RatingObjective::validate(Model& model) {
   if (valid_.empty()) return {};
   auto& m = dynamic_cast<RatingModel&>(model);
   torch::NoGradGuard no_grad;
-  auto device = m.mf()->user_bias->weight.device();
+  auto device = m.mf()->global_mean.device();
   auto pred = m.mf()->forward(ids_tensor(valid_.user, device), ids_tensor(valid_.item, device)).clamp(lo_, hi_);
   auto err = pred - torch::tensor(valid_.rating).to(device);
   return {{"rmse", err.pow(2).mean().sqrt().item<double>()}, {"mae", err.abs().mean().item<double>()}};
@@ -98,7 +102,7 @@ std::vector<float> RatingTask::predict(const std::vector<int32_t>& users, const 
   MTREC_CHECK(users.size() == items.size(), "predict: ", users.size(), " users but ", items.size(), " items");
   torch::NoGradGuard no_grad;
   auto& m = *model.ptr();  // forward() is not const in LibTorch
-  auto device = m.user_bias->weight.device();
+  auto device = m.global_mean.device();
   auto out = m.forward(ids_tensor(users, device), ids_tensor(items, device)).clamp(min_rating, max_rating);
   return to_float_vector(out);
 }

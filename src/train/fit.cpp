@@ -32,12 +32,6 @@ auto with_init_seed(uint64_t seed, Make&& make) {
   return out;
 }
 
-/// A trainer's run config: the caller's, with the stage it belongs to.
-std::string stage_config(const RunOptions& run, const nlohmann::json& stage_info) {
-  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
-  config["stage"] = stage_info;
-  return config.dump();
-}
 
 
 Interactions concat_rows(const Interactions& a, const Interactions& b) {
@@ -76,13 +70,13 @@ RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_it
   task.model = BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim_).global_mean(mf.global_mean));
   {
     torch::NoGradGuard no_grad;
-    auto copy = [](torch::Tensor& dst, const std::vector<float>& src) {
+    auto copy = [](torch::Tensor dst, const std::vector<float>& src) {
       dst.copy_(torch::from_blob(const_cast<float*>(src.data()), dst.sizes(), torch::kFloat32));
     };
-    copy(task.model->user_factors->weight, mf.user_factors);
-    copy(task.model->item_factors->weight, mf.item_factors);
-    copy(task.model->user_bias->weight, mf.user_bias);
-    copy(task.model->item_bias->weight, mf.item_bias);
+    copy(task.model->user_factors(), mf.user_factors);
+    copy(task.model->item_factors(), mf.item_factors);
+    copy(task.model->user_bias(), mf.user_bias);
+    copy(task.model->item_bias(), mf.item_bias);
   }
   task.model->to(choose_device(o.device_));
   task.model->eval();
@@ -115,19 +109,14 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
                       .seed(derive_seed(o.seed_, "rating-" + stage))
                       .device(o.device_));
   add_run_observers(trainer, run, stage, valid.empty() ? 0 : o.patience_);
-  trainer.set_config(stage_config(run, stage_info));
+  trainer.set_config(stage_config(run, stage_info.dump()));
   RatingTask task;
   task.solver = o.solver_;
   task.min_rating = lo;
   task.max_rating = hi;
   task.model = model.mf();
   trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
-    Checkpoint meta = task.to_checkpoint({}, {});
-    ck.task = meta.task;
-    ck.golden = meta.golden;
-    auto c = nlohmann::json::parse(ck.config_json);
-    c["model"] = nlohmann::json::parse(meta.config_json);
-    ck.config_json = c.dump();
+    add_head_checkpoint(ck, task.to_checkpoint({}, {}));
   });
   if (resume) trainer.resume(*resume);
   TrainSummary s = trainer.train();
@@ -170,17 +159,12 @@ CtrTask fit_ctr(const Interactions& positives, const Interactions& valid_positiv
                       .seed(derive_seed(o.seed_, "ctr-train"))
                       .device(o.device_));
   add_run_observers(trainer, run, "ctr", valid.size() == 0 ? 0 : o.patience_);
-  trainer.set_config(stage_config(run, {{"name", "ctr"}}));
+  trainer.set_config(stage_config(run, R"({"name":"ctr"})"));
   CtrTask task;
   task.model = model.model();
   trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
     task.model->eval();  // golden pairs are scored in eval mode; the trainer switches back
-    Checkpoint meta = task.to_checkpoint({}, {}, {});
-    ck.task = meta.task;
-    ck.golden = meta.golden;
-    auto c = nlohmann::json::parse(ck.config_json);
-    c["model"] = nlohmann::json::parse(meta.config_json);
-    ck.config_json = c.dump();
+    add_head_checkpoint(ck, task.to_checkpoint({}, {}, {}));
   });
   if (!run.resume_.empty()) trainer.resume(load_checkpoint(run.resume_));
   TrainSummary s = trainer.train();

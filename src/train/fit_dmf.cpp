@@ -79,18 +79,11 @@ DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t nu
                       .seed(derive_seed(o.seed_, "dmf-" + stage))
                       .device(o.device_));
   add_run_observers(trainer, run, stage, valid.empty() ? 0 : o.patience_);
-  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
-  config["stage"] = {{"name", stage}};
-  trainer.set_config(config.dump());
+  trainer.set_config(stage_config(run, nlohmann::json{{"name", stage}}.dump()));
   trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
     // The golden pairs score the parameters being saved.
     task.cache_vectors();
-    Checkpoint meta = task.to_checkpoint({}, {});
-    ck.task = meta.task;
-    ck.golden = meta.golden;
-    auto c = nlohmann::json::parse(ck.config_json);
-    c["model"] = nlohmann::json::parse(meta.config_json);
-    ck.config_json = c.dump();
+    add_head_checkpoint(ck, task.to_checkpoint({}, {}));
   });
   if (resume) trainer.resume(*resume);
   TrainSummary s = trainer.train();

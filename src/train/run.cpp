@@ -1,5 +1,7 @@
 #include "mtrec/train/run.h"
 
+#include <nlohmann/json.hpp>
+
 #include <memory>
 
 #include "mtrec/train/observers.h"
@@ -18,6 +20,20 @@ void add_run_observers(Trainer& t, const RunOptions& run, const std::string& sta
   }
   for (const auto& o : run.observers_) t.add_observer(o);
   t.set_id_maps(run.users_, run.items_, run.scenarios_);
+}
+
+std::string stage_config(const RunOptions& run, const std::string& stage_json) {
+  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
+  config["stage"] = nlohmann::json::parse(stage_json);
+  return config.dump();
+}
+
+void add_head_checkpoint(Checkpoint& ck, const Checkpoint& head) {
+  ck.task = head.task;
+  ck.golden = head.golden;
+  auto c = ck.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(ck.config_json);
+  c["model"] = nlohmann::json::parse(head.config_json);
+  ck.config_json = c.dump();
 }
 
 }  // namespace mtrec

@@ -16,6 +16,11 @@
 
 namespace mtrec {
 
+// The part of TrainState a checkpoint carries (the rest is per-process or per-batch).
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainState, epoch, batch, step, examples, loss, epoch_loss, epoch_task_loss,
+                                   epoch_batches, lr, skipped_steps, last_finite_loss, valid, monitored, best, has_best,
+                                   best_epoch, stalls)
+
 std::string TrainerOptions::to_json() const {
   return nlohmann::json{{"epochs", epochs_},
                         {"batch_size", batch_size_},
@@ -319,31 +324,13 @@ Checkpoint Trainer::checkpoint() const {
     ck.tensors.emplace_back("trainer/rng/cuda", at::globalContext().defaultGenerator(opt_->device).get_state());
   nlohmann::json weights = nlohmann::json::object();
   for (const auto& [task, w] : tasks_) weights[task->name()] = w;
-  nlohmann::json valid = nlohmann::json::object();
-  for (const auto& [task, m] : s.valid) valid[task] = m;
   nlohmann::json history = nlohmann::json::array();
   for (const auto& v : validations_) history.push_back(v);
-  ck.trainer_json = nlohmann::json{{"options", nlohmann::json::parse(options_.to_json())},
-                                   {"epoch", s.epoch},
-                                   {"batch", s.batch},
-                                   {"step", s.step},
-                                   {"examples", s.examples},
-                                   {"loss", s.loss},
-                                   {"epoch_loss", s.epoch_loss},
-                                   {"epoch_batches", s.epoch_batches},
-                                   {"epoch_task_loss", s.epoch_task_loss},
-                                   {"lr", s.lr},
-                                   {"skipped_steps", s.skipped_steps},
-                                   {"last_finite_loss", s.last_finite_loss},
-                                   {"monitored", s.monitored},
-                                   {"best", s.best},
-                                   {"has_best", s.has_best},
-                                   {"best_epoch", s.best_epoch},
-                                   {"stalls", s.stalls},
-                                   {"valid", valid},
-                                   {"validations", history},
-                                   {"task_weights", weights}}
-                        .dump();
+  nlohmann::json j = s;
+  j["options"] = nlohmann::json::parse(options_.to_json());
+  j["validations"] = history;
+  j["task_weights"] = weights;
+  ck.trainer_json = j.dump();
   for (const auto& obs : observers_) obs->save_state(ck);
   if (decorate_) decorate_(ck);
   return ck;
@@ -378,27 +365,14 @@ void Trainer::resume(const Checkpoint& ck) {
   if (opt_->device.is_cuda())
     for (const auto& [name, t] : ck.tensors)
       if (name == "trainer/rng/cuda") const_cast<at::Generator&>(at::globalContext().defaultGenerator(opt_->device)).set_state(t);
+  try {  // a missing or mistyped field is an error naming it, not a silent default
+    state_ = j.get<TrainState>();
+    validations_.clear();
+    for (const auto& v : j.at("validations")) validations_.push_back(v.get<std::map<std::string, Metrics>>());
+  } catch (const nlohmann::json::exception& e) {
+    MTREC_CHECK(false, "checkpoint '", ck.path, "': malformed training state: ", e.what());
+  }
   auto& s = state_;
-  s = TrainState();
-  s.epoch = j.at("epoch");
-  s.batch = j.at("batch");
-  s.step = j.at("step");
-  s.examples = j.at("examples");
-  s.loss = j.at("loss");
-  s.epoch_loss = j.at("epoch_loss");
-  s.epoch_batches = j.at("epoch_batches");
-  s.epoch_task_loss = j.at("epoch_task_loss").get<std::map<std::string, double>>();
-  s.lr = j.at("lr");
-  s.skipped_steps = j.at("skipped_steps");
-  s.last_finite_loss = j.at("last_finite_loss");
-  s.monitored = j.at("monitored");
-  s.best = j.at("best");
-  s.has_best = j.at("has_best");
-  s.best_epoch = j.at("best_epoch");
-  s.stalls = j.at("stalls");
-  for (const auto& [task, m] : j.at("valid").items()) s.valid[task] = m.get<Metrics>();
-  validations_.clear();
-  for (const auto& v : j.at("validations")) validations_.push_back(v.get<std::map<std::string, Metrics>>());
   for (auto& obs : observers_) obs->load_state(ck);
   resumed_ = true;
   log_info("resuming '{}' at epoch {}, batch {} (step {})", ck.path, s.epoch + 1, s.batch, s.step);

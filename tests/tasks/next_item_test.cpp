@@ -1,6 +1,7 @@
 #include "mtrec/tasks/next_item.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <limits>
@@ -9,6 +10,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/data/movielens.h"
 #include "mtrec/data/split.h"
+#include "mtrec/train/fit_next_item.h"
 #include "test_util.h"
 
 namespace {
@@ -186,12 +188,20 @@ TEST(NextItem, LearnsTransitionsAndBeatsPopularity) {
   NextItemData d = transition_world(160, 120, 16, 11);
   torch::manual_seed(1);
   NextItemModel model(NextItemOptions(d.num_items).d_model(32).layers(1).heads(1).max_len(16).dropout(0.1));
-  int observed = 0;
-  auto r = mtrec::train_next_item(model, d,
-                                  mtrec::NextItemTrainOptions().epochs(20).batch_size(32).lr(1e-2).warmup_steps(10)
-                                      .eval_every(5).patience(0).seed(5).device("cpu"),
-                                  [&](const mtrec::NextItemEpoch&) { return ++observed > 0; });
-  EXPECT_EQ(observed, r.epochs_run);
+  // An engine observer sees every epoch.
+  struct Count : mtrec::Observer {
+    int epochs = 0;
+    mtrec::Signal after_epoch(mtrec::Trainer&) override { return ++epochs, mtrec::Signal::Continue; }
+  };
+  auto count = std::make_shared<Count>();
+  auto r = mtrec::fit_next_item(model, d,
+                                mtrec::NextItemTrainOptions().epochs(20).batch_size(32).lr(1e-2).warmup_steps(10)
+                                    .eval_every(5).patience(0).seed(5).device("cpu"),
+                                mtrec::RunOptions().observer(count));
+  EXPECT_EQ(count->epochs, r.epochs_run);
+  EXPECT_EQ(r.epochs_run, 20);
+  ASSERT_EQ(r.history.size(), 20u);
+  for (const auto& e : r.history) EXPECT_EQ(e.evaluated, e.epoch % 5 == 0) << "epoch " << e.epoch;
   ASSERT_GT(r.best_epoch, 0);
   EXPECT_LT(r.history.back().loss, r.history.front().loss);
   // The restored parameters are the best validation epoch's.
@@ -258,8 +268,8 @@ TEST(NextItem, SampledSoftmaxTrainingAlsoLowersFullLoss) {
       return model->full_softmax_loss(tok, tgt).item<double>();
     };
     const double before = full_loss();
-    mtrec::train_next_item(model, d, mtrec::NextItemTrainOptions().epochs(15).batch_size(32).lr(1e-2)
-                                         .warmup_steps(5).loss(loss).num_negatives(32).eval_every(0).device("cpu"));
+    mtrec::fit_next_item(model, d, mtrec::NextItemTrainOptions().epochs(15).batch_size(32).lr(1e-2)
+                                       .warmup_steps(5).loss(loss).num_negatives(32).eval_every(0).device("cpu"));
     const double after = full_loss();
     EXPECT_LT(after, before - 1.0) << "loss kind " << static_cast<int>(loss);
   }
@@ -289,7 +299,80 @@ TEST(NextItem, RejectsBadInput) {
   EXPECT_THROW(model->forward(torch::zeros({1, 7}, torch::kLong)), mtrec::Error);  // longer than max_len
   EXPECT_THROW(model->full_softmax_loss(toy_tokens(), torch::zeros({2, 6}, torch::kLong)), mtrec::Error);
   NextItemData d = transition_world(4, 9, 5, 1);
-  EXPECT_THROW(mtrec::train_next_item(model, d, mtrec::NextItemTrainOptions().epochs(1)), mtrec::Error);
+  EXPECT_THROW(mtrec::fit_next_item(model, d, mtrec::NextItemTrainOptions().epochs(1)), mtrec::Error);
+}
+
+// Validation every eval_every epochs and after the last one; patience counts validations; the
+// parameters end as those of the best validation.
+TEST(NextItem, ValidatesAfterTheLastEpochAndStopsOnPatience) {
+  NextItemData d = transition_world(60, 40, 10, 3);
+  auto run = [&](int epochs, int eval_every, int patience, double lr) {
+    torch::manual_seed(4);
+    NextItemModel model(NextItemOptions(d.num_items).d_model(16).layers(1).max_len(10).dropout(0.0));
+    auto r = mtrec::fit_next_item(model, d, mtrec::NextItemTrainOptions().epochs(epochs).batch_size(16).lr(lr)
+                                                .warmup_steps(2).eval_every(eval_every).patience(patience)
+                                                .device("cpu"));
+    std::vector<int> evaluated;
+    for (const auto& e : r.history)
+      if (e.evaluated) evaluated.push_back(e.epoch);
+    auto [hr, ndcg] = mtrec::fast_full_ranking_hr_ndcg10(model, d, mtrec::NextItemStage::Valid);
+    EXPECT_NEAR(ndcg, r.best_valid_ndcg10, 1e-9);
+    return std::make_pair(r, evaluated);
+  };
+  EXPECT_EQ(run(7, 3, 0, 1e-2).second, (std::vector<int>{3, 6, 7}));
+  EXPECT_EQ(run(4, 0, 0, 1e-2).second, (std::vector<int>{4}));  // eval_every 0: only at the end
+  // A learning rate this small leaves the model where it started: validation cannot improve
+  // after the first, so patience 2 stops after the third.
+  auto [r, evaluated] = run(20, 1, 2, 1e-9);
+  EXPECT_TRUE(r.early_stopped);
+  EXPECT_EQ(r.epochs_run, 3);
+  EXPECT_EQ(r.best_epoch, 1);
+}
+
+// An interrupted run (a crash after a mid-epoch checkpoint) resumed from RUN/train/last.ckpt
+// ends with exactly the parameters of the uninterrupted run (dropout and sampled negatives draw
+// from the generator the checkpoint carries).
+TEST(NextItem, ResumeFromAMidEpochCheckpointIsBitIdentical) {
+  NextItemData d = transition_world(70, 50, 12, 8);
+  const auto options = mtrec::NextItemTrainOptions().epochs(3).batch_size(16).lr(5e-3).warmup_steps(3).eval_every(1)
+                           .patience(0).loss(mtrec::NextItemLoss::SampledPopularity).num_negatives(16).seed(9)
+                           .device("cpu");
+  auto fresh = [&] {
+    torch::manual_seed(3);
+    return NextItemModel(NextItemOptions(d.num_items).d_model(16).layers(1).max_len(12).dropout(0.3));
+  };
+  auto params = [](NextItemModel& m) {
+    std::vector<torch::Tensor> v;
+    for (auto& p : m->parameters()) v.push_back(p.detach().clone());
+    return v;
+  };
+  NextItemModel want_model = fresh();
+  auto want = mtrec::fit_next_item(want_model, d, options);
+  struct Crash : mtrec::Observer {
+    mtrec::Signal after_batch(mtrec::Trainer& t) override {
+      if (t.state().step == 7) throw std::runtime_error("simulated crash");
+      return mtrec::Signal::Continue;
+    }
+  };
+  mtrec::test::TempDir dir;
+  const auto run = mtrec::RunOptions().out_dir(dir.path("run")).checkpoint_every(3);
+  {
+    NextItemModel model = fresh();
+    EXPECT_THROW(mtrec::fit_next_item(model, d, options, mtrec::RunOptions(run).observer(std::make_shared<Crash>())), std::runtime_error);
+  }
+  {
+    auto j = nlohmann::json::parse(mtrec::load_checkpoint(dir.path("run/train/last.ckpt")).trainer_json);
+    EXPECT_EQ(j.at("step"), 6);  // mid-epoch: the resume starts inside epoch 2
+    EXPECT_EQ(j.at("batch"), 1);
+  }
+  NextItemModel model = fresh();
+  auto got = mtrec::fit_next_item(model, d, options, mtrec::RunOptions(run).resume(dir.path("run/train/last.ckpt")));
+  auto a = params(model), b = params(want_model);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "parameter " << k;
+  EXPECT_EQ(got.best_epoch, want.best_epoch);
+  EXPECT_EQ(got.best_valid_ndcg10, want.best_valid_ndcg10);
+  EXPECT_EQ(got.epochs_run, 3);
 }
 
 }  // namespace

@@ -12,6 +12,10 @@
 // with 0.1, and stays itself with 0.1. The loss is the cross-entropy on the selected tokens
 // only. Draws come from the task's own seeded CPU generator, so they are the same on every
 // device and run.
+//
+// On the training engine (train/trainer.h; train/pretrain.h's pretrain_mlm runs it): MlmSource
+// (tokenised texts, masked as they are batched), MlmEngineModel (encoder + head -> logits at the
+// selected positions) and MlmObjective (the cross-entropy, with masked-token accuracy counts).
 #include <ATen/core/Generator.h>
 #include <torch/arg.h>
 #include <torch/nn/module.h>
@@ -22,7 +26,9 @@
 #include <cstdint>
 #include <vector>
 
+#include "mtrec/data/batch.h"
 #include "mtrec/nn/text_encoder.h"
+#include "mtrec/tasks/task.h"
 
 namespace mtrec::tasks {
 
@@ -76,6 +82,10 @@ struct MlmResult {
   int64_t masked = 0;   // number of selected tokens
 };
 
+/// Loss, accuracy and count of logits [N, vocab] against targets [N] (reduced-precision logits
+/// are upcast to fp32 for the log-softmax; N = 0 gives a zero loss that keeps the graph).
+MlmResult mlm_result(const at::Tensor& logits, const at::Tensor& targets);
+
 class MlmTaskImpl : public torch::nn::Module {
  public:
   MlmTaskImpl(MlmOptions options, int64_t dim, double layer_norm_eps = 1e-5);
@@ -84,6 +94,10 @@ class MlmTaskImpl : public torch::nn::Module {
   MlmResult forward(nn::TextEncoderImpl& encoder, const at::Tensor& ids, const at::Tensor& mask = {});
   /// The loss for a given masking (deterministic; used by forward and by tests).
   MlmResult loss(nn::TextEncoderImpl& encoder, const MlmMasking& masking, const at::Tensor& mask);
+  /// Logits [N, vocab] at the N selected positions of `masking` and their targets [N]: only
+  /// the selected positions are decoded (the vocabulary projection is the costly part).
+  std::pair<at::Tensor, at::Tensor> selected_logits(nn::TextEncoderImpl& encoder, const MlmMasking& masking,
+                                                    const at::Tensor& mask);
 
   MlmOptions options;
   int64_t dim;
@@ -92,5 +106,66 @@ class MlmTaskImpl : public torch::nn::Module {
   at::Generator generator;
 };
 TORCH_MODULE(MlmTask);
+
+// ---------------------------------------------------------------------------------------------
+// The training engine's view.
+
+/// Tokenised texts (rows of real tokens, as Tokenizer::encode_rows makes them) as MLM examples.
+/// make_batch pads the rows and draws their masking (padding never selected) from a CPU
+/// generator seeded by the epoch's seed and the batch's first row, so an epoch's masks depend
+/// on nothing else and a resumed run sees the same ones. Fields: "input_ids" (corrupted) and
+/// "labels" [B, L] int64, "attention_mask" and "selected" [B, L] bool.
+class MlmSource : public BatchSource {
+ public:
+  MlmSource(std::vector<std::vector<int64_t>> rows, int64_t pad_id, MlmOptions options);
+  void begin_epoch(int epoch, uint64_t seed) override { seed_ = seed; }
+  int64_t num_examples() const override { return static_cast<int64_t>(rows_.size()); }
+  Batch make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const override;
+
+ private:
+  std::vector<std::vector<int64_t>> rows_;
+  int64_t pad_id_;
+  MlmOptions options_;
+  uint64_t seed_ = 0;
+};
+
+/// The encoder and the MLM head under one module ("encoder.*", "mlm.*"), what the engine trains
+/// and checkpoints.
+class MlmPretrainModuleImpl : public torch::nn::Module {
+ public:
+  MlmPretrainModuleImpl(nn::TextEncoder encoder, MlmTask mlm);
+  nn::TextEncoder encoder{nullptr};
+  MlmTask mlm{nullptr};
+};
+TORCH_MODULE(MlmPretrainModule);
+
+/// The engine's Model: outputs "mlm/logits" [N, vocab] and "mlm/targets" [N] at the batch's
+/// selected positions.
+class MlmEngineModel : public Model {
+ public:
+  MlmEngineModel(nn::TextEncoder encoder, MlmTask mlm) : module_(std::move(encoder), std::move(mlm)) {}
+  torch::nn::Module& module() override { return *module_; }
+  Outputs forward(const Batch& batch) override;
+  MlmPretrainModule& pretrain_module() { return module_; }
+
+ private:
+  MlmPretrainModule module_;
+};
+
+/// The MLM task: cross-entropy on the selected tokens. It also counts, since the last
+/// take_counts(), the selected tokens, those predicted exactly and the token-weighted loss sum.
+class MlmObjective : public Task {
+ public:
+  struct Counts {
+    int64_t masked = 0, correct = 0;
+    double loss_sum = 0;  // Σ loss·masked
+  };
+  std::string name() const override { return "mlm"; }
+  at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
+  Counts take_counts();
+
+ private:
+  Counts counts_;
+};
 
 }  // namespace mtrec::tasks

@@ -5,7 +5,7 @@
 //
 //   auto data = mtrec::make_next_item_data(ds.interactions, ds.num_users(), ds.num_items(), /*seed=*/42);
 //   mtrec::NextItemModel model(mtrec::NextItemOptions(ds.num_items()).d_model(64).max_len(200));
-//   mtrec::NextItemTrainResult r = mtrec::train_next_item(model, data,
+//   mtrec::NextItemTrainResult r = mtrec::fit_next_item(model, data,           // train/fit_next_item.h
 //       mtrec::NextItemTrainOptions().epochs(200).lr(2e-3).device("auto"));
 //   mtrec::RankingReport full = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test,
 //                                                         mtrec::RankingOptions());
@@ -16,6 +16,11 @@
 // item i is token i+1. A precomputed item text embedding [num_items, text_dim] (e.g. from the
 // TextEncoder) can be added to the ID embedding through a learned projection: set text_dim and
 // call set_item_text(...).
+//
+// The training engine's view (train/trainer.h) is three pieces: NextItemSource (the training
+// sequences as batches of right-aligned tokens and next-item targets), NextItemEngineModel (the
+// hidden states at the target positions and the item table) and NextItemObjective (full or
+// sampled softmax; validation HR@10 / NDCG@10 by full ranking).
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
@@ -26,9 +31,11 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/data/batch.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/nn/causal_transformer.h"
+#include "mtrec/tasks/task.h"
 
 namespace mtrec {
 
@@ -102,6 +109,8 @@ class NextItemModelImpl : public torch::nn::Module {
   /// corrected by -log(K q). Negatives equal to the positive are masked out.
   torch::Tensor sampled_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets,
                                      const torch::Tensor& negatives, const torch::Tensor& neg_prob);
+  /// Hidden states at the non-padding target positions [N,d] and their targets [N] (0-based).
+  std::pair<torch::Tensor, torch::Tensor> hidden_at_targets(const torch::Tensor& tokens, const torch::Tensor& targets);
 
   NextItemOptions options;
   torch::nn::Embedding item_emb{nullptr}, pos_emb{nullptr};
@@ -109,15 +118,22 @@ class NextItemModelImpl : public torch::nn::Module {
   torch::Tensor item_text;  // buffer [num_items, text_dim]; undefined unless set
   torch::nn::Dropout emb_drop{nullptr};
   CausalTransformer encoder{nullptr};
-
- private:
-  /// Hidden states at the non-padding target positions [N,d] and their targets [N] (0-based).
-  std::pair<torch::Tensor, torch::Tensor> hidden_at_targets(const torch::Tensor& tokens, const torch::Tensor& targets);
 };
 TORCH_MODULE(NextItemModel);
 
 /// Right-aligned batch of the last `max_len` items of each history: [B, max_len] int64 tokens.
 torch::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& histories, int64_t max_len);
+
+/// The two losses on hidden states `hidden` [N,d] with 0-based targets `target` [N] against the
+/// item table [num_items, d] (what NextItemModelImpl's losses compute after hidden_at_targets).
+/// Full: softmax cross-entropy over the catalogue. Sampled: softmax over the positive and the
+/// `negatives` [K] (0-based ids drawn with probabilities `neg_prob` [num_items]), logits
+/// corrected by -log(K q), negatives equal to the positive masked out.
+torch::Tensor next_item_full_softmax(const torch::Tensor& hidden, const torch::Tensor& target,
+                                     const torch::Tensor& table);
+torch::Tensor next_item_sampled_softmax(const torch::Tensor& hidden, const torch::Tensor& target,
+                                        const torch::Tensor& table, const torch::Tensor& negatives,
+                                        const torch::Tensor& neg_prob);
 
 // ---------------------------------------------------------------------------------------------
 // Training.
@@ -157,34 +173,58 @@ struct NextItemTrainOptions {
 /// Parses "full", "sampled-uniform", "sampled-pop"; throws mtrec::Error otherwise.
 NextItemLoss parse_next_item_loss(const std::string& name);
 
-struct NextItemEpoch {
-  int epoch = 0;             // 1-based
-  double loss = 0;           // mean training loss of the epoch
-  double lr = 0;             // learning rate at the end of the epoch
-  double seconds = 0;        // wall time since training started
-  bool evaluated = false;    // validation ran after this epoch
-  double valid_hr10 = 0, valid_ndcg10 = 0;  // full ranking, train items excluded
-  bool best = false;         // new best validation NDCG@10
+// ---------------------------------------------------------------------------------------------
+// The training engine's view (train/fit_next_item.h runs them on the Trainer).
+
+/// The training sequences of every user with >= 2 training items as examples: int64 "user" [B],
+/// "tokens" (the history but its last item) and "targets" (the next item at every position), both
+/// [B, T] right-aligned tokens (0 = padding), T the longest row of the batch (<= max_len): the
+/// leading columns that are padding in every row are dropped.
+class NextItemSource : public BatchSource {
+ public:
+  NextItemSource(const NextItemData& data, int64_t max_len);
+  int64_t num_examples() const override { return static_cast<int64_t>(users_.size()); }
+  Batch make_batch(const std::vector<int64_t>& rows, const c10::Device& device) const override;
+
+ private:
+  int64_t max_len_;
+  std::vector<int32_t> users_;
+  std::vector<int64_t> lengths_;
+  torch::Tensor inputs_, targets_;  // [N, max_len] on the CPU
 };
 
-/// Called after every epoch; return false to stop training.
-using NextItemObserver = std::function<bool(const NextItemEpoch&)>;
+/// A NextItemModel as the engine's Model: outputs "next_item/hidden" [N,d] and
+/// "next_item/target" [N] (0-based) at the batch's target positions, and "next_item/table"
+/// (the item table [num_items, d]).
+class NextItemEngineModel : public Model {
+ public:
+  explicit NextItemEngineModel(NextItemModel model) : model_(std::move(model)) {}
+  torch::nn::Module& module() override;
+  Outputs forward(const Batch& batch) override;
+  NextItemModel& model() { return model_; }
 
-struct NextItemTrainResult {
-  int epochs_run = 0;
-  int best_epoch = 0;              // the parameters of this epoch are restored at the end
-  double best_valid_ndcg10 = 0, best_valid_hr10 = 0;
-  double seconds = 0;
-  bool early_stopped = false;
-  std::vector<NextItemEpoch> history;
+ private:
+  NextItemModel model_;
 };
 
-/// Trains `model` on data.train (every position predicts the next item), validating on
-/// data.valid every eval_every epochs; keeps and finally restores the parameters with the best
-/// validation NDCG@10; stops after `patience` validations without improvement. The model is
-/// moved to the chosen device and left there in eval mode.
-NextItemTrainResult train_next_item(NextItemModel& model, const NextItemData& data,
-                                    const NextItemTrainOptions& options, const NextItemObserver& observer = {});
+/// The next-item task: full softmax or sampled softmax (negatives shared by the batch, drawn
+/// from LibTorch's generator on the model's device: uniform, or by training popularity + 1);
+/// validation "HR@10" and "NDCG@10" by fast_full_ranking_hr_ndcg10 on data.valid (empty when no
+/// user has a validation target). `data` must outlive the task.
+class NextItemObjective : public Task {
+ public:
+  NextItemObjective(const NextItemData& data, NextItemLoss loss = NextItemLoss::FullSoftmax, int num_negatives = 256);
+  std::string name() const override { return "next_item"; }
+  at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
+  Metrics validate(Model& model) override;
+
+ private:
+  const NextItemData& data_;
+  NextItemLoss loss_;
+  int num_negatives_;
+  std::vector<double> popularity_;
+  torch::Tensor neg_prob_;  // on the device of the last batch
+};
 
 /// Full-ranking HR@10 / NDCG@10 computed on the model's device in batches (seen items
 /// excluded, ties counted against the target): the fast check used during training.

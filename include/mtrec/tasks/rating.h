@@ -55,7 +55,12 @@ class BiasedMFImpl : public torch::nn::Module {
   std::pair<torch::Tensor, torch::Tensor> forward_with_l2(const torch::Tensor& users, const torch::Tensor& items);
 
   BiasedMFOptions options;
-  torch::nn::Embedding user_factors{nullptr}, item_factors{nullptr}, user_bias{nullptr}, item_bias{nullptr};
+  /// Views of the tables: p_u rows [users, dim], q_i rows, b_u [users], b_i [items].
+  torch::Tensor user_factors();
+  torch::Tensor item_factors();
+  torch::Tensor user_bias();
+  torch::Tensor item_bias();
+  torch::nn::Embedding user_table{nullptr}, item_table{nullptr};  // [n, dim + 1]: factors, then bias
   torch::Tensor global_mean;  // buffer: μ, the training mean
 };
 TORCH_MODULE(BiasedMF);

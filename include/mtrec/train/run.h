@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "mtrec/data/schema.h"
+#include "mtrec/nn/checkpoint.h"
 
 namespace mtrec {
 
@@ -46,5 +47,14 @@ struct RunOptions {
 /// HtmlReport (DIR/STAGE/report.html); then run.observers, in the order given. Also gives the
 /// trainer the run's id maps for its checkpoints.
 void add_run_observers(Trainer& trainer, const RunOptions& run, const std::string& stage, int patience);
+
+/// The configuration a stage's trainer stores: run.config_json with "stage" set to
+/// `stage_json` (a JSON object naming the stage, e.g. {"name":"select"}).
+std::string stage_config(const RunOptions& run, const std::string& stage_json);
+
+/// Completes a trainer checkpoint with what the fitted head's own checkpoint says: its task
+/// name, golden pairs and configuration (stored under "model"), so that the head's
+/// from_checkpoint loads it.
+void add_head_checkpoint(Checkpoint& trainer_checkpoint, const Checkpoint& head);
 
 }  // namespace mtrec
