@@ -238,6 +238,38 @@ TEST(DmfHead, DuplicatePairsAreOneEntryKeepingTheLatest) {
   EXPECT_EQ(task.model->user_cols.numel(), 8);
 }
 
+// The fused score node against the same maths composed of LibTorch ops, and its gradient by
+// central differences in float64 (repeated rows included, as a batch has them).
+TEST(RatingHead, FusedScoreMatchesOpsAndItsGradientIsExact) {
+  auto g = torch::make_generator<at::CPUGeneratorImpl>(3);
+  auto P = torch::randn({5, 4}, g).to(torch::kDouble).requires_grad_(true);
+  auto Q = torch::randn({5, 4}, g).to(torch::kDouble).requires_grad_(true);
+  auto w = torch::randn({5}, g).to(torch::kDouble), v = torch::randn({5}, g).to(torch::kDouble);
+  auto [s, l2] = mf_score(P, Q);
+  auto [rs, rl2] = mf_score_reference(P, Q);
+  EXPECT_TRUE(torch::allclose(s, rs, 0, 1e-12));
+  EXPECT_TRUE(torch::allclose(l2, rl2, 0, 1e-12));
+  ((s * w).sum() + (l2 * v).sum()).backward();
+  auto f = [&](const at::Tensor& p, const at::Tensor& q) {
+    auto [a, b] = mf_score_reference(p, q);
+    return ((a * w).sum() + (b * v).sum()).item<double>();
+  };
+  torch::NoGradGuard no_grad;
+  const double h = 1e-6;
+  for (auto* which : {&P, &Q})
+    for (int64_t i = 0; i < 5; ++i)
+      for (int64_t k = 0; k < 4; ++k) {
+        auto hi = P.detach().clone(), lo = P.detach().clone(), qh = Q.detach().clone(), ql = Q.detach().clone();
+        auto& up = which == &P ? hi : qh;
+        auto& dn = which == &P ? lo : ql;
+        up[i][k] += h;
+        dn[i][k] -= h;
+        double num = (f(which == &P ? hi : P.detach(), which == &P ? Q.detach() : qh) -
+                      f(which == &P ? lo : P.detach(), which == &P ? Q.detach() : ql)) / (2 * h);
+        EXPECT_NEAR(which->grad()[i][k].item<double>(), num, 1e-7) << (which == &P ? "P" : "Q") << "[" << i << "][" << k << "]";
+      }
+}
+
 TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
   OneThread one;
   // Star ratings are a quarter of the clicks: a denser world than the others use.

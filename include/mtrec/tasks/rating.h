@@ -65,6 +65,11 @@ class BiasedMFImpl : public torch::nn::Module {
 };
 TORCH_MODULE(BiasedMF);
 
+/// Score <p, q> + b_u + b_i and L2 terms |P|² + |Q|² of gathered rows P, Q ([B, dim + 1]):
+/// the fused autograd node the model uses, and the same composed of LibTorch ops (the oracle).
+std::pair<torch::Tensor, torch::Tensor> mf_score(const torch::Tensor& P, const torch::Tensor& Q);
+std::pair<torch::Tensor, torch::Tensor> mf_score_reference(const torch::Tensor& P, const torch::Tensor& Q);
+
 /// The rating loss: mean((pred - target)²) + λ·mean(l2_terms).
 torch::Tensor rating_loss(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& l2_terms,
                           double lambda);
