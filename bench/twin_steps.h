@@ -94,7 +94,7 @@ inline Step make_next_item_step(const NextStepConfig& c) {
     loss.backward();
     torch::nn::utils::clip_grad_norm_((*model)->parameters(), clip);
     opt->step();
-    *loss_sum += loss.detach().to(torch::kDouble);  // as train_next_item accumulates it
+    *loss_sum += loss.detach().to(torch::kDouble);  // as the next-item task accumulates its loss
   };
 }
 

@@ -25,30 +25,6 @@ NextItemArgs& next_args() {
   return a;
 }
 
-// Golden inputs are short item histories with a target: {i1, i2, i3, target} (dense ids).
-std::vector<std::vector<int64_t>> golden_histories(int64_t items) {
-  std::vector<std::vector<int64_t>> in;
-  for (int64_t k = 0; k < 8; ++k)
-    in.push_back({(k * 7) % items, (k * 13 + 1) % items, (k * 29 + 2) % items, (k * 31 + 3) % items});
-  return in;
-}
-
-GoldenScoreFn golden_fn(NextItemModel& model) {
-  return [&model](const std::vector<std::vector<int64_t>>& inputs) {
-    torch::NoGradGuard no_grad;
-    model->eval();
-    std::vector<std::vector<int32_t>> hist;
-    for (const auto& in : inputs) hist.emplace_back(in.begin(), in.end() - 1);
-    std::vector<const std::vector<int32_t>*> ptrs;
-    for (const auto& h : hist) ptrs.push_back(&h);
-    auto device = model->item_emb->weight.device();
-    auto scores = model->score_next(pack_histories(ptrs, model->options.max_len_).to(device)).cpu();
-    std::vector<float> out;
-    for (size_t r = 0; r < inputs.size(); ++r) out.push_back(scores[int64_t(r)][inputs[r].back()].item<float>());
-    return out;
-  };
-}
-
 nlohmann::json evaluate_all(NextItemModel& model, const NextItemData& data, uint64_t seed) {
   nlohmann::json j;
   for (int neg : {0, 100}) {
@@ -99,14 +75,7 @@ nlohmann::json train_next_item_task(const TrainArgs& args, const CliContext& ctx
             {"train_s", result.seconds},
             {"wall_s", seconds_since(t0)}});
   if (!a.out.empty()) {
-    Checkpoint ck;
-    ck.task = "next-item";
-    ck.config_json = next_item_options_to_json(model->options);
-    ck.users = d.data.users;
-    ck.items = d.data.items;
-    ck.tensors = module_state(*model);
-    ck.golden = make_golden(golden_histories(d.data.num_items()), golden_fn(model));
-    save_checkpoint(a.out, ck);
+    save_checkpoint(a.out, next_item_checkpoint(model, d.data.users, d.data.items));
   }
   return j;
 }
@@ -116,14 +85,7 @@ nlohmann::json eval_next_item_task(const Checkpoint& ck, const TrainArgs& args, 
   a.positives_only = true;
   a.split = "loo";
   auto d = load_data(a, ctx);
-  // A final checkpoint holds the model options; one written during training (RUN/train/*.ckpt)
-  // nests them under "model" beside the run's configuration.
-  auto config = nlohmann::json::parse(ck.config_json);
-  NextItemModel model(next_item_options_from_json(config.contains("model") ? config["model"].dump() : ck.config_json));
-  model->to(choose_device(ctx.device));
-  load_module_state(*model, ck);
-  model->eval();
-  verify_golden(ck, golden_fn(model));
+  NextItemModel model = next_item_from_checkpoint(ck, ctx.device);
   // Histories are expressed in the checkpoint's item ids; unknown users/items are dropped.
   int64_t dropped = 0;
   auto x = to_checkpoint_ids(d.data.interactions, d.data, ck, dropped);

@@ -93,6 +93,56 @@ std::string next_item_options_to_json(const NextItemOptions& o) {
   return j.dump();
 }
 
+namespace {
+// Golden inputs are short item histories with a target: {i1, i2, i3, target} (dense ids).
+std::vector<std::vector<int64_t>> golden_histories(int64_t items) {
+  std::vector<std::vector<int64_t>> in;
+  for (int64_t k = 0; k < 8; ++k)
+    in.push_back({(k * 7) % items, (k * 13 + 1) % items, (k * 29 + 2) % items, (k * 31 + 3) % items});
+  return in;
+}
+
+GoldenScoreFn next_item_golden_fn(NextItemModel& model) {
+  return [&model](const std::vector<std::vector<int64_t>>& inputs) {
+    torch::NoGradGuard no_grad;
+    const bool training = model->is_training();
+    model->eval();
+    std::vector<std::vector<int32_t>> hist;
+    for (const auto& in : inputs) hist.emplace_back(in.begin(), in.end() - 1);
+    std::vector<const std::vector<int32_t>*> ptrs;
+    for (const auto& h : hist) ptrs.push_back(&h);
+    auto device = model->item_emb->weight.device();
+    auto scores = model->score_next(pack_histories(ptrs, model->options.max_len_).to(device)).cpu();
+    model->train(training);
+    std::vector<float> out;
+    for (size_t r = 0; r < inputs.size(); ++r) out.push_back(scores[int64_t(r)][inputs[r].back()].item<float>());
+    return out;
+  };
+}
+}  // namespace
+
+Checkpoint next_item_checkpoint(NextItemModel& model, const IdMap& users, const IdMap& items) {
+  Checkpoint ck;
+  ck.task = "next-item";
+  ck.config_json = next_item_options_to_json(model->options);
+  ck.users = users;
+  ck.items = items;
+  ck.tensors = module_state(*model);
+  ck.golden = make_golden(golden_histories(model->options.num_items_), next_item_golden_fn(model));
+  return ck;
+}
+
+NextItemModel next_item_from_checkpoint(const Checkpoint& ck, const std::string& device) {
+  MTREC_CHECK(ck.task == "next-item", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'next-item'");
+  auto config = nlohmann::json::parse(ck.config_json);
+  NextItemModel model(next_item_options_from_json(config.contains("model") ? config["model"].dump() : ck.config_json));
+  model->to(choose_device(device));
+  load_module_state(*model, ck);
+  model->eval();
+  verify_golden(ck, next_item_golden_fn(model));
+  return model;
+}
+
 NextItemOptions next_item_options_from_json(const std::string& text) {
   nlohmann::json j;
   try {

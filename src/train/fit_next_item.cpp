@@ -88,7 +88,7 @@ NextItemTrainResult fit_next_item(NextItemModel& model, const NextItemData& data
   nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
   config["model"] = nlohmann::json::parse(next_item_options_to_json(model->options));
   trainer.set_config(config.dump());
-  trainer.set_checkpoint_decorator([](Checkpoint& ck) { ck.task = "next-item"; });
+  trainer.set_checkpoint_decorator([&model](Checkpoint& ck) { add_head_checkpoint(ck, next_item_checkpoint(model, {}, {})); });
   if (!run.resume_.empty()) trainer.resume(load_checkpoint(run.resume_));
 
   TrainSummary s = trainer.train();

@@ -153,19 +153,27 @@ bool Trainer::step_batch(const Batch& batch, bool apply) {
   model_.module().train();
   at::Tensor total;
   std::string bad_task;
+  std::vector<at::Tensor> losses;
   {
     nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16_ && opt_->device.is_cuda());
     Outputs out = model_.forward(batch);
     for (const auto& [task, w] : tasks_) {
       at::Tensor l = task->loss(out, batch).to(at::kFloat);
-      double v = l.item<double>();
-      s.task_loss[task->name()] = v;
-      if (!std::isfinite(v) && bad_task.empty()) bad_task = task->name();
+      losses.push_back(l.detach());
       at::Tensor term = w == 1.0 ? l : l * w;
       total = total.defined() ? total + term : term;
     }
   }
-  double loss = s.task_loss.size() == 1 ? s.task_loss.begin()->second * tasks_.front().second : total.item<double>();
+  // Every task's loss and the total come back to the host in one copy (one synchronisation
+  // a step on CUDA), for the NaN guard and the observers.
+  losses.push_back(total.detach());
+  at::Tensor host = torch::stack(losses).to(c10::kCPU, at::kDouble);
+  const double* v = host.data_ptr<double>();
+  for (size_t t = 0; t < tasks_.size(); ++t) {
+    s.task_loss[tasks_[t].first->name()] = v[t];
+    if (!std::isfinite(v[t]) && bad_task.empty()) bad_task = tasks_[t].first->name();
+  }
+  const double loss = v[tasks_.size()];
   bool finite = std::isfinite(loss);
   if (finite) {
     (o.accumulate_ > 1 ? total / o.accumulate_ : total).backward();

@@ -35,6 +35,7 @@
 #include "mtrec/data/schema.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/nn/causal_transformer.h"
+#include "mtrec/nn/checkpoint.h"
 #include "mtrec/tasks/task.h"
 
 namespace mtrec {
@@ -120,6 +121,13 @@ class NextItemModelImpl : public torch::nn::Module {
   CausalTransformer encoder{nullptr};
 };
 TORCH_MODULE(NextItemModel);
+
+/// The model as a checkpoint: task "next-item", options, parameters, id maps and golden
+/// (history -> score of a target) pairs scored by the model in eval mode.
+Checkpoint next_item_checkpoint(NextItemModel& model, const IdMap& users, const IdMap& items);
+/// The model of a checkpoint (a final one, or one written during training, whose options sit
+/// under "model"), on `device`, in eval mode; its golden pairs are verified.
+NextItemModel next_item_from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
 
 /// Right-aligned batch of the last `max_len` items of each history: [B, max_len] int64 tokens.
 torch::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& histories, int64_t max_len);
