@@ -2,6 +2,7 @@
 
 #include "mtrec/data/csv_writer.h"
 #include "mtrec/data/dataset_loader.h"
+#include "test_data.h"
 #include "test_util.h"
 
 namespace mtrec {
@@ -9,20 +10,7 @@ namespace {
 
 using test::TempDir;
 
-/// The message of the DataError thrown by `fn`; fails the test when none is thrown.
-template <typename Fn>
-std::string data_error(Fn&& fn) {
-  try {
-    fn();
-  } catch (const DataError& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "expected DataError, got: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected a DataError";
-  return "";
-}
+using test::data_error;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

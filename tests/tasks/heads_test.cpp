@@ -24,18 +24,13 @@
 #include "mtrec/train/fit_dmf.h"
 #include "mtrec/nn/checkpoint.h"
 #include "test_data.h"
+#include "test_torch.h"
 #include "test_util.h"
 
 namespace mtrec {
 namespace {
 
-// One intra-op thread: these tensors are tiny, and on a loaded machine OpenMP's spinning
-// workers make small ops many times slower. Restores the previous count.
-struct OneThread {
-  int saved = at::get_num_threads();
-  OneThread() { at::set_num_threads(1); }
-  ~OneThread() { at::set_num_threads(saved); }
-};
+using test::OneThread;
 
 // Central differences against autograd for every element of every parameter of `m`.
 void expect_gradients_match(torch::nn::Module& m, const std::function<torch::Tensor()>& loss_fn, double tol = 1e-6) {

@@ -13,16 +13,13 @@
 #include "mtrec/tasks/labels.h"
 #include "mtrec/train/fit_dmf.h"
 #include "mtrec/train/trainer.h"
+#include "test_torch.h"
 #include "test_util.h"
 
 namespace mtrec {
 namespace {
 
-struct OneThread {
-  int saved = at::get_num_threads();
-  OneThread() { at::set_num_threads(1); }
-  ~OneThread() { at::set_num_threads(saved); }
-};
+using test::OneThread;
 
 std::vector<int64_t> to_vec(const at::Tensor& t) {
   auto c = t.to(torch::kLong).contiguous();
