@@ -2,6 +2,11 @@
 // Helpers for the LibTorch tests.
 #include <ATen/Parallel.h>
 
+#include <cstdint>
+#include <stdexcept>
+
+#include "mtrec/train/trainer.h"
+
 namespace mtrec::test {
 
 /// One intra-op thread for a scope: these tensors are tiny, and on a loaded machine OpenMP's
@@ -10,6 +15,17 @@ struct OneThread {
   int saved = at::get_num_threads();
   OneThread() { at::set_num_threads(1); }
   ~OneThread() { at::set_num_threads(saved); }
+};
+
+/// Throws from after_batch once the trainer has taken optimiser step `at_step`: a crash in
+/// the middle of a run, for the resume tests.
+struct CrashAtStep : Observer {
+  int64_t at_step;
+  explicit CrashAtStep(int64_t s) : at_step(s) {}
+  Signal after_batch(Trainer& t) override {
+    if (t.state().step == at_step) throw std::runtime_error("simulated crash");
+    return Signal::Continue;
+  }
 };
 
 }  // namespace mtrec::test

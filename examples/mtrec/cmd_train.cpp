@@ -176,7 +176,7 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
   auto d = load_data(a, ctx);
   auto t0 = Clock::now();
   RatingTrainOptions o;
-  o.solver(rating_solver).seed(ctx.seed).device(ctx.device).progress(true);
+  o.solver(rating_solver).seed(ctx.seed).device(ctx.device);
   if (ctx.threads > 0) o.threads(ctx.threads);
   if (a.epochs) o.epochs(a.epochs).sweeps(a.epochs);
   if (a.dim) o.dim(a.dim);
@@ -269,7 +269,7 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   auto d = load_data(a, ctx);
   auto t0 = Clock::now();
   CtrTrainOptions o;
-  o.seed(ctx.seed).device(ctx.device).progress(true);
+  o.seed(ctx.seed).device(ctx.device);
   if (a.epochs) o.epochs(a.epochs);
   if (a.dim) o.dim(a.dim);
   if (a.lr) o.lr(a.lr);

@@ -51,8 +51,8 @@ torch::Tensor CtrModelImpl::forward(const torch::Tensor& users, const torch::Ten
   return deep + (u * i).sum(-1) + item_bias(items).squeeze(-1);
 }
 
-torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels) {
-  return torch::binary_cross_entropy_with_logits(logits, labels);
+torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask) {
+  return masked_mean(torch::binary_cross_entropy_with_logits(logits, labels, {}, {}, at::Reduction::None), mask);
 }
 
 CtrExamples sample_ctr_examples(const Interactions& positives, NegativeSampler& sampler, int ratio) {
@@ -150,9 +150,7 @@ Batch CtrExampleSource::make_batch(const std::vector<int64_t>& rows, const c10::
 }
 
 at::Tensor CtrObjective::loss(const Outputs& out, const Batch& b) {
-  auto per_example = torch::binary_cross_entropy_with_logits(out.at("ctr_logit"), b.at("click"), {}, {},
-                                                             at::Reduction::None);
-  return masked_mean(per_example, b.mask("ctr"));
+  return ctr_loss(out.at("ctr_logit"), b.at("click"), b.mask("ctr"));
 }
 
 Metrics CtrObjective::validate(Model& model) {

@@ -127,8 +127,8 @@ std::pair<torch::Tensor, torch::Tensor> mf_score(const torch::Tensor& P, const t
 }
 
 torch::Tensor rating_loss(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& l2_terms,
-                          double lambda) {
-  return (pred - target).pow(2).mean() + lambda * l2_terms.mean();
+                          double lambda, const torch::Tensor& mask) {
+  return masked_mean((pred - target).pow(2), mask) + lambda * masked_mean(l2_terms, mask);
 }
 
 torch::nn::Module& RatingModel::module() { return *mf_; }
@@ -151,9 +151,7 @@ RatingObjective::RatingObjective(double l2, Interactions valid, float lo, float 
 }
 
 at::Tensor RatingObjective::loss(const Outputs& out, const Batch& b) {
-  auto mask = b.mask("rating");
-  auto se = (out.at("rating") - b.at("rating")).pow(2);
-  return masked_mean(se, mask) + l2_ * masked_mean(out.at("rating_l2"), mask);
+  return rating_loss(out.at("rating"), b.at("rating"), out.at("rating_l2"), l2_, b.mask("rating"));
 }
 
 Metrics RatingObjective::validate(Model& model) {

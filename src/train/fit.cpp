@@ -16,21 +16,12 @@
 #include "mtrec/data/batcher.h"
 #include "mtrec/train/observers.h"
 #include "mtrec/train/trainer.h"
+#include "seeded_init.h"
 
 namespace mtrec {
 
 namespace {
 
-/// Runs `make` with LibTorch's generator seeded from `seed`, then restores the generator: the
-/// initial parameters depend on the seed alone, and the process's stream is left as it was.
-template <typename Make>
-auto with_init_seed(uint64_t seed, Make&& make) {
-  torch::Tensor saved = at::globalContext().defaultGenerator(c10::kCPU).get_state();
-  torch::manual_seed(seed);
-  auto out = make();
-  const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(saved);
-  return out;
-}
 
 
 
@@ -44,7 +35,7 @@ Interactions concat_rows(const Interactions& a, const Interactions& b) {
 
 // Gibbs sampling (cf/bayes_mf.h); the module holds the posterior-mean parameters.
 RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_items, float lo, float hi,
-                    const RatingTrainOptions& o) {
+                    const RatingTrainOptions& o, bool progress) {
   ProgressBar bar(o.sweeps_, "rating mcmc");
   BayesMf mf = fit_bayes_mf(train, num_users, num_items,
                             BayesMfOptions()
@@ -54,7 +45,7 @@ RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_it
                                 .threads(o.threads_)
                                 .seed(derive_seed(o.seed_, "rating-mcmc")),
                             [&](int sweep, double rmse) {
-                              if (o.progress_) {
+                              if (progress) {
                                 bar.set_postfix("train RMSE " + std::to_string(rmse).substr(0, 6));
                                 bar.tick();
                               }
@@ -186,7 +177,7 @@ RatingTask fit_rating(const Interactions& train, const Interactions& valid, int3
   Interactions all = valid.empty() ? train : concat_rows(train, valid);
   const float lo = *std::min_element(all.rating.begin(), all.rating.end());
   const float hi = *std::max_element(all.rating.begin(), all.rating.end());
-  if (o.solver_ == "mcmc") return fit_mcmc(all, num_users, num_items, lo, hi, o);
+  if (o.solver_ == "mcmc") return fit_mcmc(all, num_users, num_items, lo, hi, o, run.progress_);
   MTREC_CHECK(o.epochs_ >= 1 && o.batch_size_ >= 1, "rating options: epochs=", o.epochs_,
               " batch_size=", o.batch_size_, " must both be >= 1");
 

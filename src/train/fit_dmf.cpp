@@ -10,6 +10,7 @@
 #include "mtrec/core/random.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/train/trainer.h"
+#include "seeded_init.h"
 
 namespace mtrec {
 
@@ -35,18 +36,15 @@ DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t nu
 
   const float max_rating = train.has_rating ? static_cast<float>(o.max_rating_) : 1.0f;
   DmfExamples examples(train, num_users, num_items, o.negatives_, max_rating, o.soft_labels_);
-  // Initial parameters come from a generator of their own, so that they depend on the seed
-  // alone (not on what else ran in the process before); the process generator is left as it was.
-  torch::Tensor saved = at::globalContext().defaultGenerator(c10::kCPU).get_state();
-  torch::manual_seed(derive_seed(o.seed_, "dmf-init"));
   DmfTask task;
   task.input_scale = max_rating;
-  task.model = DMF(DMFOptions(num_users, num_items)
-                       .user_layers(o.layers_)
-                       .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
-                       .dropout(o.dropout_)
-                       .input_norm(o.input_norm_));
-  const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(saved);
+  task.model = with_init_seed(derive_seed(o.seed_, "dmf-init"), [&] {
+    return DMF(DMFOptions(num_users, num_items)
+                   .user_layers(o.layers_)
+                   .item_layers(o.item_layers_.empty() ? o.layers_ : o.item_layers_)
+                   .dropout(o.dropout_)
+                   .input_norm(o.input_norm_));
+  });
   task.model->to(choose_device(o.device_));
   task.model->set_matrix(examples.pairs(), max_rating);
   DmfModel model(task.model, o.mask_target_);

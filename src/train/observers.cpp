@@ -152,9 +152,9 @@ Checkpointer::Checkpointer(std::string dir, int64_t every_steps) : dir_(std::mov
 
 void Checkpointer::on_train_begin(Trainer& t) {
   std::filesystem::create_directories(dir_);
-  auto ck = t.checkpoint();
+  const std::string& c = t.config_json();
   nlohmann::json config{{"trainer", nlohmann::json::parse(t.options().to_json())},
-                        {"config", ck.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(ck.config_json)}};
+                        {"config", c.empty() ? nlohmann::json::object() : nlohmann::json::parse(c)}};
   write_file_atomic(dir_ + "/config.json", config.dump(2) + "\n");
   last_saved_step_ = t.state().step;
 }

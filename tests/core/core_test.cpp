@@ -79,7 +79,7 @@ TEST(Progress, RendersCountsAndIsQuietOffTerminal) {
 }
 
 TEST(Progress, ABarNeverTickedPrintsNothingEvenWhenEnabled) {
-  // As train_epoch does with progress(false): the bar is built, never ticked, then finished.
+  // As a loop run with progress off does: the bar is built, never ticked, then finished.
   testing::internal::CaptureStderr();
   {
     ProgressBar bar(10, "silent", /*force_enabled=*/true);

@@ -11,6 +11,7 @@
 #include "mtrec/data/movielens.h"
 #include "mtrec/data/split.h"
 #include "mtrec/train/fit_next_item.h"
+#include "test_torch.h"
 #include "test_util.h"
 
 namespace {
@@ -348,17 +349,11 @@ TEST(NextItem, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   };
   NextItemModel want_model = fresh();
   auto want = mtrec::fit_next_item(want_model, d, options);
-  struct Crash : mtrec::Observer {
-    mtrec::Signal after_batch(mtrec::Trainer& t) override {
-      if (t.state().step == 7) throw std::runtime_error("simulated crash");
-      return mtrec::Signal::Continue;
-    }
-  };
   mtrec::test::TempDir dir;
   const auto run = mtrec::RunOptions().out_dir(dir.path("run")).checkpoint_every(3);
   {
     NextItemModel model = fresh();
-    EXPECT_THROW(mtrec::fit_next_item(model, d, options, mtrec::RunOptions(run).observer(std::make_shared<Crash>())), std::runtime_error);
+    EXPECT_THROW(mtrec::fit_next_item(model, d, options, mtrec::RunOptions(run).observer(std::make_shared<mtrec::test::CrashAtStep>(7))), std::runtime_error);
   }
   {
     auto j = nlohmann::json::parse(mtrec::load_checkpoint(dir.path("run/train/last.ckpt")).trainer_json);

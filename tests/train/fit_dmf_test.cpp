@@ -68,14 +68,7 @@ TEST(DmfExamples, PositivesThenNegativesRedrawnFromTheEpochSeedOnly) {
   EXPECT_FLOAT_EQ(soft.make_batch({10}, torch::kCPU).at("dmf")[0].item<float>(), 0.8f);  // (0, 1): the later row, 4
 }
 
-struct Crash : Observer {
-  int64_t at_step;
-  explicit Crash(int64_t s) : at_step(s) {}
-  Signal after_batch(Trainer& t) override {
-    if (t.state().step == at_step) throw std::runtime_error("simulated crash");
-    return Signal::Continue;
-  }
-};
+using Crash = test::CrashAtStep;
 
 std::vector<at::Tensor> params_of(const DmfTask& t) {
   std::vector<at::Tensor> out;

@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "mtrec/core/check.h"
+#include "test_torch.h"
 #include "test_util.h"
 
 namespace mtrec {
@@ -112,17 +113,11 @@ TEST(MlmPretrain, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   };
   auto want_enc = small_encoder(tok, 10, 0.2);
   auto want = pretrain_mlm(want_enc, tok, texts, opts);
-  struct Crash : Observer {
-    Signal after_batch(Trainer& t) override {
-      if (t.state().step == 11) throw std::runtime_error("simulated crash");  // epoch 2 (7 steps an epoch)
-      return Signal::Continue;
-    }
-  };
   test::TempDir dir;
   const auto run = RunOptions().out_dir(dir.path("run")).checkpoint_every(3);
   {
     auto enc = small_encoder(tok, 10, 0.2);
-    EXPECT_THROW(pretrain_mlm(enc, tok, texts, opts, {}, RunOptions(run).observer(std::make_shared<Crash>())), std::runtime_error);
+    EXPECT_THROW(pretrain_mlm(enc, tok, texts, opts, {}, RunOptions(run).observer(std::make_shared<test::CrashAtStep>(11))  /* epoch 2 (7 steps an epoch) */), std::runtime_error);
   }
   {
     auto j = nlohmann::json::parse(load_checkpoint(dir.path("run/pretrain/last.ckpt")).trainer_json);

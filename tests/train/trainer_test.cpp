@@ -12,6 +12,7 @@
 #include "mtrec/train/observers.h"
 #include "mtrec/train/optim.h"
 #include "mtrec/train/trainer.h"
+#include "test_torch.h"
 #include "test_util.h"
 
 namespace mtrec {
@@ -302,14 +303,7 @@ TEST(SparseRowOptimizer, RowwiseAdagradAndLazyAdamMatchTheirFormulas) {
 
 // ---- resume: an interrupted run continues bit-identically
 
-struct Crash : Observer {
-  int64_t at_step;
-  explicit Crash(int64_t s) : at_step(s) {}
-  Signal after_batch(Trainer& t) override {
-    if (t.state().step == at_step) throw std::runtime_error("simulated crash");
-    return Signal::Continue;
-  }
-};
+using Crash = test::CrashAtStep;
 
 TEST(Trainer, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   test::TempDir dir;

@@ -49,8 +49,9 @@ class CtrModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(CtrModel);
 
-/// Mean binary cross-entropy on logits.
-torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels);
+/// Mean binary cross-entropy on logits, over the examples where `mask` is true (all when it
+/// is undefined).
+torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask = {});
 
 /// Labelled (user, item, scenario) triples.
 struct CtrExamples {
@@ -82,7 +83,6 @@ struct CtrTrainOptions {
   int patience_ = 2;
   uint64_t seed_ = 42;
   std::string device_ = "auto";
-  bool progress_ = false;
   CtrTrainOptions& dim(int64_t v) { dim_ = v; return *this; }
   CtrTrainOptions& hidden(std::vector<int64_t> v) { hidden_ = std::move(v); return *this; }
   CtrTrainOptions& epochs(int v) { epochs_ = v; return *this; }
@@ -93,7 +93,6 @@ struct CtrTrainOptions {
   CtrTrainOptions& patience(int v) { patience_ = v; return *this; }
   CtrTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
   CtrTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
-  CtrTrainOptions& progress(bool v) { progress_ = v; return *this; }
 };
 
 struct CtrMetrics {

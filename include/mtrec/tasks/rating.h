@@ -70,9 +70,10 @@ TORCH_MODULE(BiasedMF);
 std::pair<torch::Tensor, torch::Tensor> mf_score(const torch::Tensor& P, const torch::Tensor& Q);
 std::pair<torch::Tensor, torch::Tensor> mf_score_reference(const torch::Tensor& P, const torch::Tensor& Q);
 
-/// The rating loss: mean((pred - target)²) + λ·mean(l2_terms).
+/// The rating loss: mean((pred - target)²) + λ·mean(l2_terms), over the examples where `mask`
+/// is true (all when it is undefined).
 torch::Tensor rating_loss(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& l2_terms,
-                          double lambda);
+                          double lambda, const torch::Tensor& mask = {});
 
 /// The engine's view of a BiasedMF: outputs "rating" (unclamped) and "rating_l2" (the
 /// per-example squared norms); with sparse tables, all four are updated row by row.
@@ -120,7 +121,6 @@ struct RatingTrainOptions {
   bool refit_ = true;               // retrain on train + validation for the best epoch count
   uint64_t seed_ = 42;
   std::string device_ = "auto";
-  bool progress_ = false;
   RatingTrainOptions& solver(std::string v) { solver_ = std::move(v); return *this; }
   RatingTrainOptions& dim(int64_t v) { dim_ = v; return *this; }
   RatingTrainOptions& sweeps(int v) { sweeps_ = v; return *this; }
@@ -135,7 +135,6 @@ struct RatingTrainOptions {
   RatingTrainOptions& refit(bool v) { refit_ = v; return *this; }
   RatingTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
   RatingTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
-  RatingTrainOptions& progress(bool v) { progress_ = v; return *this; }
 };
 
 struct RatingMetrics {

@@ -161,6 +161,7 @@ class Trainer {
   }
   /// The caller's effective configuration (JSON object text), stored in every checkpoint.
   void set_config(std::string config_json) { config_json_ = std::move(config_json); }
+  const std::string& config_json() const { return config_json_; }
 
   const TrainState& state() const { return state_; }
   const TrainerOptions& options() const { return options_; }
