@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
                 c.threads == 0 ? std::to_string(hw).c_str() : std::to_string(c.threads).c_str(), c.reps, rows, med,
                 static_cast<double>(rows) / med, peak_rss_mib());
   }
-  std::printf("memory: 24 bytes per interaction in the Dataset (int32 user, item; float rating; int64 timestamp;"
-              " int16 scenario, behaviour)\n");
+  std::printf("memory: 28 bytes per interaction in the Dataset (int32 user, item, context; float rating; int64"
+              " timestamp; int16 scenario, behaviour), plus the distinct context texts\n");
   return 0;
 }

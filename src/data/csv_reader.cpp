@@ -165,6 +165,8 @@ CsvOptions& CsvOptions::set(std::string_view key_in, std::string_view value_in) 
     scenario_ = ColumnSpec::parse(value);
   } else if (key == "behavior" || key == "behaviour" || key == "behavior_col" || key == "behaviour_col") {
     behavior_ = ColumnSpec::parse(value);
+  } else if (key == "context" || key == "context_col") {
+    context_ = ColumnSpec::parse(value);
   } else if (key == "default_scenario") {
     default_scenario_ = std::string(value);
   } else if (key == "default_behavior" || key == "default_behaviour") {
@@ -174,7 +176,7 @@ CsvOptions& CsvOptions::set(std::string_view key_in, std::string_view value_in) 
   } else {
     throw Error("unknown key '" + std::string(key_in) +
                 "' (known: delimiter, header, encoding, quoting, user, item, rating, timestamp, scenario, behavior, "
-                "default_scenario, default_behavior, name)");
+                "context, default_scenario, default_behavior, name)");
   }
   return *this;
 }
@@ -468,8 +470,8 @@ std::string normalize_header(std::string_view name) {
   return out;
 }
 
-enum Role { kUser, kItem, kRating, kTimestamp, kScenario, kBehavior, kRoles };
-const char* const kRoleNames[kRoles] = {"user", "item", "rating", "timestamp", "scenario", "behavior"};
+enum Role { kUser, kItem, kRating, kTimestamp, kScenario, kBehavior, kContext, kRoles };
+const char* const kRoleNames[kRoles] = {"user", "item", "rating", "timestamp", "scenario", "behavior", "context"};
 
 const std::vector<std::vector<std::string>>& role_aliases() {
   static const std::vector<std::vector<std::string>> aliases = {
@@ -480,6 +482,7 @@ const std::vector<std::vector<std::string>>& role_aliases() {
       {"timestamp", "time", "ts", "unixtime", "unixreviewtime", "epoch"},
       {"scenario", "domain", "scene"},
       {"behavior", "behaviour", "action", "event", "eventtype", "behaviortype", "behaviourtype"},
+      {"context"},
   };
   return aliases;
 }
@@ -576,7 +579,8 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   }
 
   // Resolve the column of each role.
-  const ColumnSpec* specs[kRoles] = {&opt.user_, &opt.item_, &opt.rating_, &opt.timestamp_, &opt.scenario_, &opt.behavior_};
+  const ColumnSpec* specs[kRoles] = {&opt.user_,     &opt.item_,     &opt.rating_, &opt.timestamp_,
+                                     &opt.scenario_, &opt.behavior_, &opt.context_};
   int col[kRoles];
   bool mapping_ok = true;
   auto header_list = [&] {
@@ -628,7 +632,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
             if (col[r] >= 0) break;
           }
         } else {
-          const int positional[kRoles] = {0, 1, 2, 3, -1, -1};
+          const int positional[kRoles] = {0, 1, 2, 3, -1, -1, -1};
           if (positional[r] >= 0 && positional[r] < ncols) col[r] = positional[r];
         }
         break;
@@ -668,6 +672,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   Interactions& x = ds.interactions;
   x.has_rating = col[kRating] >= 0;
   x.has_timestamp = col[kTimestamp] >= 0;
+  x.has_context = col[kContext] >= 0;
   size_t expected_rows = static_cast<size_t>(std::count(content.begin(), content.end(), '\n')) + 1;
   x.reserve(expected_rows);
   if (col[kScenario] < 0) ds.scenarios.intern(opt.default_scenario_);
@@ -682,6 +687,11 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   // Views stay valid: `content` is not touched again until the end of this function.
   const bool add_ids = ids == nullptr || allow_new_ids;
   Interner users(ds.users), items(ds.items), scenarios(ds.scenarios), behaviors(ds.behaviors);
+  // Context texts are their own ids: those of `ids` keep theirs, new ones follow.
+  IdMap context_ids;
+  if (ids)
+    for (int32_t c = 0; c < ids->context_text.size(); ++c) context_ids.intern(ids->context_text.get(c, "text"));
+  Interner contexts(context_ids);
 
   // Fields of the current row that are not valid UTF-8 (rare: only checked when the buffer has any).
   auto utf8_problem = [&](std::vector<std::string_view>& f) -> bool {
@@ -758,6 +768,11 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
       beh = behaviors.get(b, true);
       if (beh > std::numeric_limits<int16_t>::max()) { bad(kBehavior, "more than 32767 distinct behaviours"); continue; }
     }
+    int32_t ctx = -1;
+    if (col[kContext] >= 0) {
+      std::string_view c = field(kContext);
+      if (!c.empty()) ctx = contexts.get(c, true);
+    }
     int32_t uid = users.get(u, add_ids);
     if (uid < 0) { bad(kUser, "user " + show(u) + " is not in " + (ids->name.empty() ? "the reference data" : ids->name)); continue; }
     int32_t iid = items.get(i, add_ids);
@@ -768,6 +783,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
     if (x.has_timestamp) x.timestamp.push_back(ts);
     x.scenario.push_back(static_cast<int16_t>(scen));
     x.behavior.push_back(static_cast<int16_t>(beh));
+    if (x.has_context) x.context.push_back(ctx);
     ++rows;
   }
   if (rows == 0 && (problems == nullptr || problems->empty()))
@@ -776,6 +792,12 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   if (ids) {
     ds.item_text = ids->item_text;
     ds.user_text = ids->user_text;
+    ds.context_text = ids->context_text;
+  }
+  if (context_ids.size() > ds.context_text.size()) {
+    ds.context_text = TextCatalog({"text"});
+    ds.context_text.resize(context_ids.size());
+    for (int32_t c = 0; c < context_ids.size(); ++c) ds.context_text.set(c, "text", context_ids.raw(c));
   }
   return ds;
 }
@@ -841,7 +863,8 @@ CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& id
   const Role role = role_in == CatalogRole::User   ? kUser
                     : role_in == CatalogRole::Item ? kItem
                     : role_in == CatalogRole::Scenario ? kScenario
-                                                       : kBehavior;
+                    : role_in == CatalogRole::Behavior ? kBehavior
+                                                       : kContext;
   std::vector<std::string> labels;
   int id_col = -1;
   std::vector<int> text_cols;
@@ -952,6 +975,13 @@ Dataset read_dataset_dir(const std::string& dir, const CsvOptions& options) {
   optional("scenarios.csv", CatalogRole::Scenario, ids.scenarios, nullptr);
   optional("behaviours.csv", CatalogRole::Behavior, ids.behaviors, nullptr);
   if (!fs::exists(root / "behaviours.csv")) optional("behaviors.csv", CatalogRole::Behavior, ids.behaviors, nullptr);
+  IdMap context_ids;
+  optional("contexts.csv", CatalogRole::Context, context_ids, nullptr);
+  if (context_ids.size() > 0) {
+    ids.context_text = TextCatalog({"text"});
+    ids.context_text.resize(context_ids.size());
+    for (int32_t c = 0; c < context_ids.size(); ++c) ids.context_text.set(c, "text", context_ids.raw(c));
+  }
   fs::path norm = root.lexically_normal();
   ids.name = (norm.has_filename() ? norm.filename() : norm.parent_path().filename()).string();
   Dataset ds = read_csv_with_ids(interactions.string(), options, ids, true);

@@ -90,16 +90,27 @@ void write_dataset_csv(const Dataset& ds, const std::string& dir) {
   check_ids(ds.items, "item");
   check_ids(ds.scenarios, "scenario");
   check_ids(ds.behaviors, "behaviour");
+  const Interactions& x = ds.interactions;
+  // A context's text is its id in the files: it must read back as the same text, once.
+  IdMap contexts;
+  if (x.has_context) {
+    for (int32_t c = 0; c < ds.context_text.size(); ++c) {
+      const std::string& t = ds.context_text.get(c, "text");
+      MTREC_CHECK(contexts.intern(t) == c, "cannot write context #", c, " '", t,
+                  "' as CSV: the same text is also context #", contexts.find(t));
+    }
+    check_ids(contexts, "context");
+  }
   std::error_code ec;
   std::filesystem::create_directories(dir, ec);
   MTREC_CHECK(!ec, "cannot create folder '", dir, "': ", ec.message());
 
-  const Interactions& x = ds.interactions;
   CsvOut out(dir + "/interactions.csv");
   out.buf() += "user,item";
   if (x.has_rating) out.buf() += ",rating";
   if (x.has_timestamp) out.buf() += ",timestamp";
   out.buf() += ",scenario,behaviour";
+  if (x.has_context) out.buf() += ",context";
   out.end_row();
   for (size_t r = 0; r < x.size(); ++r) {
     std::string& b = out.buf();
@@ -116,6 +127,10 @@ void write_dataset_csv(const Dataset& ds, const std::string& dir) {
     append_csv_field(b, ds.scenarios.raw(x.scenario[r]));
     b.push_back(',');
     append_csv_field(b, ds.behaviors.raw(x.behavior[r]));
+    if (x.has_context) {
+      b.push_back(',');
+      if (x.context[r] >= 0) append_csv_field(b, contexts.raw(x.context[r]));
+    }
     out.end_row();
   }
   out.commit();
@@ -123,6 +138,7 @@ void write_dataset_csv(const Dataset& ds, const std::string& dir) {
   write_catalog(dir + "/users.csv", "user", ds.users, ds.user_text);
   write_catalog(dir + "/scenarios.csv", "scenario", ds.scenarios, TextCatalog());
   write_catalog(dir + "/behaviours.csv", "behaviour", ds.behaviors, TextCatalog());
+  if (x.has_context) write_catalog(dir + "/contexts.csv", "context", contexts, TextCatalog());
 }
 
 }  // namespace mtrec

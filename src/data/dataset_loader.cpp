@@ -150,7 +150,7 @@ Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
   } else {
     MTREC_CHECK(!spec.files_.empty(), "a DatasetSpec needs at least one interaction file (file(PATH)) or a folder (dir(PATH))");
     std::vector<Interactions> parts;
-    bool any_rating = false, all_timestamps = true, any_timestamp = false;
+    bool any_rating = false, all_timestamps = true, any_timestamp = false, any_context = false;
     for (size_t k = 0; k < spec.files_.size(); ++k) {
       const InteractionFile& f = spec.files_[k];
       CsvOptions o = f.own_csv ? f.csv : spec.csv_;
@@ -168,6 +168,7 @@ Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
       any_rating |= x.has_rating;
       all_timestamps &= x.has_timestamp;
       any_timestamp |= x.has_timestamp;
+      any_context |= x.has_context;
       parts.push_back(std::move(part.interactions));
       part.interactions = Interactions();
       ds = std::move(part);  // the maps so far (a superset of the previous ones)
@@ -176,13 +177,14 @@ Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
     Interactions& all = ds.interactions;
     all.has_rating = any_rating;
     all.has_timestamp = all_timestamps;
+    all.has_context = any_context;  // rows of files without a context column have none (-1)
     size_t n = 0;
     for (const auto& p : parts) n += p.size();
     all.reserve(n);
     for (const auto& p : parts)
       for (size_t r = 0; r < p.size(); ++r)
         all.push_back(p.user[r], p.item[r], p.has_rating ? p.rating[r] : 1.0f, p.has_timestamp ? p.timestamp[r] : 0,
-                      p.scenario[r], p.behavior[r]);
+                      p.scenario[r], p.behavior[r], p.has_context ? p.context[r] : -1);
     if (any_rating && parts.size() > 1)
       for (const auto& f : report.files)
         if (!f.has_rating) report.notes.push_back(f.path + " has no ratings: its rows have rating 1");

@@ -35,21 +35,24 @@ void Interactions::reserve(size_t n) {
   if (has_timestamp) timestamp.reserve(n);
   scenario.reserve(n);
   behavior.reserve(n);
+  if (has_context) context.reserve(n);
 }
 
-void Interactions::push_back(int32_t u, int32_t i, float r, int64_t ts, int16_t scen, int16_t beh) {
+void Interactions::push_back(int32_t u, int32_t i, float r, int64_t ts, int16_t scen, int16_t beh, int32_t ctx) {
   user.push_back(u);
   item.push_back(i);
   if (has_rating) rating.push_back(r);
   if (has_timestamp) timestamp.push_back(ts);
   scenario.push_back(scen);
   behavior.push_back(beh);
+  if (has_context) context.push_back(ctx);
 }
 
 Interactions Interactions::subset(const std::vector<size_t>& rows) const {
   Interactions out;
   out.has_rating = has_rating;
   out.has_timestamp = has_timestamp;
+  out.has_context = has_context;
   out.reserve(rows.size());
   for (size_t r : rows) {
     MTREC_CHECK(r < size(), "subset row ", r, " out of range [0, ", size(), ")");
@@ -59,6 +62,7 @@ Interactions Interactions::subset(const std::vector<size_t>& rows) const {
     if (has_timestamp) out.timestamp.push_back(timestamp[r]);
     out.scenario.push_back(scenario[r]);
     out.behavior.push_back(behavior[r]);
+    if (has_context) out.context.push_back(context[r]);
   }
   return out;
 }
@@ -71,6 +75,8 @@ void Interactions::check_consistent() const {
   MTREC_CHECK(!has_rating || rating.size() == n, "rating array has ", rating.size(), " entries for ", n,
               " interactions");
   MTREC_CHECK(!has_timestamp || timestamp.size() == n, "timestamp array has ", timestamp.size(), " entries for ", n,
+              " interactions");
+  MTREC_CHECK(!has_context || context.size() == n, "context array has ", context.size(), " entries for ", n,
               " interactions");
 }
 
@@ -122,6 +128,10 @@ void Dataset::validate() const {
                 interactions.user[r], " outside [0, ", num_users(), ")");
     MTREC_CHECK(interactions.item[r] >= 0 && interactions.item[r] < num_items(), "interaction ", r, " has item id ",
                 interactions.item[r], " outside [0, ", num_items(), ")");
+    MTREC_CHECK(!interactions.has_context ||
+                    (interactions.context[r] >= -1 && interactions.context[r] < context_text.size()),
+                "interaction ", r, " has context id ", interactions.has_context ? interactions.context[r] : 0,
+                " outside [-1, ", context_text.size(), ")");
   }
 }
 

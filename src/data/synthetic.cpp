@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 #include <thread>
+#include <unordered_map>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/random.h"
@@ -99,7 +100,119 @@ struct Rows {
   int64_t* ts;
   int16_t* scen;
   int16_t* beh;
+  uint64_t* ctx;  // context codes (ContextWords), resolved to context ids after the workers
   size_t n = 0;
+};
+
+/// The words of request contexts as one table, so that a context is a compact code of up to
+/// three token indices (21 bits each, +1 so that 0 is an empty slot) while the workers run;
+/// codes become deduplicated texts once, in row order, afterwards.
+struct ContextWords {
+  static constexpr int kSlotBits = 21;
+  std::vector<std::string> tokens;  // [topic words T*24 | common words | phrases | scenario names]
+  int32_t common = 0, n_common = 0;
+  int32_t home_pages = 0, n_home_pages = 0, home_suffixes = 0, n_home_suffixes = 0;
+  int32_t ads_pages = 0, n_ads_pages = 0, ads_suffixes = 0, n_ads_suffixes = 0;
+  int32_t more_like = 0;
+  int32_t scenario_names = 0;  // 3 per scenario >= 3
+  int32_t words_per_topic = 0;
+
+  void build(const SyntheticTruth& truth, int32_t scenarios, uint64_t seed) {
+    words_per_topic = static_cast<int32_t>(truth.topic_words.front().size());
+    for (const auto& v : truth.topic_words) tokens.insert(tokens.end(), v.begin(), v.end());
+    auto add = [&](std::initializer_list<const char*> list, int32_t& first, int32_t& n) {
+      first = static_cast<int32_t>(tokens.size());
+      for (const char* t : list) tokens.emplace_back(t);
+      n = static_cast<int32_t>(list.size());
+    };
+    common = static_cast<int32_t>(tokens.size());
+    tokens.insert(tokens.end(), truth.common_words.begin(), truth.common_words.end());
+    n_common = static_cast<int32_t>(truth.common_words.size());
+    // "for you", "picks" and "this week" occur on both home-feed and ads surfaces.
+    add({"home feed for you", "trending now", "continue watching", "new releases", "top picks", "recommended for you",
+         "popular this week", "because you watched"},
+        home_pages, n_home_pages);
+    add({"today", "tonight", "page 2", "page 3", "near you"}, home_suffixes, n_home_suffixes);
+    add({"sponsored", "promoted picks", "featured partner", "sponsored for you", "partner offers", "deals this week"},
+        ads_pages, n_ads_pages);
+    add({"slot 1", "slot 2", "slot 3", "banner", "sidebar"}, ads_suffixes, n_ads_suffixes);
+    int32_t one = 0;
+    add({"more like"}, more_like, one);
+    scenario_names = static_cast<int32_t>(tokens.size());
+    Rng rng(derive_seed(seed, "synthetic-context-names"));
+    for (int32_t sc = 3; sc < scenarios; ++sc) {
+      const std::string w = make_word(rng, 2);
+      for (const char* kind : {" hub", " picks", " corner"}) tokens.push_back(w + kind);
+    }
+    MTREC_CHECK(tokens.size() < (size_t{1} << kSlotBits) - 1, "too many context words: ", tokens.size());
+  }
+
+  static uint64_t code(std::initializer_list<int32_t> t) {
+    uint64_t c = 0;
+    int k = 0;
+    for (int32_t v : t) c |= static_cast<uint64_t>(v + 1) << (kSlotBits * k++);
+    return c;
+  }
+  std::string text(uint64_t c) const {
+    std::string out;
+    for (; c; c >>= kSlotBits) {
+      const uint64_t v = c & ((uint64_t{1} << kSlotBits) - 1);
+      if (!out.empty()) out += ' ';
+      out += tokens[static_cast<size_t>(v - 1)];
+    }
+    return out;
+  }
+
+  int32_t topic_word(int32_t topic, Rng& rng) const {
+    return topic * words_per_topic + static_cast<int32_t>(rng() % static_cast<uint64_t>(words_per_topic));
+  }
+  /// n <= 3 distinct words of the topic (vocabularies hold 24).
+  void topic_words(int32_t topic, int n, int32_t* out, Rng& rng) const {
+    for (int k = 0; k < n;) {
+      out[k] = topic_word(topic, rng);
+      if (std::find(out, out + k, out[k]) == out + k || words_per_topic < n) ++k;
+    }
+  }
+  int32_t of(int32_t first, int32_t n, Rng& rng) const { return first + static_cast<int32_t>(rng() % static_cast<uint64_t>(n)); }
+  /// A page name of `first`/`n`, a seeded suffix on 40% of them.
+  uint64_t page(int32_t first, int32_t n, int32_t suffixes, int32_t n_suffixes, Rng& rng) const {
+    const int32_t p = of(first, n, rng);
+    return unit(rng) < 0.4 ? code({p, of(suffixes, n_suffixes, rng)}) : code({p});
+  }
+  /// "more like w [w]": browsing by topic, in the vocabulary queries use.
+  uint64_t browse(int32_t topic, Rng& rng) const {
+    int32_t w[2];
+    if (unit(rng) < 0.4) {
+      topic_words(topic, 2, w, rng);
+      return code({more_like, w[0], w[1]});
+    }
+    return code({more_like, topic_word(topic, rng)});
+  }
+  /// The request text of one exposure in `scenario` whose session is about `topic`.
+  uint64_t draw(int32_t scenario, int32_t topic, Rng& rng) const {
+    const double r = unit(rng);
+    switch (scenario) {
+      case 0:
+        return r < 0.25 ? browse(topic, rng) : page(home_pages, n_home_pages, home_suffixes, n_home_suffixes, rng);
+      case 1: {
+        if (r < 0.2) return browse(topic, rng);  // users type "more like ..." too
+        // A query of 1-3 words of the topic, one of them sometimes a common word.
+        const double n = unit(rng);
+        const int len = n < 0.45 ? 1 : n < 0.85 ? 2 : 3;
+        int32_t w[3];
+        topic_words(topic, len, w, rng);
+        if (len > 1 && unit(rng) < 0.3) w[rng() % static_cast<uint64_t>(len)] = of(common, n_common, rng);
+        return len == 1 ? code({w[0]}) : len == 2 ? code({w[0], w[1]}) : code({w[0], w[1], w[2]});
+      }
+      case 2:
+        return r < 0.15 ? page(home_pages, n_home_pages, home_suffixes, n_home_suffixes, rng)
+                        : page(ads_pages, n_ads_pages, ads_suffixes, n_ads_suffixes, rng);
+      default:
+        if (r < 0.25) return browse(topic, rng);
+        if (r < 0.35) return page(home_pages, n_home_pages, home_suffixes, n_home_suffixes, rng);
+        return page(scenario_names + 3 * (scenario - 3), 3, home_suffixes, n_home_suffixes, rng);
+    }
+  }
 };
 
 struct Generator {
@@ -110,6 +223,8 @@ struct Generator {
   std::vector<double> scenario_cum;     // session scenario distribution
   std::vector<int32_t> user_top_topic;
   uint64_t user_seed_base;
+  const ContextWords* context = nullptr;
+  uint64_t context_seed_base = 0;
 
   int32_t draw_topic_row(const float* row, Rng& rng) const {
     double t = unit(rng), acc = 0;
@@ -135,6 +250,8 @@ struct Generator {
 
   void user(int32_t u, int64_t n, Rows& out) const {
     Rng rng(splitmix64(user_seed_base + static_cast<uint64_t>(u)));
+    // Contexts draw from their own stream, so adding them left every other column as it was.
+    Rng crng(splitmix64(context_seed_base + static_cast<uint64_t>(u)));
     const float* utopic = &truth.user_topic[static_cast<size_t>(u) * static_cast<size_t>(truth.topics)];
     // Sessions: lengths ~ 1 + geometric (mean 6), starts spread over the year.
     std::vector<int64_t> lens;
@@ -163,11 +280,14 @@ struct Generator {
       } else {
         topic = draw_topic_row(&truth.topic_transition[static_cast<size_t>(topic) * truth.topics], rng);
       }
+      // One request text per session, refined (redrawn) on about a third of its later exposures.
+      uint64_t ctx = context->draw(scenario, topic, crng);
       for (int64_t k = 0; k < lens[s]; ++k) {
         if (k > 0) {
           clock += 5 + geo_gap(rng);
           if (scenario != 1)
             topic = draw_topic_row(&truth.topic_transition[static_cast<size_t>(topic) * truth.topics], rng);
+          if (unit(crng) < 0.35) ctx = context->draw(scenario, topic, crng);
         }
         const int32_t item = pick_item(scenario, topic, clock, rng);
         const bool clicked = unit(rng) < truth.click_probability(u, item, scenario);
@@ -196,6 +316,7 @@ struct Generator {
         out.ts[r] = clock;
         out.scen[r] = static_cast<int16_t>(scenario);
         out.beh[r] = beh;
+        out.ctx[r] = ctx;
       }
     }
   }
@@ -404,7 +525,14 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
       count[u] = std::max<int64_t>(3, std::llround(static_cast<double>(opt.interactions_) * act[u] / sum));
   }
 
+  // Text first (its own stream): contexts are made of the topics' words.
+  Dataset& ds = w.data;
+  make_text(opt, truth, ds);
+  ContextWords context_words;
+  context_words.build(truth, S, opt.seed_);
   Generator gen{opt, truth, {}, {}, {}, {}, std::move(top_topic), derive_seed(opt.seed_, "synthetic-users")};
+  gen.context = &context_words;
+  gen.context_seed_base = derive_seed(opt.seed_, "synthetic-contexts");
   {
     std::vector<std::vector<int32_t>> members(static_cast<size_t>(T));
     std::vector<int32_t> all, sponsored;
@@ -427,7 +555,7 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
   // writes straight into its window of the final arrays; without them blocks fill local buffers
   // that are concatenated in block order. Either way the result ignores the thread count.
   Interactions& x = w.data.interactions;
-  x.has_rating = x.has_timestamp = true;
+  x.has_rating = x.has_timestamp = x.has_context = true;
   const size_t n_blocks = (static_cast<size_t>(U) + kBlockUsers - 1) / kBlockUsers;
   std::vector<size_t> block_offset(n_blocks + 1, 0);
   for (size_t b = 0; b < n_blocks; ++b) {
@@ -441,8 +569,13 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
         t.behavior.resize(n);
   };
   std::vector<Interactions> local(opt.impressions_ ? 0 : n_blocks);
+  std::vector<std::vector<uint64_t>> local_codes(local.size());
+  std::vector<uint64_t> codes;  // per row, resolved into x.context below
   std::vector<size_t> block_rows(n_blocks, 0);
-  if (opt.impressions_) alloc(x, total_exposures);
+  if (opt.impressions_) {
+    alloc(x, total_exposures);
+    codes.resize(total_exposures);
+  }
   std::atomic<size_t> next{0};
   std::exception_ptr failure;
   std::mutex failure_mu;
@@ -450,14 +583,18 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
     try {
       for (size_t b; (b = next.fetch_add(1)) < n_blocks;) {
         Interactions* dst = &x;
+        uint64_t* dst_codes = codes.data();
         size_t off = block_offset[b];
         if (!opt.impressions_) {
           dst = &local[b];
           alloc(*dst, block_offset[b + 1] - block_offset[b]);
+          local_codes[b].resize(block_offset[b + 1] - block_offset[b]);
+          dst_codes = local_codes[b].data();
           off = 0;
         }
         Rows rows{dst->user.data() + off,      dst->item.data() + off,     dst->rating.data() + off,
-                  dst->timestamp.data() + off, dst->scenario.data() + off, dst->behavior.data() + off};
+                  dst->timestamp.data() + off, dst->scenario.data() + off, dst->behavior.data() + off,
+                  dst_codes + off};
         for (size_t u = b * kBlockUsers; u < std::min<size_t>(U, (b + 1) * kBlockUsers); ++u)
           gen.user(static_cast<int32_t>(u), count[u], rows);
         block_rows[b] = rows.n;
@@ -478,6 +615,7 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
     size_t n = 0;
     for (size_t r : block_rows) n += r;
     alloc(x, n);
+    codes.resize(n);
     size_t at = 0;
     for (size_t b = 0; b < n_blocks; ++b) {
       auto copy = [&](const auto& src, auto& dst) {
@@ -486,20 +624,34 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
       };
       const Interactions& l = local[b];
       copy(l.user, x.user), copy(l.item, x.item), copy(l.rating, x.rating), copy(l.timestamp, x.timestamp),
-          copy(l.scenario, x.scenario), copy(l.behavior, x.behavior);
+          copy(l.scenario, x.scenario), copy(l.behavior, x.behavior), copy(local_codes[b], codes);
       at += block_rows[b];
       local[b] = Interactions();
+      local_codes[b] = {};
     }
   }
+  // Context codes -> ids in order of first appearance; equal texts share one id.
+  {
+    IdMap texts;
+    std::unordered_map<uint64_t, int32_t> id_of;
+    x.context.resize(codes.size());
+    for (size_t r = 0; r < codes.size(); ++r) {
+      auto [it, fresh] = id_of.emplace(codes[r], 0);
+      if (fresh) it->second = texts.intern(context_words.text(codes[r]));
+      x.context[r] = it->second;
+    }
+    codes = {};
+    ds.context_text = TextCatalog({"text"});
+    ds.context_text.resize(texts.size());
+    for (int32_t c = 0; c < texts.size(); ++c) ds.context_text.set(c, "text", texts.raw(c));
+  }
 
-  Dataset& ds = w.data;
   ds.name = "synthetic";
   for (int32_t u = 0; u < U; ++u) ds.users.intern("u" + std::to_string(u));
   for (int32_t i = 0; i < I; ++i) ds.items.intern("i" + std::to_string(i));
   const char* names[] = {"home_feed", "search", "ads"};
   for (int32_t s = 0; s < S; ++s) ds.scenarios.intern(s < 3 ? std::string(names[s]) : "scenario_" + std::to_string(s));
   for (const char* b : {"click", "rating", "wishlist", "impression"}) ds.behaviors.intern(b);
-  make_text(opt, truth, ds);
   return w;
 }
 
@@ -539,7 +691,13 @@ std::vector<std::string> check_world(const SyntheticWorld& world) {
     }
     if (x.scenario[r] < 0 || x.scenario[r] >= ds.scenarios.size())
       fail("row " + std::to_string(r) + ": scenario id out of range");
+    if (x.has_context && (x.context[r] < 0 || x.context[r] >= ds.context_text.size()))
+      fail("row " + std::to_string(r) + ": context id " + std::to_string(x.context[r]) + " is not in [0, " +
+           std::to_string(ds.context_text.size()) + ")");
   }
+  if (!x.has_context) fail("synthetic interactions must have contexts");
+  for (int32_t c = 0; c < ds.context_text.size(); ++c)
+    if (ds.context_text.get(c, "text").empty()) fail("context " + std::to_string(c) + " has no text");
   for (int32_t i = 0; i < ds.num_items(); ++i)
     if (ds.item_text.get(i, "title").empty() || ds.item_text.get(i, "description").empty())
       fail("item " + std::to_string(i) + " has no title or description");

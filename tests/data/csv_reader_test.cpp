@@ -36,6 +36,27 @@ TEST(CsvReader, HeaderAutoMappingReadsEveryColumn) {
   ds.validate();
 }
 
+TEST(CsvReader, ContextColumnInternsTexts) {
+  TempDir t;
+  auto p = t.write("c.csv", "user,item,context\nu1,i1,  cheap flights \nu2,i1,\nu1,i2,cheap flights\nu2,i2,\"a, b\"\n");
+  Dataset ds = read_csv(p);
+  ASSERT_TRUE(ds.interactions.has_context);
+  EXPECT_EQ(ds.interactions.context, (std::vector<int32_t>{0, -1, 0, 1}));  // trimmed; empty = none
+  EXPECT_EQ(ds.context_text.size(), 2);
+  EXPECT_EQ(ds.context_text.get(0, "text"), "cheap flights");
+  EXPECT_EQ(ds.context_text.get(1, "text"), "a, b");
+  ds.validate();
+  // Explicitly absent, or a file without one: no contexts.
+  EXPECT_FALSE(read_csv(p, CsvOptions().context(ColumnSpec::none())).interactions.has_context);
+  EXPECT_FALSE(read_csv(t.write("n.csv", "user,item\nu1,i1\n")).interactions.has_context);
+  // Read against existing ids: known texts keep theirs, new ones follow.
+  auto r = t.write("e.csv", "user,item,query\nu1,i1,new text\nu2,i2,\"a, b\"\n");
+  Dataset next = read_csv_with_ids(r, CsvOptions().context("query"), ds, true);
+  EXPECT_EQ(next.interactions.context, (std::vector<int32_t>{2, 1}));
+  EXPECT_EQ(next.context_text.get(0, "text"), "cheap flights");
+  EXPECT_EQ(next.context_text.get(2, "text"), "new text");
+}
+
 TEST(CsvReader, AliasesMapMovieLensStyleHeader) {
   TempDir t;
   // Column order differs from the default, names are aliases.
@@ -248,6 +269,7 @@ TEST(CsvOptions, ConfigFileSetsEveryKeyAndReportsBadLines) {
 
   EXPECT_EQ(CsvOptions().set("delimiter", "\\t").delimiter_, "\t");
   EXPECT_EQ(CsvOptions().set("item", "movieId").item_.name, "movieId");
+  EXPECT_EQ(CsvOptions().set("context", "query").context_.name, "query");
 
   auto bad = t.write("bad.conf", "delimiter = ,\n\nheader = maybe\n");
   EXPECT_EQ(data_error([&] { CsvOptions::from_config(bad); }),

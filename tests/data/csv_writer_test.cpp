@@ -27,8 +27,13 @@ void expect_same_dataset(const Dataset& a, const Dataset& b) {
   EXPECT_EQ(x.timestamp, y.timestamp);
   EXPECT_EQ(x.scenario, y.scenario);
   EXPECT_EQ(x.behavior, y.behavior);
+  EXPECT_EQ(x.has_context, y.has_context);
+  EXPECT_EQ(x.context, y.context);
+  if (x.has_context) EXPECT_EQ(a.context_text.size(), b.context_text.size());
   for (auto [ta, tb, n] : {std::tuple{&a.item_text, &b.item_text, a.num_items()},
-                           std::tuple{&a.user_text, &b.user_text, a.num_users()}}) {
+                           std::tuple{&a.user_text, &b.user_text, a.num_users()},
+                           std::tuple{&a.context_text, &b.context_text, x.has_context ? a.context_text.size() : 0}}) {
+    if (n == 0) continue;
     EXPECT_EQ(ta->fields(), tb->fields());
     for (int32_t id = 0; id < n; ++id)
       for (const auto& f : ta->fields()) EXPECT_EQ(ta->get(id, f), tb->get(id, f)) << "id " << id << " field " << f;
@@ -129,6 +134,63 @@ TEST(CsvWriter, SyntheticWorldRoundTrips) {
   Dataset flat = read_csv(tmp.path("world/interactions.csv"));
   EXPECT_EQ(flat.interactions.size(), w.data.interactions.size());
   EXPECT_TRUE(validate_csv(tmp.path("world/interactions.csv")).ok());
+}
+
+/// tricky_dataset with request contexts: catalogued in an order first appearance would not
+/// give, one unused, one row without a context.
+Dataset tricky_with_contexts() {
+  Dataset ds = tricky_dataset();
+  for (const char* c : {"never shown", "query, \"quoted\"", "home feed for you"}) {
+    const int32_t id = ds.context_text.size();
+    ds.context_text.set(id, "text", c);
+  }
+  auto& x = ds.interactions;
+  x.has_context = true;
+  x.context = {2, 1, -1, 2};
+  return ds;
+}
+
+TEST(CsvWriter, ContextsRoundTripAsTextWithTheirCatalogue) {
+  test::TempDir tmp;
+  Dataset ds = tricky_with_contexts();
+  write_dataset_csv(ds, tmp.path("ctx"));
+  std::string inter = read_file(tmp.path("ctx/interactions.csv"));
+  EXPECT_EQ(inter.substr(0, inter.find('\n')), "user,item,rating,timestamp,scenario,behaviour,context");
+  EXPECT_NE(inter.find("\"\"\"carol\"\"\",i1,4.5,1700000000,home feed,click,home feed for you\n"), std::string::npos)
+      << inter;
+  EXPECT_NE(inter.find("3,9007199254740993,home feed,click,\n"), std::string::npos) << inter;  // none: empty
+  EXPECT_EQ(read_file(tmp.path("ctx/contexts.csv")), "context\nnever shown\n\"query, \"\"quoted\"\"\"\nhome feed for you\n");
+  Dataset back = read_dataset_dir(tmp.path("ctx"));
+  expect_same_dataset(ds, back);
+  EXPECT_EQ(back.context_text.get(0, "text"), "never shown");
+  // Without the catalogue, contexts are numbered by first appearance.
+  std::filesystem::remove(tmp.path("ctx/contexts.csv"));
+  Dataset flat = read_dataset_dir(tmp.path("ctx"));
+  EXPECT_EQ(flat.interactions.context, (std::vector<int32_t>{0, 1, -1, 0}));
+  EXPECT_EQ(flat.context_text.get(1, "text"), "query, \"quoted\"");
+  // Data without contexts writes no context column and no contexts.csv.
+  write_dataset_csv(tricky_dataset(), tmp.path("plain"));
+  EXPECT_FALSE(std::filesystem::exists(tmp.path("plain/contexts.csv")));
+  EXPECT_FALSE(read_dataset_dir(tmp.path("plain")).interactions.has_context);
+}
+
+TEST(CsvWriter, RejectsContextsThatWouldNotReadBack) {
+  test::TempDir tmp;
+  Dataset ds = tricky_with_contexts();
+  ds.context_text.set(3, "text", "home feed for you");  // the same text twice
+  try {
+    write_dataset_csv(ds, tmp.path());
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("context #3 'home feed for you'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("context #2"), std::string::npos) << e.what();
+  }
+  ds = tricky_with_contexts();
+  ds.context_text.set(0, "text", " padded");
+  EXPECT_THROW(write_dataset_csv(ds, tmp.path()), Error);
+  ds = tricky_with_contexts();
+  ds.interactions.context[0] = 7;  // outside the catalogue
+  EXPECT_THROW(write_dataset_csv(ds, tmp.path()), Error);
 }
 
 TEST(CsvWriter, RejectsIdsThatWouldNotReadBack) {

@@ -52,6 +52,20 @@ TEST(DatasetLoader, TwoFilesWithBehavioursMergeIntoOneDataset) {
   ds.validate();
 }
 
+TEST(DatasetLoader, ContextsOfOneFileAreKeptAndTheOthersHaveNone) {
+  TempDir t;
+  auto search = t.write("search.csv", "user,item,context\nu1,b1,red shoes\nu2,b2,\n");
+  auto feed = t.write("feed.csv", "user,item\nu2,b1\n");
+  auto more = t.write("more.csv", "user,item,context\nu3,b1,blue hats\nu1,b2,red shoes\n");
+  Dataset ds = load_dataset(DatasetSpec().file(search, "click").file(feed, "click").file(more, "click")
+                                .duplicates(DuplicatePolicy::KeepAll));
+  const auto& x = ds.interactions;
+  ASSERT_TRUE(x.has_context);
+  EXPECT_EQ(x.context, (std::vector<int32_t>{0, -1, -1, 1, 0}));
+  EXPECT_EQ(ds.context_text.get(0, "text"), "red shoes");
+  EXPECT_EQ(ds.context_text.get(1, "text"), "blue hats");
+}
+
 TEST(DatasetLoader, TimestampsMissingInOneFileAreDroppedAndSaidSo) {
   TempDir t;
   auto a = t.write("a.csv", "user,item,timestamp\nu1,i1,5\n");

@@ -37,6 +37,19 @@ TEST(IdRemap, MapsUsersItemsAndScenariosByName) {
   EXPECT_EQ(out.scenario, (std::vector<int16_t>{0, 1}));
 }
 
+TEST(IdRemap, ContextsKeepTheirIds) {
+  Dataset ds = two_scenario_data();
+  ds.context_text.set(0, "text", "q");
+  ds.context_text.set(1, "text", "p");
+  ds.interactions.has_context = true;
+  ds.interactions.context = {1, -1};
+  int64_t dropped = 0;
+  Interactions out = remap_ids(ds.interactions, ds, map_of({"b"}), map_of({"y", "x"}), IdMap(), dropped);
+  EXPECT_EQ(dropped, 1);
+  ASSERT_TRUE(out.has_context);
+  EXPECT_EQ(out.context, (std::vector<int32_t>{-1}));
+}
+
 TEST(IdRemap, UnknownUsersAreDroppedAndCounted) {
   Dataset ds = two_scenario_data();
   int64_t dropped = 3;

@@ -37,7 +37,7 @@ Encoding parse_encoding(std::string_view name);
 /// Where a role (user, item, ...) is found: a 0-based column index, a header name, explicitly
 /// absent (none()), or automatic (the default): with a header, the role's name or a common
 /// alias (user_id, userId, movieId, ...); without a header, user=0, item=1, rating=2,
-/// timestamp=3 when the file has that many columns, no scenario and no behaviour.
+/// timestamp=3 when the file has that many columns, no scenario, behaviour or context.
 struct ColumnSpec {
   enum class Kind { Auto, Index, Name, None };
   Kind kind = Kind::Auto;
@@ -60,6 +60,9 @@ struct CsvOptions {
   Encoding encoding_ = Encoding::Utf8;
   bool quoting_ = true;  // RFC 4180 double quotes; off for formats that use '"' literally
   ColumnSpec user_, item_, rating_, timestamp_, scenario_, behavior_;
+  // The request's context text (query / page / placement; Auto: a header named "context"):
+  // equal texts share one Dataset::context_text id, an empty field is no context (-1).
+  ColumnSpec context_;
   std::string default_scenario_ = "default";  // when there is no scenario column
   std::string default_behavior_;              // when there is no behaviour column; "" = "rating" or "interaction"
   std::string name_;                          // Dataset::name; "" = the file's stem
@@ -74,6 +77,7 @@ struct CsvOptions {
   CsvOptions& timestamp(ColumnSpec v) { timestamp_ = std::move(v); return *this; }
   CsvOptions& scenario(ColumnSpec v) { scenario_ = std::move(v); return *this; }
   CsvOptions& behavior(ColumnSpec v) { behavior_ = std::move(v); return *this; }
+  CsvOptions& context(ColumnSpec v) { context_ = std::move(v); return *this; }
   CsvOptions& no_rating() { return rating(ColumnSpec::none()); }      // implicit feedback
   CsvOptions& no_timestamp() { return timestamp(ColumnSpec::none()); }
   CsvOptions& default_scenario(std::string v) { default_scenario_ = std::move(v); return *this; }
@@ -83,7 +87,7 @@ struct CsvOptions {
   /// Sets one option by its config-file key (throws mtrec::Error on a bad key or value):
   ///   delimiter (text; "\t", "tab", "space" and "pipe" are spelled out), header (true|false),
   ///   encoding (utf8|latin1), quoting (true|false), user, item, rating, timestamp, scenario,
-  ///   behavior/behaviour (a ColumnSpec: 0-based index, header name, "none" or "auto"),
+  ///   behavior/behaviour, context (a ColumnSpec: 0-based index, header name, "none" or "auto"),
   ///   default_scenario, default_behavior, name.
   CsvOptions& set(std::string_view key, std::string_view value);
   /// Reads `key = value` lines ('#' starts a comment; blank lines ignored). Throws DataError
@@ -95,7 +99,8 @@ struct CsvOptions {
 Dataset read_csv(const std::string& path, const CsvOptions& options = {});
 /// The same from bytes already in memory; `source_name` names the input in errors.
 Dataset parse_csv(std::string content, const std::string& source_name, const CsvOptions& options = {});
-/// Reads interactions using (copies of) `ids`'s user/item/scenario/behaviour maps, so dense ids
+/// Reads interactions using (copies of) `ids`'s user/item/scenario/behaviour maps (and context
+/// texts), so dense ids
 /// agree with `ids` (e.g. a test fold read against the full data set). With allow_new_ids
 /// false, a user or item missing from `ids` is a DataError. The returned Dataset carries the
 /// maps and text catalogues of `ids`.
@@ -119,7 +124,7 @@ struct CatalogSpec {
   CatalogSpec& csv(CsvOptions v) { csv_ = std::move(v); return *this; }
 };
 
-enum class CatalogRole { User, Item, Scenario, Behavior };
+enum class CatalogRole { User, Item, Scenario, Behavior, Context };
 struct CatalogRead {
   int64_t rows = 0;     // catalogue rows read
   int64_t new_ids = 0;  // ids `ids` did not hold before (for items after interactions: cold-start items)
@@ -134,7 +139,8 @@ CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role, IdMap& ids, 
 /// Reads a folder in the generic format written by write_dataset_csv (csv_writer.h):
 /// interactions.csv (columns found by header name, as read_csv does) plus, when present,
 /// items.csv / users.csv (an id column named like the role or else the first column, then text
-/// fields: every other column) and scenarios.csv / behaviours.csv (one id per row). The optional
+/// fields: every other column) and scenarios.csv / behaviours.csv / contexts.csv (one id per
+/// row; a context's id is its text). The optional
 /// files fix the dense ids in their row order; ids first seen in interactions.csv follow. A
 /// duplicate or empty id, or a row with the wrong number of fields, throws DataError naming the
 /// file, line and field. Dataset::name is the folder's name.

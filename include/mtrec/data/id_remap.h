@@ -14,7 +14,8 @@ namespace mtrec {
 /// (a model has nothing to say about them). When `scenarios` is non-empty, each row's scenario
 /// is mapped by name ("default" for a data set without scenarios); a scenario the target does
 /// not know is an error naming it: mapping it to some other scenario would silently score the
-/// row as that surface. An empty `scenarios` leaves the scenario column as it is.
+/// row as that surface. An empty `scenarios` leaves the scenario column as it is. Contexts keep
+/// their ids (they index `from`'s context_text).
 Interactions remap_ids(const Interactions& x, const Dataset& from, const IdMap& users, const IdMap& items,
                        const IdMap& scenarios, int64_t& dropped);
 

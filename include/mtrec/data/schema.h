@@ -2,7 +2,8 @@
 // The in-memory schema every reader produces and every model consumes.
 //
 // A Dataset holds interactions (struct of arrays: user, item, optional rating, optional
-// timestamp, scenario, behaviour), the text catalogues of items and users, and dense ID maps
+// timestamp, scenario, behaviour, optional context), the text catalogues of items and users
+// (and of request contexts), and dense ID maps
 // both ways (raw string id <-> 0..n-1). The ID maps travel inside checkpoints so that a model
 // answers in the caller's own ids.
 //
@@ -37,7 +38,8 @@ class IdMap {
 
 /// Interactions as parallel arrays (struct of arrays: cache-friendly scans, cheap subsets).
 /// `rating` is present when has_rating (explicit feedback), `timestamp` when has_timestamp;
-/// `scenario` and `behavior` index Dataset::scenarios / Dataset::behaviors (0 when absent).
+/// `scenario` and `behavior` index Dataset::scenarios / Dataset::behaviors (0 when absent);
+/// `context`, present when has_context, indexes Dataset::context_text (the request's text).
 struct Interactions {
   std::vector<int32_t> user;
   std::vector<int32_t> item;
@@ -45,14 +47,17 @@ struct Interactions {
   std::vector<int64_t> timestamp;   // empty unless has_timestamp
   std::vector<int16_t> scenario;
   std::vector<int16_t> behavior;
+  std::vector<int32_t> context;     // empty unless has_context; index into Dataset::context_text, -1 = none
   bool has_rating = false;
   bool has_timestamp = false;
+  bool has_context = false;
 
   size_t size() const { return user.size(); }
   bool empty() const { return user.empty(); }
   void reserve(size_t n);
-  /// Appends one interaction; rating/timestamp are ignored unless the flags are set.
-  void push_back(int32_t u, int32_t i, float r = 1.0f, int64_t ts = 0, int16_t scen = 0, int16_t beh = 0);
+  /// Appends one interaction; rating/timestamp/context are ignored unless the flags are set.
+  void push_back(int32_t u, int32_t i, float r = 1.0f, int64_t ts = 0, int16_t scen = 0, int16_t beh = 0,
+                 int32_t ctx = -1);
   /// The interactions at `rows`, in that order.
   Interactions subset(const std::vector<size_t>& rows) const;
   /// Throws mtrec::Error when the arrays disagree in length.
@@ -86,10 +91,12 @@ struct Dataset {
   IdMap users, items, scenarios, behaviors;
   Interactions interactions;
   TextCatalog item_text, user_text;
+  TextCatalog context_text;  // field "text": the query / page / placement text of a request
 
   int32_t num_users() const { return users.size(); }
   int32_t num_items() const { return items.size(); }
-  /// Throws mtrec::Error when an interaction points outside the ID maps.
+  /// Throws mtrec::Error when an interaction points outside the ID maps (or its context
+  /// outside context_text).
   void validate() const;
 };
 

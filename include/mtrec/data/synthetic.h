@@ -26,8 +26,17 @@
 //   Sessions are runs of interactions of one scenario a few seconds to minutes apart.
 // - item_text fields "title" (3-5 words, mostly from the main topic's vocabulary) and
 //   "description" (10-20 words); user_text field "profile" ("likes <topic> ...").
-// - Output is identical for a seed whatever the thread count. Memory: 24 bytes per interaction
-//   in the Dataset (int32 user/item, float rating, int64 timestamp, int16 scenario/behaviour).
+// - Every row has a context (has_context): the text of the request, deduplicated into
+//   context_text (field "text"; ids in order of first appearance). Scenario-dependent but not
+//   trivially separable: search rows carry a 1-3 word query from the session topic's vocabulary
+//   (sometimes with a common word); home_feed rows a page text ("home feed for you", "trending
+//   now", ... with seeded variation), a quarter of them "more like <topic word> ..." browsing
+//   texts that share vocabulary with queries; ads rows a placement text ("sponsored", "promoted
+//   picks", ...), ~15% of them looking like home-feed pages; scenario_3+ like home_feed with
+//   their own page names.
+// - Output is identical for a seed whatever the thread count. Memory: 28 bytes per interaction
+//   in the Dataset (int32 user/item/context, float rating, int64 timestamp, int16
+//   scenario/behaviour), plus the distinct context texts.
 #include <cstdint>
 #include <string>
 #include <vector>
