@@ -38,8 +38,9 @@ void JsonlLogger::on_train_begin(Trainer& t) {
 Signal JsonlLogger::after_batch(Trainer& t) {
   const auto& s = t.state();
   if (every_ > 0 && s.batch % every_ == 0) {
-    out_ << nlohmann::json{{"event", "batch"}, {"epoch", s.epoch + 1}, {"batch", s.batch},     {"step", s.step},
-                           {"loss", s.loss},   {"task_loss", s.task_loss}, {"lr", s.lr}, {"seconds", s.seconds}}
+    out_ << nlohmann::json{{"event", "batch"},          {"epoch", s.epoch + 1}, {"batch", s.batch},
+                           {"step", s.step},            {"loss", s.loss},       {"task_loss", s.task_loss},
+                           {"task_weight", s.task_weight}, {"lr", s.lr},       {"seconds", s.seconds}}
                 .dump()
          << "\n"
          << std::flush;
@@ -49,15 +50,13 @@ Signal JsonlLogger::after_batch(Trainer& t) {
 
 Signal JsonlLogger::after_epoch(Trainer& t) {
   const auto& s = t.state();
-  nlohmann::json weights = nlohmann::json::object();
-  for (const auto& [task, w] : t.tasks()) weights[task->name()] = w;
   out_ << nlohmann::json{{"event", "epoch"},
                          {"epoch", s.epoch},
                          {"step", s.step},
                          {"examples", s.examples},
                          {"loss", s.finished_epoch_loss},
                          {"task_loss", s.finished_epoch_task_loss},
-                         {"task_weights", weights},
+                         {"task_weight", s.task_weight},  // in force at the epoch's last step
                          {"lr", s.lr},
                          {"valid", valid_json(s)},
                          {"improved", s.improved},
@@ -104,7 +103,12 @@ Signal ProgressObserver::after_epoch(Trainer& t) {
   std::string v;
   for (const auto& [task, m] : s.valid)
     for (const auto& [name, x] : m) v += fmt::format(" {}/{} {:.4f}", task, name, x);
-  log_info("epoch {}/{}: loss {:.4f}{}{} ({:.1f} s)", s.epoch, t.options().epochs_, s.finished_epoch_loss, v,
+  std::string w;
+  if (s.task_weight.size() >= 2) {
+    w = ", weights";
+    for (const auto& [task, x] : s.task_weight) w += fmt::format(" {} {:.4g}", task, x);
+  }
+  log_info("epoch {}/{}: loss {:.4f}{}{}{} ({:.1f} s)", s.epoch, t.options().epochs_, s.finished_epoch_loss, v, w,
            s.improved ? " *" : "", s.seconds);
   return Signal::Continue;
 }
@@ -189,6 +193,7 @@ Signal HtmlReport::after_epoch(Trainer& t) {
   std::map<std::string, double> row = t.state().finished_epoch_task_loss;
   row["total"] = t.state().finished_epoch_loss;
   losses_.push_back(std::move(row));
+  weights_.push_back(t.state().task_weight);
   write_file_atomic(path_, render(t));
   return Signal::Continue;
 }
@@ -197,13 +202,19 @@ void HtmlReport::on_train_end(Trainer& t) { write_file_atomic(path_, render(t));
 
 void HtmlReport::save_state(Checkpoint& ck) const {
   ck.tensors.emplace_back("trainer/observer/html_report/losses", bytes_to_tensor(nlohmann::json(losses_).dump()));
+  ck.tensors.emplace_back("trainer/observer/html_report/weights", bytes_to_tensor(nlohmann::json(weights_).dump()));
 }
 
 void HtmlReport::load_state(const Checkpoint& ck) {
   losses_.clear();
-  for (const auto& [name, x] : ck.tensors)
+  weights_.clear();
+  for (const auto& [name, x] : ck.tensors) {
     if (name == "trainer/observer/html_report/losses")
       losses_ = nlohmann::json::parse(tensor_to_bytes(x)).get<std::vector<std::map<std::string, double>>>();
+    if (name == "trainer/observer/html_report/weights")
+      weights_ = nlohmann::json::parse(tensor_to_bytes(x)).get<std::vector<std::map<std::string, double>>>();
+  }
+  weights_.resize(losses_.size());  // a checkpoint from before the weights were plotted has none
 }
 
 namespace {
@@ -261,16 +272,22 @@ std::string svg_chart(const std::string& title, const std::map<std::string, std:
   }
   return svg + "</svg>";
 }
-}  // namespace
 
-std::string HtmlReport::render(const Trainer& t) const {
-  std::map<std::string, std::vector<double>> loss_series;
-  for (size_t e = 0; e < losses_.size(); ++e)
-    for (const auto& [task, v] : losses_[e]) {
-      auto& ys = loss_series[task];
+// Per-epoch rows (name -> value) as one series per name, NaN where an epoch lacks it.
+std::map<std::string, std::vector<double>> series_of(const std::vector<std::map<std::string, double>>& rows) {
+  std::map<std::string, std::vector<double>> series;
+  for (size_t e = 0; e < rows.size(); ++e)
+    for (const auto& [name, v] : rows[e]) {
+      auto& ys = series[name];
       ys.resize(e, NAN);
       ys.push_back(v);
     }
+  return series;
+}
+}  // namespace
+
+std::string HtmlReport::render(const Trainer& t) const {
+  const auto loss_series = series_of(losses_);
   // One chart per (task, metric) of the validations.
   std::map<std::string, std::map<std::string, std::vector<double>>> metric_series;
   const auto& vals = t.validations();
@@ -293,11 +310,17 @@ std::string HtmlReport::render(const Trainer& t) const {
                       s.has_best ? fmt::format("; best monitored metric {:.5g} at epoch {}", s.best, s.best_epoch + 1)
                                  : std::string());
   html += "<h2>Training loss per epoch</h2>" + svg_chart("training loss", loss_series);
+  html += "<h2>Task weights per epoch</h2><p>The multiplier of each task's loss in the joint loss at the "
+          "epoch's last step (" + escape(t.options().weighting_) + " weighting).</p>" +
+          svg_chart("task weight", series_of(weights_));
   html += "<h2>Validation</h2>";
   for (const auto& [name, series] : metric_series) html += svg_chart(name, series);
-  html += "<h2>Task weights</h2><table><tr><th>task</th><th>weight</th></tr>";
-  for (const auto& [task, w] : t.tasks())
-    html += fmt::format("<tr><td>{}</td><td>{:.4g}</td></tr>", escape(task->name()), w);
+  html += "<h2>Task weights</h2><table><tr><th>task</th><th>static weight</th><th>in force</th></tr>";
+  for (const auto& [task, w] : t.tasks()) {
+    auto now = s.task_weight.find(task->name());
+    html += fmt::format("<tr><td>{}</td><td>{:.4g}</td><td>{}</td></tr>", escape(task->name()), w,
+                        now == s.task_weight.end() ? std::string("-") : fmt::format("{:.4g}", now->second));
+  }
   html += "</table><h2>Configuration</h2><pre>" + escape(nlohmann::json::parse(t.options().to_json()).dump(2)) +
           "</pre></body></html>\n";
   return html;

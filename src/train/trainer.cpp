@@ -19,7 +19,7 @@ namespace mtrec {
 // The part of TrainState a checkpoint carries (the rest is per-process or per-batch).
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainState, epoch, batch, step, examples, loss, epoch_loss, epoch_task_loss,
                                    epoch_batches, lr, skipped_steps, last_finite_loss, valid, monitored, best, has_best,
-                                   best_epoch, stalls)
+                                   best_epoch, stalls, task_weight)
 
 std::string TrainerOptions::to_json() const {
   return nlohmann::json{{"epochs", epochs_},
@@ -43,7 +43,11 @@ std::string TrainerOptions::to_json() const {
                         {"bf16", bf16_},
                         {"prefetch", prefetch_},
                         {"seed", seed_},
-                        {"device", device_}}
+                        {"device", device_},
+                        {"weighting", weighting_},
+                        {"gradnorm_alpha", gradnorm_alpha_},
+                        {"gradnorm_lr", gradnorm_lr_},
+                        {"fixed_weight_tasks", fixed_weight_tasks_}}
       .dump();
 }
 
@@ -104,6 +108,7 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
                 w);
   }
   scheduled_lr(o.schedule_, o.lr_, 0, 1, 0, 0, 1, 0);  // rejects an unknown schedule now, not mid-run
+  const WeightingKind weighting = parse_weighting(o.weighting_);  // likewise an unknown weighting
 
   opt_ = std::make_unique<Optimizers>();
   opt_->device = choose_device(o.device_);
@@ -131,6 +136,27 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
   if (!opt_->sparse_params.empty())
     opt_->sparse = std::make_unique<SparseRowOptimizer>(
         opt_->sparse_params, SparseRowOptions().kind(o.sparse_optimizer_).lr(o.sparse_lr_ > 0 ? o.sparse_lr_ : o.lr_));
+
+  std::vector<std::string> names_in_order;
+  std::vector<double> weights;
+  for (const auto& [task, w] : tasks_) names_in_order.push_back(task->name()), weights.push_back(w);
+  std::vector<at::Tensor> shared;
+  if (weighting == WeightingKind::GradNorm) {
+    shared = model_.shared_parameters();
+    if (shared.empty()) {
+      shared = opt_->dense_params;
+      log_info("gradnorm: the model names no shared_parameters(); balancing the gradient norms of all {} dense "
+               "parameters (one backward pass through the whole model per task and batch)",
+               shared.size());
+    }
+  }
+  weighting_ = std::make_unique<LossWeighting>(std::move(names_in_order), std::move(weights),
+                                               LossWeightingOptions()
+                                                   .kind(o.weighting_)
+                                                   .gradnorm_alpha(o.gradnorm_alpha_)
+                                                   .gradnorm_lr(o.gradnorm_lr_)
+                                                   .fixed_tasks(o.fixed_weight_tasks_),
+                                               opt_->device, std::move(shared));
 }
 
 Trainer::~Trainer() = default;
@@ -151,32 +177,35 @@ bool Trainer::step_batch(const Batch& batch, bool apply) {
   auto& s = state_;
   const auto& o = options_;
   model_.module().train();
-  at::Tensor total;
   std::string bad_task;
-  std::vector<at::Tensor> losses;
+  std::vector<at::Tensor> task_losses;
   {
     nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16_ && opt_->device.is_cuda());
     Outputs out = model_.forward(batch);
-    for (const auto& [task, w] : tasks_) {
-      at::Tensor l = task->loss(out, batch).to(at::kFloat);
-      losses.push_back(l.detach());
-      at::Tensor term = w == 1.0 ? l : l * w;
-      total = total.defined() ? total + term : term;
-    }
+    for (const auto& [task, w] : tasks_) task_losses.push_back(task->loss(out, batch).to(at::kFloat));
   }
-  // Every task's loss and the total come back to the host in one copy (one synchronisation
-  // a step on CUDA), for the NaN guard and the observers.
-  losses.push_back(total.detach());
-  at::Tensor host = torch::stack(losses).to(c10::kCPU, at::kDouble);
+  const at::Tensor total = weighting_->joint_loss(task_losses);  // GradNorm measures ||∇_W L_t|| here
+  // Every task's loss, the total and the learned weights come back to the host in one copy
+  // (one synchronisation a step on CUDA), for the NaN guard and the observers.
+  std::vector<at::Tensor> readback;
+  for (const auto& l : task_losses) readback.push_back(l.detach());
+  readback.push_back(total.detach());
+  at::Tensor stacked = torch::stack(readback);
+  const bool learned = weighting_->learned();
+  if (learned) stacked = torch::cat({stacked, weighting_->last_multipliers()});
+  at::Tensor host = stacked.to(c10::kCPU, at::kDouble);
   const double* v = host.data_ptr<double>();
-  for (size_t t = 0; t < tasks_.size(); ++t) {
+  const size_t n_tasks = tasks_.size();
+  for (size_t t = 0; t < n_tasks; ++t) {
     s.task_loss[tasks_[t].first->name()] = v[t];
+    if (learned && !weighting_->fixed(t)) s.task_weight[tasks_[t].first->name()] = v[n_tasks + 1 + t];
     if (!std::isfinite(v[t]) && bad_task.empty()) bad_task = tasks_[t].first->name();
   }
-  const double loss = v[tasks_.size()];
+  const double loss = v[n_tasks];
   bool finite = std::isfinite(loss);
   if (finite) {
     (o.accumulate_ > 1 ? total / o.accumulate_ : total).backward();
+    if (learned) weighting_->backward(std::vector<double>(v, v + n_tasks), 1.0 / o.accumulate_);
   }
   if (finite && apply) {
     // Non-finite gradients with a finite loss (an overflow in backward) are caught here.
@@ -195,6 +224,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply) {
     ++s.skipped_steps;
     ++s.bad_in_row;
     opt_->zero_grad();  // drop whatever was accumulated with the bad batch
+    weighting_->zero_grad();
     log_warn("step {} (epoch {}, batch {}): non-finite loss in task '{}', step skipped ({} in a row)", s.step,
              s.epoch + 1, s.batch, bad_task.empty() ? "?" : bad_task, s.bad_in_row);
     MTREC_CHECK(s.bad_in_row < o.max_bad_steps_, "training stopped: ", s.bad_in_row,
@@ -216,6 +246,8 @@ bool Trainer::step_batch(const Batch& batch, bool apply) {
     opt_->set_lr(s.lr, s.lr * sparse_base / o.lr_);
     opt_->step();
     opt_->zero_grad();
+    weighting_->step(s.lr);
+    weighting_->zero_grad();
     ++s.step;
   }
   return true;
@@ -269,6 +301,7 @@ TrainSummary Trainer::train() {
     // travels in checkpoints from here on.
     torch::manual_seed(derive_seed(o.seed_, "trainer-torch"));
     s = TrainState();
+    s.task_weight = weighting_->weights();
   }
   Batcher batcher(source_, BatcherOptions().batch_size(o.batch_size_).prefetch(o.prefetch_), opt_->device);
   for (auto& obs : observers_) obs->on_train_begin(*this);
@@ -327,6 +360,7 @@ Checkpoint Trainer::checkpoint() const {
   if (opt_->dense) ck.tensors.emplace_back("trainer/dense_optimizer", bytes_to_tensor(archive_bytes(*opt_->dense)));
   if (opt_->sparse)
     for (auto& [name, t] : opt_->sparse->state()) ck.tensors.emplace_back("trainer/sparse_optimizer/" + name, t);
+  weighting_->save_state(ck);
   ck.tensors.emplace_back("trainer/rng/cpu", at::globalContext().defaultGenerator(c10::kCPU).get_state());
   if (opt_->device.is_cuda())
     ck.tensors.emplace_back("trainer/rng/cuda", at::globalContext().defaultGenerator(opt_->device).get_state());
@@ -355,6 +389,14 @@ void Trainer::resume(const Checkpoint& ck) {
   for (const auto& key : {"batch_size", "accumulate", "optimizer", "sparse_optimizer", "schedule", "seed"})
     MTREC_CHECK(saved.at(key) == now.at(key), "cannot resume '", ck.path, "': option '", key, "' was ",
                 saved.at(key).dump(), " in that run and is ", now.at(key).dump(), " now");
+  // Checkpoints from before the loss weighting carry no "weighting": they were static.
+  const nlohmann::json was = saved.contains("weighting") ? saved.at("weighting") : nlohmann::json("static");
+  MTREC_CHECK(was == now.at("weighting"), "cannot resume '", ck.path, "': option 'weighting' was ", was.dump(),
+              " in that run and is ", now.at("weighting").dump(), " now");
+  if (was != "static" && saved.contains("fixed_weight_tasks"))
+    MTREC_CHECK(saved.at("fixed_weight_tasks") == now.at("fixed_weight_tasks"), "cannot resume '", ck.path,
+                "': option 'fixed_weight_tasks' was ", saved.at("fixed_weight_tasks").dump(), " in that run and is ",
+                now.at("fixed_weight_tasks").dump(), " now");
   MTREC_CHECK(j.at("epoch").get<int>() <= options_.epochs_, "cannot resume '", ck.path, "': it is at epoch ",
               j.at("epoch").get<int>(), " but this run has only ", options_.epochs_, " epochs");
   torch::NoGradGuard no_grad;
@@ -367,12 +409,14 @@ void Trainer::resume(const Checkpoint& ck) {
       if (name.rfind(prefix, 0) == 0) st.emplace_back(name.substr(prefix.size()), t);
     opt_->sparse->load_state(st);
   }
+  weighting_->load_state(ck);
   // defaultGenerator() hands out a const reference to the process's generator; setting its
   // state is what resuming means.
   const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(ck.tensor("trainer/rng/cpu"));
   if (opt_->device.is_cuda())
     for (const auto& [name, t] : ck.tensors)
       if (name == "trainer/rng/cuda") const_cast<at::Generator&>(at::globalContext().defaultGenerator(opt_->device)).set_state(t);
+  if (!j.contains("task_weight")) j["task_weight"] = nlohmann::json::object();  // written before the weighting
   try {  // a missing or mistyped field is an error naming it, not a silent default
     state_ = j.get<TrainState>();
     validations_.clear();

@@ -51,6 +51,11 @@ class Model {
   /// Names (as in module().named_parameters()) of the embedding tables that produce sparse
   /// gradients and are updated row by row (train/optim.h); the rest is dense.
   virtual std::vector<std::string> sparse_parameters() const { return {}; }
+  /// The parameters of the last layer that every task's output goes through (e.g. the last
+  /// shared expert layer), whose per-task gradient norms GradNorm balances (train/weighting.h).
+  /// Empty (the default): GradNorm uses every dense parameter instead, which costs one backward
+  /// pass through the whole model per task and batch.
+  virtual std::vector<at::Tensor> shared_parameters() { return {}; }
 };
 
 class Task {

@@ -18,7 +18,8 @@ namespace mtrec {
 
 class ProgressBar;
 
-/// One JSON line per epoch ({"event":"epoch", epoch, step, loss, task_loss, lr, valid, ...}) and,
+/// One JSON line per epoch ({"event":"epoch", epoch, step, loss, task_loss, task_weight (the
+/// multiplier of each task's loss in force), lr, valid, ...}) and,
 /// with every_batches > 0, one per that many batches ({"event":"batch", ...}); flushed per line.
 /// A resumed run appends to the same file.
 class JsonlLogger : public Observer {
@@ -36,6 +37,8 @@ class JsonlLogger : public Observer {
 };
 
 /// A progress bar per epoch (rate, ETA, loss) on stderr; silent when stderr is not a terminal.
+/// After each epoch one log line (loss, validation metrics, the task weights in force when there
+/// are two tasks or more).
 class ProgressObserver : public Observer {
  public:
   explicit ProgressObserver(std::string label = "epoch");
@@ -85,7 +88,7 @@ class Checkpointer : public Observer {
 };
 
 /// A self-contained HTML page (inline SVG, no scripts or external files) with each task's
-/// training loss and each validation metric per epoch, rewritten after every epoch.
+/// training loss, weight in force and each validation metric per epoch, rewritten after every epoch.
 class HtmlReport : public Observer {
  public:
   explicit HtmlReport(std::string path, std::string title = "mtrec training report");
@@ -98,7 +101,8 @@ class HtmlReport : public Observer {
 
  private:
   std::string path_, title_;
-  std::vector<std::map<std::string, double>> losses_;  // per epoch: task -> mean loss ("total" too)
+  std::vector<std::map<std::string, double>> losses_;   // per epoch: task -> mean loss ("total" too)
+  std::vector<std::map<std::string, double>> weights_;  // per epoch: task -> weight in force
 };
 
 }  // namespace mtrec

@@ -6,15 +6,17 @@
 //   trainer.add_observer(std::make_shared<mtrec::Checkpointer>("runs/mf"));
 //   mtrec::TrainSummary s = trainer.train();         // or trainer.resume(load_checkpoint(...)) first
 //
-// Each step: the batcher's next batch -> model.forward -> L = Σ w_t·task_t.loss -> NaN/Inf guard ->
+// Each step: the batcher's next batch -> model.forward -> the joint loss (train/weighting.h: static
+// L = Σ w_t·task_t.loss, or learned weights: uncertainty, GradNorm) -> NaN/Inf guard ->
 // backward (accumulated over `accumulate` batches) -> clip -> dense optimiser (AdamW/Adam/SGD) and
 // sparse row optimiser (embedding tables) at the scheduled learning rate -> observers. After each
 // epoch every task validates; the monitored metric decides improvement, and observers (early
 // stopping, checkpointer, logger, report) act on it. Observers change the loop only by returning
 // Signal::Stop. The trainer owns the random state: it seeds LibTorch's generator once from its
 // seed when a run starts (not when it resumes) and saves the generator state in checkpoints with
-// the optimiser state, the schedule position, the data position and observer state, so that a
-// resumed run is bit-identical to an uninterrupted one on the CPU.
+// the optimiser state, the loss weighting's learned state, the schedule position, the data
+// position and observer state, so that a resumed run is bit-identical to an uninterrupted one
+// on the CPU.
 #include <ATen/core/Tensor.h>
 
 #include <functional>
@@ -27,6 +29,7 @@
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/tasks/task.h"
 #include "mtrec/train/optim.h"
+#include "mtrec/train/weighting.h"
 
 namespace mtrec {
 
@@ -53,6 +56,10 @@ struct TrainerOptions {
   int prefetch_ = 4;                 // batches assembled ahead by the batcher's thread
   uint64_t seed_ = 42;
   std::string device_ = "auto";
+  std::string weighting_ = "static";  // joint loss: static | uncertainty | gradnorm (train/weighting.h)
+  double gradnorm_alpha_ = 1.5;       // GradNorm's α
+  double gradnorm_lr_ = 0.025;        // Adam learning rate of GradNorm's weights
+  std::vector<std::string> fixed_weight_tasks_ = {"mlm"};  // keep their static weight under every rule
   TrainerOptions& epochs(int v) { epochs_ = v; return *this; }
   TrainerOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
   TrainerOptions& accumulate(int v) { accumulate_ = v; return *this; }
@@ -74,6 +81,10 @@ struct TrainerOptions {
   TrainerOptions& prefetch(int v) { prefetch_ = v; return *this; }
   TrainerOptions& seed(uint64_t v) { seed_ = v; return *this; }
   TrainerOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  TrainerOptions& weighting(std::string v) { weighting_ = std::move(v); return *this; }
+  TrainerOptions& gradnorm_alpha(double v) { gradnorm_alpha_ = v; return *this; }
+  TrainerOptions& gradnorm_lr(double v) { gradnorm_lr_ = v; return *this; }
+  TrainerOptions& fixed_weight_tasks(std::vector<std::string> v) { fixed_weight_tasks_ = std::move(v); return *this; }
   /// Every option as a JSON object (text), for checkpoints and the run's config file.
   std::string to_json() const;
 };
@@ -86,8 +97,9 @@ struct TrainState {
   int64_t step = 0;                // optimiser steps taken
   int64_t total_steps = 0;
   int64_t examples = 0;            // examples consumed
-  double loss = 0;                 // last batch: Σ w_t·L_t
+  double loss = 0;                 // last batch: the joint loss (Σ w_t·L_t; uncertainty adds Σ ½s_t)
   std::map<std::string, double> task_loss;  // last batch, per task (unweighted)
+  std::map<std::string, double> task_weight;  // last batch, per task: the multiplier of L_t in the joint loss
   double epoch_loss = 0;           // running mean over this epoch's finite batches
   std::map<std::string, double> epoch_task_loss;  // likewise, per task
   int64_t epoch_batches = 0;
@@ -138,8 +150,9 @@ struct TrainSummary {
 
 class Trainer {
  public:
-  /// `tasks`: (task, weight) pairs; the loss is Σ weight·task.loss. Model, source and tasks
-  /// must outlive the trainer.
+  /// `tasks`: (task, weight) pairs; the loss is Σ weight·task.loss under static weighting, and
+  /// the weights are the starting point (GradNorm) or the prior factor (uncertainty) of the
+  /// learned rules (options.weighting). Model, source and tasks must outlive the trainer.
   Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks,
           TrainerOptions options = {});
   ~Trainer();
@@ -166,7 +179,10 @@ class Trainer {
   const TrainState& state() const { return state_; }
   const TrainerOptions& options() const { return options_; }
   Model& model() { return model_; }
+  /// The tasks and their static weights (the weights in force: state().task_weight).
   const std::vector<std::pair<Task*, double>>& tasks() const { return tasks_; }
+  /// The joint-loss rule and its learned state.
+  const LossWeighting& weighting() const { return *weighting_; }
   const std::vector<std::map<std::string, Metrics>>& validations() const { return validations_; }
 
  private:
@@ -181,6 +197,7 @@ class Trainer {
   TrainerOptions options_;
   std::vector<std::shared_ptr<Observer>> observers_;
   std::unique_ptr<Optimizers> opt_;
+  std::unique_ptr<LossWeighting> weighting_;
   std::function<void(Checkpoint&)> decorate_;
   std::string config_json_ = "{}";
   IdMap users_, items_, scenarios_;
