@@ -1,33 +1,32 @@
 // `mtrec demo`: the main job of the README quick start, end to end on the synthetic world
 // (default) or on MovieLens 100K (`--dataset ml-100k --data-dir DIR`).
-//  1. Generates and validates the world (1000 users x 500 items by default; one summary line),
-//     or reads ML-100K (ratings >= 4 are the positives, "clicks" below).
-//  2. Splits the clicks (positives; impressions dropped) leave-one-out by time.
-//  3. Trains the CTR head on the training clicks; AUC / GAUC / logloss per scenario on the
-//     held-out clicks with 4 uniform unseen negatives each (protocol C).
-//  4. Top-K: item-KNN (cosine over clicks) fused with the CTR head's home-feed score, α chosen
-//     on the validation items (never the test items); HR@10 / NDCG@10 over the full catalogue
-//     for most-popular, KNN, CTR and the fusion on the same split.
-//  5. For 3 users: profile text, last items, top-5 recommendations with their score and whether
-//     the item's main topic is the user's strongest topic (SyntheticWorld::truth; on ML-100K
-//     the items' genres instead).
+//  1. Generates and validates the world (1000 users x 500 items, three scenarios, every row a
+//     context text), or reads ML-100K.
+//  2. Splits every row once by time (80/10/10): the items released late are first seen in the
+//     test rows (cold start).
+//  3. Trains the unified model (text backbone fine-tuned, MMoE experts, STAR scenario layer,
+//     rating + CTR + next-item + match + scenario classifier + λ·MLM in one loss), and, for the
+//     comparison, the same model with one task at a time, with the same budget (epochs).
+//  4. Prints every task's test metrics, overall, per scenario and on cold items, beside the
+//     single-task models; the scenario classifier against the majority class.
+//  5. For a few users: the profile, the last items and the top-5 per scenario (task map:
+//     --task-map) with titles and whether the item's main topic is the user's strongest topic.
+//  6. Writes the run's HTML report (RUN_DIR/joint/report.html) and the checkpoint.
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <chrono>
-#include <numeric>
+#include <filesystem>
 
 #include "cli.h"
-#include "mtrec/cf/knn.h"
+#include "joint_cli.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
 #include "mtrec/data/movielens.h"
-#include "mtrec/data/sampler.h"
 #include "mtrec/data/split.h"
-#include "mtrec/eval/evaluator.h"
-#include "mtrec/tasks/ctr.h"
-#include "mtrec/train/fit.h"
-#include "mtrec/tasks/fusion.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/model/joint_data.h"
+#include "mtrec/model/task_map.h"
 #include "synthetic_cli.h"
 #include "train_registry.h"
 
@@ -38,11 +37,13 @@ using Clock = std::chrono::steady_clock;
 
 struct DemoArgs {
   std::string dataset = "synthetic", data_dir;
-  float min_rating = 4;  // ml-100k: the positives
   SyntheticOptions world = SyntheticOptions().users(1000).items(500).interactions(60000);
-  int ctr_epochs = 6;
-  int knn_k = 50;
-  int samples = 3;
+  JointTrainOptions joint = JointTrainOptions().epochs(3).text_dim(32).text_layers(1).text_max_len(24).dim(32)
+                                .expert_hidden({64, 32});
+  bool compare = true;
+  std::string task_map = "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr";
+  std::string run_dir = "demo-run";
+  int samples = 2;
 };
 
 /// The user's strongest topic in the generator's truth.
@@ -51,32 +52,21 @@ int32_t strongest_topic(const SyntheticTruth& t, int32_t u) {
   return static_cast<int32_t>(std::max_element(row, row + t.topics) - row);
 }
 
-/// Items not in `seen` (sorted), i.e. the candidates of a full ranking.
-std::vector<int32_t> unseen_items(const std::vector<int32_t>& seen, int32_t items) {
-  std::vector<int32_t> c;
-  for (int32_t i = 0; i < items; ++i)
-    if (!std::binary_search(seen.begin(), seen.end(), i)) c.push_back(i);
-  return c;
+/// The main metric of each task, for the joint-vs-single table.
+const std::vector<std::pair<std::string, std::string>>& main_metrics() {
+  static const std::vector<std::pair<std::string, std::string>> m = {
+      {"rating", "rmse"}, {"ctr", "auc"}, {"next_item", "NDCG@10"}, {"match", "NDCG@10"}, {"scenario", "accuracy"}};
+  return m;
 }
 
-/// The `k` best candidates by score (ties: lower item id first) and their scores.
-std::vector<std::pair<int32_t, float>> top_k(const ScoreFn& fn, int32_t u, const std::vector<int32_t>& cand, size_t k) {
-  std::vector<float> s;
-  fn(u, cand, s);
-  std::vector<size_t> idx(cand.size());
-  std::iota(idx.begin(), idx.end(), size_t{0});
-  k = std::min(k, idx.size());
-  std::partial_sort(idx.begin(), idx.begin() + long(k), idx.end(), [&](size_t a, size_t b) {
-    return s[a] != s[b] ? s[a] > s[b] : cand[a] < cand[b];
-  });
-  std::vector<std::pair<int32_t, float>> out;
-  for (size_t j = 0; j < k; ++j) out.push_back({cand[idx[j]], s[idx[j]]});
-  return out;
+double metric_of(const JointReport& r, const std::string& task, const std::string& metric) {
+  auto it = r.overall.find(task);
+  if (it == r.overall.end() || !it->second.count(metric)) return std::nan("");
+  return it->second.at(metric);
 }
 
 void run_demo(const DemoArgs& a, const CliContext& ctx) {
   const auto t_all = Clock::now();
-  // 1. World, or MovieLens.
   auto t0 = Clock::now();
   const bool synthetic = a.dataset == "synthetic";
   SyntheticWorld w;
@@ -91,203 +81,127 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
   }
   const Dataset& ds = w.data;
   const SyntheticTruth* truth = synthetic ? &w.truth : nullptr;
-  const int32_t U = ds.num_users(), I = ds.num_items(), S = std::max<int32_t>(1, ds.scenarios.size());
   if (synthetic) {
-    fmt::print("synthetic world: {} users, {} items, {} topics, {} scenarios, {} exposures (density {:.3f}), "
+    fmt::print("synthetic world: {} users, {} items, {} topics, {} scenarios, {} exposures, {} context texts, "
                "generated in {:.2f} s; validation: {}\n",
-               U, I, truth->topics, S, ds.interactions.size(), world["density"].get<double>(),
-               world["seconds"].get<double>(), world["valid"].get<bool>() ? "ok" : "FAILED");
+               ds.num_users(), ds.num_items(), truth->topics, ds.scenarios.size(), ds.interactions.size(),
+               ds.context_text.size(), world["seconds"].get<double>(), world["valid"].get<bool>() ? "ok" : "FAILED");
     if (!world["valid"].get<bool>()) {
       for (auto& p : world["problems"]) fmt::print("  {}\n", p.get<std::string>());
       ctx.write_json({{"world", world}, {"seed", ctx.seed}});
       throw ExitCode{1};
     }
   } else {
-    fmt::print("MovieLens 100K ({}): {} users, {} items, {} ratings, read in {:.2f} s; ratings >= {:g} are the "
-               "positives (\"clicks\")\n",
-               a.data_dir, U, I, ds.interactions.size(), world["seconds"].get<double>(), a.min_rating);
+    fmt::print("MovieLens 100K ({}): {} users, {} items, {} ratings\n", a.data_dir, ds.num_users(), ds.num_items(),
+               ds.interactions.size());
   }
 
-  // 2. Clicks, leave-one-out by time.
-  Interactions pos = implicit_positives(ds, ds.interactions, synthetic ? 0.0f : a.min_rating);
-  Split split = leave_one_out_split(pos, ctx.seed);
-  Interactions train = pos.subset(split.train), valid = pos.subset(split.valid), test = pos.subset(split.test);
-  Interactions seen = pos.subset(concat(split.train, split.valid));
-  fmt::print("clicks: {} ({} train / {} validation / {} test, leave-one-out by time)\n\n", pos.size(), train.size(),
-             valid.size(), test.size());
+  // One split for every task: 80/10/10 by time.
+  Split split = temporal_split(ds.interactions, 0.8, 0.1);
+  Interactions known = ds.interactions.subset(concat(split.train, split.valid));
+  Interactions test = ds.interactions.subset(split.test);
+  fmt::print("split by time: {} train / {} validation / {} test rows\n\n", split.train.size(), split.valid.size(),
+             split.test.size());
 
-  // 3. CTR head.
+  JointTrainOptions o = a.joint;
+  o.seed(ctx.seed).device(ctx.device);
+  RunOptions run = RunOptions().out_dir(a.run_dir).progress(true).id_maps(ds);
   t0 = Clock::now();
-  auto ctr = fit_ctr(train, valid, U, I, S, CtrTrainOptions().seed(ctx.seed).device(ctx.device).epochs(a.ctr_epochs));
-  const double ctr_fit_s = seconds_since(t0);
-  NegativeSampler all_pos(pos, U, I, NegativeSampler::Kind::Uniform, derive_seed(ctx.seed, "demo-ctr-test"));
-  CtrMetrics cm = ctr.evaluate(sample_ctr_examples(test, all_pos, 4));
-  nlohmann::json ctr_j = ctr_json(cm, ds);
-  ctr_j.update({{"epochs_run", ctr.epochs_run}, {"fit_s", ctr_fit_s}, {"negatives_per_positive", 4}});
-  fmt::print("CTR head ({} epochs, {:.1f} s), held-out clicks + 4 unseen negatives each:\n", ctr.epochs_run, ctr_fit_s);
-  fmt::print("  {:<10} {:>7} {:>7} {:>8} {:>7}\n", "scenario", "AUC", "GAUC", "logloss", "rows");
-  fmt::print("  {:<10} {:>7.4f} {:>7.4f} {:>8.4f} {:>7}\n", "all", cm.auc, cm.gauc, cm.logloss, cm.count);
-  if (ds.scenarios.size() > 1)
-    for (const auto& [s, m] : cm.per_scenario)
-      fmt::print("  {:<10} {:>7.4f} {:>7.4f} {:>8.4f} {:>7}\n", ds.scenarios.raw(s), m.auc, m.gauc, m.logloss, m.count);
+  JointFit fit = fit_joint(ds, split, o, run);
+  const double joint_s = seconds_since(t0);
+  JointReport rep = evaluate_joint(fit.model, ds, known, test, fit.eval_options());
+  print_joint_report(rep, fmt::format("joint model ({} tasks, {} epochs, {:.1f} s), test rows:",
+                                      fit.model->options.tasks().size(), fit.summary.state.epoch, joint_s));
+  nlohmann::json out = {{"seed", ctx.seed}, {"world", world}, {"joint", joint_report_json(rep)}, {"joint_s", joint_s}};
 
-  // 4. Top-K. The CTR head's home-feed click probability of every (user, item), computed once
-  // so the scorer is a lookup (thread-safe for the evaluator).
-  std::vector<float> ctr_scores(size_t(U) * size_t(I));
-  {
-    std::vector<int32_t> uu, ii, ss;
-    for (int32_t u0 = 0; u0 < U; u0 += 64) {
-      uu.clear(), ii.clear();
-      for (int32_t u = u0; u < std::min(U, u0 + 64); ++u)
-        for (int32_t i = 0; i < I; ++i) uu.push_back(u), ii.push_back(i);
-      ss.assign(uu.size(), 0);
-      auto p = ctr.predict(uu, ii, ss);
-      std::copy(p.begin(), p.end(), ctr_scores.begin() + long(size_t(u0) * size_t(I)));
+  // The same model with one task at a time, same epochs.
+  if (a.compare) {
+    fmt::print("\njoint against single-task models (same architecture and epochs):\n  {:<20} {:>9} {:>9}\n",
+               "task / metric", "joint", "single");
+    for (const auto& [task, metric] : main_metrics()) {
+      if (!fit.model->options.has_task(task) || task == "scenario") continue;
+      JointTrainOptions so = o;
+      so.tasks({task});
+      RunOptions quiet;
+      JointFit single = fit_joint(ds, split, so, quiet);
+      JointReport sr = evaluate_joint(single.model, ds, known, test, single.eval_options());
+      const double j = metric_of(rep, task, metric), s = metric_of(sr, task, metric);
+      fmt::print("  {:<20} {:>9.4f} {:>9.4f}  ({:.1f} s)\n", task + " " + metric, j, s, single.seconds);
+      out["single"][task] = joint_report_json(sr);
     }
   }
-  ScoreFn ctr_fn = [&](int32_t u, const std::vector<int32_t>& c, std::vector<float>& out) {
-    out.resize(c.size());
-    for (size_t j = 0; j < c.size(); ++j) out[j] = ctr_scores[size_t(u) * size_t(I) + size_t(c[j])];
-  };
-  const KnnOptions ko =
-      KnnOptions().kind(KnnKind::Item).similarity(KnnSimilarity::Cosine).shrinkage(0).baseline(false).k(a.knn_k);
-  auto knn_fn = [](const KnnModel& m) -> ScoreFn {
-    return [&m](int32_t u, const std::vector<int32_t>& c, std::vector<float>& out) { m.score(u, c, out); };
-  };
-  // α on validation: KNN on train only, validation items as targets, train items excluded.
-  t0 = Clock::now();
-  KnnModel knn_train(ko);
-  knn_train.fit(train, U, I);
-  RankingEvaluator ev_valid(train, U, I, RankingOptions().ks({10}).seed(ctx.seed));
-  AlphaChoice alpha = choose_alpha([&](double al) {
-    return ev_valid.evaluate(valid, fuse_score_fns(knn_fn(knn_train), ctr_fn, al)).at("NDCG@10");
-  });
-  // Test: KNN refit on train + validation (the user's latest items matter for next clicks).
-  KnnModel knn(ko);
-  knn.fit(seen, U, I);
-  const double knn_s = seconds_since(t0);
-  std::vector<float> pop(size_t(I), 0);
-  for (size_t j = 0; j < seen.size(); ++j) pop[size_t(seen.item[j])] += 1;
-  ScoreFn pop_fn = [&](int32_t, const std::vector<int32_t>& c, std::vector<float>& out) {
-    out.resize(c.size());
-    for (size_t j = 0; j < c.size(); ++j) out[j] = pop[size_t(c[j])];
-  };
-  ScoreFn fused = fuse_score_fns(knn_fn(knn), ctr_fn, alpha.alpha);
-  RankingEvaluator ev(seen, U, I, RankingOptions().ks({5, 10, 20}).seed(ctx.seed));
-  nlohmann::json topk = {{"protocol", "leave-one-out by time on clicks, full ranking over unseen items"},
-                         {"alpha", alpha.alpha},
-                         {"alpha_valid_ndcg@10", alpha.metric},
-                         {"knn_k", a.knn_k}};
-  for (const auto& [a_al, m] : alpha.curve) topk["alpha_curve"].push_back({a_al, m});
-  fmt::print("\ntop-K, leave-one-out (latest click held out), full ranking over {} items; α = {:.1f} "
-             "(validation NDCG@10 {:.4f}):\n",
-             I, alpha.alpha, alpha.metric);
-  fmt::print("  {:<22} {:>7} {:>8}\n", "model", "HR@10", "NDCG@10");
-  const std::pair<const char*, const ScoreFn*> models[] = {
-      {"most_popular", &pop_fn}, {"item_knn", nullptr}, {"ctr_head", &ctr_fn}, {"fused", &fused}};
-  ScoreFn knn_score = knn_fn(knn);
-  for (const auto& [name, fn] : models) {
-    auto r = ev.evaluate(test, fn ? *fn : knn_score);
-    topk[name] = {{"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")}, {"hr@5", r.at("HR@5")},
-                  {"hr@20", r.at("HR@20")}, {"users", r.users}};
-    fmt::print("  {:<22} {:>7.4f} {:>8.4f}\n", name, r.at("HR@10"), r.at("NDCG@10"));
-  }
+  if (rep.overall.count("scenario"))
+    fmt::print("\nscenario classifier on the test contexts: accuracy {:.4f} (majority class {:.4f})\n",
+               rep.overall["scenario"]["accuracy"], rep.overall["scenario"]["majority_accuracy"]);
 
-  // 5. Topic match of the top-5 over every test user (synthetic), then three users in detail.
-  std::vector<std::vector<int32_t>> hist(static_cast<size_t>(U)), seen_sorted(static_cast<size_t>(U));
-  for (size_t j = 0; j < seen.size(); ++j) hist[size_t(seen.user[j])].push_back(seen.item[j]);  // time order
-  for (int32_t u = 0; u < U; ++u) {
-    seen_sorted[size_t(u)] = hist[size_t(u)];
-    std::sort(seen_sorted[size_t(u)].begin(), seen_sorted[size_t(u)].end());
-  }
-  double match_fused = 0, match_pop = 0;
-  int64_t n_match = 0;
-  for (size_t j = 0; truth && j < test.size(); ++j) {
-    const int32_t u = test.user[j], st = strongest_topic(*truth, u);
-    auto cand = unseen_items(seen_sorted[size_t(u)], I);
-    for (auto [i, s] : top_k(fused, u, cand, 5)) match_fused += truth->item_main_topic[size_t(i)] == st;
-    for (auto [i, s] : top_k(pop_fn, u, cand, 5)) match_pop += truth->item_main_topic[size_t(i)] == st;
-    n_match += 5;
-  }
-  if (truth) {
-    if (n_match) match_fused /= double(n_match), match_pop /= double(n_match);
-    topk["topic_match@5"] = {{"fused", match_fused}, {"most_popular", match_pop}};
-    fmt::print("  share of top-5 items on the user's strongest topic: fused {:.3f}, most popular {:.3f}\n",
-               match_fused, match_pop);
-  }
-
+  // Recommendations per scenario for a few test users.
+  const TaskMap map = parse_task_map(a.task_map);
+  UserHistories hist(ds, known, ds.num_users(), ctx.seed);
   auto title = [&](int32_t i) { return ds.item_text.get(i, "title"); };
-  // What is shown in brackets: the item's main topic (synthetic) or its genres (MovieLens).
   auto tag = [&](int32_t i) {
     return truth ? truth->topic_names[size_t(truth->item_main_topic[size_t(i)])] : ds.item_text.get(i, "genres");
   };
+  std::vector<std::vector<char>> seen(size_t(ds.num_users()), std::vector<char>());
   nlohmann::json recs = nlohmann::json::array();
-  for (int k = 0; k < a.samples && test.size() > 0; ++k) {
-    const size_t row = (test.size() * size_t(k)) / size_t(std::max(1, a.samples));
-    const int32_t u = test.user[row], st = truth ? strongest_topic(*truth, u) : -1;
-    const auto& h = hist[size_t(u)];
-    nlohmann::json r = {{"user", ds.users.raw(u)}, {"profile", ds.user_text.get(u, "profile")},
-                        {"held_out", title(test.item[row])}};
-    if (truth) {
-      r["strongest_topic"] = truth->topic_names[size_t(st)];
-      fmt::print("\nuser {} (strongest topic: {}): \"{}\"\n  last items:\n", ds.users.raw(u),
-                 truth->topic_names[size_t(st)], r["profile"].get<std::string>());
-    } else {
-      fmt::print("\nuser {}: \"{}\"\n  last items:\n", ds.users.raw(u), r["profile"].get<std::string>());
-    }
-    for (size_t j = h.size() > 3 ? h.size() - 3 : 0; j < h.size(); ++j) {
+  fmt::print("\nrecommendations (task map: {}):\n", a.task_map);
+  for (int k = 0; k < a.samples && !test.empty(); ++k) {
+    const int32_t u = test.user[(test.size() * size_t(k)) / size_t(std::max(1, a.samples))];
+    const auto& h = hist.items(u);
+    nlohmann::json r = {{"user", ds.users.raw(u)}, {"profile", ds.user_text.get(u, "profile")}};
+    fmt::print("\nuser {}{}: \"{}\"\n  last items:\n", ds.users.raw(u),
+               truth ? " (strongest topic: " + truth->topic_names[size_t(strongest_topic(*truth, u))] + ")" : "",
+               r["profile"].get<std::string>());
+    for (size_t j = h.size() > 3 ? h.size() - 3 : 0; j < h.size(); ++j)
       fmt::print("    {:<5} [{}] {}\n", ds.items.raw(h[j]), tag(h[j]), title(h[j]));
-      r["last_items"].push_back(title(h[j]));
-    }
-    fmt::print(truth ? "  top-5 (fused score, main topic = strongest?):\n" : "  top-5 (fused score):\n");
-    bool hit = false;
-    for (auto [i, s] : top_k(fused, u, unseen_items(seen_sorted[size_t(u)], I), 5)) {
-      hit |= i == test.item[row];
-      nlohmann::json rec = {{"item", ds.items.raw(i)}, {"title", title(i)}, {"score", s}};
-      if (truth) {
-        const bool match = truth->item_main_topic[size_t(i)] == st;
-        rec["topic_match"] = match;
-        fmt::print("    {:<5} {:>6.3f} {:<3} [{}] {}\n", ds.items.raw(i), s, match ? "yes" : "no", tag(i), title(i));
-      } else {
-        rec["genres"] = tag(i);
-        fmt::print("    {:<5} {:>6.3f} [{}] {}\n", ds.items.raw(i), s, tag(i), title(i));
+    std::vector<char> user_seen(size_t(ds.num_items()), 0);
+    for (int32_t i : h) user_seen[size_t(i)] = 1;
+    for (int32_t s = 0; s < std::max<int32_t>(1, ds.scenarios.size()); ++s) {
+      at::Tensor sc = recommend_scores(fit.model, ds, known, {u}, s, map, ctx.seed)[0];
+      std::vector<int32_t> order;
+      for (int32_t i = 0; i < ds.num_items(); ++i)
+        if (!user_seen[size_t(i)]) order.push_back(i);
+      const auto* p = sc.data_ptr<float>();
+      const size_t n = std::min<size_t>(5, order.size());
+      std::partial_sort(order.begin(), order.begin() + long(n), order.end(),
+                        [&](int32_t x, int32_t y) { return p[x] != p[y] ? p[x] > p[y] : x < y; });
+      const std::string sname = s < ds.scenarios.size() ? ds.scenarios.raw(s) : "all";
+      fmt::print("  {} ({}):\n", sname, map.to_string().empty() ? "ctr" : "task map");
+      for (size_t j = 0; j < n; ++j) {
+        const int32_t i = order[j];
+        const bool match = truth && truth->item_main_topic[size_t(i)] == strongest_topic(*truth, u);
+        fmt::print("    {:<5} {:>6.2f} {}[{}] {}\n", ds.items.raw(i), p[i], truth ? (match ? "yes " : "no  ") : "",
+                   tag(i), title(i));
+        r["top5"][sname].push_back({{"item", ds.items.raw(i)}, {"title", title(i)}, {"score", p[i]}});
       }
-      r["top5"].push_back(rec);
     }
-    fmt::print("  held-out next click: {} [{}] ({})\n", title(test.item[row]), tag(test.item[row]),
-               hit ? "in the top-5" : "not in the top-5");
-    r["held_out_in_top5"] = hit;
     recs.push_back(r);
   }
-
+  out["recommendations"] = recs;
+  const std::string ckpt = a.run_dir + "/joint.ckpt";
+  save_checkpoint(ckpt, fit.to_checkpoint(ds));
   const double wall = seconds_since(t_all);
-  fmt::print("\nwall time {:.1f} s (data {:.1f} s, CTR {:.1f} s, KNN + α + evaluation {:.1f} s) on {}\n", wall,
-             world["seconds"].get<double>(), ctr_fit_s, knn_s, describe_device(choose_device(ctx.device)));
-  ctx.write_json({{"seed", ctx.seed},
-                  {"device", describe_device(choose_device(ctx.device))},
-                  {"wall_s", wall},
-                  {"world", world},
-                  {"ctr", ctr_j},
-                  {"topk", topk},
-                  {"recommendations", recs}});
+  fmt::print("\nreport: {}/joint/report.html, checkpoint: {}\nwall time {:.1f} s (joint model {:.1f} s) on {}\n",
+             a.run_dir, ckpt, wall, joint_s, describe_device(choose_device(ctx.device)));
+  out["wall_s"] = wall;
+  ctx.write_json(out);
 }
 
 }  // namespace
 
 MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
-  auto* demo = app.add_subcommand("demo", "Generate the synthetic world (or read ML-100K), train the CTR head and "
-                                          "item-KNN on it, evaluate them and print sample recommendations");
+  auto* demo = app.add_subcommand("demo", "Generate the synthetic world (or read ML-100K), train the unified model and "
+                                          "the single-task models on it, evaluate them and print recommendations");
   auto a = std::make_shared<DemoArgs>();
   demo->add_option("--dataset", a->dataset, "synthetic|ml-100k")
       ->check(CLI::IsMember({"synthetic", "ml-100k"}))
       ->capture_default_str();
   demo->add_option("--data-dir", a->data_dir, "ml-100k: the folder holding u.data");
-  demo->add_option("--min-rating", a->min_rating, "ml-100k: ratings at or above this are the positives")
-      ->capture_default_str();
   add_world_options(demo, a->world);
-  demo->add_option("--ctr-epochs", a->ctr_epochs, "CTR head epochs (early stopping on validation AUC)")
-      ->capture_default_str();
-  demo->add_option("--knn-k", a->knn_k, "Item-KNN neighbours")->capture_default_str();
+  add_joint_options(demo, a->joint);
+  demo->add_option("--epochs", a->joint.trainer_.epochs_, "Joint (and single-task) epochs")->capture_default_str();
+  demo->add_flag("!--no-compare", a->compare, "Skip the single-task models");
+  demo->add_option("--task-map", a->task_map, "Heads per scenario: scen=head[:w],...;*=head")->capture_default_str();
+  demo->add_option("--run-dir", a->run_dir, "Folder for the report, metrics and checkpoints")->capture_default_str();
   demo->add_option("--samples", a->samples, "Users shown with their recommendations")->capture_default_str();
   demo->callback([&ctx, a] { run_demo(*a, ctx); });
 });

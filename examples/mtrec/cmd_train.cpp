@@ -78,8 +78,11 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
     if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
     if (a.split == "loo") {
       d.split = leave_one_out_split(d.data.interactions, ctx.seed);
+    } else if (a.split == "temporal") {
+      // 80/10/10 by time: the items released late are first seen after the training cut.
+      d.split = temporal_split(d.data.interactions, 0.8, 0.1);
     } else {
-      MTREC_CHECK(a.split == "random", "--dataset synthetic takes --split loo or random, got '", a.split, "'");
+      MTREC_CHECK(a.split == "random", "--dataset synthetic takes --split loo, random or temporal, got '", a.split, "'");
       d.split = random_split(d.data.interactions, 0.1, 0.1, ctx.seed);
     }
     d.description = "synthetic world (seed " + std::to_string(ctx.seed) + ", " + a.split + " split)";
@@ -327,6 +330,7 @@ MTREC_TRAIN_TASK(TrainTask{"ctr", "click-through MLP + dot, AUC/GAUC/logloss (pr
 
 std::string default_split(const std::string& task, const std::string& dataset) {
   if (task == "rating" || task == "ctr" || task == "knn") return dataset == "ml-100k" ? "u1" : "random";
+  if (task == "joint") return dataset == "ml-100k" ? "u1" : "temporal";
   return "loo";
 }
 
@@ -335,7 +339,7 @@ void add_data_options(CLI::App* cmd, TrainArgs& a) {
       ->capture_default_str();
   cmd->add_option("--data-dir", a.data_dir, "Folder holding the MovieLens files");
   cmd->add_option("--split", a.split,
-                  "u1..u5|ua|ub|loo (ml-100k), loo|random (synthetic), loo|random|temporal (csv, dir); default per task");
+                  "u1..u5|ua|ub|loo (ml-100k), loo|random|temporal (synthetic, csv, dir); default per task");
   cmd->add_option("--synthetic-users", a.synthetic_users)->capture_default_str();
   cmd->add_option("--synthetic-items", a.synthetic_items)->capture_default_str();
   cmd->add_option("--synthetic-interactions", a.synthetic_interactions)->capture_default_str();
@@ -347,13 +351,17 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   static TrainArgs args;
   std::string names;
   for (const auto& [name, t] : train_tasks()) names += (names.empty() ? "" : "|") + name;
-  auto* train = app.add_subcommand("train", "Train one task head and report its test metrics");
-  train->add_option("--task", args.task, names)->required();
+  auto* train = app.add_subcommand("train", "Train the joint model (default) or one task head and report its test metrics");
+  args.task = "joint";
+  train->add_option("--task", args.task, names)->capture_default_str();
   add_data_options(train, args);
   args.split.clear();
   train->add_option("--epochs", args.epochs, "Epochs (default per task)");
   train->add_option("--dim", args.dim, "Embedding / latent dimension (default per task)");
   train->add_option("--lr", args.lr, "Learning rate (default per task)");
+  train->add_option("--batch", args.batch, "Batch size (default per task: next-item 64 users, joint 512 examples)");
+  train->add_option("--patience", args.patience,
+                    "Validations without improvement before stopping (default per task: next-item 0, joint 3; 0: never)");
   train->add_option("--out", args.out, "Write the trained model to this checkpoint");
   train->add_option("--valid-fraction", args.valid_fraction,
                     "Share of the training rows held out for validation when the split has none (u1..u5)")

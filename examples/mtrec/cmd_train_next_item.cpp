@@ -17,7 +17,7 @@ namespace {
 
 struct NextItemArgs {
   int64_t max_len = 200, layers = 2, heads = 1;
-  int batch = 64, warmup = 40, eval_every = 5, patience = 0;
+  int warmup = 40, eval_every = 5;
   double dropout = 0.2;
 };
 NextItemArgs& next_args() {
@@ -59,11 +59,11 @@ nlohmann::json train_next_item_task(const TrainArgs& args, const CliContext& ctx
   auto result = fit_next_item(model, data,
                               NextItemTrainOptions()
                                   .epochs(a.epochs ? a.epochs : 30)
-                                  .batch_size(na.batch)
+                                  .batch_size(a.batch > 0 ? a.batch : 64)
                                   .lr(a.lr > 0 ? a.lr : 5e-3)
                                   .warmup_steps(na.warmup)
                                   .eval_every(na.eval_every)
-                                  .patience(na.patience)
+                                  .patience(a.patience >= 0 ? a.patience : 0)
                                   .seed(ctx.seed)
                                   .device(ctx.device),
                               run_options(a, ctx, d.data));
@@ -105,11 +105,8 @@ MTREC_TRAIN_TASK(TrainTask{
       cmd->add_option("--max-len", a.max_len, "next-item: history positions seen")->capture_default_str();
       cmd->add_option("--layers", a.layers, "next-item: transformer blocks")->capture_default_str();
       cmd->add_option("--heads", a.heads, "next-item: attention heads")->capture_default_str();
-      cmd->add_option("--batch", a.batch, "next-item: users per batch")->capture_default_str();
       cmd->add_option("--warmup", a.warmup, "next-item: warm-up steps")->capture_default_str();
       cmd->add_option("--eval-every", a.eval_every, "next-item: epochs between validations")->capture_default_str();
-      cmd->add_option("--patience", a.patience, "next-item: validations without gain before stopping (0: never)")
-          ->capture_default_str();
       cmd->add_option("--dropout", a.dropout, "next-item: dropout")->capture_default_str();
     }});
 

@@ -31,6 +31,8 @@ struct TrainArgs {
   int64_t dim = 0;      // 0: the task's default
   double lr = 0;        // 0: the task's default
   int negatives = 0;    // 0: the task's default
+  int batch = 0;        // 0: the task's default (next-item: users, joint: examples per batch)
+  int patience = -1;    // validations without improvement before stopping; -1: the task's default
   int synthetic_users = 1000, synthetic_items = 500;
   int64_t synthetic_interactions = 50000;
   bool positives_only = false;  // set by implicit tasks: drop non-positive rows before splitting

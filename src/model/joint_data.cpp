@@ -94,7 +94,7 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
       num_users_(ds.num_users()),
       num_items_(ds.num_items()),
       num_scenarios_(std::max<int64_t>(1, ds.scenarios.size())),
-      sampler_(options.ctr_negatives_ > 0 ? implicit_positives(ds, train, options.ctr_min_rating_) : Interactions(),
+      sampler_(options.ctr_negatives_ > 0 ? implicit_positives(ds, train, 0) : Interactions(),
                ds.num_users(), ds.num_items(), NegativeSampler::Kind::Uniform, options.seed_),
       pad_id_(pad_id),
       epoch_seed_(options.seed_) {
@@ -142,6 +142,9 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
 
   // Labels, each by the rule of its view in tasks/labels.h.
   positive_ = positive_rows(ds, train, o.ctr_min_rating_);
+  // Engaged rows (any behaviour but an impression, any star) are the interactions of the
+  // sequence, next-item and match tasks (protocols S and D); the threshold only labels clicks.
+  engaged_ = o.ctr_min_rating_ > 0 ? positive_rows(ds, train, 0) : positive_;
   has_star_ = train.has_rating ? rows_kept(train, [&](const Interactions& y) { return explicit_ratings(ds, y); })
                                : std::vector<uint8_t>(n, 0);
   rating_.assign(n, 0.0f);
@@ -176,7 +179,7 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
   for (size_t u = 0; u < seq.size(); ++u)
     for (size_t r : seq[u]) {
       history_end_[r] = static_cast<int32_t>(histories_[u].size());
-      if (positive_[r]) histories_[u].push_back(item_[r]);
+      if (engaged_[r]) histories_[u].push_back(item_[r]);
     }
 
   for (size_t r = 0; r < n; ++r)
@@ -248,6 +251,8 @@ Batch JointSource::make_batch(const std::vector<int64_t>& rows, const c10::Devic
     if (positive_[r]) {
       ca[i][0] = 1;
       if (ctr_column_[r] > 0) ca[i][ctr_column_[r]] = 1;
+    }
+    if (engaged_[r]) {
       mm[i] = true;
       mn[i] = end > 0;
     }

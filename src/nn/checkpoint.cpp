@@ -36,6 +36,7 @@ std::string dtype_name(c10::ScalarType t) {
     case c10::kLong: return "i64";
     case c10::kInt: return "i32";
     case c10::kByte: return "u8";
+    case c10::kBool: return "b8";
     default: MTREC_CHECK(false, "checkpoint: unsupported tensor dtype ", c10::toString(t));
   }
   return "";
@@ -46,6 +47,7 @@ c10::ScalarType dtype_of(const std::string& name, const std::string& file) {
   if (name == "i64") return c10::kLong;
   if (name == "i32") return c10::kInt;
   if (name == "u8") return c10::kByte;
+  if (name == "b8") return c10::kBool;
   MTREC_CHECK(false, "checkpoint '", file, "': unknown tensor dtype '", name, "'");
   return c10::kFloat;
 }

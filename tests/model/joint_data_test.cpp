@@ -172,10 +172,11 @@ TEST(JointData, RatingOnlyDataUsesTheMinimumRatingForCtr) {
   EXPECT_EQ(floats(b.at("click")), (std::vector<float>{1, 0, 1, 0, 1}));
   EXPECT_EQ(bools(b.at("mask/ctr")), (std::vector<int64_t>{1, 0, 1, 0, 1}));  // a low star is no label
   EXPECT_EQ(bools(b.at("mask/rating")), (std::vector<int64_t>{1, 1, 1, 1, 1}));
-  EXPECT_EQ(bools(b.at("mask/match")), (std::vector<int64_t>{1, 0, 1, 0, 1}));
-  EXPECT_EQ(bools(b.at("mask/next_item")), (std::vector<int64_t>{0, 0, 1, 0, 0}));
-  // Histories hold only the liked items: r2's is m0, not m1.
-  EXPECT_EQ(longs(b.at("history")), (std::vector<int64_t>{0, 1, 1, 0, 0}));
+  // Every rated row is an interaction of the sequence tasks (protocols S and D), whatever its star.
+  EXPECT_EQ(bools(b.at("mask/match")), (std::vector<int64_t>{1, 1, 1, 1, 1}));
+  EXPECT_EQ(bools(b.at("mask/next_item")), (std::vector<int64_t>{0, 1, 1, 0, 1}));
+  // Histories hold every rated item: r2's is m0, m1.
+  EXPECT_EQ(longs(b.at("history")), (std::vector<int64_t>{0, 0, 0, 1, 1, 2, 0, 0, 0, 4}));
 }
 
 TEST(JointData, SampledNegativesAvoidPositivesAndAreRedrawnPerEpochSeed) {
@@ -192,11 +193,11 @@ TEST(JointData, SampledNegativesAvoidPositivesAndAreRedrawnPerEpochSeed) {
   };
   src.begin_epoch(0, 77);
   Batch b = negatives();
-  // Positives of user a: m0, m2 (m1 is rated 2: not a positive, so it may be drawn); of b: m4.
+  // Rated items of user a: m0, m1, m2 (m1's 2 stars make no click, but it is not unseen); of b: m4.
   const auto users = longs(b.at("user")), items = longs(b.at("item"));
   EXPECT_EQ(users, (std::vector<int64_t>{0, 0, 0, 0, 0, 0, 1, 1, 1}));
   for (size_t k = 0; k < items.size(); ++k) {
-    const std::set<int64_t> pos = users[k] == 0 ? std::set<int64_t>{0, 2} : std::set<int64_t>{4};
+    const std::set<int64_t> pos = users[k] == 0 ? std::set<int64_t>{0, 1, 2} : std::set<int64_t>{4};
     EXPECT_FALSE(pos.count(items[k])) << "negative " << k << " is positive item " << items[k];
     EXPECT_GE(items[k], 0);
     EXPECT_LT(items[k], 40);
@@ -205,8 +206,8 @@ TEST(JointData, SampledNegativesAvoidPositivesAndAreRedrawnPerEpochSeed) {
   EXPECT_EQ(bools(b.at("mask/ctr")), std::vector<int64_t>(9, 1));
   for (const char* m : {"mask/rating", "mask/next_item", "mask/match"})
     EXPECT_EQ(bools(b.at(m)), std::vector<int64_t>(9, 0)) << m;
-  // The positive's history and scenario: negatives 3..5 come from r2 (history m0).
-  EXPECT_EQ(longs(b.at("history").select(0, 4)), (std::vector<int64_t>{1}));
+  // The positive's history and scenario: negatives 3..5 come from r2 (history m0, m1).
+  EXPECT_EQ(longs(b.at("history").select(0, 4)), (std::vector<int64_t>{1, 2}));
   EXPECT_EQ(longs(b.at("scenario")), std::vector<int64_t>(9, 0));
 
   // The same epoch seed redraws the same items, whatever came before; another seed others.

@@ -10,7 +10,7 @@
 //
 // Fields of a batch (all on the batch's device, first dimension B unless said otherwise):
 //   "user", "item", "scenario"   int64 [B]
-//   "history"      int64 [B, L]: the user's positive training items strictly before this example
+//   "history"      int64 [B, L]: the user's engaged training items strictly before this example
 //                  in the user's time order (ties: the seeded order of mtrec::user_sequences;
 //                  row order without timestamps),
 //                  the last max_history of them as right-aligned tokens (item i -> i+1, 0 = pad);
@@ -20,8 +20,9 @@
 //   "click"        float [B, C] (C = ctr_columns().size()): column 0 = positive (the rule of
 //                  implicit_positives with ctr_min_rating), column j > 0 = the row's behaviour is
 //                  ctr_columns()[j]; "mask/ctr": rows with a CTR label (below)
-//   "mask/next_item"  positive rows with a non-empty history (the target is "item")
-//   "mask/match"      positive rows (the two-tower objective)
+//   "mask/next_item"  engaged rows (every row but impressions, whatever the star) with a
+//                     non-empty history (the target is "item")
+//   "mask/match"      engaged rows (the two-tower objective)
 //   with context rows and contexts in the data: "context_ids" int64 [B, Lc] (padded with
 //   pad_id), "context_mask" bool [B, Lc], "mask/scenario" bool [B] (rows with a context)
 //   with MLM rows and options: "mlm/input_ids", "mlm/labels" int64 [M, Lm], "mlm/attention_mask",
@@ -30,8 +31,8 @@
 // CTR labels: on multi-behaviour data every exposure has one (impressions are the negatives);
 // on rating-only data with ctr_min_rating > 0 the rows rated below it have none (a low star is
 // neither a click nor an impression); otherwise every row is a positive. With ctr_negatives > 0,
-// each positive adds that many sampled examples (the user, an item outside the user's training
-// positives, the positive's scenario and history) whose only label is click = 0.
+// each positive adds that many sampled examples (the user, an item the user has no engaged
+// training row for, the positive's scenario and history) whose only label is click = 0.
 //
 // Examples [0, train.size()) are the training rows in order, then the sampled negatives. The
 // negatives and the MLM draws depend only on the epoch seed (and the batch's rows), so a
@@ -122,7 +123,7 @@ class JointSource : public BatchSource {
   std::vector<int16_t> scenario_;
   std::vector<int32_t> context_;       // -1: none (all -1 without context fields)
   std::vector<float> rating_;          // the star where has_star_, else 0
-  std::vector<uint8_t> has_star_, positive_, ctr_labelled_;
+  std::vector<uint8_t> has_star_, positive_, engaged_, ctr_labelled_;
   std::vector<int16_t> ctr_column_;    // column j > 0 of the row's behaviour, 0: none
   std::vector<int32_t> history_end_;   // positives of the user before the row (index into histories_)
   std::vector<std::vector<int32_t>> histories_;  // per user, chronological positive items

@@ -1,0 +1,265 @@
+// Quality of the unified model under protocol M of EVALUATION.md, in one run:
+//   synthetic world (temporal split 80/10/10, so late items are first seen in the test rows):
+//     - the joint model against each single-task model (same architecture, same epochs) on that
+//       task's metric;
+//     - scenario-aware (STAR, PEPNet) against scenario-agnostic, per scenario;
+//     - text + ID against ID only on cold-start items;
+//     - ablations: λ (MLM off vs on), the weighting rule, the expert architecture;
+//     - the scenario classifier against the majority class;
+//   ML-100K (with --data-dir):
+//     - R: 5-fold RMSE / MAE of the joint model, and fused with item-KNN (α on validation);
+//     - S: next-item HR@10 / NDCG@10, leave-one-out, full ranking, joint against the same
+//       model with only next_item;
+//     - C: u1, rating >= 4 positives + 4 sampled negatives, AUC, joint against CTR only;
+//   speed: examples/s of the joint step (text fine-tuned, frozen, off) and the share of the
+//     step spent in the text encoder.
+// Usage: quality_joint [--data-dir DIR] [--only synthetic|ml100k|speed] [--epochs N] [--folds N]
+//                      [--seed N] [--device auto|cpu|cuda] [--threads N]
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "mtrec/cf/knn.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/core/random.h"
+#include "mtrec/data/movielens.h"
+#include "mtrec/data/split.h"
+#include "mtrec/data/synthetic.h"
+#include "mtrec/eval/metrics.h"
+#include "mtrec/model/joint_data.h"
+#include "mtrec/model/joint_eval.h"
+#include "mtrec/tasks/fusion.h"
+#include "mtrec/tasks/labels.h"
+#include "mtrec/train/fit_joint.h"
+
+using namespace mtrec;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+void row(const std::string& protocol, const std::string& system, const std::string& metric, double value,
+         const std::string& note, double wall) {
+  fmt::print("  {:<4} {:<40} {:<26} {:>8.4f} {:>7.1f}s  {}\n", protocol, system, metric, value, wall, note);
+  std::fflush(stdout);
+}
+
+double get(const std::map<std::string, Metrics>& m, const std::string& task, const std::string& metric) {
+  auto it = m.find(task);
+  if (it == m.end() || !it->second.count(metric)) return std::nan("");
+  return it->second.at(metric);
+}
+
+std::vector<size_t> merged(std::vector<size_t> a, const std::vector<size_t>& b) {
+  a.insert(a.end(), b.begin(), b.end());
+  std::sort(a.begin(), a.end());
+  return a;
+}
+
+struct Run {
+  JointFit fit;
+  JointReport test;
+  double wall = 0;
+};
+
+Run run(const Dataset& ds, const Split& split, const JointTrainOptions& o) {
+  const auto t0 = Clock::now();
+  Run r{fit_joint(ds, split, o, {}), {}, 0};
+  r.test = evaluate_joint(r.fit.model, ds, ds.interactions.subset(merged(split.train, split.valid)),
+                          ds.interactions.subset(split.test), r.fit.eval_options());
+  r.wall = since(t0);
+  return r;
+}
+
+const std::vector<std::pair<std::string, std::string>> kMain = {
+    {"rating", "rmse"}, {"ctr", "auc"}, {"next_item", "NDCG@10"}, {"match", "NDCG@10"}};
+
+void synthetic(const JointTrainOptions& base, uint64_t seed) {
+  fmt::print("\nprotocol M, synthetic world (2000 users, 1000 items, 120k exposures, seed {}), split 80/10/10 by time; "
+             "every row {} epochs\n",
+             seed, base.trainer_.epochs_);
+  SyntheticWorld w = generate_world(SyntheticOptions().users(2000).items(1000).interactions(120000).seed(seed));
+  const Dataset& ds = w.data;
+  Split split = temporal_split(ds.interactions, 0.8, 0.1);
+  Run joint = run(ds, split, base);
+  for (const auto& [task, metric] : kMain) {
+    row("M", "joint (mmoe + star, static)", task + " " + metric, get(joint.test.overall, task, metric), "", joint.wall);
+    JointTrainOptions so = base;
+    so.tasks({task});
+    Run single = run(ds, split, so);
+    row("M", "single-task " + task, task + " " + metric, get(single.test.overall, task, metric), "", single.wall);
+  }
+  row("M", "joint", "scenario accuracy", get(joint.test.overall, "scenario", "accuracy"),
+      fmt::format("majority class {:.4f}", get(joint.test.overall, "scenario", "majority_accuracy")), joint.wall);
+
+  // Scenario conditioning, per scenario.
+  for (const char* arch : {"none", "star", "pepnet"}) {
+    JointTrainOptions so = base;
+    so.scenario_arch(arch);
+    Run r = std::string(arch) == base.scenario_arch_ ? joint : run(ds, split, so);
+    for (const auto& [scen, by_task] : r.test.per_scenario)
+      row("M", std::string("scenario layer ") + arch, scen + " ctr auc", get(by_task, "ctr", "auc"), "", r.wall);
+  }
+  // Cold start: text + ID against ID only.
+  {
+    JointTrainOptions so = base;
+    so.text("none");
+    Run id_only = run(ds, split, so);
+    for (const auto& [task, metric] : {std::pair<std::string, std::string>{"ctr", "auc"}, {"next_item", "HR@10"}}) {
+      row("M", "text + ID, cold items", task + " " + metric, get(joint.test.cold, task, metric), "", joint.wall);
+      row("M", "ID only, cold items", task + " " + metric, get(id_only.test.cold, task, metric), "", id_only.wall);
+    }
+  }
+  // λ, weighting, experts.
+  auto ablate = [&](const std::string& label, JointTrainOptions so) {
+    Run r = run(ds, split, so);
+    for (const auto& [task, metric] : kMain)
+      row("M", label, task + " " + metric, get(r.test.overall, task, metric), "", r.wall);
+  };
+  {
+    JointTrainOptions so = base;
+    std::vector<std::string> t;
+    for (const auto& x : base.tasks_)
+      if (x != "mlm") t.push_back(x);
+    so.tasks(t);
+    ablate("λ = 0 (no MLM)", so);
+  }
+  for (const char* weighting : {"uncertainty", "gradnorm"}) ablate(std::string("weighting ") + weighting, JointTrainOptions(base).weighting(weighting));
+  for (const char* arch : {"shared-bottom", "ple"}) ablate(std::string("experts ") + arch, JointTrainOptions(base).arch(arch));
+}
+
+void movielens(const std::string& dir, const JointTrainOptions& base, int folds, uint64_t seed) {
+  fmt::print("\nML-100K ({}), joint model: rating, ctr (rating >= 4), next_item, match, mlm on titles and genres\n", dir);
+  // R: the official folds.
+  double sum_rmse = 0, sum_mae = 0, sum_fused = 0;
+  for (int f = 1; f <= folds; ++f) {
+    const auto t0 = Clock::now();
+    auto fold = read_movielens_100k_fold(dir, std::to_string(f));
+    const Dataset& ds = fold.data;
+    Split split = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
+    Run r = run(ds, split, base);
+    const double rm = get(r.test.overall, "rating", "rmse");
+    sum_rmse += rm, sum_mae += get(r.test.overall, "rating", "mae");
+    // Fusion with item-KNN on ratings, α on the validation rows.
+    KnnModel knn(KnnOptions().kind(KnnKind::Item).similarity(KnnSimilarity::PearsonBaseline).k(40));
+    knn.fit(ds.interactions.subset(split.train), ds.num_users(), ds.num_items());
+    auto predict = [&](const Interactions& x, std::vector<float>& model, std::vector<float>& cf) {
+      model.clear(), cf = knn.predict(x);
+      UserHistories h(ds, ds.interactions.subset(split.train), ds.num_users(), seed);
+      torch::NoGradGuard g;
+      for (size_t a = 0; a < x.size(); a += 2048) {
+        std::vector<int32_t> u(x.user.begin() + long(a), x.user.begin() + long(std::min(x.size(), a + 2048)));
+        std::vector<int64_t> u64(u.begin(), u.end()), i64(x.item.begin() + long(a), x.item.begin() + long(a + u.size()));
+        at::Tensor ut = torch::tensor(u64);
+        at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.max_history_));
+        auto p = r.fit.model->rank_outputs(ut, uv, torch::tensor(i64), torch::zeros({int64_t(u.size())}, torch::kInt64)).first;
+        p = p.clamp(1, 5).contiguous();
+        model.insert(model.end(), p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+      }
+    };
+    Interactions valid = ds.interactions.subset(split.valid), test = ds.interactions.subset(split.test);
+    std::vector<float> vm, vc, tm, tc;
+    predict(valid, vm, vc);
+    predict(test, tm, tc);
+    double best_a = 0, best = 1e9;
+    for (double al = 0; al <= 1.0001; al += 0.1) {
+      std::vector<float> b(vm.size());
+      for (size_t j = 0; j < b.size(); ++j) b[j] = float(al * vc[j] + (1 - al) * vm[j]);
+      const double e = rmse(b, valid.rating);
+      if (e < best) best = e, best_a = al;
+    }
+    std::vector<float> fused(tm.size());
+    for (size_t j = 0; j < fused.size(); ++j) fused[j] = float(best_a * tc[j] + (1 - best_a) * tm[j]);
+    const double fr = rmse(fused, test.rating);
+    sum_fused += fr;
+    row("R", fmt::format("joint, fold u{}", f), "rmse / fused rmse", rm,
+        fmt::format("fused with item-KNN (α {:.1f}) {:.4f}", best_a, fr), since(t0));
+  }
+  row("R", fmt::format("joint, mean of {} folds", folds), "rmse", sum_rmse / folds,
+      fmt::format("mae {:.4f}; fused rmse {:.4f}; Bayesian MF .8991", sum_mae / folds, sum_fused / folds), 0);
+
+  // S and C.
+  Dataset ds = read_movielens_100k(dir);
+  Split loo = leave_one_out_split(ds.interactions, seed);
+  Run joint_s = run(ds, loo, base);
+  Run single_s = run(ds, loo, JointTrainOptions(base).tasks({"next_item"}));
+  for (const char* m : {"HR@10", "NDCG@10"}) {
+    row("S", "joint", std::string("next_item ") + m, get(joint_s.test.overall, "next_item", m), "full ranking", joint_s.wall);
+    row("S", "single-task next_item", std::string("next_item ") + m, get(single_s.test.overall, "next_item", m),
+        "full ranking", single_s.wall);
+  }
+  auto fold = read_movielens_100k_fold(dir, "1");
+  Split u1 = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
+  Run joint_c = run(fold.data, u1, base);
+  Run single_c = run(fold.data, u1, JointTrainOptions(base).tasks({"ctr"}));
+  row("C", "joint", "ctr auc", get(joint_c.test.overall, "ctr", "auc"),
+      fmt::format("gauc {:.4f}", get(joint_c.test.overall, "ctr", "gauc")), joint_c.wall);
+  row("C", "single-task ctr", "ctr auc", get(single_c.test.overall, "ctr", "auc"),
+      fmt::format("gauc {:.4f}", get(single_c.test.overall, "ctr", "gauc")), single_c.wall);
+}
+
+void speed(const JointTrainOptions& base, uint64_t seed, const std::string& device) {
+  fmt::print("\nspeed: joint step on the synthetic world (1000 users, 500 items, 60k exposures), one epoch, no "
+             "validation, batch {}, {}\n",
+             base.trainer_.batch_size_, describe_device(choose_device(device)));
+  SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
+  Split split = temporal_split(w.data.interactions, 0.8, 0.1);
+  split.valid.clear();
+  double none_rate = 0;
+  std::vector<std::pair<std::string, double>> rates;
+  for (const char* text : {"none", "frozen", "finetune"})
+    for (bool bf16 : {false, true}) {
+      if (bf16 && choose_device(device).is_cpu()) continue;  // bf16 autocast is CUDA-only here
+      JointTrainOptions o = JointTrainOptions(base).text(text).epochs(1);
+      o.trainer_.bf16(bf16);
+      const auto t0 = Clock::now();
+      JointFit f = fit_joint(w.data, split, o, {});
+      const double rate = double(f.summary.state.examples) / f.seconds;
+      if (std::string(text) == "none" && !bf16) none_rate = rate;
+      row("T", fmt::format("text {}{}", text, bf16 ? ", bf16" : ""), "examples/s", rate,
+          none_rate > 0 && std::string(text) != "none"
+              ? fmt::format("text encoder share of the step {:.0f}%", 100 * (1 - rate / none_rate))
+              : "",
+          since(t0));
+    }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app("Quality of the unified model (protocol M), ML-100K R/S/C and the joint step's speed");
+  std::string data_dir = "../shared/data/ml-100k", only, device = "auto";
+  int epochs = 4, folds = 5, threads = 0;
+  uint64_t seed = 42;
+  app.add_option("--data-dir", data_dir)->capture_default_str();
+  app.add_option("--only", only, "synthetic|ml100k|speed")->check(CLI::IsMember({"", "synthetic", "ml100k", "speed"}));
+  app.add_option("--epochs", epochs)->capture_default_str();
+  app.add_option("--folds", folds)->capture_default_str();
+  app.add_option("--seed", seed)->capture_default_str();
+  app.add_option("--device", device)->capture_default_str();
+  app.add_option("--threads", threads, "LibTorch threads (0: the library default)");
+  CLI11_PARSE(app, argc, argv);
+  if (threads > 0) at::set_num_threads(threads);
+  set_log_level(parse_log_level("warn"));
+  JointTrainOptions base = JointTrainOptions().epochs(epochs).seed(seed).device(device).patience(0);
+  fmt::print("quality_joint: seed {}, {} epochs per row, device {}, {} LibTorch threads\n", seed, epochs,
+             describe_device(choose_device(device)), at::get_num_threads());
+  fmt::print("  {:<4} {:<40} {:<26} {:>8} {:>8}  {}\n", "prot", "system", "metric", "value", "wall", "note");
+  if (only.empty() || only == "synthetic") synthetic(base, seed);
+  if (only.empty() || only == "ml100k") {
+    if (std::filesystem::exists(data_dir + "/u.data"))
+      movielens(data_dir, base, folds, seed);
+    else
+      fmt::print("\nML-100K skipped: {} has no u.data (pass --data-dir)\n", data_dir);
+  }
+  if (only.empty() || only == "speed") speed(base, seed, device);
+  return 0;
+}

@@ -1,0 +1,143 @@
+// `mtrec train --task joint` (the default task): the unified model on one split, every task
+// reported on the test rows, overall, per scenario and on cold-start items; and `mtrec eval`
+// of a joint checkpoint.
+//   mtrec train --dataset synthetic --arch mmoe --scenario-arch star --weighting uncertainty --out joint.ckpt
+#include <fmt/format.h>
+
+#include <chrono>
+#include <set>
+#include <sstream>
+
+#include "joint_cli.h"
+#include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
+#include "mtrec/core/log.h"
+#include "mtrec/data/split.h"
+#include "train_registry.h"
+
+namespace mtrec::cli {
+
+void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
+  static std::string tasks;
+  tasks.clear();
+  for (const auto& t : o.tasks_) tasks += (tasks.empty() ? "" : ",") + t;
+  cmd->add_option_function<std::string>(
+         "--tasks",
+         [&o](const std::string& v) {
+           std::vector<std::string> t;
+           std::stringstream ss(v);
+           for (std::string s; std::getline(ss, s, ',');)
+             if (!s.empty()) t.push_back(s == "next-item" ? "next_item" : s);
+           o.tasks(t);
+         },
+         "joint: comma-separated tasks (rating,ctr,next-item,match,scenario,mlm; those the data lacks are left out)")
+      ->default_str(tasks);
+  cmd->add_option("--arch", o.arch_, "joint: shared experts (shared-bottom|mmoe|ple)")
+      ->check(CLI::IsMember({"shared-bottom", "mmoe", "ple"}))
+      ->capture_default_str();
+  cmd->add_option("--levels", o.levels_, "joint: PLE extraction levels")->capture_default_str();
+  cmd->add_option("--experts", o.experts_, "joint: experts (MMoE) / shared experts per level (PLE)")->capture_default_str();
+  cmd->add_option("--scenario-arch", o.scenario_arch_, "joint: scenario conditioning (none|star|pepnet)")
+      ->check(CLI::IsMember({"none", "star", "pepnet"}))
+      ->capture_default_str();
+  cmd->add_option("--weighting", o.weighting_, "joint: loss weighting (static|uncertainty|gradnorm)")
+      ->check(CLI::IsMember({"static", "uncertainty", "gradnorm"}))
+      ->capture_default_str();
+  cmd->add_option("--text", o.text_, "joint: text encoder in the joint loss (finetune|frozen|none)")
+      ->check(CLI::IsMember({"finetune", "frozen", "none"}))
+      ->capture_default_str();
+  cmd->add_option("--mlm-lambda", o.mlm_lambda_, "joint: λ of the MLM loss")->capture_default_str();
+  cmd->add_option("--pretrain-epochs", o.pretrain_epochs_, "joint: MLM epochs on the catalogue before the joint run")
+      ->capture_default_str();
+  cmd->add_option("--text-dim", o.text_dim_, "joint: text encoder width")->capture_default_str();
+  cmd->add_option("--text-layers", o.text_layers_, "joint: text encoder layers")->capture_default_str();
+  cmd->add_option("--max-history", o.max_history_, "joint: recent items the sequence encoder reads")
+      ->capture_default_str();
+  cmd->add_option("--id-dropout", o.id_dropout_, "joint: share of examples trained without ID embeddings")
+      ->capture_default_str();
+}
+
+nlohmann::json joint_report_json(const JointReport& r) { return nlohmann::json::parse(r.to_json()); }
+
+void print_joint_report(const JointReport& r, const std::string& title) {
+  std::vector<std::string> scen;
+  for (const auto& [s, m] : r.per_scenario) scen.push_back(s);
+  fmt::print("{}\n  {:<22} {:>9}", title, "task / metric", "overall");
+  for (const auto& s : scen) fmt::print(" {:>10}", s.substr(0, 10));
+  if (!r.cold.empty()) fmt::print(" {:>10}", "cold items");
+  fmt::print("\n");
+  auto cell = [](const std::map<std::string, Metrics>& by_task, const std::string& t, const std::string& m) {
+    auto it = by_task.find(t);
+    if (it == by_task.end() || !it->second.count(m)) return fmt::format("{:>10}", "-");
+    return fmt::format("{:>10.4f}", it->second.at(m));
+  };
+  for (const auto& [task, metrics] : r.overall)
+    for (const auto& [name, v] : metrics) {
+      if (name == "count" || name == "users") continue;
+      fmt::print("  {:<22} {:>9.4f}", task + " " + name, v);
+      for (const auto& s : scen) fmt::print(" {}", cell(r.per_scenario.at(s), task, name));
+      if (!r.cold.empty()) fmt::print(" {}", cell(r.cold, task, name));
+      fmt::print("\n");
+    }
+}
+
+namespace {
+
+JointTrainOptions joint_args;
+
+/// Test-stage history: everything before the test rows (train + valid).
+Interactions known_rows(const LoadedData& d) { return d.data.interactions.subset(concat(d.split.train, d.split.valid)); }
+
+nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
+  auto d = load_data(a, ctx);
+  const auto t0 = std::chrono::steady_clock::now();
+  JointTrainOptions o = joint_args;
+  o.seed(ctx.seed).device(ctx.device);
+  if (a.epochs) o.epochs(a.epochs);
+  if (a.dim) o.dim(a.dim);
+  if (a.lr) o.trainer_.lr(a.lr);
+  if (a.negatives) o.ctr_negatives(a.negatives);
+  if (a.batch) o.trainer_.batch_size(a.batch);
+  if (a.patience >= 0) o.patience(a.patience);
+  JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d.data));
+  JointReport r = evaluate_joint(fit.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test),
+                                 fit.eval_options());
+  print_joint_report(r, fmt::format("joint model, test rows ({}):", d.description));
+  auto j = run_info(a, ctx, d);
+  j["report"] = joint_report_json(r);
+  j.update({{"wall_s", seconds_since(t0)}, {"train_s", fit.seconds}, {"pretrain_s", fit.pretrain_seconds},
+            {"epochs_run", fit.summary.state.epoch}, {"static_weights", fit.weights},
+            {"weights_in_force", fit.summary.state.task_weight}, {"tasks", fit.model->options.tasks()},
+            {"options", nlohmann::json::parse(o.to_json())}});
+  if (!a.out.empty()) save_checkpoint(a.out, fit.to_checkpoint(d.data));
+  return j;
+}
+
+nlohmann::json eval_joint(const Checkpoint& ck, const TrainArgs& a, const CliContext& ctx) {
+  JointBundle b = joint_from_checkpoint(ck, ctx.device);
+  auto d = load_data(a, ctx);
+  MTREC_CHECK(d.data.users == ck.users && d.data.items == ck.items && d.data.scenarios == ck.scenarios,
+              "checkpoint '", ck.path, "' was trained on other ids (", ck.users.size(), " users, ", ck.items.size(),
+              " items) than --dataset ", a.dataset, " gives (", d.data.num_users(), ", ", d.data.num_items(),
+              "); evaluate a joint checkpoint on the data set it was trained on");
+  if (b.tokenizer && d.data.context_text.size() > 0) {
+    std::vector<std::string> t;
+    for (int32_t c = 0; c < d.data.context_text.size(); ++c) t.push_back(d.data.context_text.text(c));
+    EncodeOptions eo;
+    eo.set_max_len(b.model->text->options.max_len());
+    b.context_rows = b.tokenizer->encode_rows(t, eo);
+  }
+  JointReport r = evaluate_joint(b.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test), b.eval_options());
+  print_joint_report(r, fmt::format("joint checkpoint {}, test rows ({}):", ck.path, d.description));
+  auto j = run_info(a, ctx, d);
+  j["report"] = joint_report_json(r);
+  return j;
+}
+
+MTREC_TRAIN_TASK(TrainTask{"joint",
+                           "the unified model: text backbone, shared experts, scenario conditioning, every task in one "
+                           "loss (protocol M; the default)",
+                           train_joint, eval_joint, [](CLI::App* cmd) { add_joint_options(cmd, joint_args); }});
+
+}  // namespace
+}  // namespace mtrec::cli

@@ -1,0 +1,73 @@
+#pragma once
+// Evaluation of the unified model on one split, every task at once, overall, per scenario and
+// on cold-start items (protocol M of EVALUATION.md):
+//   mtrec::JointReport r = mtrec::evaluate_joint(model, ds, known, test,
+//                                                mtrec::JointEvalOptions().context_rows(ctx_rows));
+//   r.overall["ctr"]["auc"], r.per_scenario["search"]["ctr"]["auc"], r.cold["ctr"]["auc"]
+// `known` is what the model may use as history (train, or train + valid for the test stage);
+// its items are excluded from the ranking candidates.
+//  - rating: RMSE / MAE on the rows that carry a star (tasks/labels.h's explicit_ratings rule).
+//  - ctr: AUC, GAUC (per user), logloss of column "click" on the rows with a CTR label (the
+//    exposures: positives against impressions; on rating-only data the rows rated >= the
+//    positive threshold against ctr_negatives sampled items the user has no row for), and an
+//    AUC per further label column ("auc/<column>").
+//  - next_item and match: per user, the first engaged row of `eval` in time (any behaviour but
+//    an impression, any star) is the target; full ranking over every item not in the user's
+//    `known` rows; HR@10, NDCG@10. Histories are the engaged rows of `known`.
+//  - scenario: accuracy of the scenario classifier on the rows with a context, beside the
+//    majority class of `known` ("majority_accuracy").
+//  - cold: the same ctr and next-item metrics on the rows whose item training never saw.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "mtrec/data/schema.h"
+#include "mtrec/model/task_map.h"
+#include "mtrec/model/unified.h"
+#include "mtrec/tasks/task.h"
+
+namespace mtrec {
+
+struct JointEvalOptions {
+  int ctr_negatives_ = 0;        // rating-only data: sampled negatives per positive
+  float ctr_min_rating_ = 0;     // rating-only data: positives are rated >= this (0: every row)
+  std::vector<std::vector<int64_t>> context_rows_;  // tokenised context texts (scenario classifier)
+  std::vector<std::string> ctr_columns_ = {"click"};
+  int64_t batch_size_ = 2048;
+  uint64_t seed_ = 42;
+  std::string device_ = "auto";
+  JointEvalOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
+  JointEvalOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
+  JointEvalOptions& context_rows(std::vector<std::vector<int64_t>> v) { context_rows_ = std::move(v); return *this; }
+  JointEvalOptions& ctr_columns(std::vector<std::string> v) { ctr_columns_ = std::move(v); return *this; }
+  JointEvalOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
+  JointEvalOptions& seed(uint64_t v) { seed_ = v; return *this; }
+};
+
+struct JointReport {
+  std::map<std::string, Metrics> overall;                             // task -> metrics
+  std::map<std::string, std::map<std::string, Metrics>> per_scenario;  // scenario -> task -> metrics
+  std::map<std::string, Metrics> cold;                                // task -> metrics on cold items
+  /// The report as JSON text.
+  std::string to_json() const;
+};
+
+/// Evaluates every enabled task of `model` (left in eval mode, text cache refreshed).
+JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interactions& known, const Interactions& eval,
+                           const JointEvalOptions& options);
+
+/// Every item's score for the users' next interaction in `scenario`, by `head`: "ctr" (the
+/// click probability), "rating", "next_item" or "match"; [users.size(), I] on the CPU. The users'
+/// histories come from `known` (see UserHistories).
+at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interactions& known,
+                           const std::vector<int32_t>& users, int32_t scenario, const std::string& head,
+                           uint64_t seed = 42);
+
+/// The ranking score of every item for the users in `scenario` by the task map: Σ w·z(head
+/// score), z-scored per user over the catalogue; [users.size(), I] on the CPU.
+at::Tensor recommend_scores(UnifiedModel& model, const Dataset& ds, const Interactions& known,
+                            const std::vector<int32_t>& users, int32_t scenario, const TaskMap& map,
+                            uint64_t seed = 42);
+
+}  // namespace mtrec

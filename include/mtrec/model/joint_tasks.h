@@ -1,0 +1,63 @@
+#pragma once
+// The joint model's tasks on the training engine: one Task per enabled head, each reading its
+// outputs of UnifiedModel::forward and its labels and mask from the joint batch
+// (model/joint_data.h). Validation runs evaluate_joint once per validation round (on the
+// split's validation rows) and hands every task its own metrics.
+//   auto validation = std::make_shared<mtrec::JointValidation>(model, ds, train, valid, eval_options);
+//   auto tasks = mtrec::make_joint_tasks(model->options, validation);
+//   std::vector<std::pair<mtrec::Task*, double>> weighted;
+//   for (auto& t : tasks) weighted.push_back({t.get(), t->name() == "mlm" ? lambda : 1.0});
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mtrec/model/joint_eval.h"
+#include "mtrec/model/unified.h"
+#include "mtrec/tasks/task.h"
+
+namespace mtrec {
+
+/// Validation metrics of every task, computed once per training step at which they are asked.
+class JointValidation {
+ public:
+  JointValidation(UnifiedModel model, const Dataset& ds, Interactions known, Interactions valid, JointEvalOptions options);
+  /// The metrics of `task` now (evaluates when the model has trained since the last call).
+  Metrics metrics(const std::string& task);
+  const JointReport& last() const { return report_; }
+
+ private:
+  UnifiedModel model_;
+  const Dataset& ds_;
+  Interactions known_, valid_;
+  JointEvalOptions options_;
+  int64_t evaluated_at_ = -1;
+  JointReport report_;
+};
+
+/// The loss of one joint task (see make_joint_tasks).
+class JointObjective : public Task {
+ public:
+  JointObjective(std::string name, std::shared_ptr<JointValidation> validation);
+  std::string name() const override { return name_; }
+  at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
+  Metrics validate(Model& model) override;
+
+ private:
+  std::string name_;
+  std::shared_ptr<JointValidation> validation_;
+};
+
+/// One task per enabled head of `options`, in joint_task_names() order: rating (masked mean
+/// squared error), ctr (binary cross-entropy averaged over the label columns), next_item
+/// (softmax over the catalogue table), match (softmax over the batch's distinct positive
+/// items, by cosine / temperature), scenario (cross-entropy over the scenarios), mlm
+/// (cross-entropy on the masked tokens). A selecting task with no example in a batch gives a
+/// zero loss that keeps the graph.
+std::vector<std::unique_ptr<Task>> make_joint_tasks(const UnifiedOptions& options,
+                                                    std::shared_ptr<JointValidation> validation = nullptr);
+
+/// The metric early stopping follows: ctr/auc, else rating/rmse, else next_item/NDCG@10, else
+/// match/NDCG@10, else scenario/accuracy; `maximize` says its direction.
+std::string joint_monitor(const UnifiedOptions& options, bool* maximize);
+
+}  // namespace mtrec

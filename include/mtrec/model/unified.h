@@ -1,0 +1,182 @@
+#pragma once
+// The unified model: one text backbone, ID embeddings, a sequence encoder and shared experts
+// under every recommendation task and every scenario, trained by one joint loss
+// L = Σ_t w_t·L_t + λ·L_mlm on the training engine (train/trainer.h).
+//
+//   mtrec::UnifiedModel m(mtrec::UnifiedOptions(users, items, scenarios).dim(64)
+//                             .arch(mtrec::nn::ExpertArch::Mmoe).scenario_arch(mtrec::nn::ScenarioArch::Star),
+//                         encoder, item_token_rows, user_token_rows, tokenizer.pad_id());
+//   mtrec::UnifiedEngineModel engine(m);            // the engine's Model
+//   Trainer(engine, joint_source, joint_tasks(...), opts).train();   // model/joint_tasks.h
+//
+// Representations (d = dim):
+//  - item i: ID embedding (zero for items never trained on, and dropped for a share of the
+//    training examples so the towers learn to score from text alone: cold start) plus a
+//    projection of the TextEncoder's pooled vector of the item's text. With text "finetune"
+//    the encoder runs once per distinct item of the batch, with gradient, and those vectors
+//    refresh a cache that supplies every other item (the history and the catalogue table);
+//    with "frozen" the recommendation losses never reach the encoder (MLM still trains it) and
+//    every item comes from the cache, re-encoded every text_refresh_every training steps.
+//  - user u: ID embedding + projected profile text (when the user has one) + the causal
+//    sequence encoder's last state over the user's recent items (their representations).
+// Towers:
+//  - rating and CTR read [user, item, user⊙item, scenario embedding] through the scenario
+//    layer (STAR / PEPNet, nn/scenario.h) and the shared experts (shared-bottom / MMoE / PLE,
+//    nn/experts.h); rating = μ + b_u + b_i + tower; CTR has one logit per label column
+//    ("click", then one per positive behaviour).
+//  - next-item: a projection of the user vector scores the catalogue table (softmax).
+//  - match (the DMF objective): cosine of a user tower and an item tower over in-batch items.
+//  - scenario classifier: the pooled TextEncoder output of the request's context text.
+//  - MLM: a head with the decoder tied to the encoder's token embedding.
+#include <ATen/core/Tensor.h>
+#include <torch/arg.h>
+#include <torch/nn/module.h>
+#include <torch/nn/modules/container/sequential.h>
+#include <torch/nn/modules/embedding.h>
+#include <torch/nn/modules/linear.h>
+#include <torch/nn/pimpl.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "mtrec/nn/causal_transformer.h"
+#include "mtrec/nn/checkpoint.h"
+#include "mtrec/nn/experts.h"
+#include "mtrec/nn/scenario.h"
+#include "mtrec/nn/text_encoder.h"
+#include "mtrec/tasks/mlm.h"
+#include "mtrec/tasks/task.h"
+
+namespace mtrec {
+
+/// The task names of the joint model, in the order the experts index them.
+inline const std::vector<std::string>& joint_task_names() {
+  static const std::vector<std::string> names = {"rating", "ctr", "next_item", "match", "scenario", "mlm"};
+  return names;
+}
+
+enum class TextMode { None, Frozen, Finetune };
+/// "none" | "frozen" | "finetune"; throws mtrec::Error otherwise.
+TextMode parse_text_mode(const std::string& name);
+const char* text_mode_name(TextMode m);
+
+struct UnifiedOptions {
+  UnifiedOptions(int64_t num_users, int64_t num_items, int64_t num_scenarios)
+      : num_users_(num_users), num_items_(num_items), num_scenarios_(num_scenarios) {}
+  TORCH_ARG(int64_t, num_users);
+  TORCH_ARG(int64_t, num_items);
+  TORCH_ARG(int64_t, num_scenarios);
+  TORCH_ARG(int64_t, dim) = 64;
+  /// Enabled tasks (names of joint_task_names()).
+  TORCH_ARG(std::vector<std::string>, tasks) = std::vector<std::string>{"rating", "ctr", "next_item", "match", "mlm"};
+  TORCH_ARG(int64_t, ctr_columns) = 1;
+  TORCH_ARG(TextMode, text) = TextMode::Finetune;
+  TORCH_ARG(int64_t, text_refresh_every) = 100;  // frozen: training steps between cache refreshes
+  TORCH_ARG(int64_t, max_history) = 50;
+  TORCH_ARG(int64_t, seq_layers) = 1;
+  TORCH_ARG(int64_t, seq_heads) = 1;
+  TORCH_ARG(nn::ExpertArch, arch) = nn::ExpertArch::Mmoe;
+  TORCH_ARG(int64_t, experts) = 4;
+  TORCH_ARG(int64_t, task_experts) = 1;
+  TORCH_ARG(int64_t, levels) = 1;
+  TORCH_ARG(std::vector<int64_t>, expert_hidden) = std::vector<int64_t>{128, 64};
+  TORCH_ARG(nn::ScenarioArch, scenario_arch) = nn::ScenarioArch::None;
+  TORCH_ARG(double, dropout) = 0.1;
+  /// Share of training examples whose item (and user) ID embedding is dropped.
+  TORCH_ARG(double, id_dropout) = 0.1;
+  TORCH_ARG(double, match_temperature) = 0.1;
+  TORCH_ARG(double, global_mean) = 3.5;  // rating: μ (set to the training mean)
+
+ public:  // TORCH_ARG leaves the access private
+  bool has_task(const std::string& name) const;
+  /// The ranking tasks routed through the experts (rating, ctr: those enabled), in order.
+  std::vector<std::string> expert_tasks() const;
+  void validate() const;
+};
+
+/// The options as JSON (text) and back, e.g. for a checkpoint; unknown keys are rejected.
+std::string unified_options_to_json(const UnifiedOptions& o);
+UnifiedOptions unified_options_from_json(const std::string& json);
+
+class UnifiedModelImpl : public torch::nn::Module {
+ public:
+  /// `encoder`: the shared TextEncoder (pretrained or fresh; null only with text none).
+  /// item_tokens[i] / user_tokens[u]: real tokens of entity text (Tokenizer::encode_rows, [CLS]
+  /// first; an empty row means no text; user_tokens may be empty: no profile texts).
+  UnifiedModelImpl(UnifiedOptions options, nn::TextEncoder encoder, const std::vector<std::vector<int64_t>>& item_tokens,
+                   const std::vector<std::vector<int64_t>>& user_tokens, int64_t pad_id);
+  void reset();
+
+  /// Every enabled task's outputs for a joint batch (model/joint_data.h's fields): "rating"
+  /// [B], "ctr_logit" [B, C], "next_item/hidden" [N, d] + "next_item/target" [N] + "next_item/table"
+  /// [I, d], "match/logits" [N, K] + "match/target" [N], "scenario/logits" [N, S] +
+  /// "scenario/target" [N], "mlm/logits" + "mlm/targets". Rows a task's mask leaves out are not
+  /// computed for the selecting tasks (next_item, match, scenario) and are masked by the others.
+  Outputs forward(const Batch& batch);
+
+  // ---- Scoring (eval mode; what evaluation and serving use) ----
+  /// User vectors [N, d] from ids (-1: unknown user, ID and profile left out), history tokens
+  /// [N, L] (item+1, right-aligned; may be all padding) and optional profile tokens per row.
+  at::Tensor user_vectors(const at::Tensor& users, const at::Tensor& history);
+  /// The catalogue's item vectors [I, d] (ID embedding of trained items + text from the cache).
+  at::Tensor item_vectors();
+  /// Rating predictions [N] and CTR probabilities [N, C] (undefined when the task is off) for
+  /// rows of (user id or -1, its user vector, item, scenario).
+  std::pair<at::Tensor, at::Tensor> rank_outputs(const at::Tensor& users, const at::Tensor& user_vec,
+                                                 const at::Tensor& items, const at::Tensor& scenarios);
+  /// Next-item logits [N, I] and match cosines [N, I] of user vectors against the catalogue.
+  at::Tensor next_item_scores(const at::Tensor& user_vec);
+  at::Tensor match_scores(const at::Tensor& user_vec);
+  /// Scenario probabilities [N, S] of context token rows [N, L] (mask: true = real token).
+  at::Tensor scenario_probs(const at::Tensor& ids, const at::Tensor& mask);
+
+  /// Marks the items (and users) that training saw: the others have no ID embedding.
+  void set_seen(const std::vector<int32_t>& items, const std::vector<int32_t>& users);
+  /// Re-encodes every item and profile text into the cache (no gradient).
+  void refresh_text_cache();
+  /// The parameters GradNorm differentiates: the experts' last shared layer.
+  std::vector<at::Tensor> shared_parameters();
+
+  UnifiedOptions options;
+  int64_t pad_id = 0;
+  nn::TextEncoder text{nullptr};
+  tasks::MlmHead mlm{nullptr};
+  torch::nn::Embedding user_emb{nullptr}, item_emb{nullptr}, user_bias{nullptr}, item_bias{nullptr};
+  torch::nn::Embedding scenario_emb{nullptr}, position_emb{nullptr};
+  torch::nn::Linear item_text_proj{nullptr}, user_text_proj{nullptr}, next_proj{nullptr}, rating_out{nullptr},
+      ctr_out{nullptr}, scenario_out{nullptr};
+  torch::nn::Sequential match_user{nullptr}, match_item{nullptr};
+  CausalTransformer sequence{nullptr};
+  nn::ScenarioLayer scenario_layer{nullptr};
+  nn::Experts experts{nullptr};
+  // Buffers: tokenised texts, text caches, seen flags, the training-step counter.
+  at::Tensor item_tokens, item_token_mask, user_tokens, user_token_mask, user_has_text;
+  at::Tensor item_text_cache, user_text_cache, item_seen, user_seen, train_steps;
+
+ private:
+  at::Tensor encode_texts(const at::Tensor& tokens, const at::Tensor& mask);
+  /// Text vectors of `ids` (unique) of items or users: fresh with gradient in finetune
+  /// training (and written back to the cache), else from the cache.
+  at::Tensor text_vectors(bool items, const at::Tensor& ids);
+  at::Tensor item_table(const at::Tensor& fresh_ids, const at::Tensor& fresh_text);
+  at::Tensor user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table, bool drop_ids);
+  at::Tensor cross(const at::Tensor& user_vec, const at::Tensor& item_vec, const at::Tensor& scenarios,
+                   std::vector<at::Tensor>* per_task);
+};
+TORCH_MODULE(UnifiedModel);
+
+/// The engine's view of a UnifiedModel.
+class UnifiedEngineModel : public Model {
+ public:
+  explicit UnifiedEngineModel(UnifiedModel model) : model_(std::move(model)) {}
+  torch::nn::Module& module() override;
+  Outputs forward(const Batch& batch) override;
+  std::vector<at::Tensor> shared_parameters() override { return model_->shared_parameters(); }
+  UnifiedModel& model() { return model_; }
+
+ private:
+  UnifiedModel model_;
+};
+
+}  // namespace mtrec

@@ -1,0 +1,334 @@
+#include "mtrec/model/joint_eval.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "mtrec/core/check.h"
+#include "mtrec/data/sampler.h"
+#include "mtrec/eval/evaluator.h"
+#include "mtrec/eval/metrics.h"
+#include "mtrec/model/joint_data.h"
+#include "mtrec/tasks/labels.h"
+#include "mtrec/text/tokenizer.h"
+
+namespace mtrec {
+
+std::string JointReport::to_json() const {
+  nlohmann::json j = {{"overall", overall}, {"per_scenario", per_scenario}, {"cold", cold}};
+  return j.dump();
+}
+
+namespace {
+
+/// NaN-free JSON numbers: a metric without data is left out.
+void put(Metrics& m, const std::string& name, double v) {
+  if (std::isfinite(v)) m[name] = v;
+}
+
+at::Tensor ids_tensor(const std::vector<int32_t>& v, const c10::Device& device) {
+  return torch::tensor(std::vector<int64_t>(v.begin(), v.end()), torch::kInt64).to(device);
+}
+
+struct Context {
+  UnifiedModel& model;
+  const Dataset& ds;
+  c10::Device device;
+  at::Tensor user_vec;  // [U, d]: every user from its `known` history
+};
+
+/// CTR-labelled rows of `eval`: (user, item, scenario, label columns) and the scenario names.
+struct CtrRows {
+  std::vector<int32_t> user, item, scenario;
+  std::vector<std::vector<float>> labels;  // [column][row]
+};
+
+CtrRows ctr_rows(const Dataset& ds, const Interactions& known, const Interactions& eval, const JointEvalOptions& o) {
+  CtrRows r;
+  r.labels.resize(o.ctr_columns_.size());
+  const bool multi = ds.behaviors.size() > 1;
+  auto add = [&](int32_t u, int32_t i, int32_t s, int16_t beh, bool pos) {
+    r.user.push_back(u), r.item.push_back(i), r.scenario.push_back(s);
+    r.labels[0].push_back(pos ? 1.f : 0.f);
+    for (size_t c = 1; c < o.ctr_columns_.size(); ++c)
+      r.labels[c].push_back(pos && ds.behaviors.raw(beh) == o.ctr_columns_[c] ? 1.f : 0.f);
+  };
+  if (multi) {
+    const int32_t imp = ds.behaviors.find("impression");
+    for (size_t j = 0; j < eval.size(); ++j)
+      add(eval.user[j], eval.item[j], eval.scenario[j], eval.behavior[j], eval.behavior[j] != imp);
+    return r;
+  }
+  Interactions pos = implicit_positives(ds, eval, o.ctr_min_rating_);
+  for (size_t j = 0; j < pos.size(); ++j) add(pos.user[j], pos.item[j], pos.scenario[j], 0, true);
+  if (o.ctr_negatives_ > 0) {
+    // Negatives: items the user has no row for, in `known` or `eval` (protocol C's pool).
+    Interactions all = known;
+    for (size_t j = 0; j < eval.size(); ++j)
+      all.push_back(eval.user[j], eval.item[j], eval.has_rating ? eval.rating[j] : 1.f,
+                    eval.has_timestamp ? eval.timestamp[j] : 0, eval.scenario[j], eval.behavior[j]);
+    NegativeSampler neg(all, ds.num_users(), ds.num_items(), NegativeSampler::Kind::Uniform, o.seed_);
+    for (size_t j = 0; j < pos.size(); ++j)
+      for (int32_t i : neg.sample(pos.user[j], o.ctr_negatives_)) add(pos.user[j], i, pos.scenario[j], 0, false);
+  }
+  return r;
+}
+
+/// Rating and CTR outputs of the model for rows (chunked).
+std::pair<std::vector<float>, std::vector<std::vector<float>>> rank_rows(Context& c, const std::vector<int32_t>& u,
+                                                                         const std::vector<int32_t>& i,
+                                                                         const std::vector<int32_t>& s, int64_t bs) {
+  std::vector<float> rating;
+  std::vector<std::vector<float>> ctr;
+  for (size_t a = 0; a < u.size(); a += size_t(bs)) {
+    const size_t b = std::min(u.size(), a + size_t(bs));
+    std::vector<int32_t> uu(u.begin() + long(a), u.begin() + long(b)), ii(i.begin() + long(a), i.begin() + long(b)),
+        ss(s.begin() + long(a), s.begin() + long(b));
+    at::Tensor ut = ids_tensor(uu, c.device);
+    auto [r, p] = c.model->rank_outputs(ut, c.user_vec.index_select(0, ut), ids_tensor(ii, c.device), ids_tensor(ss, c.device));
+    if (r.defined()) {
+      r = r.to(torch::kFloat).cpu().contiguous();
+      rating.insert(rating.end(), r.data_ptr<float>(), r.data_ptr<float>() + r.numel());
+    }
+    if (p.defined()) {
+      p = p.to(torch::kFloat).cpu().t().contiguous();
+      ctr.resize(size_t(p.size(0)));
+      for (int64_t col = 0; col < p.size(0); ++col) {
+        const float* d = p[col].data_ptr<float>();
+        ctr[size_t(col)].insert(ctr[size_t(col)].end(), d, d + p.size(1));
+      }
+    }
+  }
+  return {rating, ctr};
+}
+
+template <class Pred>
+std::vector<size_t> rows_where(size_t n, Pred pred) {
+  std::vector<size_t> r;
+  for (size_t j = 0; j < n; ++j)
+    if (pred(j)) r.push_back(j);
+  return r;
+}
+
+template <class T>
+std::vector<T> pick(const std::vector<T>& v, const std::vector<size_t>& rows) {
+  std::vector<T> out;
+  out.reserve(rows.size());
+  for (size_t r : rows) out.push_back(v[r]);
+  return out;
+}
+
+Metrics ctr_metric_set(const CtrRows& r, const std::vector<std::vector<float>>& p, const std::vector<size_t>& rows,
+                       const std::vector<std::string>& columns) {
+  Metrics m;
+  if (rows.empty() || p.empty()) return m;
+  auto prob = pick(p[0], rows), label = pick(r.labels[0], rows);
+  put(m, "auc", auc(prob, label));
+  put(m, "gauc", gauc(prob, label, pick(r.user, rows)));
+  put(m, "logloss", logloss(prob, label));
+  m["count"] = double(rows.size());
+  for (size_t c = 1; c < columns.size() && c < p.size(); ++c)
+    put(m, "auc/" + columns[c], auc(pick(p[c], rows), pick(r.labels[c], rows)));
+  return m;
+}
+
+}  // namespace
+
+at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interactions& known,
+                           const std::vector<int32_t>& users, int32_t scenario, const std::string& head,
+                           uint64_t seed) {
+  torch::NoGradGuard g;
+  model->eval();
+  const c10::Device device = model->item_emb->weight.device();
+  UserHistories hist(ds, known, ds.num_users(), seed, 0);
+  const int64_t I = model->options.num_items();
+  std::vector<at::Tensor> rows;
+  for (size_t a = 0; a < users.size(); a += 64) {
+    std::vector<int32_t> uu(users.begin() + long(a), users.begin() + long(std::min(users.size(), a + 64)));
+    at::Tensor ut = ids_tensor(uu, device);
+    at::Tensor uv = model->user_vectors(ut, hist.pack(uu, model->options.max_history()).to(device));
+    if (head == "next_item") {
+      rows.push_back(model->next_item_scores(uv).cpu());
+    } else if (head == "match") {
+      rows.push_back(model->match_scores(uv).cpu());
+    } else {
+      MTREC_CHECK(head == "ctr" || head == "rating", "score_catalogue: unknown head '", head,
+                  "' (expected ctr|rating|next_item|match)");
+      const int64_t n = int64_t(uu.size());
+      at::Tensor items = torch::arange(I, torch::kInt64).to(device).repeat({n});
+      at::Tensor uid = ut.repeat_interleave(I);
+      auto [r, p] = model->rank_outputs(uid, uv.repeat_interleave(I, 0), items,
+                                        torch::full({n * I}, int64_t(scenario), torch::kInt64).to(device));
+      at::Tensor s = head == "ctr" ? p.select(1, 0) : r;
+      MTREC_CHECK(s.defined(), "score_catalogue: head '", head, "' is not enabled in this model");
+      rows.push_back(s.view({n, I}).cpu());
+    }
+  }
+  return rows.empty() ? torch::zeros({0, I}) : torch::cat(rows, 0).to(torch::kFloat);
+}
+
+at::Tensor recommend_scores(UnifiedModel& model, const Dataset& ds, const Interactions& known,
+                            const std::vector<int32_t>& users, int32_t scenario, const TaskMap& map, uint64_t seed) {
+  const std::string name = scenario < ds.scenarios.size() ? ds.scenarios.raw(scenario) : std::to_string(scenario);
+  const std::string fallback = model->options.has_task("ctr") ? "ctr"
+                               : model->options.has_task("next_item") ? "next_item"
+                               : model->options.has_task("match") ? "match" : "rating";
+  at::Tensor total;
+  for (const auto& [head, w] : map.heads(name, fallback)) {
+    at::Tensor s = score_catalogue(model, ds, known, users, scenario, head, seed);
+    // z-score per user over the catalogue, so heads on different scales add up (fusion.h).
+    at::Tensor z = (s - s.mean(1, true)) / s.std(1, true, true).clamp_min(1e-6);
+    total = total.defined() ? total + w * z : w * z;
+  }
+  return total;
+}
+
+JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interactions& known, const Interactions& eval,
+                           const JointEvalOptions& o) {
+  torch::NoGradGuard g;
+  model->eval();
+  model->refresh_text_cache();
+  const auto& mo = model->options;
+  const c10::Device device = model->item_emb->weight.device();
+  const int32_t U = ds.num_users(), I = ds.num_items();
+  MTREC_CHECK(U == mo.num_users() && I == mo.num_items(), "evaluate_joint: the data has ", U, " users and ", I,
+              " items, the model ", mo.num_users(), " and ", mo.num_items());
+  JointReport rep;
+  auto scen_name = [&](int32_t s) { return s < ds.scenarios.size() ? ds.scenarios.raw(s) : std::to_string(s); };
+  const at::Tensor seen_items = model->item_seen.cpu();
+  auto cold = [&](int32_t i) { return !seen_items[i].item<bool>(); };
+
+  // Every user's vector from its `known` history, once.
+  // Histories and ranking targets are every engaged row (impressions aside, any star): the
+  // interactions of protocols S and D; the CTR positive threshold only labels clicks.
+  UserHistories hist(ds, known, U, o.seed_, 0);
+  Context c{model, ds, device, {}};
+  {
+    std::vector<at::Tensor> parts;
+    for (int32_t a = 0; a < U; a += 256) {
+      std::vector<int32_t> uu;
+      for (int32_t u = a; u < std::min(U, a + 256); ++u) uu.push_back(u);
+      parts.push_back(model->user_vectors(ids_tensor(uu, device), hist.pack(uu, mo.max_history()).to(device)));
+    }
+    c.user_vec = torch::cat(parts, 0);
+  }
+  std::vector<char> cold_item(static_cast<size_t>(I));
+  for (int32_t i = 0; i < I; ++i) cold_item[size_t(i)] = cold(i);
+
+  if (mo.has_task("rating") && eval.has_rating) {
+    Interactions r = explicit_ratings(ds, eval);
+    std::vector<int32_t> s(r.scenario.begin(), r.scenario.end());
+    auto pred = rank_rows(c, r.user, r.item, s, o.batch_size_).first;
+    for (auto& p : pred) p = std::clamp(p, 1.f, 5.f);
+    auto metric = [&](const std::vector<size_t>& rows) {
+      Metrics m;
+      if (rows.empty()) return m;
+      put(m, "rmse", rmse(pick(pred, rows), pick(r.rating, rows)));
+      put(m, "mae", mae(pick(pred, rows), pick(r.rating, rows)));
+      m["count"] = double(rows.size());
+      return m;
+    };
+    rep.overall["rating"] = metric(rows_where(r.size(), [](size_t) { return true; }));
+    for (int32_t sc = 0; sc < std::max<int32_t>(1, ds.scenarios.size()) && ds.scenarios.size() > 1; ++sc)
+      rep.per_scenario[scen_name(sc)]["rating"] = metric(rows_where(r.size(), [&](size_t j) { return s[j] == sc; }));
+  }
+
+  if (mo.has_task("ctr")) {
+    CtrRows r = ctr_rows(ds, known, eval, o);
+    auto p = rank_rows(c, r.user, r.item, r.scenario, o.batch_size_).second;
+    rep.overall["ctr"] = ctr_metric_set(r, p, rows_where(r.user.size(), [](size_t) { return true; }), o.ctr_columns_);
+    if (ds.scenarios.size() > 1)
+      for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
+        rep.per_scenario[scen_name(sc)]["ctr"] =
+            ctr_metric_set(r, p, rows_where(r.user.size(), [&](size_t j) { return r.scenario[j] == sc; }), o.ctr_columns_);
+    auto cold_rows = rows_where(r.user.size(), [&](size_t j) { return cold_item[size_t(r.item[j])] != 0; });
+    if (!cold_rows.empty()) rep.cold["ctr"] = ctr_metric_set(r, p, cold_rows, o.ctr_columns_);
+  }
+
+  // Ranking heads: the first positive of each user in `eval` is the target.
+  for (const char* head : {"next_item", "match"}) {
+    if (!mo.has_task(head)) continue;
+    Interactions pos = implicit_positives(ds, eval, 0);
+    std::vector<int64_t> first(size_t(U), -1);
+    for (size_t j = 0; j < pos.size(); ++j) {
+      int64_t& f = first[size_t(pos.user[j])];
+      const bool earlier = f < 0 || (pos.has_timestamp && pos.timestamp[j] < pos.timestamp[size_t(f)]);
+      if (earlier) f = int64_t(j);
+    }
+    std::vector<size_t> trows;
+    std::vector<int32_t> tusers;
+    for (int32_t u = 0; u < U; ++u)
+      if (first[size_t(u)] >= 0) trows.push_back(size_t(first[size_t(u)])), tusers.push_back(u);
+    if (trows.empty()) continue;
+    Interactions targets = pos.subset(trows);
+    // Scores of every target user against the catalogue, then a lookup for the evaluator.
+    std::vector<float> scores(tusers.size() * size_t(I));
+    std::vector<int64_t> row_of(size_t(U), -1);
+    for (size_t a = 0; a < tusers.size(); a += 256) {
+      const size_t b = std::min(tusers.size(), a + 256);
+      at::Tensor ut = ids_tensor(std::vector<int32_t>(tusers.begin() + long(a), tusers.begin() + long(b)), device);
+      at::Tensor uv = c.user_vec.index_select(0, ut);
+      at::Tensor s = (std::string(head) == "next_item" ? model->next_item_scores(uv) : model->match_scores(uv))
+                         .to(torch::kFloat).cpu().contiguous();
+      std::copy(s.data_ptr<float>(), s.data_ptr<float>() + s.numel(), scores.begin() + long(a * size_t(I)));
+    }
+    for (size_t k = 0; k < tusers.size(); ++k) row_of[size_t(tusers[k])] = int64_t(k);
+    ScoreFn fn = [&](int32_t u, const std::vector<int32_t>& cand, std::vector<float>& out) {
+      out.resize(cand.size());
+      const float* row = scores.data() + size_t(row_of[size_t(u)]) * size_t(I);
+      for (size_t j = 0; j < cand.size(); ++j) out[j] = row[cand[j]];
+    };
+    RankingEvaluator ev(known, U, I, RankingOptions().ks({10}).seed(o.seed_));
+    auto metric = [&](const std::vector<size_t>& rows) {
+      Metrics m;
+      if (rows.empty()) return m;
+      RankingReport rr = ev.evaluate(targets.subset(rows), fn);
+      m["HR@10"] = rr.at("HR@10");
+      m["NDCG@10"] = rr.at("NDCG@10");
+      m["users"] = double(rr.users);
+      return m;
+    };
+    rep.overall[head] = metric(rows_where(targets.size(), [](size_t) { return true; }));
+    if (ds.scenarios.size() > 1)
+      for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
+        rep.per_scenario[scen_name(sc)][head] = metric(rows_where(targets.size(), [&](size_t j) { return targets.scenario[j] == sc; }));
+    auto cold_rows = rows_where(targets.size(), [&](size_t j) { return cold_item[size_t(targets.item[j])] != 0; });
+    if (!cold_rows.empty()) rep.cold[head] = metric(cold_rows);
+  }
+
+  if (mo.has_task("scenario") && eval.has_context && !o.context_rows_.empty()) {
+    std::vector<int64_t> count(size_t(std::max<int32_t>(1, ds.scenarios.size())), 0);
+    for (size_t j = 0; j < known.size(); ++j) ++count[size_t(known.scenario[j])];
+    const int32_t majority = int32_t(std::max_element(count.begin(), count.end()) - count.begin());
+    std::vector<size_t> rows = rows_where(eval.size(), [&](size_t j) { return eval.context[j] >= 0; });
+    int64_t correct = 0, majority_correct = 0;
+    for (size_t a = 0; a < rows.size(); a += size_t(o.batch_size_)) {
+      const size_t b = std::min(rows.size(), a + size_t(o.batch_size_));
+      std::vector<std::vector<int64_t>> toks;
+      for (size_t k = a; k < b; ++k) {
+        const int32_t ctx = eval.context[rows[k]];
+        MTREC_CHECK(ctx < int32_t(o.context_rows_.size()), "evaluate_joint: context id ", ctx, " outside the ",
+                    o.context_rows_.size(), " tokenised contexts");
+        toks.push_back(o.context_rows_[size_t(ctx)]);
+      }
+      BatchEncoding enc = make_batch(toks, model->pad_id);
+      at::Tensor p = model->scenario_probs(enc.input_ids.to(device), enc.attention_mask.to(device).to(torch::kBool));
+      at::Tensor pred = p.argmax(1).cpu();
+      for (size_t k = a; k < b; ++k) {
+        const int32_t truth = eval.scenario[rows[k]];
+        correct += pred[int64_t(k - a)].item<int64_t>() == truth;
+        majority_correct += truth == majority;
+      }
+    }
+    if (!rows.empty())
+      rep.overall["scenario"] = {{"accuracy", double(correct) / double(rows.size())},
+                                 {"majority_accuracy", double(majority_correct) / double(rows.size())},
+                                 {"count", double(rows.size())}};
+  }
+  return rep;
+}
+
+}  // namespace mtrec

@@ -1,0 +1,444 @@
+#include "mtrec/model/unified.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+
+#include "mtrec/core/check.h"
+
+namespace mtrec {
+
+TextMode parse_text_mode(const std::string& name) {
+  if (name == "none") return TextMode::None;
+  if (name == "frozen") return TextMode::Frozen;
+  MTREC_CHECK(name == "finetune", "unknown text mode '", name, "' (expected none|frozen|finetune)");
+  return TextMode::Finetune;
+}
+
+const char* text_mode_name(TextMode m) {
+  return m == TextMode::None ? "none" : m == TextMode::Frozen ? "frozen" : "finetune";
+}
+
+bool UnifiedOptions::has_task(const std::string& name) const {
+  return std::find(tasks_.begin(), tasks_.end(), name) != tasks_.end();
+}
+
+std::vector<std::string> UnifiedOptions::expert_tasks() const {
+  std::vector<std::string> t;
+  for (const char* n : {"rating", "ctr"})
+    if (has_task(n)) t.push_back(n);
+  return t;
+}
+
+void UnifiedOptions::validate() const {
+  MTREC_CHECK(num_users_ > 0 && num_items_ > 0 && num_scenarios_ > 0, "unified model: users, items and scenarios must be > 0, got ",
+              num_users_, ", ", num_items_, ", ", num_scenarios_);
+  MTREC_CHECK(dim_ > 0 && max_history_ > 0 && ctr_columns_ > 0, "unified model: dim, max_history and ctr_columns must be > 0, got ",
+              dim_, ", ", max_history_, ", ", ctr_columns_);
+  MTREC_CHECK(!tasks_.empty(), "unified model: no task enabled");
+  for (const auto& t : tasks_) {
+    const auto& names = joint_task_names();
+    MTREC_CHECK(std::find(names.begin(), names.end(), t) != names.end(), "unified model: unknown task '", t,
+                "' (expected rating|ctr|next_item|match|scenario|mlm)");
+  }
+  MTREC_CHECK(id_dropout_ >= 0 && id_dropout_ < 1, "unified model: id_dropout must be in [0, 1), got ", id_dropout_);
+  MTREC_CHECK(match_temperature_ > 0, "unified model: match_temperature must be > 0, got ", match_temperature_);
+  MTREC_CHECK(text_refresh_every_ > 0, "unified model: text_refresh_every must be > 0, got ", text_refresh_every_);
+  if (text_ == TextMode::None)
+    for (const char* t : {"scenario", "mlm"})
+      MTREC_CHECK(!has_task(t), "unified model: task '", t, "' needs the text encoder (text mode is none)");
+}
+
+std::string unified_options_to_json(const UnifiedOptions& o) {
+  nlohmann::json j = {{"num_users", o.num_users()},
+                      {"num_items", o.num_items()},
+                      {"num_scenarios", o.num_scenarios()},
+                      {"dim", o.dim()},
+                      {"tasks", o.tasks()},
+                      {"ctr_columns", o.ctr_columns()},
+                      {"text", text_mode_name(o.text())},
+                      {"text_refresh_every", o.text_refresh_every()},
+                      {"max_history", o.max_history()},
+                      {"seq_layers", o.seq_layers()},
+                      {"seq_heads", o.seq_heads()},
+                      {"arch", nn::expert_arch_name(o.arch())},
+                      {"experts", o.experts()},
+                      {"task_experts", o.task_experts()},
+                      {"levels", o.levels()},
+                      {"expert_hidden", o.expert_hidden()},
+                      {"scenario_arch", nn::scenario_arch_name(o.scenario_arch())},
+                      {"dropout", o.dropout()},
+                      {"id_dropout", o.id_dropout()},
+                      {"match_temperature", o.match_temperature()},
+                      {"global_mean", o.global_mean()}};
+  return j.dump();
+}
+
+UnifiedOptions unified_options_from_json(const std::string& text) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    MTREC_CHECK(false, "unified model options: not JSON (", e.what(), ")");
+  }
+  UnifiedOptions o(j.at("num_users").get<int64_t>(), j.at("num_items").get<int64_t>(),
+                   j.at("num_scenarios").get<int64_t>());
+  for (const auto& [k, v] : j.items()) {
+    if (k == "num_users" || k == "num_items" || k == "num_scenarios") continue;
+    else if (k == "dim") o.dim(v.get<int64_t>());
+    else if (k == "tasks") o.tasks(v.get<std::vector<std::string>>());
+    else if (k == "ctr_columns") o.ctr_columns(v.get<int64_t>());
+    else if (k == "text") o.text(parse_text_mode(v.get<std::string>()));
+    else if (k == "text_refresh_every") o.text_refresh_every(v.get<int64_t>());
+    else if (k == "max_history") o.max_history(v.get<int64_t>());
+    else if (k == "seq_layers") o.seq_layers(v.get<int64_t>());
+    else if (k == "seq_heads") o.seq_heads(v.get<int64_t>());
+    else if (k == "arch") o.arch(nn::parse_expert_arch(v.get<std::string>()));
+    else if (k == "experts") o.experts(v.get<int64_t>());
+    else if (k == "task_experts") o.task_experts(v.get<int64_t>());
+    else if (k == "levels") o.levels(v.get<int64_t>());
+    else if (k == "expert_hidden") o.expert_hidden(v.get<std::vector<int64_t>>());
+    else if (k == "scenario_arch") o.scenario_arch(nn::parse_scenario_arch(v.get<std::string>()));
+    else if (k == "dropout") o.dropout(v.get<double>());
+    else if (k == "id_dropout") o.id_dropout(v.get<double>());
+    else if (k == "match_temperature") o.match_temperature(v.get<double>());
+    else if (k == "global_mean") o.global_mean(v.get<double>());
+    else MTREC_CHECK(false, "unified model options: unknown key '", k, "'");
+  }
+  return o;
+}
+
+namespace {
+
+/// Rows of real tokens as [N, L] int64 (pad_id after the text) and a bool mask; L is the
+/// longest row (at least 1), capped at max_len.
+std::pair<at::Tensor, at::Tensor> pad_rows(const std::vector<std::vector<int64_t>>& rows, int64_t n, int64_t max_len,
+                                           int64_t pad_id) {
+  int64_t L = 1;
+  for (const auto& r : rows) L = std::max<int64_t>(L, static_cast<int64_t>(r.size()));
+  L = std::min(L, max_len);
+  at::Tensor ids = torch::full({n, L}, pad_id, torch::kInt64), mask = torch::zeros({n, L}, torch::kBool);
+  auto a = ids.accessor<int64_t, 2>();
+  auto m = mask.accessor<bool, 2>();
+  for (size_t i = 0; i < rows.size(); ++i)
+    for (int64_t t = 0; t < std::min<int64_t>(L, static_cast<int64_t>(rows[i].size())); ++t)
+      a[int64_t(i)][t] = rows[i][size_t(t)], m[int64_t(i)][t] = true;
+  return {ids, mask};
+}
+
+}  // namespace
+
+UnifiedModelImpl::UnifiedModelImpl(UnifiedOptions o, nn::TextEncoder encoder,
+                                   const std::vector<std::vector<int64_t>>& item_rows,
+                                   const std::vector<std::vector<int64_t>>& user_rows, int64_t pad)
+    : options(std::move(o)), pad_id(pad), text(std::move(encoder)) {
+  options.validate();
+  MTREC_CHECK(options.text() == TextMode::None || text, "unified model: text mode ", text_mode_name(options.text()),
+              " needs a text encoder");
+  const int64_t I = options.num_items(), U = options.num_users();
+  if (options.text() != TextMode::None) {
+    MTREC_CHECK(static_cast<int64_t>(item_rows.size()) == I, "unified model: ", item_rows.size(),
+                " item token rows for ", I, " items");
+    MTREC_CHECK(user_rows.empty() || static_cast<int64_t>(user_rows.size()) == U, "unified model: ", user_rows.size(),
+                " user token rows for ", U, " users (pass none when users have no text)");
+    const int64_t max_len = text->options.max_len();
+    std::tie(item_tokens, item_token_mask) = pad_rows(item_rows, I, max_len, pad_id);
+    std::tie(user_tokens, user_token_mask) = pad_rows(user_rows, user_rows.empty() ? 0 : U, max_len, pad_id);
+    for (const auto& r : item_rows)
+      for (int64_t id : r)
+        MTREC_CHECK(id >= 0 && id < text->options.vocab_size(), "unified model: item token id ", id,
+                    " outside the vocabulary [0, ", text->options.vocab_size(), ")");
+  } else {
+    item_tokens = torch::zeros({0, 1}, torch::kInt64), item_token_mask = torch::zeros({0, 1}, torch::kBool);
+    user_tokens = item_tokens.clone(), user_token_mask = item_token_mask.clone();
+  }
+  user_has_text = torch::zeros({U}, torch::kBool);
+  if (user_tokens.size(0) == U && U > 0) user_has_text = user_token_mask.any(1);
+  reset();
+}
+
+void UnifiedModelImpl::reset() {
+  const auto& o = options;
+  const int64_t d = o.dim(), U = o.num_users(), I = o.num_items(), S = o.num_scenarios();
+  const int64_t sd = std::max<int64_t>(4, d / 4);
+  const bool has_text = o.text() != TextMode::None;
+  const int64_t td = has_text ? text->options.output_dim() : 0;
+  if (has_text) register_module("text", text);
+  auto table = [&](const char* name, int64_t n, int64_t w, double std) {
+    auto e = register_module(name, torch::nn::Embedding(n, w));
+    torch::NoGradGuard g;
+    if (std > 0) e->weight.normal_(0, std); else e->weight.zero_();
+    return e;
+  };
+  user_emb = table("user_emb", U, d, 0.05);
+  item_emb = table("item_emb", I, d, 0.05);
+  user_bias = table("user_bias", U, 1, 0);
+  item_bias = table("item_bias", I, 1, 0);
+  scenario_emb = table("scenario_emb", S, sd, 0.05);
+  position_emb = table("position_emb", o.max_history(), d, 0.05);
+  if (has_text) {
+    item_text_proj = register_module("item_text_proj", torch::nn::Linear(td, d));
+    user_text_proj = register_module("user_text_proj", torch::nn::Linear(td, d));
+  }
+  sequence = register_module("sequence", CausalTransformer(CausalTransformerOptions(d).layers(o.seq_layers())
+                                                               .heads(o.seq_heads()).dropout(o.dropout())));
+  const auto et = o.expert_tasks();
+  const int64_t in_dim = 3 * d + sd;
+  if (!et.empty()) {
+    auto eo = nn::ExpertsOptions(in_dim, static_cast<int64_t>(et.size()))
+                  .arch(o.arch()).experts(o.experts()).task_experts(o.task_experts()).levels(o.levels())
+                  .hidden(o.expert_hidden()).dropout(o.dropout());
+    experts = register_module("experts", nn::Experts(eo));
+    scenario_layer = register_module(
+        "scenario_layer", nn::ScenarioLayer(nn::ScenarioLayerOptions(in_dim, eo.out_dim(), static_cast<int64_t>(et.size()), S)
+                                                .arch(o.scenario_arch())));
+    if (o.has_task("rating")) rating_out = register_module("rating_out", torch::nn::Linear(eo.out_dim(), 1));
+    if (o.has_task("ctr")) ctr_out = register_module("ctr_out", torch::nn::Linear(eo.out_dim(), o.ctr_columns()));
+  }
+  if (o.has_task("next_item")) next_proj = register_module("next_proj", torch::nn::Linear(d, d));
+  if (o.has_task("match")) {
+    auto tower = [&] { return torch::nn::Sequential(torch::nn::Linear(d, d), torch::nn::ReLU(), torch::nn::Linear(d, d)); };
+    match_user = register_module("match_user", tower());
+    match_item = register_module("match_item", tower());
+  }
+  if (o.has_task("scenario")) scenario_out = register_module("scenario_out", torch::nn::Linear(td, S));
+  if (o.has_task("mlm"))
+    mlm = register_module("mlm", tasks::MlmHead(text->options.dim(), text->options.vocab_size(), text->options.layer_norm_eps()));
+  register_buffer("item_tokens", item_tokens);
+  register_buffer("item_token_mask", item_token_mask);
+  register_buffer("user_tokens", user_tokens);
+  register_buffer("user_token_mask", user_token_mask);
+  register_buffer("user_has_text", user_has_text);
+  item_text_cache = register_buffer("item_text_cache", torch::zeros({has_text ? I : 0, td}));
+  user_text_cache = register_buffer("user_text_cache", torch::zeros({user_tokens.size(0), td}));
+  item_seen = register_buffer("item_seen", torch::ones({I}, torch::kBool));
+  user_seen = register_buffer("user_seen", torch::ones({U}, torch::kBool));
+  train_steps = register_buffer("train_steps", torch::zeros({1}, torch::kInt64));
+  refresh_text_cache();
+}
+
+at::Tensor UnifiedModelImpl::encode_texts(const at::Tensor& tokens, const at::Tensor& mask) {
+  // Trim the columns that are padding in every row; an empty row keeps its first position as
+  // a real token so that attention never sees an all-masked row (its vector is masked later).
+  const int64_t L = std::max<int64_t>(1, mask.sum(1).max().item<int64_t>());
+  at::Tensor t = tokens.narrow(1, 0, L), m = mask.narrow(1, 0, L).clone();
+  m.select(1, 0).fill_(true);
+  return text->forward(t, m).pooled;
+}
+
+void UnifiedModelImpl::refresh_text_cache() {
+  if (options.text() == TextMode::None) return;
+  torch::NoGradGuard g;
+  const bool was_training = text->is_training();
+  text->eval();
+  auto fill = [&](const at::Tensor& tokens, const at::Tensor& mask, at::Tensor& cache) {
+    for (int64_t s = 0; s < tokens.size(0); s += 512) {
+      const int64_t n = std::min<int64_t>(512, tokens.size(0) - s);
+      cache.narrow(0, s, n).copy_(encode_texts(tokens.narrow(0, s, n), mask.narrow(0, s, n)));
+    }
+  };
+  fill(item_tokens, item_token_mask, item_text_cache);
+  fill(user_tokens, user_token_mask, user_text_cache);
+  text->train(was_training);
+}
+
+at::Tensor UnifiedModelImpl::text_vectors(bool items, const at::Tensor& ids) {
+  at::Tensor& cache = items ? item_text_cache : user_text_cache;
+  if (options.text() == TextMode::Finetune && is_training()) {
+    const at::Tensor& tok = items ? item_tokens : user_tokens;
+    const at::Tensor& msk = items ? item_token_mask : user_token_mask;
+    at::Tensor v = encode_texts(tok.index_select(0, ids), msk.index_select(0, ids));
+    {
+      torch::NoGradGuard g;
+      cache.index_copy_(0, ids, v.detach());
+    }
+    return v;
+  }
+  return cache.index_select(0, ids);
+}
+
+at::Tensor UnifiedModelImpl::item_table(const at::Tensor& fresh_ids, const at::Tensor& fresh_text) {
+  at::Tensor table = item_emb->weight * item_seen.unsqueeze(1).to(item_emb->weight.scalar_type());
+  if (options.text() == TextMode::None) return table;
+  at::Tensor t = item_text_cache;
+  if (fresh_text.defined()) t = t.index_copy(0, fresh_ids, fresh_text);
+  return table + item_text_proj(t);
+}
+
+at::Tensor UnifiedModelImpl::item_vectors() { return item_table({}, {}); }
+
+at::Tensor UnifiedModelImpl::user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table,
+                                      bool drop_ids) {
+  const auto fopt = table.options();
+  at::Tensor known = users >= 0;
+  at::Tensor uid = users.clamp_min(0);
+  at::Tensor keep = (known & user_seen.index_select(0, uid)).to(fopt.dtype());
+  if (drop_ids && options.id_dropout() > 0)
+    keep = keep * torch::bernoulli(torch::full({users.size(0)}, 1 - options.id_dropout(), fopt));
+  at::Tensor u = user_emb(uid) * keep.unsqueeze(1);
+  if (options.text() != TextMode::None && user_tokens.size(0) > 0) {
+    auto [uniq, inv] = at::_unique(uid, /*sorted=*/true, /*return_inverse=*/true);
+    at::Tensor tv = user_text_proj(text_vectors(false, uniq)).index_select(0, inv);
+    at::Tensor has = (known & user_has_text.index_select(0, uid)).to(fopt.dtype());
+    u = u + tv * has.unsqueeze(1);
+  }
+  // The causal sequence encoder over the recent items; right-aligned, so the last column is
+  // the latest item and positions count back from it.
+  at::Tensor h = history;
+  if (h.size(1) > options.max_history()) h = h.narrow(1, h.size(1) - options.max_history(), options.max_history());
+  const int64_t B = h.size(0), L = h.size(1);
+  at::Tensor valid = h > 0;
+  at::Tensor full = torch::cat({torch::zeros({1, table.size(1)}, fopt), table}, 0);
+  at::Tensor x = full.index_select(0, h.reshape({-1})).view({B, L, table.size(1)});
+  at::Tensor pos = torch::arange(L - 1, -1, -1, users.options());
+  x = (x + position_emb(pos).unsqueeze(0)) * valid.unsqueeze(2).to(fopt.dtype());
+  if (is_training() && options.dropout() > 0) x = torch::dropout(x, options.dropout(), true);
+  at::Tensor seq = sequence(x, valid).select(1, L - 1);
+  return u + seq;
+}
+
+at::Tensor UnifiedModelImpl::cross(const at::Tensor& uvec, const at::Tensor& ivec, const at::Tensor& scenarios,
+                                   std::vector<at::Tensor>* per_task) {
+  at::Tensor x = torch::cat({uvec, ivec, uvec * ivec, scenario_emb(scenarios)}, 1);
+  x = scenario_layer(x, scenarios);
+  nn::ExpertsOutput eo = experts(x);
+  per_task->clear();
+  for (size_t t = 0; t < eo.task.size(); ++t)
+    per_task->push_back(scenario_layer->task(static_cast<int64_t>(t), eo.task[t], scenarios));
+  return x;
+}
+
+Outputs UnifiedModelImpl::forward(const Batch& b) {
+  const auto& o = options;
+  Outputs out;
+  const bool training = is_training();
+  if (training) {
+    train_steps.add_(1);
+    if (o.text() != TextMode::None && train_steps.item<int64_t>() % o.text_refresh_every() == 0) refresh_text_cache();
+  }
+  const at::Tensor& users = b.at("user");
+  const at::Tensor& items = b.at("item");
+  const bool ranking = o.has_task("rating") || o.has_task("ctr");
+  if (ranking || o.has_task("next_item") || o.has_task("match")) {
+    const at::Tensor& scen = b.at("scenario");
+    MTREC_CHECK(scen.numel() == 0 || (scen.min().item<int64_t>() >= 0 && scen.max().item<int64_t>() < o.num_scenarios()),
+                "unified model: scenario ids must be in [0, ", o.num_scenarios(), ")");
+    at::Tensor table, ivec;
+    {
+      auto [uniq, inv] = at::_unique(items, /*sorted=*/true, /*return_inverse=*/true);
+      at::Tensor fresh = o.text() != TextMode::None ? text_vectors(true, uniq) : at::Tensor();
+      table = item_table(uniq, fresh);
+      ivec = table.index_select(0, items);
+      if (training && o.id_dropout() > 0) {
+        // Drop the ID part for a share of examples: the towers must also score from text.
+        at::Tensor drop = torch::bernoulli(torch::full({items.size(0)}, o.id_dropout(), table.options()));
+        at::Tensor id = item_emb(items) * item_seen.index_select(0, items).to(table.scalar_type()).unsqueeze(1);
+        ivec = ivec - id * drop.unsqueeze(1);
+      }
+    }
+    at::Tensor uvec = user_vec(users, b.at("history"), table, training);
+    if (ranking) {
+      std::vector<at::Tensor> h;
+      cross(uvec, ivec, scen, &h);
+      size_t t = 0;
+      if (o.has_task("rating"))
+        out["rating"] = rating_out(h[t++]).squeeze(1) + o.global_mean() + user_bias(users).squeeze(1) +
+                        item_bias(items).squeeze(1);
+      if (o.has_task("ctr")) out["ctr_logit"] = ctr_out(h[t++]);
+    }
+    if (o.has_task("next_item")) {
+      at::Tensor idx = b.mask("next_item").defined() ? b.mask("next_item").nonzero().squeeze(1)
+                                                     : torch::arange(users.size(0), users.options());
+      out["next_item/hidden"] = next_proj(uvec.index_select(0, idx));
+      out["next_item/target"] = items.index_select(0, idx);
+      out["next_item/table"] = table;
+    }
+    if (o.has_task("match")) {
+      at::Tensor idx = b.mask("match").defined() ? b.mask("match").nonzero().squeeze(1)
+                                                 : torch::arange(users.size(0), users.options());
+      auto [mi, minv] = at::_unique(items.index_select(0, idx), true, true);
+      at::Tensor qu = torch::nn::functional::normalize(match_user->forward(uvec.index_select(0, idx)),
+                                                       torch::nn::functional::NormalizeFuncOptions().dim(1));
+      at::Tensor qi = torch::nn::functional::normalize(match_item->forward(table.index_select(0, mi)),
+                                                       torch::nn::functional::NormalizeFuncOptions().dim(1));
+      out["match/logits"] = torch::matmul(qu, qi.t()) / o.match_temperature();
+      out["match/target"] = minv;
+    }
+  }
+  if (o.has_task("scenario") && b.has("context_ids")) {
+    at::Tensor idx = b.mask("scenario").nonzero().squeeze(1);
+    at::Tensor ids = b.at("context_ids").index_select(0, idx), m = b.at("context_mask").index_select(0, idx);
+    out["scenario/logits"] = idx.numel() ? scenario_out(encode_texts(ids, m))
+                                         : torch::zeros({0, o.num_scenarios()}, item_emb->weight.options());
+    out["scenario/target"] = b.at("scenario").index_select(0, idx);
+  }
+  if (o.has_task("mlm") && b.has("mlm/input_ids")) {
+    at::Tensor hidden = text->encode(b.at("mlm/input_ids"), b.at("mlm/attention_mask"));
+    const at::Tensor& sel = b.at("mlm/selected");
+    out["mlm/logits"] = mlm(hidden.index({sel}), text->token_embedding_weight());
+    out["mlm/targets"] = b.at("mlm/labels").index({sel});
+  }
+  return out;
+}
+
+at::Tensor UnifiedModelImpl::user_vectors(const at::Tensor& users, const at::Tensor& history) {
+  return user_vec(users, history, item_vectors(), false);
+}
+
+std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::rank_outputs(const at::Tensor& users, const at::Tensor& uvec,
+                                                                 const at::Tensor& items, const at::Tensor& scenarios) {
+  MTREC_CHECK(experts, "unified model: neither rating nor ctr is enabled");
+  at::Tensor ivec = item_vectors().index_select(0, items);
+  std::vector<at::Tensor> h;
+  cross(uvec, ivec, scenarios, &h);
+  at::Tensor rating, ctr;
+  size_t t = 0;
+  if (options.has_task("rating")) {
+    at::Tensor ub = user_bias(users.clamp_min(0)).squeeze(1) * (users >= 0).to(uvec.scalar_type());
+    rating = rating_out(h[t++]).squeeze(1) + options.global_mean() + ub + item_bias(items).squeeze(1);
+  }
+  if (options.has_task("ctr")) ctr = torch::sigmoid(ctr_out(h[t++]));
+  return {rating, ctr};
+}
+
+at::Tensor UnifiedModelImpl::next_item_scores(const at::Tensor& uvec) {
+  MTREC_CHECK(next_proj, "unified model: next_item is not enabled");
+  return torch::matmul(next_proj(uvec), item_vectors().t());
+}
+
+at::Tensor UnifiedModelImpl::match_scores(const at::Tensor& uvec) {
+  MTREC_CHECK(match_user, "unified model: match is not enabled");
+  namespace F = torch::nn::functional;
+  auto qu = F::normalize(match_user->forward(uvec), F::NormalizeFuncOptions().dim(1));
+  auto qi = F::normalize(match_item->forward(item_vectors()), F::NormalizeFuncOptions().dim(1));
+  return torch::matmul(qu, qi.t());
+}
+
+at::Tensor UnifiedModelImpl::scenario_probs(const at::Tensor& ids, const at::Tensor& mask) {
+  MTREC_CHECK(scenario_out, "unified model: the scenario classifier is not enabled");
+  return torch::softmax(scenario_out(encode_texts(ids, mask)), 1);
+}
+
+void UnifiedModelImpl::set_seen(const std::vector<int32_t>& items, const std::vector<int32_t>& users) {
+  torch::NoGradGuard g;
+  item_seen.zero_(), user_seen.zero_();
+  auto mark = [](at::Tensor& flags, const std::vector<int32_t>& ids) {
+    if (ids.empty()) return;
+    at::Tensor t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64).to(flags.device());
+    MTREC_CHECK(t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < flags.size(0), "unified model: seen id out of [0, ",
+                flags.size(0), ")");
+    flags.index_fill_(0, t, true);
+  };
+  mark(item_seen, items);
+  mark(user_seen, users);
+}
+
+std::vector<at::Tensor> UnifiedModelImpl::shared_parameters() {
+  return experts ? experts->last_shared_parameters() : std::vector<at::Tensor>{};
+}
+
+torch::nn::Module& UnifiedEngineModel::module() { return *model_; }
+Outputs UnifiedEngineModel::forward(const Batch& batch) { return model_->forward(batch); }
+
+}  // namespace mtrec
