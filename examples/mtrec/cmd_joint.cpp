@@ -46,6 +46,10 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
   cmd->add_option("--text", o.text_, "joint: text encoder in the joint loss (finetune|frozen|none)")
       ->check(CLI::IsMember({"finetune", "frozen", "none"}))
       ->capture_default_str();
+  cmd->add_option("--text-refresh-every", o.text_refresh_every_, "joint: training steps between text-cache refreshes")
+      ->capture_default_str();
+  cmd->add_option("--text-lr-scale", o.text_lr_scale_, "joint: the text encoder's lr as a multiple of the model's")
+      ->capture_default_str();
   cmd->add_option("--mlm-lambda", o.mlm_lambda_, "joint: λ of the MLM loss")->capture_default_str();
   cmd->add_option("--pretrain-epochs", o.pretrain_epochs_, "joint: MLM epochs on the catalogue before the joint run")
       ->capture_default_str();

@@ -4,6 +4,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 
 #include "mtrec/core/check.h"
 
@@ -59,6 +60,7 @@ std::string unified_options_to_json(const UnifiedOptions& o) {
                       {"ctr_columns", o.ctr_columns()},
                       {"text", text_mode_name(o.text())},
                       {"text_refresh_every", o.text_refresh_every()},
+                      {"text_lr_scale", o.text_lr_scale()},
                       {"max_history", o.max_history()},
                       {"seq_layers", o.seq_layers()},
                       {"seq_heads", o.seq_heads()},
@@ -91,6 +93,7 @@ UnifiedOptions unified_options_from_json(const std::string& text) {
     else if (k == "ctr_columns") o.ctr_columns(v.get<int64_t>());
     else if (k == "text") o.text(parse_text_mode(v.get<std::string>()));
     else if (k == "text_refresh_every") o.text_refresh_every(v.get<int64_t>());
+    else if (k == "text_lr_scale") o.text_lr_scale(v.get<double>());
     else if (k == "max_history") o.max_history(v.get<int64_t>());
     else if (k == "seq_layers") o.seq_layers(v.get<int64_t>());
     else if (k == "seq_heads") o.seq_heads(v.get<int64_t>());
@@ -180,6 +183,14 @@ void UnifiedModelImpl::reset() {
   if (has_text) {
     item_text_proj = register_module("item_text_proj", torch::nn::Linear(td, d));
     user_text_proj = register_module("user_text_proj", torch::nn::Linear(td, d));
+    // Start the text part at the ID embedding's scale: pooled text vectors have unit-variance
+    // coordinates, and at LibTorch's default scale the text (shared by every item of a topic)
+    // drowned the IDs and the retrieval heads could not tell warm items apart.
+    torch::NoGradGuard g;
+    for (auto* p : {&item_text_proj, &user_text_proj}) {
+      (*p)->weight.normal_(0, 0.05 / std::sqrt(double(td)));
+      (*p)->bias.zero_();
+    }
   }
   sequence = register_module("sequence", CausalTransformer(CausalTransformerOptions(d).layers(o.seq_layers())
                                                                .heads(o.seq_heads()).dropout(o.dropout())));
@@ -245,28 +256,24 @@ void UnifiedModelImpl::refresh_text_cache() {
 
 at::Tensor UnifiedModelImpl::text_vectors(bool items, const at::Tensor& ids) {
   at::Tensor& cache = items ? item_text_cache : user_text_cache;
-  if (options.text() == TextMode::Finetune && is_training()) {
+  // Profiles come from the cache (refreshed every text_refresh_every steps) even when items are
+  // fine-tuned: encoding every user of a batch doubled the step for little gain (docs/unified.md).
+  if (items && options.text() == TextMode::Finetune && is_training()) {
     const at::Tensor& tok = items ? item_tokens : user_tokens;
     const at::Tensor& msk = items ? item_token_mask : user_token_mask;
-    at::Tensor v = encode_texts(tok.index_select(0, ids), msk.index_select(0, ids));
-    {
-      torch::NoGradGuard g;
-      cache.index_copy_(0, ids, v.detach());
-    }
-    return v;
+    // Not written back: these are drawn with dropout, and a catalogue table mixing noisy fresh
+    // rows (always the batch's targets) with clean cached ones taught the retrieval heads to
+    // spot the noise instead of the item. The cache is refreshed in eval mode instead.
+    return encode_texts(tok.index_select(0, ids), msk.index_select(0, ids));
   }
   return cache.index_select(0, ids);
 }
 
-at::Tensor UnifiedModelImpl::item_table(const at::Tensor& fresh_ids, const at::Tensor& fresh_text) {
+at::Tensor UnifiedModelImpl::item_vectors() {
   at::Tensor table = item_emb->weight * item_seen.unsqueeze(1).to(item_emb->weight.scalar_type());
   if (options.text() == TextMode::None) return table;
-  at::Tensor t = item_text_cache;
-  if (fresh_text.defined()) t = t.index_copy(0, fresh_ids, fresh_text);
-  return table + item_text_proj(t);
+  return table + item_text_proj(item_text_cache);
 }
-
-at::Tensor UnifiedModelImpl::item_vectors() { return item_table({}, {}); }
 
 at::Tensor UnifiedModelImpl::user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table,
                                       bool drop_ids) {
@@ -324,18 +331,17 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     const at::Tensor& scen = b.at("scenario");
     MTREC_CHECK(scen.numel() == 0 || (scen.min().item<int64_t>() >= 0 && scen.max().item<int64_t>() < o.num_scenarios()),
                 "unified model: scenario ids must be in [0, ", o.num_scenarios(), ")");
-    at::Tensor table, ivec;
-    {
+    // The catalogue table (history items, next-item and match) reads the text cache; the
+    // batch's own items are encoded fresh (with gradient when fine-tuning) for the ranking
+    // towers, once per distinct item.
+    at::Tensor table = item_vectors();
+    at::Tensor keep = item_seen.index_select(0, items).to(table.scalar_type());
+    if (training && o.id_dropout() > 0)  // the towers must also score from text alone (cold start)
+      keep = keep * torch::bernoulli(torch::full({items.size(0)}, 1 - o.id_dropout(), table.options()));
+    at::Tensor ivec = item_emb(items) * keep.unsqueeze(1);
+    if (o.text() != TextMode::None) {
       auto [uniq, inv] = at::_unique(items, /*sorted=*/true, /*return_inverse=*/true);
-      at::Tensor fresh = o.text() != TextMode::None ? text_vectors(true, uniq) : at::Tensor();
-      table = item_table(uniq, fresh);
-      ivec = table.index_select(0, items);
-      if (training && o.id_dropout() > 0) {
-        // Drop the ID part for a share of examples: the towers must also score from text.
-        at::Tensor drop = torch::bernoulli(torch::full({items.size(0)}, o.id_dropout(), table.options()));
-        at::Tensor id = item_emb(items) * item_seen.index_select(0, items).to(table.scalar_type()).unsqueeze(1);
-        ivec = ivec - id * drop.unsqueeze(1);
-      }
+      ivec = ivec + item_text_proj(text_vectors(true, uniq)).index_select(0, inv);
     }
     at::Tensor uvec = user_vec(users, b.at("history"), table, training);
     if (ranking) {
@@ -369,8 +375,14 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
   if (o.has_task("scenario") && b.has("context_ids")) {
     at::Tensor idx = b.mask("scenario").nonzero().squeeze(1);
     at::Tensor ids = b.at("context_ids").index_select(0, idx), m = b.at("context_mask").index_select(0, idx);
-    out["scenario/logits"] = idx.numel() ? scenario_out(encode_texts(ids, m))
-                                         : torch::zeros({0, o.num_scenarios()}, item_emb->weight.options());
+    if (idx.numel()) {
+      // Many rows of a batch share a context (a session's query or page): encode each once.
+      auto [uniq, inv, counts] = at::unique_dim(ids.masked_fill(m.logical_not(), pad_id), 0, true, true, false);
+      at::Tensor um = uniq.ne(pad_id);
+      out["scenario/logits"] = scenario_out(encode_texts(uniq, um)).index_select(0, inv);
+    } else {
+      out["scenario/logits"] = torch::zeros({0, o.num_scenarios()}, item_emb->weight.options());
+    }
     out["scenario/target"] = b.at("scenario").index_select(0, idx);
   }
   if (o.has_task("mlm") && b.has("mlm/input_ids")) {

@@ -35,6 +35,8 @@ std::string JointTrainOptions::to_json() const {
                       {"text_layers", text_layers_},
                       {"text_heads", text_heads_},
                       {"text_max_len", text_max_len_},
+                      {"text_refresh_every", text_refresh_every_},
+                      {"text_lr_scale", text_lr_scale_},
                       {"pretrain_epochs", pretrain_epochs_},
                       {"mlm_texts", mlm_texts_},
                       {"ctr_negatives", ctr_negatives_},
@@ -252,6 +254,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   }
   UnifiedOptions uo = UnifiedOptions(ds.num_users(), ds.num_items(), std::max<int32_t>(1, ds.scenarios.size()))
                           .dim(o.dim_).tasks(tasks).ctr_columns(int64_t(fit.ctr_columns.size())).text(text)
+                          .text_refresh_every(o.text_refresh_every_).text_lr_scale(o.text_lr_scale_)
                           .max_history(o.max_history_).arch(nn::parse_expert_arch(o.arch_)).experts(o.experts_)
                           .levels(o.levels_).expert_hidden(o.expert_hidden_)
                           .scenario_arch(nn::parse_scenario_arch(o.scenario_arch_)).dropout(o.dropout_)

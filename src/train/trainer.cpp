@@ -55,11 +55,13 @@ struct Trainer::Optimizers {
   std::vector<at::Tensor> dense_params, sparse_params, all_params;
   std::unique_ptr<torch::optim::Optimizer> dense;
   std::unique_ptr<SparseRowOptimizer> sparse;
+  std::vector<double> group_scale;  // per dense param group: its lr as a multiple of the schedule's
   c10::Device device = c10::kCPU;
 
   void set_lr(double lr, double sparse_lr) {
     if (dense)
-      for (auto& g : dense->param_groups()) g.options().set_lr(lr);
+      for (size_t k = 0; k < dense->param_groups().size(); ++k)
+        dense->param_groups()[k].options().set_lr(lr * (k < group_scale.size() ? group_scale[k] : 1.0));
     if (sparse) sparse->set_lr(sparse_lr);
   }
   void zero_grad() {
@@ -115,23 +117,50 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
   model_.module().to(opt_->device);
   auto sparse_names = model_.sparse_parameters();
   std::set<std::string> sparse_set(sparse_names.begin(), sparse_names.end());
+  // Dense parameters whose name starts with a prefix of model.lr_scales() form a param group of
+  // their own, at that multiple of the scheduled lr (e.g. a pretrained encoder fine-tuned slowly).
+  const auto scales = model_.lr_scales();
+  std::map<double, std::vector<at::Tensor>> scaled;
   for (auto& p : model_.module().named_parameters(true)) {
     if (!p.value().requires_grad()) continue;
-    (sparse_set.erase(p.key()) ? opt_->sparse_params : opt_->dense_params).push_back(p.value());
     opt_->all_params.push_back(p.value());
+    if (sparse_set.erase(p.key())) {
+      opt_->sparse_params.push_back(p.value());
+      continue;
+    }
+    opt_->dense_params.push_back(p.value());
+    for (const auto& [prefix, scale] : scales)
+      if (p.key().rfind(prefix, 0) == 0) {
+        MTREC_CHECK(std::isfinite(scale) && scale > 0, "trainer: lr scale of '", prefix, "' must be > 0, got ", scale);
+        scaled[scale].push_back(p.value());
+        break;
+      }
+  }
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  {
+    std::set<const void*> in_group;
+    for (const auto& [scale, ps] : scaled)
+      for (const auto& t : ps) in_group.insert(t.unsafeGetTensorImpl());
+    std::vector<at::Tensor> rest;
+    for (const auto& t : opt_->dense_params)
+      if (!in_group.count(t.unsafeGetTensorImpl())) rest.push_back(t);
+    groups.emplace_back(rest);
+    opt_->group_scale.push_back(1.0);
+    for (const auto& [scale, ps] : scaled) groups.emplace_back(ps), opt_->group_scale.push_back(scale);
   }
   MTREC_CHECK(sparse_set.empty(), "trainer: the model names sparse parameter '",
               sparse_set.empty() ? "" : *sparse_set.begin(), "', which it does not have");
   if (!opt_->dense_params.empty()) {
     if (o.optimizer_ == "adamw")
-      opt_->dense = std::make_unique<torch::optim::AdamW>(opt_->dense_params,
+      opt_->dense = std::make_unique<torch::optim::AdamW>(groups,
                                                           torch::optim::AdamWOptions(o.lr_).weight_decay(o.weight_decay_));
     else if (o.optimizer_ == "adam")
-      opt_->dense = std::make_unique<torch::optim::Adam>(opt_->dense_params,
+      opt_->dense = std::make_unique<torch::optim::Adam>(groups,
                                                          torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
     else
       opt_->dense = std::make_unique<torch::optim::SGD>(
-          opt_->dense_params, torch::optim::SGDOptions(o.lr_).momentum(o.momentum_).weight_decay(o.weight_decay_));
+          groups, torch::optim::SGDOptions(o.lr_).momentum(o.momentum_).weight_decay(o.weight_decay_));
+    opt_->set_lr(o.lr_, o.lr_);
   }
   if (!opt_->sparse_params.empty())
     opt_->sparse = std::make_unique<SparseRowOptimizer>(

@@ -13,12 +13,15 @@
 //  - item i: ID embedding (zero for items never trained on, and dropped for a share of the
 //    training examples so the towers learn to score from text alone: cold start) plus a
 //    projection of the TextEncoder's pooled vector of the item's text. With text "finetune"
-//    the encoder runs once per distinct item of the batch, with gradient, and those vectors
-//    refresh a cache that supplies every other item (the history and the catalogue table);
-//    with "frozen" the recommendation losses never reach the encoder (MLM still trains it) and
-//    every item comes from the cache, re-encoded every text_refresh_every training steps.
-//  - user u: ID embedding + projected profile text (when the user has one) + the causal
-//    sequence encoder's last state over the user's recent items (their representations).
+//    the encoder runs once per distinct item of the batch, with gradient, for the rating and
+//    CTR towers; the catalogue table (history items, next-item and match) reads a cache of
+//    every item's text vector, re-encoded in eval mode every text_refresh_every training steps
+//    (so the retrieval heads always compare items encoded alike). With "frozen" the
+//    recommendation losses never reach the encoder (MLM and the scenario classifier still
+//    train it) and every item comes from the cache.
+//  - user u: ID embedding + projected profile text (when the user has one; always from the
+//    cache, so the profile's projection is trained but the encoder learns from item texts,
+//    contexts and MLM) + the causal sequence encoder's last state over the user's recent items.
 // Towers:
 //  - rating and CTR read [user, item, user⊙item, scenario embedding] through the scenario
 //    layer (STAR / PEPNet, nn/scenario.h) and the shared experts (shared-bottom / MMoE / PLE,
@@ -72,7 +75,10 @@ struct UnifiedOptions {
   TORCH_ARG(std::vector<std::string>, tasks) = std::vector<std::string>{"rating", "ctr", "next_item", "match", "mlm"};
   TORCH_ARG(int64_t, ctr_columns) = 1;
   TORCH_ARG(TextMode, text) = TextMode::Finetune;
-  TORCH_ARG(int64_t, text_refresh_every) = 100;  // frozen: training steps between cache refreshes
+  TORCH_ARG(int64_t, text_refresh_every) = 50;  // training steps between text-cache refreshes
+  /// The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the
+  /// cached text vectors the catalogue table reads stay close to the fresh ones.
+  TORCH_ARG(double, text_lr_scale) = 0.03;
   TORCH_ARG(int64_t, max_history) = 50;
   TORCH_ARG(int64_t, seq_layers) = 1;
   TORCH_ARG(int64_t, seq_heads) = 1;
@@ -156,10 +162,9 @@ class UnifiedModelImpl : public torch::nn::Module {
 
  private:
   at::Tensor encode_texts(const at::Tensor& tokens, const at::Tensor& mask);
-  /// Text vectors of `ids` (unique) of items or users: fresh with gradient in finetune
-  /// training (and written back to the cache), else from the cache.
+  /// Text vectors of `ids` (unique) of items or users: items fresh with gradient in finetune
+  /// training, else from the cache.
   at::Tensor text_vectors(bool items, const at::Tensor& ids);
-  at::Tensor item_table(const at::Tensor& fresh_ids, const at::Tensor& fresh_text);
   at::Tensor user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table, bool drop_ids);
   at::Tensor cross(const at::Tensor& user_vec, const at::Tensor& item_vec, const at::Tensor& scenarios,
                    std::vector<at::Tensor>* per_task);
@@ -173,6 +178,9 @@ class UnifiedEngineModel : public Model {
   torch::nn::Module& module() override;
   Outputs forward(const Batch& batch) override;
   std::vector<at::Tensor> shared_parameters() override { return model_->shared_parameters(); }
+  std::vector<std::pair<std::string, double>> lr_scales() const override {
+    return {{"text.", model_->options.text_lr_scale()}};
+  }
   UnifiedModel& model() { return model_; }
 
  private:

@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <map>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -56,6 +57,9 @@ class Model {
   /// Empty (the default): GradNorm uses every dense parameter instead, which costs one backward
   /// pass through the whole model per task and batch.
   virtual std::vector<at::Tensor> shared_parameters() { return {}; }
+  /// (parameter-name prefix, multiplier): dense parameters under a prefix train at that multiple
+  /// of the scheduled learning rate (e.g. a pretrained text encoder fine-tuned gently).
+  virtual std::vector<std::pair<std::string, double>> lr_scales() const { return {}; }
 };
 
 class Task {

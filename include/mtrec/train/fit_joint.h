@@ -34,9 +34,11 @@ struct JointTrainOptions {
   int64_t dim_ = 64;
   int64_t experts_ = 4, levels_ = 1;
   std::vector<int64_t> expert_hidden_ = {128, 64};
-  int64_t max_history_ = 50;
+  int64_t max_history_ = 20;              // recent items the sequence encoder reads (its cost grows with it)
   int64_t vocab_size_ = 2000;             // sentencepiece vocabulary (trained on the catalogue)
   int64_t text_dim_ = 64, text_layers_ = 2, text_heads_ = 2, text_max_len_ = 32;
+  int64_t text_refresh_every_ = 50;       // training steps between re-encodings of the text cache
+  double text_lr_scale_ = 0.03;           // the encoder's lr as a multiple of the model's
   int pretrain_epochs_ = 0;               // MLM epochs on the catalogue before the joint run
   int64_t mlm_texts_ = 32;                // catalogue texts masked per batch (the λ·L_mlm term)
   int ctr_negatives_ = 0;                 // rating-only data: sampled negatives per positive (0: 4)
@@ -62,6 +64,8 @@ struct JointTrainOptions {
   JointTrainOptions& text_layers(int64_t v) { text_layers_ = v; return *this; }
   JointTrainOptions& text_heads(int64_t v) { text_heads_ = v; return *this; }
   JointTrainOptions& text_max_len(int64_t v) { text_max_len_ = v; return *this; }
+  JointTrainOptions& text_lr_scale(double v) { text_lr_scale_ = v; return *this; }
+  JointTrainOptions& text_refresh_every(int64_t v) { text_refresh_every_ = v; return *this; }
   JointTrainOptions& pretrain_epochs(int v) { pretrain_epochs_ = v; return *this; }
   JointTrainOptions& mlm_texts(int64_t v) { mlm_texts_ = v; return *this; }
   JointTrainOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
