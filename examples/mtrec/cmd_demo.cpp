@@ -171,7 +171,7 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
         const bool match = truth && truth->item_main_topic[size_t(i)] == strongest_topic(*truth, u);
         fmt::print("    {:<5} {:>6.2f} {}[{}] {}\n", ds.items.raw(i), p[i], truth ? (match ? "yes " : "no  ") : "",
                    tag(i), title(i));
-        r["top5"][sname].push_back({{"item", ds.items.raw(i)}, {"title", title(i)}, {"score", p[i]}});
+        r["top5"][sname].push_back({{"item", ds.items.raw(i)}, {"title", title(i)}, {"score", p[i]}, {"tag", tag(i)}});
       }
     }
     recs.push_back(r);

@@ -213,66 +213,84 @@ TEST(Cli, DownloadFailsCleanlyOfflineAndOnABadZip) {
   EXPECT_FALSE(std::filesystem::exists(tmp.path("net/ml-100k"))) << "a failed download left a folder behind";
 }
 
-TEST(Cli, DemoTrainsEvaluatesAndRecommends) {
+TEST(Cli, DemoTrainsTheJointModelAndEvalReproducesItsMetrics) {
   mtrec::test::TempDir tmp;
   // A smaller world than the default keeps the test short; the pipeline is the same.
-  Result r = mtrec("demo --users 400 --items 200 --interactions 24000 --ctr-epochs 3 --log-level warn --json " +
-                   shell_quote(tmp.path("demo.json")));
+  const std::string world = " --users 300 --items 150 --interactions 15000";
+  Result r = mtrec("demo" + world + " --epochs 2 --no-compare --log-level warn --run-dir " + shell_quote(tmp.path("run")) +
+                   " --json " + shell_quote(tmp.path("demo.json")));
   ASSERT_EQ(r.code, 0) << r.out;
   nlohmann::json j = read_json(tmp.path("demo.json"));
-  for (const char* key : {"seed", "device", "wall_s", "world", "ctr", "topk", "recommendations"})
+  for (const char* key : {"seed", "wall_s", "world", "joint", "recommendations"})
     ASSERT_TRUE(j.contains(key)) << "demo JSON lacks '" << key << "': " << j.dump(2);
-  const auto& w = j["world"];
-  EXPECT_TRUE(w.value("valid", false)) << w.dump(2);
-  EXPECT_EQ(w.value("users", -1), 400);
-  EXPECT_EQ(w.value("items", -1), 200);
-  EXPECT_EQ(j.value("seed", -1), 42);
-  // CTR head per scenario, clearly better than chance on a world with known structure.
-  EXPECT_GT(j["ctr"].value("auc", 0.0), 0.6) << j["ctr"].dump(2);
-  for (const char* s : {"home_feed", "search", "ads"}) EXPECT_TRUE(j["ctr"]["per_scenario"].contains(s)) << j.dump(2);
-  // Top-K on one split: every model reported, the fusion beats most-popular.
-  const auto& t = j["topk"];
-  for (const char* m : {"most_popular", "item_knn", "ctr_head", "fused"}) {
-    ASSERT_TRUE(t.contains(m)) << t.dump(2);
-    EXPECT_TRUE(t[m].contains("hr@10") && t[m].contains("ndcg@10")) << t.dump(2);
-  }
-  const double alpha = t.value("alpha", -1.0);
-  EXPECT_TRUE(alpha >= 0 && alpha <= 1) << t.dump(2);
-  EXPECT_GT(t["fused"].value("ndcg@10", 0.0), t["most_popular"].value("ndcg@10", 1.0)) << t.dump(2);
-  EXPECT_GT(t["topic_match@5"].value("fused", 0.0), t["topic_match@5"].value("most_popular", 1.0)) << t.dump(2);
-  ASSERT_EQ(j["recommendations"].size(), 3u) << j.dump(2);
+  EXPECT_TRUE(j["world"].value("valid", false)) << j["world"].dump(2);
+  EXPECT_EQ(j["world"].value("users", -1), 300);
+  const auto& o = j["joint"]["overall"];
+  for (const char* task : {"rating", "ctr", "next_item", "match", "scenario"}) EXPECT_TRUE(o.contains(task)) << o.dump(2);
+  // Better than chance on a world with known structure, per scenario too.
+  EXPECT_GT(o["ctr"].value("auc", 0.0), 0.6) << o.dump(2);
+  EXPECT_GT(o["scenario"].value("accuracy", 0.0), o["scenario"].value("majority_accuracy", 1.0) + 0.2) << o.dump(2);
+  EXPECT_GT(o["next_item"].value("HR@10", 0.0), 10.0 / 150) << o.dump(2);
+  for (const char* s : {"home_feed", "search", "ads"}) EXPECT_TRUE(j["joint"]["per_scenario"].contains(s)) << j.dump(2);
+  ASSERT_EQ(j["recommendations"].size(), 2u) << j.dump(2);
   for (const auto& u : j["recommendations"]) {
     EXPECT_FALSE(u.value("profile", "").empty()) << u.dump(2);
-    EXPECT_EQ(u["top5"].size(), 5u) << u.dump(2);
+    for (const char* s : {"home_feed", "search", "ads"}) EXPECT_EQ(u["top5"][s].size(), 5u) << u.dump(2);
   }
   EXPECT_TRUE(contains(r.out, "validation: ok")) << r.out;
-  EXPECT_TRUE(contains(r.out, "top-5")) << r.out;
   EXPECT_TRUE(contains(r.out, "wall time")) << r.out;
+  EXPECT_TRUE(std::filesystem::exists(tmp.path("run/joint/report.html")));
+  // `mtrec eval` of the demo's checkpoint on the same world and split gives the same test metrics.
+  Result e = mtrec("eval --checkpoint " + shell_quote(tmp.path("run/joint.ckpt")) +
+                   " --dataset synthetic --synthetic-users 300 --synthetic-items 150 --synthetic-interactions 15000"
+                   " --log-level warn --json " + shell_quote(tmp.path("eval.json")));
+  ASSERT_EQ(e.code, 0) << e.out;
+  nlohmann::json ej = read_json(tmp.path("eval.json"));
+  for (const char* task : {"rating", "ctr", "next_item", "match", "scenario"})
+    EXPECT_EQ(ej["report"]["overall"][task].dump(), o[task].dump()) << task;
+}
+
+TEST(Cli, TrainDefaultsToTheJointModelWithLearnedWeighting) {
+  mtrec::test::TempDir tmp;
+  Result r = mtrec("train --dataset synthetic --synthetic-users 200 --synthetic-items 100 --synthetic-interactions 8000"
+                   " --epochs 1 --weighting uncertainty --arch ple --scenario-arch pepnet --text frozen"
+                   " --tasks rating,ctr,next-item --log-level warn --json " + shell_quote(tmp.path("t.json")));
+  ASSERT_EQ(r.code, 0) << r.out;
+  nlohmann::json j = read_json(tmp.path("t.json"));
+  EXPECT_EQ(j.value("task", ""), "joint") << j.dump(2);
+  EXPECT_EQ(j["tasks"].size(), 3u) << j.dump(2);
+  // Uncertainty weights start at 0.5 and move once trained.
+  for (const char* t : {"rating", "ctr", "next_item"}) {
+    ASSERT_TRUE(j["weights_in_force"].contains(t)) << j.dump(2);
+    EXPECT_NE(j["weights_in_force"].value(t, 0.5), 0.5) << t;
+  }
+  EXPECT_TRUE(j["report"]["overall"].contains("next_item")) << j.dump(2);
+  // An unknown task is refused by name.
+  Result bad = mtrec("train --dataset synthetic --synthetic-users 50 --synthetic-items 30 --synthetic-interactions 900"
+                     " --tasks rating,clicks --log-level warn");
+  EXPECT_NE(bad.code, 0);
+  EXPECT_TRUE(contains(bad.out, "'clicks'")) << bad.out;
 }
 
 TEST(Cli, DemoOnMovieLensShowsTitlesAndGenres) {
   MTREC_REQUIRE_ML100K(dir);
   mtrec::test::TempDir tmp;
-  Result r = mtrec("demo --dataset ml-100k --data-dir " + shell_quote(dir) + " --ctr-epochs 1 --samples 2 "
-                   "--log-level warn --json " + shell_quote(tmp.path("demo.json")));
+  Result r = mtrec("demo --dataset ml-100k --data-dir " + shell_quote(dir) + " --epochs 1 --no-compare --samples 1"
+                   " --text frozen --tasks ctr,next-item --log-level warn --run-dir " + shell_quote(tmp.path("run")) +
+                   " --json " + shell_quote(tmp.path("demo.json")));
   ASSERT_EQ(r.code, 0) << r.out;
   nlohmann::json j = read_json(tmp.path("demo.json"));
   EXPECT_EQ(j["world"].value("dataset", ""), "ml-100k") << j.dump(2);
-  EXPECT_FALSE(j["topk"].contains("topic_match@5")) << "MovieLens has no topic truth";
-  // Ratings >= 4 as clicks, leave-one-out: every model beats chance; item-KNN beats popularity.
-  const auto& t = j["topk"];
-  EXPECT_GT(t["item_knn"].value("hr@10", 0.0), t["most_popular"].value("hr@10", 1.0)) << t.dump(2);
-  EXPECT_GT(j["ctr"].value("auc", 0.0), 0.75) << j["ctr"].dump(2);
-  ASSERT_EQ(j["recommendations"].size(), 2u) << j.dump(2);
-  for (const auto& u : j["recommendations"]) {
-    ASSERT_EQ(u["top5"].size(), 5u) << u.dump(2);
-    for (const auto& rec : u["top5"]) {
+  EXPECT_GT(j["joint"]["overall"]["ctr"].value("auc", 0.0), 0.7) << j.dump(2);
+  ASSERT_EQ(j["recommendations"].size(), 1u) << j.dump(2);
+  for (const auto& [scenario, top] : j["recommendations"][0]["top5"].items()) {
+    ASSERT_EQ(top.size(), 5u) << top.dump(2);
+    for (const auto& rec : top) {
       EXPECT_TRUE(contains(rec.value("title", ""), "(19")) << "a MovieLens title carries its year: " << rec.dump();
-      EXPECT_FALSE(rec.value("genres", "").empty()) << rec.dump();
+      EXPECT_FALSE(rec.value("tag", "").empty()) << rec.dump();
     }
   }
   EXPECT_TRUE(contains(r.out, "MovieLens 100K")) << r.out;
-  EXPECT_TRUE(contains(r.out, "top-5 (fused score)")) << r.out;
 }
 
 TEST(Cli, KnnTrainSaveAndEvalOnMovieLens) {
