@@ -166,24 +166,27 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
     // Fusion with item-KNN on ratings, α on the validation rows.
     KnnModel knn(KnnOptions().kind(KnnKind::Item).similarity(KnnSimilarity::PearsonBaseline).k(40));
     knn.fit(ds.interactions.subset(split.train), ds.num_users(), ds.num_items());
-    auto predict = [&](const Interactions& x, std::vector<float>& model, std::vector<float>& cf) {
+    // Histories as evaluate_joint's: train rows for validation, train + valid for test.
+    auto predict = [&](const Interactions& x, const Interactions& known, std::vector<float>& model, std::vector<float>& cf) {
       model.clear(), cf = knn.predict(x);
-      UserHistories h(ds, ds.interactions.subset(split.train), ds.num_users(), seed);
+      UserHistories h(ds, known, ds.num_users(), seed);
+      const c10::Device dev = r.fit.model->item_emb->weight.device();
       torch::NoGradGuard g;
       for (size_t a = 0; a < x.size(); a += 2048) {
         std::vector<int32_t> u(x.user.begin() + long(a), x.user.begin() + long(std::min(x.size(), a + 2048)));
         std::vector<int64_t> u64(u.begin(), u.end()), i64(x.item.begin() + long(a), x.item.begin() + long(a + u.size()));
-        at::Tensor ut = torch::tensor(u64);
-        at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.max_history_));
-        auto p = r.fit.model->rank_outputs(ut, uv, torch::tensor(i64), torch::zeros({int64_t(u.size())}, torch::kInt64)).first;
-        p = p.clamp(1, 5).contiguous();
+        at::Tensor ut = torch::tensor(u64).to(dev);
+        at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.max_history_).to(dev));
+        auto p = r.fit.model->rank_outputs(ut, uv, torch::tensor(i64).to(dev),
+                                           torch::zeros({int64_t(u.size())}, torch::kInt64).to(dev)).first;
+        p = p.clamp(1, 5).to(torch::kFloat).cpu().contiguous();
         model.insert(model.end(), p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
       }
     };
     Interactions valid = ds.interactions.subset(split.valid), test = ds.interactions.subset(split.test);
     std::vector<float> vm, vc, tm, tc;
-    predict(valid, vm, vc);
-    predict(test, tm, tc);
+    predict(valid, ds.interactions.subset(split.train), vm, vc);
+    predict(test, ds.interactions.subset(merged(split.train, split.valid)), tm, tc);
     double best_a = 0, best = 1e9;
     for (double al = 0; al <= 1.0001; al += 0.1) {
       std::vector<float> b(vm.size());
@@ -264,8 +267,11 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   if (threads > 0) at::set_num_threads(threads);
   set_log_level(parse_log_level("warn"));
-  JointTrainOptions base = JointTrainOptions().epochs(epochs).seed(seed).device(device).patience(0);
-  fmt::print("quality_joint: seed {}, {} epochs per row, device {}, {} LibTorch threads\n", seed, epochs,
+  // The demo's backbone size (ID dim 32, text encoder 32 wide, 1 layer, experts 64-32): every
+  // row of the table trains this same size for the same epochs.
+  JointTrainOptions base = JointTrainOptions().dim(32).text_dim(32).text_layers(1).text_max_len(24)
+                               .expert_hidden({64, 32}).epochs(epochs).seed(seed).device(device).patience(0);
+  fmt::print("quality_joint: seed {}, {} epochs per row, ID dim 32, text encoder 32 x 1 layer, device {}, {} LibTorch threads\n", seed, epochs,
              describe_device(choose_device(device)), at::get_num_threads());
   fmt::print("  {:<4} {:<40} {:<26} {:>8} {:>8}  {}\n", "prot", "system", "metric", "value", "wall", "note");
   if (only.empty() || only == "synthetic") synthetic(base, seed);

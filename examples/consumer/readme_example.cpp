@@ -1,25 +1,36 @@
 // The C++ example of README.md, built (not run) by `./bootstrap.sh test` against the installed
 // mtrec so that the README cannot drift from the API.
-#include <mtrec/data/movielens.h>
 #include <mtrec/data/split.h>
+#include <mtrec/data/synthetic.h>
+#include <mtrec/model/joint_eval.h>
 #include <mtrec/nn/checkpoint.h>
-#include <mtrec/train/fit.h>
+#include <mtrec/train/fit_joint.h>
 
 #include <cstdio>
 
 int main() {
-  // u1.base / u1.test, with ID maps shared by both
-  mtrec::MovieLensFold fold = mtrec::read_movielens_100k_fold("data/ml-100k", 1);
-  // one validation set (5% of u1.base) for every model, as protocol M asks
-  mtrec::Split split = mtrec::with_validation(fold.split, 0.05, /*seed=*/42);
-  const mtrec::Interactions& x = fold.data.interactions;
-  mtrec::Interactions train = x.subset(split.train), valid = x.subset(split.valid), test = x.subset(split.test);
-  // SGD biased MF on the training engine: sparse row updates, early stopping on `valid`,
-  // checkpoints and a report in runs/mf (resume with .resume("runs/mf/select/last.ckpt"))
-  mtrec::RatingTask mf = mtrec::fit_rating(train, valid, fold.data.num_users(), fold.data.num_items(),
-                                           mtrec::RatingTrainOptions().solver("sgd"),
-                                           mtrec::RunOptions().out_dir("runs/mf").id_maps(fold.data));
-  mtrec::RatingMetrics m = mf.evaluate(test);
-  std::printf("RMSE %.4f  MAE %.4f\n", m.rmse, m.mae);
-  mtrec::save_checkpoint("mf.ckpt", mf.to_checkpoint(fold.data.users, fold.data.items));   // atomic, checksummed
+  // 1000 users, 500 items, three scenarios with a context text on every row; split once by time
+  mtrec::SyntheticWorld w = mtrec::generate_world(mtrec::SyntheticOptions().users(1000).items(500).interactions(60000));
+  mtrec::Split split = mtrec::temporal_split(w.data.interactions, 0.8, 0.1);
+  // the unified model: text encoder fine-tuned in the joint loss, MMoE experts, STAR scenario
+  // layer, rating + CTR + next-item + match + scenario classifier + λ·MLM, uncertainty weighting;
+  // checkpoints, metrics.jsonl and report.html in runs/joint (resume with .resume(".../last.ckpt"))
+  mtrec::JointFit fit = mtrec::fit_joint(w.data, split,
+                                         mtrec::JointTrainOptions().arch("mmoe").scenario_arch("star")
+                                             .weighting("uncertainty").epochs(3),
+                                         mtrec::RunOptions().out_dir("runs/joint").id_maps(w.data));
+  std::vector<size_t> before_test = split.train;  // what the model may know at test time
+  before_test.insert(before_test.end(), split.valid.begin(), split.valid.end());
+  mtrec::Interactions known = w.data.interactions.subset(before_test);
+  mtrec::JointReport test = mtrec::evaluate_joint(fit.model, w.data, known, w.data.interactions.subset(split.test),
+                                                  fit.eval_options());
+  std::printf("CTR AUC %.4f, next-item HR@10 %.4f, search CTR AUC %.4f, cold-item CTR AUC %.4f\n",
+              test.overall["ctr"]["auc"], test.overall["next_item"]["HR@10"],
+              test.per_scenario["search"]["ctr"]["auc"], test.cold["ctr"]["auc"]);
+  // the top-10 home-feed items of user 0, by the task map (CTR + 0.5 next-item)
+  at::Tensor scores = mtrec::recommend_scores(fit.model, w.data, known, {0}, w.data.scenarios.find("home_feed"),
+                                              mtrec::parse_task_map("home_feed=ctr:1,next_item:0.5"));
+  mtrec::save_checkpoint("joint.ckpt", fit.to_checkpoint(w.data));  // atomic, checksummed, golden pairs
+  mtrec::JointBundle again = mtrec::joint_from_checkpoint(mtrec::load_checkpoint("joint.ckpt"));
+  return scores.size(0) == 1 && again.model ? 0 : 1;
 }

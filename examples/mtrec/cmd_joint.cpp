@@ -124,13 +124,7 @@ nlohmann::json eval_joint(const Checkpoint& ck, const TrainArgs& a, const CliCon
               "checkpoint '", ck.path, "' was trained on other ids (", ck.users.size(), " users, ", ck.items.size(),
               " items) than --dataset ", a.dataset, " gives (", d.data.num_users(), ", ", d.data.num_items(),
               "); evaluate a joint checkpoint on the data set it was trained on");
-  if (b.tokenizer && d.data.context_text.size() > 0) {
-    std::vector<std::string> t;
-    for (int32_t c = 0; c < d.data.context_text.size(); ++c) t.push_back(d.data.context_text.text(c));
-    EncodeOptions eo;
-    eo.set_max_len(b.model->text->options.max_len());
-    b.context_rows = b.tokenizer->encode_rows(t, eo);
-  }
+  b.tokenize_contexts(d.data);
   JointReport r = evaluate_joint(b.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test), b.eval_options());
   print_joint_report(r, fmt::format("joint checkpoint {}, test rows ({}):", ck.path, d.description));
   auto j = run_info(a, ctx, d);

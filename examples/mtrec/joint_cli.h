@@ -11,8 +11,8 @@
 
 namespace mtrec::cli {
 
-/// --tasks --arch --scenario-arch --weighting --text --mlm-lambda --pretrain-epochs
-/// --batch-size --text-dim --text-layers --max-history --id-dropout into `o` (defaults shown).
+/// --tasks --arch --levels --experts --scenario-arch --weighting --text --text-refresh-every --text-lr-scale
+/// --mlm-lambda --pretrain-epochs --text-dim --text-layers --max-history --id-dropout into `o`.
 void add_joint_options(CLI::App* cmd, JointTrainOptions& o);
 
 /// The report as JSON: {"overall": {task: metrics}, "per_scenario": ..., "cold": ...}.

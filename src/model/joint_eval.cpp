@@ -49,21 +49,22 @@ struct CtrRows {
 CtrRows ctr_rows(const Dataset& ds, const Interactions& known, const Interactions& eval, const JointEvalOptions& o) {
   CtrRows r;
   r.labels.resize(o.ctr_columns_.size());
-  const bool multi = ds.behaviors.size() > 1;
+  // The rules of JointSource: impressions are the negatives when the data has them; otherwise
+  // the positives (rated >= ctr_min_rating) against sampled items the user has no row for.
+  const int32_t imp = ds.behaviors.find("impression");
   auto add = [&](int32_t u, int32_t i, int32_t s, int16_t beh, bool pos) {
     r.user.push_back(u), r.item.push_back(i), r.scenario.push_back(s);
     r.labels[0].push_back(pos ? 1.f : 0.f);
     for (size_t c = 1; c < o.ctr_columns_.size(); ++c)
       r.labels[c].push_back(pos && ds.behaviors.raw(beh) == o.ctr_columns_[c] ? 1.f : 0.f);
   };
-  if (multi) {
-    const int32_t imp = ds.behaviors.find("impression");
+  if (imp >= 0) {
     for (size_t j = 0; j < eval.size(); ++j)
       add(eval.user[j], eval.item[j], eval.scenario[j], eval.behavior[j], eval.behavior[j] != imp);
     return r;
   }
   Interactions pos = implicit_positives(ds, eval, o.ctr_min_rating_);
-  for (size_t j = 0; j < pos.size(); ++j) add(pos.user[j], pos.item[j], pos.scenario[j], 0, true);
+  for (size_t j = 0; j < pos.size(); ++j) add(pos.user[j], pos.item[j], pos.scenario[j], pos.behavior[j], true);
   if (o.ctr_negatives_ > 0) {
     // Negatives: items the user has no row for, in `known` or `eval` (protocol C's pool).
     Interactions all = known;
@@ -145,9 +146,15 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
   const c10::Device device = model->item_emb->weight.device();
   UserHistories hist(ds, known, ds.num_users(), seed, 0);
   const int64_t I = model->options.num_items();
+  MTREC_CHECK(scenario >= 0 && scenario < model->options.num_scenarios(), "score_catalogue: scenario ", scenario,
+              " outside [0, ", model->options.num_scenarios(), ")");
+  MTREC_CHECK(head != "ctr" || model->ctr_out, "score_catalogue: head 'ctr' is not enabled in this model");
+  MTREC_CHECK(head != "rating" || model->rating_out, "score_catalogue: head 'rating' is not enabled in this model");
+  // Users per chunk: about 256k (user, item) pairs through the experts at a time.
+  const size_t step = std::max<size_t>(1, size_t(262144 / std::max<int64_t>(1, I)));
   std::vector<at::Tensor> rows;
-  for (size_t a = 0; a < users.size(); a += 64) {
-    std::vector<int32_t> uu(users.begin() + long(a), users.begin() + long(std::min(users.size(), a + 64)));
+  for (size_t a = 0; a < users.size(); a += step) {
+    std::vector<int32_t> uu(users.begin() + long(a), users.begin() + long(std::min(users.size(), a + step)));
     at::Tensor ut = ids_tensor(uu, device);
     at::Tensor uv = model->user_vectors(ut, hist.pack(uu, model->options.max_history()).to(device));
     if (head == "next_item") {
@@ -162,9 +169,7 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
       at::Tensor uid = ut.repeat_interleave(I);
       auto [r, p] = model->rank_outputs(uid, uv.repeat_interleave(I, 0), items,
                                         torch::full({n * I}, int64_t(scenario), torch::kInt64).to(device));
-      at::Tensor s = head == "ctr" ? p.select(1, 0) : r;
-      MTREC_CHECK(s.defined(), "score_catalogue: head '", head, "' is not enabled in this model");
-      rows.push_back(s.view({n, I}).cpu());
+      rows.push_back((head == "ctr" ? p.select(1, 0) : r).view({n, I}).cpu());
     }
   }
   return rows.empty() ? torch::zeros({0, I}) : torch::cat(rows, 0).to(torch::kFloat);
@@ -172,6 +177,8 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
 
 at::Tensor recommend_scores(UnifiedModel& model, const Dataset& ds, const Interactions& known,
                             const std::vector<int32_t>& users, int32_t scenario, const TaskMap& map, uint64_t seed) {
+  MTREC_CHECK(scenario >= 0 && scenario < model->options.num_scenarios(), "recommend_scores: scenario ", scenario,
+              " outside [0, ", model->options.num_scenarios(), ")");
   const std::string name = scenario < ds.scenarios.size() ? ds.scenarios.raw(scenario) : std::to_string(scenario);
   const std::string fallback = model->options.has_task("ctr") ? "ctr"
                                : model->options.has_task("next_item") ? "next_item"
@@ -222,7 +229,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     Interactions r = explicit_ratings(ds, eval);
     std::vector<int32_t> s(r.scenario.begin(), r.scenario.end());
     auto pred = rank_rows(c, r.user, r.item, s, o.batch_size_).first;
-    for (auto& p : pred) p = std::clamp(p, 1.f, 5.f);
+    for (auto& p : pred) p = std::clamp(p, o.rating_min_, o.rating_max_);
     auto metric = [&](const std::vector<size_t>& rows) {
       Metrics m;
       if (rows.empty()) return m;
@@ -281,7 +288,8 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       const float* row = scores.data() + size_t(row_of[size_t(u)]) * size_t(I);
       for (size_t j = 0; j < cand.size(); ++j) out[j] = row[cand[j]];
     };
-    RankingEvaluator ev(known, U, I, RankingOptions().ks({10}).seed(o.seed_));
+    // Candidates: every item the user has not engaged with (an item only shown is a candidate).
+    RankingEvaluator ev(implicit_positives(ds, known, 0), U, I, RankingOptions().ks({10}).seed(o.seed_));
     auto metric = [&](const std::vector<size_t>& rows) {
       Metrics m;
       if (rows.empty()) return m;
@@ -303,16 +311,19 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     std::vector<int64_t> count(size_t(std::max<int32_t>(1, ds.scenarios.size())), 0);
     for (size_t j = 0; j < known.size(); ++j) ++count[size_t(known.scenario[j])];
     const int32_t majority = int32_t(std::max_element(count.begin(), count.end()) - count.begin());
-    std::vector<size_t> rows = rows_where(eval.size(), [&](size_t j) { return eval.context[j] >= 0; });
+    // As in training: rows whose context has no token carry no scenario label.
+    std::vector<size_t> rows = rows_where(eval.size(), [&](size_t j) {
+      const int32_t c = eval.context[j];
+      MTREC_CHECK(c < int32_t(o.context_rows_.size()), "evaluate_joint: context id ", c, " outside the ",
+                  o.context_rows_.size(), " tokenised contexts");
+      return c >= 0 && !o.context_rows_[size_t(c)].empty();
+    });
     int64_t correct = 0, majority_correct = 0;
     for (size_t a = 0; a < rows.size(); a += size_t(o.batch_size_)) {
       const size_t b = std::min(rows.size(), a + size_t(o.batch_size_));
       std::vector<std::vector<int64_t>> toks;
       for (size_t k = a; k < b; ++k) {
-        const int32_t ctx = eval.context[rows[k]];
-        MTREC_CHECK(ctx < int32_t(o.context_rows_.size()), "evaluate_joint: context id ", ctx, " outside the ",
-                    o.context_rows_.size(), " tokenised contexts");
-        toks.push_back(o.context_rows_[size_t(ctx)]);
+        toks.push_back(o.context_rows_[size_t(eval.context[rows[k]])]);
       }
       BatchEncoding enc = make_batch(toks, model->pad_id);
       at::Tensor p = model->scenario_probs(enc.input_ids.to(device), enc.attention_mask.to(device).to(torch::kBool));

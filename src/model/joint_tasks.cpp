@@ -14,8 +14,14 @@ JointValidation::JointValidation(UnifiedModel model, const Dataset& ds, Interact
 Metrics JointValidation::metrics(const std::string& task) {
   const int64_t step = model_->train_steps.item<int64_t>();
   if (step != evaluated_at_) {
+    // Evaluation refreshes the text caches; training must not depend on when it validates.
     const bool training = model_->is_training();
+    at::Tensor items = model_->item_text_cache.clone(), users = model_->user_text_cache.clone();
     report_ = evaluate_joint(model_, ds_, known_, valid_, options_);
+    {
+      torch::NoGradGuard g;
+      model_->item_text_cache.copy_(items), model_->user_text_cache.copy_(users);
+    }
     model_->train(training);
     evaluated_at_ = step;
   }

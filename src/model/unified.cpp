@@ -257,7 +257,7 @@ void UnifiedModelImpl::refresh_text_cache() {
 at::Tensor UnifiedModelImpl::text_vectors(bool items, const at::Tensor& ids) {
   at::Tensor& cache = items ? item_text_cache : user_text_cache;
   // Profiles come from the cache (refreshed every text_refresh_every steps) even when items are
-  // fine-tuned: encoding every user of a batch doubled the step for little gain (docs/unified.md).
+  // fine-tuned: encoding every user of a batch too nearly doubled the step.
   if (items && options.text() == TextMode::Finetune && is_training()) {
     const at::Tensor& tok = items ? item_tokens : user_tokens;
     const at::Tensor& msk = items ? item_token_mask : user_token_mask;
@@ -329,8 +329,11 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
   const bool ranking = o.has_task("rating") || o.has_task("ctr");
   if (ranking || o.has_task("next_item") || o.has_task("match")) {
     const at::Tensor& scen = b.at("scenario");
-    MTREC_CHECK(scen.numel() == 0 || (scen.min().item<int64_t>() >= 0 && scen.max().item<int64_t>() < o.num_scenarios()),
-                "unified model: scenario ids must be in [0, ", o.num_scenarios(), ")");
+    if (scen.numel()) {
+      const int64_t lo = scen.min().item<int64_t>(), hi = scen.max().item<int64_t>();
+      MTREC_CHECK(lo >= 0 && hi < o.num_scenarios(), "unified model: scenario ids must be in [0, ", o.num_scenarios(),
+                  "), the batch has ", lo, "..", hi);
+    }
     // The catalogue table (history items, next-item and match) reads the text cache; the
     // batch's own items are encoded fresh (with gradient when fine-tuning) for the ranking
     // towers, once per distinct item.
@@ -381,7 +384,9 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       at::Tensor um = uniq.ne(pad_id);
       out["scenario/logits"] = scenario_out(encode_texts(uniq, um)).index_select(0, inv);
     } else {
-      out["scenario/logits"] = torch::zeros({0, o.num_scenarios()}, item_emb->weight.options());
+      // No context in this batch: an empty output that keeps the graph (a zero loss backpropagates).
+      out["scenario/logits"] = torch::zeros({0, o.num_scenarios()}, item_emb->weight.options()) +
+                               scenario_out->weight.sum() * 0;
     }
     out["scenario/target"] = b.at("scenario").index_select(0, idx);
   }
@@ -438,8 +443,8 @@ void UnifiedModelImpl::set_seen(const std::vector<int32_t>& items, const std::ve
   auto mark = [](at::Tensor& flags, const std::vector<int32_t>& ids) {
     if (ids.empty()) return;
     at::Tensor t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64).to(flags.device());
-    MTREC_CHECK(t.min().item<int64_t>() >= 0 && t.max().item<int64_t>() < flags.size(0), "unified model: seen id out of [0, ",
-                flags.size(0), ")");
+    const int64_t lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
+    MTREC_CHECK(lo >= 0 && hi < flags.size(0), "unified model: seen ids ", lo, "..", hi, " outside [0, ", flags.size(0), ")");
     flags.index_fill_(0, t, true);
   };
   mark(item_seen, items);

@@ -50,7 +50,20 @@ std::string JointTrainOptions::to_json() const {
 
 JointEvalOptions JointBundle::eval_options() const {
   return JointEvalOptions().ctr_columns(ctr_columns).context_rows(context_rows).ctr_min_rating(ctr_min_rating)
-      .ctr_negatives(ctr_negatives);
+      .ctr_negatives(ctr_negatives).rating_range(rating_min, rating_max).seed(seed);
+}
+
+std::vector<std::vector<int64_t>> tokenize_contexts(const Tokenizer& tokenizer, const Dataset& ds, int64_t max_len) {
+  std::vector<std::string> t;
+  for (int32_t c = 0; c < ds.context_text.size(); ++c) t.push_back(ds.context_text.text(c));
+  EncodeOptions eo;
+  eo.set_max_len(max_len);
+  return tokenizer.encode_rows(t, eo);
+}
+
+void JointBundle::tokenize_contexts(const Dataset& ds) {
+  context_rows.clear();
+  if (tokenizer && model && model->text) context_rows = mtrec::tokenize_contexts(*tokenizer, ds, model->text->options.max_len());
 }
 
 namespace {
@@ -119,7 +132,9 @@ Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
                            {"pad_id", model->pad_id},
                            {"ctr_columns", ctr_columns},
                            {"ctr_min_rating", ctr_min_rating},
-                           {"ctr_negatives", ctr_negatives}};
+                           {"ctr_negatives", ctr_negatives},
+                           {"rating_range", {rating_min, rating_max}},
+                           {"seed", seed}};
   if (model->text) config["encoder"] = encoder_json(model->text->options);
   ck.config_json = config.dump();
   ck.users = ds.users, ck.items = ds.items, ck.scenarios = ds.scenarios;
@@ -144,6 +159,8 @@ JointBundle joint_from_checkpoint(const Checkpoint& ck, const std::string& devic
   b.ctr_columns = head.at("ctr_columns").get<std::vector<std::string>>();
   b.ctr_min_rating = head.at("ctr_min_rating").get<float>();
   b.ctr_negatives = head.at("ctr_negatives").get<int>();
+  b.rating_min = head.at("rating_range").at(0).get<float>(), b.rating_max = head.at("rating_range").at(1).get<float>();
+  b.seed = head.at("seed").get<uint64_t>();
   nn::TextEncoder enc{nullptr};
   if (head.contains("encoder")) enc = nn::TextEncoder(encoder_options(head["encoder"]));
   bool has_tok = false;
@@ -167,10 +184,12 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   const auto& x = ds.interactions;
   Interactions train = x.subset(split.train), valid = x.subset(split.valid);
   MTREC_CHECK(!train.empty(), "fit_joint: the split has no training rows");
-  const bool multi = ds.behaviors.size() > 1;
+  const bool multi = ds.behaviors.size() > 1, impressions = ds.behaviors.find("impression") >= 0;
   JointFit fit;
+  fit.seed = o.trainer_.seed_;
   fit.ctr_min_rating = o.ctr_min_rating_ > 0 ? o.ctr_min_rating_ : (!multi && x.has_rating ? 4.f : 0.f);
-  fit.ctr_negatives = o.ctr_negatives_ > 0 ? o.ctr_negatives_ : (multi ? 0 : 4);
+  // Without impressions, CTR negatives are sampled (protocol C); with them, they are the data's.
+  fit.ctr_negatives = o.ctr_negatives_ > 0 ? o.ctr_negatives_ : (impressions ? 0 : 4);
   const TextMode text = parse_text_mode(o.text_);
   const uint64_t seed = o.trainer_.seed_;
 
@@ -180,7 +199,8 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     std::string why;
     if (t == "rating" && (!x.has_rating || (multi && ds.behaviors.find("rating") < 0))) why = "the data has no star ratings";
     if (t == "next_item" && !x.has_timestamp) why = "the data has no timestamps";
-    if (t == "scenario" && (!x.has_context || ds.scenarios.size() < 2)) why = "the data has no context texts or one scenario";
+    if (t == "scenario" && (!x.has_context || ds.context_text.size() == 0 || ds.scenarios.size() < 2))
+      why = "the data has no context texts or one scenario";
     if ((t == "scenario" || t == "mlm") && text == TextMode::None) why = "the text encoder is off (--text none)";
     if (t == "mlm" && o.mlm_texts_ <= 0) why = "mlm_texts is 0";
     if (why.empty()) tasks.push_back(t);
@@ -211,7 +231,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
       for (int32_t u = 0; u < ds.num_users(); ++u)
         if (u >= ds.user_text.size() || ds.user_text.text(u).empty()) user_rows[size_t(u)].clear();
     }
-    if (ds.context_text.size() > 0) fit.context_rows = rows(ds.context_text, ds.context_text.size());
+    fit.context_rows = tokenize_contexts(*tok, ds, o.text_max_len_);
     mlm_rows = tok->encode_rows(catalogue_texts(ds), eo);
     encoder = nn::TextEncoder(nn::TextEncoderOptions(tok->vocab_size(), o.text_dim_)
                                   .layers(o.text_layers_).heads(o.text_heads_).max_len(o.text_max_len_)
@@ -250,7 +270,11 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     Interactions r = explicit_ratings(ds, train);
     double s = 0;
     for (float v : r.rating) s += v;
-    if (!r.empty()) mean = s / double(r.size());
+    if (!r.empty()) {
+      mean = s / double(r.size());
+      fit.rating_min = *std::min_element(r.rating.begin(), r.rating.end());
+      fit.rating_max = *std::max_element(r.rating.begin(), r.rating.end());
+    }
   }
   UnifiedOptions uo = UnifiedOptions(ds.num_users(), ds.num_items(), std::max<int32_t>(1, ds.scenarios.size()))
                           .dim(o.dim_).tasks(tasks).ctr_columns(int64_t(fit.ctr_columns.size())).text(text)
@@ -294,7 +318,16 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     for (auto& [name, t] : head.tensors)
       if (name == "tokenizer") ck.tensors.push_back({name, t});
   });
-  if (!run.resume_.empty()) trainer.resume(load_checkpoint(run.resume_));
+  if (!run.resume_.empty()) {
+    Checkpoint ck = load_checkpoint(run.resume_);
+    // The trainer checks its own options; the model's (lr scale, refresh, dropout...) are here.
+    const auto c = nlohmann::json::parse(ck.config_json);
+    const auto saved = c.contains("model") ? c["model"].value("unified", nlohmann::json()) : nlohmann::json();
+    const auto now = nlohmann::json::parse(unified_options_to_json(uo));
+    MTREC_CHECK(saved == now, "resume: checkpoint '", run.resume_, "' was trained with model options ", saved.dump(),
+                ", this run has ", now.dump());
+    trainer.resume(ck);
+  }
   log_info("joint: tasks {} (weights {}), {} + {} scenario layer, {} weighting, text {}, {} training examples",
            nlohmann::json(tasks).dump(), nlohmann::json(fit.weights).dump(), o.arch_, o.scenario_arch_, o.weighting_,
            o.text_, source.num_examples());

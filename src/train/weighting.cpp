@@ -142,9 +142,13 @@ void LossWeighting::backward(const std::vector<double>& losses, double scale) {
   std::vector<double> ratio(n, 0.0);
   std::vector<float> present(n, 0.f), r_alpha(n, 0.f);
   double count = 0, sum = 0;
+  // A task whose loss does not reach the shared layer (norm 0: e.g. a retrieval tower beside the
+  // experts) has nothing to balance; counting it would pull mean(G) down and starve the others.
+  const at::Tensor norms = last_norms_.detach().to(torch::kDouble).cpu();
   for (size_t k = 0; k < n; ++k) {
     const double l = losses[balanced_[k]];
     if (!(std::isfinite(l) && l > 0)) continue;  // no labels for the task in this batch
+    if (!(norms[int64_t(k)].item<double>() > 0)) continue;
     if (std::isnan(initial_loss_[k])) initial_loss_[k] = l;
     ratio[k] = l / initial_loss_[k];  // L̃_t
     present[k] = 1.f;

@@ -12,11 +12,11 @@
 //    positive threshold against ctr_negatives sampled items the user has no row for), and an
 //    AUC per further label column ("auc/<column>").
 //  - next_item and match: per user, the first engaged row of `eval` in time (any behaviour but
-//    an impression, any star) is the target; full ranking over every item not in the user's
-//    `known` rows; HR@10, NDCG@10. Histories are the engaged rows of `known`.
+//    an impression, any star) is the target; full ranking over every item not among the user's
+//    engaged rows of `known`; HR@10, NDCG@10. Histories are the engaged rows of `known`.
 //  - scenario: accuracy of the scenario classifier on the rows with a context, beside the
 //    majority class of `known` ("majority_accuracy").
-//  - cold: the same ctr and next-item metrics on the rows whose item training never saw.
+//  - cold: the same ctr, next-item and match metrics on the rows whose item training never saw.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -35,14 +35,15 @@ struct JointEvalOptions {
   std::vector<std::vector<int64_t>> context_rows_;  // tokenised context texts (scenario classifier)
   std::vector<std::string> ctr_columns_ = {"click"};
   int64_t batch_size_ = 2048;
-  uint64_t seed_ = 42;
-  std::string device_ = "auto";
+  float rating_min_ = 1, rating_max_ = 5;  // predictions are clipped to the training range
+  uint64_t seed_ = 42;                     // time-order ties (as JointSource's) and sampled negatives
   JointEvalOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
   JointEvalOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
   JointEvalOptions& context_rows(std::vector<std::vector<int64_t>> v) { context_rows_ = std::move(v); return *this; }
   JointEvalOptions& ctr_columns(std::vector<std::string> v) { ctr_columns_ = std::move(v); return *this; }
   JointEvalOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
   JointEvalOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  JointEvalOptions& rating_range(float lo, float hi) { rating_min_ = lo, rating_max_ = hi; return *this; }
 };
 
 struct JointReport {

@@ -122,8 +122,8 @@ class UnifiedModelImpl : public torch::nn::Module {
   Outputs forward(const Batch& batch);
 
   // ---- Scoring (eval mode; what evaluation and serving use) ----
-  /// User vectors [N, d] from ids (-1: unknown user, ID and profile left out), history tokens
-  /// [N, L] (item+1, right-aligned; may be all padding) and optional profile tokens per row.
+  /// User vectors [N, d] from ids (-1: unknown user, ID and profile left out) and history
+  /// tokens [N, L] (item+1, right-aligned; may be all padding).
   at::Tensor user_vectors(const at::Tensor& users, const at::Tensor& history);
   /// The catalogue's item vectors [I, d] (ID embedding of trained items + text from the cache).
   at::Tensor item_vectors();
@@ -141,7 +141,8 @@ class UnifiedModelImpl : public torch::nn::Module {
   void set_seen(const std::vector<int32_t>& items, const std::vector<int32_t>& users);
   /// Re-encodes every item and profile text into the cache (no gradient).
   void refresh_text_cache();
-  /// The parameters GradNorm differentiates: the experts' last shared layer.
+  /// The parameters GradNorm differentiates: the experts' last shared layer (rating and CTR
+  /// pass through it; the retrieval towers and the classifier do not, and are not balanced).
   std::vector<at::Tensor> shared_parameters();
 
   UnifiedOptions options;

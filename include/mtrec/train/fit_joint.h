@@ -89,6 +89,10 @@ struct JointBundle {
   std::vector<std::vector<int64_t>> context_rows;  // the data set's contexts, tokenised
   float ctr_min_rating = 0;
   int ctr_negatives = 0;
+  float rating_min = 1, rating_max = 5;  // the training ratings' range (predictions are clipped to it)
+  uint64_t seed = 42;                    // the training seed (time-order ties of the histories)
+  /// Tokenises the data set's context texts into context_rows (for the scenario classifier).
+  void tokenize_contexts(const Dataset& ds);
   /// Evaluation options matching the training data's label rules.
   JointEvalOptions eval_options() const;
   /// The model as a checkpoint (task "joint"): options, encoder options, tokenizer, label
@@ -102,6 +106,9 @@ struct JointFit : JointBundle {
   double pretrain_seconds = 0;
   std::map<std::string, double> weights;  // the static weights the run started from
 };
+
+/// The data set's context texts as token rows ([CLS] + text, at most max_len tokens).
+std::vector<std::vector<int64_t>> tokenize_contexts(const Tokenizer& tokenizer, const Dataset& ds, int64_t max_len);
 
 /// Trains on split.train, validates (early stopping) on split.valid. Tasks the data cannot
 /// serve are left out with a log line (rating without stars, scenario without contexts or
