@@ -38,7 +38,7 @@ using Clock = std::chrono::steady_clock;
 struct DemoArgs {
   std::string dataset = "synthetic", data_dir;
   SyntheticOptions world = SyntheticOptions().users(1000).items(500).interactions(60000);
-  JointTrainOptions joint = JointTrainOptions().epochs(3).text_dim(32).text_layers(1).text_max_len(24).dim(32)
+  JointTrainOptions joint = JointTrainOptions().epochs(2).text_dim(32).text_layers(1).text_max_len(24).dim(32)
                                 .expert_hidden({64, 32});
   bool compare = true;
   std::string task_map = "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr";

@@ -57,6 +57,9 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
   cmd->add_option("--text-layers", o.text_layers_, "joint: text encoder layers")->capture_default_str();
   cmd->add_option("--max-history", o.max_history_, "joint: recent items the sequence encoder reads")
       ->capture_default_str();
+  cmd->add_option("--next-item-negatives", o.next_item_negatives_,
+                  "joint: 0 = full softmax over the catalogue, K = sampled softmax over K negatives")
+      ->capture_default_str();
   cmd->add_option("--id-dropout", o.id_dropout_, "joint: share of examples trained without ID embeddings")
       ->capture_default_str();
 }

@@ -29,8 +29,8 @@ Metrics JointValidation::metrics(const std::string& task) {
   return it == report_.overall.end() ? Metrics{} : it->second;
 }
 
-JointObjective::JointObjective(std::string name, std::shared_ptr<JointValidation> validation)
-    : name_(std::move(name)), validation_(std::move(validation)) {}
+JointObjective::JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives)
+    : name_(std::move(name)), validation_(std::move(validation)), next_item_negatives_(next_item_negatives) {}
 
 namespace {
 
@@ -61,7 +61,13 @@ at::Tensor JointObjective::loss(const Outputs& out, const Batch& b) {
   if (name_ == "next_item") {
     const at::Tensor& h = get("next_item/hidden");
     if (h.size(0) == 0) return zero_loss(h);
-    return next_item_full_softmax(h, get("next_item/target"), get("next_item/table"));
+    const at::Tensor& table = get("next_item/table");
+    if (next_item_negatives_ <= 0) return next_item_full_softmax(h, get("next_item/target"), table);
+    // Uniform negatives shared by the batch, drawn from LibTorch's generator (the trainer's).
+    const int64_t I = table.size(0);
+    at::Tensor neg = torch::randint(I, {next_item_negatives_}, h.options().dtype(torch::kLong));
+    at::Tensor q = torch::full({I}, 1.0 / double(I), h.options());
+    return next_item_sampled_softmax(h, get("next_item/target"), table, neg, q);
   }
   if (name_ == "match") return softmax_loss(get("match/logits"), get("match/target"));
   if (name_ == "scenario") return softmax_loss(get("scenario/logits"), get("scenario/target"));
@@ -74,7 +80,8 @@ Metrics JointObjective::validate(Model&) { return validation_ ? validation_->met
 std::vector<std::unique_ptr<Task>> make_joint_tasks(const UnifiedOptions& o, std::shared_ptr<JointValidation> v) {
   std::vector<std::unique_ptr<Task>> tasks;
   for (const auto& name : joint_task_names())
-    if (o.has_task(name)) tasks.push_back(std::make_unique<JointObjective>(name, name == "mlm" ? nullptr : v));
+    if (o.has_task(name))
+      tasks.push_back(std::make_unique<JointObjective>(name, name == "mlm" ? nullptr : v, o.next_item_negatives()));
   return tasks;
 }
 

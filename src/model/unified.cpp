@@ -45,6 +45,7 @@ void UnifiedOptions::validate() const {
   }
   MTREC_CHECK(id_dropout_ >= 0 && id_dropout_ < 1, "unified model: id_dropout must be in [0, 1), got ", id_dropout_);
   MTREC_CHECK(match_temperature_ > 0, "unified model: match_temperature must be > 0, got ", match_temperature_);
+  MTREC_CHECK(next_item_negatives_ >= 0, "unified model: next_item_negatives must be >= 0, got ", next_item_negatives_);
   MTREC_CHECK(text_refresh_every_ > 0, "unified model: text_refresh_every must be > 0, got ", text_refresh_every_);
   if (text_ == TextMode::None)
     for (const char* t : {"scenario", "mlm"})
@@ -73,6 +74,7 @@ std::string unified_options_to_json(const UnifiedOptions& o) {
                       {"dropout", o.dropout()},
                       {"id_dropout", o.id_dropout()},
                       {"match_temperature", o.match_temperature()},
+                      {"next_item_negatives", o.next_item_negatives()},
                       {"global_mean", o.global_mean()}};
   return j.dump();
 }
@@ -106,6 +108,7 @@ UnifiedOptions unified_options_from_json(const std::string& text) {
     else if (k == "dropout") o.dropout(v.get<double>());
     else if (k == "id_dropout") o.id_dropout(v.get<double>());
     else if (k == "match_temperature") o.match_temperature(v.get<double>());
+    else if (k == "next_item_negatives") o.next_item_negatives(v.get<int64_t>());
     else if (k == "global_mean") o.global_mean(v.get<double>());
     else MTREC_CHECK(false, "unified model options: unknown key '", k, "'");
   }

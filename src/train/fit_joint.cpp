@@ -42,6 +42,7 @@ std::string JointTrainOptions::to_json() const {
                       {"ctr_negatives", ctr_negatives_},
                       {"ctr_min_rating", ctr_min_rating_},
                       {"id_dropout", id_dropout_},
+                      {"next_item_negatives", next_item_negatives_},
                       {"dropout", dropout_},
                       {"patience", patience_},
                       {"trainer", nlohmann::json::parse(trainer_.to_json())}};
@@ -282,7 +283,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
                           .max_history(o.max_history_).arch(nn::parse_expert_arch(o.arch_)).experts(o.experts_)
                           .levels(o.levels_).expert_hidden(o.expert_hidden_)
                           .scenario_arch(nn::parse_scenario_arch(o.scenario_arch_)).dropout(o.dropout_)
-                          .id_dropout(o.id_dropout_).global_mean(mean);
+                          .id_dropout(o.id_dropout_).next_item_negatives(o.next_item_negatives_).global_mean(mean);
   fit.model = UnifiedModel(uo, encoder, item_rows, user_rows, tok ? tok->pad_id() : 0);
   {
     std::set<int32_t> items(train.item.begin(), train.item.end()), users(train.user.begin(), train.user.end());

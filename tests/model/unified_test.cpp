@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "mtrec/core/check.h"
@@ -136,6 +137,25 @@ TEST(Unified, JointLossGradientMatchesFiniteDifferencesInFloat64) {
     }
   }
   EXPECT_GT(checked, 60);
+}
+
+TEST(Unified, SampledNextItemSoftmaxApproximatesTheFullOne) {
+  test::OneThread one;
+  torch::manual_seed(4);
+  Toy toy;
+  UnifiedModel m = toy.model({"next_item"}, TextMode::None);
+  Batch b = toy.batch();
+  Outputs out = m->forward(b);
+  JointObjective full("next_item", nullptr, 0), sampled("next_item", nullptr, 4000);
+  const double lf = full.loss(out, b).item<double>();
+  // With many uniform negatives, the sampled loss estimates the full one; the logQ correction
+  // (-log(K q)) applies to the positive as to the negatives, which shifts it by log(K q) = log(K / I).
+  double ls = 0;
+  for (int k = 0; k < 8; ++k) ls += sampled.loss(out, b).item<double>() / 8;
+  const double shift = std::log(4000.0 / toy.w.data.num_items());
+  EXPECT_NEAR(ls - shift, lf, 0.05 * lf) << "full " << lf << ", sampled " << ls << ", shift " << shift;
+  sampled.loss(out, b).backward();
+  EXPECT_GT(m->next_proj->weight.grad().abs().sum().item<double>(), 0);
 }
 
 TEST(Unified, ItemsNeverTrainedOnAreScoredFromTextAlone) {

@@ -37,7 +37,7 @@ class JointValidation {
 /// The loss of one joint task (see make_joint_tasks).
 class JointObjective : public Task {
  public:
-  JointObjective(std::string name, std::shared_ptr<JointValidation> validation);
+  JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives = 0);
   std::string name() const override { return name_; }
   at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
   Metrics validate(Model& model) override;
@@ -45,11 +45,12 @@ class JointObjective : public Task {
  private:
   std::string name_;
   std::shared_ptr<JointValidation> validation_;
+  int64_t next_item_negatives_ = 0;
 };
 
 /// One task per enabled head of `options`, in joint_task_names() order: rating (masked mean
 /// squared error), ctr (binary cross-entropy averaged over the label columns), next_item
-/// (softmax over the catalogue table), match (softmax over the batch's distinct positive
+/// (softmax over the catalogue table, or sampled: options.next_item_negatives), match (softmax over the batch's distinct positive
 /// items, by cosine / temperature), scenario (cross-entropy over the scenarios), mlm
 /// (cross-entropy on the masked tokens). A selecting task with no example in a batch gives a
 /// zero loss that keeps the graph.

@@ -92,6 +92,9 @@ struct UnifiedOptions {
   /// Share of training examples whose item (and user) ID embedding is dropped.
   TORCH_ARG(double, id_dropout) = 0.1;
   TORCH_ARG(double, match_temperature) = 0.1;
+  /// next_item: 0 = full softmax over the catalogue; K > 0 = sampled softmax over K uniform
+  /// negatives shared by the batch, logQ-corrected (large catalogues).
+  TORCH_ARG(int64_t, next_item_negatives) = 0;
   TORCH_ARG(double, global_mean) = 3.5;  // rating: μ (set to the training mean)
 
  public:  // TORCH_ARG leaves the access private

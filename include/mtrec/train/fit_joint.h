@@ -44,6 +44,7 @@ struct JointTrainOptions {
   int ctr_negatives_ = 0;                 // rating-only data: sampled negatives per positive (0: 4)
   float ctr_min_rating_ = 0;              // rating-only data: CTR positives are rated >= this (0: 4)
   double id_dropout_ = 0.1;
+  int64_t next_item_negatives_ = 0;       // 0: full softmax; K: sampled softmax (large catalogues)
   double dropout_ = 0.1;
   int patience_ = 3;                      // validations without improvement (0: never stop early)
   TrainerOptions trainer_ = TrainerOptions().epochs(5).batch_size(512).lr(2e-3).weight_decay(0.01).clip_norm(5);
@@ -70,6 +71,7 @@ struct JointTrainOptions {
   JointTrainOptions& mlm_texts(int64_t v) { mlm_texts_ = v; return *this; }
   JointTrainOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
   JointTrainOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
+  JointTrainOptions& next_item_negatives(int64_t v) { next_item_negatives_ = v; return *this; }
   JointTrainOptions& id_dropout(double v) { id_dropout_ = v; return *this; }
   JointTrainOptions& dropout(double v) { dropout_ = v; return *this; }
   JointTrainOptions& patience(int v) { patience_ = v; return *this; }
