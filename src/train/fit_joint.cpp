@@ -13,7 +13,9 @@
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/joint_tasks.h"
 #include "mtrec/tasks/labels.h"
+#include "mtrec/core/random.h"
 #include "mtrec/train/pretrain.h"
+#include "seeded_init.h"
 
 namespace mtrec {
 
@@ -234,9 +236,12 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     }
     fit.context_rows = tokenize_contexts(*tok, ds, o.text_max_len_);
     mlm_rows = tok->encode_rows(catalogue_texts(ds), eo);
-    encoder = nn::TextEncoder(nn::TextEncoderOptions(tok->vocab_size(), o.text_dim_)
-                                  .layers(o.text_layers_).heads(o.text_heads_).max_len(o.text_max_len_)
-                                  .pooling(nn::Pooling::Mean).dropout(o.dropout_).pad_id(tok->pad_id()));
+    // Initial parameters depend on the seed alone (not on what ran before in the process).
+    encoder = with_init_seed(derive_seed(seed, "joint-encoder"), [&] {
+      return nn::TextEncoder(nn::TextEncoderOptions(tok->vocab_size(), o.text_dim_)
+                                 .layers(o.text_layers_).heads(o.text_heads_).max_len(o.text_max_len_)
+                                 .pooling(nn::Pooling::Mean).dropout(o.dropout_).pad_id(tok->pad_id()));
+    });
     fit.tokenizer = tok;
     if (o.pretrain_epochs_ > 0 && run.resume_.empty()) {
       const auto t0 = Clock::now();
@@ -284,7 +289,8 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
                           .levels(o.levels_).expert_hidden(o.expert_hidden_)
                           .scenario_arch(nn::parse_scenario_arch(o.scenario_arch_)).dropout(o.dropout_)
                           .id_dropout(o.id_dropout_).next_item_negatives(o.next_item_negatives_).global_mean(mean);
-  fit.model = UnifiedModel(uo, encoder, item_rows, user_rows, tok ? tok->pad_id() : 0);
+  fit.model = with_init_seed(derive_seed(seed, "joint-model"),
+                             [&] { return UnifiedModel(uo, encoder, item_rows, user_rows, tok ? tok->pad_id() : 0); });
   {
     std::set<int32_t> items(train.item.begin(), train.item.end()), users(train.user.begin(), train.user.end());
     fit.model->set_seen(std::vector<int32_t>(items.begin(), items.end()), std::vector<int32_t>(users.begin(), users.end()));

@@ -18,6 +18,7 @@
 #include "mtrec/model/task_map.h"
 #include "mtrec/train/fit_joint.h"
 #include "test_torch.h"
+#include "test_util.h"
 
 namespace mtrec {
 namespace {
@@ -224,6 +225,33 @@ TEST(Unified, JointCheckpointRoundTripsToIdenticalScores) {
   for (auto& [name, t] : ck.tensors)
     if (name == "ctr_out.weight" || name == "rating_out.weight") t = t + 0.5;
   EXPECT_THROW(joint_from_checkpoint(ck, "cpu"), Error);
+}
+
+TEST(Unified, JointTrainingKilledMidEpochResumesBitIdentically) {
+  test::OneThread one;
+  SyntheticWorld w = small_world(60, 40, 3000);
+  Split split = temporal_split(w.data.interactions, 0.8, 0.1);
+  JointTrainOptions o = tiny_joint().weighting("uncertainty");
+  o.trainer_.epochs(2).batch_size(128);
+  test::TempDir dir;
+  JointFit whole = fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("a")));
+  // Crash after step 20 (of 2 x 19), with a checkpoint every 5 steps, then resume from it.
+  EXPECT_THROW(fit_joint(w.data, split, o,
+                         RunOptions().out_dir(dir.path("b")).checkpoint_every(5)
+                             .observer(std::make_shared<test::CrashAtStep>(20))),
+               std::runtime_error);
+  JointFit resumed = fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("b")).resume(dir.path("b/joint/last.ckpt")));
+  EXPECT_EQ(state_checksum(*resumed.model), state_checksum(*whole.model));
+  EXPECT_EQ(resumed.summary.state.task_weight, whole.summary.state.task_weight);
+  // Other model options are refused by name.
+  JointTrainOptions other = o;
+  other.text_lr_scale(0.5);
+  try {
+    fit_joint(w.data, split, other, RunOptions().out_dir(dir.path("b")).resume(dir.path("b/joint/last.ckpt")));
+    FAIL() << "resumed with other model options";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model options"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Unified, ScenarioClassifierBeatsTheMajorityClass) {
