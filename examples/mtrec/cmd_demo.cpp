@@ -37,7 +37,7 @@ using Clock = std::chrono::steady_clock;
 
 struct DemoArgs {
   std::string dataset = "synthetic", data_dir;
-  SyntheticOptions world = SyntheticOptions().users(1000).items(500).interactions(60000);
+  SyntheticOptions world = SyntheticOptions().users(1000).items(500).interactions(50000);
   JointTrainOptions joint = JointTrainOptions().epochs(2).text_dim(32).text_layers(1).text_max_len(24).dim(32)
                                 .expert_hidden({64, 32});
   bool compare = true;
