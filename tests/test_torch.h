@@ -1,9 +1,12 @@
 #pragma once
 // Helpers for the LibTorch tests.
 #include <ATen/Parallel.h>
+#include <gtest/gtest.h>
+#include <torch/torch.h>
 
 #include <cstdint>
 #include <stdexcept>
+#include <vector>
 
 #include "mtrec/train/trainer.h"
 
@@ -27,5 +30,18 @@ struct CrashAtStep : Observer {
     return Signal::Continue;
   }
 };
+
+/// Copies of a model's parameters, to compare runs.
+inline std::vector<at::Tensor> params_of(Model& m) {
+  std::vector<at::Tensor> out;
+  for (auto& p : m.module().parameters()) out.push_back(p.detach().clone());
+  return out;
+}
+
+/// Every parameter bit-identical.
+inline void expect_identical(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "parameter " << k << " differs";
+}
 
 }  // namespace mtrec::test

@@ -16,7 +16,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <filesystem>
 
 #include "cli.h"
 #include "joint_cli.h"
@@ -141,7 +140,6 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
   auto tag = [&](int32_t i) {
     return truth ? truth->topic_names[size_t(truth->item_main_topic[size_t(i)])] : ds.item_text.get(i, "genres");
   };
-  std::vector<std::vector<char>> seen(size_t(ds.num_users()), std::vector<char>());
   nlohmann::json recs = nlohmann::json::array();
   fmt::print("\nrecommendations (task map: {}):\n", a.task_map);
   for (int k = 0; k < a.samples && !test.empty(); ++k) {

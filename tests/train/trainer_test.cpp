@@ -18,6 +18,9 @@
 namespace mtrec {
 namespace {
 
+using test::expect_identical;
+using test::params_of;
+
 // y = 3x - 2 + small noise, x in [-1, 1]: a least-squares problem with a known optimum.
 struct LineSource : BatchSource {
   at::Tensor x, y;
@@ -62,17 +65,6 @@ struct MseTask : Task {
     return {{"mse", err.pow(2).mean().item<double>()}};
   }
 };
-
-std::vector<at::Tensor> params_of(Model& m) {
-  std::vector<at::Tensor> out;
-  for (auto& p : m.module().parameters()) out.push_back(p.detach().clone());
-  return out;
-}
-
-void expect_identical(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "parameter " << k << " differs";
-}
 
 TEST(Trainer, FindsTheKnownOptimumOfALeastSquaresProblem) {
   LineSource src(512);

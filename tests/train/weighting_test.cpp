@@ -19,6 +19,9 @@
 namespace mtrec {
 namespace {
 
+using test::expect_identical;
+using test::params_of;
+
 // x ~ U(-1, 1); y1 = a·x + N(0, s1²), y2 = b·x + N(0, s2²): two regression tasks of known noise.
 struct TwoTargetSource : BatchSource {
   at::Tensor x, y1, y2;
@@ -90,17 +93,6 @@ struct SumTask : Task {
     return total;
   }
 };
-
-std::vector<at::Tensor> params_of(Model& m) {
-  std::vector<at::Tensor> out;
-  for (auto& p : m.module().parameters()) out.push_back(p.detach().clone());
-  return out;
-}
-
-void expect_identical(const std::vector<at::Tensor>& a, const std::vector<at::Tensor>& b) {
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "parameter " << k << " differs";
-}
 
 Batch rows_batch(const BatchSource& src, int64_t from, int64_t count) {
   std::vector<int64_t> rows;
