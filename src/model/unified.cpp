@@ -405,11 +405,25 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
 at::Tensor UnifiedModelImpl::user_vectors(const at::Tensor& users, const at::Tensor& history) {
   return user_vec(users, history, item_vectors(), false);
 }
-
+bool UnifiedModelImpl::has_profile_text() const {
+  return options.text() != TextMode::None && user_tokens.size(0) > 0;
+}
+at::Tensor UnifiedModelImpl::user_vectors(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table,
+                                          const at::Tensor& profile_ids, const at::Tensor& profile_mask) {
+  at::Tensor u = user_vec(users, history, table, false);
+  if (!profile_ids.defined() || profile_ids.numel() == 0) return u;
+  MTREC_CHECK(has_profile_text(), "unified model: trained without user profile texts; a profile cannot be scored");
+  MTREC_CHECK(profile_ids.size(0) == users.size(0), "user_vectors: ", profile_ids.size(0), " profile rows for ",
+              users.size(0), " users");
+  // Only unknown users with a real profile row take it (a known user's profile is its own).
+  at::Tensor take = ((users < 0) & (profile_mask.sum(1) > 0)).to(u.scalar_type());
+  return u + user_text_proj(encode_texts(profile_ids, profile_mask)) * take.unsqueeze(1);
+}
 std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::rank_outputs(const at::Tensor& users, const at::Tensor& uvec,
-                                                                 const at::Tensor& items, const at::Tensor& scenarios) {
+                                                                 const at::Tensor& items, const at::Tensor& scenarios,
+                                                                 const at::Tensor& table) {
   MTREC_CHECK(experts, "unified model: neither rating nor ctr is enabled");
-  at::Tensor ivec = item_vectors().index_select(0, items);
+  at::Tensor ivec = (table.defined() ? table : item_vectors()).index_select(0, items);
   std::vector<at::Tensor> h;
   cross(uvec, ivec, scenarios, &h);
   at::Tensor rating, ctr;
@@ -421,20 +435,26 @@ std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::rank_outputs(const at::Tenso
   if (options.has_task("ctr")) ctr = torch::sigmoid(ctr_out(h[t++]));
   return {rating, ctr};
 }
-
-at::Tensor UnifiedModelImpl::next_item_scores(const at::Tensor& uvec) {
+at::Tensor UnifiedModelImpl::next_item_queries(const at::Tensor& uvec) {
   MTREC_CHECK(next_proj, "unified model: next_item is not enabled");
-  return torch::matmul(next_proj(uvec), item_vectors().t());
+  return next_proj(uvec);
 }
-
-at::Tensor UnifiedModelImpl::match_scores(const at::Tensor& uvec) {
+at::Tensor UnifiedModelImpl::match_queries(const at::Tensor& uvec) {
   MTREC_CHECK(match_user, "unified model: match is not enabled");
   namespace F = torch::nn::functional;
-  auto qu = F::normalize(match_user->forward(uvec), F::NormalizeFuncOptions().dim(1));
-  auto qi = F::normalize(match_item->forward(item_vectors()), F::NormalizeFuncOptions().dim(1));
-  return torch::matmul(qu, qi.t());
+  return F::normalize(match_user->forward(uvec), F::NormalizeFuncOptions().dim(1));
 }
-
+at::Tensor UnifiedModelImpl::match_table(const at::Tensor& table) {
+  MTREC_CHECK(match_item, "unified model: match is not enabled");
+  namespace F = torch::nn::functional;
+  return F::normalize(match_item->forward(table), F::NormalizeFuncOptions().dim(1));
+}
+at::Tensor UnifiedModelImpl::next_item_scores(const at::Tensor& uvec) {
+  return torch::matmul(next_item_queries(uvec), item_vectors().t());
+}
+at::Tensor UnifiedModelImpl::match_scores(const at::Tensor& uvec) {
+  return torch::matmul(match_queries(uvec), match_table(item_vectors()).t());
+}
 at::Tensor UnifiedModelImpl::scenario_probs(const at::Tensor& ids, const at::Tensor& mask) {
   MTREC_CHECK(scenario_out, "unified model: the scenario classifier is not enabled");
   return torch::softmax(scenario_out(encode_texts(ids, mask)), 1);

@@ -148,8 +148,32 @@ Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
   const int64_t U = model->options.num_users(), I = model->options.num_items(), S = model->options.num_scenarios();
   for (int64_t k = 0; k < 6; ++k) inputs.push_back({(k * 7919) % U, (k * 104729) % I, k % S});
   ck.golden = make_golden(inputs, golden_fn(model));
+  // What serving needs beside the model: histories (CSR) and the item catalogue.
+  std::vector<int64_t> offsets = {0}, items;
+  for (const auto& h : histories) {
+    items.insert(items.end(), h.begin(), h.end());
+    offsets.push_back(int64_t(items.size()));
+  }
+  if (!histories.empty()) {
+    ck.tensors.push_back({"serve/history_offsets", torch::tensor(offsets, torch::kInt64)});
+    ck.tensors.push_back({"serve/history_items", torch::tensor(items, torch::kInt64)});
+  }
+  const TextCatalog& cat = item_catalog.size() > 0 ? item_catalog : ds.item_text;
+  nlohmann::json rows = nlohmann::json::array();
+  for (int32_t i = 0; i < cat.size(); ++i) {
+    nlohmann::json r = nlohmann::json::array();
+    for (const auto& f : cat.fields()) r.push_back(cat.get(i, f));
+    rows.push_back(std::move(r));
+  }
+  ck.tensors.push_back({"serve/item_catalog", bytes_to_tensor(nlohmann::json{{"fields", cat.fields()}, {"rows", rows}}.dump())});
   model->train(was_training);
   return ck;
+}
+
+void JointBundle::set_histories(const Dataset& ds, const Interactions& known) {
+  UserHistories h(ds, known, ds.num_users(), seed, 0);
+  histories.assign(size_t(ds.num_users()), {});
+  for (int32_t u = 0; u < ds.num_users(); ++u) histories[size_t(u)] = h.items(u);
 }
 
 JointBundle joint_from_checkpoint(const Checkpoint& ck, const std::string& device) {
@@ -179,6 +203,37 @@ JointBundle joint_from_checkpoint(const Checkpoint& ck, const std::string& devic
   load_module_state(*b.model, ck);
   b.model->eval();
   verify_golden(ck, golden_fn(b.model));
+  bool has_hist = false, has_cat = false;
+  for (const auto& [name, t] : ck.tensors) has_hist |= name == "serve/history_offsets", has_cat |= name == "serve/item_catalog";
+  if (has_hist) {
+    at::Tensor off = ck.tensor("serve/history_offsets").to(torch::kInt64).contiguous();
+    at::Tensor it = ck.tensor("serve/history_items").to(torch::kInt64).contiguous();
+    const int64_t* o = off.data_ptr<int64_t>();
+    const int64_t* v = it.data_ptr<int64_t>();
+    MTREC_CHECK(off.numel() == uo.num_users() + 1 && o[off.numel() - 1] == it.numel(), "checkpoint '", ck.path,
+                "': serve/history_offsets has ", off.numel(), " entries for ", uo.num_users(), " users and ",
+                it.numel(), " items");
+    b.histories.resize(size_t(uo.num_users()));
+    for (int64_t u = 0; u < uo.num_users(); ++u) {
+      MTREC_CHECK(o[u] <= o[u + 1], "checkpoint '", ck.path, "': serve/history_offsets decreases at user ", u);
+      for (int64_t j = o[u]; j < o[u + 1]; ++j) {
+        MTREC_CHECK(v[j] >= 0 && v[j] < uo.num_items(), "checkpoint '", ck.path, "': history item ", v[j],
+                    " outside [0, ", uo.num_items(), ")");
+        b.histories[size_t(u)].push_back(int32_t(v[j]));
+      }
+    }
+  }
+  if (has_cat) {
+    const auto cat = nlohmann::json::parse(tensor_to_bytes(ck.tensor("serve/item_catalog")));
+    b.item_catalog = TextCatalog(cat.at("fields").get<std::vector<std::string>>());
+    const auto& fields = b.item_catalog.fields();
+    int32_t i = 0;
+    for (const auto& row : cat.at("rows")) {
+      for (size_t f = 0; f < fields.size() && f < row.size(); ++f) b.item_catalog.set(i, fields[f], row[f].get<std::string>());
+      ++i;
+    }
+    b.item_catalog.resize(i);
+  }
   return b;
 }
 
@@ -190,6 +245,11 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   const bool multi = ds.behaviors.size() > 1, impressions = ds.behaviors.find("impression") >= 0;
   JointFit fit;
   fit.seed = o.trainer_.seed_;
+  std::vector<size_t> fitted = split.train;  // row order kept: histories without timestamps follow it
+  fitted.insert(fitted.end(), split.valid.begin(), split.valid.end());
+  std::sort(fitted.begin(), fitted.end());
+  fit.set_histories(ds, x.subset(fitted));
+  fit.item_catalog = ds.item_text;
   fit.ctr_min_rating = o.ctr_min_rating_ > 0 ? o.ctr_min_rating_ : (!multi && x.has_rating ? 4.f : 0.f);
   // Without impressions, CTR negatives are sampled (protocol C); with them, they are the data's.
   fit.ctr_negatives = o.ctr_negatives_ > 0 ? o.ctr_negatives_ : (impressions ? 0 : 4);

@@ -17,15 +17,15 @@
 #include "mtrec/model/joint_tasks.h"
 #include "mtrec/model/task_map.h"
 #include "mtrec/train/fit_joint.h"
+#include "test_joint.h"
 #include "test_torch.h"
 #include "test_util.h"
 
 namespace mtrec {
 namespace {
 
-SyntheticWorld small_world(int users, int items, int64_t interactions) {
-  return generate_world(SyntheticOptions().users(users).items(items).interactions(interactions).seed(5).threads(1));
-}
+using test::small_world;
+using test::tiny_joint;
 
 // Token rows of a toy vocabulary (ids 5..vocab-1; 0 pad, 2 cls) for n entities.
 std::vector<std::vector<int64_t>> toy_rows(int64_t n, int64_t vocab, uint64_t seed) {
@@ -198,12 +198,6 @@ TEST(TaskMap, ParsesEntriesWithDefaultsAndRejectsUnknownHeads) {
   EXPECT_THROW(parse_task_map("a=clicks"), Error);
   EXPECT_THROW(parse_task_map("a=ctr:x"), Error);
   EXPECT_THROW(parse_task_map("=ctr"), Error);
-}
-
-JointTrainOptions tiny_joint() {
-  return JointTrainOptions().dim(16).text_dim(16).text_layers(1).text_heads(2).text_max_len(16).vocab_size(150)
-      .expert_hidden({16, 16}).experts(2).max_history(10).mlm_texts(8).epochs(1).patience(0)
-      .trainer(TrainerOptions().epochs(1).batch_size(256).lr(3e-3).seed(7).device("cpu"));
 }
 
 TEST(Unified, JointCheckpointRoundTripsToIdenticalScores) {

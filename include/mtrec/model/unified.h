@@ -128,15 +128,29 @@ class UnifiedModelImpl : public torch::nn::Module {
   /// User vectors [N, d] from ids (-1: unknown user, ID and profile left out) and history
   /// tokens [N, L] (item+1, right-aligned; may be all padding).
   at::Tensor user_vectors(const at::Tensor& users, const at::Tensor& history);
+  /// The same against a precomputed item table (item_vectors()), and for unknown users (-1)
+  /// with a profile text: profile_ids / profile_mask [N, Lp] (rows of known users and empty
+  /// rows are ignored). Serving precomputes the table once per model.
+  at::Tensor user_vectors(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table,
+                          const at::Tensor& profile_ids, const at::Tensor& profile_mask);
+  /// Whether user profile texts were trained (an unknown user's profile can be scored).
+  bool has_profile_text() const;
   /// The catalogue's item vectors [I, d] (ID embedding of trained items + text from the cache).
   at::Tensor item_vectors();
   /// Rating predictions [N] and CTR probabilities [N, C] (undefined when the task is off) for
-  /// rows of (user id or -1, its user vector, item, scenario).
+  /// rows of (user id or -1, its user vector, item, scenario); `table`: item_vectors(), or
+  /// undefined to compute it.
   std::pair<at::Tensor, at::Tensor> rank_outputs(const at::Tensor& users, const at::Tensor& user_vec,
-                                                 const at::Tensor& items, const at::Tensor& scenarios);
+                                                 const at::Tensor& items, const at::Tensor& scenarios,
+                                                 const at::Tensor& table = {});
   /// Next-item logits [N, I] and match cosines [N, I] of user vectors against the catalogue.
   at::Tensor next_item_scores(const at::Tensor& user_vec);
   at::Tensor match_scores(const at::Tensor& user_vec);
+  /// The two retrieval heads as inner products, for an index: next_item_scores =
+  /// next_item_queries(u) · table^T; match_scores = match_queries(u) · match_table(table)^T.
+  at::Tensor next_item_queries(const at::Tensor& user_vec);
+  at::Tensor match_queries(const at::Tensor& user_vec);
+  at::Tensor match_table(const at::Tensor& table);
   /// Scenario probabilities [N, S] of context token rows [N, L] (mask: true = real token).
   at::Tensor scenario_probs(const at::Tensor& ids, const at::Tensor& mask);
 

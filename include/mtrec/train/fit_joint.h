@@ -93,13 +93,21 @@ struct JointBundle {
   int ctr_negatives = 0;
   float rating_min = 1, rating_max = 5;  // the training ratings' range (predictions are clipped to it)
   uint64_t seed = 42;                    // the training seed (time-order ties of the histories)
+  /// Per user, the engaged items (chronological) serving reads as the user's history and
+  /// excludes as seen: those of the rows the model was fitted on (train + validation).
+  std::vector<std::vector<int32_t>> histories;
+  /// The item catalogue (titles and fields) that serving names and filters items by.
+  TextCatalog item_catalog;
   /// Tokenises the data set's context texts into context_rows (for the scenario classifier).
   void tokenize_contexts(const Dataset& ds);
   /// Evaluation options matching the training data's label rules.
   JointEvalOptions eval_options() const;
   /// The model as a checkpoint (task "joint"): options, encoder options, tokenizer, label
-  /// columns, parameters, id maps and golden (user, item, scenario) -> score pairs.
+  /// columns, parameters, id maps, histories, the item catalogue and golden (user, item,
+  /// scenario) -> score pairs.
   Checkpoint to_checkpoint(const Dataset& ds);
+  /// Sets `histories` to the engaged rows of `known` (UserHistories' order).
+  void set_histories(const Dataset& ds, const Interactions& known);
 };
 
 struct JointFit : JointBundle {

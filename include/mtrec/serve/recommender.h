@@ -1,0 +1,164 @@
+#pragma once
+// The library's scorer: one trained checkpoint answering top-K requests, in-process, from the
+// CLI (`mtrec recommend`, `mtrec similar`) and over HTTP (serve/http.h).
+//
+//   mtrec::Recommender rec("joint.ckpt", mtrec::RecommenderOptions().task_map("*=ctr:1,next_item:0.5"));
+//   mtrec::RecommendRequest q;
+//   q.user = "42"; q.k = 10; q.scenario = "home_feed";            // or q.context = "cheap flights"
+//   for (const auto& r : rec.recommend(q).items) std::cout << r.item << ' ' << r.title << ' ' << r.score << '\n';
+//   rec.reload("joint-v2.ckpt");   // hot swap: requests in flight finish on the old model
+//
+// A request names a user of the checkpoint, or describes an anonymous one by a text profile
+// and/or recent items (cold start). The scenario comes from the request, or from its context
+// text through the model's scenario classifier, or is the checkpoint's first scenario.
+// Scoring follows the task map (model/task_map.h): the heads of the scenario, z-scored over
+// the candidates and summed with their weights. Candidates are the whole catalogue when it is
+// small (<= options.candidates items) or the task map uses only the retrieval heads
+// (next_item, match: inner products, served by the item index, exact or approximate);
+// otherwise the top `candidates` items by the retrieval head, re-ranked by the towers.
+// Explanations: the user's history items closest to the recommended item in the model's item
+// space (cosine), by name.
+//
+// Thread-safe: every method may be called from many threads at once; reload() builds the new
+// model beside the old one and swaps it in atomically (a failed reload throws and keeps the
+// old one).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "mtrec/core/check.h"
+
+namespace mtrec {
+
+struct Dataset;
+struct Interactions;
+struct JointBundle;
+
+/// A request field that is malformed or names something the model does not know. HTTP answers
+/// it with 400 and the field.
+class RequestError : public Error {
+ public:
+  RequestError(std::string field, const std::string& message);
+  const std::string& field() const { return field_; }
+
+ private:
+  std::string field_;
+};
+
+/// Keeps items whose catalogue field `field` equals `value` (or contains it as a word of a
+/// '|'-, ','- or space-separated list with contains = true, e.g. genres "Comedy|Drama").
+struct ItemPredicate {
+  std::string field, value;
+  bool contains = false;
+};
+
+struct RecommendRequest {
+  std::string user;                       // a user id of the checkpoint ("" : anonymous)
+  std::string profile;                    // anonymous user: profile text
+  std::vector<std::string> recent_items;  // item ids, oldest first: appended to the user's history
+  int64_t k = 10;
+  std::string scenario;                   // scenario name ("" : from context, else the default)
+  std::string context;                    // request context text (query, page): picks the scenario
+  bool exclude_seen = true;               // leave out the user's history items (and recent_items)
+  std::vector<std::string> allow, deny;   // item ids: only these / never these
+  std::vector<ItemPredicate> where;       // every predicate must hold
+  int64_t explain = 3;                    // history items named per recommendation (0: none)
+};
+
+struct SimilarRequest {
+  std::string item;                       // an item id of the checkpoint
+  int64_t k = 10;
+  std::vector<std::string> allow, deny;
+  std::vector<ItemPredicate> where;
+};
+
+struct Explanation {
+  std::string item, title;
+  float similarity = 0;  // cosine in the model's item space
+};
+
+struct Recommendation {
+  std::string item, title;
+  int32_t index = 0;  // dense item id of the checkpoint
+  float score = 0;
+  std::vector<Explanation> because;
+};
+
+struct RecommendResponse {
+  std::vector<Recommendation> items;  // best first, no duplicates
+  std::string scenario;               // the scenario scored
+  std::string scenario_source;        // "request" | "context" | "default"
+  float scenario_confidence = 1;      // the classifier's probability (context), else 1
+  std::string user_kind;              // "known" | "anonymous" (similar: "item")
+  std::string retrieval;              // "full" | "exact" | "hnsw" | "ivfpq" (+ ":fp16" / ":int8")
+  std::string model_version;          // the checkpoint's checksum (hex)
+};
+
+struct RecommenderOptions {
+  std::string task_map_;            // "" : every scenario by the model's default head (below)
+  std::string index_ = "auto";      // auto | exact | hnsw | ivfpq (auto: hnsw from ann_min_items)
+  std::string precision_ = "fp32";  // fp32 | fp16 | int8: the item table the index scores
+  int64_t candidates_ = 500;        // retrieval depth before the towers re-rank
+  int64_t ann_min_items_ = 200000;  // auto: approximate index from this catalogue size
+  int64_t max_k_ = 1000;            // larger k is a request error
+  std::string device_ = "cpu";
+  RecommenderOptions& task_map(std::string v) { task_map_ = std::move(v); return *this; }
+  RecommenderOptions& index(std::string v) { index_ = std::move(v); return *this; }
+  RecommenderOptions& precision(std::string v) { precision_ = std::move(v); return *this; }
+  RecommenderOptions& candidates(int64_t v) { candidates_ = v; return *this; }
+  RecommenderOptions& ann_min_items(int64_t v) { ann_min_items_ = v; return *this; }
+  RecommenderOptions& max_k(int64_t v) { max_k_ = v; return *this; }
+  RecommenderOptions& device(std::string v) { device_ = std::move(v); return *this; }
+};
+
+struct RecommenderInfo {
+  std::string path, task, version;    // version: the checkpoint's checksum (hex)
+  std::string default_scenario, task_map, retrieval;
+  std::vector<std::string> scenarios, heads;
+  int64_t users = 0, items = 0;
+  double load_seconds = 0;            // reading, verifying and precomputing
+  int64_t loaded_at_unix = 0;
+  int64_t reloads = 0;
+};
+
+class Recommender {
+ public:
+  /// Loads `checkpoint_path` (checksum and golden pairs verified); throws mtrec::Error naming
+  /// the file when it is missing, truncated, corrupted or of a task that cannot serve.
+  explicit Recommender(const std::string& checkpoint_path, RecommenderOptions options = {});
+  /// Serves a trained joint model in-process (the demo, benchmarks). Histories (and the items
+  /// excluded as seen) are the engaged rows of `known`; titles come from ds.item_text.
+  Recommender(const JointBundle& bundle, const Dataset& ds, const Interactions& known, RecommenderOptions options = {});
+  ~Recommender();
+  Recommender(const Recommender&) = delete;
+  Recommender& operator=(const Recommender&) = delete;
+
+  /// Throws RequestError for an unknown user, item or scenario, k outside [1, max_k], or an
+  /// anonymous request with neither profile nor recent items.
+  RecommendResponse recommend(const RecommendRequest& request) const;
+  /// The requests scored together (one pass of the towers); errors as recommend(), naming the
+  /// request's index ("requests[3].user").
+  std::vector<RecommendResponse> recommend_batch(const std::vector<RecommendRequest>& requests) const;
+  /// Items closest to `request.item` in the model's item space (cosine), itself excluded.
+  RecommendResponse similar(const SimilarRequest& request) const;
+
+  /// Swaps in another checkpoint (same options); throws and keeps serving the old model when
+  /// it cannot be loaded.
+  void reload(const std::string& checkpoint_path);
+  /// Reloads the checkpoint it was loaded from (throws for an in-process model).
+  void reload();
+  RecommenderInfo info() const;
+
+  /// Some user ids of the model (the first n), e.g. for the web page's picker.
+  std::vector<std::string> sample_users(int64_t n) const;
+
+  struct Snapshot;
+
+ private:
+  std::shared_ptr<const Snapshot> current() const;
+  RecommenderOptions options_;
+  std::shared_ptr<const Snapshot> snapshot_;  // read and swapped with std::atomic_load/store
+};
+
+}  // namespace mtrec

@@ -1,0 +1,548 @@
+#include "mtrec/serve/recommender.h"
+
+#include <c10/core/InferenceMode.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <unordered_set>
+
+#include "mtrec/core/device.h"
+#include "mtrec/model/task_map.h"
+#include "mtrec/nn/checkpoint.h"
+#include "mtrec/serve/index.h"
+#include "mtrec/train/fit_joint.h"
+
+namespace mtrec {
+
+RequestError::RequestError(std::string field, const std::string& message)
+    : Error("request field '" + field + "': " + message), field_(std::move(field)) {}
+
+namespace {
+
+bool is_retrieval_head(const std::string& h) { return h == "next_item" || h == "match"; }
+
+/// The head a scenario is served by when the task map does not name one: the scenario-aware
+/// CTR tower on multi-scenario models, else the catalogue-ranking heads (trained by softmax
+/// over the catalogue), else what the model has.
+std::string default_head(const UnifiedOptions& o) {
+  if (o.has_task("ctr") && o.num_scenarios() > 1) return "ctr";
+  for (const char* h : {"next_item", "match", "ctr", "rating"})
+    if (o.has_task(h)) return h;
+  return "ctr";
+}
+
+/// The words of a catalogue field ('|', ',' or whitespace separated), for `contains`.
+bool field_contains(const std::string& text, const std::string& word) {
+  size_t b = 0;
+  while (b <= text.size()) {
+    size_t e = text.find_first_of("|, \t", b);
+    if (e == std::string::npos) e = text.size();
+    if (e > b && text.compare(b, e - b, word) == 0) return true;
+    b = e + 1;
+  }
+  return false;
+}
+
+float cosine_rows(const float* a, const float* b, int64_t d) {
+  float s = 0;
+  for (int64_t j = 0; j < d; ++j) s += a[j] * b[j];
+  return s;
+}
+
+std::vector<float> to_floats(const at::Tensor& t) {
+  at::Tensor c = t.to(torch::kCPU, torch::kFloat).contiguous();
+  return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
+}
+
+}  // namespace
+
+struct Recommender::Snapshot {
+  JointBundle bundle;
+  IdMap users, items, scenarios;
+  TextCatalog catalog;
+  int title_field = -1;
+  std::vector<std::vector<int32_t>> histories;
+  TaskMap map;
+  std::string fallback_head;
+  std::vector<std::string> heads;  // enabled scoring heads
+  c10::Device device = c10::kCPU;
+  at::Tensor table;                // [I, d] item vectors
+  at::Tensor user_cache;           // [U, d] the users' vectors from their stored histories
+  std::vector<float> item_unit;    // [I, d] unit item vectors (explanations, similar)
+  int64_t num_items = 0, dim = 0;
+  std::unique_ptr<ItemIndex> next_index, match_index, similar_index;
+  std::string path, version, retrieval;
+  double load_seconds = 0;
+  int64_t loaded_at = 0, reloads = 0;
+
+  std::string scenario_name(int32_t s) const { return s < scenarios.size() ? scenarios.raw(s) : "default"; }
+  std::string title(int32_t i) const {
+    if (catalog.fields().empty() || i >= catalog.size()) return "";
+    return catalog.get(i, catalog.fields()[size_t(title_field >= 0 ? title_field : 0)]);
+  }
+};
+
+namespace {
+
+using Snap = Recommender::Snapshot;
+
+/// Right-aligned history tokens (item + 1; 0 = padding) of the last `max_len` items per row.
+at::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& base,
+                          const std::vector<std::vector<int32_t>>& extra, int64_t max_len) {
+  const int64_t n = int64_t(base.size());
+  std::vector<std::vector<int32_t>> rows(static_cast<size_t>(n));
+  int64_t L = 1;
+  for (int64_t r = 0; r < n; ++r) {
+    auto& row = rows[size_t(r)];
+    if (base[size_t(r)]) row = *base[size_t(r)];
+    if (r < int64_t(extra.size())) row.insert(row.end(), extra[size_t(r)].begin(), extra[size_t(r)].end());
+    if (int64_t(row.size()) > max_len) row.erase(row.begin(), row.end() - max_len);
+    L = std::max<int64_t>(L, int64_t(row.size()));
+  }
+  at::Tensor t = torch::zeros({n, L}, torch::kInt64);
+  auto a = t.accessor<int64_t, 2>();
+  for (int64_t r = 0; r < n; ++r) {
+    const auto& row = rows[size_t(r)];
+    const int64_t off = L - int64_t(row.size());
+    for (size_t j = 0; j < row.size(); ++j) a[r][off + int64_t(j)] = int64_t(row[j]) + 1;
+  }
+  return t;
+}
+
+IndexOptions index_options(const RecommenderOptions& o) {
+  return IndexOptions().kind(o.index_).precision(o.precision_).auto_ann_min_items(o.ann_min_items_).threads(1);
+}
+
+void finish_snapshot(Snap& s, const RecommenderOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  c10::InferenceMode guard;
+  UnifiedModel& m = s.bundle.model;
+  m->eval();
+  const UnifiedOptions& uo = m->options;
+  s.device = m->item_emb->weight.device();
+  s.num_items = uo.num_items();
+  s.dim = uo.dim();
+  MTREC_CHECK(s.items.size() == uo.num_items() && s.users.size() == uo.num_users(), "recommender: the id maps have ",
+              s.users.size(), " users and ", s.items.size(), " items, the model ", uo.num_users(), " and ",
+              uo.num_items());
+  for (const char* h : {"ctr", "rating", "next_item", "match"})
+    if (uo.has_task(h)) s.heads.push_back(h);
+  s.fallback_head = default_head(uo);
+  s.map = parse_task_map(o.task_map_);
+  for (const auto& [scen, hs] : s.map.entries) {
+    MTREC_CHECK(scen == "*" || s.scenarios.find(scen) >= 0, "recommender: task map names scenario '", scen,
+                "', which the model does not have");
+    for (const auto& [h, w] : hs)
+      MTREC_CHECK(uo.has_task(h), "recommender: task map head '", h, "' (scenario '", scen,
+                  "') is not enabled in this model; it has ", fmt::format("{}", fmt::join(s.heads, ", ")));
+  }
+  MTREC_CHECK(o.candidates_ >= 1, "recommender: candidates must be >= 1, got ", o.candidates_);
+  MTREC_CHECK(o.max_k_ >= 1, "recommender: max_k must be >= 1, got ", o.max_k_);
+  s.title_field = s.catalog.field_index("title");
+  if (int64_t(s.histories.size()) < uo.num_users()) s.histories.resize(size_t(uo.num_users()));
+
+  s.table = m->item_vectors().contiguous();
+  // Known users' vectors from their stored histories, once.
+  std::vector<at::Tensor> parts;
+  const int64_t U = uo.num_users(), chunk = 1024;
+  for (int64_t a = 0; a < U; a += chunk) {
+    const int64_t n = std::min(chunk, U - a);
+    std::vector<const std::vector<int32_t>*> base;
+    for (int64_t u = a; u < a + n; ++u) base.push_back(&s.histories[size_t(u)]);
+    at::Tensor ids = torch::arange(a, a + n, torch::kInt64).to(s.device);
+    parts.push_back(m->user_vectors(ids, pack_histories(base, {}, uo.max_history()).to(s.device), s.table, {}, {}));
+  }
+  s.user_cache = parts.empty() ? torch::zeros({0, s.dim}) : torch::cat(parts, 0);
+
+  const IndexOptions io = index_options(o);
+  const std::vector<float> tab = to_floats(s.table);
+  if (uo.has_task("next_item")) s.next_index = std::make_unique<ItemIndex>(tab.data(), s.num_items, s.dim, io);
+  if (uo.has_task("match")) {
+    const std::vector<float> mt = to_floats(m->match_table(s.table));
+    s.match_index = std::make_unique<ItemIndex>(mt.data(), s.num_items, s.dim, io);
+  }
+  s.item_unit = to_floats(torch::nn::functional::normalize(s.table, torch::nn::functional::NormalizeFuncOptions().dim(1)));
+  s.similar_index = std::make_unique<ItemIndex>(s.item_unit.data(), s.num_items, s.dim, io);
+  s.retrieval = (s.next_index ? s.next_index : s.similar_index)->description();
+  s.version = fmt::format("{:016x}", state_checksum(*m));
+  s.loaded_at = int64_t(std::time(nullptr));
+  s.load_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::shared_ptr<const Snap> load_snapshot(const std::string& path, const RecommenderOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  Checkpoint ck = load_checkpoint(path);  // checksum
+  MTREC_CHECK(ck.task == "joint", "checkpoint '", path, "' holds task '", ck.task,
+              "'; the Recommender serves joint checkpoints (`mtrec train` task joint, or `mtrec demo`)");
+  auto s = std::make_shared<Snap>();
+  s->bundle = joint_from_checkpoint(ck, o.device_);  // golden pairs
+  s->users = ck.users, s->items = ck.items, s->scenarios = ck.scenarios;
+  s->catalog = s->bundle.item_catalog;
+  s->histories = s->bundle.histories;
+  s->path = path;
+  s->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  finish_snapshot(*s, o);
+  return s;
+}
+
+/// A request resolved to dense ids.
+struct Resolved {
+  int32_t user = -1;
+  std::vector<int32_t> recent;
+  int32_t scenario = 0;
+  std::string scenario_source = "default";
+  float confidence = 1;
+  std::vector<uint8_t> allowed;  // [I]
+  std::vector<int32_t> history;  // for explanations: stored + recent
+};
+
+int32_t resolve_item(const Snap& s, const std::string& raw, const std::string& field) {
+  const int32_t i = s.items.find(raw);
+  if (i < 0) throw RequestError(field, fmt::format("item '{}' is not in the model's catalogue ({} items)", raw, s.num_items));
+  return i;
+}
+
+void apply_filters(const Snap& s, const std::vector<std::string>& allow, const std::vector<std::string>& deny,
+                   const std::vector<ItemPredicate>& where, const std::string& prefix, std::vector<uint8_t>& allowed) {
+  if (!allow.empty()) {
+    std::vector<uint8_t> keep(allowed.size(), 0);
+    for (size_t j = 0; j < allow.size(); ++j) keep[size_t(resolve_item(s, allow[j], fmt::format("{}allow[{}]", prefix, j)))] = 1;
+    for (size_t i = 0; i < allowed.size(); ++i) allowed[i] &= keep[i];
+  }
+  for (size_t j = 0; j < deny.size(); ++j) allowed[size_t(resolve_item(s, deny[j], fmt::format("{}deny[{}]", prefix, j)))] = 0;
+  for (size_t j = 0; j < where.size(); ++j) {
+    const auto& p = where[j];
+    if (s.catalog.field_index(p.field) < 0)
+      throw RequestError(fmt::format("{}where[{}].field", prefix, j),
+                         fmt::format("the catalogue has no field '{}' (it has: {})", p.field,
+                                     fmt::join(s.catalog.fields(), ", ")));
+    for (int32_t i = 0; i < int32_t(allowed.size()); ++i) {
+      if (!allowed[size_t(i)]) continue;
+      const std::string& v = i < s.catalog.size() ? s.catalog.get(i, p.field) : std::string();
+      if (!(p.contains ? field_contains(v, p.value) : v == p.value)) allowed[size_t(i)] = 0;
+    }
+  }
+}
+
+/// The user's history items most similar to `item` (cosine in the item space).
+std::vector<Explanation> explain(const Snap& s, const std::vector<int32_t>& history, int32_t item, int64_t n) {
+  std::vector<Explanation> out;
+  if (n <= 0 || history.empty()) return out;
+  std::vector<std::pair<float, int32_t>> sims;
+  std::unordered_set<int32_t> done;
+  const size_t from = history.size() > 200 ? history.size() - 200 : 0;  // the recent ones
+  for (size_t j = history.size(); j-- > from;) {
+    const int32_t h = history[j];
+    if (h == item || !done.insert(h).second) continue;
+    sims.push_back({cosine_rows(&s.item_unit[size_t(h) * size_t(s.dim)], &s.item_unit[size_t(item) * size_t(s.dim)], s.dim), h});
+  }
+  const size_t m = std::min<size_t>(size_t(n), sims.size());
+  std::partial_sort(sims.begin(), sims.begin() + long(m), sims.end(),
+                    [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  for (size_t j = 0; j < m; ++j) out.push_back({s.items.raw(sims[j].second), s.title(sims[j].second), sims[j].first});
+  return out;
+}
+
+}  // namespace
+
+Recommender::Recommender(const std::string& checkpoint_path, RecommenderOptions options)
+    : options_(std::move(options)), snapshot_(load_snapshot(checkpoint_path, options_)) {}
+
+Recommender::Recommender(const JointBundle& bundle, const Dataset& ds, const Interactions& known,
+                         RecommenderOptions options)
+    : options_(std::move(options)) {
+  MTREC_CHECK(bundle.model, "recommender: the bundle has no model");
+  auto s = std::make_shared<Snap>();
+  s->bundle = bundle;
+  s->users = ds.users, s->items = ds.items, s->scenarios = ds.scenarios;
+  s->catalog = ds.item_text;
+  s->bundle.set_histories(ds, known);
+  s->histories = s->bundle.histories;
+  s->path = "";
+  finish_snapshot(*s, options_);
+  snapshot_ = std::move(s);
+}
+
+Recommender::~Recommender() = default;
+
+std::shared_ptr<const Recommender::Snapshot> Recommender::current() const { return std::atomic_load(&snapshot_); }
+
+void Recommender::reload(const std::string& checkpoint_path) {
+  auto next = load_snapshot(checkpoint_path, options_);  // throws: the old one stays
+  const auto old = current();
+  const_cast<Snap&>(*next).reloads = old->reloads + 1;
+  std::atomic_store(&snapshot_, std::shared_ptr<const Snap>(std::move(next)));
+}
+
+void Recommender::reload() {
+  const auto s = current();
+  MTREC_CHECK(!s->path.empty(), "recommender: this model was built in-process; reload needs a checkpoint path");
+  reload(s->path);
+}
+
+RecommenderInfo Recommender::info() const {
+  const auto s = current();
+  RecommenderInfo r;
+  r.path = s->path, r.task = "joint", r.version = s->version;
+  r.default_scenario = s->scenario_name(0);
+  r.task_map = s->map.to_string().empty() ? "*=" + s->fallback_head : s->map.to_string();
+  r.retrieval = s->retrieval;
+  for (int32_t i = 0; i < std::max<int32_t>(1, s->scenarios.size()); ++i) r.scenarios.push_back(s->scenario_name(i));
+  r.heads = s->heads;
+  r.users = s->users.size(), r.items = s->items.size();
+  r.load_seconds = s->load_seconds, r.loaded_at_unix = s->loaded_at, r.reloads = s->reloads;
+  return r;
+}
+
+std::vector<std::string> Recommender::sample_users(int64_t n) const {
+  const auto s = current();
+  std::vector<std::string> out;
+  for (int32_t u = 0; u < s->users.size() && int64_t(out.size()) < n; ++u) out.push_back(s->users.raw(u));
+  return out;
+}
+
+RecommendResponse Recommender::recommend(const RecommendRequest& request) const {
+  return std::move(recommend_batch({request}).front());
+}
+
+std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<RecommendRequest>& requests) const {
+  const auto sp = current();  // this snapshot serves the whole call, whatever reload does meanwhile
+  const Snap& s = *sp;
+  UnifiedModel& m = const_cast<UnifiedModel&>(s.bundle.model);
+  const UnifiedOptions& uo = m->options;
+  const int64_t I = s.num_items;
+  const bool batch = requests.size() > 1;
+  c10::InferenceMode guard;
+
+  // 1. Resolve ids, scenarios and filters; every error names its field.
+  std::vector<Resolved> res(requests.size());
+  std::vector<int64_t> context_of;  // request index per context text to classify
+  std::vector<std::string> contexts;
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const RecommendRequest& q = requests[r];
+    const std::string pre = batch ? fmt::format("requests[{}].", r) : "";
+    Resolved& z = res[r];
+    if (q.k < 1 || q.k > options_.max_k_)
+      throw RequestError(pre + "k", fmt::format("k must be in [1, {}], got {}", options_.max_k_, q.k));
+    if (q.explain < 0) throw RequestError(pre + "explain", fmt::format("explain must be >= 0, got {}", q.explain));
+    if (!q.user.empty()) {
+      z.user = s.users.find(q.user);
+      if (z.user < 0)
+        throw RequestError(pre + "user", fmt::format("user '{}' is not in the model ({} users); describe a new user "
+                                                     "by profile and recent_items instead",
+                                                     q.user, s.users.size()));
+      if (!q.profile.empty())
+        throw RequestError(pre + "profile", "a known user is scored from its own profile; give either user or profile");
+    } else if (q.profile.empty() && q.recent_items.empty()) {
+      throw RequestError(pre + "user", "give a user id, or a profile and/or recent_items for a new user");
+    }
+    if (!q.profile.empty() && !m->has_profile_text())
+      throw RequestError(pre + "profile", "this model was trained without user profile texts; give recent_items");
+    for (size_t j = 0; j < q.recent_items.size(); ++j)
+      z.recent.push_back(resolve_item(s, q.recent_items[j], fmt::format("{}recent_items[{}]", pre, j)));
+    if (!q.scenario.empty()) {
+      z.scenario = s.scenarios.find(q.scenario);
+      if (z.scenario < 0)
+        throw RequestError(pre + "scenario", fmt::format("scenario '{}' is not in the model (it has: {})", q.scenario,
+                                                         fmt::join(s.scenarios.raws(), ", ")));
+      z.scenario_source = "request";
+    } else if (!q.context.empty()) {
+      if (!m->scenario_out || !s.bundle.tokenizer)
+        throw RequestError(pre + "context", "this model has no scenario classifier; give scenario instead");
+      context_of.push_back(int64_t(r));
+      contexts.push_back(q.context);
+    }
+    z.allowed.assign(size_t(I), 1);
+    if (z.user >= 0) z.history = s.histories[size_t(z.user)];
+    z.history.insert(z.history.end(), z.recent.begin(), z.recent.end());
+    if (q.exclude_seen)
+      for (int32_t i : z.history) z.allowed[size_t(i)] = 0;
+    apply_filters(s, q.allow, q.deny, q.where, pre, z.allowed);
+  }
+  if (!contexts.empty()) {
+    EncodeOptions eo;
+    eo.set_max_len(m->text->options.max_len());
+    BatchEncoding enc = make_batch(s.bundle.tokenizer->encode_rows(contexts, eo), s.bundle.tokenizer->pad_id());
+    at::Tensor p = m->scenario_probs(enc.input_ids.to(s.device), enc.attention_mask.to(s.device).to(torch::kBool)).cpu();
+    auto [conf, arg] = p.max(1);
+    for (size_t j = 0; j < contexts.size(); ++j) {
+      Resolved& z = res[size_t(context_of[j])];
+      z.scenario = int32_t(arg[int64_t(j)].item<int64_t>());
+      z.confidence = conf[int64_t(j)].item<float>();
+      z.scenario_source = "context";
+    }
+  }
+
+  // 2. User vectors: the cache for known users as stored, the model for the others.
+  const int64_t n = int64_t(requests.size());
+  at::Tensor uvec = torch::zeros({n, s.dim}, s.table.options());
+  std::vector<int64_t> fresh;
+  for (int64_t r = 0; r < n; ++r)
+    if (res[size_t(r)].user < 0 || !res[size_t(r)].recent.empty()) fresh.push_back(r);
+    else uvec[r].copy_(s.user_cache[res[size_t(r)].user]);
+  if (!fresh.empty()) {
+    std::vector<int64_t> ids;
+    std::vector<const std::vector<int32_t>*> base;
+    std::vector<std::vector<int32_t>> extra;
+    std::vector<std::string> profiles;
+    bool any_profile = false;
+    for (int64_t r : fresh) {
+      const Resolved& z = res[size_t(r)];
+      ids.push_back(z.user);
+      base.push_back(z.user >= 0 ? &s.histories[size_t(z.user)] : nullptr);
+      extra.push_back(z.recent);
+      profiles.push_back(requests[size_t(r)].profile);
+      any_profile |= !profiles.back().empty();
+    }
+    at::Tensor pid, pmask;
+    if (any_profile) {
+      EncodeOptions eo;
+      eo.set_max_len(m->text->options.max_len());
+      std::vector<std::vector<int64_t>> rows = s.bundle.tokenizer->encode_rows(profiles, eo);
+      for (size_t j = 0; j < rows.size(); ++j)
+        if (profiles[j].empty()) rows[j].clear();  // no profile: an empty row (left out)
+      BatchEncoding enc = make_batch(rows, s.bundle.tokenizer->pad_id());
+      pid = enc.input_ids.to(s.device), pmask = enc.attention_mask.to(s.device).to(torch::kBool);
+    }
+    at::Tensor v = m->user_vectors(torch::tensor(ids, torch::kInt64).to(s.device),
+                                   pack_histories(base, extra, uo.max_history()).to(s.device), s.table, pid, pmask);
+    uvec.index_copy_(0, torch::tensor(fresh, torch::kInt64).to(s.device), v);
+  }
+  std::vector<float> next_qf, match_qf;
+  if (s.next_index) next_qf = to_floats(m->next_item_queries(uvec));
+  if (s.match_index) match_qf = to_floats(m->match_queries(uvec));
+  auto query = [&](const std::string& head, int64_t r) {
+    return (head == "next_item" ? next_qf.data() : match_qf.data()) + r * s.dim;
+  };
+  auto index_of = [&](const std::string& head) -> const ItemIndex& {
+    return head == "next_item" ? *s.next_index : *s.match_index;
+  };
+
+  // 3. Candidates and scores per request.
+  struct Plan {
+    std::vector<std::pair<std::string, double>> heads;
+    std::vector<int32_t> cand;   // candidate items (ranking with towers / several heads)
+    std::vector<Hit> hits;       // final (single retrieval head)
+    bool direct = false;         // one retrieval head: the index answers alone
+    std::string retrieval;
+  };
+  std::vector<Plan> plans(static_cast<size_t>(n));
+  std::vector<int64_t> tower_req, tower_item, tower_user, tower_scen;  // rows through the towers
+  bool need_rating = false, need_ctr = false;
+  for (int64_t r = 0; r < n; ++r) {
+    Plan& p = plans[size_t(r)];
+    const Resolved& z = res[size_t(r)];
+    p.heads = s.map.heads(s.scenario_name(z.scenario), s.fallback_head);
+    const int64_t k = requests[size_t(r)].k;
+    if (p.heads.size() == 1 && is_retrieval_head(p.heads[0].first)) {
+      const ItemIndex& ix = index_of(p.heads[0].first);
+      p.hits = ix.search(query(p.heads[0].first, r), k, z.allowed.data());
+      p.retrieval = ix.description();
+      p.direct = true;
+      continue;
+    }
+    std::string ret;
+    for (const auto& [h, w] : p.heads)
+      if (ret.empty() && is_retrieval_head(h)) ret = h;
+    if (ret.empty()) ret = s.next_index ? "next_item" : s.match_index ? "match" : "";
+    if (I <= options_.candidates_ || ret.empty()) {
+      // The whole catalogue (z-scores over every item, as evaluation scores it).
+      p.cand.resize(size_t(I));
+      for (int64_t i = 0; i < I; ++i) p.cand[size_t(i)] = int32_t(i);
+      p.retrieval = "full";
+    } else {
+      for (const Hit& h : index_of(ret).search(query(ret, r), options_.candidates_, z.allowed.data()))
+        p.cand.push_back(h.item);
+      p.retrieval = index_of(ret).description() + "+rerank";
+    }
+    for (const auto& [h, w] : p.heads) need_rating |= h == "rating", need_ctr |= h == "ctr";
+    if (std::any_of(p.heads.begin(), p.heads.end(), [](const auto& hw) { return !is_retrieval_head(hw.first); }))
+      for (int32_t i : p.cand) tower_req.push_back(r), tower_item.push_back(i), tower_user.push_back(z.user),
+          tower_scen.push_back(z.scenario);
+  }
+  std::vector<float> rating_all, ctr_all;
+  if (!tower_req.empty()) {
+    auto dev = [&](const std::vector<int64_t>& v) { return torch::tensor(v, torch::kInt64).to(s.device); };
+    auto [rt, ct] = m->rank_outputs(dev(tower_user), uvec.index_select(0, dev(tower_req)), dev(tower_item),
+                                    dev(tower_scen), s.table);
+    if (need_rating) rating_all = to_floats(rt.clamp(s.bundle.rating_min, s.bundle.rating_max));
+    if (need_ctr) ctr_all = to_floats(ct.select(1, 0));
+  }
+
+  // 4. Combine (z-scored heads), filter, top-k, explain.
+  std::vector<RecommendResponse> out(static_cast<size_t>(n));
+  size_t tower_pos = 0;
+  for (int64_t r = 0; r < n; ++r) {
+    Plan& p = plans[size_t(r)];
+    const Resolved& z = res[size_t(r)];
+    const int64_t k = requests[size_t(r)].k;
+    std::vector<Hit> hits = std::move(p.hits);
+    if (!p.direct) {
+      const size_t c = p.cand.size();
+      std::vector<float> total(c, 0.f), head_scores(c);
+      const bool uses_tower =
+          std::any_of(p.heads.begin(), p.heads.end(), [](const auto& hw) { return !is_retrieval_head(hw.first); });
+      for (const auto& [h, w] : p.heads) {
+        if (h == "rating" || h == "ctr") {
+          const auto& all = h == "rating" ? rating_all : ctr_all;
+          std::copy(all.begin() + long(tower_pos), all.begin() + long(tower_pos + c), head_scores.begin());
+        } else {
+          index_of(h).score(query(h, r), p.cand.data(), int64_t(c), head_scores.data());
+        }
+        if (p.heads.size() == 1) {
+          total = head_scores;  // one head: its own score (a probability, a rating)
+          break;
+        }
+        // z-score over the candidates, so heads on different scales add up (fusion.h).
+        double mean = 0, var = 0;
+        for (float v : head_scores) mean += v;
+        mean /= double(std::max<size_t>(1, c));
+        for (float v : head_scores) var += (v - mean) * (v - mean);
+        const double sd = std::max(1e-6, std::sqrt(var / double(std::max<size_t>(1, c - 1))));
+        for (size_t j = 0; j < c; ++j) total[j] += float(w * ((head_scores[j] - mean) / sd));
+      }
+      if (uses_tower) tower_pos += c;
+      std::vector<uint8_t> ok(c);
+      for (size_t j = 0; j < c; ++j) ok[j] = z.allowed[size_t(p.cand[j])];
+      for (const Hit& h : top_k(total.data(), int64_t(c), k, ok.data())) hits.push_back({p.cand[size_t(h.item)], h.score});
+    }
+    RecommendResponse& o = out[size_t(r)];
+    o.scenario = s.scenario_name(z.scenario);
+    o.scenario_source = z.scenario_source;
+    o.scenario_confidence = z.confidence;
+    o.user_kind = z.user >= 0 ? "known" : "anonymous";
+    o.retrieval = p.retrieval;
+    o.model_version = s.version;
+    for (const Hit& h : hits)
+      o.items.push_back({s.items.raw(h.item), s.title(h.item), h.item, h.score,
+                         explain(s, z.history, h.item, requests[size_t(r)].explain)});
+  }
+  return out;
+}
+
+RecommendResponse Recommender::similar(const SimilarRequest& q) const {
+  const auto sp = current();
+  const Snap& s = *sp;
+  if (q.k < 1 || q.k > options_.max_k_) throw RequestError("k", fmt::format("k must be in [1, {}], got {}", options_.max_k_, q.k));
+  const int32_t item = resolve_item(s, q.item, "item");
+  std::vector<uint8_t> allowed(size_t(s.num_items), 1);
+  allowed[size_t(item)] = 0;
+  apply_filters(s, q.allow, q.deny, q.where, "", allowed);
+  RecommendResponse o;
+  o.scenario = s.scenario_name(0);
+  o.scenario_source = "default";
+  o.user_kind = "item";
+  o.retrieval = s.similar_index->description();
+  o.model_version = s.version;
+  for (const Hit& h : s.similar_index->search(&s.item_unit[size_t(item) * size_t(s.dim)], q.k, allowed.data()))
+    o.items.push_back({s.items.raw(h.item), s.title(h.item), h.item, h.score, {}});
+  return o;
+}
+
+}  // namespace mtrec
