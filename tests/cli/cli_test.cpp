@@ -541,3 +541,303 @@ int main(int argc, char** argv) {
   }
   return RUN_ALL_TESTS();
 }
+
+// ---- Serving from the command line: `mtrec recommend`, `mtrec similar`, `mtrec serve` and its
+// web page in headless Chromium. One small joint checkpoint, trained once per process. ----
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+namespace {
+
+/// A joint checkpoint of a small synthetic world (users u0.., items i0..), trained by `mtrec train`.
+const std::string& serve_checkpoint() {
+  static mtrec::test::TempDir dir;
+  static const std::string path = [] {
+    const std::string p = dir.path("joint.ckpt");
+    Result r = mtrec("train --dataset synthetic --synthetic-users 150 --synthetic-items 80 --synthetic-interactions 6000"
+                     " --epochs 1 --dim 16 --text-dim 16 --text-layers 1 --log-level warn --out " + shell_quote(p));
+    EXPECT_EQ(r.code, 0) << r.out;
+    return p;
+  }();
+  return path;
+}
+
+std::vector<std::string> titles_of(const nlohmann::json& response) {
+  std::vector<std::string> t;
+  for (const auto& x : response.at("items")) t.push_back(x.at("title").get<std::string>());
+  return t;
+}
+
+/// One HTTP/1.1 exchange on a fresh loopback connection ("Connection: close"): status and body.
+struct HttpReply {
+  int status = -1;
+  std::string body;
+};
+HttpReply http(int port, const std::string& method, const std::string& path, const std::string& body = "",
+               const std::string& token = "") {
+  HttpReply out;
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(uint16_t(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (fd >= 0) ::close(fd);
+    return out;
+  }
+  std::string req = method + " " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n";
+  if (!token.empty()) req += "Authorization: Bearer " + token + "\r\n";
+  req += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n\r\n" + body;
+  for (size_t sent = 0; sent < req.size();) {
+    const ssize_t n = ::send(fd, req.data() + sent, req.size() - sent, 0);
+    if (n <= 0) break;
+    sent += size_t(n);
+  }
+  std::string raw;
+  char buf[8192];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) raw.append(buf, size_t(n));
+  ::close(fd);
+  if (raw.rfind("HTTP/1.1 ", 0) == 0) out.status = std::atoi(raw.c_str() + 9);
+  const size_t split = raw.find("\r\n\r\n");
+  if (split != std::string::npos) out.body = raw.substr(split + 4);
+  return out;
+}
+
+/// `mtrec serve` in the background (output to a log file), on a free port; SIGTERM at the end.
+class ServeProcess {
+ public:
+  ServeProcess(const std::string& args, const std::vector<std::string>& env_extra = {}) {
+    log_ = dir_.path("serve.log");
+    std::vector<std::string> argv_s = {g_bin};
+    std::istringstream words(args);
+    for (std::string w; words >> w;) argv_s.push_back(w);
+    std::vector<char*> argv;
+    for (auto& a : argv_s) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<std::string> env_s = env_extra;
+    for (char** e = environ; *e; ++e) env_s.push_back(*e);
+    std::vector<char*> envp;
+    for (auto& e : env_s) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_addopen(&fa, 1, log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    posix_spawn_file_actions_adddup2(&fa, 1, 2);
+    if (posix_spawn(&pid_, g_bin.c_str(), &fa, nullptr, argv.data(), envp.data()) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    // The port it bound: "... on http://127.0.0.1:PORT/ ...".
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (pid_ > 0 && port_ <= 0 && std::chrono::steady_clock::now() < deadline) {
+      const std::string text = log();
+      const size_t at = text.find("on http://127.0.0.1:");
+      if (at != std::string::npos) port_ = std::atoi(text.c_str() + at + 20);
+      int status = 0;
+      if (port_ <= 0 && ::waitpid(pid_, &status, WNOHANG) == pid_) {
+        pid_ = -1;  // it exited: the log says why
+        break;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+  }
+  ~ServeProcess() { stop(); }
+  int port() const { return port_; }
+  std::string log() const {
+    std::ifstream in(log_);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  /// SIGTERM, then the exit code (128 + signal when it died of one).
+  int stop() {
+    if (pid_ <= 0) return exit_;
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    exit_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return exit_;
+  }
+
+ private:
+  mtrec::test::TempDir dir_;
+  std::string log_;
+  pid_t pid_ = -1;
+  int port_ = -1, exit_ = -1;
+};
+
+std::string chromium_binary() {
+  for (const char* p : {"/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"})
+    if (std::filesystem::exists(p)) return p;
+  return "";
+}
+
+TEST(CliServe, RecommendAndSimilarOfATrainedCheckpoint) {
+  const std::string ck = shell_quote(serve_checkpoint());
+  mtrec::test::TempDir tmp;
+  std::vector<Result> r = mtrec_all(
+      {"recommend --checkpoint " + ck + " --user u3 -k 5 --scenario search --json " + shell_quote(tmp.path("r.json")),
+       "recommend --checkpoint " + ck + " --user u3 -k 5 --scenario search --format json --log-level warn",
+       "similar --checkpoint " + ck + " --item i5 -k 4 --json " + shell_quote(tmp.path("s.json")),
+       "recommend --checkpoint " + ck + " --user ghost",
+       "recommend --checkpoint " + ck + " --user u3 --where colour=red",
+       "recommend --checkpoint " + ck + " --user u3 --where nonsense",
+       "recommend --checkpoint " + ck + " --profile 'likes quiet evenings' --recent i1,i2 -k 3 --format json "
+       "--log-level warn"});
+  ASSERT_EQ(r[0].code, 0) << r[0].out;
+  const nlohmann::json rj = read_json(tmp.path("r.json"));
+  ASSERT_EQ(rj["items"].size(), 5u) << rj.dump(2);
+  EXPECT_EQ(rj["scenario"], "search");
+  EXPECT_EQ(rj["scenario_source"], "request");
+  EXPECT_EQ(rj["user_kind"], "known");
+  // The table names every recommendation's title.
+  for (const auto& t : titles_of(rj)) EXPECT_TRUE(contains(r[0].out, t.substr(0, 40))) << t << "\n" << r[0].out;
+  EXPECT_TRUE(contains(r[0].out, "because you liked")) << r[0].out;
+  // --format json prints the same response.
+  ASSERT_EQ(r[1].code, 0) << r[1].out;
+  EXPECT_EQ(nlohmann::json::parse(r[1].out)["items"], rj["items"]);
+
+  ASSERT_EQ(r[2].code, 0) << r[2].out;
+  const nlohmann::json sj = read_json(tmp.path("s.json"));
+  ASSERT_EQ(sj["items"].size(), 4u) << sj.dump(2);
+  EXPECT_EQ(sj["user_kind"], "item");
+  for (const auto& x : sj["items"]) EXPECT_NE(x["item"], "i5");
+
+  EXPECT_NE(r[3].code, 0);
+  EXPECT_TRUE(contains(r[3].out, "request field 'user': user 'ghost' is not in the model")) << r[3].out;
+  EXPECT_NE(r[4].code, 0);
+  EXPECT_TRUE(contains(r[4].out, "no field 'colour'")) << r[4].out;
+  EXPECT_NE(r[5].code, 0);
+  EXPECT_TRUE(contains(r[5].out, "request field '--where': expected field=value or field~value")) << r[5].out;
+  ASSERT_EQ(r[6].code, 0) << r[6].out;
+  const nlohmann::json aj = nlohmann::json::parse(r[6].out);
+  EXPECT_EQ(aj["user_kind"], "anonymous");
+  EXPECT_EQ(aj["items"].size(), 3u);
+  for (const auto& x : aj["items"]) {
+    EXPECT_NE(x["item"], "i1");  // the recent items count as seen
+    EXPECT_NE(x["item"], "i2");
+  }
+
+  // A filter on a word of the best title keeps only titles with that word.
+  const std::string title = rj["items"][0]["title"];
+  const std::string word = title.substr(0, title.find(' '));
+  Result w = mtrec("recommend --checkpoint " + ck + " --user u3 -k 3 --format json --log-level warn --where " +
+                   shell_quote("title~" + word));
+  ASSERT_EQ(w.code, 0) << w.out;
+  const nlohmann::json wj = nlohmann::json::parse(w.out);
+  ASSERT_FALSE(wj["items"].empty());
+  EXPECT_EQ(wj["items"][0]["title"], title);
+  for (const auto& t : titles_of(wj)) EXPECT_TRUE(contains(" " + t + " ", " " + word + " ")) << t;
+}
+
+TEST(CliServe, ServeAnswersOverHttpNeedsItsTokenAndStopsOnSigterm) {
+  const std::string ck = serve_checkpoint();
+  mtrec::test::TempDir tmp;
+  // The token never on the command line: there is no flag for it.
+  Result flag = mtrec("serve --checkpoint " + shell_quote(ck) + " --token abc");
+  EXPECT_NE(flag.code, 0) << flag.out;
+  Result missing = mtrec("serve --checkpoint " + shell_quote(ck) + " --token-file " + shell_quote(tmp.path("none")));
+  EXPECT_NE(missing.code, 0);
+  EXPECT_TRUE(contains(missing.out, "cannot read --token-file")) << missing.out;
+
+  Result want = mtrec("recommend --checkpoint " + shell_quote(ck) + " --user u7 -k 6 --scenario ads --format json "
+                      "--log-level warn");
+  ASSERT_EQ(want.code, 0) << want.out;
+  const nlohmann::json wj = nlohmann::json::parse(want.out);
+  const std::string body = R"({"user": "u7", "k": 6, "scenario": "ads"})";
+  {
+    ServeProcess s("serve --checkpoint " + ck + " --port 0 --threads 4");
+    ASSERT_GT(s.port(), 0) << s.log();
+    HttpReply r = http(s.port(), "POST", "/recommend", body);
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(nlohmann::json::parse(r.body)["items"], wj["items"]);
+    HttpReply bad = http(s.port(), "POST", "/recommend", R"({"user": "u7", "k": "six"})");
+    EXPECT_EQ(bad.status, 400);
+    EXPECT_EQ(nlohmann::json::parse(bad.body).value("field", ""), "k") << bad.body;
+    EXPECT_EQ(s.stop(), 0) << s.log();
+    EXPECT_TRUE(contains(s.log(), "stopped on signal 15")) << s.log();
+  }
+  {
+    const std::string token_file = tmp.write("token", "t0ken-from-file\n");
+    ServeProcess s("serve --checkpoint " + ck + " --port 0 --token-file " + token_file);
+    ASSERT_GT(s.port(), 0) << s.log();
+    EXPECT_TRUE(contains(s.log(), "token required")) << s.log();
+    EXPECT_EQ(http(s.port(), "POST", "/recommend", body).status, 401);
+    EXPECT_EQ(http(s.port(), "POST", "/recommend", body, "t0ken-from-file").status, 200);
+    EXPECT_EQ(http(s.port(), "GET", "/health").status, 200);
+  }
+  {
+    ServeProcess s("serve --checkpoint " + ck + " --port 0", {"MTREC_TOKEN=from-env"});
+    ASSERT_GT(s.port(), 0) << s.log();
+    EXPECT_EQ(http(s.port(), "GET", "/info").status, 401);
+    EXPECT_EQ(http(s.port(), "GET", "/info", "", "from-env").status, 200);
+    // A hot swap through the CLI's server: the same checkpoint again, one reload counted.
+    HttpReply rl = http(s.port(), "POST", "/admin/reload", "", "from-env");
+    EXPECT_EQ(rl.status, 200) << rl.body;
+    EXPECT_EQ(nlohmann::json::parse(rl.body).value("reloads", 0), 1) << rl.body;
+  }
+}
+
+/// The text of every `<td class="CLASS">...</td>` of a DOM dump, entities of text nodes undone.
+std::vector<std::string> cells(const std::string& dom, const std::string& cls) {
+  std::vector<std::string> out;
+  const std::string open = "<td class=\"" + cls + "\">";
+  for (size_t at = dom.find(open); at != std::string::npos; at = dom.find(open, at + 1)) {
+    const size_t start = at + open.size(), end = dom.find("</td>", start);
+    std::string t = dom.substr(start, end - start), u;
+    for (size_t k = 0; k < t.size(); ++k) {
+      if (t.compare(k, 5, "&amp;") == 0) u += '&', k += 4;
+      else if (t.compare(k, 4, "&lt;") == 0) u += '<', k += 3;
+      else if (t.compare(k, 4, "&gt;") == 0) u += '>', k += 3;
+      else u += t[k];
+    }
+    out.push_back(u);
+  }
+  return out;
+}
+
+TEST(CliServe, WebPageShowsRecommendationsInHeadlessChromium) {
+  const std::string chromium = chromium_binary();
+  if (chromium.empty()) GTEST_SKIP() << "no chromium at /usr/bin/chromium (Debian package 'chromium'): the page was not rendered";
+  const std::string ck = serve_checkpoint();
+  ServeProcess s("serve --checkpoint " + ck + " --port 0");
+  ASSERT_GT(s.port(), 0) << s.log();
+  const std::string url = "http://127.0.0.1:" + std::to_string(s.port()) + "/";
+  // Running as root needs --no-sandbox; the virtual time budget lets the page's fetches finish.
+  const std::string flags = " --headless --disable-gpu --no-sandbox --virtual-time-budget=10000 ";
+  Result dom;
+  {
+    FILE* p = ::popen((shell_quote(chromium) + flags + "--dump-dom " + shell_quote(url) + " 2>/dev/null").c_str(), "r");
+    ASSERT_NE(p, nullptr);
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) dom.out.append(buf, n);
+    dom.code = ::pclose(p);
+  }
+  ASSERT_TRUE(contains(dom.out, "<tr class=\"rec\"")) << "the page rendered no recommendation:\n" << dom.out.substr(0, 3000);
+  // The page recommends for the first sample user (u0) with k = 10, explain = 2: the same titles,
+  // in the same order, as `mtrec recommend` gives.
+  Result want = mtrec("recommend --checkpoint " + shell_quote(ck) + " --user u0 -k 10 --explain 2 --format json "
+                      "--log-level warn");
+  ASSERT_EQ(want.code, 0) << want.out;
+  EXPECT_EQ(cells(dom.out, "title"), titles_of(nlohmann::json::parse(want.out)));
+  EXPECT_TRUE(contains(dom.out, "10 recommendations for user u0")) << dom.out.substr(0, 3000);
+  const auto because = cells(dom.out, "because");
+  ASSERT_EQ(because.size(), 10u);
+  EXPECT_FALSE(because[0].empty()) << "no explanation shown";
+
+  // A screenshot, kept in the test output folder (MTREC_TEST_OUTPUT_DIR, else ./test-output).
+  const char* env = std::getenv("MTREC_TEST_OUTPUT_DIR");
+  const std::string out_dir = env && *env ? env : "test-output";
+  std::filesystem::create_directories(out_dir);
+  const std::string png = std::filesystem::absolute(out_dir + "/web_page.png").string();
+  std::filesystem::remove(png);
+  const int rc = std::system((shell_quote(chromium) + flags + "--window-size=1200,900 --screenshot=" + shell_quote(png) +
+                              " " + shell_quote(url) + " >/dev/null 2>&1").c_str());
+  EXPECT_EQ(rc, 0);
+  ASSERT_TRUE(std::filesystem::exists(png));
+  EXPECT_GT(std::filesystem::file_size(png), 10000u);
+  ::testing::Test::RecordProperty("screenshot", png);
+  std::printf("web page screenshot: %s\n", png.c_str());
+}
+
+}  // namespace
