@@ -4,6 +4,7 @@
 #include <mtrec/data/synthetic.h>
 #include <mtrec/model/joint_eval.h>
 #include <mtrec/nn/checkpoint.h>
+#include <mtrec/serve/recommender.h>
 #include <mtrec/train/fit_joint.h>
 
 #include <cstdio>
@@ -27,10 +28,16 @@ int main() {
   std::printf("CTR AUC %.4f, next-item HR@10 %.4f, search CTR AUC %.4f, cold-item CTR AUC %.4f\n",
               test.overall["ctr"]["auc"], test.overall["next_item"]["HR@10"],
               test.per_scenario["search"]["ctr"]["auc"], test.cold["ctr"]["auc"]);
-  // the top-10 home-feed items of user 0, by the task map (CTR + 0.5 next-item)
-  at::Tensor scores = mtrec::recommend_scores(fit.model, w.data, known, {0}, w.data.scenarios.find("home_feed"),
-                                              mtrec::parse_task_map("home_feed=ctr:1,next_item:0.5"));
   mtrec::save_checkpoint("joint.ckpt", fit.to_checkpoint(w.data));  // atomic, checksummed, golden pairs
-  mtrec::JointBundle again = mtrec::joint_from_checkpoint(mtrec::load_checkpoint("joint.ckpt"));
-  return scores.size(0) == 1 && again.model ? 0 : 1;
+  // serve it: the top-10 home-feed items of user "u0" by the task map (CTR + 0.5 next-item),
+  // seen items excluded, each explained by the user's most similar history item
+  mtrec::Recommender rec("joint.ckpt", mtrec::RecommenderOptions().task_map("home_feed=ctr:1,next_item:0.5;*=ctr"));
+  mtrec::RecommendRequest q;
+  q.user = w.data.users.raw(0);
+  q.scenario = "home_feed";  // or q.context = "weekend hiking gear" (the scenario classifier picks)
+  for (const mtrec::Recommendation& r : rec.recommend(q).items)
+    std::printf("%s %.3f %s (like %s)\n", r.item.c_str(), r.score, r.title.c_str(),
+                r.because.empty() ? "-" : r.because[0].title.c_str());
+  rec.reload("joint.ckpt");  // hot swap: requests in flight finish on the old model
+  return 0;
 }

@@ -9,8 +9,10 @@
 //     comparison, the same model with one task at a time, with the same budget (epochs).
 //  4. Prints every task's test metrics, overall, per scenario and on cold items, beside the
 //     single-task models; the scenario classifier against the majority class.
-//  5. For a few users: the profile, the last items and the top-5 per scenario (task map:
-//     --task-map) with titles and whether the item's main topic is the user's strongest topic.
+//  5. Serves the model through the Recommender (what `mtrec serve` runs): HR/NDCG@10 of the
+//     served top-10 on the test rows, and for a few users the profile, the last items and the
+//     top-5 per scenario (task map: --task-map) with titles, the history item that explains
+//     each, and whether the item's main topic is the user's strongest topic.
 //  6. Writes the run's HTML report (RUN_DIR/joint/report.html) and the checkpoint.
 #include <fmt/format.h>
 
@@ -26,6 +28,7 @@
 #include "mtrec/data/split.h"
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/task_map.h"
+#include "mtrec/serve/recommender.h"
 #include "synthetic_cli.h"
 #include "train_registry.h"
 
@@ -133,10 +136,14 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
     fmt::print("\nscenario classifier on the test contexts: accuracy {:.4f} (majority class {:.4f})\n",
                rep.overall["scenario"]["accuracy"], rep.overall["scenario"]["majority_accuracy"]);
 
-  // Recommendations per scenario for a few test users.
-  const TaskMap map = parse_task_map(a.task_map);
-  UserHistories hist(ds, known, ds.num_users(), ctx.seed);
-  auto title = [&](int32_t i) { return ds.item_text.get(i, "title"); };
+  // Recommendations per scenario for a few test users, served by the Recommender as
+  // `mtrec serve` would serve this checkpoint.
+  Recommender rec(fit, ds, known, RecommenderOptions().task_map(a.task_map).device(ctx.device));
+  const ServedReport served = evaluate_served(rec, ds, test, 10);
+  fmt::print("\nserved top-10 (task map, seen items excluded) on the test rows: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users)\n",
+             served.overall.at("HR@10"), served.overall.at("NDCG@10"), served.overall.at("users"));
+  out["served"] = {{"overall", served.overall}, {"per_scenario", served.per_scenario}};
+  UserHistories hist(ds, known, ds.num_users(), fit.seed);
   auto tag = [&](int32_t i) {
     return truth ? truth->topic_names[size_t(truth->item_main_topic[size_t(i)])] : ds.item_text.get(i, "genres");
   };
@@ -150,26 +157,22 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
                truth ? " (strongest topic: " + truth->topic_names[size_t(strongest_topic(*truth, u))] + ")" : "",
                r["profile"].get<std::string>());
     for (size_t j = h.size() > 3 ? h.size() - 3 : 0; j < h.size(); ++j)
-      fmt::print("    {:<5} [{}] {}\n", ds.items.raw(h[j]), tag(h[j]), title(h[j]));
-    std::vector<char> user_seen(size_t(ds.num_items()), 0);
-    for (int32_t i : h) user_seen[size_t(i)] = 1;
-    for (int32_t s = 0; s < std::max<int32_t>(1, ds.scenarios.size()); ++s) {
-      at::Tensor sc = recommend_scores(fit.model, ds, known, {u}, s, map, ctx.seed)[0];
-      std::vector<int32_t> order;
-      for (int32_t i = 0; i < ds.num_items(); ++i)
-        if (!user_seen[size_t(i)]) order.push_back(i);
-      const auto* p = sc.data_ptr<float>();
-      const size_t n = std::min<size_t>(5, order.size());
-      std::partial_sort(order.begin(), order.begin() + long(n), order.end(),
-                        [&](int32_t x, int32_t y) { return p[x] != p[y] ? p[x] > p[y] : x < y; });
-      const std::string sname = s < ds.scenarios.size() ? ds.scenarios.raw(s) : "all";
-      fmt::print("  {} ({}):\n", sname, map.to_string().empty() ? "ctr" : "task map");
-      for (size_t j = 0; j < n; ++j) {
-        const int32_t i = order[j];
-        const bool match = truth && truth->item_main_topic[size_t(i)] == strongest_topic(*truth, u);
-        fmt::print("    {:<5} {:>6.2f} {}[{}] {}\n", ds.items.raw(i), p[i], truth ? (match ? "yes " : "no  ") : "",
-                   tag(i), title(i));
-        r["top5"][sname].push_back({{"item", ds.items.raw(i)}, {"title", title(i)}, {"score", p[i]}, {"tag", tag(i)}});
+      fmt::print("    {:<5} [{}] {}\n", ds.items.raw(h[j]), tag(h[j]), ds.item_text.get(h[j], "title"));
+    for (const std::string& sname : rec.info().scenarios) {
+      RecommendRequest q;
+      q.user = ds.users.raw(u);
+      q.k = 5;
+      q.explain = 1;
+      if (ds.scenarios.size() > 0) q.scenario = sname;
+      const RecommendResponse resp = rec.recommend(q);
+      fmt::print("  {}:\n", sname);
+      for (const auto& x : resp.items) {
+        const bool match = truth && truth->item_main_topic[size_t(x.index)] == strongest_topic(*truth, u);
+        const std::string why = x.because.empty() ? "" : fmt::format("  (like {})", x.because[0].title);
+        fmt::print("    {:<5} {:>6.2f} {}[{}] {}{}\n", x.item, x.score, truth ? (match ? "yes " : "no  ") : "",
+                   tag(x.index), x.title, why);
+        r["top5"][sname].push_back({{"item", x.item}, {"title", x.title}, {"score", x.score}, {"tag", tag(x.index)},
+                                    {"because", x.because.empty() ? "" : x.because[0].item}});
       }
     }
     recs.push_back(r);

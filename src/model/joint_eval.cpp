@@ -175,23 +175,6 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
   return rows.empty() ? torch::zeros({0, I}) : torch::cat(rows, 0).to(torch::kFloat);
 }
 
-at::Tensor recommend_scores(UnifiedModel& model, const Dataset& ds, const Interactions& known,
-                            const std::vector<int32_t>& users, int32_t scenario, const TaskMap& map, uint64_t seed) {
-  MTREC_CHECK(scenario >= 0 && scenario < model->options.num_scenarios(), "recommend_scores: scenario ", scenario,
-              " outside [0, ", model->options.num_scenarios(), ")");
-  const std::string name = scenario < ds.scenarios.size() ? ds.scenarios.raw(scenario) : std::to_string(scenario);
-  const std::string fallback = model->options.has_task("ctr") ? "ctr"
-                               : model->options.has_task("next_item") ? "next_item"
-                               : model->options.has_task("match") ? "match" : "rating";
-  at::Tensor total;
-  for (const auto& [head, w] : map.heads(name, fallback)) {
-    at::Tensor s = score_catalogue(model, ds, known, users, scenario, head, seed);
-    // z-score per user over the catalogue, so heads on different scales add up (fusion.h).
-    at::Tensor z = (s - s.mean(1, true)) / s.std(1, true, true).clamp_min(1e-6);
-    total = total.defined() ? total + w * z : w * z;
-  }
-  return total;
-}
 
 JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interactions& known, const Interactions& eval,
                            const JointEvalOptions& o) {

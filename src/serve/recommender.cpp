@@ -6,6 +6,7 @@
 #include <torch/torch.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
@@ -16,6 +17,7 @@
 #include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/serve/index.h"
+#include "mtrec/tasks/labels.h"
 #include "mtrec/train/fit_joint.h"
 
 namespace mtrec {
@@ -543,6 +545,52 @@ RecommendResponse Recommender::similar(const SimilarRequest& q) const {
   for (const Hit& h : s.similar_index->search(&s.item_unit[size_t(item) * size_t(s.dim)], q.k, allowed.data()))
     o.items.push_back({s.items.raw(h.item), s.title(h.item), h.item, h.score, {}});
   return o;
+}
+
+ServedReport evaluate_served(const Recommender& rec, const Dataset& ds, const Interactions& eval, int64_t k) {
+  const RecommenderInfo info = rec.info();
+  MTREC_CHECK(ds.num_users() == info.users && ds.num_items() == info.items, "evaluate_served: the data has ",
+              ds.num_users(), " users and ", ds.num_items(), " items, the recommender ", info.users, " and ", info.items);
+  Interactions pos = implicit_positives(ds, eval, 0);
+  std::vector<int64_t> first(size_t(ds.num_users()), -1);
+  for (size_t j = 0; j < pos.size(); ++j) {
+    int64_t& f = first[size_t(pos.user[j])];
+    if (f < 0 || (pos.has_timestamp && pos.timestamp[j] < pos.timestamp[size_t(f)])) f = int64_t(j);
+  }
+  std::vector<size_t> rows;
+  for (int64_t f : first)
+    if (f >= 0) rows.push_back(size_t(f));
+  ServedReport rep;
+  std::map<std::string, std::array<double, 3>> sums;  // scenario -> hits, dcg, users
+  const std::string hr = fmt::format("HR@{}", k), ndcg = fmt::format("NDCG@{}", k);
+  for (size_t a = 0; a < rows.size(); a += 64) {
+    std::vector<RecommendRequest> batch;
+    for (size_t j = a; j < std::min(rows.size(), a + 64); ++j) {
+      RecommendRequest q;
+      q.user = ds.users.raw(pos.user[rows[j]]);
+      q.k = k;
+      q.explain = 0;
+      if (pos.scenario[rows[j]] < ds.scenarios.size()) q.scenario = ds.scenarios.raw(pos.scenario[rows[j]]);
+      batch.push_back(std::move(q));
+    }
+    const auto out = rec.recommend_batch(batch);
+    for (size_t j = 0; j < out.size(); ++j) {
+      const int32_t target = pos.item[rows[a + j]];
+      double hit = 0, dcg = 0;
+      for (size_t p = 0; p < out[j].items.size(); ++p)
+        if (out[j].items[p].index == target) hit = 1, dcg = 1 / std::log2(double(p) + 2);
+      for (const std::string& key : {std::string("*"), out[j].scenario}) {
+        auto& sm = sums[key];
+        sm[0] += hit, sm[1] += dcg, sm[2] += 1;
+      }
+    }
+  }
+  for (const auto& [key, sm] : sums) {
+    std::map<std::string, double> m = {{hr, sm[0] / sm[2]}, {ndcg, sm[1] / sm[2]}, {"users", sm[2]}};
+    if (key == "*") rep.overall = m;
+    else if (ds.scenarios.size() > 1) rep.per_scenario[key] = m;
+  }
+  return rep;
 }
 
 }  // namespace mtrec

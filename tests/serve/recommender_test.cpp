@@ -10,13 +10,17 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cmath>
+#include <map>
 #include <fstream>
 #include <set>
 #include <thread>
 
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/joint_eval.h"
+#include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
+#include "mtrec/tasks/labels.h"
 #include "test_joint.h"
 #include "test_util.h"
 
@@ -26,6 +30,7 @@ namespace {
 const Dataset& data() { return test::trained_tiny_joint().world.data; }
 const Interactions& known() { return test::trained_tiny_joint().known; }
 UnifiedModel model() { return test::trained_tiny_joint().fit.model; }
+uint64_t seed() { return test::trained_tiny_joint().fit.seed; }  // the histories' tie order
 
 /// The oracle: every item's task-map score (z-scored heads over the whole catalogue, as
 /// evaluation scores them), the user's known items left out, best first, ties by lower id.
@@ -34,7 +39,7 @@ std::vector<int32_t> oracle_top(int32_t user, int32_t scenario, const std::vecto
   UnifiedModel m = model();
   at::Tensor total;
   for (const auto& [h, w] : heads) {
-    at::Tensor s = score_catalogue(m, data(), known(), {user}, scenario, h, 42)[0];
+    at::Tensor s = score_catalogue(m, data(), known(), {user}, scenario, h, seed())[0];
     if (heads.size() == 1) {
       total = s;
       break;
@@ -42,7 +47,7 @@ std::vector<int32_t> oracle_top(int32_t user, int32_t scenario, const std::vecto
     at::Tensor z = (s - s.mean()) / s.std(true).clamp_min(1e-6);
     total = total.defined() ? total + w * z : w * z;
   }
-  UserHistories hist(data(), known(), data().num_users(), 42, 0);
+  UserHistories hist(data(), known(), data().num_users(), seed(), 0);
   std::set<int32_t> seen(hist.items(user).begin(), hist.items(user).end());
   std::vector<int32_t> order;
   for (int32_t i = 0; i < data().num_items(); ++i)
@@ -151,7 +156,8 @@ TEST(Recommender, RerankingRetrievedCandidatesKeepsOnlyRetrievedItems) {
       if (j) EXPECT_GE(r.items[j - 1].score, r.items[j].score);
     }
     // Ordered by the CTR tower among the candidates.
-    at::Tensor p = score_catalogue(model(), data(), known(), {u}, data().scenarios.find("home_feed"), "ctr", 42)[0];
+    UnifiedModel m = model();
+    at::Tensor p = score_catalogue(m, data(), known(), {u}, data().scenarios.find("home_feed"), "ctr", seed())[0];
     std::vector<int32_t> by_ctr(c.begin(), c.end());
     std::stable_sort(by_ctr.begin(), by_ctr.end(), [&](int32_t a, int32_t b) { return p[a].item<float>() > p[b].item<float>(); });
     by_ctr.resize(5);
@@ -162,7 +168,7 @@ TEST(Recommender, RerankingRetrievedCandidatesKeepsOnlyRetrievedItems) {
 TEST(Recommender, FiltersDeduplicationAndExplanations) {
   test::OneThread one;
   Recommender rec(test::trained_tiny_joint().fit, data(), known(), RecommenderOptions().task_map("*=ctr"));
-  UserHistories hist(data(), known(), data().num_users(), 42, 0);
+  UserHistories hist(data(), known(), data().num_users(), seed(), 0);
   const int32_t u = 11;
   const std::set<int32_t> seen(hist.items(u).begin(), hist.items(u).end());
   RecommendRequest q = user_request(u, 100, "home_feed");
@@ -217,6 +223,34 @@ TEST(Recommender, FiltersDeduplicationAndExplanations) {
   q.exclude_seen = false;
   q.k = data().num_items();
   EXPECT_EQ(rec.recommend(q).items.size(), size_t(data().num_items()));
+}
+
+TEST(Recommender, ServedMetricsEqualAnExactOracle) {
+  test::OneThread one;
+  const auto& tj = test::trained_tiny_joint();
+  const Interactions test_rows = data().interactions.subset(tj.split.test);
+  const Interactions pos = implicit_positives(data(), test_rows, 0);
+  for (const char* head : {"next_item", "match"}) {
+    Recommender rec(tj.fit, data(), known(), RecommenderOptions().task_map(std::string("*=") + head));
+    ServedReport got = evaluate_served(rec, data(), test_rows, 10);
+    // The oracle: per user the first engaged test row in time; the target's place among the
+    // user's unseen items by the dense scores (a repeat of a seen item cannot be served: a miss).
+    std::map<int32_t, size_t> first;
+    for (size_t j = 0; j < pos.size(); ++j)
+      if (!first.count(pos.user[j]) || pos.timestamp[j] < pos.timestamp[first[pos.user[j]]]) first[pos.user[j]] = j;
+    double hits = 0, dcg = 0;
+    for (const auto& [u, j] : first) {
+      const auto top = oracle_top(u, pos.scenario[j], {{head, 1}}, 10);
+      for (size_t p = 0; p < top.size(); ++p)
+        if (top[p] == pos.item[j]) hits += 1, dcg += 1 / std::log2(double(p) + 2);
+    }
+    ASSERT_GT(first.size(), 10u);
+    EXPECT_EQ(got.overall.at("users"), double(first.size()));
+    EXPECT_NEAR(got.overall.at("HR@10"), hits / double(first.size()), 1e-9) << head;
+    EXPECT_NEAR(got.overall.at("NDCG@10"), dcg / double(first.size()), 1e-9) << head;
+    EXPECT_GT(hits, 0) << head;
+    EXPECT_EQ(got.per_scenario.size(), size_t(data().scenarios.size()));
+  }
 }
 
 TEST(Recommender, RequestErrorsNameTheField) {

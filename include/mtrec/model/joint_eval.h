@@ -23,7 +23,6 @@
 #include <vector>
 
 #include "mtrec/data/schema.h"
-#include "mtrec/model/task_map.h"
 #include "mtrec/model/unified.h"
 #include "mtrec/tasks/task.h"
 
@@ -64,11 +63,5 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
 at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interactions& known,
                            const std::vector<int32_t>& users, int32_t scenario, const std::string& head,
                            uint64_t seed = 42);
-
-/// The ranking score of every item for the users in `scenario` by the task map: Σ w·z(head
-/// score), z-scored per user over the catalogue; [users.size(), I] on the CPU.
-at::Tensor recommend_scores(UnifiedModel& model, const Dataset& ds, const Interactions& known,
-                            const std::vector<int32_t>& users, int32_t scenario, const TaskMap& map,
-                            uint64_t seed = 42);
 
 }  // namespace mtrec

@@ -23,6 +23,7 @@
 // model beside the old one and swaps it in atomically (a failed reload throws and keeps the
 // old one).
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -160,5 +161,17 @@ class Recommender {
   RecommenderOptions options_;
   std::shared_ptr<const Snapshot> snapshot_;  // read and swapped with std::atomic_load/store
 };
+
+/// What a recommender serves, measured: per user, the first engaged row of `eval` in time
+/// (impressions aside, any star; the targets of evaluate_joint's ranking heads) is the target
+/// of one request (the user, k, the row's scenario, seen items excluded); HR@k and NDCG@k
+/// overall ("users" = targets) and per scenario. A target the user already engaged with is a
+/// miss (a served list leaves seen items out; evaluate_joint ranks it among the unseen items
+/// instead). `ds` must carry the recommender's ids.
+struct ServedReport {
+  std::map<std::string, double> overall;
+  std::map<std::string, std::map<std::string, double>> per_scenario;
+};
+ServedReport evaluate_served(const Recommender& recommender, const Dataset& ds, const Interactions& eval, int64_t k = 10);
 
 }  // namespace mtrec
