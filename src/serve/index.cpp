@@ -18,6 +18,8 @@
 
 #if defined(__F16C__)
 #include <immintrin.h>
+#elif defined(__SSE2__)
+#include <emmintrin.h>
 #endif
 
 #ifdef MTREC_HAVE_FAISS
@@ -67,11 +69,12 @@ uint16_t float_to_half(float f) {
 
 float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
-  const uint32_t em = h & 0x7fffu;
-  if (em >= 0x7c00u) return float_of(sign | 0x7f800000u | (em & 0x3ffu) << 13);  // inf / NaN
+  const int32_t em = h & 0x7fff;
   // Shifting puts exponent and mantissa in place with bias 15; * 2^112 rebiases to 127 and
-  // also normalises subnormals (exact float arithmetic).
-  return float_of(sign | bits_of(float_of(em << 13) * 0x1p112f));
+  // also normalises subnormals (exact float arithmetic). Branch-free, so decode loops vectorise.
+  const uint32_t finite = bits_of(float_of(static_cast<uint32_t>(em) << 13) * 0x1p112f);
+  const uint32_t special = 0x7f800000u | static_cast<uint32_t>(em & 0x3ff) << 13;  // inf / NaN
+  return float_of(sign | (em >= 0x7c00 ? special : finite));
 }
 
 void halves_to_floats(const uint16_t* h, int64_t count, float* out) {
@@ -79,6 +82,22 @@ void halves_to_floats(const uint16_t* h, int64_t count, float* out) {
 #if defined(__F16C__)
   for (; i + 8 <= count; i += 8) {
     _mm256_storeu_ps(out + i, _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h + i))));
+  }
+#elif defined(__SSE2__)
+  // half_to_float four at a time (SSE2 is in every x86-64; the compiler does not vectorise it).
+  const __m128i sign_mask = _mm_set1_epi32(0x8000), em_mask = _mm_set1_epi32(0x7fff);
+  const __m128i frac_mask = _mm_set1_epi32(0x3ff), inf_bits = _mm_set1_epi32(0x7f800000);
+  const __m128i last_finite = _mm_set1_epi32(0x7bff);
+  const __m128 rebias = _mm_set1_ps(0x1p112f);
+  for (; i + 4 <= count; i += 4) {
+    const __m128i x = _mm_unpacklo_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(h + i)), _mm_setzero_si128());
+    const __m128i sign = _mm_slli_epi32(_mm_and_si128(x, sign_mask), 16);
+    const __m128i em = _mm_and_si128(x, em_mask);
+    const __m128i finite = _mm_castps_si128(_mm_mul_ps(_mm_castsi128_ps(_mm_slli_epi32(em, 13)), rebias));
+    const __m128i special = _mm_or_si128(inf_bits, _mm_slli_epi32(_mm_and_si128(em, frac_mask), 13));
+    const __m128i is_special = _mm_cmpgt_epi32(em, last_finite);
+    const __m128i r = _mm_or_si128(_mm_and_si128(is_special, special), _mm_andnot_si128(is_special, finite));
+    _mm_storeu_ps(out + i, _mm_castsi128_ps(_mm_or_si128(r, sign)));
   }
 #endif
   for (; i < count; ++i) out[i] = half_to_float(h[i]);
