@@ -13,6 +13,7 @@
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
 #include "mtrec/data/split.h"
+#include "mtrec/serve/recommender.h"
 #include "train_registry.h"
 
 namespace mtrec::cli {
@@ -91,6 +92,18 @@ void print_joint_report(const JointReport& r, const std::string& title) {
 namespace {
 
 JointTrainOptions joint_args;
+std::string served_task_map;  // --task-map: how the served top-10 is scored ("" : the model's default head)
+
+/// HR/NDCG@10 of the top-10 the Recommender serves for the test rows (what `mtrec serve` answers).
+nlohmann::json served_metrics(const JointBundle& b, const LoadedData& d, const Interactions& known,
+                              const CliContext& ctx) {
+  Recommender rec(b, d.data, known, RecommenderOptions().task_map(served_task_map).device(ctx.device));
+  const ServedReport r = evaluate_served(rec, d.data, d.data.interactions.subset(d.split.test), 10);
+  if (r.overall.empty()) return nlohmann::json::object();
+  fmt::print("served top-10 (task map {}, seen items excluded): HR@10 {:.4f}, NDCG@10 {:.4f} ({} users)\n",
+             rec.info().task_map, r.overall.at("HR@10"), r.overall.at("NDCG@10"), r.overall.at("users"));
+  return {{"task_map", rec.info().task_map}, {"overall", r.overall}, {"per_scenario", r.per_scenario}};
+}
 
 /// Test-stage history: everything before the test rows (train + valid).
 Interactions known_rows(const LoadedData& d) { return d.data.interactions.subset(concat(d.split.train, d.split.valid)); }
@@ -112,6 +125,7 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   print_joint_report(r, fmt::format("joint model, test rows ({}):", d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);
+  j["served"] = served_metrics(fit, d, known_rows(d), ctx);
   j.update({{"wall_s", seconds_since(t0)}, {"train_s", fit.seconds}, {"pretrain_s", fit.pretrain_seconds},
             {"epochs_run", fit.summary.state.epoch}, {"static_weights", fit.weights},
             {"weights_in_force", fit.summary.state.task_weight}, {"tasks", fit.model->options.tasks()},
@@ -132,13 +146,19 @@ nlohmann::json eval_joint(const Checkpoint& ck, const TrainArgs& a, const CliCon
   print_joint_report(r, fmt::format("joint checkpoint {}, test rows ({}):", ck.path, d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);
+  j["served"] = served_metrics(b, d, known_rows(d), ctx);
   return j;
 }
 
 MTREC_TRAIN_TASK(TrainTask{"joint",
                            "the unified model: text backbone, shared experts, scenario conditioning, every task in one "
                            "loss (protocol M; the default)",
-                           train_joint, eval_joint, [](CLI::App* cmd) { add_joint_options(cmd, joint_args); }});
+                           train_joint, eval_joint, [](CLI::App* cmd) {
+                             add_joint_options(cmd, joint_args);
+                             cmd->add_option("--task-map", served_task_map,
+                                             "joint: heads scoring the served top-10 (scen=head[:w],...;*=head; "
+                                             "default: the model's default head)");
+                           }});
 
 }  // namespace
 }  // namespace mtrec::cli
