@@ -236,7 +236,10 @@ TEST(Cli, DemoTrainsTheJointModelAndEvalReproducesItsMetrics) {
   for (const auto& u : j["recommendations"]) {
     EXPECT_FALSE(u.value("profile", "").empty()) << u.dump(2);
     for (const char* s : {"home_feed", "search", "ads"}) EXPECT_EQ(u["top5"][s].size(), 5u) << u.dump(2);
+    EXPECT_FALSE(u["top5"]["home_feed"][0].value("because", "").empty()) << u.dump(2);  // explained by a history item
   }
+  // The served top-10 (through the Recommender) finds test items above chance (10 of 150).
+  EXPECT_GT(j["served"]["overall"].value("HR@10", 0.0), 10.0 / 150) << j["served"].dump(2);
   EXPECT_TRUE(contains(r.out, "validation: ok")) << r.out;
   EXPECT_TRUE(contains(r.out, "wall time")) << r.out;
   EXPECT_TRUE(std::filesystem::exists(tmp.path("run/joint/report.html")));
