@@ -35,6 +35,7 @@
 #include "mtrec/eval/metrics.h"
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/joint_eval.h"
+#include "mtrec/serve/recommender.h"
 #include "mtrec/tasks/fusion.h"
 #include "mtrec/tasks/labels.h"
 #include "mtrec/train/fit_joint.h"
@@ -114,6 +115,17 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
   }
   row("M", "joint", "scenario accuracy", get(joint.test.overall, "scenario", "accuracy"),
       fmt::format("majority class {:.4f}", get(joint.test.overall, "scenario", "majority_accuracy")), joint.wall);
+  // What serving answers: the Recommender's top-10 (seen items excluded) by each task map.
+  {
+    const Interactions known = ds.interactions.subset(merged(split.train, split.valid));
+    for (const char* map : {"*=ctr", "*=next_item", "*=match", "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr"}) {
+      const auto t0 = Clock::now();
+      Recommender rec(joint.fit, ds, known, RecommenderOptions().task_map(map));
+      const ServedReport sr = evaluate_served(rec, ds, ds.interactions.subset(split.test), 10);
+      row("M", std::string("served top-10, task map ") + map, "HR@10", sr.overall.at("HR@10"),
+          fmt::format("NDCG@10 {:.4f}, {} users", sr.overall.at("NDCG@10"), sr.overall.at("users")), since(t0));
+    }
+  }
 
   // Scenario conditioning, per scenario.
   for (const char* arch : {"none", "star", "pepnet"}) {
