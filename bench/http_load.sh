@@ -9,7 +9,7 @@
 #     and the failed requests during the hot swaps.
 #   bench/http_load.sh                           # everything (training: a few minutes on 2 cores)
 #   CHECKPOINT_A=a.ckpt CHECKPOINT_B=b.ckpt SERVER_THREADS=16 CONNECTIONS=16 bench/http_load.sh
-# Knobs (environment): DURATION (20s), CONNECTIONS (16), WRK_THREADS (1), SERVER_THREADS (CONNECTIONS + 4),
+# Knobs (environment): DURATION (20s), HOT_SWAP_DURATION (60s), CONNECTIONS (16), WRK_THREADS (1), SERVER_THREADS (CONNECTIONS + 4),
 # TORCH_THREADS (1), PORT (18080), EPOCHS (1), K (10), RELOAD_EVERY (0.5 s), WORK (temp folder).
 # The numbers of bench/RESULTS_http.md came from this script.
 set -euo pipefail
@@ -19,6 +19,9 @@ bin=${MTREC_BIN:-$root/build/examples/mtrec}
 data=${MTREC_DATA_DIR:-$root/../shared/data}/ml-100k
 work=${WORK:-$(mktemp -d)}
 duration=${DURATION:-20s}
+# A reload competes with every busy worker for the cores, so under full load it takes many times
+# its idle load time: the hot-swap run is longer, to see several swaps.
+hot_swap_duration=${HOT_SWAP_DURATION:-60s}
 connections=${CONNECTIONS:-16}
 wrk_threads=${WRK_THREADS:-1}
 # httplib gives each keep-alive connection a worker of its own: more workers than wrk connections,
@@ -74,9 +77,10 @@ run_wrk steady "$duration"
 
 # The same load while the model is swapped (A -> B -> A ...) in a loop.
 : > "$work/reloads.txt"
+rm -f "$work/stop-reloading"
 (
   n=0
-  while :; do
+  while [ ! -e "$work/stop-reloading" ]; do
     n=$((n + 1))
     target=$([ $((n % 2)) -eq 1 ] && echo "$b" || echo "$a")
     code=$(curl -s -o "$work/reload-last.json" -w '%{http_code}' -X POST "$url/admin/reload" \
@@ -86,8 +90,8 @@ run_wrk steady "$duration"
   done
 ) &
 reloader=$!
-run_wrk hot_swap "$duration"
-kill $reloader 2>/dev/null || true
+run_wrk hot_swap "$hot_swap_duration"
+touch "$work/stop-reloading"  # the reload in progress finishes and is counted
 wait $reloader 2>/dev/null || true
 ok=$(grep -c '^200$' "$work/reloads.txt" || true)
 bad=$(grep -vc '^200$' "$work/reloads.txt" || true)
