@@ -137,8 +137,8 @@ void serve(const ServeArgs& a, const CliContext& ctx) {
   server.run();
   fmt::print("stopped{}\n", signals.received() ? fmt::format(" on signal {}", signals.received()) : "");
 #else
-  (void)a;
   (void)ctx;
+  (void)read_token(a.token_file);  // the same flag errors as a build that serves
   throw Error("this mtrec was built without cpp-httplib, so it cannot serve HTTP (install libcpp-httplib-dev "
               "and rebuild); `mtrec recommend` and `mtrec similar` work without it");
 #endif

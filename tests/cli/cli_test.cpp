@@ -750,6 +750,7 @@ TEST(CliServe, ServeAnswersOverHttpNeedsItsTokenAndStopsOnSigterm) {
   const std::string body = R"({"user": "u7", "k": 6, "scenario": "ads"})";
   {
     ServeProcess s("serve --checkpoint " + ck + " --port 0 --threads 4");
+    if (contains(s.log(), "built without cpp-httplib")) GTEST_SKIP() << "this mtrec cannot serve HTTP: " << s.log();
     ASSERT_GT(s.port(), 0) << s.log();
     HttpReply r = http(s.port(), "POST", "/recommend", body);
     ASSERT_EQ(r.status, 200) << r.body;
@@ -804,6 +805,7 @@ TEST(CliServe, WebPageShowsRecommendationsInHeadlessChromium) {
   if (chromium.empty()) GTEST_SKIP() << "no chromium at /usr/bin/chromium (Debian package 'chromium'): the page was not rendered";
   const std::string ck = serve_checkpoint();
   ServeProcess s("serve --checkpoint " + ck + " --port 0");
+  if (contains(s.log(), "built without cpp-httplib")) GTEST_SKIP() << "this mtrec cannot serve HTTP: " << s.log();
   ASSERT_GT(s.port(), 0) << s.log();
   const std::string url = "http://127.0.0.1:" + std::to_string(s.port()) + "/";
   // Running as root needs --no-sandbox; the virtual time budget lets the page's fetches finish.
