@@ -5,6 +5,8 @@
 #include <fmt/ranges.h>
 #include <torch/torch.h>
 
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -51,12 +53,6 @@ bool field_contains(const std::string& text, const std::string& word) {
   return false;
 }
 
-float cosine_rows(const float* a, const float* b, int64_t d) {
-  float s = 0;
-  for (int64_t j = 0; j < d; ++j) s += a[j] * b[j];
-  return s;
-}
-
 std::vector<float> to_floats(const at::Tensor& t) {
   at::Tensor c = t.to(torch::kCPU, torch::kFloat).contiguous();
   return std::vector<float>(c.data_ptr<float>(), c.data_ptr<float>() + c.numel());
@@ -76,6 +72,7 @@ struct Recommender::Snapshot {
   c10::Device device = c10::kCPU;
   at::Tensor table;                // [I, d] item vectors
   at::Tensor user_cache;           // [U, d] the users' vectors from their stored histories
+  std::vector<float> next_query_cache, match_query_cache;  // [U, d] their retrieval queries
   std::vector<float> item_unit;    // [I, d] unit item vectors (explanations, similar)
   int64_t num_items = 0, dim = 0;
   std::unique_ptr<ItemIndex> next_index, match_index, similar_index;
@@ -162,6 +159,8 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
   }
   s.user_cache = parts.empty() ? torch::zeros({0, s.dim}) : torch::cat(parts, 0);
 
+  if (uo.has_task("next_item")) s.next_query_cache = to_floats(m->next_item_queries(s.user_cache));
+  if (uo.has_task("match")) s.match_query_cache = to_floats(m->match_queries(s.user_cache));
   const IndexOptions io = index_options(o);
   const std::vector<float> tab = to_floats(s.table);
   if (uo.has_task("next_item")) s.next_index = std::make_unique<ItemIndex>(tab.data(), s.num_items, s.dim, io);
@@ -232,18 +231,25 @@ void apply_filters(const Snap& s, const std::vector<std::string>& allow, const s
   }
 }
 
-/// The user's history items most similar to `item` (cosine in the item space).
+/// The last `cap` distinct items of a history, most recent first: what explanations search.
+std::vector<int32_t> recent_distinct(const std::vector<int32_t>& history, size_t cap) {
+  std::vector<int32_t> out;
+  std::unordered_set<int32_t> done;
+  for (size_t j = history.size(); j-- > 0 && out.size() < cap;)
+    if (done.insert(history[j]).second) out.push_back(history[j]);
+  return out;
+}
+
+/// The `n` items of `history` (distinct) most similar to `item` (cosine in the item space).
 std::vector<Explanation> explain(const Snap& s, const std::vector<int32_t>& history, int32_t item, int64_t n) {
   std::vector<Explanation> out;
   if (n <= 0 || history.empty()) return out;
+  using Vec = Eigen::Map<const Eigen::VectorXf>;
+  const Vec target(&s.item_unit[size_t(item) * size_t(s.dim)], s.dim);
   std::vector<std::pair<float, int32_t>> sims;
-  std::unordered_set<int32_t> done;
-  const size_t from = history.size() > 200 ? history.size() - 200 : 0;  // the recent ones
-  for (size_t j = history.size(); j-- > from;) {
-    const int32_t h = history[j];
-    if (h == item || !done.insert(h).second) continue;
-    sims.push_back({cosine_rows(&s.item_unit[size_t(h) * size_t(s.dim)], &s.item_unit[size_t(item) * size_t(s.dim)], s.dim), h});
-  }
+  sims.reserve(history.size());
+  for (int32_t h : history)
+    if (h != item) sims.push_back({Vec(&s.item_unit[size_t(h) * size_t(s.dim)], s.dim).dot(target), h});
   const size_t m = std::min<size_t>(size_t(n), sims.size());
   std::partial_sort(sims.begin(), sims.begin() + long(m), sims.end(),
                     [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
@@ -381,13 +387,28 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     }
   }
 
-  // 2. User vectors: the cache for known users as stored, the model for the others.
+  // 2. User vectors and retrieval queries: precomputed for known users as stored (no LibTorch
+  //    call on the common path), computed by the model for the others.
   const int64_t n = int64_t(requests.size());
-  at::Tensor uvec = torch::zeros({n, s.dim}, s.table.options());
-  std::vector<int64_t> fresh;
-  for (int64_t r = 0; r < n; ++r)
-    if (res[size_t(r)].user < 0 || !res[size_t(r)].recent.empty()) fresh.push_back(r);
-    else uvec[r].copy_(s.user_cache[res[size_t(r)].user]);
+  std::vector<std::vector<std::pair<std::string, double>>> heads_of(static_cast<size_t>(n));
+  std::vector<int64_t> fresh, cached_row(static_cast<size_t>(n), 0);
+  bool any_tower = false;
+  for (int64_t r = 0; r < n; ++r) {
+    const Resolved& z = res[size_t(r)];
+    auto& h = heads_of[size_t(r)];
+    h = s.map.heads(s.scenario_name(z.scenario), s.fallback_head);
+    any_tower |= !(h.size() == 1 && is_retrieval_head(h[0].first));
+    if (z.user < 0 || !z.recent.empty()) fresh.push_back(r);
+    else cached_row[size_t(r)] = z.user;
+  }
+  std::vector<float> next_qf(s.next_index ? size_t(n * s.dim) : 0), match_qf(s.match_index ? size_t(n * s.dim) : 0);
+  for (int64_t r = 0; r < n; ++r) {
+    const size_t from = size_t(cached_row[size_t(r)] * s.dim), to = size_t(r * s.dim);
+    if (s.next_index) std::copy_n(&s.next_query_cache[from], s.dim, &next_qf[to]);
+    if (s.match_index) std::copy_n(&s.match_query_cache[from], s.dim, &match_qf[to]);
+  }
+  at::Tensor uvec;
+  if (any_tower || !fresh.empty()) uvec = s.user_cache.index_select(0, torch::tensor(cached_row, torch::kInt64).to(s.device));
   if (!fresh.empty()) {
     std::vector<int64_t> ids;
     std::vector<const std::vector<int32_t>*> base;
@@ -415,10 +436,13 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     at::Tensor v = m->user_vectors(torch::tensor(ids, torch::kInt64).to(s.device),
                                    pack_histories(base, extra, uo.max_history()).to(s.device), s.table, pid, pmask);
     uvec.index_copy_(0, torch::tensor(fresh, torch::kInt64).to(s.device), v);
+    auto place = [&](const at::Tensor& q, std::vector<float>& out) {
+      const std::vector<float> f = to_floats(q);
+      for (size_t j = 0; j < fresh.size(); ++j) std::copy_n(&f[j * size_t(s.dim)], s.dim, &out[size_t(fresh[j] * s.dim)]);
+    };
+    if (s.next_index) place(m->next_item_queries(v), next_qf);
+    if (s.match_index) place(m->match_queries(v), match_qf);
   }
-  std::vector<float> next_qf, match_qf;
-  if (s.next_index) next_qf = to_floats(m->next_item_queries(uvec));
-  if (s.match_index) match_qf = to_floats(m->match_queries(uvec));
   auto query = [&](const std::string& head, int64_t r) {
     return (head == "next_item" ? next_qf.data() : match_qf.data()) + r * s.dim;
   };
@@ -440,7 +464,7 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
   for (int64_t r = 0; r < n; ++r) {
     Plan& p = plans[size_t(r)];
     const Resolved& z = res[size_t(r)];
-    p.heads = s.map.heads(s.scenario_name(z.scenario), s.fallback_head);
+    p.heads = heads_of[size_t(r)];
     const int64_t k = requests[size_t(r)].k;
     if (p.heads.size() == 1 && is_retrieval_head(p.heads[0].first)) {
       const ItemIndex& ix = index_of(p.heads[0].first);
@@ -521,9 +545,11 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     o.user_kind = z.user >= 0 ? "known" : "anonymous";
     o.retrieval = p.retrieval;
     o.model_version = s.version;
+    const int64_t ne = requests[size_t(r)].explain;
+    const std::vector<int32_t> recent = ne > 0 ? recent_distinct(z.history, 200) : std::vector<int32_t>();
+    o.items.reserve(hits.size());
     for (const Hit& h : hits)
-      o.items.push_back({s.items.raw(h.item), s.title(h.item), h.item, h.score,
-                         explain(s, z.history, h.item, requests[size_t(r)].explain)});
+      o.items.push_back({s.items.raw(h.item), s.title(h.item), h.item, h.score, explain(s, recent, h.item, ne)});
   }
   return out;
 }
