@@ -335,7 +335,9 @@ struct HttpServer::Impl {
         reply_error(res, res.status, fmt::format("HTTP {}", res.status));
       return httplib::Server::HandlerResponse::Handled;
     }));
-    svr.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+    // Counted before the answer is written (httplib's logger runs after it, so a fast client's
+    // next request could read /metrics without this one).
+    svr.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
       const double s = t_start == Clock::time_point{} ? 0.0 : seconds_since(t_start);
       record(req.path, res.status, s);
       t_start = {};
