@@ -21,6 +21,7 @@
 #include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/tasks/labels.h"
+#include "serve_fixture.h"
 #include "test_joint.h"
 #include "test_util.h"
 
@@ -400,22 +401,8 @@ TEST(Recommender, CheckpointServesLikeTheInProcessModelAndRejectsDamage) {
 
 TEST(Recommender, HotSwapUnderConcurrentRequestsFailsNone) {
   test::OneThread one;
-  test::TempDir dir;
-  const auto& tj = test::trained_tiny_joint();
-  JointFit fit = tj.fit;
-  const std::string p1 = dir.path("v1.ckpt"), p2 = dir.path("v2.ckpt");
-  save_checkpoint(p1, fit.to_checkpoint(data()));
-  {
-    // A second model: the same one with its CTR tower's bias moved (a different version).
-    Checkpoint ck = fit.to_checkpoint(data());
-    JointBundle other = joint_from_checkpoint(ck, "cpu");
-    {
-      torch::NoGradGuard g;
-      other.model->item_emb->weight.mul_(1.5);
-    }
-    other.histories = fit.histories;
-    save_checkpoint(p2, other.to_checkpoint(data()));
-  }
+  // Two versions of the model with different answers (serve_fixture.h).
+  const std::string p1 = test::serve_checkpoints().v1, p2 = test::serve_checkpoints().v2;
   const RecommenderOptions o = RecommenderOptions().task_map("*=next_item:1,ctr:1");
   // Reference answers per version.
   std::map<std::string, std::vector<std::vector<int32_t>>> want;
