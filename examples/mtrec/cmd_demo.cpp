@@ -43,10 +43,13 @@ struct DemoArgs {
   JointTrainOptions joint = JointTrainOptions().epochs(2).text_dim(32).text_layers(1).text_max_len(24).dim(32)
                                 .expert_hidden({64, 32});
   bool compare = true;
-  std::string task_map = "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr";
+  std::string task_map;  // "" : kWorldTaskMap on the synthetic world, the model's default head otherwise
   std::string run_dir = "demo-run";
   int samples = 2;
 };
+
+/// The synthetic world's scenarios and the heads that serve them.
+constexpr const char* kWorldTaskMap = "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr";
 
 /// The user's strongest topic in the generator's truth.
 int32_t strongest_topic(const SyntheticTruth& t, int32_t u) {
@@ -138,7 +141,8 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
 
   // Recommendations per scenario for a few test users, served by the Recommender as
   // `mtrec serve` would serve this checkpoint.
-  Recommender rec(fit, ds, known, RecommenderOptions().task_map(a.task_map).device(ctx.device));
+  const std::string task_map = !a.task_map.empty() ? a.task_map : synthetic ? kWorldTaskMap : "";
+  Recommender rec(fit, ds, known, RecommenderOptions().task_map(task_map).device(ctx.device));
   const ServedReport served = evaluate_served(rec, ds, test, 10);
   fmt::print("\nserved top-10 (task map, seen items excluded) on the test rows: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users)\n",
              served.overall.at("HR@10"), served.overall.at("NDCG@10"), served.overall.at("users"));
@@ -148,7 +152,7 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
     return truth ? truth->topic_names[size_t(truth->item_main_topic[size_t(i)])] : ds.item_text.get(i, "genres");
   };
   nlohmann::json recs = nlohmann::json::array();
-  fmt::print("\nrecommendations (task map: {}):\n", a.task_map);
+  fmt::print("\nrecommendations (task map: {}):\n", rec.info().task_map);
   for (int k = 0; k < a.samples && !test.empty(); ++k) {
     const int32_t u = test.user[(test.size() * size_t(k)) / size_t(std::max(1, a.samples))];
     const auto& h = hist.items(u);
@@ -201,7 +205,9 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   add_joint_options(demo, a->joint);
   demo->add_option("--epochs", a->joint.trainer_.epochs_, "Joint (and single-task) epochs")->capture_default_str();
   demo->add_flag("!--no-compare", a->compare, "Skip the single-task models");
-  demo->add_option("--task-map", a->task_map, "Heads per scenario: scen=head[:w],...;*=head")->capture_default_str();
+  demo->add_option("--task-map", a->task_map,
+                   std::string("Heads per scenario: scen=head[:w],...;*=head (default: ") + kWorldTaskMap +
+                       " on the synthetic world, the model's default head on ML-100K)");
   demo->add_option("--run-dir", a->run_dir, "Folder for the report, metrics and checkpoints")->capture_default_str();
   demo->add_option("--samples", a->samples, "Users shown with their recommendations")->capture_default_str();
   demo->callback([&ctx, a] { run_demo(*a, ctx); });

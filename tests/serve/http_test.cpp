@@ -447,7 +447,9 @@ TEST(HttpServe, StopFinishesTheRequestInFlight) {
     EXPECT_TRUE(returned);
     ASSERT_EQ(slow.status, 200) << slow.text.substr(0, 300);
     EXPECT_EQ(slow.body["responses"].size(), json::parse(batch)["requests"].size());
-    if (by_signal) EXPECT_EQ(signals->received(), SIGTERM);
+    if (by_signal) {
+      EXPECT_EQ(signals->received(), SIGTERM);
+    }
     // Nothing listens any more.
     httplib::Client after("127.0.0.1", server.port());
     after.set_connection_timeout(1, 0);
