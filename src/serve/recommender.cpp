@@ -31,11 +31,11 @@ namespace {
 
 bool is_retrieval_head(const std::string& h) { return h == "next_item" || h == "match"; }
 
-/// The head a scenario is served by when the task map does not name one: the scenario-aware
-/// CTR tower on multi-scenario models, else the catalogue-ranking heads (trained by softmax
-/// over the catalogue), else what the model has.
+/// The head a scenario is served by when the task map does not name one: next-item (trained by
+/// a softmax over the catalogue), else match, else what the model has. Measured on the synthetic
+/// world (bench/quality_joint), the served top-10 finds the next engaged item twice as often by
+/// next-item (HR@10 .169) as by the CTR tower (.079); scenario-conditioned ranking is a task map.
 std::string default_head(const UnifiedOptions& o) {
-  if (o.has_task("ctr") && o.num_scenarios() > 1) return "ctr";
   for (const char* h : {"next_item", "match", "ctr", "rating"})
     if (o.has_task(h)) return h;
   return "ctr";

@@ -97,7 +97,7 @@ struct RecommendResponse {
 };
 
 struct RecommenderOptions {
-  std::string task_map_;            // "" : every scenario by the model's default head (below)
+  std::string task_map_;            // "" : every scenario by next_item, else match, ctr, rating
   std::string index_ = "auto";      // auto | exact | hnsw | ivfpq (auto: hnsw from ann_min_items)
   std::string precision_ = "fp32";  // fp32 | fp16 | int8: the item table the index scores
   int64_t candidates_ = 500;        // retrieval depth before the towers re-rank
