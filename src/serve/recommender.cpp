@@ -184,8 +184,8 @@ std::shared_ptr<const Snap> load_snapshot(const std::string& path, const Recomme
   auto s = std::make_shared<Snap>();
   s->bundle = joint_from_checkpoint(ck, o.device_);  // golden pairs
   s->users = ck.users, s->items = ck.items, s->scenarios = ck.scenarios;
-  s->catalog = s->bundle.item_catalog;
-  s->histories = s->bundle.histories;
+  s->catalog = std::move(s->bundle.item_catalog);  // held once, by the snapshot
+  s->histories = std::move(s->bundle.histories);
   s->path = path;
   s->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   finish_snapshot(*s, o);
@@ -271,7 +271,7 @@ Recommender::Recommender(const JointBundle& bundle, const Dataset& ds, const Int
   s->users = ds.users, s->items = ds.items, s->scenarios = ds.scenarios;
   s->catalog = ds.item_text;
   s->bundle.set_histories(ds, known);
-  s->histories = s->bundle.histories;
+  s->histories = std::move(s->bundle.histories);
   s->path = "";
   finish_snapshot(*s, options_);
   snapshot_ = std::move(s);
