@@ -12,7 +12,7 @@ asan=0
 
 PACKAGES="build-essential cmake ninja-build ccache pkg-config libtorch-dev libopenblas0-pthread
   libsentencepiece-dev libeigen3-dev libfmt-dev libcli11-dev libgtest-dev googletest libbenchmark-dev
-  nlohmann-json3-dev libcpp-httplib-dev libssl-dev unzip chromium wrk libfaiss-dev"
+  nlohmann-json3-dev libcpp-httplib-dev libssl-dev unzip chromium wrk libfaiss-dev libgloo-dev"
 missing=()
 for p in $PACKAGES; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

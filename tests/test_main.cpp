@@ -6,6 +6,7 @@
 
 #include "mtrec/core/log.h"
 #include "mtrec/core/random.h"
+#include "test_worker.h"
 
 namespace {
 // A crash in a test (or in a library's static initialisation) prints a backtrace instead of a
@@ -27,6 +28,12 @@ __attribute__((constructor(101))) void install_crash_handler() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (const char* name = std::getenv("MTREC_TEST_WORKER")) {
+    auto it = mtrec::test::workers().find(name);
+    if (it == mtrec::test::workers().end()) return 127;
+    mtrec::seed_everything(42);
+    return it->second();
+  }
   ::testing::InitGoogleTest(&argc, argv);
   mtrec::seed_everything(42);
   return RUN_ALL_TESTS();

@@ -6,8 +6,13 @@
 #include <nlohmann/json.hpp>
 
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
+
+namespace mtrec {
+class Communicator;
+}
 
 namespace mtrec::cli {
 
@@ -20,6 +25,9 @@ struct CliContext {
   /// Every option in force after parsing (flags, --config FILE and defaults), as CLI11's TOML;
   /// printed by training commands, stored in their checkpoints and written beside their outputs.
   std::string effective_config;
+  std::vector<std::string> argv;  // the command line as given (a launcher re-runs it per rank)
+  /// The data-parallel ranks when the process is one of several (torchrun's variables); null otherwise.
+  std::shared_ptr<Communicator> comm;
   /// Writes `result` to --json FILE when given (atomically); no-op otherwise.
   void write_json(const nlohmann::json& result) const;
 };

@@ -14,6 +14,7 @@
 #include "mtrec/core/log.h"
 #include "mtrec/data/split.h"
 #include "mtrec/serve/recommender.h"
+#include "mtrec/train/distributed.h"
 #include "train_registry.h"
 
 namespace mtrec::cli {
@@ -120,8 +121,10 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   if (a.batch) o.trainer_.batch_size(a.batch);
   if (a.patience >= 0) o.patience(a.patience);
   JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d.data));
-  JointReport r = evaluate_joint(fit.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test),
-                                 fit.eval_options());
+  JointEvalOptions eo = fit.eval_options();
+  if (ctx.comm) eo.sharded(ctx.comm->rank(), ctx.comm->world_size(), sum_over_ranks(ctx.comm));  // each rank its users
+  JointReport r = evaluate_joint(fit.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test), eo);
+  if (ctx.comm && ctx.comm->rank() > 0) return nlohmann::json::object();  // rank 0 reports
   print_joint_report(r, fmt::format("joint model, test rows ({}):", d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);
@@ -129,7 +132,7 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   j.update({{"wall_s", seconds_since(t0)}, {"train_s", fit.seconds}, {"pretrain_s", fit.pretrain_seconds},
             {"epochs_run", fit.summary.state.epoch}, {"static_weights", fit.weights},
             {"weights_in_force", fit.summary.state.task_weight}, {"tasks", fit.model->options.tasks()},
-            {"options", nlohmann::json::parse(o.to_json())}});
+            {"options", nlohmann::json::parse(o.to_json())}, {"ranks", ctx.comm ? ctx.comm->world_size() : 1}});
   if (!a.out.empty()) save_checkpoint(a.out, fit.to_checkpoint(d.data));
   return j;
 }

@@ -4,8 +4,10 @@
 // Tasks register through MTREC_TRAIN_TASK (train_registry.h); this file holds the dispatch,
 // the data loading and the rating, dmf and ctr tasks.
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -25,6 +27,7 @@
 #include "mtrec/tasks/dmf.h"
 #include "mtrec/tasks/labels.h"
 #include "mtrec/tasks/rating.h"
+#include "mtrec/train/distributed.h"
 #include "mtrec/train/fit_dmf.h"
 #include "train_registry.h"
 
@@ -126,7 +129,8 @@ RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset&
       .resume(a.resume)
       .progress(true)
       .config_json(nlohmann::json{{"cli", ctx.effective_config}}.dump())
-      .id_maps(data);
+      .id_maps(data)
+      .communicator(ctx.comm);
 }
 
 using Clock = std::chrono::steady_clock;
@@ -328,6 +332,30 @@ MTREC_TRAIN_TASK(TrainTask{"dmf", "deep matrix factorisation, HR/NDCG@10 among 1
                            eval_dmf});
 MTREC_TRAIN_TASK(TrainTask{"ctr", "click-through MLP + dot, AUC/GAUC/logloss (protocol C)", train_ctr, eval_ctr});
 
+/// argv with this very executable as the program (a rank runs what the launcher runs).
+std::vector<std::string> with_self_exe(std::vector<std::string> argv) {
+  std::error_code ec;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (!ec && !argv.empty()) argv[0] = self.string();
+  return argv;
+}
+
+/// Under torchrun's variables (or --nproc's), joins the other ranks; ranks other than 0 log
+/// warnings only (unless --log-level debug) and write no --out or --json.
+void join_ranks(CliContext& ctx, TrainArgs& a) {
+  const DistributedOptions d = DistributedOptions::from_env().timeout_s(a.dist_timeout);
+  if (d.world_size_ <= 1) return;
+  if (ctx.threads == 0)  // the machine's cores shared among its ranks
+    set_cpu_threads(std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, d.local_world_size_)));
+  if (d.rank_ > 0) {
+    set_log_tag(fmt::format("[rank {}] ", d.rank_));
+    if (log_level() != LogLevel::Debug) set_log_level(LogLevel::Warn);
+    a.out.clear();
+    ctx.json_path.clear();
+  }
+  ctx.comm = std::make_shared<Communicator>(d, choose_device(ctx.device));
+}
+
 std::string default_split(const std::string& task, const std::string& dataset) {
   if (task == "rating" || task == "ctr" || task == "knn") return dataset == "ml-100k" ? "u1" : "random";
   if (task == "joint") return dataset == "ml-100k" ? "u1" : "temporal";
@@ -371,13 +399,27 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   train->add_option("--checkpoint-every", args.checkpoint_every,
                     "Also checkpoint every N optimiser steps within an epoch (with --run-dir)")
       ->capture_default_str();
-  train->add_option("--resume", args.resume, "Continue the run of this checkpoint (RUN_DIR/<stage>/last.ckpt)");
+  train->add_option("--resume", args.resume,
+                    "Continue the run of this checkpoint (RUN_DIR/<stage>/last.ckpt), on any number of ranks");
+  train->add_option("--nproc", args.nproc,
+                    "Train data-parallel on N local processes (c10d/Gloo over loopback; --batch is the global "
+                    "batch). Under torchrun (RANK, WORLD_SIZE, ... set) this is ignored: torchrun starts the ranks")
+      ->check(CLI::Range(1, 256))
+      ->capture_default_str();
+  train->add_option("--dist-timeout", args.dist_timeout,
+                    "Seconds a rank waits for the others (rendezvous, each collective) before it stops and names "
+                    "the missing rank")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   for (const auto& [name, t] : train_tasks())
     if (t.add_options) t.add_options(train);
   train->callback([&ctx] {
     auto it = train_tasks().find(args.task);
     MTREC_CHECK(it != train_tasks().end(), "unknown --task '", args.task, "'");
     if (args.split.empty()) args.split = default_split(args.task, args.dataset);
+    if (args.nproc > 1 && std::getenv("WORLD_SIZE") == nullptr)  // the ranks see WORLD_SIZE: no recursion
+      throw ExitCode{launch_local_workers(args.nproc, with_self_exe(ctx.argv), 0, args.dist_timeout + 30)};
+    join_ranks(ctx, args);
     ctx.write_json(it->second.train(args, ctx));
   });
 

@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global options may follow the subcommand
   CliContext ctx;
+  ctx.argv.assign(argv, argv + argc);
   app.add_option("--json", ctx.json_path, "Write results as JSON to FILE (atomically)");
   // Checked at parse time, so a typo fails before minutes of data loading or training.
   app.add_option("--device", ctx.device, "auto|cpu|cuda|cuda:N")

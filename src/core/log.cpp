@@ -37,6 +37,15 @@ LogLevel parse_log_level(std::string_view name) {
   MTREC_CHECK(false, "unknown log level '", name, "' (expected debug|info|warn|error|off)");
 }
 
+namespace {
+std::string& tag() {
+  static std::string t;
+  return t;
+}
+}  // namespace
+
+void set_log_tag(std::string t) { tag() = std::move(t); }
+
 namespace detail {
 void log_write(LogLevel level, std::string_view message) {
   static std::mutex mutex;
@@ -44,7 +53,7 @@ void log_write(LogLevel level, std::string_view message) {
   static const auto start = std::chrono::steady_clock::now();
   double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   std::lock_guard<std::mutex> lock(mutex);
-  fmt::print(stderr, "[{:8.2f}s {:<5}] {}\n", t, names[static_cast<int>(level)], message);
+  fmt::print(stderr, "[{:8.2f}s {:<5}] {}{}\n", t, names[static_cast<int>(level)], tag(), message);
 }
 }  // namespace detail
 

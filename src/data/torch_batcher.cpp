@@ -45,6 +45,8 @@ Batcher::Batcher(BatchSource& source, BatcherOptions options, c10::Device device
     : source_(source), options_(options), device_(device) {
   MTREC_CHECK(options_.batch_size_ >= 1, "batcher: batch_size must be >= 1, got ", options_.batch_size_);
   MTREC_CHECK(options_.prefetch_ >= 0, "batcher: prefetch must be >= 0, got ", options_.prefetch_);
+  MTREC_CHECK(options_.shards_ >= 1 && options_.shard_ >= 0 && options_.shard_ < options_.shards_, "batcher: shard ",
+              options_.shard_, " of ", options_.shards_, " is not a shard");
 }
 
 Batcher::~Batcher() { stop(); }
@@ -81,16 +83,27 @@ void Batcher::start_epoch(int epoch, uint64_t seed, int64_t first_batch) {
   if (options_.prefetch_ > 0) worker_ = std::thread([this, first_batch] { work(first_batch); });
 }
 
-std::vector<int64_t> Batcher::rows_of(int64_t b) const {
+int64_t Batcher::global_size_of(int64_t b) const {
   const int64_t bs = options_.batch_size_, n = static_cast<int64_t>(order_.size());
-  const int64_t lo = b * bs, hi = std::min(n, lo + bs);
-  return std::vector<int64_t>(order_.begin() + lo, order_.begin() + hi);
+  return std::max<int64_t>(0, std::min(n, (b + 1) * bs) - b * bs);
 }
+
+std::vector<int64_t> Batcher::rows_of(int64_t b) const {
+  const int64_t lo = b * options_.batch_size_, n = global_size_of(b);
+  const int64_t r = options_.shard_, W = options_.shards_;
+  return std::vector<int64_t>(order_.begin() + lo + n * r / W, order_.begin() + lo + n * (r + 1) / W);
+}
+
+namespace {
+Batch make(const BatchSource& source, const std::vector<int64_t>& rows, const c10::Device& device) {
+  return rows.empty() ? Batch() : source.make_batch(rows, device);
+}
+}  // namespace
 
 void Batcher::work(int64_t from) {
   try {
     for (int64_t b = from; b < num_batches_; ++b) {
-      Batch batch = source_.make_batch(rows_of(b), device_);
+      Batch batch = make(source_, rows_of(b), device_);
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < options_.prefetch_; });
       if (stopping_) return;
@@ -109,7 +122,7 @@ void Batcher::work(int64_t from) {
 bool Batcher::next(Batch& out) {
   if (position_ >= num_batches_) return false;
   if (options_.prefetch_ == 0) {
-    out = source_.make_batch(rows_of(position_), device_);
+    out = make(source_, rows_of(position_), device_);
     ++position_;
     return true;
   }

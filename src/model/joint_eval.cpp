@@ -106,6 +106,58 @@ std::pair<std::vector<float>, std::vector<std::vector<float>>> rank_rows(Context
   return {rating, ctr};
 }
 
+// Sharded evaluation (JointEvalOptions::sharded) deals out the chunks the model runs on one
+// process (256 users, batch_size rows) round-robin, so that every output is computed in the very
+// batch it is computed in on one process: the reduced metrics equal one process's exactly.
+
+/// Whether this process runs chunk `k`.
+bool own(const JointEvalOptions& o, size_t k) { return o.shards_ <= 1 || int(k % size_t(o.shards_)) == o.shard_; }
+
+/// Sums `v` over the shards (a no-op on one process).
+void reduce(const JointEvalOptions& o, std::vector<double>& v) {
+  if (o.shards_ > 1) o.reduce_(v);
+}
+
+/// Sums a float tensor over the shards.
+at::Tensor reduce(const JointEvalOptions& o, const at::Tensor& t) {
+  if (o.shards_ <= 1) return t;
+  at::Tensor host = t.to(torch::kDouble).cpu().contiguous();
+  std::vector<double> v(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
+  reduce(o, v);
+  return torch::tensor(v, torch::kDouble).view(t.sizes()).to(t.options());
+}
+
+/// rank_rows for every row: each shard runs its chunks of rows, the others' outputs are summed in
+/// over zeros, so every shard ends with all of them.
+std::pair<std::vector<float>, std::vector<std::vector<float>>> rank_rows(Context& c, const std::vector<int32_t>& u,
+                                                                         const std::vector<int32_t>& i,
+                                                                         const std::vector<int32_t>& s,
+                                                                         const JointEvalOptions& o) {
+  if (o.shards_ <= 1) return rank_rows(c, u, i, s, o.batch_size_);
+  const auto& mo = c.model->options;
+  const size_t n = u.size(), has_r = mo.has_task("rating") ? 1 : 0, bs = size_t(o.batch_size_);
+  const size_t cols = mo.has_task("ctr") ? size_t(mo.ctr_columns()) : 0;
+  std::vector<double> all((has_r + cols) * n, 0.0);
+  for (size_t a = 0, k = 0; a < n; a += bs, ++k) {
+    if (!own(o, k)) continue;
+    const size_t b = std::min(n, a + bs);
+    auto [r, p] = rank_rows(c, std::vector<int32_t>(u.begin() + long(a), u.begin() + long(b)),
+                            std::vector<int32_t>(i.begin() + long(a), i.begin() + long(b)),
+                            std::vector<int32_t>(s.begin() + long(a), s.begin() + long(b)), o.batch_size_);
+    for (size_t j = a; j < b; ++j) {
+      if (has_r) all[j] = r[j - a];
+      for (size_t col = 0; col < cols; ++col) all[(has_r + col) * n + j] = p[col][j - a];
+    }
+  }
+  reduce(o, all);
+  std::vector<float> rating;
+  std::vector<std::vector<float>> ctr(cols);
+  if (has_r) rating.assign(all.begin(), all.begin() + long(n));
+  for (size_t col = 0; col < cols; ++col)
+    ctr[col].assign(all.begin() + long((has_r + col) * n), all.begin() + long((has_r + col + 1) * n));
+  return {rating, ctr};
+}
+
 template <class Pred>
 std::vector<size_t> rows_where(size_t n, Pred pred) {
   std::vector<size_t> r;
@@ -197,13 +249,23 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
   UserHistories hist(ds, known, U, o.seed_, 0);
   Context c{model, ds, device, {}};
   {
-    std::vector<at::Tensor> parts;
-    for (int32_t a = 0; a < U; a += 256) {
+    // Sharded: this shard's chunks of users, then every shard has every vector (summed over zeros).
+    auto chunk = [&](int32_t a) {
       std::vector<int32_t> uu;
       for (int32_t u = a; u < std::min(U, a + 256); ++u) uu.push_back(u);
-      parts.push_back(model->user_vectors(ids_tensor(uu, device), hist.pack(uu, mo.max_history()).to(device)));
+      return model->user_vectors(ids_tensor(uu, device), hist.pack(uu, mo.max_history()).to(device));
+    };
+    std::vector<at::Tensor> parts;
+    int64_t width = -1;
+    for (int32_t a = 0, k = 0; a < U; a += 256, ++k) {
+      parts.push_back(own(o, size_t(k)) ? chunk(a) : at::Tensor());
+      if (parts.back().defined()) width = parts.back().size(1);
     }
-    c.user_vec = torch::cat(parts, 0);
+    if (width < 0) width = chunk(0).size(1);  // more shards than chunks: this one only needs the width
+    for (int32_t a = 0, k = 0; a < U; a += 256, ++k)
+      if (!parts[size_t(k)].defined())
+        parts[size_t(k)] = torch::zeros({std::min(U, a + 256) - a, width}, torch::TensorOptions().device(device));
+    c.user_vec = reduce(o, torch::cat(parts, 0));
   }
   std::vector<char> cold_item(static_cast<size_t>(I));
   for (int32_t i = 0; i < I; ++i) cold_item[size_t(i)] = cold(i);
@@ -211,7 +273,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
   if (mo.has_task("rating") && eval.has_rating) {
     Interactions r = explicit_ratings(ds, eval);
     std::vector<int32_t> s(r.scenario.begin(), r.scenario.end());
-    auto pred = rank_rows(c, r.user, r.item, s, o.batch_size_).first;
+    auto pred = rank_rows(c, r.user, r.item, s, o).first;
     for (auto& p : pred) p = std::clamp(p, o.rating_min_, o.rating_max_);
     auto metric = [&](const std::vector<size_t>& rows) {
       Metrics m;
@@ -228,7 +290,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
 
   if (mo.has_task("ctr")) {
     CtrRows r = ctr_rows(ds, known, eval, o);
-    auto p = rank_rows(c, r.user, r.item, r.scenario, o.batch_size_).second;
+    auto p = rank_rows(c, r.user, r.item, r.scenario, o).second;
     rep.overall["ctr"] = ctr_metric_set(r, p, rows_where(r.user.size(), [](size_t) { return true; }), o.ctr_columns_);
     if (ds.scenarios.size() > 1)
       for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
@@ -255,17 +317,20 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     if (trows.empty()) continue;
     Interactions targets = pos.subset(trows);
     // Scores of every target user against the catalogue, then a lookup for the evaluator.
-    std::vector<float> scores(tusers.size() * size_t(I));
+    std::vector<int32_t> scored;  // this shard's chunks of 256 target users
+    for (size_t k = 0; k < tusers.size(); ++k)
+      if (own(o, k / 256)) scored.push_back(tusers[k]);
+    std::vector<float> scores(scored.size() * size_t(I));
     std::vector<int64_t> row_of(size_t(U), -1);
-    for (size_t a = 0; a < tusers.size(); a += 256) {
-      const size_t b = std::min(tusers.size(), a + 256);
-      at::Tensor ut = ids_tensor(std::vector<int32_t>(tusers.begin() + long(a), tusers.begin() + long(b)), device);
+    for (size_t a = 0; a < scored.size(); a += 256) {
+      const size_t b = std::min(scored.size(), a + 256);
+      at::Tensor ut = ids_tensor(std::vector<int32_t>(scored.begin() + long(a), scored.begin() + long(b)), device);
       at::Tensor uv = c.user_vec.index_select(0, ut);
       at::Tensor s = (std::string(head) == "next_item" ? model->next_item_scores(uv) : model->match_scores(uv))
                          .to(torch::kFloat).cpu().contiguous();
       std::copy(s.data_ptr<float>(), s.data_ptr<float>() + s.numel(), scores.begin() + long(a * size_t(I)));
     }
-    for (size_t k = 0; k < tusers.size(); ++k) row_of[size_t(tusers[k])] = int64_t(k);
+    for (size_t k = 0; k < scored.size(); ++k) row_of[size_t(scored[k])] = int64_t(k);
     ScoreFn fn = [&](int32_t u, const std::vector<int32_t>& cand, std::vector<float>& out) {
       out.resize(cand.size());
       const float* row = scores.data() + size_t(row_of[size_t(u)]) * size_t(I);
@@ -273,13 +338,23 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     };
     // Candidates: every item the user has not engaged with (an item only shown is a candidate).
     RankingEvaluator ev(implicit_positives(ds, known, 0), U, I, RankingOptions().ks({10}).seed(o.seed_));
+    // HR and NDCG are means over users: each shard's sums over its users, summed.
     auto metric = [&](const std::vector<size_t>& rows) {
       Metrics m;
       if (rows.empty()) return m;
-      RankingReport rr = ev.evaluate(targets.subset(rows), fn);
-      m["HR@10"] = rr.at("HR@10");
-      m["NDCG@10"] = rr.at("NDCG@10");
-      m["users"] = double(rr.users);
+      std::vector<size_t> mine;
+      for (size_t j : rows)
+        if (own(o, j / 256)) mine.push_back(j);  // targets[j] is tusers[j]
+      std::vector<double> sums(3, 0.0);
+      if (!mine.empty()) {
+        RankingReport rr = ev.evaluate(targets.subset(mine), fn);
+        sums = {rr.at("HR@10") * double(rr.users), rr.at("NDCG@10") * double(rr.users), double(rr.users)};
+      }
+      reduce(o, sums);
+      if (sums[2] == 0) return m;
+      m["HR@10"] = sums[0] / sums[2];
+      m["NDCG@10"] = sums[1] / sums[2];
+      m["users"] = sums[2];
       return m;
     };
     rep.overall[head] = metric(rows_where(targets.size(), [](size_t) { return true; }));
@@ -303,6 +378,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     });
     int64_t correct = 0, majority_correct = 0;
     for (size_t a = 0; a < rows.size(); a += size_t(o.batch_size_)) {
+      if (!own(o, a / size_t(o.batch_size_))) continue;
       const size_t b = std::min(rows.size(), a + size_t(o.batch_size_));
       std::vector<std::vector<int64_t>> toks;
       for (size_t k = a; k < b; ++k) {
@@ -317,9 +393,11 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
         majority_correct += truth == majority;
       }
     }
+    std::vector<double> sums{double(correct), double(majority_correct)};
+    reduce(o, sums);
     if (!rows.empty())
-      rep.overall["scenario"] = {{"accuracy", double(correct) / double(rows.size())},
-                                 {"majority_accuracy", double(majority_correct) / double(rows.size())},
+      rep.overall["scenario"] = {{"accuracy", sums[0] / double(rows.size())},
+                                 {"majority_accuracy", sums[1] / double(rows.size())},
                                  {"count", double(rows.size())}};
   }
   return rep;

@@ -14,6 +14,7 @@
 #include "mtrec/model/joint_tasks.h"
 #include "mtrec/tasks/labels.h"
 #include "mtrec/core/random.h"
+#include "mtrec/train/distributed.h"
 #include "mtrec/train/pretrain.h"
 #include "seeded_init.h"
 
@@ -255,6 +256,8 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   fit.ctr_negatives = o.ctr_negatives_ > 0 ? o.ctr_negatives_ : (impressions ? 0 : 4);
   const TextMode text = parse_text_mode(o.text_);
   const uint64_t seed = o.trainer_.seed_;
+  const std::shared_ptr<Communicator> comm =
+      run.communicator_ && run.communicator_->world_size() > 1 ? run.communicator_ : nullptr;
 
   // The tasks this data can serve.
   std::vector<std::string> tasks;
@@ -279,8 +282,18 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     std::vector<std::string> corpus = catalogue_texts(ds);
     for (int32_t c = 0; c < ds.context_text.size(); ++c) corpus.push_back(ds.context_text.text(c));
     MTREC_CHECK(!corpus.empty(), "fit_joint: '", ds.name, "' has no item, user or context text; use text none");
-    tok = std::make_shared<SentencePieceTokenizer>(
-        SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size_).seed(seed)));
+    if (comm) {
+      // Rank 0 trains the tokenizer and every rank reads its model: the vocabulary must agree.
+      std::string bytes;
+      if (comm->rank() == 0)
+        bytes = SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size_).seed(seed))
+                    .serialized();
+      comm->broadcast_bytes(bytes, 0, "broadcast of the tokenizer");
+      tok = std::make_shared<SentencePieceTokenizer>(SentencePieceTokenizer::from_serialized(bytes));
+    } else {
+      tok = std::make_shared<SentencePieceTokenizer>(
+          SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size_).seed(seed)));
+    }
     EncodeOptions eo;
     eo.set_max_len(o.text_max_len_);
     auto rows = [&](const TextCatalog& cat, int32_t n) {
@@ -358,8 +371,10 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   fit.model->to(choose_device(o.trainer_.device_));
 
   // Tasks, weights, trainer.
+  JointEvalOptions valid_options = fit.eval_options();
+  if (comm) valid_options.sharded(comm->rank(), comm->world_size(), sum_over_ranks(comm));  // each rank its users
   auto validation = valid.empty() ? nullptr
-                                  : std::make_shared<JointValidation>(fit.model, ds, train, valid, fit.eval_options());
+                                  : std::make_shared<JointValidation>(fit.model, ds, train, valid, valid_options);
   auto task_objects = make_joint_tasks(uo, validation);
   std::vector<std::pair<Task*, double>> weighted;
   for (auto& t : task_objects) {

@@ -10,9 +10,11 @@
 namespace mtrec {
 
 void add_run_observers(Trainer& t, const RunOptions& run, const std::string& stage, int patience) {
+  t.set_communicator(run.communicator_);
+  const bool writer = t.rank() == 0;
   if (patience > 0) t.add_observer(std::make_shared<EarlyStopping>(patience));
-  if (run.progress_) t.add_observer(std::make_shared<ProgressObserver>(stage));
-  if (!run.out_dir_.empty()) {
+  if (run.progress_ && writer) t.add_observer(std::make_shared<ProgressObserver>(stage));
+  if (!run.out_dir_.empty() && writer) {
     const std::string dir = run.out_dir_ + "/" + stage;
     t.add_observer(std::make_shared<JsonlLogger>(dir + "/metrics.jsonl"));
     t.add_observer(std::make_shared<Checkpointer>(dir, run.checkpoint_every_));

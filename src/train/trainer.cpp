@@ -13,6 +13,7 @@
 #include "mtrec/core/log.h"
 #include "mtrec/core/random.h"
 #include "mtrec/nn/compat.h"
+#include "mtrec/train/distributed.h"
 
 namespace mtrec {
 
@@ -202,41 +203,73 @@ Signal Trainer::notify(Signal (Observer::*hook)(Trainer&)) {
   return s;
 }
 
-bool Trainer::step_batch(const Batch& batch, bool apply) {
+bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size) {
   auto& s = state_;
   const auto& o = options_;
   model_.module().train();
   std::string bad_task;
   std::vector<at::Tensor> task_losses;
-  {
+  const bool local = batch.size > 0;  // a rank's share of a global batch can be empty
+  const size_t n_tasks = tasks_.size();
+  at::Tensor total;
+  if (local) {
     nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16_ && opt_->device.is_cuda());
     Outputs out = model_.forward(batch);
     for (const auto& [task, w] : tasks_) task_losses.push_back(task->loss(out, batch).to(at::kFloat));
   }
-  const at::Tensor total = weighting_->joint_loss(task_losses);  // GradNorm measures ||∇_W L_t|| here
-  // Every task's loss, the total and the learned weights come back to the host in one copy
-  // (one synchronisation a step on CUDA), for the NaN guard and the observers.
-  std::vector<at::Tensor> readback;
-  for (const auto& l : task_losses) readback.push_back(l.detach());
-  readback.push_back(total.detach());
-  at::Tensor stacked = torch::stack(readback);
   const bool learned = weighting_->learned();
-  if (learned) stacked = torch::cat({stacked, weighting_->last_multipliers()});
-  at::Tensor host = stacked.to(c10::kCPU, at::kDouble);
-  const double* v = host.data_ptr<double>();
-  const size_t n_tasks = tasks_.size();
-  for (size_t t = 0; t < n_tasks; ++t) {
-    s.task_loss[tasks_[t].first->name()] = v[t];
-    if (learned && !weighting_->fixed(t)) s.task_weight[tasks_[t].first->name()] = v[n_tasks + 1 + t];
-    if (!std::isfinite(v[t]) && bad_task.empty()) bad_task = tasks_[t].first->name();
+  std::vector<double> v(n_tasks + 1, 0.0);
+  if (local) {
+    total = weighting_->joint_loss(task_losses);  // GradNorm measures ||∇_W L_t|| here
+    // Every task's loss, the total and the learned weights come back to the host in one copy
+    // (one synchronisation a step on CUDA), for the NaN guard and the observers.
+    std::vector<at::Tensor> readback;
+    for (const auto& l : task_losses) readback.push_back(l.detach());
+    readback.push_back(total.detach());
+    at::Tensor stacked = torch::stack(readback);
+    if (learned) stacked = torch::cat({stacked, weighting_->last_multipliers()});
+    at::Tensor host = stacked.to(c10::kCPU, at::kDouble);
+    const double* h = host.data_ptr<double>();
+    v.assign(h, h + n_tasks + 1);
+    for (size_t t = 0; t < n_tasks && learned; ++t)
+      if (!weighting_->fixed(t)) s.task_weight[tasks_[t].first->name()] = h[n_tasks + 1 + t];
   }
+  for (size_t t = 0; t < n_tasks; ++t)
+    if (!std::isfinite(v[t]) && bad_task.empty()) bad_task = tasks_[t].first->name();
+  bool finite = std::isfinite(v[n_tasks]);
+  // This rank's share of the global batch: its loss is scaled by it, so that summed gradients
+  // are the global batch's mean.
+  double share = 1.0;
+  if (comm_) {
+    share = double(batch.size) / double(std::max<int64_t>(1, global_size));
+    // Σ_r share_r·L_r per task and in total, and whether any rank saw a non-finite loss.
+    std::vector<double> g(n_tasks + 2, 0.0);
+    if (finite && local)
+      for (size_t t = 0; t <= n_tasks; ++t) g[t] = share * v[t];
+    g[n_tasks + 1] = finite ? 0.0 : 1.0;
+    g = comm_->all_reduce_sum(std::move(g), "all-reduce of the step's losses");
+    if (finite && g[n_tasks + 1] > 0) bad_task = "(another rank's)";
+    finite = g[n_tasks + 1] == 0;
+    if (finite) v.assign(g.begin(), g.begin() + long(n_tasks + 1));
+  }
+  for (size_t t = 0; t < n_tasks; ++t) s.task_loss[tasks_[t].first->name()] = v[t];
   const double loss = v[n_tasks];
-  bool finite = std::isfinite(loss);
   if (finite) {
-    (o.accumulate_ > 1 ? total / o.accumulate_ : total).backward();
-    if (learned) weighting_->backward(std::vector<double>(v, v + n_tasks), 1.0 / o.accumulate_);
+    if (dp_) dp_->arm(apply);
+    if (local) {
+      const double scale = share / o.accumulate_;
+      (scale != 1.0 ? total * scale : total).backward();
+      if (learned) weighting_->backward(std::vector<double>(v.begin(), v.begin() + long(n_tasks)), scale);
+    }
   }
   if (finite && apply) {
+    if (dp_) {
+      dp_->synchronize();
+      const auto& st = dp_->last_step();
+      s.comm_seconds += st.wait_s;
+      s.comm_bytes += st.dense_bytes + st.sparse_bytes;
+      ++s.comm_steps;
+    }
     // Non-finite gradients with a finite loss (an overflow in backward) are caught here.
     double norm = o.clip_norm_ > 0 ? gradient_norm(opt_->all_params) : 0.0;
     if (o.clip_norm_ > 0) {
@@ -248,7 +281,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply) {
       }
     }
   }
-  s.examples += batch.size;
+  s.examples += comm_ ? global_size : batch.size;
   if (!finite) {
     ++s.skipped_steps;
     ++s.bad_in_row;
@@ -266,8 +299,8 @@ bool Trainer::step_batch(const Batch& batch, bool apply) {
   s.loss = loss;
   s.last_finite_loss = loss;
   s.epoch_loss += (loss - s.epoch_loss) / static_cast<double>(++s.epoch_batches);
-  for (const auto& [name, v] : s.task_loss)
-    s.epoch_task_loss[name] += (v - s.epoch_task_loss[name]) / static_cast<double>(s.epoch_batches);
+  for (const auto& [name, x] : s.task_loss)
+    s.epoch_task_loss[name] += (x - s.epoch_task_loss[name]) / static_cast<double>(s.epoch_batches);
   if (apply) {
     s.lr = scheduled_lr(o.schedule_, o.lr_, s.step, s.total_steps, o.warmup_steps_, o.min_lr_ratio_, o.lr_decay_,
                         s.epoch);
@@ -280,6 +313,20 @@ bool Trainer::step_batch(const Batch& batch, bool apply) {
     ++s.step;
   }
   return true;
+}
+
+int Trainer::rank() const { return comm_ ? comm_->rank() : 0; }
+
+void Trainer::set_communicator(std::shared_ptr<Communicator> comm) {
+  if (!comm || comm->world_size() == 1) {
+    comm_.reset();
+    dp_.reset();
+    return;
+  }
+  MTREC_CHECK(options_.batch_size_ >= comm->world_size(), "trainer: the global batch_size ", options_.batch_size_,
+              " is smaller than the ", comm->world_size(), " ranks");
+  comm_ = std::move(comm);
+  dp_ = std::make_unique<DataParallel>(comm_, opt_->dense_params, opt_->sparse_params, weighting_->parameters());
 }
 
 void Trainer::validate() {
@@ -332,7 +379,38 @@ TrainSummary Trainer::train() {
     s = TrainState();
     s.task_weight = weighting_->weights();
   }
-  Batcher batcher(source_, BatcherOptions().batch_size(o.batch_size_).prefetch(o.prefetch_), opt_->device);
+  const int rank = this->rank(), world = comm_ ? comm_->world_size() : 1;
+  if (comm_) {
+    // Every rank must train the same model on the same examples: say which differs, not hang.
+    int64_t numel = 0;
+    for (const auto& p : opt_->all_params) numel += p.numel();
+    std::vector<double> mine{double(source_.num_examples()), double(numel), double(s.step)};
+    std::vector<double> all(3 * size_t(world), 0.0);
+    std::copy(mine.begin(), mine.end(), all.begin() + 3 * rank);
+    all = comm_->all_reduce_sum(all, "check that the ranks agree on data and model");
+    for (int r = 1; r < world; ++r)
+      MTREC_CHECK(all[3 * size_t(r)] == all[0] && all[3 * size_t(r) + 1] == all[1] && all[3 * size_t(r) + 2] == all[2],
+                  "distributed: rank ", r, " has ", all[3 * size_t(r)], " examples, ", all[3 * size_t(r) + 1],
+                  " parameters and is at step ", all[3 * size_t(r) + 2], "; rank 0 has ", all[0], ", ", all[1],
+                  " and step ", all[2], " (every rank must load the same data, model and checkpoint)");
+    if (!resumed_) {
+      // Rank 0's initial parameters and buffers on every rank.
+      torch::NoGradGuard no_grad;
+      std::vector<at::Tensor> ts;
+      for (auto& p : model_.module().parameters(true)) ts.push_back(p.detach());
+      for (auto& b : model_.module().buffers(true)) ts.push_back(b.detach());
+      std::vector<at::Tensor> flat;  // contiguous, in a type every backend sends (bool as uint8)
+      for (auto& t : ts) flat.push_back(t.scalar_type() == at::kBool ? t.to(at::kByte) : t.contiguous());
+      comm_->broadcast(flat, 0, "broadcast of the initial parameters");
+      for (size_t i = 0; i < ts.size(); ++i)
+        if (!ts[i].is_same(flat[i])) ts[i].copy_(flat[i]);
+    }
+    // Each rank's own stream for dropout and sampling in forward passes (rank 0 keeps the
+    // single-process one, which is the one checkpoints carry).
+    if (rank > 0) torch::manual_seed(derive_seed(o.seed_, "trainer-torch-rank-" + std::to_string(rank) + "-step-" + std::to_string(s.step)));
+  }
+  Batcher batcher(source_, BatcherOptions().batch_size(o.batch_size_).prefetch(o.prefetch_).shard(rank, world),
+                  opt_->device);
   for (auto& obs : observers_) obs->on_train_begin(*this);
   bool stop = false;
   while (!stop && s.epoch < o.epochs_) {
@@ -342,7 +420,16 @@ TrainSummary Trainer::train() {
     Batch batch;
     while (batcher.next(batch)) {
       const bool apply = (s.batch + 1) % o.accumulate_ == 0 || s.batch + 1 == s.batches_per_epoch;
-      step_batch(batch, apply);
+      if (!comm_) {
+        step_batch(batch, apply, batcher.global_size_of(s.batch));
+      } else {
+        try {
+          step_batch(batch, apply, batcher.global_size_of(s.batch));
+        } catch (const Error& e) {  // a collective failed: say where the run was
+          throw Error(fmt::format("{} [at step {}, epoch {}, batch {} of {}]", e.what(), s.step, s.epoch + 1, s.batch + 1,
+                                  s.batches_per_epoch));
+        }
+      }
       ++s.batch;
       s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       if (notify(&Observer::after_batch) == Signal::Stop) {

@@ -259,4 +259,9 @@ void LossWeighting::load_state(const Checkpoint& ck) {
   last_multipliers_ = at::Tensor();
 }
 
+std::vector<at::Tensor> LossWeighting::parameters() const {
+  if (!learned() || !param_.defined()) return {};
+  return {param_};
+}
+
 }  // namespace mtrec

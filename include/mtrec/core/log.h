@@ -4,6 +4,7 @@
 //   mtrec::log_info("loaded {} ratings from {}", n, path);
 #include <fmt/format.h>
 
+#include <string>
 #include <string_view>
 
 namespace mtrec {
@@ -14,6 +15,8 @@ void set_log_level(LogLevel level);
 LogLevel log_level();
 /// Parses "debug", "info", "warn", "error", "off"; throws mtrec::Error otherwise.
 LogLevel parse_log_level(std::string_view name);
+/// Text put before every message (e.g. "[rank 1] " in a distributed run); "" by default.
+void set_log_tag(std::string tag);
 
 namespace detail {
 void log_write(LogLevel level, std::string_view message);

@@ -28,7 +28,11 @@ struct BatcherOptions {
   bool shuffle_ = true;
   bool drop_last_ = false;  // drop a final batch smaller than batch_size
   int prefetch_ = 4;        // batches assembled ahead (0: on the caller's thread)
+  // Data parallel: batch_size is the global batch; rank `shard_` of `shards_` gets its contiguous
+  // share of every global batch (sizes differ by at most one; a rank's share can be empty).
+  int shard_ = 0, shards_ = 1;
   BatcherOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
+  BatcherOptions& shard(int rank, int count) { shard_ = rank, shards_ = count; return *this; }
   BatcherOptions& shuffle(bool v) { shuffle_ = v; return *this; }
   BatcherOptions& drop_last(bool v) { drop_last_ = v; return *this; }
   BatcherOptions& prefetch(int v) { prefetch_ = v; return *this; }
@@ -59,14 +63,16 @@ class Batcher {
   /// assembling from batch `first_batch`.
   void start_epoch(int epoch, uint64_t seed, int64_t first_batch = 0);
   /// The next batch of the epoch; false when the epoch is over. Rethrows an error raised by
-  /// the source on the worker thread.
+  /// the source on the worker thread. A shard's empty share is a Batch of size 0 without fields.
   bool next(Batch& out);
   /// Batches in the current epoch (after start_epoch).
   int64_t batches_per_epoch() const { return num_batches_; }
   /// Index of the batch the next call to next() returns.
   int64_t position() const { return position_; }
-  /// Example rows of batch `b` of the current epoch (for tests and sharding).
+  /// Example rows of batch `b` of the current epoch: this shard's share of the global batch.
   std::vector<int64_t> rows_of(int64_t b) const;
+  /// Examples in global batch `b` (every shard's share together).
+  int64_t global_size_of(int64_t b) const;
 
  private:
   void stop();

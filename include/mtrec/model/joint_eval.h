@@ -18,6 +18,7 @@
 //    majority class of `known` ("majority_accuracy").
 //  - cold: the same ctr, next-item and match metrics on the rows whose item training never saw.
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -36,6 +37,11 @@ struct JointEvalOptions {
   int64_t batch_size_ = 2048;
   float rating_min_ = 1, rating_max_ = 5;  // predictions are clipped to the training range
   uint64_t seed_ = 42;                     // time-order ties (as JointSource's) and sampled negatives
+  // Sharded evaluation (data-parallel validation, train/distributed.h): this process runs the
+  // model for the users u with u % shards == shard only, and `reduce` sums a vector over the
+  // processes in place; every process then reports the same metrics, those of one process.
+  int shard_ = 0, shards_ = 1;
+  std::function<void(std::vector<double>&)> reduce_;
   JointEvalOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
   JointEvalOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
   JointEvalOptions& context_rows(std::vector<std::vector<int64_t>> v) { context_rows_ = std::move(v); return *this; }
@@ -43,6 +49,10 @@ struct JointEvalOptions {
   JointEvalOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
   JointEvalOptions& seed(uint64_t v) { seed_ = v; return *this; }
   JointEvalOptions& rating_range(float lo, float hi) { rating_min_ = lo, rating_max_ = hi; return *this; }
+  JointEvalOptions& sharded(int shard, int shards, std::function<void(std::vector<double>&)> reduce) {
+    shard_ = shard, shards_ = shards, reduce_ = std::move(reduce);
+    return *this;
+  }
 };
 
 struct JointReport {

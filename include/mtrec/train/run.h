@@ -14,6 +14,7 @@
 
 namespace mtrec {
 
+class Communicator;
 class Observer;
 class Trainer;
 
@@ -26,6 +27,7 @@ struct RunOptions {
   std::string config_json_;     // the caller's effective configuration, stored with the run
   std::vector<std::shared_ptr<Observer>> observers_;  // the caller's own, added after the standard ones
   IdMap users_, items_, scenarios_;  // the data set's ids, stored in every checkpoint of the run
+  std::shared_ptr<Communicator> communicator_;  // data-parallel ranks (train/distributed.h); null: one process
   RunOptions& out_dir(std::string v) { out_dir_ = std::move(v); return *this; }
   RunOptions& checkpoint_every(int64_t v) { checkpoint_every_ = v; return *this; }
   RunOptions& resume(std::string v) { resume_ = std::move(v); return *this; }
@@ -37,6 +39,8 @@ struct RunOptions {
     users_ = ds.users, items_ = ds.items, scenarios_ = ds.scenarios;
     return *this;
   }
+  /// Trains data-parallel over the communicator's ranks; rank 0 alone writes the run's artefacts.
+  RunOptions& communicator(std::shared_ptr<Communicator> v) { communicator_ = std::move(v); return *this; }
   /// Adds an observer of the caller's (train/trainer.h) to every stage of the run.
   RunOptions& observer(std::shared_ptr<Observer> v) { observers_.push_back(std::move(v)); return *this; }
 };
@@ -45,7 +49,8 @@ struct RunOptions {
 /// run.progress; and with run.out_dir, a JsonlLogger (DIR/STAGE/metrics.jsonl), a Checkpointer
 /// (DIR/STAGE/last.ckpt, best.ckpt, config.json; every run.checkpoint_every steps) and an
 /// HtmlReport (DIR/STAGE/report.html); then run.observers, in the order given. Also gives the
-/// trainer the run's id maps for its checkpoints.
+/// trainer the run's id maps for its checkpoints and run.communicator; on ranks other than 0
+/// only early stopping and run.observers are added (rank 0 writes and reports).
 void add_run_observers(Trainer& trainer, const RunOptions& run, const std::string& stage, int patience);
 
 /// The configuration a stage's trainer stores: run.config_json with "stage" set to

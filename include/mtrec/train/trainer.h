@@ -115,6 +115,10 @@ struct TrainState {
   int best_epoch = -1;             // 0-based epoch of the best validation
   int stalls = 0;                  // validations in a row without improvement
   double seconds = 0;              // wall time of this process's training
+  // Data parallel (not in checkpoints): this process's gradient exchange so far.
+  double comm_seconds = 0;         // blocked waiting for gradient collectives (not hidden by backward)
+  int64_t comm_bytes = 0;          // payload bytes of its gradient collectives
+  int64_t comm_steps = 0;          // optimiser steps that exchanged gradients
   bool stopped_early = false;
   std::string stop_reason;
 };
@@ -123,6 +127,8 @@ enum class Signal { Continue, Stop };
 enum class Goal { Minimize, Maximize };
 
 class Trainer;
+class Communicator;
+class DataParallel;
 
 /// Hooks called by the trainer, in the order observers were added. Only the return value of
 /// after_batch / after_epoch / on_validation can change the loop (Signal::Stop ends the run).
@@ -157,6 +163,18 @@ class Trainer {
           TrainerOptions options = {});
   ~Trainer();
   void add_observer(std::shared_ptr<Observer> observer);
+  /// Data-parallel training over `comm`'s ranks (train/distributed.h); call before resume() and
+  /// train(). options.batch_size is then the global batch: each rank gets its share of every
+  /// batch, the loss of each is scaled by its share and gradients are summed, so W ranks take
+  /// the steps one process takes with the same batch size (exactly so when every example's loss
+  /// is independent of the others in its batch and every task's mask is full; a task's mean
+  /// over a rank's masked examples otherwise weighs as that rank's share of the batch). Rank 0
+  /// broadcasts the initial parameters; every rank validates (tasks may shard validation); a
+  /// run resumes on any number of ranks.
+  void set_communicator(std::shared_ptr<Communicator> comm);
+  const std::shared_ptr<Communicator>& communicator() const { return comm_; }
+  /// 0 without a communicator.
+  int rank() const;
   /// Restores model, optimisers, schedule, RNG, data position and observer state from a
   /// checkpoint written by this trainer's checkpoint(); train() then continues that run.
   /// Throws mtrec::Error when the checkpoint holds no trainer state or another configuration.
@@ -188,7 +206,7 @@ class Trainer {
  private:
   struct Optimizers;
   void validate();
-  bool step_batch(const Batch& batch, bool apply);
+  bool step_batch(const Batch& batch, bool apply, int64_t global_size);
   Signal notify(Signal (Observer::*hook)(Trainer&));
 
   Model& model_;
@@ -204,6 +222,8 @@ class Trainer {
   TrainState state_;
   std::vector<std::map<std::string, Metrics>> validations_;
   bool resumed_ = false;
+  std::shared_ptr<Communicator> comm_;
+  std::unique_ptr<DataParallel> dp_;
 };
 
 }  // namespace mtrec

@@ -97,6 +97,8 @@ class LossWeighting {
   /// GradNorm: the G_t = w_t·||∇_W L_t|| of the last joint_loss, per balanced task; empty otherwise.
   std::map<std::string, double> last_grad_norms() const;
 
+  /// The learned weights' tensor (s_t or w_t, with a gradient after backward); empty for static.
+  std::vector<at::Tensor> parameters() const;
   /// Learned state (s_t or w_t, GradNorm's initial losses, the Adam state) as
   /// "trainer/weighting/..." tensors, for exact resume; nothing for static weights.
   void save_state(Checkpoint& checkpoint) const;

@@ -1,0 +1,718 @@
+// c10d needs USE_C10D_GLOO (and USE_C10D_NCCL) defined to declare its process groups; CMake sets
+// them for this file only, so that no other translation unit pays for these headers.
+#ifndef MTREC_HAVE_NCCL
+#define MTREC_HAVE_NCCL 0
+#endif
+#include "mtrec/train/distributed.h"
+
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#if MTREC_HAVE_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+#include <torch/torch.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "mtrec/core/check.h"
+#include "mtrec/core/log.h"
+
+extern char** environ;
+
+namespace mtrec {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (v == nullptr || *v == '\0') return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  MTREC_CHECK(end != v && *end == '\0' && x >= 0 && x <= 1 << 30, "environment variable ", name, "='", v,
+              "' is not a non-negative integer");
+  return int(x);
+}
+
+std::string env_str(const char* name, const std::string& fallback) {
+  const char* v = std::getenv(name);
+  return v == nullptr || *v == '\0' ? fallback : std::string(v);
+}
+
+std::chrono::milliseconds millis(double seconds) {
+  return std::chrono::milliseconds(int64_t(seconds * 1000.0));
+}
+
+constexpr double kHeartbeatS = 0.5;
+
+}  // namespace
+
+DistributedOptions DistributedOptions::from_env() {
+  DistributedOptions o;
+  o.world_size_ = env_int("WORLD_SIZE", 1);
+  o.rank_ = env_int("RANK", 0);
+  o.local_rank_ = env_int("LOCAL_RANK", o.rank_);
+  o.local_world_size_ = env_int("LOCAL_WORLD_SIZE", o.world_size_);
+  o.master_addr_ = env_str("MASTER_ADDR", o.master_addr_);
+  o.master_port_ = env_int("MASTER_PORT", o.master_port_);
+  o.agent_store_ = env_str("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
+  o.store_prefix_ = "mtrec/attempt_" + std::to_string(env_int("TORCHELASTIC_RESTART_COUNT", 0)) + "/";
+  const std::string t = env_str("MTREC_DIST_TIMEOUT", "");
+  if (!t.empty()) {
+    char* end = nullptr;
+    o.timeout_s_ = std::strtod(t.c_str(), &end);
+    MTREC_CHECK(end != t.c_str() && *end == '\0' && o.timeout_s_ > 0, "environment variable MTREC_DIST_TIMEOUT='", t,
+                "' is not a positive number of seconds");
+  }
+  MTREC_CHECK(o.world_size_ >= 1 && o.rank_ < o.world_size_, "environment: RANK=", o.rank_, " is not below WORLD_SIZE=",
+              o.world_size_);
+  MTREC_CHECK(o.master_port_ > 0 && o.master_port_ < 65536, "environment: MASTER_PORT=", o.master_port_,
+              " is not a TCP port");
+  return o;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Communicator
+
+struct Communicator::Pending {
+  c10::intrusive_ptr<c10d::Work> work;
+  std::string what;
+  int64_t seq = 0;
+  Clock::time_point started;
+};
+
+struct Communicator::Impl {
+  DistributedOptions o;
+  c10::Device device = c10::kCPU;
+  c10::intrusive_ptr<c10d::Store> store;  // prefixed
+  // LibTorch 2.x derives the process groups from c10d::Backend, 1.13 from c10d::ProcessGroup:
+  // each is held as itself and called through pg().
+  c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#if MTREC_HAVE_NCCL
+  c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
+#endif
+  std::string backend;
+  template <typename F>
+  c10::intrusive_ptr<c10d::Work> call(F&& f) {
+#if MTREC_HAVE_NCCL
+    if (nccl) return f(*nccl);
+#endif
+    return f(*gloo);
+  }
+  CommStats stats;
+  std::atomic<int64_t> seq{0};  // collectives started, published with the heartbeat
+  std::string last_what;
+  std::thread heartbeat;
+  std::mutex mu;
+  std::condition_variable cv;
+  bool stopping = false;
+
+  std::string where() const { return o.master_addr_ + ":" + std::to_string(o.master_port_); }
+
+  c10::intrusive_ptr<c10d::Store> connect(bool server, double timeout_s) const {
+    c10d::TCPStoreOptions so;
+    so.port = uint16_t(o.master_port_);
+    so.isServer = server;
+    so.numWorkers = server ? c10::optional<std::size_t>(size_t(o.world_size_)) : c10::nullopt;
+    so.waitWorkers = false;
+    so.timeout = millis(timeout_s);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(o.master_addr_, so);
+    return c10::make_intrusive<c10d::PrefixStore>(o.store_prefix_, tcp);
+  }
+
+  void start_heartbeat() {
+    // Its own connection: the main one may be blocked inside a collective's rendezvous.
+    auto hb = connect(false, std::max(5.0, o.timeout_s_));
+    heartbeat = std::thread([this, hb] {
+      int64_t beat = 0;
+      std::unique_lock<std::mutex> lock(mu);
+      while (!stopping) {
+        const std::string v = std::to_string(++beat) + " " + std::to_string(seq.load());
+        lock.unlock();
+        try {
+          hb->set("hb/" + std::to_string(o.rank_), std::vector<uint8_t>(v.begin(), v.end()));
+        } catch (const std::exception&) {
+          return;  // the store is gone: whoever waits on a collective reports it
+        }
+        lock.lock();
+        cv.wait_for(lock, millis(kHeartbeatS), [this] { return stopping; });
+      }
+    });
+  }
+
+  // Why a collective failed, naming the rank(s) at fault from their heartbeats.
+  std::string diagnose(const Pending& p, const std::string& cause) {
+    const double waited = std::chrono::duration<double>(Clock::now() - p.started).count();
+    std::ostringstream msg;
+    msg << "distributed training stopped on rank " << o.rank_ << " of " << o.world_size_ << ": " << p.what
+        << " (collective #" << p.seq << ") failed after " << fmt::format("{:.1f}", waited) << " s (timeout "
+        << o.timeout_s_ << " s): ";
+    auto read = [&](c10::intrusive_ptr<c10d::Store>& s, std::vector<int64_t>& beats, std::vector<int64_t>& seqs) {
+      for (int r = 0; r < o.world_size_; ++r) {
+        const std::string key = "hb/" + std::to_string(r);
+        if (!s->check({key})) continue;
+        auto v = s->get(key);
+        std::istringstream in(std::string(v.begin(), v.end()));
+        in >> beats[size_t(r)] >> seqs[size_t(r)];
+      }
+    };
+    std::vector<int64_t> b1(size_t(o.world_size_), -1), s1 = b1, b2 = b1, s2 = b1;
+    try {
+      auto s = connect(false, 3.0);
+      read(s, b1, s1);
+      std::this_thread::sleep_for(millis(4 * kHeartbeatS));
+      read(s, b2, s2);
+    } catch (const std::exception&) {
+      msg << (o.agent_store_ ? "the rendezvous store at " + where() + " (torchrun's agent) is unreachable"
+                             : "rank 0 is gone (its rendezvous store at " + where() + " is unreachable)")
+          << "; cause: " << cause;
+      return msg.str();
+    }
+    std::vector<std::string> dead, behind;
+    for (int r = 0; r < o.world_size_; ++r) {
+      if (r == o.rank_) continue;
+      if (b2[size_t(r)] < 0 || b2[size_t(r)] == b1[size_t(r)])
+        dead.push_back("rank " + std::to_string(r));
+      else if (s2[size_t(r)] < p.seq)
+        behind.push_back("rank " + std::to_string(r) + " (at collective #" + std::to_string(s2[size_t(r)]) + ")");
+    }
+    auto join = [](const std::vector<std::string>& v) {
+      std::string s;
+      for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
+      return s;
+    };
+    if (!dead.empty())
+      msg << join(dead) << (dead.size() == 1 ? " stopped" : " stopped") << " responding (no heartbeat for "
+          << 4 * kHeartbeatS << " s: the process died or hangs)";
+    else if (!behind.empty())
+      msg << join(behind) << " is alive but did not reach this collective in time";
+    else
+      msg << "every rank is alive and reached it";
+    msg << "; cause: " << cause;
+    return msg.str();
+  }
+
+  Handle launch(c10::intrusive_ptr<c10d::Work> work, const std::string& what, int64_t bytes) {
+    auto h = std::make_shared<Pending>();
+    h->work = std::move(work);
+    h->what = what;
+    h->seq = ++seq;
+    h->started = Clock::now();
+    ++stats.collectives;
+    stats.bytes += bytes;
+    return h;
+  }
+
+  void wait(const Pending& p) {
+    const auto t0 = Clock::now();
+    try {
+      p.work->wait(millis(o.timeout_s_));
+    } catch (const std::exception& e) {
+      std::string cause = e.what();
+      if (auto nl = cause.find('\n'); nl != std::string::npos) cause = cause.substr(0, nl);
+      throw Error(diagnose(p, cause));
+    }
+    stats.wait_s += std::chrono::duration<double>(Clock::now() - t0).count();
+  }
+
+  template <typename Start>
+  Handle start(const std::string& what, int64_t bytes, Start&& fn) {
+    try {
+      return launch(fn(), what, bytes);
+    } catch (const Error&) {
+      throw;
+    } catch (const std::exception& e) {
+      Pending p;
+      p.what = what, p.seq = seq + 1, p.started = Clock::now();
+      throw Error(diagnose(p, e.what()));
+    }
+  }
+};
+
+Communicator::Communicator(DistributedOptions options, c10::Device device) : impl_(std::make_unique<Impl>()) {
+  auto& m = *impl_;
+  m.o = std::move(options);
+  m.device = device;
+  const auto& o = m.o;
+  MTREC_CHECK(o.world_size_ >= 1 && o.rank_ >= 0 && o.rank_ < o.world_size_, "distributed: rank ", o.rank_,
+              " outside world size ", o.world_size_);
+  MTREC_CHECK(o.timeout_s_ > 0, "distributed: timeout_s must be > 0, got ", o.timeout_s_);
+  MTREC_CHECK(o.bucket_bytes_ >= 1024, "distributed: bucket_bytes must be >= 1024, got ", o.bucket_bytes_);
+  MTREC_CHECK(o.sparse_exchange_ == "auto" || o.sparse_exchange_ == "gather" || o.sparse_exchange_ == "dense",
+              "distributed: unknown sparse_exchange '", o.sparse_exchange_, "' (expected auto|gather|dense)");
+  MTREC_CHECK(o.backend_ == "auto" || o.backend_ == "gloo" || o.backend_ == "nccl", "distributed: unknown backend '",
+              o.backend_, "' (expected auto|gloo|nccl)");
+  const bool want_nccl = o.backend_ == "nccl" || (o.backend_ == "auto" && device.is_cuda() && MTREC_HAVE_NCCL);
+  MTREC_CHECK(!want_nccl || (MTREC_HAVE_NCCL && device.is_cuda()), "distributed: backend nccl needs a CUDA device and a "
+              "LibTorch built with NCCL (this one: ", MTREC_HAVE_NCCL ? "has NCCL" : "no NCCL", ", device ", device.str(), ")");
+  try {
+    // Ranks start seconds apart (loading LibTorch, the data): the rendezvous waits at least a minute.
+    m.store = m.connect(o.rank_ == 0 && !o.agent_store_, std::max(60.0, o.timeout_s_));
+  } catch (const std::exception& e) {
+    MTREC_CHECK(false, "distributed: rank ", o.rank_, " could not reach the rendezvous store at ", m.where(), " within ",
+                std::max(60.0, o.timeout_s_), " s (", o.rank_ == 0 && !o.agent_store_ ? "is the port free?" : "is rank 0 running?",
+                "): ", e.what());
+  }
+  try {
+    if (want_nccl) {
+#if MTREC_HAVE_NCCL
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = millis(o.timeout_s_);
+      m.nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(m.store, o.rank_, o.world_size_, opts);
+      m.backend = "nccl";
+#endif
+    } else {
+      auto opts = c10d::ProcessGroupGloo::Options::create(millis(o.timeout_s_));
+      const std::string iface = env_str("GLOO_SOCKET_IFNAME", "");
+      const bool loopback = o.master_addr_ == "localhost" || o.master_addr_.rfind("127.", 0) == 0;
+      opts->devices.push_back(!iface.empty() ? c10d::ProcessGroupGloo::createDeviceForInterface(iface)
+                              : loopback     ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
+                                             : c10d::ProcessGroupGloo::createDefaultDevice());
+      opts->threads = 2;
+      m.gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(m.store, o.rank_, o.world_size_, opts);
+      m.backend = "gloo";
+    }
+  } catch (const std::exception& e) {
+    MTREC_CHECK(false, "distributed: rank ", o.rank_, " of ", o.world_size_, " could not join the process group at ",
+                m.where(), " within ", o.timeout_s_, " s (did every rank start?): ", e.what());
+  }
+  m.start_heartbeat();
+  log_info("distributed: rank {} of {} joined ({} at {}, timeout {} s)", o.rank_, o.world_size_, m.backend, m.where(),
+           o.timeout_s_);
+}
+
+Communicator::~Communicator() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+  }
+  impl_->cv.notify_all();
+  if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
+}
+
+int Communicator::rank() const { return impl_->o.rank_; }
+int Communicator::world_size() const { return impl_->o.world_size_; }
+const DistributedOptions& Communicator::options() const { return impl_->o; }
+c10::Device Communicator::device() const { return impl_->device; }
+std::string Communicator::backend() const { return impl_->backend; }
+CommStats& Communicator::stats() { return impl_->stats; }
+
+Communicator::Handle Communicator::all_reduce_async(at::Tensor tensor, const std::string& what) {
+  MTREC_CHECK(tensor.is_contiguous(), "all_reduce (", what, "): the tensor must be contiguous");
+  const int64_t bytes = tensor.numel() * int64_t(tensor.element_size());
+  return impl_->start(what, bytes, [&] {
+    std::vector<at::Tensor> v{tensor};
+    return impl_->call([&](auto& pg) { return pg.allreduce(v); });
+  });
+}
+
+void Communicator::wait(const Handle& h) {
+  MTREC_CHECK(h != nullptr, "Communicator::wait: null handle");
+  impl_->wait(*h);
+}
+
+std::vector<at::Tensor> Communicator::all_gather(const at::Tensor& tensor, const std::string& what) {
+  const int W = world_size();
+  std::vector<std::vector<at::Tensor>> out(1);
+  for (int r = 0; r < W; ++r) out[0].push_back(torch::empty_like(tensor));
+  std::vector<at::Tensor> in{tensor.contiguous()};
+  auto h = impl_->start(what, tensor.numel() * int64_t(tensor.element_size()), [&] {
+    return impl_->call([&](auto& pg) { return pg.allgather(out, in); });
+  });
+  wait(h);
+  return out[0];
+}
+
+void Communicator::broadcast(std::vector<at::Tensor>& tensors, int root, const std::string& what) {
+  for (auto& t : tensors) {
+    MTREC_CHECK(t.is_contiguous(), "broadcast (", what, "): tensors must be contiguous");
+    std::vector<at::Tensor> v{t};
+    c10d::BroadcastOptions bo;
+    bo.rootRank = root;
+    wait(impl_->start(what, t.numel() * int64_t(t.element_size()), [&] {
+      return impl_->call([&](auto& pg) { return pg.broadcast(v, bo); });
+    }));
+  }
+}
+
+void Communicator::broadcast_bytes(std::string& bytes, int root, const std::string& what) {
+  at::Tensor n = torch::tensor({int64_t(bytes.size())}, torch::kLong).to(device());
+  std::vector<at::Tensor> v{n};
+  broadcast(v, root, what + " (size)");
+  const int64_t size = v[0].cpu().item<int64_t>();
+  at::Tensor data = rank() == root ? torch::from_blob(bytes.data(), {int64_t(bytes.size())}, torch::kUInt8).clone()
+                                   : torch::empty({size}, torch::kUInt8);
+  std::vector<at::Tensor> d{data.to(device())};
+  if (size > 0) broadcast(d, root, what);
+  at::Tensor host = d[0].cpu().contiguous();
+  bytes.assign(reinterpret_cast<const char*>(host.data_ptr<uint8_t>()), size_t(size));
+}
+
+std::vector<double> Communicator::all_reduce_sum(std::vector<double> values, const std::string& what) {
+  if (values.empty()) return values;
+  at::Tensor t = torch::tensor(values, torch::kDouble).to(device());
+  all_reduce(t, what);
+  at::Tensor host = t.cpu().contiguous();
+  std::copy(host.data_ptr<double>(), host.data_ptr<double>() + host.numel(), values.begin());
+  return values;
+}
+
+void Communicator::barrier(const std::string& what) {
+  // An all-reduce of one number: its failure is diagnosed like any other collective.
+  all_reduce_sum({1.0}, what);
+}
+
+std::function<void(std::vector<double>&)> sum_over_ranks(std::shared_ptr<Communicator> comm) {
+  MTREC_CHECK(comm != nullptr, "sum_over_ranks: null communicator");
+  return [comm](std::vector<double>& v) { v = comm->all_reduce_sum(std::move(v), "all-reduce of evaluation sums"); };
+}
+
+// ---------------------------------------------------------------------------------------------
+// DataParallel
+
+struct DataParallel::Impl {
+  std::shared_ptr<Communicator> comm;
+  struct Slot {
+    at::Tensor param;
+    int64_t offset = 0, numel = 0;
+    size_t flag = 0;   // index of its flag in the bucket's flag region
+    bool in = false;   // its gradient is in the buffer for this exchange
+  };
+  struct Bucket {
+    std::vector<size_t> slots;
+    at::Tensor buffer;  // [Σ numel + slots] : gradients, then one flag per parameter
+    int64_t data = 0;   // elements before the flags
+    int64_t pending = 0;
+    Communicator::Handle handle;
+  };
+  std::vector<Slot> slots;
+  std::vector<Bucket> buckets;
+  std::vector<size_t> bucket_of;  // per slot
+  std::vector<at::Tensor> sparse;
+  size_t next_launch = 0;
+  bool armed = false;
+  std::mutex mu;  // hooks may run on autograd's device threads (CUDA)
+
+  void fill(Slot& s, const at::Tensor& grad) {
+    Bucket& b = buckets[bucket_of[size_t(&s - slots.data())]];
+    b.buffer.narrow(0, s.offset, s.numel).copy_(grad.reshape({-1}));
+    b.buffer[b.data + int64_t(s.flag)] = 1;
+    s.in = true;
+  }
+  void launch_ready() {
+    while (next_launch < buckets.size() && buckets[next_launch].pending == 0) {
+      Bucket& b = buckets[next_launch];
+      b.handle = comm->all_reduce_async(b.buffer, "all-reduce of gradient bucket " + std::to_string(next_launch));
+      ++next_launch;
+    }
+  }
+  void on_grad(size_t i, const at::Tensor& g) {
+    std::lock_guard<std::mutex> lock(mu);
+    if (!armed) return;
+    Slot& s = slots[i];
+    if (s.in) return;
+    // The hook sees this backward's gradient before it is accumulated into .grad (which holds
+    // earlier micro-batches' sum).
+    const at::Tensor& acc = s.param.grad();
+    fill(s, acc.defined() ? acc + g : g);
+    Bucket& b = buckets[bucket_of[i]];
+    --b.pending;
+    launch_ready();
+  }
+};
+
+DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<at::Tensor> dense,
+                           std::vector<at::Tensor> sparse, std::vector<at::Tensor> extra)
+    : impl_(std::make_unique<Impl>()) {
+  auto& m = *impl_;
+  MTREC_CHECK(comm != nullptr, "DataParallel: null communicator");
+  m.comm = std::move(comm);
+  m.sparse = std::move(sparse);
+  const int64_t cap = m.comm->options().bucket_bytes_;
+  // Backward produces the last layers' gradients first: buckets in reverse parameter order, so
+  // the first bucket fills first. Learned loss weights (extra) get theirs after backward: last.
+  std::vector<at::Tensor> order(dense.rbegin(), dense.rend());
+  const size_t hooked = order.size();
+  order.insert(order.end(), extra.begin(), extra.end());
+  auto open = [&](const at::Tensor& like) {
+    m.buckets.emplace_back();
+    m.buckets.back().buffer = like;  // type and device only, until sized below
+  };
+  for (size_t i = 0; i < order.size(); ++i) {
+    const at::Tensor& p = order[i];
+    const bool new_bucket = m.buckets.empty() || i == hooked ||
+                            m.buckets.back().buffer.scalar_type() != p.scalar_type() ||
+                            m.buckets.back().buffer.device() != p.device() ||
+                            m.buckets.back().data * int64_t(p.element_size()) >= cap;
+    if (new_bucket) open(p);
+    Impl::Bucket& b = m.buckets.back();
+    Impl::Slot s;
+    s.param = p;
+    s.offset = b.data;
+    s.numel = p.numel();
+    s.flag = b.slots.size();
+    b.data += p.numel();
+    b.slots.push_back(m.slots.size());
+    m.bucket_of.push_back(m.buckets.size() - 1);
+    m.slots.push_back(s);
+  }
+  for (auto& b : m.buckets)
+    b.buffer = torch::zeros({b.data + int64_t(b.slots.size())}, b.buffer.options().requires_grad(false));
+  if (m.comm->options().overlap_)
+    for (size_t i = 0; i < hooked; ++i) {
+      Impl* self = impl_.get();
+      m.slots[i].param.register_hook([self, i](const at::Tensor& g) { self->on_grad(i, g); });
+    }
+  for (auto& b : m.buckets) b.pending = int64_t(b.slots.size());
+}
+
+DataParallel::~DataParallel() = default;
+
+int64_t DataParallel::buckets() const { return int64_t(impl_->buckets.size()); }
+
+void DataParallel::arm(bool exchange) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto& m = *impl_;
+  m.armed = exchange;
+  if (!exchange) return;
+  m.next_launch = 0;
+  for (auto& b : m.buckets) {
+    b.buffer.zero_();
+    b.pending = int64_t(b.slots.size());
+    b.handle.reset();
+  }
+  for (auto& s : m.slots) s.in = false;
+}
+
+void DataParallel::synchronize() {
+  auto& m = *impl_;
+  Communicator& comm = *m.comm;
+  const int W = comm.world_size();
+  const auto t0 = Clock::now();
+  const double wait0 = comm.stats().wait_s;
+  Step st;
+  {
+    std::lock_guard<std::mutex> lock(m.mu);
+    MTREC_CHECK(m.armed, "DataParallel::synchronize without arm(true) before backward");
+    // Parameters whose hook did not fire (no gradient this backward, no overlap, or extra ones)
+    // go in now, in bucket order.
+    for (size_t i = 0; i < m.slots.size(); ++i) {
+      auto& s = m.slots[i];
+      if (s.in) continue;
+      if (s.param.grad().defined()) m.fill(s, s.param.grad());
+      s.in = true;
+      --m.buckets[m.bucket_of[i]].pending;
+    }
+    m.launch_ready();
+    m.armed = false;
+  }
+  for (auto& b : m.buckets) st.dense_bytes += b.buffer.numel() * int64_t(b.buffer.element_size());
+
+  // Sparse rows: every rank's touched-row count per table decides the exchange.
+  const size_t T = m.sparse.size();
+  if (T > 0) {
+    std::vector<at::Tensor> idx(T), val(T);
+    at::Tensor counts = torch::zeros({int64_t(T)}, torch::kLong);
+    for (size_t t = 0; t < T; ++t) {
+      const at::Tensor& p = m.sparse[t];
+      at::Tensor g = p.grad();
+      if (!g.defined()) {
+        idx[t] = torch::empty({0}, p.options().dtype(torch::kLong));
+        val[t] = torch::empty({0, p.size(1)}, p.options().requires_grad(false));
+      } else if (g.is_sparse()) {
+        g = g.coalesce();
+        idx[t] = g.indices().select(0, 0).contiguous();
+        val[t] = g.values().contiguous();
+      } else {
+        idx[t] = torch::arange(p.size(0), p.options().dtype(torch::kLong));
+        val[t] = g.contiguous();
+      }
+      counts[int64_t(t)] = idx[t].size(0);
+    }
+    std::vector<at::Tensor> all_counts = comm.all_gather(counts.to(comm.device()), "all-gather of sparse row counts");
+    at::Tensor cs = torch::stack(all_counts).cpu();  // [W, T]
+    st.sparse_bytes += counts.numel() * 8;
+    const std::string& mode = comm.options().sparse_exchange_;
+    for (size_t t = 0; t < T; ++t) {
+      const at::Tensor& p = m.sparse[t];
+      const int64_t rows = p.size(0), d = p.size(1);
+      const int64_t kmax = cs.select(1, int64_t(t)).max().item<int64_t>();
+      if (kmax == 0) {
+        p.mutable_grad() = at::Tensor();
+        continue;
+      }
+      // Bytes each rank receives: all-gather (W-1)·kmax rows; ring all-reduce 2(W-1)/W of the table.
+      const double gather_cost = double(W - 1) * double(kmax) * double(d + 1);
+      const double dense_cost = 2.0 * double(W - 1) / double(W) * double(rows) * double(d + 1);
+      const bool gather = mode == "gather" || (mode == "auto" && gather_cost <= dense_cost);
+      if (gather) {
+        ++st.sparse_gathered;
+        const int64_t k = idx[t].size(0);
+        at::Tensor pi = torch::zeros({kmax}, idx[t].options());
+        at::Tensor pv = torch::zeros({kmax, d}, val[t].options());
+        if (k > 0) pi.narrow(0, 0, k).copy_(idx[t]), pv.narrow(0, 0, k).copy_(val[t]);
+        auto gi = comm.all_gather(pi, "all-gather of embedding rows (indices)");
+        auto gv = comm.all_gather(pv, "all-gather of embedding rows (values)");
+        st.sparse_bytes += pi.numel() * 8 + pv.numel() * int64_t(pv.element_size());
+        std::vector<at::Tensor> is, vs;
+        for (int r = 0; r < W; ++r) {
+          const int64_t kr = cs[r][int64_t(t)].item<int64_t>();
+          is.push_back(gi[size_t(r)].narrow(0, 0, kr));
+          vs.push_back(gv[size_t(r)].narrow(0, 0, kr));
+        }
+        p.mutable_grad() =
+            torch::sparse_coo_tensor(torch::cat(is).unsqueeze(0), torch::cat(vs), {rows, d}).coalesce();
+      } else {
+        ++st.sparse_dense;
+        at::Tensor table = torch::zeros({rows, d + 1}, val[t].options());
+        if (idx[t].size(0) > 0)
+          table.index_add_(0, idx[t], torch::cat({val[t], torch::ones({idx[t].size(0), 1}, val[t].options())}, 1));
+        comm.all_reduce(table, "all-reduce of an embedding table's gradient");
+        st.sparse_bytes += table.numel() * int64_t(table.element_size());
+        at::Tensor touched = table.select(1, d).gt(0).nonzero().select(1, 0);
+        p.mutable_grad() = torch::sparse_coo_tensor(touched.unsqueeze(0), table.index_select(0, touched).narrow(1, 0, d),
+                                                    {rows, d})
+                               ._coalesced_(true);
+      }
+    }
+  }
+
+  // Dense buckets: wait in launch order, then each parameter's gradient is its slice of the sum.
+  for (auto& b : m.buckets) {
+    comm.wait(b.handle);
+    b.handle.reset();
+    at::Tensor flags = b.buffer.narrow(0, b.data, int64_t(b.slots.size())).cpu();
+    for (size_t j = 0; j < b.slots.size(); ++j) {
+      auto& s = m.slots[b.slots[j]];
+      if (flags[int64_t(j)].item<double>() > 0)
+        s.param.mutable_grad() = b.buffer.narrow(0, s.offset, s.numel).view_as(s.param);
+      else
+        s.param.mutable_grad() = at::Tensor();
+    }
+  }
+  st.wait_s = comm.stats().wait_s - wait0;
+  (void)t0;
+  last_ = st;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Local launcher
+
+namespace {
+
+int free_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  MTREC_CHECK(fd >= 0, "launch: cannot open a socket to find a free port");
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof(a);
+  const bool ok = ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) == 0 &&
+                  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0;
+  ::close(fd);
+  MTREC_CHECK(ok, "launch: cannot find a free loopback port");
+  return ntohs(a.sin_port);
+}
+
+std::string describe(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+                                  strsignal(WTERMSIG(status)) + ")";
+  return "ended (status " + std::to_string(status) + ")";
+}
+
+}  // namespace
+
+int launch_local_workers(int nproc, const std::vector<std::string>& argv, int port, double grace_s) {
+  MTREC_CHECK(nproc >= 1 && nproc <= 256, "launch: --nproc must be in [1, 256], got ", nproc);
+  MTREC_CHECK(!argv.empty(), "launch: no program to run");
+  if (port <= 0) port = free_port();
+  std::vector<pid_t> pids(size_t(nproc), -1);
+  for (int r = 0; r < nproc; ++r) {
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      const std::string kv = *e;
+      const std::string key = kv.substr(0, kv.find('='));
+      if (key != "RANK" && key != "WORLD_SIZE" && key != "LOCAL_RANK" && key != "LOCAL_WORLD_SIZE" &&
+          key != "MASTER_ADDR" && key != "MASTER_PORT" && key != "TORCHELASTIC_USE_AGENT_STORE")
+        env.push_back(kv);
+    }
+    for (const auto& kv : {std::make_pair("RANK", r), std::make_pair("LOCAL_RANK", r),
+                           std::make_pair("WORLD_SIZE", nproc), std::make_pair("LOCAL_WORLD_SIZE", nproc),
+                           std::make_pair("MASTER_PORT", port)})
+      env.push_back(std::string(kv.first) + "=" + std::to_string(kv.second));
+    env.push_back("MASTER_ADDR=127.0.0.1");
+    std::vector<char*> av, ev;
+    for (const auto& a : argv) av.push_back(const_cast<char*>(a.c_str()));
+    av.push_back(nullptr);
+    for (const auto& e : env) ev.push_back(const_cast<char*>(e.c_str()));
+    ev.push_back(nullptr);
+    const pid_t pid = ::fork();
+    MTREC_CHECK(pid >= 0, "launch: fork failed for rank ", r);
+    if (pid == 0) {
+      ::execve(av[0], av.data(), ev.data());
+      ::_exit(127);
+    }
+    pids[size_t(r)] = pid;
+  }
+  int result = 0, first_failed = -1;
+  std::string first_how;
+  int alive = nproc;
+  Clock::time_point failed_at;
+  bool terminated = false;
+  while (alive > 0) {
+    int status = 0;
+    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
+    if (pid > 0) {
+      for (int r = 0; r < nproc; ++r)
+        if (pids[size_t(r)] == pid) {
+          pids[size_t(r)] = -1;
+          --alive;
+          const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+          if (!ok && first_failed < 0) {
+            first_failed = r;
+            first_how = describe(status);
+            result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+            failed_at = Clock::now();
+            log_error("launch: rank {} of {} {}; waiting up to {} s for the other ranks to stop", r, nproc, first_how,
+                      grace_s);
+          } else if (!ok) {
+            log_error("launch: rank {} of {} {}", r, nproc, describe(status));
+          }
+        }
+      continue;
+    }
+    if (first_failed >= 0 && !terminated &&
+        std::chrono::duration<double>(Clock::now() - failed_at).count() > grace_s) {
+      for (int r = 0; r < nproc; ++r)
+        if (pids[size_t(r)] > 0) {
+          log_error("launch: rank {} still running {} s after rank {} failed: killing it", r, grace_s, first_failed);
+          ::kill(pids[size_t(r)], SIGKILL);  // a hung (even stopped) rank goes too
+        }
+      terminated = true;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  if (first_failed >= 0)
+    log_error("launch: the run failed: rank {} of {} {} first", first_failed, nproc, first_how);
+  return result;
+}
+
+}  // namespace mtrec
