@@ -2,6 +2,7 @@
 // (c10d/Gloo over loopback; this executable re-runs itself as the ranks), with each step's
 // compute / exposed-communication split and the bytes a rank exchanges per step.
 //   build/bench/bench_distributed [--ranks 1,2,4] [--steps 30] [--text finetune|frozen|none] [--batch 512]
+//                                 [--overlap 1|0]   (0: gradient buckets start after backward)
 // The synthetic world of quality_joint (1000 users, 500 items, 60k exposures), default joint
 // options. Prints a table; the first 5 steps of each run are warm-up and not counted.
 #include <fmt/format.h>
@@ -62,7 +63,7 @@ std::string arg(int argc, char** argv, const std::string& name, const std::strin
 
 int worker(int argc, char** argv) {
   const int steps = std::stoi(arg(argc, argv, "--steps", "30"));
-  const DistributedOptions d = DistributedOptions::from_env();
+  const DistributedOptions d = DistributedOptions::from_env().overlap(arg(argc, argv, "--overlap", "1") != "0");
   set_cpu_threads(std::max(1, int(std::thread::hardware_concurrency()) / d.world_size_));
   if (d.rank_ > 0) set_log_level(LogLevel::Warn);
   std::shared_ptr<Communicator> comm = d.world_size_ > 1 ? std::make_shared<Communicator>(d) : nullptr;
@@ -93,9 +94,9 @@ int main(int argc, char** argv) {
   std::vector<std::string> self{std::filesystem::read_symlink("/proc/self/exe").string()};
   for (int i = 1; i < argc; ++i) self.push_back(argv[i]);
   const std::string out = (std::filesystem::temp_directory_path() / ("mtrec_bench_dp_" + std::to_string(::getpid()))).string();
-  fmt::print("joint training, synthetic world (1000 users, 500 items, 60k exposures), text {}, global batch {}, {} "
-             "hardware threads; medians over {} steps after {} warm-up\n",
-             arg(argc, argv, "--text", "finetune"), batch, std::thread::hardware_concurrency(),
+  fmt::print("joint training, synthetic world (1000 users, 500 items, 60k exposures), text {}, global batch {}, "
+             "overlap {}, {} hardware threads; medians over {} steps after {} warm-up\n",
+             arg(argc, argv, "--text", "finetune"), batch, arg(argc, argv, "--overlap", "1"), std::thread::hardware_concurrency(),
              arg(argc, argv, "--steps", "30"), kWarmup);
   fmt::print("{:>6} {:>8} {:>12} {:>10} {:>12} {:>12} {:>12} {:>14}\n", "ranks", "backend", "step ms", "speed-up",
              "examples/s", "compute ms", "comm ms", "bytes/step/rank");
