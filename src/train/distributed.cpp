@@ -405,6 +405,7 @@ struct DataParallel::Impl {
   std::vector<Bucket> buckets;
   std::vector<size_t> bucket_of;  // per slot
   std::vector<at::Tensor> sparse;
+  std::vector<std::pair<at::Tensor, unsigned>> hooks;  // removed with this object: the parameters outlive it
   size_t next_launch = 0;
   bool armed = false;
   std::mutex mu;  // hooks may run on autograd's device threads (CUDA)
@@ -477,12 +478,15 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<at::T
   if (m.comm->options().overlap_)
     for (size_t i = 0; i < hooked; ++i) {
       Impl* self = impl_.get();
-      m.slots[i].param.register_hook([self, i](const at::Tensor& g) { self->on_grad(i, g); });
+      const unsigned h = m.slots[i].param.register_hook([self, i](const at::Tensor& g) { self->on_grad(i, g); });
+      m.hooks.emplace_back(m.slots[i].param, h);
     }
   for (auto& b : m.buckets) b.pending = int64_t(b.slots.size());
 }
 
-DataParallel::~DataParallel() = default;
+DataParallel::~DataParallel() {
+  for (auto& [param, h] : impl_->hooks) param.remove_hook(h);
+}
 
 int64_t DataParallel::buckets() const { return int64_t(impl_->buckets.size()); }
 

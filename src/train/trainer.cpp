@@ -405,9 +405,6 @@ TrainSummary Trainer::train() {
       for (size_t i = 0; i < ts.size(); ++i)
         if (!ts[i].is_same(flat[i])) ts[i].copy_(flat[i]);
     }
-    // Each rank's own stream for dropout and sampling in forward passes (rank 0 keeps the
-    // single-process one, which is the one checkpoints carry).
-    if (rank > 0) torch::manual_seed(derive_seed(o.seed_, "trainer-torch-rank-" + std::to_string(rank) + "-step-" + std::to_string(s.step)));
   }
   Batcher batcher(source_, BatcherOptions().batch_size(o.batch_size_).prefetch(o.prefetch_).shard(rank, world),
                   opt_->device);
@@ -420,6 +417,11 @@ TrainSummary Trainer::train() {
     Batch batch;
     while (batcher.next(batch)) {
       const bool apply = (s.batch + 1) % o.accumulate_ == 0 || s.batch + 1 == s.batches_per_epoch;
+      // Ranks other than 0 draw dropout and sampling from a stream of (seed, rank, epoch, batch):
+      // checkpoints carry rank 0's generator only, and a resumed run must draw what an
+      // uninterrupted one draws.
+      if (rank > 0)
+        torch::manual_seed(derive_seed(o.seed_, fmt::format("trainer-torch-rank-{}-epoch-{}-batch-{}", rank, s.epoch, s.batch)));
       if (!comm_) {
         step_batch(batch, apply, batcher.global_size_of(s.batch));
       } else {

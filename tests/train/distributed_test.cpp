@@ -68,10 +68,12 @@ struct TinyNet : torch::nn::Module {
 };
 struct TinyModel : Model {
   std::shared_ptr<TinyNet> net = std::make_shared<TinyNet>();
+  double dropout = 0;  // > 0: a run that draws from the trainer's generator every step
   torch::nn::Module& module() override { return *net; }
   Outputs forward(const Batch& b) override {
     at::Tensor x = torch::cat({net->users(b.at("user")), net->items(b.at("item"))}, 1);
-    return {{"y", net->out(torch::relu(net->hidden(x))).squeeze(1)}};
+    at::Tensor h = torch::dropout(torch::relu(net->hidden(x)), dropout, net->is_training());
+    return {{"y", net->out(h).squeeze(1)}};
   }
   std::vector<std::string> sparse_parameters() const override { return {"users.weight", "items.weight"}; }
 };
@@ -129,7 +131,8 @@ std::vector<at::Tensor> load_params(const std::string& path) {
 }  // namespace
 
 // One rank. Env: OUT (folder), SPARSE (gather|dense|auto), OVERLAP (0|1), DIE_AT / STOP_AT
-// (rank 1 kills / stops itself at that step), RESUME (a checkpoint), TIMEOUT (seconds).
+// (rank 1 kills / stops itself at that step), RESUME (a checkpoint), TIMEOUT (seconds),
+// DROPOUT (1: the model draws dropout masks).
 MTREC_TEST_WORKER_FN(data_parallel) {
   const std::string out = env_str("OUT");
   try {
@@ -142,6 +145,7 @@ MTREC_TEST_WORKER_FN(data_parallel) {
     auto comm = std::make_shared<Communicator>(d);
     RatingSource source;
     TinyModel model;
+    model.dropout = env_int("DROPOUT", 0) ? 0.3 : 0.0;
     Mse task;
     task.data = &source;
     Trainer trainer(model, source, {{&task, 1.0}}, options());
@@ -277,6 +281,23 @@ TEST(DataParallel, AKilledRankIsNamedAndTheRunResumesOnOneOrTwoRanks) {
   ASSERT_EQ(again.run(2, {{"RESUME", again.dir + "/from.ckpt"}}), 0);
   expect_close(load_params(again.dir + "/params.ckpt"), ref, 2e-5);
   EXPECT_NEAR(std::stod(again.read("mse")), ref_mse, 1e-5);
+}
+
+TEST(DataParallel, WithDropoutAResumedRunOnTheSameRanksRepeatsTheUninterruptedOne) {
+  // Every rank draws dropout masks: rank 0 from the generator checkpoints carry, the others from
+  // streams of (seed, rank, epoch, batch), so that resuming draws what the first run drew.
+  Ranks whole("dropout_whole");
+  ASSERT_EQ(whole.run(2, {{"DROPOUT", "1"}}), 0);
+  const auto ref = load_params(whole.dir + "/params.ckpt");
+  Ranks cut("dropout_cut");
+  EXPECT_NE(cut.run(2, {{"DROPOUT", "1"}, {"DIE_AT", "9"}}), 0);
+  Ranks again("dropout_again");
+  std::filesystem::copy_file(cut.dir + "/run/last.ckpt", again.dir + "/from.ckpt");
+  ASSERT_EQ(again.run(2, {{"DROPOUT", "1"}, {"RESUME", again.dir + "/from.ckpt"}}), 0);
+  expect_close(load_params(again.dir + "/params.ckpt"), ref, 1e-6);
+  EXPECT_EQ(again.read("mse"), whole.read("mse"));
+  // The masks did matter: without dropout the parameters differ.
+  EXPECT_FALSE(torch::allclose(ref[2], one_process().first[2], 0, 1e-4));
 }
 
 TEST(DataParallel, AHungRankIsNamedWithinTheTimeout) {
