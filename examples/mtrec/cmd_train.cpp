@@ -343,8 +343,12 @@ std::vector<std::string> with_self_exe(std::vector<std::string> argv) {
 /// Under torchrun's variables (or --nproc's), joins the other ranks; ranks other than 0 log
 /// warnings only (unless --log-level debug) and write no --out or --json.
 void join_ranks(CliContext& ctx, TrainArgs& a) {
-  const DistributedOptions d = DistributedOptions::from_env().timeout_s(a.dist_timeout);
+  DistributedOptions d = DistributedOptions::from_env();
+  if (a.dist_timeout > 0) d.timeout_s(a.dist_timeout);
   if (d.world_size_ <= 1) return;
+  // One GPU per local rank (NCCL refuses two ranks on one device).
+  if ((ctx.device == "auto" || ctx.device == "cuda") && choose_device(ctx.device).is_cuda())
+    ctx.device = fmt::format("cuda:{}", d.local_rank_ % std::max(1, cuda_device_count()));
   if (ctx.threads == 0)  // the machine's cores shared among its ranks
     set_cpu_threads(std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, d.local_world_size_)));
   if (d.rank_ > 0) {
@@ -407,10 +411,9 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
   train->add_option("--dist-timeout", args.dist_timeout,
-                    "Seconds a rank waits for the others (rendezvous, each collective) before it stops and names "
-                    "the missing rank")
-      ->check(CLI::PositiveNumber)
-      ->capture_default_str();
+                    "Seconds a rank waits for the others in each collective before it stops and names the missing "
+                    "rank (default: $MTREC_DIST_TIMEOUT, else 60)")
+      ->check(CLI::NonNegativeNumber);
   for (const auto& [name, t] : train_tasks())
     if (t.add_options) t.add_options(train);
   train->callback([&ctx] {
@@ -418,7 +421,9 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
     MTREC_CHECK(it != train_tasks().end(), "unknown --task '", args.task, "'");
     if (args.split.empty()) args.split = default_split(args.task, args.dataset);
     if (args.nproc > 1 && std::getenv("WORLD_SIZE") == nullptr)  // the ranks see WORLD_SIZE: no recursion
-      throw ExitCode{launch_local_workers(args.nproc, with_self_exe(ctx.argv), 0, args.dist_timeout + 30)};
+      throw ExitCode{launch_local_workers(
+          args.nproc, with_self_exe(ctx.argv), 0,
+          (args.dist_timeout > 0 ? args.dist_timeout : DistributedOptions::from_env().timeout_s_) + 30)};
     join_ranks(ctx, args);
     ctx.write_json(it->second.train(args, ctx));
   });

@@ -41,7 +41,7 @@ struct TrainArgs {
   int64_t checkpoint_every = 0;  // optimiser steps between mid-epoch checkpoints
   std::string resume;            // continue the run of this checkpoint (a run_dir's last.ckpt)
   int nproc = 1;                 // local data-parallel ranks to start (1: this process trains alone)
-  double dist_timeout = 60;      // seconds a rank waits for the others in a collective
+  double dist_timeout = 0;       // seconds a rank waits for the others in a collective (0: $MTREC_DIST_TIMEOUT or 60)
   DataFileFlags files;           // --dataset csv|dir: --path, --behaviors, catalogues, --duplicates, mapping
 };
 

@@ -14,6 +14,8 @@ namespace mtrec {
 
 bool cuda_available() { return torch::cuda::is_available(); }
 
+int cuda_device_count() { return cuda_available() ? int(torch::cuda::device_count()) : 0; }
+
 c10::Device choose_device(const std::string& spec) {
   if (spec.empty() || spec == "auto") return cuda_available() ? c10::Device(c10::kCUDA, 0) : c10::Device(c10::kCPU);
   if (spec == "cpu") return c10::Device(c10::kCPU);

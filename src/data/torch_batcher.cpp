@@ -94,16 +94,23 @@ std::vector<int64_t> Batcher::rows_of(int64_t b) const {
   return std::vector<int64_t>(order_.begin() + lo + n * r / W, order_.begin() + lo + n * (r + 1) / W);
 }
 
-namespace {
-Batch make(const BatchSource& source, const std::vector<int64_t>& rows, const c10::Device& device) {
-  return rows.empty() ? Batch() : source.make_batch(rows, device);
+int64_t Batcher::share_size_of(int64_t b) const {
+  const int64_t n = global_size_of(b), r = options_.shard_, W = options_.shards_;
+  return n * (r + 1) / W - n * r / W;
 }
-}  // namespace
+
+Batch Batcher::assemble(int64_t b) const {
+  std::vector<int64_t> rows = rows_of(b);
+  // An empty share borrows the global batch's first example: the rank runs the step like the
+  // others (a model may count its forward passes) and weighs it by its share, 0.
+  if (rows.empty()) rows.push_back(order_[size_t(b * options_.batch_size_)]);
+  return source_.make_batch(rows, device_);
+}
 
 void Batcher::work(int64_t from) {
   try {
     for (int64_t b = from; b < num_batches_; ++b) {
-      Batch batch = make(source_, rows_of(b), device_);
+      Batch batch = assemble(b);
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < options_.prefetch_; });
       if (stopping_) return;
@@ -122,7 +129,7 @@ void Batcher::work(int64_t from) {
 bool Batcher::next(Batch& out) {
   if (position_ >= num_batches_) return false;
   if (options_.prefetch_ == 0) {
-    out = make(source_, rows_of(position_), device_);
+    out = assemble(position_);
     ++position_;
     return true;
   }

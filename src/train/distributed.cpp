@@ -16,13 +16,16 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
+#include <cerrno>
 #include <condition_variable>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -121,7 +124,7 @@ struct Communicator::Impl {
   std::thread heartbeat;
   std::mutex mu;
   std::condition_variable cv;
-  bool stopping = false;
+  bool stopping = false, wake = false;
 
   std::string where() const { return o.master_addr_ + ":" + std::to_string(o.master_port_); }
 
@@ -136,6 +139,10 @@ struct Communicator::Impl {
     return c10::make_intrusive<c10d::PrefixStore>(o.store_prefix_, tcp);
   }
 
+  bool broken = false;           // a collective failed: the group is left to the process's end
+  std::atomic<int> busy{0};     // > 0: outside collectives on purpose (Communicator::Busy)
+  std::string busy_what;         // what, for the others' messages (guarded by mu)
+
   void start_heartbeat() {
     // Its own connection: the main one may be blocked inside a collective's rendezvous.
     auto hb = connect(false, std::max(5.0, o.timeout_s_));
@@ -143,7 +150,9 @@ struct Communicator::Impl {
       int64_t beat = 0;
       std::unique_lock<std::mutex> lock(mu);
       while (!stopping) {
-        const std::string v = std::to_string(++beat) + " " + std::to_string(seq.load());
+        // "beat collectives busy what": what may hold spaces, it comes last.
+        const std::string v = std::to_string(++beat) + " " + std::to_string(seq.load()) + " " +
+                              std::to_string(busy.load() > 0 ? 1 : 0) + " " + (busy.load() > 0 ? busy_what : "-");
         lock.unlock();
         try {
           hb->set("hb/" + std::to_string(o.rank_), std::vector<uint8_t>(v.begin(), v.end()));
@@ -151,9 +160,56 @@ struct Communicator::Impl {
           return;  // the store is gone: whoever waits on a collective reports it
         }
         lock.lock();
-        cv.wait_for(lock, millis(kHeartbeatS), [this] { return stopping; });
+        cv.wait_for(lock, millis(kHeartbeatS), [this] { return stopping || wake; });
+        wake = false;
       }
     });
+  }
+
+  struct Beat {
+    int64_t beat = -1, seq = -1;
+    bool busy = false;
+    std::string what;
+  };
+  // Every rank's heartbeat, twice, 4 beats apart; throws when the store is unreachable.
+  std::pair<std::vector<Beat>, std::vector<Beat>> beats_twice() {
+    auto read = [&](c10::intrusive_ptr<c10d::Store>& s) {
+      std::vector<Beat> out(size_t(o.world_size_));
+      for (int r = 0; r < o.world_size_; ++r) {
+        const std::string key = "hb/" + std::to_string(r);
+        if (!s->check({key})) continue;
+        auto v = s->get(key);
+        std::istringstream in(std::string(v.begin(), v.end()));
+        int busy_flag = 0;
+        in >> out[size_t(r)].beat >> out[size_t(r)].seq >> busy_flag;
+        out[size_t(r)].busy = busy_flag != 0;
+        std::getline(in >> std::ws, out[size_t(r)].what);
+      }
+      return out;
+    };
+    auto s = connect(false, 3.0);
+    auto first = read(s);
+    std::this_thread::sleep_for(millis(4 * kHeartbeatS));
+    return {first, read(s)};
+  }
+
+  // Past the timeout, a collective is still waited for when every rank is alive and those that
+  // have not reached it say they are busy on purpose (rank 0 writing a checkpoint).
+  bool others_busy(const Pending& p) {
+    try {
+      auto [b1, b2] = beats_twice();
+      bool any_busy = false;
+      for (int r = 0; r < o.world_size_; ++r) {
+        if (r == o.rank_) continue;
+        const Beat &x = b1[size_t(r)], &y = b2[size_t(r)];
+        if (y.beat < 0 || y.beat == x.beat) return false;  // dead or hung
+        if (y.seq < p.seq && !y.busy) return false;        // behind, and not busy: stuck
+        any_busy |= y.seq < p.seq && y.busy;
+      }
+      return any_busy;
+    } catch (const std::exception&) {
+      return false;
+    }
   }
 
   // Why a collective failed, naming the rank(s) at fault from their heartbeats.
@@ -163,21 +219,9 @@ struct Communicator::Impl {
     msg << "distributed training stopped on rank " << o.rank_ << " of " << o.world_size_ << ": " << p.what
         << " (collective #" << p.seq << ") failed after " << fmt::format("{:.1f}", waited) << " s (timeout "
         << o.timeout_s_ << " s): ";
-    auto read = [&](c10::intrusive_ptr<c10d::Store>& s, std::vector<int64_t>& beats, std::vector<int64_t>& seqs) {
-      for (int r = 0; r < o.world_size_; ++r) {
-        const std::string key = "hb/" + std::to_string(r);
-        if (!s->check({key})) continue;
-        auto v = s->get(key);
-        std::istringstream in(std::string(v.begin(), v.end()));
-        in >> beats[size_t(r)] >> seqs[size_t(r)];
-      }
-    };
-    std::vector<int64_t> b1(size_t(o.world_size_), -1), s1 = b1, b2 = b1, s2 = b1;
+    std::vector<Beat> b1, b2;
     try {
-      auto s = connect(false, 3.0);
-      read(s, b1, s1);
-      std::this_thread::sleep_for(millis(4 * kHeartbeatS));
-      read(s, b2, s2);
+      std::tie(b1, b2) = beats_twice();
     } catch (const std::exception&) {
       msg << (o.agent_store_ ? "the rendezvous store at " + where() + " (torchrun's agent) is unreachable"
                              : "rank 0 is gone (its rendezvous store at " + where() + " is unreachable)")
@@ -187,10 +231,14 @@ struct Communicator::Impl {
     std::vector<std::string> dead, behind;
     for (int r = 0; r < o.world_size_; ++r) {
       if (r == o.rank_) continue;
-      if (b2[size_t(r)] < 0 || b2[size_t(r)] == b1[size_t(r)])
+      const Beat &x = b1[size_t(r)], &y = b2[size_t(r)];
+      if (y.beat < 0 || y.beat == x.beat)
         dead.push_back("rank " + std::to_string(r));
-      else if (s2[size_t(r)] < p.seq)
-        behind.push_back("rank " + std::to_string(r) + " (at collective #" + std::to_string(s2[size_t(r)]) + ")");
+      else if (y.seq < p.seq)
+        behind.push_back("rank " + std::to_string(r) + " (at collective #" + std::to_string(y.seq) +
+                         (y.busy ? ", busy " + y.what + " past busy_timeout " + fmt::format("{}", o.busy_timeout_s_) + " s"
+                                 : "") +
+                         ")");
     }
     auto join = [](const std::vector<std::string>& v) {
       std::string s;
@@ -198,10 +246,10 @@ struct Communicator::Impl {
       return s;
     };
     if (!dead.empty())
-      msg << join(dead) << (dead.size() == 1 ? " stopped" : " stopped") << " responding (no heartbeat for "
-          << 4 * kHeartbeatS << " s: the process died or hangs)";
+      msg << join(dead) << " stopped responding (no heartbeat for " << 4 * kHeartbeatS
+          << " s: the process died or hangs)";
     else if (!behind.empty())
-      msg << join(behind) << " is alive but did not reach this collective in time";
+      msg << join(behind) << (behind.size() == 1 ? " is" : " are") << " alive but did not reach this collective in time";
     else
       msg << "every rank is alive and reached it";
     msg << "; cause: " << cause;
@@ -219,14 +267,42 @@ struct Communicator::Impl {
     return h;
   }
 
+  [[noreturn]] void fail(const Pending& p, const std::string& cause) {
+    broken = true;
+    throw Error(diagnose(p, cause));
+  }
+
   void wait(const Pending& p) {
     const auto t0 = Clock::now();
-    try {
-      p.work->wait(millis(o.timeout_s_));
-    } catch (const std::exception& e) {
-      std::string cause = e.what();
-      if (auto nl = cause.find('\n'); nl != std::string::npos) cause = cause.substr(0, nl);
-      throw Error(diagnose(p, cause));
+    auto first_line = [](std::string m) {
+      if (auto nl = m.find('\n'); nl != std::string::npos) m = m.substr(0, nl);
+      return m;
+    };
+#if MTREC_HAVE_NCCL
+    if (nccl) {  // NCCL_BLOCKING_WAIT: wait() blocks and times out itself
+      try {
+        p.work->wait(millis(o.timeout_s_));
+      } catch (const std::exception& e) {
+        fail(p, first_line(e.what()));
+      }
+      stats.wait_s += std::chrono::duration<double>(Clock::now() - t0).count();
+      return;
+    }
+#endif
+    // Gloo's own timeout is busy_timeout (it aborts the collective); here the wait is cut into
+    // slices, and past timeout_s it goes on only while the ranks it waits for are busy on purpose.
+    for (;;) {
+      const double left = o.timeout_s_ - std::chrono::duration<double>(Clock::now() - p.started).count();
+      try {
+        p.work->wait(millis(std::max(0.05, std::min(1.0, left))));
+        break;
+      } catch (const std::exception& e) {
+        if (p.work->isCompleted()) fail(p, first_line(e.what()));  // the collective failed
+      }
+      const double waited = std::chrono::duration<double>(Clock::now() - p.started).count();
+      if (waited < o.timeout_s_) continue;
+      if (waited < o.busy_timeout_s_ && others_busy(p)) continue;
+      fail(p, "no answer within the timeout");
     }
     stats.wait_s += std::chrono::duration<double>(Clock::now() - t0).count();
   }
@@ -240,7 +316,7 @@ struct Communicator::Impl {
     } catch (const std::exception& e) {
       Pending p;
       p.what = what, p.seq = seq + 1, p.started = Clock::now();
-      throw Error(diagnose(p, e.what()));
+      fail(p, e.what());
     }
   }
 };
@@ -272,13 +348,16 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
   try {
     if (want_nccl) {
 #if MTREC_HAVE_NCCL
+      // wait() must block (and time out) for a hung rank to be found: the variable's two spellings.
+      ::setenv("NCCL_BLOCKING_WAIT", "1", 0);
+      ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
       auto opts = c10d::ProcessGroupNCCL::Options::create();
       opts->timeout = millis(o.timeout_s_);
       m.nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(m.store, o.rank_, o.world_size_, opts);
       m.backend = "nccl";
 #endif
     } else {
-      auto opts = c10d::ProcessGroupGloo::Options::create(millis(o.timeout_s_));
+      auto opts = c10d::ProcessGroupGloo::Options::create(millis(std::max(o.timeout_s_, o.busy_timeout_s_)));
       const std::string iface = env_str("GLOO_SOCKET_IFNAME", "");
       const bool loopback = o.master_addr_ == "localhost" || o.master_addr_.rfind("127.", 0) == 0;
       opts->devices.push_back(!iface.empty() ? c10d::ProcessGroupGloo::createDeviceForInterface(iface)
@@ -304,6 +383,29 @@ Communicator::~Communicator() {
   }
   impl_->cv.notify_all();
   if (impl_->heartbeat.joinable()) impl_->heartbeat.join();
+  // After a failure Gloo's threads may sit in a receive from the dead or hung rank until its own
+  // (busy) timeout, and the group's destructor would join them: leave it to the process's end.
+  if (impl_->broken) {
+    (void)impl_->gloo.release();
+#if MTREC_HAVE_NCCL
+    (void)impl_->nccl.release();
+#endif
+  }
+}
+
+Communicator::Busy::Busy(Communicator* comm, std::string what) : comm_(comm) {
+  if (!comm_) return;
+  {
+    std::lock_guard<std::mutex> lock(comm_->impl_->mu);
+    if (comm_->impl_->busy.load() == 0) comm_->impl_->busy_what = std::move(what);
+    ++comm_->impl_->busy;
+    comm_->impl_->wake = true;
+  }
+  comm_->impl_->cv.notify_all();  // say so now, not at the next beat
+}
+
+Communicator::Busy::~Busy() {
+  if (comm_) --comm_->impl_->busy;
 }
 
 int Communicator::rank() const { return impl_->o.rank_; }
@@ -423,6 +525,18 @@ struct DataParallel::Impl {
       ++next_launch;
     }
   }
+  // Collectives still in flight (an exception left an exchange half done): finished before the
+  // buffers are reused or freed, errors ignored (the exception that interrupted is the report).
+  void drain() {
+    for (auto& b : buckets)
+      if (b.handle) {
+        try {
+          comm->wait(b.handle);
+        } catch (const std::exception&) {
+        }
+        b.handle.reset();
+      }
+  }
   void on_grad(size_t i, const at::Tensor& g) {
     std::lock_guard<std::mutex> lock(mu);
     if (!armed) return;
@@ -486,13 +600,15 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<at::T
 
 DataParallel::~DataParallel() {
   for (auto& [param, h] : impl_->hooks) param.remove_hook(h);
+  impl_->drain();
 }
 
 int64_t DataParallel::buckets() const { return int64_t(impl_->buckets.size()); }
 
 void DataParallel::arm(bool exchange) {
-  std::lock_guard<std::mutex> lock(impl_->mu);
   auto& m = *impl_;
+  m.drain();
+  std::lock_guard<std::mutex> lock(m.mu);
   m.armed = exchange;
   if (!exchange) return;
   m.next_launch = 0;
@@ -644,11 +760,25 @@ std::string describe(int status) {
 
 }  // namespace
 
+namespace {
+volatile std::sig_atomic_t g_forward = 0;  // a signal the launcher got, for its ranks
+void remember_signal(int sig) { g_forward = sig; }
+}  // namespace
+
 int launch_local_workers(int nproc, const std::vector<std::string>& argv, int port, double grace_s) {
   MTREC_CHECK(nproc >= 1 && nproc <= 256, "launch: --nproc must be in [1, 256], got ", nproc);
   MTREC_CHECK(!argv.empty(), "launch: no program to run");
   if (port <= 0) port = free_port();
   std::vector<pid_t> pids(size_t(nproc), -1);
+  auto kill_all = [&](int sig) {
+    for (pid_t p : pids)
+      if (p > 0) ::kill(p, sig);
+  };
+  auto reap_all = [&] {
+    for (pid_t& p : pids)
+      if (p > 0) ::waitpid(p, nullptr, 0), p = -1;
+  };
+  const pid_t parent = ::getpid();
   for (int r = 0; r < nproc; ++r) {
     std::vector<std::string> env;
     for (char** e = environ; *e != nullptr; ++e) {
@@ -669,40 +799,60 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv, int po
     for (const auto& e : env) ev.push_back(const_cast<char*>(e.c_str()));
     ev.push_back(nullptr);
     const pid_t pid = ::fork();
-    MTREC_CHECK(pid >= 0, "launch: fork failed for rank ", r);
+    if (pid < 0) {
+      kill_all(SIGKILL);
+      reap_all();
+      MTREC_CHECK(false, "launch: fork failed for rank ", r, " of ", nproc, ": ", std::strerror(errno));
+    }
     if (pid == 0) {
+      // A rank never outlives its launcher (async-signal-safe calls only until execve).
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != parent) ::_exit(1);
       ::execve(av[0], av.data(), ev.data());
       ::_exit(127);
     }
     pids[size_t(r)] = pid;
   }
+  // SIGINT / SIGTERM to the launcher go to its ranks, which then end as they would alone.
+  struct sigaction sa {}, old_int {}, old_term {};
+  sa.sa_handler = remember_signal;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, &old_int);
+  ::sigaction(SIGTERM, &sa, &old_term);
+  g_forward = 0;
   int result = 0, first_failed = -1;
   std::string first_how;
   int alive = nproc;
   Clock::time_point failed_at;
   bool terminated = false;
   while (alive > 0) {
-    int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, WNOHANG);
-    if (pid > 0) {
-      for (int r = 0; r < nproc; ++r)
-        if (pids[size_t(r)] == pid) {
-          pids[size_t(r)] = -1;
-          --alive;
-          const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
-          if (!ok && first_failed < 0) {
-            first_failed = r;
-            first_how = describe(status);
-            result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-            failed_at = Clock::now();
-            log_error("launch: rank {} of {} {}; waiting up to {} s for the other ranks to stop", r, nproc, first_how,
-                      grace_s);
-          } else if (!ok) {
-            log_error("launch: rank {} of {} {}", r, nproc, describe(status));
-          }
-        }
-      continue;
+    if (g_forward != 0) {
+      log_error("launch: got signal {}: passing it to the ranks", int(g_forward));
+      kill_all(int(g_forward));
+      g_forward = 0;
     }
+    bool reaped = false;
+    for (int r = 0; r < nproc; ++r) {
+      if (pids[size_t(r)] <= 0) continue;
+      int status = 0;
+      if (::waitpid(pids[size_t(r)], &status, WNOHANG) != pids[size_t(r)]) continue;
+      reaped = true;
+      pids[size_t(r)] = -1;
+      --alive;
+      const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+      if (!ok && first_failed < 0) {
+        first_failed = r;
+        first_how = describe(status);
+        result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        failed_at = Clock::now();
+        if (alive > 0)
+          log_error("launch: rank {} of {} {}; waiting up to {} s for the other ranks to stop", r, nproc, first_how,
+                    grace_s);
+      } else if (!ok) {
+        log_error("launch: rank {} of {} {}", r, nproc, describe(status));
+      }
+    }
+    if (reaped) continue;
     if (first_failed >= 0 && !terminated &&
         std::chrono::duration<double>(Clock::now() - failed_at).count() > grace_s) {
       for (int r = 0; r < nproc; ++r)
@@ -714,6 +864,8 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv, int po
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
+  ::sigaction(SIGINT, &old_int, nullptr);
+  ::sigaction(SIGTERM, &old_term, nullptr);
   if (first_failed >= 0)
     log_error("launch: the run failed: rank {} of {} {} first", first_failed, nproc, first_how);
   return result;

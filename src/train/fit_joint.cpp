@@ -285,9 +285,11 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     if (comm) {
       // Rank 0 trains the tokenizer and every rank reads its model: the vocabulary must agree.
       std::string bytes;
-      if (comm->rank() == 0)
+      if (comm->rank() == 0) {
+        Communicator::Busy busy(comm.get(), "training the tokenizer");
         bytes = SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size_).seed(seed))
                     .serialized();
+      }
       comm->broadcast_bytes(bytes, 0, "broadcast of the tokenizer");
       tok = std::make_shared<SentencePieceTokenizer>(SentencePieceTokenizer::from_serialized(bytes));
     } else {

@@ -197,22 +197,26 @@ void Trainer::add_observer(std::shared_ptr<Observer> observer) {
 }
 
 Signal Trainer::notify(Signal (Observer::*hook)(Trainer&)) {
+  // Rank 0's observers write checkpoints and reports while the others wait at the next collective.
+  Communicator::Busy busy(comm_.get(), "in observers (checkpoints, reports)");
   Signal s = Signal::Continue;
   for (auto& o : observers_)  // every observer sees the event, even after one asked to stop
     if (((*o).*hook)(*this) == Signal::Stop) s = Signal::Stop;
   return s;
 }
 
-bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size) {
+bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, int64_t share_size) {
   auto& s = state_;
   const auto& o = options_;
   model_.module().train();
   std::string bad_task;
   std::vector<at::Tensor> task_losses;
-  const bool local = batch.size > 0;  // a rank's share of a global batch can be empty
+  // A rank's share of a last global batch can be empty: it then runs a borrowed example forward
+  // (so that the model counts the same forward passes on every rank) and nothing backward.
+  const bool local = share_size > 0;
   const size_t n_tasks = tasks_.size();
   at::Tensor total;
-  if (local) {
+  {
     nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16_ && opt_->device.is_cuda());
     Outputs out = model_.forward(batch);
     for (const auto& [task, w] : tasks_) task_losses.push_back(task->loss(out, batch).to(at::kFloat));
@@ -241,7 +245,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size) {
   // are the global batch's mean.
   double share = 1.0;
   if (comm_) {
-    share = double(batch.size) / double(std::max<int64_t>(1, global_size));
+    share = double(share_size) / double(std::max<int64_t>(1, global_size));
     // Σ_r share_r·L_r per task and in total, and whether any rank saw a non-finite loss.
     std::vector<double> g(n_tasks + 2, 0.0);
     if (finite && local)
@@ -281,7 +285,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size) {
       }
     }
   }
-  s.examples += comm_ ? global_size : batch.size;
+  s.examples += global_size;
   if (!finite) {
     ++s.skipped_steps;
     ++s.bad_in_row;
@@ -325,6 +329,11 @@ void Trainer::set_communicator(std::shared_ptr<Communicator> comm) {
   }
   MTREC_CHECK(options_.batch_size_ >= comm->world_size(), "trainer: the global batch_size ", options_.batch_size_,
               " is smaller than the ", comm->world_size(), " ranks");
+  // GradNorm balances per-task gradient norms of the whole batch; per rank they are norms of a
+  // share, which neither sum nor average to them.
+  MTREC_CHECK(weighting_->kind() != WeightingKind::GradNorm, "trainer: weighting 'gradnorm' is not data parallel (its ",
+              "per-task gradient norms would be each rank's); use static or uncertainty with ", comm->world_size(),
+              " ranks");
   comm_ = std::move(comm);
   dp_ = std::make_unique<DataParallel>(comm_, opt_->dense_params, opt_->sparse_params, weighting_->parameters());
 }
@@ -423,10 +432,10 @@ TrainSummary Trainer::train() {
       if (rank > 0)
         torch::manual_seed(derive_seed(o.seed_, fmt::format("trainer-torch-rank-{}-epoch-{}-batch-{}", rank, s.epoch, s.batch)));
       if (!comm_) {
-        step_batch(batch, apply, batcher.global_size_of(s.batch));
+        step_batch(batch, apply, batch.size, batch.size);
       } else {
         try {
-          step_batch(batch, apply, batcher.global_size_of(s.batch));
+          step_batch(batch, apply, batcher.global_size_of(s.batch), batcher.share_size_of(s.batch));
         } catch (const Error& e) {  // a collective failed: say where the run was
           throw Error(fmt::format("{} [at step {}, epoch {}, batch {} of {}]", e.what(), s.step, s.epoch + 1, s.batch + 1,
                                   s.batches_per_epoch));

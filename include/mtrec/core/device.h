@@ -10,6 +10,8 @@ namespace mtrec {
 
 c10::Device choose_device(const std::string& spec = "auto");
 bool cuda_available();
+/// Visible CUDA devices (0 without CUDA).
+int cuda_device_count();
 /// The intra-op CPU thread count used when none is given (set_cpu_threads(0), the CLI's
 /// --threads 0, the benches): OMP_NUM_THREADS when set; else, when LibTorch's BLAS is OpenBLAS
 /// with a thread pool of its own (Debian's LibTorch), half the usable cores (at least 1), the

@@ -63,7 +63,8 @@ class Batcher {
   /// assembling from batch `first_batch`.
   void start_epoch(int epoch, uint64_t seed, int64_t first_batch = 0);
   /// The next batch of the epoch; false when the epoch is over. Rethrows an error raised by
-  /// the source on the worker thread. A shard's empty share is a Batch of size 0 without fields.
+  /// the source on the worker thread. A shard's empty share (a last global batch smaller than the
+  /// shards) is a batch of the global batch's first example, weighed 0 (share_size_of(b) is 0).
   bool next(Batch& out);
   /// Batches in the current epoch (after start_epoch).
   int64_t batches_per_epoch() const { return num_batches_; }
@@ -73,10 +74,13 @@ class Batcher {
   std::vector<int64_t> rows_of(int64_t b) const;
   /// Examples in global batch `b` (every shard's share together).
   int64_t global_size_of(int64_t b) const;
+  /// Examples in this shard's share of global batch `b` (rows_of(b).size()).
+  int64_t share_size_of(int64_t b) const;
 
  private:
   void stop();
   void work(int64_t from);
+  Batch assemble(int64_t b) const;
 
   BatchSource& source_;
   BatcherOptions options_;

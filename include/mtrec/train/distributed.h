@@ -10,8 +10,9 @@
 //   auto comm = std::make_shared<mtrec::Communicator>(mtrec::DistributedOptions::from_env());
 //   mtrec::fit_joint(ds, split, options, mtrec::RunOptions().communicator(comm));
 // A rank that dies or hangs is found within options.timeout_s: the other ranks' collective fails
-// and they throw an mtrec::Error naming the rank (each rank publishes a heartbeat and its
-// collective count in the store, read when a collective fails). See docs/distributed.md.
+// and they throw an mtrec::Error naming the rank (each rank publishes a heartbeat, its collective
+// count and whether it is Busy in the store, read when a collective fails or outlasts the
+// timeout). See docs/distributed.md.
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -32,6 +33,7 @@ struct DistributedOptions {
   std::string store_prefix_ = "mtrec/attempt_0/";  // keys of this attempt (torchrun restarts count up)
   std::string backend_ = "auto";  // gloo | nccl | auto (nccl for CUDA when available, else gloo)
   double timeout_s_ = 60;         // every collective; past it the missing rank is named (rendezvous: at least 60 s)
+  double busy_timeout_s_ = 3600;  // ... unless the ranks waited for say they are Busy (rank 0 writing a checkpoint)
   int64_t bucket_bytes_ = 8 << 20;  // dense gradients are summed in buckets of about this many bytes
   std::string sparse_exchange_ = "auto";  // embedding-row gradients: gather | dense | auto (the fewer bytes)
   bool overlap_ = true;           // start a bucket's all-reduce inside backward once its gradients are in
@@ -40,6 +42,7 @@ struct DistributedOptions {
   DistributedOptions& master(std::string addr, int port) { master_addr_ = std::move(addr), master_port_ = port; return *this; }
   DistributedOptions& backend(std::string v) { backend_ = std::move(v); return *this; }
   DistributedOptions& timeout_s(double v) { timeout_s_ = v; return *this; }
+  DistributedOptions& busy_timeout_s(double v) { busy_timeout_s_ = v; return *this; }
   DistributedOptions& bucket_bytes(int64_t v) { bucket_bytes_ = v; return *this; }
   DistributedOptions& sparse_exchange(std::string v) { sparse_exchange_ = std::move(v); return *this; }
   DistributedOptions& overlap(bool v) { overlap_ = v; return *this; }
@@ -74,6 +77,8 @@ class Communicator {
   /// A collective started and not yet finished; finish it with wait().
   struct Pending;
   using Handle = std::shared_ptr<Pending>;
+  /// After a collective has failed (an mtrec::Error naming the rank), the communicator is broken:
+  /// end the process, or make a new one for a new group; its process group is not torn down.
   /// Sums `tensor` (contiguous) over the ranks in place, asynchronously. Collectives are matched
   /// across ranks by the order they are started: every rank must start the same ones in order.
   Handle all_reduce_async(at::Tensor tensor, const std::string& what);
@@ -90,6 +95,20 @@ class Communicator {
   void barrier(const std::string& what);
 
   CommStats& stats();
+
+  /// Marks work a rank does outside collectives on purpose (rank 0 training the tokenizer,
+  /// writing checkpoints and reports): while it lasts, the ranks waiting for this one wait up to
+  /// busy_timeout_s instead of timeout_s. A null communicator is allowed (no-op).
+  class Busy {
+   public:
+    Busy(Communicator* comm, std::string what);
+    ~Busy();
+    Busy(const Busy&) = delete;
+    Busy& operator=(const Busy&) = delete;
+
+   private:
+    Communicator* comm_;
+  };
 
  private:
   struct Impl;
@@ -110,7 +129,8 @@ class DataParallel {
                std::vector<at::Tensor> extra = {});
   ~DataParallel();
   /// Before a backward pass: whether its gradients are the ones to exchange (the optimiser step's
-  /// micro-batch; earlier micro-batches of an accumulation accumulate locally).
+  /// micro-batch; earlier micro-batches of an accumulation accumulate locally). Finishes
+  /// collectives an exception left in flight.
   void arm(bool exchange);
   /// After the backward pass (and any extra gradients, e.g. learned loss weights): finishes the
   /// exchange; every rank then holds the summed gradients.

@@ -170,7 +170,7 @@ class Trainer {
   /// is independent of the others in its batch and every task's mask is full; a task's mean
   /// over a rank's masked examples otherwise weighs as that rank's share of the batch). Rank 0
   /// broadcasts the initial parameters; every rank validates (tasks may shard validation); a
-  /// run resumes on any number of ranks.
+  /// run resumes on any number of ranks. Refuses GradNorm weighting (its norms are per batch).
   void set_communicator(std::shared_ptr<Communicator> comm);
   const std::shared_ptr<Communicator>& communicator() const { return comm_; }
   /// 0 without a communicator.
@@ -206,7 +206,7 @@ class Trainer {
  private:
   struct Optimizers;
   void validate();
-  bool step_batch(const Batch& batch, bool apply, int64_t global_size);
+  bool step_batch(const Batch& batch, bool apply, int64_t global_size, int64_t share_size);
   Signal notify(Signal (Observer::*hook)(Trainer&));
 
   Model& model_;
