@@ -193,8 +193,8 @@ struct Communicator::Impl {
     return {first, read(s)};
   }
 
-  // Past the timeout, a collective is still waited for when every rank is alive and those that
-  // have not reached it say they are busy on purpose (rank 0 writing a checkpoint).
+  // Past the timeout, a collective is still waited for when every rank is alive and one that has
+  // not reached it says it is busy on purpose (rank 0 writing a checkpoint).
   bool others_busy(const Pending& p) {
     try {
       auto [b1, b2] = beats_twice();
@@ -203,7 +203,6 @@ struct Communicator::Impl {
         if (r == o.rank_) continue;
         const Beat &x = b1[size_t(r)], &y = b2[size_t(r)];
         if (y.beat < 0 || y.beat == x.beat) return false;  // dead or hung
-        if (y.seq < p.seq && !y.busy) return false;        // behind, and not busy: stuck
         any_busy |= y.seq < p.seq && y.busy;
       }
       return any_busy;
@@ -291,17 +290,23 @@ struct Communicator::Impl {
 #endif
     // Gloo's own timeout is busy_timeout (it aborts the collective); here the wait is cut into
     // slices, and past timeout_s it goes on only while the ranks it waits for are busy on purpose.
+    auto deadline = p.started + millis(o.timeout_s_);
     for (;;) {
-      const double left = o.timeout_s_ - std::chrono::duration<double>(Clock::now() - p.started).count();
+      const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
       try {
         p.work->wait(millis(std::max(0.05, std::min(1.0, left))));
         break;
       } catch (const std::exception& e) {
         if (p.work->isCompleted()) fail(p, first_line(e.what()));  // the collective failed
       }
-      const double waited = std::chrono::duration<double>(Clock::now() - p.started).count();
-      if (waited < o.timeout_s_) continue;
-      if (waited < o.busy_timeout_s_ && others_busy(p)) continue;
+      const auto now = Clock::now();
+      if (now < deadline) continue;
+      // A busy rank gets a whole timeout more from each time it is seen busy (to finish, then
+      // compute its way to this collective).
+      if (std::chrono::duration<double>(now - p.started).count() < o.busy_timeout_s_ && others_busy(p)) {
+        deadline = Clock::now() + millis(o.timeout_s_);
+        continue;
+      }
       fail(p, "no answer within the timeout");
     }
     stats.wait_s += std::chrono::duration<double>(Clock::now() - t0).count();

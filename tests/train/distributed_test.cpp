@@ -10,6 +10,7 @@
 #include <fstream>
 #include <mutex>
 #include <set>
+#include <thread>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
@@ -105,6 +106,17 @@ struct SignalAtStep : Observer {
   }
 };
 
+// Rank 0's observers taking longer than the collective timeout (a slow checkpoint write).
+struct SlowAtStep : Observer {
+  int64_t step;
+  double seconds;
+  SlowAtStep(int64_t s, double w) : step(s), seconds(w) {}
+  Signal after_batch(Trainer& t) override {
+    if (t.state().step == step) std::this_thread::sleep_for(std::chrono::duration<double>(seconds));
+    return Signal::Continue;
+  }
+};
+
 int env_int(const char* name, int fallback) {
   const char* v = std::getenv(name);
   return v ? std::atoi(v) : fallback;
@@ -133,7 +145,7 @@ std::vector<at::Tensor> load_params(const std::string& path) {
 
 // One rank. Env: OUT (folder), SPARSE (gather|dense|auto), OVERLAP (0|1), DIE_AT / STOP_AT
 // (rank 1 kills / stops itself at that step), RESUME (a checkpoint), TIMEOUT (seconds),
-// DROPOUT (1: the model draws dropout masks).
+// DROPOUT (1: the model draws dropout masks), SLOW_AT (rank 0's observers take 6 s at that step).
 MTREC_TEST_WORKER_FN(data_parallel) {
   const std::string out = env_str("OUT");
   try {
@@ -153,6 +165,7 @@ MTREC_TEST_WORKER_FN(data_parallel) {
     trainer.set_communicator(comm);
     if (comm->rank() == 0) trainer.add_observer(std::make_shared<Checkpointer>(out + "/run", 2));
     if (comm->rank() == 1 && env_int("DIE_AT", 0) > 0) trainer.add_observer(std::make_shared<SignalAtStep>(env_int("DIE_AT", 0), SIGKILL));
+    if (comm->rank() == 0 && env_int("SLOW_AT", 0) > 0) trainer.add_observer(std::make_shared<SlowAtStep>(env_int("SLOW_AT", 0), 6.0));
     if (comm->rank() == 1 && env_int("STOP_AT", 0) > 0) trainer.add_observer(std::make_shared<SignalAtStep>(env_int("STOP_AT", 0), SIGSTOP));
     if (!env_str("RESUME").empty()) trainer.resume(load_checkpoint(env_str("RESUME")));
     TrainSummary s = trainer.train();
@@ -341,6 +354,15 @@ TEST(DataParallel, AHungRankIsNamedWithinTheTimeout) {
   EXPECT_NE(error.find("rank 1 stopped responding"), std::string::npos) << error;
   EXPECT_NE(error.find("timeout 3 s"), std::string::npos) << error;
   EXPECT_LT(took, 25.0) << error;
+}
+
+TEST(DataParallel, ARankBusyInItsObserversPastTheTimeoutIsWaitedFor) {
+  // Rank 0 spends 6 s in an observer (as in a slow checkpoint write) with a 2 s timeout: it says
+  // it is busy, rank 1 waits, and the run ends as an unhindered one.
+  auto [ref, ref_mse] = one_process();
+  Ranks ranks("busy");
+  ASSERT_EQ(ranks.run(2, {{"SLOW_AT", "5"}, {"TIMEOUT", "2"}}), 0);
+  expect_close(load_params(ranks.dir + "/params.ckpt"), ref, 2e-5);
 }
 
 TEST(Distributed, EnvironmentOfTorchrunIsReadAndCheckedAndOneProcessNeedsNoGroup) {

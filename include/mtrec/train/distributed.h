@@ -9,7 +9,8 @@
 // and in C++:
 //   auto comm = std::make_shared<mtrec::Communicator>(mtrec::DistributedOptions::from_env());
 //   mtrec::fit_joint(ds, split, options, mtrec::RunOptions().communicator(comm));
-// A rank that dies or hangs is found within options.timeout_s: the other ranks' collective fails
+// A rank that dies or hangs is found within options.timeout_s (and the ~4 s its diagnosis takes),
+// unless it says it is Busy (then up to busy_timeout_s): the other ranks' collective fails
 // and they throw an mtrec::Error naming the rank (each rank publishes a heartbeat, its collective
 // count and whether it is Busy in the store, read when a collective fails or outlasts the
 // timeout). See docs/distributed.md.
