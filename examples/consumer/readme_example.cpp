@@ -20,6 +20,9 @@ int main() {
                                          mtrec::JointTrainOptions().arch("mmoe").scenario_arch("star")
                                              .weighting("uncertainty").epochs(3),
                                          mtrec::RunOptions().out_dir("runs/joint").id_maps(w.data));
+  // Data parallel: start this program under torchrun (or mtrec::launch_local_workers) and give
+  // the RunOptions .communicator(std::make_shared<mtrec::Communicator>(mtrec::DistributedOptions::from_env()))
+  // (mtrec/train/distributed.h); every rank trains its share of each batch, rank 0 writes runs/joint.
   std::vector<size_t> before_test = split.train;  // what the model may know at test time
   before_test.insert(before_test.end(), split.valid.begin(), split.valid.end());
   mtrec::Interactions known = w.data.interactions.subset(before_test);
