@@ -1,12 +1,19 @@
 // c10d needs USE_C10D_GLOO (and USE_C10D_NCCL) defined to declare its process groups; CMake sets
-// them for this file only, so that no other translation unit pays for these headers.
+// them, and MTREC_HAVE_GLOO / MTREC_HAVE_NCCL where the headers exist, for this file only.
 #ifndef MTREC_HAVE_NCCL
 #define MTREC_HAVE_NCCL 0
+#endif
+#ifndef MTREC_HAVE_GLOO
+#define MTREC_HAVE_GLOO 0
 #endif
 #include "mtrec/train/distributed.h"
 
 #include <torch/csrc/distributed/c10d/PrefixStore.hpp>
+#include <torch/csrc/distributed/c10d/Types.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+#if MTREC_HAVE_GLOO
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#endif
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #if MTREC_HAVE_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -105,8 +112,10 @@ struct Communicator::Impl {
   c10::Device device = c10::kCPU;
   c10::intrusive_ptr<c10d::Store> store;  // prefixed
   // LibTorch 2.x derives the process groups from c10d::Backend, 1.13 from c10d::ProcessGroup:
-  // each is held as itself and called through pg().
+  // each is held as itself and called through call().
+#if MTREC_HAVE_GLOO
   c10::intrusive_ptr<c10d::ProcessGroupGloo> gloo;
+#endif
 #if MTREC_HAVE_NCCL
   c10::intrusive_ptr<c10d::ProcessGroupNCCL> nccl;
 #endif
@@ -116,7 +125,11 @@ struct Communicator::Impl {
 #if MTREC_HAVE_NCCL
     if (nccl) return f(*nccl);
 #endif
-    return f(*gloo);
+#if MTREC_HAVE_GLOO
+    if (gloo) return f(*gloo);
+#endif
+    MTREC_CHECK(false, "distributed: no process group");
+    return {};
   }
   CommStats stats;
   std::atomic<int64_t> seq{0};  // collectives started, published with the heartbeat
@@ -362,6 +375,10 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
       m.backend = "nccl";
 #endif
     } else {
+#if !MTREC_HAVE_GLOO
+      MTREC_CHECK(false, "distributed: this mtrec was built without Gloo's headers (Debian: libgloo-dev), so it has "
+                  "no CPU process group");
+#else
       auto opts = c10d::ProcessGroupGloo::Options::create(millis(std::max(o.timeout_s_, o.busy_timeout_s_)));
       const std::string iface = env_str("GLOO_SOCKET_IFNAME", "");
       const bool loopback = o.master_addr_ == "localhost" || o.master_addr_.rfind("127.", 0) == 0;
@@ -371,6 +388,7 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
       opts->threads = 2;
       m.gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(m.store, o.rank_, o.world_size_, opts);
       m.backend = "gloo";
+#endif
     }
   } catch (const std::exception& e) {
     MTREC_CHECK(false, "distributed: rank ", o.rank_, " of ", o.world_size_, " could not join the process group at ",
@@ -391,7 +409,9 @@ Communicator::~Communicator() {
   // After a failure Gloo's threads may sit in a receive from the dead or hung rank until its own
   // (busy) timeout, and the group's destructor would join them: leave it to the process's end.
   if (impl_->broken) {
+#if MTREC_HAVE_GLOO
     (void)impl_->gloo.release();
+#endif
 #if MTREC_HAVE_NCCL
     (void)impl_->nccl.release();
 #endif
