@@ -433,6 +433,7 @@ Communicator::Busy::~Busy() {
   if (comm_) --comm_->impl_->busy;
 }
 
+bool Communicator::broken() const { return impl_->broken; }
 int Communicator::rank() const { return impl_->o.rank_; }
 int Communicator::world_size() const { return impl_->o.world_size_; }
 const DistributedOptions& Communicator::options() const { return impl_->o; }
@@ -554,13 +555,13 @@ struct DataParallel::Impl {
   // buffers are reused or freed, errors ignored (the exception that interrupted is the report).
   void drain() {
     for (auto& b : buckets)
-      if (b.handle) {
+      if (b.handle && !comm->broken()) {  // a broken group's collectives may never end
         try {
           comm->wait(b.handle);
         } catch (const std::exception&) {
         }
-        b.handle.reset();
       }
+    for (auto& b : buckets) b.handle.reset();
   }
   void on_grad(size_t i, const at::Tensor& g) {
     std::lock_guard<std::mutex> lock(mu);

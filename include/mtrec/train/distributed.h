@@ -71,6 +71,8 @@ class Communicator {
 
   int rank() const;
   int world_size() const;
+  /// Whether a collective has failed (see all_reduce_async).
+  bool broken() const;
   const DistributedOptions& options() const;
   c10::Device device() const;
   std::string backend() const;
