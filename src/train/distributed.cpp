@@ -35,6 +35,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -141,7 +142,8 @@ struct Communicator::Impl {
 
   std::string where() const { return o.master_addr_ + ":" + std::to_string(o.master_port_); }
 
-  c10::intrusive_ptr<c10d::Store> connect(bool server, double timeout_s) const {
+  c10::intrusive_ptr<c10d::Store> connect(bool server, double timeout_s) const { return connect(o, server, timeout_s); }
+  static c10::intrusive_ptr<c10d::Store> connect(const DistributedOptions& o, bool server, double timeout_s) {
     c10d::TCPStoreOptions so;
     so.port = uint16_t(o.master_port_);
     so.isServer = server;
@@ -185,7 +187,57 @@ struct Communicator::Impl {
     std::string what;
   };
   // Every rank's heartbeat, twice, 4 beats apart; throws when the store is unreachable.
-  std::pair<std::vector<Beat>, std::vector<Beat>> beats_twice() {
+  // beats_twice on a thread of its own, given `limit_s`: a rank stopped in the middle of a request
+  // to the store (a hung process) leaves the store's single-threaded server waiting for the rest,
+  // and every later request would wait with it. Throws when it does not answer in time.
+  std::pair<std::vector<Beat>, std::vector<Beat>> beats_twice_bounded(double limit_s = 6.0) {
+    struct Shared {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool done = false, ok = false;
+      std::pair<std::vector<Beat>, std::vector<Beat>> beats;
+    };
+    auto sh = std::make_shared<Shared>();
+    std::thread([opts = o, sh] {
+      try {
+        auto b = beats_twice(opts);
+        std::lock_guard<std::mutex> lock(sh->mu);
+        sh->beats = std::move(b), sh->ok = true;
+      } catch (const std::exception&) {
+      }
+      std::lock_guard<std::mutex> lock(sh->mu);
+      sh->done = true;
+      sh->cv.notify_all();
+    }).detach();  // left behind when the store hangs; it holds only `sh` and a copy of the options
+    std::unique_lock<std::mutex> lock(sh->mu);
+    sh->cv.wait_for(lock, millis(limit_s), [&] { return sh->done; });
+    MTREC_CHECK(sh->done && sh->ok, "the rendezvous store does not answer");
+    return sh->beats;
+  }
+
+  // Where each rank runs (host, pid), published before the group forms: a rank on this host is
+  // checked through /proc even when the store does not answer.
+  std::vector<std::pair<std::string, long>> where_ranks;
+  static std::string host_name() {
+    char h[256] = {0};
+    ::gethostname(h, sizeof(h) - 1);
+    return h;
+  }
+  // "exited", "stopped" (SIGSTOP, a debugger) or "" (running, or not on this host).
+  std::string local_state(int r) const {
+    if (size_t(r) >= where_ranks.size() || where_ranks[size_t(r)].first != host_name()) return "";
+    std::ifstream in("/proc/" + std::to_string(where_ranks[size_t(r)].second) + "/stat");
+    if (!in) return "exited";
+    std::string line;
+    std::getline(in, line);
+    const auto close = line.rfind(')');
+    const char st = close != std::string::npos && close + 2 < line.size() ? line[close + 2] : '?';
+    if (st == 'Z' || st == 'X') return "exited";
+    if (st == 'T' || st == 't') return "stopped (SIGSTOP or a debugger)";
+    return "";
+  }
+
+  static std::pair<std::vector<Beat>, std::vector<Beat>> beats_twice(const DistributedOptions& o) {
     auto read = [&](c10::intrusive_ptr<c10d::Store>& s) {
       std::vector<Beat> out(size_t(o.world_size_));
       for (int r = 0; r < o.world_size_; ++r) {
@@ -200,22 +252,26 @@ struct Communicator::Impl {
       }
       return out;
     };
-    auto s = connect(false, 3.0);
+    auto s = connect(o, false, 3.0);
     auto first = read(s);
     std::this_thread::sleep_for(millis(4 * kHeartbeatS));
     return {first, read(s)};
   }
 
-  // Past the timeout, a collective is still waited for when every rank is alive and one that has
-  // not reached it says it is busy on purpose (rank 0 writing a checkpoint).
+  // Past the timeout, a collective is still waited for while every rank is alive and one of those
+  // that have not reached it says it is busy on purpose (rank 0 writing a checkpoint), and none
+  // of them is stuck (behind and not busy).
   bool others_busy(const Pending& p) {
+    for (int r = 0; r < o.world_size_; ++r)
+      if (r != o.rank_ && !local_state(r).empty()) return false;
     try {
-      auto [b1, b2] = beats_twice();
+      auto [b1, b2] = beats_twice_bounded();
       bool any_busy = false;
       for (int r = 0; r < o.world_size_; ++r) {
         if (r == o.rank_) continue;
         const Beat &x = b1[size_t(r)], &y = b2[size_t(r)];
         if (y.beat < 0 || y.beat == x.beat) return false;  // dead or hung
+        if (y.seq < p.seq && !y.busy) return false;        // behind and not busy: stuck
         any_busy |= y.seq < p.seq && y.busy;
       }
       return any_busy;
@@ -232,20 +288,32 @@ struct Communicator::Impl {
         << " (collective #" << p.seq << ") failed after " << fmt::format("{:.1f}", waited) << " s (timeout "
         << o.timeout_s_ << " s): ";
     std::vector<Beat> b1, b2;
+    std::vector<std::string> dead, behind;
+    bool store_ok = true;
     try {
-      std::tie(b1, b2) = beats_twice();
+      std::tie(b1, b2) = beats_twice_bounded();
     } catch (const std::exception&) {
-      msg << (o.agent_store_ ? "the rendezvous store at " + where() + " (torchrun's agent) is unreachable"
-                             : "rank 0 is gone (its rendezvous store at " + where() + " is unreachable)")
+      store_ok = false;
+    }
+    for (int r = 0; r < o.world_size_ && !store_ok; ++r) {
+      const std::string st = r == o.rank_ ? "" : local_state(r);
+      if (!st.empty()) dead.push_back("rank " + std::to_string(r) + " stopped responding (its process has " + st + ")");
+    }
+    if (!store_ok && dead.empty()) {
+      msg << (o.agent_store_ ? "the rendezvous store at " + where() + " (torchrun's agent) does not answer"
+                             : "rank 0 is gone or hangs (its rendezvous store at " + where() + " does not answer)")
           << "; cause: " << cause;
       return msg.str();
     }
-    std::vector<std::string> dead, behind;
-    for (int r = 0; r < o.world_size_; ++r) {
+    for (int r = 0; r < o.world_size_ && store_ok; ++r) {
       if (r == o.rank_) continue;
       const Beat &x = b1[size_t(r)], &y = b2[size_t(r)];
-      if (y.beat < 0 || y.beat == x.beat)
-        dead.push_back("rank " + std::to_string(r));
+      const std::string st = local_state(r);
+      if (!st.empty())
+        dead.push_back("rank " + std::to_string(r) + " stopped responding (its process has " + st + ")");
+      else if (y.beat < 0 || y.beat == x.beat)
+        dead.push_back("rank " + std::to_string(r) + " stopped responding (no heartbeat for " +
+                       fmt::format("{}", 4 * kHeartbeatS) + " s: the process died or hangs)");
       else if (y.seq < p.seq)
         behind.push_back("rank " + std::to_string(r) + " (at collective #" + std::to_string(y.seq) +
                          (y.busy ? ", busy " + y.what + " past busy_timeout " + fmt::format("{}", o.busy_timeout_s_) + " s"
@@ -258,8 +326,7 @@ struct Communicator::Impl {
       return s;
     };
     if (!dead.empty())
-      msg << join(dead) << " stopped responding (no heartbeat for " << 4 * kHeartbeatS
-          << " s: the process died or hangs)";
+      msg << join(dead);
     else if (!behind.empty())
       msg << join(behind) << (behind.size() == 1 ? " is" : " are") << " alive but did not reach this collective in time";
     else
@@ -304,6 +371,7 @@ struct Communicator::Impl {
     // Gloo's own timeout is busy_timeout (it aborts the collective); here the wait is cut into
     // slices, and past timeout_s it goes on only while the ranks it waits for are busy on purpose.
     auto deadline = p.started + millis(o.timeout_s_);
+    bool seen_busy = false, last_look = false;
     for (;;) {
       const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
       try {
@@ -313,10 +381,17 @@ struct Communicator::Impl {
         if (p.work->isCompleted()) fail(p, first_line(e.what()));  // the collective failed
       }
       const auto now = Clock::now();
-      if (now < deadline) continue;
-      // A busy rank gets a whole timeout more from each time it is seen busy (to finish, then
-      // compute its way to this collective).
+      if (now < deadline || p.work->isCompleted()) continue;
+      // Each look that finds the ranks busy or all arrived grants a whole timeout more (a busy
+      // rank then still has to compute its way to this collective).
       if (std::chrono::duration<double>(now - p.started).count() < o.busy_timeout_s_ && others_busy(p)) {
+        deadline = Clock::now() + millis(o.timeout_s_);
+        seen_busy = true;
+        continue;
+      }
+      if (p.work->isCompleted()) continue;  // it finished while the heartbeats were read
+      if (seen_busy && !last_look) {  // a rank that stopped being busy while we looked: a timeout to arrive
+        last_look = true;
         deadline = Clock::now() + millis(o.timeout_s_);
         continue;
       }
@@ -363,6 +438,11 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
                 std::max(60.0, o.timeout_s_), " s (", o.rank_ == 0 && !o.agent_store_ ? "is the port free?" : "is rank 0 running?",
                 "): ", e.what());
   }
+  try {  // where this rank runs, for the others' diagnosis
+    const std::string v = Impl::host_name() + " " + std::to_string(long(::getpid()));
+    m.store->set("where/" + std::to_string(o.rank_), std::vector<uint8_t>(v.begin(), v.end()));
+  } catch (const std::exception&) {
+  }
   try {
     if (want_nccl) {
 #if MTREC_HAVE_NCCL
@@ -393,6 +473,17 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
   } catch (const std::exception& e) {
     MTREC_CHECK(false, "distributed: rank ", o.rank_, " of ", o.world_size_, " could not join the process group at ",
                 m.where(), " within ", o.timeout_s_, " s (did every rank start?): ", e.what());
+  }
+  try {  // every rank wrote its place before joining the group, which has now formed
+    for (int r = 0; r < o.world_size_; ++r) {
+      auto v = m.store->get("where/" + std::to_string(r));
+      std::istringstream in(std::string(v.begin(), v.end()));
+      std::pair<std::string, long> w;
+      in >> w.first >> w.second;
+      m.where_ranks.push_back(w);
+    }
+  } catch (const std::exception&) {
+    m.where_ranks.clear();
   }
   m.start_heartbeat();
   log_info("distributed: rank {} of {} joined ({} at {}, timeout {} s)", o.rank_, o.world_size_, m.backend, m.where(),
