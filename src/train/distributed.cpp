@@ -134,7 +134,6 @@ struct Communicator::Impl {
   }
   CommStats stats;
   std::atomic<int64_t> seq{0};  // collectives started, published with the heartbeat
-  std::string last_what;
   std::thread heartbeat;
   std::mutex mu;
   std::condition_variable cv;
@@ -741,7 +740,6 @@ void DataParallel::synchronize() {
   auto& m = *impl_;
   Communicator& comm = *m.comm;
   const int W = comm.world_size();
-  const auto t0 = Clock::now();
   const double wait0 = comm.stats().wait_s;
   Step st;
   {
@@ -844,7 +842,6 @@ void DataParallel::synchronize() {
     }
   }
   st.wait_s = comm.stats().wait_s - wait0;
-  (void)t0;
   last_ = st;
 }
 
