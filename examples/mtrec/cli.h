@@ -1,7 +1,8 @@
 #pragma once
 // The `mtrec` command line. Each cmd_*.cpp registers its subcommands with MTREC_CLI_COMMANDS,
 // so adding a command never touches main.cpp. Options common to every command live in
-// CliContext: --json FILE (results written atomically as JSON), --device, --seed, --log-level.
+// CliContext: --json FILE (results written atomically as JSON), --device, --seed, --log-level,
+// --threads, --progress-every.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
@@ -22,6 +23,7 @@ struct CliContext {
   uint64_t seed = 42;
   std::string log_level = "info";
   int threads = 0;  // CPU threads for LibTorch; 0 = every core
+  double progress_every = 30;  // seconds between progress lines off a terminal; 0 = none
   /// Every option in force after parsing (flags, --config FILE and defaults), as CLI11's TOML;
   /// printed by training commands, stored in their checkpoints and written beside their outputs.
   std::string effective_config;

@@ -1,4 +1,4 @@
-// `mtrec recommend`, `mtrec similar` and `mtrec serve`: a joint checkpoint answering top-K
+// `mtrec recommend`, `mtrec similar` and `mtrec serve`: a checkpoint of any kind answering top-K
 // requests from the command line and over HTTP (serve/recommender.h, serve/http.h).
 //   mtrec recommend --checkpoint joint.ckpt --user 42 -k 10 --scenario search [--json out.json]
 //   mtrec similar --checkpoint joint.ckpt --item 50 -k 10 --format json
@@ -146,7 +146,7 @@ void serve(const ServeArgs& a, const CliContext& ctx) {
 
 void register_serve(CLI::App& app, CliContext& ctx) {
   static RecommendArgs ra;
-  auto* rec = app.add_subcommand("recommend", "Top-K recommendations of a joint checkpoint for one user");
+  auto* rec = app.add_subcommand("recommend", "Top-K recommendations of any checkpoint `mtrec train` writes, for one user");
   add_model_options(rec, ra.model);
   rec->add_option("--user", ra.q.user, "User id of the checkpoint (empty: anonymous, give --profile or --recent)");
   rec->add_option("-k,--k", ra.q.k, "Recommendations")->capture_default_str();
@@ -174,7 +174,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   });
 
   static SimilarArgs sa;
-  auto* sim = app.add_subcommand("similar", "Items closest to an item in a joint checkpoint's item space");
+  auto* sim = app.add_subcommand("similar", "Items closest to an item in a checkpoint's item space");
   add_model_options(sim, sa.model);
   sim->add_option("--item", sa.q.item, "Item id of the checkpoint")->required();
   sim->add_option("-k,--k", sa.q.k, "Items")->capture_default_str();
@@ -189,7 +189,7 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   });
 
   static ServeArgs va;
-  auto* srv = app.add_subcommand("serve", "HTTP service of a joint checkpoint (see serve/http.h for the routes)");
+  auto* srv = app.add_subcommand("serve", "HTTP service of any checkpoint `mtrec train` writes (see serve/http.h for the routes)");
   add_model_options(srv, va.model);
   srv->add_option("--host", va.host, "Address to listen on")->capture_default_str();
   srv->add_option("--port", va.port, "Port (0: any free one, printed at start)")->capture_default_str();

@@ -133,6 +133,19 @@ RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset&
       .communicator(ctx.comm);
 }
 
+ServingData serving_data(const LoadedData& d, const CliContext& ctx) {
+  return make_serving_data(d.data, d.data.interactions.subset(concat(d.split.train, d.split.valid)), ctx.seed);
+}
+
+RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const LoadedData& d) {
+  return run_options(a, ctx, d).checkpoint_tensors(serving_tensors(serving_data(d, ctx)));
+}
+
+void save_export(const std::string& path, Checkpoint ck, const LoadedData& d, const CliContext& ctx) {
+  add_serving_data(ck, serving_data(d, ctx));
+  save_checkpoint(path, ck);
+}
+
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -191,7 +204,7 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
   auto& x = d.data.interactions;
   auto task = fit_rating(explicit_ratings(d.data, x.subset(d.split.train)),
                          explicit_ratings(d.data, x.subset(d.split.valid)), d.data.num_users(), d.data.num_items(), o,
-                         run_options(a, ctx, d.data));
+                         run_options(a, ctx, d));
   auto m = task.evaluate(explicit_ratings(d.data, x.subset(d.split.test)));
   auto j = run_info(a, ctx, d);
   j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"epochs_run", task.epochs_run},
@@ -201,7 +214,7 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
     j["train_rmse"] = task.train_rmse;  // of the posterior-mean parameters
   else
     j["best_valid_rmse"] = task.best_valid_rmse;
-  if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items));
+  if (!a.out.empty()) save_export(a.out, task.to_checkpoint(d.data.users, d.data.items), d, ctx);
   log_info("rating: test RMSE {:.4f}, MAE {:.4f} ({} ratings)", m.rmse, m.mae, m.count);
   return j;
 }
@@ -233,7 +246,7 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   auto& x = d.data.interactions;
   // The split's validation rows choose the epoch (early stopping on their sampled HR@10).
   auto task = fit_dmf(x.subset(d.split.train), x.subset(d.split.valid), d.data.num_users(), d.data.num_items(), o,
-                      run_options(a, ctx, d.data));
+                      run_options(a, ctx, d));
   // The test item is scored from everything before it (train + validation rows).
   task.set_inputs(x.subset(concat(d.split.train, d.split.valid)));
   RankingEvaluator ev(x.subset(concat(d.split.train, d.split.valid)), d.data.num_users(), d.data.num_items(),
@@ -243,7 +256,7 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
             {"epochs_run", task.epochs_run}, {"best_epoch", task.best_epoch}, {"best_valid_hr@10", task.best_valid_hr},
             {"wall_s", seconds_since(t0)}});
-  if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items));
+  if (!a.out.empty()) save_export(a.out, task.to_checkpoint(d.data.users, d.data.items), d, ctx);
   log_info("dmf: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users, 100 sampled negatives)", r.at("HR@10"), r.at("NDCG@10"), r.users);
   return j;
 }
@@ -289,7 +302,7 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   auto train_rows = x.subset(concat(d.split.train, d.split.valid));
   auto task = fit_ctr(ctr_positives(d.data, x.subset(d.split.train)), ctr_positives(d.data, x.subset(d.split.valid)),
                       d.data.num_users(), d.data.num_items(), scen, o, implicit_positives(d.data, train_rows),
-                      run_options(a, ctx, d.data));
+                      run_options(a, ctx, d));
   auto all = ctr_negative_sampler(implicit_positives(d.data, x), d.data.num_users(), d.data.num_items(),
                                   derive_seed(ctx.seed, "ctr-test"));
   auto test = sample_ctr_examples(ctr_positives(d.data, x.subset(d.split.test)), all, o.negatives_);
@@ -298,7 +311,7 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   j.update(ctr_json(m, d.data));
   j.update({{"negatives_per_positive", o.negatives_}, {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)},
             {"positives", "rating >= 4 (explicit data) or clicks (synthetic)"}});
-  if (!a.out.empty()) save_checkpoint(a.out, task.to_checkpoint(d.data.users, d.data.items, d.data.scenarios));
+  if (!a.out.empty()) save_export(a.out, task.to_checkpoint(d.data.users, d.data.items, d.data.scenarios), d, ctx);
   log_info("ctr: AUC {:.4f}, GAUC {:.4f}, logloss {:.4f} ({} examples, 1:{} negatives)", m.auc, m.gauc, m.logloss,
            m.count, o.negatives_);
   return j;
@@ -360,6 +373,12 @@ void join_ranks(CliContext& ctx, TrainArgs& a) {
   ctx.comm = std::make_shared<Communicator>(d, choose_device(ctx.device));
 }
 
+std::string names_of_tasks() {
+  std::string names;
+  for (const auto& [name, t] : train_tasks()) names += (names.empty() ? "" : "|") + name;
+  return names;
+}
+
 std::string default_split(const std::string& task, const std::string& dataset) {
   if (task == "rating" || task == "ctr" || task == "knn") return dataset == "ml-100k" ? "u1" : "random";
   if (task == "joint") return dataset == "ml-100k" ? "u1" : "temporal";
@@ -381,8 +400,7 @@ void add_data_options(CLI::App* cmd, TrainArgs& a) {
 
 MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   static TrainArgs args;
-  std::string names;
-  for (const auto& [name, t] : train_tasks()) names += (names.empty() ? "" : "|") + name;
+  const std::string names = names_of_tasks();
   auto* train = app.add_subcommand("train", "Train the joint model (default) or one task head and report its test metrics");
   args.task = "joint";
   train->add_option("--task", args.task, names)->capture_default_str();
@@ -434,8 +452,9 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   eval->callback([&ctx] {
     Checkpoint ck = load_checkpoint(args.checkpoint);
     auto it = train_tasks().find(ck.task);
-    MTREC_CHECK(it != train_tasks().end() && it->second.eval, "checkpoint '", args.checkpoint, "' holds task '",
-                ck.task, "', which this build cannot evaluate");
+    MTREC_CHECK(it != train_tasks().end() && it->second.eval, "'", args.checkpoint, "' is ", describe_checkpoint(ck),
+                "; `mtrec eval` evaluates models of task ", names_of_tasks(), " (`mtrec train --out`, or a run's "
+                "RUN_DIR/<stage>/best.ckpt or last.ckpt)");
     args.task = ck.task;
     if (args.split.empty()) args.split = default_split(args.task, args.dataset);
     ctx.write_json(it->second.eval(ck, args, ctx));

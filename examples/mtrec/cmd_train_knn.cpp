@@ -6,7 +6,7 @@
 // k 40, shrinkage 100, with baseline (bench/quality_knn's best row); leave-one-out ranking
 // treats every rating as a positive and uses cosine, k 50, no shrinkage, no baseline (the
 // sums of similarities are the score; a baseline would only add the item bias).
-// The checkpoint stores KnnModel::to_bytes as one uint8 tensor "knn" next to the usual header.
+// The checkpoint (model/io.h's knn_checkpoint) stores KnnModel::to_bytes as the tensor "knn".
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
@@ -98,31 +98,6 @@ nlohmann::json ranking_metrics(const KnnModel& m, const Interactions& seen, cons
   return j;
 }
 
-GoldenScoreFn knn_golden_fn(const KnnModel& m) {
-  return [&m](const std::vector<std::vector<int64_t>>& in) {
-    std::vector<float> out;
-    for (const auto& x : in) out.push_back(m.predict(static_cast<int32_t>(x.at(0)), static_cast<int32_t>(x.at(1))));
-    return out;
-  };
-}
-
-Checkpoint knn_checkpoint(const KnnModel& m, const Dataset& ds, bool ranking) {
-  Checkpoint ck;
-  ck.task = "knn";
-  auto cfg = options_json(m.options());
-  cfg["num_users"] = m.num_users();
-  cfg["num_items"] = m.num_items();
-  cfg["implicit"] = ranking;
-  ck.config_json = cfg.dump();
-  ck.users = ds.users;
-  ck.items = ds.items;
-  ck.tensors.emplace_back("knn", bytes_to_tensor(m.to_bytes()));
-  std::vector<std::vector<int64_t>> in;
-  for (int64_t k = 0; k < 8; ++k) in.push_back({(k * 7919) % m.num_users(), (k * 104729 + 3) % m.num_items()});
-  ck.golden = make_golden(in, knn_golden_fn(m));
-  return ck;
-}
-
 nlohmann::json train_knn(const TrainArgs& args, const CliContext& ctx) {
   TrainArgs a = args;
   const bool rank = ranking_split(a);
@@ -147,13 +122,12 @@ nlohmann::json train_knn(const TrainArgs& args, const CliContext& ctx) {
              j["test_count"].get<size_t>());
   }
   j["wall_s"] = seconds_since(t0);
-  if (!a.out.empty()) save_checkpoint(a.out, knn_checkpoint(m, d.data, rank));
+  if (!a.out.empty()) save_export(a.out, knn_checkpoint(m, d.data.users, d.data.items, rank), d, ctx);
   return j;
 }
 
 nlohmann::json eval_knn(const Checkpoint& ck, const TrainArgs& args, const CliContext& ctx) {
-  KnnModel m = KnnModel::from_bytes(tensor_to_bytes(ck.tensor("knn")), ck.path);
-  verify_golden(ck, knn_golden_fn(m));
+  KnnModel m = knn_from_checkpoint(ck);
   TrainArgs a = args;
   const bool rank = ranking_split(a);
   a.positives_only = rank;

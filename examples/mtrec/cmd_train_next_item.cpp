@@ -66,7 +66,7 @@ nlohmann::json train_next_item_task(const TrainArgs& args, const CliContext& ctx
                                   .patience(a.patience >= 0 ? a.patience : 0)
                                   .seed(ctx.seed)
                                   .device(ctx.device),
-                              run_options(a, ctx, d.data));
+                              run_options(a, ctx, d));
   auto j = run_info(a, ctx, d);
   j.update(evaluate_all(model, data, ctx.seed));
   j.update({{"epochs_run", result.epochs_run},
@@ -75,7 +75,7 @@ nlohmann::json train_next_item_task(const TrainArgs& args, const CliContext& ctx
             {"train_s", result.seconds},
             {"wall_s", seconds_since(t0)}});
   if (!a.out.empty()) {
-    save_checkpoint(a.out, next_item_checkpoint(model, d.data.users, d.data.items));
+    save_export(a.out, next_item_checkpoint(model, d.data.users, d.data.items), d, ctx);
   }
   return j;
 }

@@ -6,6 +6,7 @@
 #include "mtrec/core/device.h"
 #include "mtrec/core/io.h"
 #include "mtrec/core/log.h"
+#include "mtrec/core/progress.h"
 #include "mtrec/core/random.h"
 
 namespace mtrec::cli {
@@ -94,6 +95,11 @@ int main(int argc, char** argv) {
   app.add_option("--seed", ctx.seed, "Seed for every random generator")->capture_default_str();
   app.add_option("--threads", ctx.threads, "CPU threads for LibTorch (0: every core)")->capture_default_str();
   app.add_option("--log-level", ctx.log_level, "debug|info|warn|error|off")->capture_default_str();
+  ctx.progress_every = mtrec::progress_interval();  // the default shown is $MTREC_PROGRESS_EVERY's, if set
+  app.add_option("--progress-every", ctx.progress_every,
+                 "Seconds between progress lines when stderr is not a terminal (0: none)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
   // Every option can come from a TOML file (sections name subcommands: [train]); the command
   // line wins over the file.
   app.set_config("--config", "", "Read options from a TOML file ([train] section for `train` options)");
@@ -101,6 +107,7 @@ int main(int argc, char** argv) {
     ctx.effective_config.clear();
     write_effective(app, "", ctx.effective_config);
     mtrec::set_log_level(mtrec::parse_log_level(ctx.log_level));
+    mtrec::set_progress_interval(ctx.progress_every);
     mtrec::seed_everything(ctx.seed);
     mtrec::set_cpu_threads(ctx.threads);
   });

@@ -16,6 +16,7 @@
 #include "mtrec/data/schema.h"
 #include "mtrec/data/split.h"
 #include "mtrec/eval/evaluator.h"
+#include "mtrec/model/io.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/train/fit.h"
 
@@ -84,6 +85,14 @@ Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const C
 /// The engine's run options from --run-dir/--checkpoint-every/--resume, with the effective
 /// configuration (also printed and written to RUN_DIR/config.toml).
 RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset& data);
+/// The same for a model trained on `d`, whose checkpoints (last.ckpt, best.ckpt) also carry
+/// what serving needs (serving_data), so that every checkpoint of the run can be served.
+RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const LoadedData& d);
+/// What serving needs of a model trained on `d`: the histories of the rows it was fitted on
+/// (train + validation) and the item catalogue (model/io.h).
+ServingData serving_data(const LoadedData& d, const CliContext& ctx);
+/// Writes `ck` (a model export) to --out with serving_data(d) added.
+void save_export(const std::string& path, Checkpoint ck, const LoadedData& d, const CliContext& ctx);
 /// A RankingReport as JSON (metrics, users, protocol).
 nlohmann::json ranking_json(const RankingReport& r);
 /// CTR metrics as JSON (auc, gauc, logloss, count, per_scenario by scenario name).

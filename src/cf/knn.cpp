@@ -595,8 +595,4 @@ KnnModel KnnModel::from_bytes(std::string_view bytes, const std::string& source)
   return m;
 }
 
-void KnnModel::save(const std::string& path) const { write_file_atomic(path, to_bytes()); }
-
-KnnModel KnnModel::load(const std::string& path) { return from_bytes(read_file(path), path); }
-
 }  // namespace mtrec

@@ -1,5 +1,6 @@
 #include "mtrec/model/task_map.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "mtrec/core/check.h"
@@ -21,7 +22,7 @@ std::string TaskMap::to_string() const {
   return out;
 }
 
-TaskMap parse_task_map(const std::string& text) {
+TaskMap parse_task_map(const std::string& text, const std::vector<std::string>& known) {
   TaskMap m;
   std::stringstream entries(text);
   for (std::string entry; std::getline(entries, entry, ';');) {
@@ -35,8 +36,11 @@ TaskMap parse_task_map(const std::string& text) {
       const size_t colon = h.find(':');
       std::string name = h.substr(0, colon);
       if (name == "next-item") name = "next_item";
-      MTREC_CHECK(name == "ctr" || name == "rating" || name == "next_item" || name == "match", "task map: unknown head '",
-                  name, "' in entry '", entry, "' (expected ctr|rating|next_item|match)");
+      if (std::find(known.begin(), known.end(), name) == known.end()) {
+        std::string expected;
+        for (const auto& k : known) expected += (expected.empty() ? "" : "|") + k;
+        MTREC_FAIL("task map: unknown head '", name, "' in entry '", entry, "' (expected ", expected, ")");
+      }
       double w = 1;
       if (colon != std::string::npos) {
         try {

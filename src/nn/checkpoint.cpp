@@ -135,7 +135,7 @@ Checkpoint deserialize_checkpoint(std::string_view in, const std::string& file) 
               ", computed ", actual, std::dec, "); the file was truncated or altered");
   uint32_t version = get<uint32_t>(in, sizeof(kMagic));
   MTREC_CHECK(version == kVersion, "checkpoint '", file, "' has format version ", version, ", this build reads ",
-              kVersion);
+              kVersion, " only: it was written by another version of mtrec; load it with that version, or retrain");
   uint64_t head_len = get<uint64_t>(in, sizeof(kMagic) + 4);
   MTREC_CHECK(fixed + head_len + 8 <= in.size(), "checkpoint '", file, "': header length ", head_len,
               " exceeds the file size ", in.size());
@@ -240,6 +240,43 @@ void verify_golden(const Checkpoint& ck, const GoldenScoreFn& score, double tole
     MTREC_CHECK(false, "checkpoint '", ck.path, "' (task ", ck.task, ") fails its golden check: input [", in,
                 "] scored ", got, " but ", want, " when saved; the model code or library changed since");
   }
+}
+
+bool is_training_checkpoint(const Checkpoint& ck) { return !ck.trainer_json.empty(); }
+
+std::string describe_checkpoint(const Checkpoint& ck) {
+  const std::string task = ck.task.empty() ? "none" : ck.task;
+  if (!is_training_checkpoint(ck)) return "a model export (task " + task + ")";
+  std::string where;
+  try {
+    const auto state = nlohmann::json::parse(ck.trainer_json);
+    const auto config = ck.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(ck.config_json);
+    if (config.contains("stage") && config["stage"].contains("name"))
+      where += ", stage " + config["stage"]["name"].get<std::string>();
+    if (state.contains("epoch")) where += ", epoch " + std::to_string(state["epoch"].get<int64_t>());
+    if (state.contains("step")) where += ", step " + std::to_string(state["step"].get<int64_t>());
+  } catch (const std::exception&) {
+    where += ", unreadable training state";
+  }
+  return "a training checkpoint (task " + task + where + ")";
+}
+
+std::string model_config(const Checkpoint& ck) {
+  if (!is_training_checkpoint(ck)) return ck.config_json;
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(ck.config_json);
+  } catch (const std::exception& e) {
+    MTREC_FAIL("checkpoint '", ck.path, "' (", describe_checkpoint(ck), "): unreadable configuration: ", e.what());
+  }
+  MTREC_CHECK(config.contains("model") && config["model"].is_object(), "checkpoint '", ck.path, "' is ",
+              describe_checkpoint(ck), " without the model's configuration (no \"model\" in its config)");
+  return config["model"].dump();
+}
+
+void require_task(const Checkpoint& ck, const std::string& task) {
+  MTREC_CHECK(ck.task == task, "checkpoint '", ck.path, "' is ", describe_checkpoint(ck), "; expected a ", task,
+              " model");
 }
 
 }  // namespace mtrec

@@ -16,11 +16,12 @@
 #include <unordered_set>
 
 #include "mtrec/core/device.h"
+#include "mtrec/model/io.h"
+#include "mtrec/model/joint_bundle.h"
 #include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/serve/index.h"
 #include "mtrec/tasks/labels.h"
-#include "mtrec/train/fit_joint.h"
 
 namespace mtrec {
 
@@ -61,7 +62,10 @@ std::vector<float> to_floats(const at::Tensor& t) {
 }  // namespace
 
 struct Recommender::Snapshot {
-  JointBundle bundle;
+  JointBundle bundle;                       // the unified model (kind "joint")
+  std::unique_ptr<ScoringModel> head_model;  // any other kind: scored over the whole catalogue
+  std::string kind = "joint";
+  bool profiles = false, classifier = false;  // what an anonymous request / a context can use
   IdMap users, items, scenarios;
   TextCatalog catalog;
   int title_field = -1;
@@ -145,6 +149,8 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
   MTREC_CHECK(o.max_k_ >= 1, "recommender: max_k must be >= 1, got ", o.max_k_);
   s.title_field = s.catalog.field_index("title");
   if (int64_t(s.histories.size()) < uo.num_users()) s.histories.resize(size_t(uo.num_users()));
+  s.profiles = m->has_profile_text();
+  s.classifier = m->scenario_out && s.bundle.tokenizer;
 
   s.table = m->item_vectors().contiguous();
   // Known users' vectors from their stored histories, once.
@@ -176,19 +182,60 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
   s.load_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
+/// Any kind but the unified model: one head, scored over the whole catalogue
+/// (ScoringModel::score_items); similar items and explanations by its item space, if it has one.
+void finish_head_snapshot(Snap& s, const RecommenderOptions& o, const Checkpoint& ck) {
+  const ScoringModel& m = *s.head_model;
+  s.kind = m.kind();
+  s.num_items = m.num_items();
+  MTREC_CHECK(s.items.size() == m.num_items() && s.users.size() == m.num_users(), "recommender: checkpoint '", ck.path,
+              "' has id maps of ", s.users.size(), " users and ", s.items.size(), " items, its model ", m.num_users(),
+              " and ", m.num_items());
+  s.heads = {m.head()};
+  s.fallback_head = m.head();
+  s.map = parse_task_map(o.task_map_, s.heads);
+  for (const auto& [scen, hs] : s.map.entries) {
+    MTREC_CHECK(scen == "*" || s.scenarios.find(scen) >= 0, "recommender: task map names scenario '", scen,
+                "', which the model does not have");
+    for (const auto& [h, w] : hs)
+      MTREC_CHECK(h == m.head(), "recommender: task map head '", h, "' (scenario '", scen, "'): a ", s.kind,
+                  " model has one head, ", m.head());
+  }
+  MTREC_CHECK(o.max_k_ >= 1, "recommender: max_k must be >= 1, got ", o.max_k_);
+  s.title_field = s.catalog.field_index("title");
+  s.histories.resize(size_t(m.num_users()));
+  const at::Tensor space = m.item_space();
+  if (space.defined()) {
+    s.dim = space.size(1);
+    s.item_unit = to_floats(torch::nn::functional::normalize(space, torch::nn::functional::NormalizeFuncOptions().dim(1)));
+    s.similar_index = std::make_unique<ItemIndex>(s.item_unit.data(), s.num_items, s.dim, index_options(o));
+  }
+  s.retrieval = "full";
+  s.version = fmt::format("{:016x}", fnv1a64(serialize_checkpoint(ck)));
+  s.loaded_at = int64_t(std::time(nullptr));
+}
+
 std::shared_ptr<const Snap> load_snapshot(const std::string& path, const RecommenderOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   Checkpoint ck = load_checkpoint(path);  // checksum
-  MTREC_CHECK(ck.task == "joint", "checkpoint '", path, "' holds task '", ck.task,
-              "'; the Recommender serves joint checkpoints (`mtrec train` task joint, or `mtrec demo`)");
   auto s = std::make_shared<Snap>();
-  s->bundle = joint_from_checkpoint(ck, o.device_);  // golden pairs
   s->users = ck.users, s->items = ck.items, s->scenarios = ck.scenarios;
-  s->catalog = std::move(s->bundle.item_catalog);  // held once, by the snapshot
-  s->histories = std::move(s->bundle.histories);
   s->path = path;
+  ServingData* serving = nullptr;
+  if (ck.task == "joint") {
+    s->bundle = joint_from_checkpoint(ck, o.device_);  // golden pairs
+    serving = &s->bundle.serving;
+  } else {
+    s->head_model = load_scoring_model(ck, o.device_);  // golden pairs; names the file and kind on failure
+    serving = &s->head_model->serving();
+  }
+  s->catalog = std::move(serving->item_catalog);  // held once, by the snapshot
+  s->histories = std::move(serving->histories);
   s->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  finish_snapshot(*s, o);
+  if (s->head_model)
+    finish_head_snapshot(*s, o, ck);
+  else
+    finish_snapshot(*s, o);
   return s;
 }
 
@@ -243,7 +290,7 @@ std::vector<int32_t> recent_distinct(const std::vector<int32_t>& history, size_t
 /// The `n` items of `history` (distinct) most similar to `item` (cosine in the item space).
 std::vector<Explanation> explain(const Snap& s, const std::vector<int32_t>& history, int32_t item, int64_t n) {
   std::vector<Explanation> out;
-  if (n <= 0 || history.empty()) return out;
+  if (n <= 0 || history.empty() || s.item_unit.empty()) return out;  // a kind without an item space: none
   using Vec = Eigen::Map<const Eigen::VectorXf>;
   const Vec target(&s.item_unit[size_t(item) * size_t(s.dim)], s.dim);
   std::vector<std::pair<float, int32_t>> sims;
@@ -257,136 +304,14 @@ std::vector<Explanation> explain(const Snap& s, const std::vector<int32_t>& hist
   return out;
 }
 
-}  // namespace
-
-Recommender::Recommender(const std::string& checkpoint_path, RecommenderOptions options)
-    : options_(std::move(options)), snapshot_(load_snapshot(checkpoint_path, options_)) {}
-
-Recommender::Recommender(const JointBundle& bundle, const Dataset& ds, const Interactions& known,
-                         RecommenderOptions options)
-    : options_(std::move(options)) {
-  MTREC_CHECK(bundle.model, "recommender: the bundle has no model");
-  auto s = std::make_shared<Snap>();
-  s->bundle = bundle;
-  s->users = ds.users, s->items = ds.items, s->scenarios = ds.scenarios;
-  s->catalog = ds.item_text;
-  s->bundle.set_histories(ds, known);
-  s->histories = std::move(s->bundle.histories);
-  s->path = "";
-  finish_snapshot(*s, options_);
-  snapshot_ = std::move(s);
-}
-
-Recommender::~Recommender() = default;
-
-std::shared_ptr<const Recommender::Snapshot> Recommender::current() const { return std::atomic_load(&snapshot_); }
-
-void Recommender::reload(const std::string& checkpoint_path) {
-  auto next = load_snapshot(checkpoint_path, options_);  // throws: the old one stays
-  const auto old = current();
-  const_cast<Snap&>(*next).reloads = old->reloads + 1;
-  std::atomic_store(&snapshot_, std::shared_ptr<const Snap>(std::move(next)));
-}
-
-void Recommender::reload() {
-  const auto s = current();
-  MTREC_CHECK(!s->path.empty(), "recommender: this model was built in-process; reload needs a checkpoint path");
-  reload(s->path);
-}
-
-RecommenderInfo Recommender::info() const {
-  const auto s = current();
-  RecommenderInfo r;
-  r.path = s->path, r.task = "joint", r.version = s->version;
-  r.default_scenario = s->scenario_name(0);
-  r.task_map = s->map.to_string().empty() ? "*=" + s->fallback_head : s->map.to_string();
-  r.retrieval = s->retrieval;
-  for (int32_t i = 0; i < std::max<int32_t>(1, s->scenarios.size()); ++i) r.scenarios.push_back(s->scenario_name(i));
-  r.heads = s->heads;
-  r.users = s->users.size(), r.items = s->items.size();
-  r.load_seconds = s->load_seconds, r.loaded_at_unix = s->loaded_at, r.reloads = s->reloads;
-  return r;
-}
-
-std::vector<std::string> Recommender::sample_users(int64_t n) const {
-  const auto s = current();
-  std::vector<std::string> out;
-  for (int32_t u = 0; u < s->users.size() && int64_t(out.size()) < n; ++u) out.push_back(s->users.raw(u));
-  return out;
-}
-
-RecommendResponse Recommender::recommend(const RecommendRequest& request) const {
-  return std::move(recommend_batch({request}).front());
-}
-
-std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<RecommendRequest>& requests) const {
-  const auto sp = current();  // this snapshot serves the whole call, whatever reload does meanwhile
-  const Snap& s = *sp;
+/// The unified model's hits: retrieval heads from the item index, towers re-ranking the
+/// candidates, several heads z-scored and summed by the task map.
+void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::vector<RecommendRequest>& requests,
+                const std::vector<Resolved>& res, std::vector<std::vector<Hit>>& hits_of,
+                std::vector<std::string>& retrieval_of) {
   UnifiedModel& m = const_cast<UnifiedModel&>(s.bundle.model);
   const UnifiedOptions& uo = m->options;
   const int64_t I = s.num_items;
-  const bool batch = requests.size() > 1;
-  c10::InferenceMode guard;
-
-  // 1. Resolve ids, scenarios and filters; every error names its field.
-  std::vector<Resolved> res(requests.size());
-  std::vector<int64_t> context_of;  // request index per context text to classify
-  std::vector<std::string> contexts;
-  for (size_t r = 0; r < requests.size(); ++r) {
-    const RecommendRequest& q = requests[r];
-    const std::string pre = batch ? fmt::format("requests[{}].", r) : "";
-    Resolved& z = res[r];
-    if (q.k < 1 || q.k > options_.max_k_)
-      throw RequestError(pre + "k", fmt::format("k must be in [1, {}], got {}", options_.max_k_, q.k));
-    if (q.explain < 0) throw RequestError(pre + "explain", fmt::format("explain must be >= 0, got {}", q.explain));
-    if (!q.user.empty()) {
-      z.user = s.users.find(q.user);
-      if (z.user < 0)
-        throw RequestError(pre + "user", fmt::format("user '{}' is not in the model ({} users); describe a new user "
-                                                     "by profile and recent_items instead",
-                                                     q.user, s.users.size()));
-      if (!q.profile.empty())
-        throw RequestError(pre + "profile", "a known user is scored from its own profile; give either user or profile");
-    } else if (q.profile.empty() && q.recent_items.empty()) {
-      throw RequestError(pre + "user", "give a user id, or a profile and/or recent_items for a new user");
-    }
-    if (!q.profile.empty() && !m->has_profile_text())
-      throw RequestError(pre + "profile", "this model was trained without user profile texts; give recent_items");
-    for (size_t j = 0; j < q.recent_items.size(); ++j)
-      z.recent.push_back(resolve_item(s, q.recent_items[j], fmt::format("{}recent_items[{}]", pre, j)));
-    if (!q.scenario.empty()) {
-      z.scenario = s.scenarios.find(q.scenario);
-      if (z.scenario < 0)
-        throw RequestError(pre + "scenario", fmt::format("scenario '{}' is not in the model (it has: {})", q.scenario,
-                                                         fmt::join(s.scenarios.raws(), ", ")));
-      z.scenario_source = "request";
-    } else if (!q.context.empty()) {
-      if (!m->scenario_out || !s.bundle.tokenizer)
-        throw RequestError(pre + "context", "this model has no scenario classifier; give scenario instead");
-      context_of.push_back(int64_t(r));
-      contexts.push_back(q.context);
-    }
-    z.allowed.assign(size_t(I), 1);
-    if (z.user >= 0) z.history = s.histories[size_t(z.user)];
-    z.history.insert(z.history.end(), z.recent.begin(), z.recent.end());
-    if (q.exclude_seen)
-      for (int32_t i : z.history) z.allowed[size_t(i)] = 0;
-    apply_filters(s, q.allow, q.deny, q.where, pre, z.allowed);
-  }
-  if (!contexts.empty()) {
-    EncodeOptions eo;
-    eo.set_max_len(m->text->options.max_len());
-    BatchEncoding enc = make_batch(s.bundle.tokenizer->encode_rows(contexts, eo), s.bundle.tokenizer->pad_id());
-    at::Tensor p = m->scenario_probs(enc.input_ids.to(s.device), enc.attention_mask.to(s.device).to(torch::kBool)).cpu();
-    auto [conf, arg] = p.max(1);
-    for (size_t j = 0; j < contexts.size(); ++j) {
-      Resolved& z = res[size_t(context_of[j])];
-      z.scenario = int32_t(arg[int64_t(j)].item<int64_t>());
-      z.confidence = conf[int64_t(j)].item<float>();
-      z.scenario_source = "context";
-    }
-  }
-
   // 2. User vectors and retrieval queries: precomputed for known users as stored (no LibTorch
   //    call on the common path), computed by the model for the others.
   const int64_t n = int64_t(requests.size());
@@ -502,7 +427,6 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
   }
 
   // 4. Combine (z-scored heads), filter, top-k, explain.
-  std::vector<RecommendResponse> out(static_cast<size_t>(n));
   size_t tower_pos = 0;
   for (int64_t r = 0; r < n; ++r) {
     Plan& p = plans[size_t(r)];
@@ -538,17 +462,186 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
       for (size_t j = 0; j < c; ++j) ok[j] = z.allowed[size_t(p.cand[j])];
       for (const Hit& h : top_k(total.data(), int64_t(c), k, ok.data())) hits.push_back({p.cand[size_t(h.item)], h.score});
     }
+    hits_of[size_t(r)] = std::move(hits);
+    retrieval_of[size_t(r)] = p.retrieval;
+  }
+}
+
+/// A one-head model's hits: its scores of the whole catalogue, filtered, top k.
+void head_hits(const Snap& s, const std::vector<RecommendRequest>& requests, const std::vector<Resolved>& res,
+               std::vector<std::vector<Hit>>& hits_of, std::vector<std::string>& retrieval_of) {
+  const size_t n = requests.size();
+  std::vector<int32_t> users(n), scenarios(n);
+  std::vector<std::vector<int32_t>> histories(n);
+  for (size_t r = 0; r < n; ++r) {
+    users[r] = res[r].user, scenarios[r] = res[r].scenario;
+    histories[r] = res[r].history;  // stored + recent, oldest first
+  }
+  const std::vector<float> scores = s.head_model->score_items(users, histories, scenarios);
+  const int64_t I = s.num_items;
+  MTREC_CHECK(int64_t(scores.size()) == int64_t(n) * I, "recommender: the ", s.kind, " model returned ", scores.size(),
+              " scores for ", n, " x ", I);
+  for (size_t r = 0; r < n; ++r) {
+    hits_of[r] = top_k(scores.data() + r * size_t(I), I, requests[r].k, res[r].allowed.data());
+    retrieval_of[r] = "full";
+  }
+}
+
+}  // namespace
+
+Recommender::Recommender(const std::string& checkpoint_path, RecommenderOptions options)
+    : options_(std::move(options)), snapshot_(load_snapshot(checkpoint_path, options_)) {}
+
+Recommender::Recommender(const JointBundle& bundle, const Dataset& ds, const Interactions& known,
+                         RecommenderOptions options)
+    : options_(std::move(options)) {
+  MTREC_CHECK(bundle.model, "recommender: the bundle has no model");
+  auto s = std::make_shared<Snap>();
+  s->bundle = bundle;
+  s->users = ds.users, s->items = ds.items, s->scenarios = ds.scenarios;
+  s->catalog = ds.item_text;
+  s->bundle.set_histories(ds, known);
+  s->histories = std::move(s->bundle.serving.histories);
+  s->path = "";
+  finish_snapshot(*s, options_);
+  snapshot_ = std::move(s);
+}
+
+Recommender::~Recommender() = default;
+
+std::shared_ptr<const Recommender::Snapshot> Recommender::current() const { return std::atomic_load(&snapshot_); }
+
+void Recommender::reload(const std::string& checkpoint_path) {
+  auto next = load_snapshot(checkpoint_path, options_);  // throws: the old one stays
+  const auto old = current();
+  const_cast<Snap&>(*next).reloads = old->reloads + 1;
+  std::atomic_store(&snapshot_, std::shared_ptr<const Snap>(std::move(next)));
+}
+
+void Recommender::reload() {
+  const auto s = current();
+  MTREC_CHECK(!s->path.empty(), "recommender: this model was built in-process; reload needs a checkpoint path");
+  reload(s->path);
+}
+
+RecommenderInfo Recommender::info() const {
+  const auto s = current();
+  RecommenderInfo r;
+  r.path = s->path, r.task = s->kind, r.version = s->version;
+  r.default_scenario = s->scenario_name(0);
+  r.task_map = s->map.to_string().empty() ? "*=" + s->fallback_head : s->map.to_string();
+  r.retrieval = s->retrieval;
+  for (int32_t i = 0; i < std::max<int32_t>(1, s->scenarios.size()); ++i) r.scenarios.push_back(s->scenario_name(i));
+  r.heads = s->heads;
+  r.users = s->users.size(), r.items = s->items.size();
+  r.load_seconds = s->load_seconds, r.loaded_at_unix = s->loaded_at, r.reloads = s->reloads;
+  return r;
+}
+
+std::vector<std::string> Recommender::sample_users(int64_t n) const {
+  const auto s = current();
+  std::vector<std::string> out;
+  for (int32_t u = 0; u < s->users.size() && int64_t(out.size()) < n; ++u) out.push_back(s->users.raw(u));
+  return out;
+}
+
+RecommendResponse Recommender::recommend(const RecommendRequest& request) const {
+  return std::move(recommend_batch({request}).front());
+}
+
+std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<RecommendRequest>& requests) const {
+  const auto sp = current();  // this snapshot serves the whole call, whatever reload does meanwhile
+  const Snap& s = *sp;
+  const int64_t I = s.num_items;
+  const bool batch = requests.size() > 1;
+  c10::InferenceMode guard;
+
+  // 1. Resolve ids, scenarios and filters; every error names its field.
+  std::vector<Resolved> res(requests.size());
+  std::vector<int64_t> context_of;  // request index per context text to classify
+  std::vector<std::string> contexts;
+  for (size_t r = 0; r < requests.size(); ++r) {
+    const RecommendRequest& q = requests[r];
+    const std::string pre = batch ? fmt::format("requests[{}].", r) : "";
+    Resolved& z = res[r];
+    if (q.k < 1 || q.k > options_.max_k_)
+      throw RequestError(pre + "k", fmt::format("k must be in [1, {}], got {}", options_.max_k_, q.k));
+    if (q.explain < 0) throw RequestError(pre + "explain", fmt::format("explain must be >= 0, got {}", q.explain));
+    if (!q.user.empty()) {
+      z.user = s.users.find(q.user);
+      if (z.user < 0)
+        throw RequestError(pre + "user", fmt::format("user '{}' is not in the model ({} users); describe a new user "
+                                                     "by profile and recent_items instead",
+                                                     q.user, s.users.size()));
+      if (!q.profile.empty())
+        throw RequestError(pre + "profile", "a known user is scored from its own profile; give either user or profile");
+    } else if (q.profile.empty() && q.recent_items.empty()) {
+      throw RequestError(pre + "user", "give a user id, or a profile and/or recent_items for a new user");
+    }
+    if (z.user < 0 && s.head_model && !s.head_model->anonymous())
+      throw RequestError(pre + "user", fmt::format("a {} model scores the users it was trained on ({} users); give one "
+                                                   "of them", s.kind, s.users.size()));
+    if (!q.profile.empty() && !s.profiles)
+      throw RequestError(pre + "profile", "this model was trained without user profile texts; give recent_items");
+    for (size_t j = 0; j < q.recent_items.size(); ++j)
+      z.recent.push_back(resolve_item(s, q.recent_items[j], fmt::format("{}recent_items[{}]", pre, j)));
+    if (!q.scenario.empty()) {
+      z.scenario = s.scenarios.find(q.scenario);
+      if (z.scenario < 0)
+        throw RequestError(pre + "scenario", fmt::format("scenario '{}' is not in the model (it has: {})", q.scenario,
+                                                         fmt::join(s.scenarios.raws(), ", ")));
+      z.scenario_source = "request";
+    } else if (!q.context.empty()) {
+      if (!s.classifier)
+        throw RequestError(pre + "context", "this model has no scenario classifier; give scenario instead");
+      context_of.push_back(int64_t(r));
+      contexts.push_back(q.context);
+    }
+    z.allowed.assign(size_t(I), 1);
+    if (z.user >= 0) z.history = s.histories[size_t(z.user)];
+    z.history.insert(z.history.end(), z.recent.begin(), z.recent.end());
+    if (q.exclude_seen)
+      for (int32_t i : z.history) z.allowed[size_t(i)] = 0;
+    apply_filters(s, q.allow, q.deny, q.where, pre, z.allowed);
+  }
+  if (!contexts.empty()) {
+    UnifiedModel& m = const_cast<UnifiedModel&>(s.bundle.model);
+    EncodeOptions eo;
+    eo.set_max_len(m->text->options.max_len());
+    BatchEncoding enc = make_batch(s.bundle.tokenizer->encode_rows(contexts, eo), s.bundle.tokenizer->pad_id());
+    at::Tensor p = m->scenario_probs(enc.input_ids.to(s.device), enc.attention_mask.to(s.device).to(torch::kBool)).cpu();
+    auto [conf, arg] = p.max(1);
+    for (size_t j = 0; j < contexts.size(); ++j) {
+      Resolved& z = res[size_t(context_of[j])];
+      z.scenario = int32_t(arg[int64_t(j)].item<int64_t>());
+      z.confidence = conf[int64_t(j)].item<float>();
+      z.scenario_source = "context";
+    }
+  }
+
+  const int64_t n = int64_t(requests.size());
+  std::vector<std::vector<Hit>> hits(static_cast<size_t>(n));
+  std::vector<std::string> retrieval(static_cast<size_t>(n));
+  if (s.head_model)
+    head_hits(s, requests, res, hits, retrieval);
+  else
+    joint_hits(s, options_, requests, res, hits, retrieval);
+
+  // 4. The answers: items, titles, explanations.
+  std::vector<RecommendResponse> out(static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) {
+    const Resolved& z = res[size_t(r)];
     RecommendResponse& o = out[size_t(r)];
     o.scenario = s.scenario_name(z.scenario);
     o.scenario_source = z.scenario_source;
     o.scenario_confidence = z.confidence;
     o.user_kind = z.user >= 0 ? "known" : "anonymous";
-    o.retrieval = p.retrieval;
+    o.retrieval = retrieval[size_t(r)];
     o.model_version = s.version;
     const int64_t ne = requests[size_t(r)].explain;
     const std::vector<int32_t> recent = ne > 0 ? recent_distinct(z.history, 200) : std::vector<int32_t>();
-    o.items.reserve(hits.size());
-    for (const Hit& h : hits)
+    o.items.reserve(hits[size_t(r)].size());
+    for (const Hit& h : hits[size_t(r)])
       o.items.push_back({s.items.raw(h.item), s.title(h.item), h.item, h.score, explain(s, recent, h.item, ne)});
   }
   return out;
@@ -559,6 +652,8 @@ RecommendResponse Recommender::similar(const SimilarRequest& q) const {
   const Snap& s = *sp;
   if (q.k < 1 || q.k > options_.max_k_) throw RequestError("k", fmt::format("k must be in [1, {}], got {}", options_.max_k_, q.k));
   const int32_t item = resolve_item(s, q.item, "item");
+  if (!s.similar_index)
+    throw RequestError("item", fmt::format("a {} model has no item space to find similar items in", s.kind));
   std::vector<uint8_t> allowed(size_t(s.num_items), 1);
   allowed[size_t(item)] = 0;
   apply_filters(s, q.allow, q.deny, q.where, "", allowed);

@@ -223,8 +223,8 @@ Checkpoint CtrTask::to_checkpoint(const IdMap& users, const IdMap& items, const 
 }
 
 CtrTask CtrTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  MTREC_CHECK(ck.task == "ctr", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'ctr'");
-  auto c = nlohmann::json::parse(ck.config_json);
+  require_task(ck, "ctr");
+  auto c = nlohmann::json::parse(model_config(ck));
   CtrTask t;
   t.model = CtrModel(CtrModelOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>(),
                                      c.at("num_scenarios").get<int64_t>())

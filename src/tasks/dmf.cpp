@@ -325,10 +325,8 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
 }
 
 DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  MTREC_CHECK(ck.task == "dmf", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'dmf'");
-  auto c = nlohmann::json::parse(ck.config_json);
-  // A checkpoint written during training (train/fit_dmf.h) nests the model's config under "model".
-  if (c.contains("model") && c.at("model").is_object()) c = c.at("model");
+  require_task(ck, "dmf");
+  auto c = nlohmann::json::parse(model_config(ck));
   DmfTask t;
   t.model = DMF(DMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
                     .user_layers(c.at("user_layers").get<std::vector<int64_t>>())

@@ -133,9 +133,8 @@ Checkpoint next_item_checkpoint(NextItemModel& model, const IdMap& users, const 
 }
 
 NextItemModel next_item_from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  MTREC_CHECK(ck.task == "next-item", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'next-item'");
-  auto config = nlohmann::json::parse(ck.config_json);
-  NextItemModel model(next_item_options_from_json(config.contains("model") ? config["model"].dump() : ck.config_json));
+  require_task(ck, "next-item");
+  NextItemModel model(next_item_options_from_json(model_config(ck)));
   model->to(choose_device(device));
   load_module_state(*model, ck);
   model->eval();

@@ -227,8 +227,8 @@ Checkpoint RatingTask::to_checkpoint(const IdMap& users, const IdMap& items) con
 }
 
 RatingTask RatingTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  MTREC_CHECK(ck.task == "rating", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'rating'");
-  auto c = nlohmann::json::parse(ck.config_json);
+  require_task(ck, "rating");
+  auto c = nlohmann::json::parse(model_config(ck));
   RatingTask t;
   t.model = BiasedMF(BiasedMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
                          .dim(c.at("dim").get<int64_t>()));

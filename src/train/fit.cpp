@@ -157,7 +157,7 @@ CtrTask fit_ctr(const Interactions& positives, const Interactions& valid_positiv
     task.model->eval();  // golden pairs are scored in eval mode; the trainer switches back
     add_head_checkpoint(ck, task.to_checkpoint({}, {}, {}));
   });
-  if (!run.resume_.empty()) trainer.resume(load_checkpoint(run.resume_));
+  if (!run.resume_.empty()) trainer.resume(load_training_checkpoint(run.resume_, "ctr"));
   TrainSummary s = trainer.train();
   task.epochs_run = s.state.epoch;
   task.model->eval();
@@ -187,7 +187,7 @@ RatingTask fit_rating(const Interactions& train, const Interactions& valid, int3
   int chosen_epochs = 0;
   double chosen_rmse = 0;
   if (!run.resume_.empty()) {
-    resume = std::make_unique<Checkpoint>(load_checkpoint(run.resume_));
+    resume = std::make_unique<Checkpoint>(load_training_checkpoint(run.resume_, "rating"));
     auto stage = nlohmann::json::parse(resume->config_json).at("stage");
     resume_stage = stage.at("name").get<std::string>();
     chosen_epochs = stage.value("epochs", 0);

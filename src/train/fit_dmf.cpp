@@ -25,9 +25,7 @@ DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t nu
   const std::string stage = valid.empty() ? "train" : "select";
   std::unique_ptr<Checkpoint> resume;
   if (!run.resume_.empty()) {
-    resume = std::make_unique<Checkpoint>(load_checkpoint(run.resume_));
-    MTREC_CHECK(resume->task == "dmf", "cannot resume '", run.resume_, "': it holds task '", resume->task,
-                "', not 'dmf'");
+    resume = std::make_unique<Checkpoint>(load_training_checkpoint(run.resume_, "dmf"));
     auto c = nlohmann::json::parse(resume->config_json);
     const std::string was = c.contains("stage") ? c.at("stage").value("name", std::string()) : std::string();
     MTREC_CHECK(was == stage, "cannot resume '", run.resume_, "': it is from stage '", was, "', and this run (",

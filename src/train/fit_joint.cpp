@@ -52,192 +52,6 @@ std::string JointTrainOptions::to_json() const {
   return j.dump();
 }
 
-JointEvalOptions JointBundle::eval_options() const {
-  return JointEvalOptions().ctr_columns(ctr_columns).context_rows(context_rows).ctr_min_rating(ctr_min_rating)
-      .ctr_negatives(ctr_negatives).rating_range(rating_min, rating_max).seed(seed);
-}
-
-std::vector<std::vector<int64_t>> tokenize_contexts(const Tokenizer& tokenizer, const Dataset& ds, int64_t max_len) {
-  std::vector<std::string> t;
-  for (int32_t c = 0; c < ds.context_text.size(); ++c) t.push_back(ds.context_text.text(c));
-  EncodeOptions eo;
-  eo.set_max_len(max_len);
-  return tokenizer.encode_rows(t, eo);
-}
-
-void JointBundle::tokenize_contexts(const Dataset& ds) {
-  context_rows.clear();
-  if (tokenizer && model && model->text) context_rows = mtrec::tokenize_contexts(*tokenizer, ds, model->text->options.max_len());
-}
-
-namespace {
-
-nlohmann::json encoder_json(const nn::TextEncoderOptions& o) {
-  return {{"vocab_size", o.vocab_size()}, {"dim", o.dim()},        {"layers", o.layers()},
-          {"heads", o.heads()},           {"ffn_dim", o.ffn_dim()}, {"max_len", o.max_len()},
-          {"dropout", o.dropout()},       {"pooling", nn::pooling_name(o.pooling())},
-          {"out_dim", o.out_dim()},       {"pad_id", o.pad_id()}};
-}
-
-nn::TextEncoderOptions encoder_options(const nlohmann::json& j) {
-  return nn::TextEncoderOptions(j.at("vocab_size").get<int64_t>(), j.at("dim").get<int64_t>())
-      .layers(j.at("layers").get<int64_t>())
-      .heads(j.at("heads").get<int64_t>())
-      .ffn_dim(j.at("ffn_dim").get<int64_t>())
-      .max_len(j.at("max_len").get<int64_t>())
-      .dropout(j.at("dropout").get<double>())
-      .pooling(nn::parse_pooling(j.at("pooling").get<std::string>()))
-      .out_dim(j.at("out_dim").get<int64_t>())
-      .pad_id(j.at("pad_id").get<int64_t>());
-}
-
-/// What golden pairs score: the first of rating, CTR click probability, next-item score, for
-/// (user, item, scenario) with an empty history.
-GoldenScoreFn golden_fn(UnifiedModel model) {
-  return [model](const std::vector<std::vector<int64_t>>& inputs) mutable {
-    torch::NoGradGuard g;
-    const c10::Device dev = model->item_emb->weight.device();
-    std::vector<int64_t> u, i, s;
-    for (const auto& in : inputs) u.push_back(in.at(0)), i.push_back(in.at(1)), s.push_back(in.at(2));
-    at::Tensor ut = torch::tensor(u).to(dev), it = torch::tensor(i).to(dev), st = torch::tensor(s).to(dev);
-    at::Tensor uv = model->user_vectors(ut, torch::zeros({int64_t(u.size()), 1}, torch::kInt64).to(dev));
-    at::Tensor score;
-    if (model->experts) {
-      auto [r, p] = model->rank_outputs(ut, uv, it, st);
-      score = r.defined() ? r : p.select(1, 0);
-    } else if (model->next_proj) {
-      score = model->next_item_scores(uv).gather(1, it.unsqueeze(1)).squeeze(1);
-    } else {
-      score = model->match_scores(uv).gather(1, it.unsqueeze(1)).squeeze(1);
-    }
-    score = score.to(torch::kFloat).cpu().contiguous();
-    return std::vector<float>(score.data_ptr<float>(), score.data_ptr<float>() + score.numel());
-  };
-}
-
-std::vector<std::vector<int64_t>> rows_of(const at::Tensor& tokens, const at::Tensor& mask) {
-  std::vector<std::vector<int64_t>> rows(size_t(tokens.size(0)));
-  at::Tensor t = tokens.cpu(), m = mask.cpu();
-  for (int64_t r = 0; r < t.size(0); ++r)
-    for (int64_t c = 0; c < t.size(1); ++c)
-      if (m[r][c].item<bool>()) rows[size_t(r)].push_back(t[r][c].item<int64_t>());
-  return rows;
-}
-
-}  // namespace
-
-Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
-  MTREC_CHECK(model, "joint checkpoint: no model");
-  const bool was_training = model->is_training();
-  model->eval();
-  Checkpoint ck;
-  ck.task = "joint";
-  nlohmann::json config = {{"unified", nlohmann::json::parse(unified_options_to_json(model->options))},
-                           {"pad_id", model->pad_id},
-                           {"ctr_columns", ctr_columns},
-                           {"ctr_min_rating", ctr_min_rating},
-                           {"ctr_negatives", ctr_negatives},
-                           {"rating_range", {rating_min, rating_max}},
-                           {"seed", seed}};
-  if (model->text) config["encoder"] = encoder_json(model->text->options);
-  ck.config_json = config.dump();
-  ck.users = ds.users, ck.items = ds.items, ck.scenarios = ds.scenarios;
-  ck.tensors = module_state(*model);
-  if (auto* sp = dynamic_cast<SentencePieceTokenizer*>(tokenizer.get()))
-    ck.tensors.push_back({"tokenizer", bytes_to_tensor(sp->serialized())});
-  std::vector<std::vector<int64_t>> inputs;
-  const int64_t U = model->options.num_users(), I = model->options.num_items(), S = model->options.num_scenarios();
-  for (int64_t k = 0; k < 6; ++k) inputs.push_back({(k * 7919) % U, (k * 104729) % I, k % S});
-  ck.golden = make_golden(inputs, golden_fn(model));
-  // What serving needs beside the model: histories (CSR) and the item catalogue.
-  std::vector<int64_t> offsets = {0}, items;
-  for (const auto& h : histories) {
-    items.insert(items.end(), h.begin(), h.end());
-    offsets.push_back(int64_t(items.size()));
-  }
-  if (!histories.empty()) {
-    ck.tensors.push_back({"serve/history_offsets", torch::tensor(offsets, torch::kInt64)});
-    ck.tensors.push_back({"serve/history_items", torch::tensor(items, torch::kInt64)});
-  }
-  const TextCatalog& cat = item_catalog.size() > 0 ? item_catalog : ds.item_text;
-  nlohmann::json rows = nlohmann::json::array();
-  for (int32_t i = 0; i < cat.size(); ++i) {
-    nlohmann::json r = nlohmann::json::array();
-    for (const auto& f : cat.fields()) r.push_back(cat.get(i, f));
-    rows.push_back(std::move(r));
-  }
-  ck.tensors.push_back({"serve/item_catalog", bytes_to_tensor(nlohmann::json{{"fields", cat.fields()}, {"rows", rows}}.dump())});
-  model->train(was_training);
-  return ck;
-}
-
-void JointBundle::set_histories(const Dataset& ds, const Interactions& known) {
-  UserHistories h(ds, known, ds.num_users(), seed, 0);
-  histories.assign(size_t(ds.num_users()), {});
-  for (int32_t u = 0; u < ds.num_users(); ++u) histories[size_t(u)] = h.items(u);
-}
-
-JointBundle joint_from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  MTREC_CHECK(ck.task == "joint", "checkpoint '", ck.path, "' holds task '", ck.task, "', not 'joint'");
-  nlohmann::json config = nlohmann::json::parse(ck.config_json);
-  const nlohmann::json head = config.contains("model") ? config["model"] : config;
-  JointBundle b;
-  UnifiedOptions uo = unified_options_from_json(head.at("unified").dump());
-  const int64_t pad = head.at("pad_id").get<int64_t>();
-  b.ctr_columns = head.at("ctr_columns").get<std::vector<std::string>>();
-  b.ctr_min_rating = head.at("ctr_min_rating").get<float>();
-  b.ctr_negatives = head.at("ctr_negatives").get<int>();
-  b.rating_min = head.at("rating_range").at(0).get<float>(), b.rating_max = head.at("rating_range").at(1).get<float>();
-  b.seed = head.at("seed").get<uint64_t>();
-  nn::TextEncoder enc{nullptr};
-  if (head.contains("encoder")) enc = nn::TextEncoder(encoder_options(head["encoder"]));
-  bool has_tok = false;
-  for (const auto& [name, t] : ck.tensors) has_tok |= name == "tokenizer";
-  if (has_tok) b.tokenizer = std::make_shared<SentencePieceTokenizer>(SentencePieceTokenizer::from_serialized(tensor_to_bytes(ck.tensor("tokenizer"))));
-  std::vector<std::vector<int64_t>> item_rows, user_rows;
-  if (uo.text() != TextMode::None) {
-    item_rows = rows_of(ck.tensor("item_tokens"), ck.tensor("item_token_mask"));
-    if (ck.tensor("user_tokens").size(0) > 0) user_rows = rows_of(ck.tensor("user_tokens"), ck.tensor("user_token_mask"));
-  }
-  b.model = UnifiedModel(uo, enc, item_rows, user_rows, pad);
-  b.model->to(choose_device(device));
-  load_module_state(*b.model, ck);
-  b.model->eval();
-  verify_golden(ck, golden_fn(b.model));
-  bool has_hist = false, has_cat = false;
-  for (const auto& [name, t] : ck.tensors) has_hist |= name == "serve/history_offsets", has_cat |= name == "serve/item_catalog";
-  if (has_hist) {
-    at::Tensor off = ck.tensor("serve/history_offsets").to(torch::kInt64).contiguous();
-    at::Tensor it = ck.tensor("serve/history_items").to(torch::kInt64).contiguous();
-    const int64_t* o = off.data_ptr<int64_t>();
-    const int64_t* v = it.data_ptr<int64_t>();
-    MTREC_CHECK(off.numel() == uo.num_users() + 1 && o[off.numel() - 1] == it.numel(), "checkpoint '", ck.path,
-                "': serve/history_offsets has ", off.numel(), " entries for ", uo.num_users(), " users and ",
-                it.numel(), " items");
-    b.histories.resize(size_t(uo.num_users()));
-    for (int64_t u = 0; u < uo.num_users(); ++u) {
-      MTREC_CHECK(o[u] <= o[u + 1], "checkpoint '", ck.path, "': serve/history_offsets decreases at user ", u);
-      for (int64_t j = o[u]; j < o[u + 1]; ++j) {
-        MTREC_CHECK(v[j] >= 0 && v[j] < uo.num_items(), "checkpoint '", ck.path, "': history item ", v[j],
-                    " outside [0, ", uo.num_items(), ")");
-        b.histories[size_t(u)].push_back(int32_t(v[j]));
-      }
-    }
-  }
-  if (has_cat) {
-    const auto cat = nlohmann::json::parse(tensor_to_bytes(ck.tensor("serve/item_catalog")));
-    b.item_catalog = TextCatalog(cat.at("fields").get<std::vector<std::string>>());
-    const auto& fields = b.item_catalog.fields();
-    int32_t i = 0;
-    for (const auto& row : cat.at("rows")) {
-      for (size_t f = 0; f < fields.size() && f < row.size(); ++f) b.item_catalog.set(i, fields[f], row[f].get<std::string>());
-      ++i;
-    }
-    b.item_catalog.resize(i);
-  }
-  return b;
-}
-
 JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOptions& o, const RunOptions& run) {
   using Clock = std::chrono::steady_clock;
   const auto& x = ds.interactions;
@@ -250,7 +64,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   fitted.insert(fitted.end(), split.valid.begin(), split.valid.end());
   std::sort(fitted.begin(), fitted.end());
   fit.set_histories(ds, x.subset(fitted));
-  fit.item_catalog = ds.item_text;
+  fit.serving.item_catalog = ds.item_text;
   fit.ctr_min_rating = o.ctr_min_rating_ > 0 ? o.ctr_min_rating_ : (!multi && x.has_rating ? 4.f : 0.f);
   // Without impressions, CTR negatives are sampled (protocol C); with them, they are the data's.
   fit.ctr_negatives = o.ctr_negatives_ > 0 ? o.ctr_negatives_ : (impressions ? 0 : 4);
@@ -398,12 +212,10 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   JointBundle* bundle = &fit;
   trainer.set_checkpoint_decorator([bundle, &ds](Checkpoint& ck) {
     Checkpoint head = bundle->to_checkpoint(ds);
-    add_head_checkpoint(ck, head);
-    for (auto& [name, t] : head.tensors)
-      if (name == "tokenizer") ck.tensors.push_back({name, t});
+    add_head_checkpoint(ck, head);  // with the tokenizer and the serving data
   });
   if (!run.resume_.empty()) {
-    Checkpoint ck = load_checkpoint(run.resume_);
+    Checkpoint ck = load_training_checkpoint(run.resume_, "joint");
     // The trainer checks its own options; the model's (lr scale, refresh, dropout...) are here.
     const auto c = nlohmann::json::parse(ck.config_json);
     const auto saved = c.contains("model") ? c["model"].value("unified", nlohmann::json()) : nlohmann::json();

@@ -89,7 +89,7 @@ NextItemTrainResult fit_next_item(NextItemModel& model, const NextItemData& data
   config["model"] = nlohmann::json::parse(next_item_options_to_json(model->options));
   trainer.set_config(config.dump());
   trainer.set_checkpoint_decorator([&model](Checkpoint& ck) { add_head_checkpoint(ck, next_item_checkpoint(model, {}, {})); });
-  if (!run.resume_.empty()) trainer.resume(load_checkpoint(run.resume_));
+  if (!run.resume_.empty()) trainer.resume(load_training_checkpoint(run.resume_, "next-item"));
 
   TrainSummary s = trainer.train();
   result.epochs_run = s.state.epoch;

@@ -89,9 +89,16 @@ Signal ProgressObserver::after_batch(Trainer& t) {
   if (!bar_) {
     bar_ = std::make_unique<ProgressBar>(s.batches_per_epoch, fmt::format("{} {}/{}", label_, s.epoch + 1,
                                                                          t.options().epochs_));
-    if (s.batch > 1) bar_->tick(s.batch - 1);  // resumed mid-epoch
+    bar_->set_unit("batches");
+    // The bar's clock starts now, after this batch (and, resumed mid-epoch, the ones before it):
+    // count them without timing them, so the rates cover only batches the bar saw run.
+    bar_->skip(s.batch);
+    return Signal::Continue;
   }
-  bar_->set_postfix(fmt::format("loss {:.4f}", s.loss));
+  // The bar counts batches; examples/s is what compares across batch sizes. Every batch but an
+  // epoch's last holds batch_size examples (the global batch when data parallel).
+  bar_->set_postfix(fmt::format("loss {:.4f}, {:.1f} examples/s", s.loss,
+                                bar_->rate() * static_cast<double>(t.options().batch_size_)));
   bar_->tick();
   return Signal::Continue;
 }

@@ -87,7 +87,7 @@ MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokeni
                    {"texts", result.texts}};
   trainer.set_config(config.dump());
   trainer.set_checkpoint_decorator([](Checkpoint& ck) { ck.task = "mlm-pretrain"; });
-  if (!run.resume_.empty()) trainer.resume(load_checkpoint(run.resume_));
+  if (!run.resume_.empty()) trainer.resume(load_training_checkpoint(run.resume_, "mlm-pretrain"));
   result.summary = trainer.train();
   return result;
 }

@@ -3,6 +3,9 @@
 #include <nlohmann/json.hpp>
 
 #include <memory>
+#include <set>
+
+#include "mtrec/core/check.h"
 
 #include "mtrec/train/observers.h"
 #include "mtrec/train/trainer.h"
@@ -22,6 +25,7 @@ void add_run_observers(Trainer& t, const RunOptions& run, const std::string& sta
   }
   for (const auto& o : run.observers_) t.add_observer(o);
   t.set_id_maps(run.users_, run.items_, run.scenarios_);
+  t.set_checkpoint_tensors(run.checkpoint_tensors_);
 }
 
 std::string stage_config(const RunOptions& run, const std::string& stage_json) {
@@ -36,6 +40,19 @@ void add_head_checkpoint(Checkpoint& ck, const Checkpoint& head) {
   auto c = ck.config_json.empty() ? nlohmann::json::object() : nlohmann::json::parse(ck.config_json);
   c["model"] = nlohmann::json::parse(head.config_json);
   ck.config_json = c.dump();
+  std::set<std::string> have;
+  for (const auto& [name, t] : ck.tensors) have.insert(name);
+  for (const auto& [name, t] : head.tensors)
+    if (!have.count(name)) ck.tensors.emplace_back(name, t);
+}
+
+Checkpoint load_training_checkpoint(const std::string& path, const std::string& task) {
+  Checkpoint ck = load_checkpoint(path);
+  MTREC_CHECK(is_training_checkpoint(ck), "'", path, "' is ", describe_checkpoint(ck),
+              "; --resume needs a training checkpoint of task ", task, ": RUN_DIR/<stage>/last.ckpt");
+  MTREC_CHECK(ck.task == task, "'", path, "' is ", describe_checkpoint(ck), "; this run trains task ", task,
+              " (--resume needs a training checkpoint of task ", task, ": RUN_DIR/<stage>/last.ckpt)");
+  return ck;
 }
 
 }  // namespace mtrec

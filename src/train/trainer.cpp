@@ -484,6 +484,7 @@ Checkpoint Trainer::checkpoint() const {
   ck.items = items_;
   ck.scenarios = scenarios_;
   ck.tensors = module_state(model_.module());
+  ck.tensors.insert(ck.tensors.end(), extra_tensors_.begin(), extra_tensors_.end());
   if (opt_->dense) ck.tensors.emplace_back("trainer/dense_optimizer", bytes_to_tensor(archive_bytes(*opt_->dense)));
   if (opt_->sparse)
     for (auto& [name, t] : opt_->sparse->state()) ck.tensors.emplace_back("trainer/sparse_optimizer/" + name, t);

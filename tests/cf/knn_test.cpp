@@ -13,6 +13,8 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
 #include "mtrec/eval/metrics.h"
+#include "mtrec/model/io.h"
+#include "mtrec/nn/checkpoint.h"
 #include "test_util.h"
 
 namespace mtrec {
@@ -335,9 +337,10 @@ TEST(Knn, SaveLoadGivesIdenticalPredictions) {
   for (auto kind : {KnnKind::Item, KnnKind::User}) {
     KnnModel m(KnnOptions().kind(kind).similarity(KnnSimilarity::AdjustedCosine).k(7).max_neighbors(12));
     m.fit(y, 50, 30);
-    const std::string path = dir.path("knn.bin");
-    m.save(path);
-    KnnModel back = KnnModel::load(path);
+    // KNN lives in the one checkpoint container (model/io.h), golden pairs verified on load.
+    const std::string path = dir.path("knn.ckpt");
+    save_checkpoint(path, knn_checkpoint(m, {}, {}, false));
+    KnnModel back = knn_from_checkpoint(load_checkpoint(path));
     EXPECT_EQ(back.options().k_, 7);
     EXPECT_EQ(back.options().kind_, kind);
     for (int u = 0; u < 50; ++u) {
@@ -349,14 +352,14 @@ TEST(Knn, SaveLoadGivesIdenticalPredictions) {
       back.score(u, all, s2);
       EXPECT_EQ(s1, s2);
     }
-    std::string bytes = read_file(path);
+    std::string bytes = m.to_bytes();
     EXPECT_THROW(KnnModel::from_bytes(bytes.substr(0, bytes.size() - 3), "cut"), Error);
     EXPECT_THROW(KnnModel::from_bytes("garbage-garbage", "junk"), Error);
     std::string bad = bytes;
     bad[9] = 7;  // kind field
     EXPECT_THROW(KnnModel::from_bytes(bad, "bad-kind"), Error);
   }
-  EXPECT_THROW(KnnModel().save(dir.path("x.bin")), Error);
+  EXPECT_THROW(KnnModel().to_bytes(), Error);
 }
 
 TEST(Knn, RepeatedPairKeepsTheLastRating) {

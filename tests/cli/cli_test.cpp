@@ -382,6 +382,84 @@ TEST(Cli, NextItemTrainSaveAndEvalOnSyntheticWorld) {
   EXPECT_NEAR(ej.value("ndcg@10", 0.0), tj.value("ndcg@10", 1.0), 1e-6) << ej.dump(2);
 }
 
+TEST(Cli, EvalAndRecommendAcceptEveryCheckpointOfEveryTask) {
+  // One model system: `mtrec eval` and `mtrec recommend` take the --out export, best.ckpt and
+  // last.ckpt of every --task `mtrec train` has (KNN has no training checkpoints: it is fitted
+  // in closed form; the MCMC rating solver neither).
+  mtrec::test::TempDir tmp;
+  const std::string world =
+      " --dataset synthetic --synthetic-users 200 --synthetic-items 80 --synthetic-interactions 8000 --log-level warn";
+  const std::vector<std::pair<std::string, std::string>> tasks = {
+      {"rating", "--solver sgd --epochs 2"},
+      {"ctr", "--epochs 1"},
+      {"dmf", "--epochs 1"},
+      {"next-item", "--epochs 2 --max-len 20 --eval-every 1"},
+      {"knn", ""},
+      {"joint", "--epochs 1 --text none --tasks rating,ctr,next-item"}};
+  std::vector<std::string> train;
+  for (const auto& [task, flags] : tasks)
+    train.push_back("train --task " + task + " " + flags + world + " --out " + shell_quote(tmp.path(task + ".ckpt")) +
+                    (task == "knn" ? "" : " --run-dir " + shell_quote(tmp.path("run-" + task))) + " --json " +
+                    shell_quote(tmp.path(task + ".json")));
+  std::vector<Result> t = mtrec_all(train);
+  std::vector<std::string> ckpts, eval, rec;
+  for (size_t k = 0; k < tasks.size(); ++k) {
+    const std::string& task = tasks[k].first;
+    ASSERT_EQ(t[k].code, 0) << task << "\n" << t[k].out;
+    ckpts.push_back(tmp.path(task + ".ckpt"));
+    int best = 0, last = 0;
+    if (task != "knn")
+      for (const auto& e : std::filesystem::recursive_directory_iterator(tmp.path("run-" + task))) {
+        const std::string name = e.path().filename().string();
+        if (name != "best.ckpt" && name != "last.ckpt") continue;
+        (name == "best.ckpt" ? best : last) += 1;
+        ckpts.push_back(e.path().string());
+      }
+    if (task != "knn") {
+      EXPECT_GE(best, 1) << task;
+      EXPECT_GE(last, 1) << task;
+    }
+  }
+  for (size_t c = 0; c < ckpts.size(); ++c) {
+    eval.push_back("eval --checkpoint " + shell_quote(ckpts[c]) + world + " --json " +
+                   shell_quote(tmp.path("eval" + std::to_string(c) + ".json")));
+    rec.push_back("recommend --checkpoint " + shell_quote(ckpts[c]) + " --user u3 -k 3 --format json --log-level warn");
+  }
+  std::vector<Result> e = mtrec_all(eval), r = mtrec_all(rec);
+  for (size_t c = 0; c < ckpts.size(); ++c) {
+    SCOPED_TRACE(ckpts[c]);
+    ASSERT_EQ(e[c].code, 0) << e[c].out;
+    ASSERT_EQ(r[c].code, 0) << r[c].out;
+    const nlohmann::json rj = nlohmann::json::parse(r[c].out);
+    EXPECT_EQ(rj["items"].size(), 3u) << rj.dump(2);
+    EXPECT_EQ(rj["user_kind"], "known");
+  }
+  // The export re-evaluates to the metrics the training run reported.
+  const nlohmann::json rt = read_json(tmp.path("rating.json")), re = read_json(tmp.path("eval0.json"));
+  EXPECT_NEAR(re.value("rmse", 0.0), rt.value("rmse", 1.0), 1e-6) << re.dump(2);
+  const nlohmann::json ct = read_json(tmp.path("ctr.json"));
+  size_t ctr_out = 0;
+  while (ctr_out < ckpts.size() && ckpts[ctr_out] != tmp.path("ctr.ckpt")) ++ctr_out;
+  const nlohmann::json ce = read_json(tmp.path("eval" + std::to_string(ctr_out) + ".json"));
+  EXPECT_NEAR(ce.value("auc", 0.0), ct.value("auc", 1.0), 1e-6) << ce.dump(2);
+
+  // --resume given the wrong file: one line naming it, what it holds and what is expected.
+  std::string rating_last;
+  for (const auto& p : ckpts)
+    if (p.find("run-rating") != std::string::npos && p.find("last.ckpt") != std::string::npos) rating_last = p;
+  std::vector<Result> bad = mtrec_all(
+      {"train --task rating --solver sgd --epochs 2" + world + " --resume " + shell_quote(tmp.path("rating.ckpt")),
+       "train --task ctr --epochs 1" + world + " --resume " + shell_quote(rating_last)});
+  EXPECT_NE(bad[0].code, 0);
+  EXPECT_TRUE(contains(bad[0].out, "'" + tmp.path("rating.ckpt") +
+                                       "' is a model export (task rating); --resume needs a training checkpoint of "
+                                       "task rating: RUN_DIR/<stage>/last.ckpt"))
+      << bad[0].out;
+  EXPECT_NE(bad[1].code, 0);
+  EXPECT_TRUE(contains(bad[1].out, "'" + rating_last + "' is a training checkpoint (task rating, stage ")) << bad[1].out;
+  EXPECT_TRUE(contains(bad[1].out, "this run trains task ctr")) << bad[1].out;
+}
+
 TEST(Cli, PretrainAndEmbedReadMovieLens) {
 #if defined(__SANITIZE_ADDRESS__)
   GTEST_SKIP() << "sentencepiece is loaded with RTLD_DEEPBIND, which AddressSanitizer does not support";

@@ -96,6 +96,68 @@ TEST(Progress, ABarNeverTickedPrintsNothingEvenWhenEnabled) {
   EXPECT_NE(out.find("3/3"), std::string::npos) << out;
 }
 
+TEST(Progress, PeriodicLineStatesCountsRateEtaAndPostfix) {
+  ProgressBar bar(5000, "rating 1/20");
+  bar.tick(1200);
+  bar.set_postfix("loss 0.4120");
+  // 1200 in 60 s: 20/s; 3800 left: 190 s.
+  EXPECT_EQ(bar.render_line(60.0), "rating 1/20: 1200/5000 items (24%), 20.0 items/s, ETA 3m10s, loss 0.4120");
+  EXPECT_EQ(bar.render_line(0.0), "rating 1/20: 1200/5000 items (24%), 0.0 items/s, ETA ?, loss 0.4120");
+
+  // Skipped batches (a resumed epoch) count toward the total, not the rate.
+  ProgressBar resumed(100000, "epoch 2/3");
+  resumed.set_unit("batches");
+  resumed.skip(1000);
+  resumed.tick(1000);
+  EXPECT_EQ(resumed.count(), 2000);
+  EXPECT_EQ(resumed.render_line(100.0), "epoch 2/3: 2000/100000 batches (2%), 10.0 batches/s, ETA 2h43m");
+  resumed.tick(98000);
+  EXPECT_EQ(resumed.render_line(10.0), "epoch 2/3: 100000/100000 batches (100%), 9900.0 batches/s, ETA 0s");
+
+  ProgressBar open_ended(0, "embed");  // no total: no percent, no ETA
+  open_ended.tick(5);
+  EXPECT_EQ(open_ended.render_line(2.0), "embed: 5 items, 2.5 items/s");
+  ProgressBar short_eta(10, "q");
+  short_eta.tick(4);
+  EXPECT_EQ(short_eta.render_line(2.0), "q: 4/10 items (40%), 2.0 items/s, ETA 3s");
+}
+
+TEST(Progress, OffTerminalPrintsLogLinesUnlessTheIntervalIsZero) {
+  const LogLevel level = log_level();
+  const double interval = progress_interval();
+  set_log_level(LogLevel::Info);  // tests run with MTREC_LOG=warn, which silences the bar
+  EXPECT_THROW(set_progress_interval(-1), Error);
+
+  set_progress_interval(0);
+  testing::internal::CaptureStderr();  // stderr is a file from here: not a terminal
+  {
+    ProgressBar bar(10, "never");
+    EXPECT_FALSE(bar.enabled());
+    EXPECT_FALSE(bar.periodic());
+    for (int k = 0; k < 10; ++k) bar.tick();
+  }
+  EXPECT_EQ(testing::internal::GetCapturedStderr(), "");
+
+  set_progress_interval(1e-9);  // every tick is due, without sleeping
+  testing::internal::CaptureStderr();
+  {
+    ProgressBar bar(10, "often");
+    EXPECT_TRUE(bar.periodic());
+    bar.set_postfix("loss 0.5000");
+    for (int k = 0; k < 10; ++k) bar.tick();
+  }
+  const std::string out = testing::internal::GetCapturedStderr();
+  EXPECT_NE(out.find("often: "), std::string::npos) << out;
+  EXPECT_NE(out.find("/10 items ("), std::string::npos) << out;
+  EXPECT_NE(out.find(", loss 0.5000\n"), std::string::npos) << out;
+  EXPECT_EQ(out.find('\r'), std::string::npos) << out;  // log lines, not a redrawn bar
+
+  set_log_level(LogLevel::Warn);
+  { ProgressBar quiet(10, "quiet"); EXPECT_FALSE(quiet.periodic()); }
+  set_progress_interval(interval);
+  set_log_level(level);
+}
+
 TEST(Schema, IdMapBothWays) {
   IdMap m;
   EXPECT_EQ(m.intern("u7"), 0);

@@ -32,7 +32,7 @@ inline const ServeCheckpoints& serve_checkpoints() {
       torch::NoGradGuard g;
       other.model->item_emb->weight.mul_(1.5);
     }
-    other.histories = fit.histories;
+    other.serving = fit.serving;
     save_checkpoint(out->v2, other.to_checkpoint(tj.world.data));
     return out;
   }();

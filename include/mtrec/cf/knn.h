@@ -6,7 +6,7 @@
 //   knn.fit(train, ds.num_users(), ds.num_items());
 //   float r = knn.predict(user, item);                 // rating prediction
 //   knn.score(user, candidates, scores);               // top-N scoring (a RankingEvaluator ScoreFn)
-//   knn.save("knn.bin");  auto again = mtrec::KnnModel::load("knn.bin");
+//   mtrec::save_checkpoint("knn.ckpt", mtrec::knn_checkpoint(knn, ds.users, ds.items, false));  // model/io.h
 //
 // Similarities are between "rows": items for item-based, users for user-based; a row's entries
 // are its ratings (1 for implicit data). n = number of co-rated entries.
@@ -112,9 +112,6 @@ class KnnModel {
   std::string to_bytes() const;
   /// `source` names the origin in error messages.
   static KnnModel from_bytes(std::string_view bytes, const std::string& source = "<bytes>");
-  /// Written atomically (core/io.h).
-  void save(const std::string& path) const;
-  static KnnModel load(const std::string& path);
 
   struct State;
 

@@ -50,3 +50,7 @@ std::string str_cat(const Args&... args) {
                                     ::mtrec::detail::str_cat(__VA_ARGS__));                 \
     }                                                                                       \
   } while (0)
+
+/// Throws mtrec::Error with the message (an unconditional MTREC_CHECK).
+#define MTREC_FAIL(...) \
+  ::mtrec::detail::check_failed("failure", __FILE__, __LINE__, ::mtrec::detail::str_cat(__VA_ARGS__))

@@ -20,7 +20,8 @@ struct TaskMap {
 };
 
 /// "scen=head[:w],head[:w];scen2=..." (weights default to 1); throws mtrec::Error naming the
-/// malformed entry or an unknown head.
-TaskMap parse_task_map(const std::string& text);
+/// malformed entry or a head not in `heads` (the unified model's, or a one-head model's own).
+TaskMap parse_task_map(const std::string& text,
+                       const std::vector<std::string>& heads = {"ctr", "rating", "next_item", "match"});
 
 }  // namespace mtrec

@@ -56,6 +56,19 @@ struct Checkpoint {
   const at::Tensor& tensor(const std::string& name) const;
 };
 
+/// Whether the checkpoint was written during training (it carries trainer state: a run
+/// directory's last.ckpt / best.ckpt) rather than exported (`mtrec train --out`, to_checkpoint).
+bool is_training_checkpoint(const Checkpoint& checkpoint);
+/// What the file holds, for messages: "a model export (task rating)" or "a training checkpoint
+/// (task rating, stage select, epoch 3, step 420)".
+std::string describe_checkpoint(const Checkpoint& checkpoint);
+/// The model's configuration (JSON object text): config_json itself for an export, its "model"
+/// object for a training checkpoint (where config_json holds the run's whole configuration).
+std::string model_config(const Checkpoint& checkpoint);
+/// Throws mtrec::Error unless the checkpoint holds task `task`: one line naming the file, what
+/// it holds and what was expected.
+void require_task(const Checkpoint& checkpoint, const std::string& task);
+
 /// Writes the checkpoint atomically (tensors are copied to CPU, made contiguous).
 void save_checkpoint(const std::string& path, const Checkpoint& checkpoint);
 /// Reads and checks magic, version, length and checksum; throws mtrec::Error naming the file.

@@ -1,6 +1,11 @@
 #pragma once
-// The library's scorer: one trained checkpoint answering top-K requests, in-process, from the
-// CLI (`mtrec recommend`, `mtrec similar`) and over HTTP (serve/http.h).
+// The library's scorer: one trained checkpoint of any kind `mtrec train` writes (--out,
+// best.ckpt, last.ckpt) answering top-K requests, in-process, from the CLI (`mtrec recommend`,
+// `mtrec similar`) and over HTTP (serve/http.h). The unified model (task "joint") is served by
+// its task map as described below; every other kind (rating, ctr, dmf, next-item, knn: a
+// model/io.h ScoringModel) by its one head over the whole catalogue, similar items and
+// explanations by its item space (KNN has none), anonymous users where the kind scores a
+// history alone (next-item).
 //
 //   mtrec::Recommender rec("joint.ckpt", mtrec::RecommenderOptions().task_map("*=ctr:1,next_item:0.5"));
 //   mtrec::RecommendRequest q;
@@ -126,7 +131,7 @@ struct RecommenderInfo {
 class Recommender {
  public:
   /// Loads `checkpoint_path` (checksum and golden pairs verified); throws mtrec::Error naming
-  /// the file when it is missing, truncated, corrupted or of a task that cannot serve.
+  /// the file when it is missing, truncated, corrupted or of a kind no loader is registered for.
   explicit Recommender(const std::string& checkpoint_path, RecommenderOptions options = {});
   /// Serves a trained joint model in-process (the demo, benchmarks). Histories (and the items
   /// excluded as seen) are the engaged rows of `known`; titles come from ds.item_text.

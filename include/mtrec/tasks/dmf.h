@@ -230,6 +230,8 @@ class DmfTask {
   float input_scale = 5;  // matrix values are rating / input_scale (1 for data without ratings)
   /// Refreshes the cached tower outputs (after training or loading).
   void cache_vectors();
+  /// The cached item tower outputs [num_items, d] (CPU, L2-normalised rows).
+  const torch::Tensor& item_vectors() const { return item_cache_; }
 
  private:
   torch::Tensor user_cache_, item_cache_;  // CPU, L2-normalised rows

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "mtrec/data/split.h"
+#include "mtrec/model/joint_bundle.h"
 #include "mtrec/model/joint_eval.h"
 #include "mtrec/model/unified.h"
 #include "mtrec/text/tokenizer.h"
@@ -83,33 +84,6 @@ struct JointTrainOptions {
   std::string to_json() const;
 };
 
-/// A trained (or loaded) joint model with what scoring it needs besides its tensors.
-struct JointBundle {
-  UnifiedModel model{nullptr};
-  std::shared_ptr<Tokenizer> tokenizer;
-  std::vector<std::string> ctr_columns;
-  std::vector<std::vector<int64_t>> context_rows;  // the data set's contexts, tokenised
-  float ctr_min_rating = 0;
-  int ctr_negatives = 0;
-  float rating_min = 1, rating_max = 5;  // the training ratings' range (predictions are clipped to it)
-  uint64_t seed = 42;                    // the training seed (time-order ties of the histories)
-  /// Per user, the engaged items (chronological) serving reads as the user's history and
-  /// excludes as seen: those of the rows the model was fitted on (train + validation).
-  std::vector<std::vector<int32_t>> histories;
-  /// The item catalogue (titles and fields) that serving names and filters items by.
-  TextCatalog item_catalog;
-  /// Tokenises the data set's context texts into context_rows (for the scenario classifier).
-  void tokenize_contexts(const Dataset& ds);
-  /// Evaluation options matching the training data's label rules.
-  JointEvalOptions eval_options() const;
-  /// The model as a checkpoint (task "joint"): options, encoder options, tokenizer, label
-  /// columns, parameters, id maps, histories, the item catalogue and golden (user, item,
-  /// scenario) -> score pairs.
-  Checkpoint to_checkpoint(const Dataset& ds);
-  /// Sets `histories` to the engaged rows of `known` (UserHistories' order).
-  void set_histories(const Dataset& ds, const Interactions& known);
-};
-
 struct JointFit : JointBundle {
   TrainSummary summary;
   double seconds = 0;           // the joint run (pretraining excluded)
@@ -117,16 +91,9 @@ struct JointFit : JointBundle {
   std::map<std::string, double> weights;  // the static weights the run started from
 };
 
-/// The data set's context texts as token rows ([CLS] + text, at most max_len tokens).
-std::vector<std::vector<int64_t>> tokenize_contexts(const Tokenizer& tokenizer, const Dataset& ds, int64_t max_len);
-
 /// Trains on split.train, validates (early stopping) on split.valid. Tasks the data cannot
 /// serve are left out with a log line (rating without stars, scenario without contexts or
 /// with one scenario, next_item without timestamps). Throws mtrec::Error on bad options.
 JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOptions& options, const RunOptions& run = {});
-
-/// The model of a "joint" checkpoint (final, or a training one: options under "model") on
-/// `device`, in eval mode, golden pairs verified.
-JointBundle joint_from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
 
 }  // namespace mtrec

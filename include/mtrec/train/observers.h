@@ -36,7 +36,8 @@ class JsonlLogger : public Observer {
   std::ofstream out_;
 };
 
-/// A progress bar per epoch (rate, ETA, loss) on stderr; silent when stderr is not a terminal.
+/// A progress bar per epoch (rate, ETA, loss) on stderr; off a terminal, a log line every
+/// progress_interval() seconds (core/progress.h).
 /// After each epoch one log line (loss, validation metrics, the task weights in force when there
 /// are two tasks or more).
 class ProgressObserver : public Observer {

@@ -23,11 +23,12 @@ struct RunOptions {
                                 // metrics.jsonl and report.html, one subfolder per stage
   int64_t checkpoint_every_ = 0;  // optimiser steps between mid-epoch checkpoints (0: per epoch)
   std::string resume_;          // a last.ckpt / best.ckpt of an earlier run with the same options
-  bool progress_ = false;       // progress bar on a terminal
+  bool progress_ = false;       // progress: a bar on a terminal, else a line every progress_interval() s
   std::string config_json_;     // the caller's effective configuration, stored with the run
   std::vector<std::shared_ptr<Observer>> observers_;  // the caller's own, added after the standard ones
   IdMap users_, items_, scenarios_;  // the data set's ids, stored in every checkpoint of the run
   std::shared_ptr<Communicator> communicator_;  // data-parallel ranks (train/distributed.h); null: one process
+  std::vector<std::pair<std::string, at::Tensor>> checkpoint_tensors_;  // stored in every checkpoint
   RunOptions& out_dir(std::string v) { out_dir_ = std::move(v); return *this; }
   RunOptions& checkpoint_every(int64_t v) { checkpoint_every_ = v; return *this; }
   RunOptions& resume(std::string v) { resume_ = std::move(v); return *this; }
@@ -37,6 +38,12 @@ struct RunOptions {
   /// (last.ckpt, best.ckpt) answer in the caller's ids, as the final one does.
   RunOptions& id_maps(const Dataset& ds) {
     users_ = ds.users, items_ = ds.items, scenarios_ = ds.scenarios;
+    return *this;
+  }
+  /// What serving needs (model/io.h's serving_tensors: histories, catalogue), stored in every
+  /// checkpoint of the run so that last.ckpt and best.ckpt serve like the final export.
+  RunOptions& checkpoint_tensors(std::vector<std::pair<std::string, at::Tensor>> v) {
+    checkpoint_tensors_ = std::move(v);
     return *this;
   }
   /// Trains data-parallel over the communicator's ranks; rank 0 alone writes the run's artefacts.
@@ -58,8 +65,14 @@ void add_run_observers(Trainer& trainer, const RunOptions& run, const std::strin
 std::string stage_config(const RunOptions& run, const std::string& stage_json);
 
 /// Completes a trainer checkpoint with what the fitted head's own checkpoint says: its task
-/// name, golden pairs and configuration (stored under "model"), so that the head's
-/// from_checkpoint loads it.
+/// name, golden pairs, configuration (stored under "model") and the tensors the trainer does
+/// not store itself (a tokenizer, serving data), so that the head's from_checkpoint loads it.
 void add_head_checkpoint(Checkpoint& trainer_checkpoint, const Checkpoint& head);
+
+/// The training checkpoint `path` to resume a run of task `task` from. Throws mtrec::Error in
+/// one line naming the file, what it holds and what is expected, e.g. "'m.ckpt' is a model
+/// export (task rating); --resume needs a training checkpoint of task rating:
+/// RUN_DIR/<stage>/last.ckpt".
+Checkpoint load_training_checkpoint(const std::string& path, const std::string& task);
 
 }  // namespace mtrec

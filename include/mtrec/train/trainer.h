@@ -190,6 +190,11 @@ class Trainer {
   void set_id_maps(IdMap users, IdMap items, IdMap scenarios) {
     users_ = std::move(users), items_ = std::move(items), scenarios_ = std::move(scenarios);
   }
+  /// Tensors stored unchanged in every checkpoint (what serving needs: model/io.h's
+  /// serving_tensors), so that last.ckpt and best.ckpt serve as the final export does.
+  void set_checkpoint_tensors(std::vector<std::pair<std::string, at::Tensor>> tensors) {
+    extra_tensors_ = std::move(tensors);
+  }
   /// The caller's effective configuration (JSON object text), stored in every checkpoint.
   void set_config(std::string config_json) { config_json_ = std::move(config_json); }
   const std::string& config_json() const { return config_json_; }
@@ -219,6 +224,7 @@ class Trainer {
   std::function<void(Checkpoint&)> decorate_;
   std::string config_json_ = "{}";
   IdMap users_, items_, scenarios_;
+  std::vector<std::pair<std::string, at::Tensor>> extra_tensors_;
   TrainState state_;
   std::vector<std::map<std::string, Metrics>> validations_;
   bool resumed_ = false;

@@ -1,0 +1,392 @@
+#include "mtrec/model/io.h"
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <map>
+#include <mutex>
+#include <numeric>
+
+#include "mtrec/cf/knn.h"
+#include "mtrec/core/check.h"
+#include "mtrec/model/joint_bundle.h"
+#include "mtrec/model/joint_data.h"
+#include "mtrec/tasks/ctr.h"
+#include "mtrec/tasks/dmf.h"
+#include "mtrec/tasks/next_item.h"
+#include "mtrec/tasks/rating.h"
+
+namespace mtrec {
+
+// ---- serving data ---------------------------------------------------------------------------
+
+ServingData make_serving_data(const Dataset& ds, const Interactions& known, uint64_t seed) {
+  ServingData d;
+  UserHistories h(ds, known, ds.num_users(), seed, 0);
+  d.histories.resize(size_t(ds.num_users()));
+  for (int32_t u = 0; u < ds.num_users(); ++u) d.histories[size_t(u)] = h.items(u);
+  d.item_catalog = ds.item_text;
+  return d;
+}
+
+std::vector<std::pair<std::string, at::Tensor>> serving_tensors(const ServingData& data) {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  if (!data.histories.empty()) {  // CSR
+    std::vector<int64_t> offsets = {0}, items;
+    for (const auto& h : data.histories) {
+      items.insert(items.end(), h.begin(), h.end());
+      offsets.push_back(int64_t(items.size()));
+    }
+    out.emplace_back("serve/history_offsets", torch::tensor(offsets, torch::kInt64));
+    out.emplace_back("serve/history_items", torch::tensor(items, torch::kInt64));
+  }
+  const TextCatalog& cat = data.item_catalog;
+  nlohmann::json rows = nlohmann::json::array();
+  for (int32_t i = 0; i < cat.size(); ++i) {
+    nlohmann::json r = nlohmann::json::array();
+    for (const auto& f : cat.fields()) r.push_back(cat.get(i, f));
+    rows.push_back(std::move(r));
+  }
+  out.emplace_back("serve/item_catalog",
+                   bytes_to_tensor(nlohmann::json{{"fields", cat.fields()}, {"rows", rows}}.dump()));
+  return out;
+}
+
+void add_serving_data(Checkpoint& ck, const ServingData& data) {
+  auto add = serving_tensors(data);
+  auto replaced = [&](const std::string& name) {
+    return std::any_of(add.begin(), add.end(), [&](const auto& a) { return a.first == name; });
+  };
+  ck.tensors.erase(std::remove_if(ck.tensors.begin(), ck.tensors.end(), [&](const auto& t) { return replaced(t.first); }),
+                   ck.tensors.end());
+  ck.tensors.insert(ck.tensors.end(), add.begin(), add.end());
+}
+
+ServingData read_serving_data(const Checkpoint& ck) {
+  ServingData d;
+  const int64_t U = ck.users.size(), I = ck.items.size();
+  bool has_hist = false, has_cat = false;
+  for (const auto& [name, t] : ck.tensors) has_hist |= name == "serve/history_offsets", has_cat |= name == "serve/item_catalog";
+  d.histories.resize(size_t(U));
+  if (has_hist) {
+    at::Tensor off = ck.tensor("serve/history_offsets").to(torch::kInt64).contiguous();
+    at::Tensor it = ck.tensor("serve/history_items").to(torch::kInt64).contiguous();
+    const int64_t* o = off.data_ptr<int64_t>();
+    const int64_t* v = it.data_ptr<int64_t>();
+    MTREC_CHECK(off.numel() == U + 1 && o[off.numel() - 1] == it.numel(), "checkpoint '", ck.path,
+                "': serve/history_offsets has ", off.numel(), " entries for ", U, " users and ", it.numel(), " items");
+    for (int64_t u = 0; u < U; ++u) {
+      MTREC_CHECK(o[u] <= o[u + 1], "checkpoint '", ck.path, "': serve/history_offsets decreases at user ", u);
+      auto& h = d.histories[size_t(u)];
+      h.reserve(size_t(o[u + 1] - o[u]));
+      for (int64_t j = o[u]; j < o[u + 1]; ++j) {
+        MTREC_CHECK(v[j] >= 0 && v[j] < I, "checkpoint '", ck.path, "': history item ", v[j], " outside [0, ", I, ")");
+        h.push_back(int32_t(v[j]));
+      }
+    }
+  }
+  if (has_cat) {
+    nlohmann::json cat;
+    try {
+      cat = nlohmann::json::parse(tensor_to_bytes(ck.tensor("serve/item_catalog")));
+    } catch (const nlohmann::json::exception& e) {
+      MTREC_FAIL("checkpoint '", ck.path, "': unreadable serve/item_catalog: ", e.what());
+    }
+    d.item_catalog = TextCatalog(cat.at("fields").get<std::vector<std::string>>());
+    const auto fields = d.item_catalog.fields();
+    int32_t i = 0;
+    for (const auto& row : cat.at("rows")) {
+      for (size_t f = 0; f < fields.size() && f < row.size(); ++f) d.item_catalog.set(i, fields[f], row[f].get<std::string>());
+      ++i;
+    }
+    d.item_catalog.resize(i);
+  }
+  return d;
+}
+
+// ---- the kinds ------------------------------------------------------------------------------
+
+namespace {
+
+std::vector<int32_t> all_items(int64_t n) {
+  std::vector<int32_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
+/// Scores of pointwise kinds: (user, item[, scenario]) -> score for every item, row by row.
+template <typename Fn>
+std::vector<float> per_user(const std::vector<int32_t>& users, int64_t num_items, const std::string& kind, Fn&& fn) {
+  std::vector<float> out;
+  out.reserve(users.size() * size_t(num_items));
+  for (size_t r = 0; r < users.size(); ++r) {
+    MTREC_CHECK(users[r] >= 0, "a ", kind, " model scores the users it was trained on; row ", r,
+                " has none (a new user)");
+    const std::vector<float> s = fn(r);
+    out.insert(out.end(), s.begin(), s.end());
+  }
+  return out;
+}
+
+at::Tensor cpu_float(const at::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat).contiguous(); }
+
+class RatingScoring : public ScoringModel {
+ public:
+  RatingScoring(const Checkpoint& ck, const std::string& device) : task_(RatingTask::from_checkpoint(ck, device)) {
+    num_users_ = task_.model->options.num_users_, num_items_ = task_.model->options.num_items_;
+  }
+  std::string kind() const override { return "rating"; }
+  std::string head() const override { return "rating"; }
+  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
+                                 const std::vector<int32_t>&) const override {
+    const std::vector<int32_t> items = all_items(num_items_);
+    return per_user(users, num_items_, kind(), [&](size_t r) {
+      return task_.predict(std::vector<int32_t>(items.size(), users[r]), items);
+    });
+  }
+  at::Tensor item_space() const override {
+    torch::NoGradGuard g;
+    return cpu_float(const_cast<RatingTask&>(task_).model->item_factors());
+  }
+
+ private:
+  RatingTask task_;
+};
+
+class CtrScoring : public ScoringModel {
+ public:
+  CtrScoring(const Checkpoint& ck, const std::string& device) : task_(CtrTask::from_checkpoint(ck, device)) {
+    num_users_ = task_.model->options.num_users_, num_items_ = task_.model->options.num_items_;
+  }
+  std::string kind() const override { return "ctr"; }
+  std::string head() const override { return "ctr"; }
+  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
+                                 const std::vector<int32_t>& scenarios) const override {
+    const std::vector<int32_t> items = all_items(num_items_);
+    return per_user(users, num_items_, kind(), [&](size_t r) {
+      const int32_t s = r < scenarios.size() ? scenarios[r] : 0;
+      return task_.predict(std::vector<int32_t>(items.size(), users[r]), items, std::vector<int32_t>(items.size(), s));
+    });
+  }
+  at::Tensor item_space() const override { return cpu_float(task_.model->item_emb->weight); }
+
+ private:
+  CtrTask task_;
+};
+
+class DmfScoring : public ScoringModel {
+ public:
+  DmfScoring(const Checkpoint& ck, const std::string& device) : task_(DmfTask::from_checkpoint(ck, device)) {
+    num_users_ = task_.model->options.num_users_, num_items_ = task_.model->options.num_items_;
+  }
+  std::string kind() const override { return "dmf"; }
+  std::string head() const override { return "dmf"; }
+  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
+                                 const std::vector<int32_t>&) const override {
+    const std::vector<int32_t> items = all_items(num_items_);
+    return per_user(users, num_items_, kind(), [&](size_t r) { return task_.score(users[r], items); });
+  }
+  at::Tensor item_space() const override { return cpu_float(task_.item_vectors()); }
+
+ private:
+  DmfTask task_;
+};
+
+class NextItemScoring : public ScoringModel {
+ public:
+  NextItemScoring(const Checkpoint& ck, const std::string& device) : model_(next_item_from_checkpoint(ck, device)) {
+    num_users_ = ck.users.size(), num_items_ = model_->options.num_items_;
+  }
+  std::string kind() const override { return "next-item"; }
+  std::string head() const override { return "next_item"; }
+  bool anonymous() const override { return true; }
+  std::vector<float> score_items(const std::vector<int32_t>&, const std::vector<std::vector<int32_t>>& histories,
+                                 const std::vector<int32_t>&) const override {
+    torch::NoGradGuard g;
+    std::vector<const std::vector<int32_t>*> rows;
+    for (const auto& h : histories) rows.push_back(&h);
+    auto& m = const_cast<NextItemModel&>(model_);
+    const at::Tensor tokens = pack_histories(rows, m->options.max_len_).to(m->item_emb->weight.device());
+    const at::Tensor s = cpu_float(m->score_next(tokens));
+    return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+  }
+  at::Tensor item_space() const override {
+    torch::NoGradGuard g;
+    return cpu_float(const_cast<NextItemModel&>(model_)->item_table());
+  }
+
+ private:
+  NextItemModel model_;
+};
+
+GoldenScoreFn knn_golden_fn(const KnnModel& m) {
+  return [&m](const std::vector<std::vector<int64_t>>& in) {
+    std::vector<float> out;
+    for (const auto& x : in) out.push_back(m.predict(static_cast<int32_t>(x.at(0)), static_cast<int32_t>(x.at(1))));
+    return out;
+  };
+}
+
+class KnnScoring : public ScoringModel {
+ public:
+  KnnScoring(const Checkpoint& ck, const std::string&) : model_(knn_from_checkpoint(ck)) {
+    num_users_ = model_.num_users(), num_items_ = model_.num_items();
+  }
+  std::string kind() const override { return "knn"; }
+  std::string head() const override { return "knn"; }
+  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
+                                 const std::vector<int32_t>&) const override {
+    const std::vector<int32_t> items = all_items(num_items_);
+    return per_user(users, num_items_, kind(), [&](size_t r) {
+      std::vector<float> s(items.size());
+      model_.score(users[r], items, s);
+      return s;
+    });
+  }
+
+ private:
+  KnnModel model_;
+};
+
+/// The unified model through its first retrieval head (next-item, else match), else its CTR
+/// or rating tower over the whole catalogue; the Recommender serves it by task map instead.
+class JointScoring : public ScoringModel {
+ public:
+  JointScoring(const Checkpoint& ck, const std::string& device) : bundle_(joint_from_checkpoint(ck, device)) {
+    const UnifiedOptions& o = bundle_.model->options;
+    num_users_ = o.num_users(), num_items_ = o.num_items();
+    for (const char* h : {"next_item", "match", "ctr", "rating"})
+      if (head_.empty() && o.has_task(h)) head_ = h;
+    MTREC_CHECK(!head_.empty(), "checkpoint '", ck.path, "': the joint model has no scoring head");
+  }
+  std::string kind() const override { return "joint"; }
+  std::string head() const override { return head_; }
+  bool anonymous() const override { return true; }
+  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>& histories,
+                                 const std::vector<int32_t>& scenarios) const override {
+    torch::NoGradGuard g;
+    UnifiedModel& m = const_cast<UnifiedModel&>(bundle_.model);
+    const c10::Device dev = m->item_emb->weight.device();
+    const int64_t n = int64_t(users.size()), I = num_items_;
+    std::vector<const std::vector<int32_t>*> rows;
+    for (const auto& h : histories) rows.push_back(&h);
+    const at::Tensor table = m->item_vectors();
+    const at::Tensor ids = torch::tensor(std::vector<int64_t>(users.begin(), users.end()), torch::kInt64).to(dev);
+    const at::Tensor uv = m->user_vectors(ids, pack_histories(rows, m->options.max_history()).to(dev), table, {}, {});
+    at::Tensor s;
+    if (head_ == "next_item") {
+      s = m->next_item_scores(uv);
+    } else if (head_ == "match") {
+      s = m->match_scores(uv);
+    } else {
+      std::vector<int64_t> scen(users.size(), 0);
+      for (size_t r = 0; r < scen.size() && r < scenarios.size(); ++r) scen[r] = scenarios[r];
+      const at::Tensor rep = torch::arange(n, torch::kInt64).repeat_interleave(I).to(dev);
+      auto [rt, ct] = m->rank_outputs(ids.index_select(0, rep), uv.index_select(0, rep),
+                                      torch::arange(I, torch::kInt64).repeat({n}).to(dev),
+                                      torch::tensor(scen, torch::kInt64).to(dev).index_select(0, rep), table);
+      s = head_ == "ctr" ? ct.select(1, 0) : rt.clamp(bundle_.rating_min, bundle_.rating_max);
+    }
+    s = cpu_float(s);
+    return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+  }
+  at::Tensor item_space() const override {
+    torch::NoGradGuard g;
+    return cpu_float(const_cast<UnifiedModel&>(bundle_.model)->item_vectors());
+  }
+
+ private:
+  JointBundle bundle_;
+  std::string head_;
+};
+
+struct Registry {
+  std::mutex mu;
+  std::map<std::string, ModelLoader> loaders;
+  Registry() {
+    auto add = [this](const char* kind, auto make) {
+      loaders[kind] = [make](const Checkpoint& ck, const std::string& device) -> std::unique_ptr<ScoringModel> {
+        return make(ck, device);
+      };
+    };
+    add("rating", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<RatingScoring>(ck, d); });
+    add("ctr", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<CtrScoring>(ck, d); });
+    add("dmf", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<DmfScoring>(ck, d); });
+    add("next-item", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<NextItemScoring>(ck, d); });
+    add("knn", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<KnnScoring>(ck, d); });
+    add("joint", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<JointScoring>(ck, d); });
+  }
+};
+
+Registry& registry() {
+  static Registry r;
+  return r;
+}
+
+}  // namespace
+
+Checkpoint knn_checkpoint(const KnnModel& m, const IdMap& users, const IdMap& items, bool implicit) {
+  Checkpoint ck;
+  ck.task = "knn";
+  const KnnOptions& o = m.options();
+  ck.config_json = nlohmann::json{{"kind", std::string(to_string(o.kind_))},
+                                  {"similarity", std::string(to_string(o.similarity_))},
+                                  {"k", o.k_},
+                                  {"shrinkage", o.shrinkage_},
+                                  {"baseline", o.baseline_},
+                                  {"num_users", m.num_users()},
+                                  {"num_items", m.num_items()},
+                                  {"implicit", implicit}}
+                       .dump();
+  ck.users = users;
+  ck.items = items;
+  ck.tensors.emplace_back("knn", bytes_to_tensor(m.to_bytes()));
+  std::vector<std::vector<int64_t>> in;
+  for (int64_t k = 0; k < 8; ++k) in.push_back({(k * 7919) % m.num_users(), (k * 104729 + 3) % m.num_items()});
+  ck.golden = make_golden(in, knn_golden_fn(m));
+  return ck;
+}
+
+KnnModel knn_from_checkpoint(const Checkpoint& ck) {
+  require_task(ck, "knn");
+  KnnModel m = KnnModel::from_bytes(tensor_to_bytes(ck.tensor("knn")), ck.path);
+  verify_golden(ck, knn_golden_fn(m));
+  return m;
+}
+
+void register_model_kind(const std::string& kind, ModelLoader loader) {
+  MTREC_CHECK(!kind.empty() && loader, "register_model_kind: a kind needs a name and a loader");
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  r.loaders[kind] = std::move(loader);
+}
+
+std::vector<std::string> model_kinds() {
+  auto& r = registry();
+  std::lock_guard<std::mutex> lock(r.mu);
+  std::vector<std::string> out;
+  for (const auto& [k, l] : r.loaders) out.push_back(k);
+  return out;
+}
+
+std::unique_ptr<ScoringModel> load_scoring_model(const Checkpoint& ck, const std::string& device) {
+  ModelLoader loader;
+  {
+    auto& r = registry();
+    std::lock_guard<std::mutex> lock(r.mu);
+    auto it = r.loaders.find(ck.task);
+    if (it != r.loaders.end()) loader = it->second;
+  }
+  if (!loader) {
+    std::string kinds;
+    for (const auto& k : model_kinds()) kinds += (kinds.empty() ? "" : ", ") + k;
+    MTREC_FAIL("checkpoint '", ck.path, "' is ", describe_checkpoint(ck), "; expected a model of a registered kind (",
+               kinds, ")");
+  }
+  std::unique_ptr<ScoringModel> m = loader(ck, device);
+  m->serving() = read_serving_data(ck);
+  return m;
+}
+
+}  // namespace mtrec
