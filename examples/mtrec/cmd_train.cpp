@@ -138,7 +138,7 @@ ServingData serving_data(const LoadedData& d, const CliContext& ctx) {
 }
 
 RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const LoadedData& d) {
-  return run_options(a, ctx, d).checkpoint_tensors(serving_tensors(serving_data(d, ctx)));
+  return run_options(a, ctx, d.data).checkpoint_tensors(serving_tensors(serving_data(d, ctx)));
 }
 
 void save_export(const std::string& path, Checkpoint ck, const LoadedData& d, const CliContext& ctx) {

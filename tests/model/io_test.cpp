@@ -78,12 +78,13 @@ const std::vector<Trained>& trained_kinds() {
                      return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
                    }});
 
-    auto knn = std::make_shared<KnnModel>(KnnOptions().k(10));
+    auto knn = std::make_shared<KnnModel>(
+        KnnOptions().similarity(KnnSimilarity::Cosine).k(10).shrinkage(0).baseline(false));  // as on --split loo
     Interactions implicit = pos;
     implicit.has_rating = false;
     knn->fit(implicit, U, I);
     out.push_back({"knn", knn_checkpoint(*knn, ds.users, ds.items, true), [knn, I](int32_t u, const auto&) {
-                     std::vector<float> s(size_t(I));
+                     std::vector<float> s(static_cast<size_t>(I));
                      knn->score(u, all_items(I), s);
                      return s;
                    }});
@@ -148,6 +149,18 @@ TEST(ModelIo, SavedAndLoadedModelsOfEveryKindScoreAsBeforeAndServeTheExactTopK) 
       q.user = tj.world.data.users.raw(u);
       q.k = 5;
       q.explain = 0;
+      // The whole catalogue first (the tiny world's users have seen most of its 40 items).
+      q.exclude_seen = false;
+      std::vector<int32_t> every = all_items(int32_t(I));
+      std::stable_sort(every.begin(), every.end(), [&](int32_t a, int32_t b) { return before[size_t(a)] > before[size_t(b)]; });
+      const RecommendResponse full = rec.recommend(q);
+      ASSERT_EQ(full.items.size(), 5u);
+      for (size_t p = 0; p < full.items.size(); ++p) {
+        EXPECT_NEAR(before[size_t(every[p])], before[size_t(full.items[p].index)], 1e-5) << "rank " << p;
+        EXPECT_NEAR(full.items[p].score, before[size_t(full.items[p].index)], 1e-4) << "rank " << p;
+      }
+      EXPECT_GT(before[size_t(every[0])], before[size_t(every[10])]) << "the scores should not be all equal";
+      q.exclude_seen = true;
       const RecommendResponse r = rec.recommend(q);
       ASSERT_EQ(r.items.size(), std::min<size_t>(5, unseen.size()));
       for (size_t p = 0; p < r.items.size(); ++p) {
