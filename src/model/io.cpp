@@ -115,110 +115,93 @@ std::vector<int32_t> all_items(int64_t n) {
   return v;
 }
 
-/// Scores of pointwise kinds: (user, item[, scenario]) -> score for every item, row by row.
-template <typename Fn>
-std::vector<float> per_user(const std::vector<int32_t>& users, int64_t num_items, const std::string& kind, Fn&& fn) {
-  std::vector<float> out;
-  out.reserve(users.size() * size_t(num_items));
-  for (size_t r = 0; r < users.size(); ++r) {
-    MTREC_CHECK(users[r] >= 0, "a ", kind, " model scores the users it was trained on; row ", r,
-                " has none (a new user)");
-    const std::vector<float> s = fn(r);
-    out.insert(out.end(), s.begin(), s.end());
-  }
-  return out;
-}
-
 at::Tensor cpu_float(const at::Tensor& t) { return t.detach().to(torch::kCPU, torch::kFloat).contiguous(); }
 
-class RatingScoring : public ScoringModel {
+/// A kind that scores one user at a time: `row(user, history, scenario)` gives every item's
+/// score. The loaded model lives in the closures (shared, so the object stays copyable).
+class OneHeadModel : public ScoringModel {
  public:
-  RatingScoring(const Checkpoint& ck, const std::string& device) : task_(RatingTask::from_checkpoint(ck, device)) {
-    num_users_ = task_.model->options.num_users_, num_items_ = task_.model->options.num_items_;
+  using RowFn = std::function<std::vector<float>(int32_t user, const std::vector<int32_t>& history, int32_t scenario)>;
+  OneHeadModel(std::string kind, std::string head, int64_t users, int64_t items, RowFn row, bool anonymous,
+               std::function<at::Tensor()> item_space = nullptr)
+      : kind_(std::move(kind)), head_(std::move(head)), row_(std::move(row)), anonymous_(anonymous),
+        item_space_(std::move(item_space)) {
+    num_users_ = users, num_items_ = items;
   }
-  std::string kind() const override { return "rating"; }
-  std::string head() const override { return "rating"; }
-  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
-                                 const std::vector<int32_t>&) const override {
-    const std::vector<int32_t> items = all_items(num_items_);
-    return per_user(users, num_items_, kind(), [&](size_t r) {
-      return task_.predict(std::vector<int32_t>(items.size(), users[r]), items);
-    });
-  }
-  at::Tensor item_space() const override {
-    torch::NoGradGuard g;
-    return cpu_float(const_cast<RatingTask&>(task_).model->item_factors());
-  }
-
- private:
-  RatingTask task_;
-};
-
-class CtrScoring : public ScoringModel {
- public:
-  CtrScoring(const Checkpoint& ck, const std::string& device) : task_(CtrTask::from_checkpoint(ck, device)) {
-    num_users_ = task_.model->options.num_users_, num_items_ = task_.model->options.num_items_;
-  }
-  std::string kind() const override { return "ctr"; }
-  std::string head() const override { return "ctr"; }
-  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
+  std::string kind() const override { return kind_; }
+  std::string head() const override { return head_; }
+  bool anonymous() const override { return anonymous_; }
+  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>& histories,
                                  const std::vector<int32_t>& scenarios) const override {
-    const std::vector<int32_t> items = all_items(num_items_);
-    return per_user(users, num_items_, kind(), [&](size_t r) {
-      const int32_t s = r < scenarios.size() ? scenarios[r] : 0;
-      return task_.predict(std::vector<int32_t>(items.size(), users[r]), items, std::vector<int32_t>(items.size(), s));
-    });
-  }
-  at::Tensor item_space() const override { return cpu_float(task_.model->item_emb->weight); }
-
- private:
-  CtrTask task_;
-};
-
-class DmfScoring : public ScoringModel {
- public:
-  DmfScoring(const Checkpoint& ck, const std::string& device) : task_(DmfTask::from_checkpoint(ck, device)) {
-    num_users_ = task_.model->options.num_users_, num_items_ = task_.model->options.num_items_;
-  }
-  std::string kind() const override { return "dmf"; }
-  std::string head() const override { return "dmf"; }
-  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
-                                 const std::vector<int32_t>&) const override {
-    const std::vector<int32_t> items = all_items(num_items_);
-    return per_user(users, num_items_, kind(), [&](size_t r) { return task_.score(users[r], items); });
-  }
-  at::Tensor item_space() const override { return cpu_float(task_.item_vectors()); }
-
- private:
-  DmfTask task_;
-};
-
-class NextItemScoring : public ScoringModel {
- public:
-  NextItemScoring(const Checkpoint& ck, const std::string& device) : model_(next_item_from_checkpoint(ck, device)) {
-    num_users_ = ck.users.size(), num_items_ = model_->options.num_items_;
-  }
-  std::string kind() const override { return "next-item"; }
-  std::string head() const override { return "next_item"; }
-  bool anonymous() const override { return true; }
-  std::vector<float> score_items(const std::vector<int32_t>&, const std::vector<std::vector<int32_t>>& histories,
-                                 const std::vector<int32_t>&) const override {
-    torch::NoGradGuard g;
-    std::vector<const std::vector<int32_t>*> rows;
-    for (const auto& h : histories) rows.push_back(&h);
-    auto& m = const_cast<NextItemModel&>(model_);
-    const at::Tensor tokens = pack_histories(rows, m->options.max_len_).to(m->item_emb->weight.device());
-    const at::Tensor s = cpu_float(m->score_next(tokens));
-    return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+    std::vector<float> out;
+    out.reserve(users.size() * size_t(num_items_));
+    for (size_t r = 0; r < users.size(); ++r) {
+      MTREC_CHECK(anonymous_ || users[r] >= 0, "a ", kind_, " model scores the users it was trained on; row ", r,
+                  " has none (a new user)");
+      const std::vector<float> s = row_(users[r], r < histories.size() ? histories[r] : std::vector<int32_t>(),
+                                        r < scenarios.size() ? scenarios[r] : 0);
+      MTREC_CHECK(int64_t(s.size()) == num_items_, "a ", kind_, " model scored ", s.size(), " items of ", num_items_);
+      out.insert(out.end(), s.begin(), s.end());
+    }
+    return out;
   }
   at::Tensor item_space() const override {
+    if (!item_space_) return {};
     torch::NoGradGuard g;
-    return cpu_float(const_cast<NextItemModel&>(model_)->item_table());
+    return cpu_float(item_space_());
   }
 
  private:
-  NextItemModel model_;
+  std::string kind_, head_;
+  RowFn row_;
+  bool anonymous_;
+  std::function<at::Tensor()> item_space_;
 };
+
+std::unique_ptr<ScoringModel> load_rating(const Checkpoint& ck, const std::string& device) {
+  auto t = std::make_shared<RatingTask>(RatingTask::from_checkpoint(ck, device));
+  const int64_t I = t->model->options.num_items_;
+  return std::make_unique<OneHeadModel>(
+      "rating", "rating", t->model->options.num_users_, I,
+      [t, I](int32_t u, const std::vector<int32_t>&, int32_t) {
+        return t->predict(std::vector<int32_t>(size_t(I), u), all_items(I));
+      },
+      false, [t] { return t->model->item_factors(); });
+}
+
+std::unique_ptr<ScoringModel> load_ctr(const Checkpoint& ck, const std::string& device) {
+  auto t = std::make_shared<CtrTask>(CtrTask::from_checkpoint(ck, device));
+  const int64_t I = t->model->options.num_items_;
+  return std::make_unique<OneHeadModel>(
+      "ctr", "ctr", t->model->options.num_users_, I,
+      [t, I](int32_t u, const std::vector<int32_t>&, int32_t s) {
+        return t->predict(std::vector<int32_t>(size_t(I), u), all_items(I), std::vector<int32_t>(size_t(I), s));
+      },
+      false, [t] { return t->model->item_emb->weight; });
+}
+
+std::unique_ptr<ScoringModel> load_dmf(const Checkpoint& ck, const std::string& device) {
+  auto t = std::make_shared<DmfTask>(DmfTask::from_checkpoint(ck, device));
+  const int64_t I = t->model->options.num_items_;
+  return std::make_unique<OneHeadModel>(
+      "dmf", "dmf", t->model->options.num_users_, I,
+      [t, I](int32_t u, const std::vector<int32_t>&, int32_t) { return t->score(u, all_items(I)); }, false,
+      [t] { return t->item_vectors(); });
+}
+
+std::unique_ptr<ScoringModel> load_next_item(const Checkpoint& ck, const std::string& device) {
+  auto m = std::make_shared<NextItemModel>(next_item_from_checkpoint(ck, device));
+  return std::make_unique<OneHeadModel>(
+      "next-item", "next_item", ck.users.size(), (*m)->options.num_items_,
+      [m](int32_t, const std::vector<int32_t>& history, int32_t) {
+        torch::NoGradGuard g;
+        std::vector<const std::vector<int32_t>*> rows = {&history};
+        const at::Tensor tokens = pack_histories(rows, (*m)->options.max_len_).to((*m)->item_emb->weight.device());
+        const at::Tensor s = cpu_float((*m)->score_next(tokens));
+        return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
+      },
+      true, [m] { return (*m)->item_table(); });
+}
 
 GoldenScoreFn knn_golden_fn(const KnnModel& m) {
   return [&m](const std::vector<std::vector<int64_t>>& in) {
@@ -228,26 +211,17 @@ GoldenScoreFn knn_golden_fn(const KnnModel& m) {
   };
 }
 
-class KnnScoring : public ScoringModel {
- public:
-  KnnScoring(const Checkpoint& ck, const std::string&) : model_(knn_from_checkpoint(ck)) {
-    num_users_ = model_.num_users(), num_items_ = model_.num_items();
-  }
-  std::string kind() const override { return "knn"; }
-  std::string head() const override { return "knn"; }
-  std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>&,
-                                 const std::vector<int32_t>&) const override {
-    const std::vector<int32_t> items = all_items(num_items_);
-    return per_user(users, num_items_, kind(), [&](size_t r) {
-      std::vector<float> s(items.size());
-      model_.score(users[r], items, s);
-      return s;
-    });
-  }
-
- private:
-  KnnModel model_;
-};
+std::unique_ptr<ScoringModel> load_knn(const Checkpoint& ck, const std::string&) {
+  auto m = std::make_shared<KnnModel>(knn_from_checkpoint(ck));
+  const int64_t I = m->num_items();
+  return std::make_unique<OneHeadModel>("knn", "knn", m->num_users(), I,
+                                        [m, I](int32_t u, const std::vector<int32_t>&, int32_t) {
+                                          std::vector<float> s(static_cast<size_t>(I));
+                                          m->score(u, all_items(I), s);
+                                          return s;
+                                        },
+                                        false);
+}
 
 /// The unified model through its first retrieval head (next-item, else match), else its CTR
 /// or rating tower over the whole catalogue; the Recommender serves it by task map instead.
@@ -305,17 +279,14 @@ struct Registry {
   std::mutex mu;
   std::map<std::string, ModelLoader> loaders;
   Registry() {
-    auto add = [this](const char* kind, auto make) {
-      loaders[kind] = [make](const Checkpoint& ck, const std::string& device) -> std::unique_ptr<ScoringModel> {
-        return make(ck, device);
-      };
+    loaders["rating"] = load_rating;
+    loaders["ctr"] = load_ctr;
+    loaders["dmf"] = load_dmf;
+    loaders["next-item"] = load_next_item;
+    loaders["knn"] = load_knn;
+    loaders["joint"] = [](const Checkpoint& ck, const std::string& d) -> std::unique_ptr<ScoringModel> {
+      return std::make_unique<JointScoring>(ck, d);
     };
-    add("rating", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<RatingScoring>(ck, d); });
-    add("ctr", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<CtrScoring>(ck, d); });
-    add("dmf", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<DmfScoring>(ck, d); });
-    add("next-item", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<NextItemScoring>(ck, d); });
-    add("knn", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<KnnScoring>(ck, d); });
-    add("joint", [](const Checkpoint& ck, const std::string& d) { return std::make_unique<JointScoring>(ck, d); });
   }
 };
 
