@@ -21,7 +21,9 @@
 #include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/serve/index.h"
+#include "mtrec/tasks/fusion.h"
 #include "mtrec/tasks/labels.h"
+#include "mtrec/tasks/next_item.h"
 
 namespace mtrec {
 
@@ -95,27 +97,20 @@ namespace {
 
 using Snap = Recommender::Snapshot;
 
-/// Right-aligned history tokens (item + 1; 0 = padding) of the last `max_len` items per row.
+/// Stored history (null: none) plus recent items per row, packed by tasks/next_item.h's
+/// pack_histories (right-aligned item+1 tokens) as wide as the longest row, at most max_len.
 at::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& base,
                           const std::vector<std::vector<int32_t>>& extra, int64_t max_len) {
-  const int64_t n = int64_t(base.size());
-  std::vector<std::vector<int32_t>> rows(static_cast<size_t>(n));
-  int64_t L = 1;
-  for (int64_t r = 0; r < n; ++r) {
-    auto& row = rows[size_t(r)];
-    if (base[size_t(r)]) row = *base[size_t(r)];
-    if (r < int64_t(extra.size())) row.insert(row.end(), extra[size_t(r)].begin(), extra[size_t(r)].end());
-    if (int64_t(row.size()) > max_len) row.erase(row.begin(), row.end() - max_len);
-    L = std::max<int64_t>(L, int64_t(row.size()));
+  std::vector<std::vector<int32_t>> rows(base.size());
+  std::vector<const std::vector<int32_t>*> ptrs;
+  int64_t longest = 1;
+  for (size_t r = 0; r < base.size(); ++r) {
+    if (base[r]) rows[r] = *base[r];
+    if (r < extra.size()) rows[r].insert(rows[r].end(), extra[r].begin(), extra[r].end());
+    longest = std::max<int64_t>(longest, int64_t(rows[r].size()));
+    ptrs.push_back(&rows[r]);
   }
-  at::Tensor t = torch::zeros({n, L}, torch::kInt64);
-  auto a = t.accessor<int64_t, 2>();
-  for (int64_t r = 0; r < n; ++r) {
-    const auto& row = rows[size_t(r)];
-    const int64_t off = L - int64_t(row.size());
-    for (size_t j = 0; j < row.size(); ++j) a[r][off + int64_t(j)] = int64_t(row[j]) + 1;
-  }
-  return t;
+  return mtrec::pack_histories(ptrs, std::min(longest, max_len));
 }
 
 IndexOptions index_options(const RecommenderOptions& o) {
@@ -449,13 +444,9 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
           total = head_scores;  // one head: its own score (a probability, a rating)
           break;
         }
-        // z-score over the candidates, so heads on different scales add up (fusion.h).
-        double mean = 0, var = 0;
-        for (float v : head_scores) mean += v;
-        mean /= double(std::max<size_t>(1, c));
-        for (float v : head_scores) var += (v - mean) * (v - mean);
-        const double sd = std::max(1e-6, std::sqrt(var / double(std::max<size_t>(1, c - 1))));
-        for (size_t j = 0; j < c; ++j) total[j] += float(w * ((head_scores[j] - mean) / sd));
+        // z-scored over the candidates (tasks/fusion.h), so heads on different scales add up.
+        const std::vector<float> z = normalize_scores(head_scores);
+        for (size_t j = 0; j < c; ++j) total[j] += float(w * z[j]);
       }
       if (uses_tower) tower_pos += c;
       std::vector<uint8_t> ok(c);

@@ -45,7 +45,8 @@ std::vector<int32_t> oracle_top(int32_t user, int32_t scenario, const std::vecto
       total = s;
       break;
     }
-    at::Tensor z = (s - s.mean()) / s.std(true).clamp_min(1e-6);
+    // fusion.h's z-score: population sd over the candidates (here the whole catalogue).
+    at::Tensor z = (s - s.mean()) / s.std(/*unbiased=*/false).clamp_min(1e-12);
     total = total.defined() ? total + w * z : w * z;
   }
   UserHistories hist(data(), known(), data().num_users(), seed(), 0);
