@@ -16,6 +16,7 @@
 #include <unordered_set>
 
 #include "mtrec/core/device.h"
+#include "mtrec/eval/metrics.h"
 #include "mtrec/model/io.h"
 #include "mtrec/model/joint_bundle.h"
 #include "mtrec/model/task_map.h"
@@ -688,9 +689,10 @@ ServedReport evaluate_served(const Recommender& rec, const Dataset& ds, const In
     const auto out = rec.recommend_batch(batch);
     for (size_t j = 0; j < out.size(); ++j) {
       const int32_t target = pos.item[rows[a + j]];
-      double hit = 0, dcg = 0;
+      int64_t rank = k;  // not in the list: past the cut-off
       for (size_t p = 0; p < out[j].items.size(); ++p)
-        if (out[j].items[p].index == target) hit = 1, dcg = 1 / std::log2(double(p) + 2);
+        if (out[j].items[p].index == target) rank = int64_t(p);
+      const double hit = hit_at_k(rank, int(k)), dcg = ndcg_at_k(rank, int(k));  // eval/metrics.h
       for (const std::string& key : {std::string("*"), out[j].scenario}) {
         auto& sm = sums[key];
         sm[0] += hit, sm[1] += dcg, sm[2] += 1;

@@ -1,8 +1,9 @@
 #pragma once
 // The training engine: one loop for every task and every set of tasks.
 //
-//   mtrec::Trainer trainer(model, source, {{&rating_task, 1.0}}, mtrec::TrainerOptions().epochs(20));
-//   trainer.add_observer(std::make_shared<mtrec::EarlyStopping>("rating/rmse", mtrec::Goal::Minimize, 3));
+//   mtrec::Trainer trainer(model, source, {{&rating_task, 1.0}},
+//                          mtrec::TrainerOptions().epochs(20).monitor("rating/rmse", /*maximize=*/false));
+//   trainer.add_observer(std::make_shared<mtrec::EarlyStopping>(/*patience=*/3));  // train/observers.h
 //   trainer.add_observer(std::make_shared<mtrec::Checkpointer>("runs/mf"));
 //   mtrec::TrainSummary s = trainer.train();         // or trainer.resume(load_checkpoint(...)) first
 //
