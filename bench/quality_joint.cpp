@@ -131,7 +131,7 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
   for (const char* arch : {"none", "star", "pepnet"}) {
     JointTrainOptions so = base;
     so.scenario_arch(arch);
-    Run r = std::string(arch) == base.scenario_arch_ ? joint : run(ds, split, so);
+    Run r = std::string(arch) == nn::scenario_arch_name(base.model_.scenario_arch()) ? joint : run(ds, split, so);
     for (const auto& [scen, by_task] : r.test.per_scenario)
       row("M", std::string("scenario layer ") + arch, scen + " ctr auc", get(by_task, "ctr", "auc"), "", r.wall);
   }
@@ -188,7 +188,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
         std::vector<int32_t> u(x.user.begin() + long(a), x.user.begin() + long(std::min(x.size(), a + 2048)));
         std::vector<int64_t> u64(u.begin(), u.end()), i64(x.item.begin() + long(a), x.item.begin() + long(a + u.size()));
         at::Tensor ut = torch::tensor(u64).to(dev);
-        at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.max_history_).to(dev));
+        at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.model_.max_history()).to(dev));
         auto p = r.fit.model->rank_outputs(ut, uv, torch::tensor(i64).to(dev),
                                            torch::zeros({int64_t(u.size())}, torch::kInt64).to(dev)).first;
         p = p.clamp(1, 5).to(torch::kFloat).cpu().contiguous();

@@ -34,35 +34,39 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
          },
          "joint: comma-separated tasks (rating,ctr,next-item,match,scenario,mlm; those the data lacks are left out)")
       ->default_str(tasks);
-  cmd->add_option("--arch", o.arch_, "joint: shared experts (shared-bottom|mmoe|ple)")
+  // Enum options by name; the model's options hold them once (JointTrainOptions::model_).
+  cmd->add_option_function<std::string>("--arch", [&o](const std::string& v) { o.arch(v); },
+                                        "joint: shared experts (shared-bottom|mmoe|ple)")
       ->check(CLI::IsMember({"shared-bottom", "mmoe", "ple"}))
-      ->capture_default_str();
-  cmd->add_option("--levels", o.levels_, "joint: PLE extraction levels")->capture_default_str();
-  cmd->add_option("--experts", o.experts_, "joint: experts (MMoE) / shared experts per level (PLE)")->capture_default_str();
-  cmd->add_option("--scenario-arch", o.scenario_arch_, "joint: scenario conditioning (none|star|pepnet)")
+      ->default_str(nn::expert_arch_name(o.model_.arch()));
+  cmd->add_option("--levels", o.model_.levels(), "joint: PLE extraction levels")->capture_default_str();
+  cmd->add_option("--experts", o.model_.experts(), "joint: experts (MMoE) / shared experts per level (PLE)")->capture_default_str();
+  cmd->add_option_function<std::string>("--scenario-arch", [&o](const std::string& v) { o.scenario_arch(v); },
+                                        "joint: scenario conditioning (none|star|pepnet)")
       ->check(CLI::IsMember({"none", "star", "pepnet"}))
-      ->capture_default_str();
+      ->default_str(nn::scenario_arch_name(o.model_.scenario_arch()));
   cmd->add_option("--weighting", o.weighting_, "joint: loss weighting (static|uncertainty|gradnorm)")
       ->check(CLI::IsMember({"static", "uncertainty", "gradnorm"}))
       ->capture_default_str();
-  cmd->add_option("--text", o.text_, "joint: text encoder in the joint loss (finetune|frozen|none)")
+  cmd->add_option_function<std::string>("--text", [&o](const std::string& v) { o.text(v); },
+                                        "joint: text encoder in the joint loss (finetune|frozen|none)")
       ->check(CLI::IsMember({"finetune", "frozen", "none"}))
+      ->default_str(text_mode_name(o.model_.text()));
+  cmd->add_option("--text-refresh-every", o.model_.text_refresh_every(), "joint: training steps between text-cache refreshes")
       ->capture_default_str();
-  cmd->add_option("--text-refresh-every", o.text_refresh_every_, "joint: training steps between text-cache refreshes")
-      ->capture_default_str();
-  cmd->add_option("--text-lr-scale", o.text_lr_scale_, "joint: the text encoder's lr as a multiple of the model's")
+  cmd->add_option("--text-lr-scale", o.model_.text_lr_scale(), "joint: the text encoder's lr as a multiple of the model's")
       ->capture_default_str();
   cmd->add_option("--mlm-lambda", o.mlm_lambda_, "joint: λ of the MLM loss")->capture_default_str();
   cmd->add_option("--pretrain-epochs", o.pretrain_epochs_, "joint: MLM epochs on the catalogue before the joint run")
       ->capture_default_str();
   cmd->add_option("--text-dim", o.text_dim_, "joint: text encoder width")->capture_default_str();
   cmd->add_option("--text-layers", o.text_layers_, "joint: text encoder layers")->capture_default_str();
-  cmd->add_option("--max-history", o.max_history_, "joint: recent items the sequence encoder reads")
+  cmd->add_option("--max-history", o.model_.max_history(), "joint: recent items the sequence encoder reads")
       ->capture_default_str();
-  cmd->add_option("--next-item-negatives", o.next_item_negatives_,
+  cmd->add_option("--next-item-negatives", o.model_.next_item_negatives(),
                   "joint: 0 = full softmax over the catalogue, K = sampled softmax over K negatives")
       ->capture_default_str();
-  cmd->add_option("--id-dropout", o.id_dropout_, "joint: share of examples trained without ID embeddings")
+  cmd->add_option("--id-dropout", o.model_.id_dropout(), "joint: share of examples trained without ID embeddings")
       ->capture_default_str();
 }
 

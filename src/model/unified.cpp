@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../core/options_json.h"
 #include "mtrec/core/check.h"
 
 namespace mtrec {
@@ -52,66 +53,27 @@ void UnifiedOptions::validate() const {
       MTREC_CHECK(!has_task(t), "unified model: task '", t, "' needs the text encoder (text mode is none)");
 }
 
-std::string unified_options_to_json(const UnifiedOptions& o) {
-  nlohmann::json j = {{"num_users", o.num_users()},
-                      {"num_items", o.num_items()},
-                      {"num_scenarios", o.num_scenarios()},
-                      {"dim", o.dim()},
-                      {"tasks", o.tasks()},
-                      {"ctr_columns", o.ctr_columns()},
-                      {"text", text_mode_name(o.text())},
-                      {"text_refresh_every", o.text_refresh_every()},
-                      {"text_lr_scale", o.text_lr_scale()},
-                      {"max_history", o.max_history()},
-                      {"seq_layers", o.seq_layers()},
-                      {"seq_heads", o.seq_heads()},
-                      {"arch", nn::expert_arch_name(o.arch())},
-                      {"experts", o.experts()},
-                      {"task_experts", o.task_experts()},
-                      {"levels", o.levels()},
-                      {"expert_hidden", o.expert_hidden()},
-                      {"scenario_arch", nn::scenario_arch_name(o.scenario_arch())},
-                      {"dropout", o.dropout()},
-                      {"id_dropout", o.id_dropout()},
-                      {"match_temperature", o.match_temperature()},
-                      {"next_item_negatives", o.next_item_negatives()},
-                      {"global_mean", o.global_mean()}};
-  return j.dump();
-}
+// The enum fields' JSON: their names (an unknown one throws, naming it).
+void to_json(nlohmann::json& j, TextMode m) { j = text_mode_name(m); }
+void from_json(const nlohmann::json& j, TextMode& m) { m = parse_text_mode(j.get<std::string>()); }
+namespace nn {
+void to_json(nlohmann::json& j, ExpertArch a) { j = expert_arch_name(a); }
+void from_json(const nlohmann::json& j, ExpertArch& a) { a = parse_expert_arch(j.get<std::string>()); }
+void to_json(nlohmann::json& j, ScenarioArch a) { j = scenario_arch_name(a); }
+void from_json(const nlohmann::json& j, ScenarioArch& a) { a = parse_scenario_arch(j.get<std::string>()); }
+}  // namespace nn
+
+std::string unified_options_to_json(const UnifiedOptions& o) { return options_to_json(o).dump(); }
 
 UnifiedOptions unified_options_from_json(const std::string& text) {
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    MTREC_CHECK(false, "unified model options: not JSON (", e.what(), ")");
+    MTREC_FAIL("unified model options: not JSON (", e.what(), ")");
   }
-  UnifiedOptions o(j.at("num_users").get<int64_t>(), j.at("num_items").get<int64_t>(),
-                   j.at("num_scenarios").get<int64_t>());
-  for (const auto& [k, v] : j.items()) {
-    if (k == "num_users" || k == "num_items" || k == "num_scenarios") continue;
-    else if (k == "dim") o.dim(v.get<int64_t>());
-    else if (k == "tasks") o.tasks(v.get<std::vector<std::string>>());
-    else if (k == "ctr_columns") o.ctr_columns(v.get<int64_t>());
-    else if (k == "text") o.text(parse_text_mode(v.get<std::string>()));
-    else if (k == "text_refresh_every") o.text_refresh_every(v.get<int64_t>());
-    else if (k == "text_lr_scale") o.text_lr_scale(v.get<double>());
-    else if (k == "max_history") o.max_history(v.get<int64_t>());
-    else if (k == "seq_layers") o.seq_layers(v.get<int64_t>());
-    else if (k == "seq_heads") o.seq_heads(v.get<int64_t>());
-    else if (k == "arch") o.arch(nn::parse_expert_arch(v.get<std::string>()));
-    else if (k == "experts") o.experts(v.get<int64_t>());
-    else if (k == "task_experts") o.task_experts(v.get<int64_t>());
-    else if (k == "levels") o.levels(v.get<int64_t>());
-    else if (k == "expert_hidden") o.expert_hidden(v.get<std::vector<int64_t>>());
-    else if (k == "scenario_arch") o.scenario_arch(nn::parse_scenario_arch(v.get<std::string>()));
-    else if (k == "dropout") o.dropout(v.get<double>());
-    else if (k == "id_dropout") o.id_dropout(v.get<double>());
-    else if (k == "match_temperature") o.match_temperature(v.get<double>());
-    else if (k == "next_item_negatives") o.next_item_negatives(v.get<int64_t>());
-    else if (k == "global_mean") o.global_mean(v.get<double>());
-    else MTREC_CHECK(false, "unified model options: unknown key '", k, "'");
-  }
+  UnifiedOptions o;
+  options_from_json(o, j, "unified model options");
   return o;
 }
 

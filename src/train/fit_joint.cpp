@@ -21,32 +21,23 @@
 namespace mtrec {
 
 std::string JointTrainOptions::to_json() const {
-  nlohmann::json j = {{"tasks", tasks_},
+  nlohmann::json model = nlohmann::json::parse(unified_options_to_json(model_));
+  for (const char* data_size : {"num_users", "num_items", "num_scenarios", "tasks", "ctr_columns", "global_mean"})
+    model.erase(data_size);  // set from the data by fit_joint
+  nlohmann::json j = {{"model", model},
+                      {"tasks", tasks_},
                       {"weights", weights_},
                       {"mlm_lambda", mlm_lambda_},
-                      {"arch", arch_},
-                      {"scenario_arch", scenario_arch_},
                       {"weighting", weighting_},
-                      {"text", text_},
-                      {"dim", dim_},
-                      {"experts", experts_},
-                      {"levels", levels_},
-                      {"expert_hidden", expert_hidden_},
-                      {"max_history", max_history_},
                       {"vocab_size", vocab_size_},
                       {"text_dim", text_dim_},
                       {"text_layers", text_layers_},
                       {"text_heads", text_heads_},
                       {"text_max_len", text_max_len_},
-                      {"text_refresh_every", text_refresh_every_},
-                      {"text_lr_scale", text_lr_scale_},
                       {"pretrain_epochs", pretrain_epochs_},
                       {"mlm_texts", mlm_texts_},
                       {"ctr_negatives", ctr_negatives_},
                       {"ctr_min_rating", ctr_min_rating_},
-                      {"id_dropout", id_dropout_},
-                      {"next_item_negatives", next_item_negatives_},
-                      {"dropout", dropout_},
                       {"patience", patience_},
                       {"trainer", nlohmann::json::parse(trainer_.to_json())}};
   return j.dump();
@@ -68,7 +59,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   fit.ctr_min_rating = o.ctr_min_rating_ > 0 ? o.ctr_min_rating_ : (!multi && x.has_rating ? 4.f : 0.f);
   // Without impressions, CTR negatives are sampled (protocol C); with them, they are the data's.
   fit.ctr_negatives = o.ctr_negatives_ > 0 ? o.ctr_negatives_ : (impressions ? 0 : 4);
-  const TextMode text = parse_text_mode(o.text_);
+  const TextMode text = o.model_.text();
   const uint64_t seed = o.trainer_.seed_;
   const std::shared_ptr<Communicator> comm =
       run.communicator_ && run.communicator_->world_size() > 1 ? run.communicator_ : nullptr;
@@ -129,7 +120,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     encoder = with_init_seed(derive_seed(seed, "joint-encoder"), [&] {
       return nn::TextEncoder(nn::TextEncoderOptions(tok->vocab_size(), o.text_dim_)
                                  .layers(o.text_layers_).heads(o.text_heads_).max_len(o.text_max_len_)
-                                 .pooling(nn::Pooling::Mean).dropout(o.dropout_).pad_id(tok->pad_id()));
+                                 .pooling(nn::Pooling::Mean).dropout(o.model_.dropout()).pad_id(tok->pad_id()));
     });
     fit.tokenizer = tok;
     if (o.pretrain_epochs_ > 0 && run.resume_.empty()) {
@@ -145,7 +136,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   }
 
   // Data.
-  JointDataOptions dopt = JointDataOptions().max_history(o.max_history_).ctr_negatives(fit.ctr_negatives)
+  JointDataOptions dopt = JointDataOptions().max_history(o.model_.max_history()).ctr_negatives(fit.ctr_negatives)
                               .ctr_min_rating(fit.ctr_min_rating).seed(seed);
   const bool with_mlm = std::find(tasks.begin(), tasks.end(), "mlm") != tasks.end();
   const bool with_scen = std::find(tasks.begin(), tasks.end(), "scenario") != tasks.end();
@@ -171,13 +162,10 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
       fit.rating_max = *std::max_element(r.rating.begin(), r.rating.end());
     }
   }
-  UnifiedOptions uo = UnifiedOptions(ds.num_users(), ds.num_items(), std::max<int32_t>(1, ds.scenarios.size()))
-                          .dim(o.dim_).tasks(tasks).ctr_columns(int64_t(fit.ctr_columns.size())).text(text)
-                          .text_refresh_every(o.text_refresh_every_).text_lr_scale(o.text_lr_scale_)
-                          .max_history(o.max_history_).arch(nn::parse_expert_arch(o.arch_)).experts(o.experts_)
-                          .levels(o.levels_).expert_hidden(o.expert_hidden_)
-                          .scenario_arch(nn::parse_scenario_arch(o.scenario_arch_)).dropout(o.dropout_)
-                          .id_dropout(o.id_dropout_).next_item_negatives(o.next_item_negatives_).global_mean(mean);
+  UnifiedOptions uo = UnifiedOptions(o.model_)
+                          .num_users(ds.num_users()).num_items(ds.num_items())
+                          .num_scenarios(std::max<int32_t>(1, ds.scenarios.size()))
+                          .tasks(tasks).ctr_columns(int64_t(fit.ctr_columns.size())).global_mean(mean);
   fit.model = with_init_seed(derive_seed(seed, "joint-model"),
                              [&] { return UnifiedModel(uo, encoder, item_rows, user_rows, tok ? tok->pad_id() : 0); });
   {
@@ -225,8 +213,8 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     trainer.resume(ck);
   }
   log_info("joint: tasks {} (weights {}), {} + {} scenario layer, {} weighting, text {}, {} training examples",
-           nlohmann::json(tasks).dump(), nlohmann::json(fit.weights).dump(), o.arch_, o.scenario_arch_, o.weighting_,
-           o.text_, source.num_examples());
+           nlohmann::json(tasks).dump(), nlohmann::json(fit.weights).dump(), nn::expert_arch_name(uo.arch()),
+           nn::scenario_arch_name(uo.scenario_arch()), o.weighting_, text_mode_name(text), source.num_examples());
   const auto t0 = Clock::now();
   fit.summary = trainer.train();
   fit.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

@@ -186,6 +186,19 @@ TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {
     EXPECT_NE(std::string(e.what()).find("'clicks'"), std::string::npos) << e.what();
   }
   EXPECT_THROW(unified_options_from_json(R"({"num_users":1,"num_items":1,"num_scenarios":1,"dims":3})"), Error);
+  // Each field is declared once (core/options.h): the JSON keys are the fields' names, an enum
+  // by its name, and a bad value names its key.
+  const std::string j = unified_options_to_json(UnifiedOptions());
+  for (const char* key : {"\"scenario_arch\":\"star\"", "\"arch\":\"mmoe\"", "\"text\":\"finetune\"", "\"max_history\":20"})
+    EXPECT_NE(j.find(key), std::string::npos) << key << " in " << j;
+  try {
+    unified_options_from_json(R"({"num_users":1,"num_items":1,"arch":"mmoee"})");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unified model options: option 'arch' = \"mmoee\""), std::string::npos) << e.what();
+  }
+  // The joint trainer's options hold the model's once: one set of defaults.
+  EXPECT_EQ(unified_options_to_json(JointTrainOptions().model_), j);
 }
 
 TEST(TaskMap, ParsesEntriesWithDefaultsAndRejectsUnknownHeads) {

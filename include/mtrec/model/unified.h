@@ -43,6 +43,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/nn/causal_transformer.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/nn/experts.h"
@@ -64,38 +65,49 @@ enum class TextMode { None, Frozen, Finetune };
 TextMode parse_text_mode(const std::string& name);
 const char* text_mode_name(TextMode m);
 
+/// The unified model's options, each field declared once (core/options.h). The defaults are
+/// what `mtrec train` and fit_joint use (JointTrainOptions contains these options).
+#define MTREC_UNIFIED_OPTIONS(X)                                                                              \
+  X(int64_t, num_users, 0)                                                                                    \
+  X(int64_t, num_items, 0)                                                                                    \
+  X(int64_t, num_scenarios, 1)                                                                                \
+  X(int64_t, dim, 64)                                                                                         \
+  /* Enabled tasks (names of joint_task_names()). */                                                          \
+  X(std::vector<std::string>, tasks, (std::vector<std::string>{"rating", "ctr", "next_item", "match", "mlm"})) \
+  X(int64_t, ctr_columns, 1)                                                                                  \
+  X(TextMode, text, TextMode::Finetune)                                                                       \
+  /* Training steps between text-cache refreshes. */                                                          \
+  X(int64_t, text_refresh_every, 50)                                                                          \
+  /* The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the */              \
+  /* cached text vectors the catalogue table reads stay close to the fresh ones. */                           \
+  X(double, text_lr_scale, 0.03)                                                                              \
+  /* Recent items the sequence encoder reads (its cost grows with it). */                                     \
+  X(int64_t, max_history, 20)                                                                                 \
+  X(int64_t, seq_layers, 1)                                                                                   \
+  X(int64_t, seq_heads, 1)                                                                                    \
+  X(nn::ExpertArch, arch, nn::ExpertArch::Mmoe)                                                               \
+  X(int64_t, experts, 4)                                                                                      \
+  X(int64_t, task_experts, 1)                                                                                 \
+  X(int64_t, levels, 1)                                                                                       \
+  X(std::vector<int64_t>, expert_hidden, (std::vector<int64_t>{128, 64}))                                     \
+  X(nn::ScenarioArch, scenario_arch, nn::ScenarioArch::Star)                                                  \
+  X(double, dropout, 0.1)                                                                                     \
+  /* Share of training examples whose item (and user) ID embedding is dropped. */                             \
+  X(double, id_dropout, 0.1)                                                                                  \
+  X(double, match_temperature, 0.1)                                                                           \
+  /* next_item: 0 = full softmax over the catalogue; K > 0 = sampled softmax over K uniform */                \
+  /* negatives shared by the batch, logQ-corrected (large catalogues). */                                     \
+  X(int64_t, next_item_negatives, 0)                                                                          \
+  /* rating: mu (fit_joint sets it to the training mean). */                                                  \
+  X(double, global_mean, 3.5)
+
 struct UnifiedOptions {
-  UnifiedOptions(int64_t num_users, int64_t num_items, int64_t num_scenarios)
-      : num_users_(num_users), num_items_(num_items), num_scenarios_(num_scenarios) {}
-  TORCH_ARG(int64_t, num_users);
-  TORCH_ARG(int64_t, num_items);
-  TORCH_ARG(int64_t, num_scenarios);
-  TORCH_ARG(int64_t, dim) = 64;
-  /// Enabled tasks (names of joint_task_names()).
-  TORCH_ARG(std::vector<std::string>, tasks) = std::vector<std::string>{"rating", "ctr", "next_item", "match", "mlm"};
-  TORCH_ARG(int64_t, ctr_columns) = 1;
-  TORCH_ARG(TextMode, text) = TextMode::Finetune;
-  TORCH_ARG(int64_t, text_refresh_every) = 50;  // training steps between text-cache refreshes
-  /// The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the
-  /// cached text vectors the catalogue table reads stay close to the fresh ones.
-  TORCH_ARG(double, text_lr_scale) = 0.03;
-  TORCH_ARG(int64_t, max_history) = 50;
-  TORCH_ARG(int64_t, seq_layers) = 1;
-  TORCH_ARG(int64_t, seq_heads) = 1;
-  TORCH_ARG(nn::ExpertArch, arch) = nn::ExpertArch::Mmoe;
-  TORCH_ARG(int64_t, experts) = 4;
-  TORCH_ARG(int64_t, task_experts) = 1;
-  TORCH_ARG(int64_t, levels) = 1;
-  TORCH_ARG(std::vector<int64_t>, expert_hidden) = std::vector<int64_t>{128, 64};
-  TORCH_ARG(nn::ScenarioArch, scenario_arch) = nn::ScenarioArch::None;
-  TORCH_ARG(double, dropout) = 0.1;
-  /// Share of training examples whose item (and user) ID embedding is dropped.
-  TORCH_ARG(double, id_dropout) = 0.1;
-  TORCH_ARG(double, match_temperature) = 0.1;
-  /// next_item: 0 = full softmax over the catalogue; K > 0 = sampled softmax over K uniform
-  /// negatives shared by the batch, logQ-corrected (large catalogues).
-  TORCH_ARG(int64_t, next_item_negatives) = 0;
-  TORCH_ARG(double, global_mean) = 3.5;  // rating: μ (set to the training mean)
+  /// The data's sizes are set by fit_joint (or here); the rest are the architecture.
+  UnifiedOptions() = default;
+  UnifiedOptions(int64_t num_users, int64_t num_items, int64_t num_scenarios) {
+    num_users_ = num_users, num_items_ = num_items, num_scenarios_ = num_scenarios;
+  }
+  MTREC_OPTIONS(MTREC_UNIFIED_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
   bool has_task(const std::string& name) const;

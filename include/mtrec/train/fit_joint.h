@@ -25,62 +25,56 @@
 namespace mtrec {
 
 struct JointTrainOptions {
+  /// The model's architecture (model/unified.h): its options, held here once. fit_joint sets
+  /// the data's sizes, the enabled tasks (`tasks_` less those the data lacks), the CTR label
+  /// columns and the global mean.
+  UnifiedOptions model_;
   std::vector<std::string> tasks_ = {"rating", "ctr", "next_item", "match", "scenario", "mlm"};  // those the data has
   std::map<std::string, double> weights_;  // static weight per task (default 1; mlm: mlm_lambda)
   double mlm_lambda_ = 0.1;
-  std::string arch_ = "mmoe";             // shared-bottom | mmoe | ple
-  std::string scenario_arch_ = "star";    // none | star | pepnet
   std::string weighting_ = "static";      // static | uncertainty | gradnorm
-  std::string text_ = "finetune";         // none | frozen | finetune
-  int64_t dim_ = 64;
-  int64_t experts_ = 4, levels_ = 1;
-  std::vector<int64_t> expert_hidden_ = {128, 64};
-  int64_t max_history_ = 20;              // recent items the sequence encoder reads (its cost grows with it)
   int64_t vocab_size_ = 2000;             // sentencepiece vocabulary (trained on the catalogue)
-  int64_t text_dim_ = 64, text_layers_ = 2, text_heads_ = 2, text_max_len_ = 32;
-  int64_t text_refresh_every_ = 50;       // training steps between re-encodings of the text cache
-  double text_lr_scale_ = 0.03;           // the encoder's lr as a multiple of the model's
+  int64_t text_dim_ = 64, text_layers_ = 2, text_heads_ = 2, text_max_len_ = 32;  // the TextEncoder
   int pretrain_epochs_ = 0;               // MLM epochs on the catalogue before the joint run
   int64_t mlm_texts_ = 32;                // catalogue texts masked per batch (the λ·L_mlm term)
   int ctr_negatives_ = 0;                 // rating-only data: sampled negatives per positive (0: 4)
   float ctr_min_rating_ = 0;              // rating-only data: CTR positives are rated >= this (0: 4)
-  double id_dropout_ = 0.1;
-  int64_t next_item_negatives_ = 0;       // 0: full softmax; K: sampled softmax (large catalogues)
-  double dropout_ = 0.1;
   int patience_ = 3;                      // validations without improvement (0: never stop early)
   TrainerOptions trainer_ = TrainerOptions().epochs(5).batch_size(512).lr(2e-3).weight_decay(0.01).clip_norm(5);
+  JointTrainOptions& model(UnifiedOptions v) { model_ = std::move(v); return *this; }
   JointTrainOptions& tasks(std::vector<std::string> v) { tasks_ = std::move(v); return *this; }
   JointTrainOptions& weight(const std::string& task, double w) { weights_[task] = w; return *this; }
   JointTrainOptions& mlm_lambda(double v) { mlm_lambda_ = v; return *this; }
-  JointTrainOptions& arch(std::string v) { arch_ = std::move(v); return *this; }
-  JointTrainOptions& scenario_arch(std::string v) { scenario_arch_ = std::move(v); return *this; }
   JointTrainOptions& weighting(std::string v) { weighting_ = std::move(v); return *this; }
-  JointTrainOptions& text(std::string v) { text_ = std::move(v); return *this; }
-  JointTrainOptions& dim(int64_t v) { dim_ = v; return *this; }
-  JointTrainOptions& experts(int64_t v) { experts_ = v; return *this; }
-  JointTrainOptions& levels(int64_t v) { levels_ = v; return *this; }
-  JointTrainOptions& expert_hidden(std::vector<int64_t> v) { expert_hidden_ = std::move(v); return *this; }
-  JointTrainOptions& max_history(int64_t v) { max_history_ = v; return *this; }
   JointTrainOptions& vocab_size(int64_t v) { vocab_size_ = v; return *this; }
   JointTrainOptions& text_dim(int64_t v) { text_dim_ = v; return *this; }
   JointTrainOptions& text_layers(int64_t v) { text_layers_ = v; return *this; }
   JointTrainOptions& text_heads(int64_t v) { text_heads_ = v; return *this; }
   JointTrainOptions& text_max_len(int64_t v) { text_max_len_ = v; return *this; }
-  JointTrainOptions& text_lr_scale(double v) { text_lr_scale_ = v; return *this; }
-  JointTrainOptions& text_refresh_every(int64_t v) { text_refresh_every_ = v; return *this; }
   JointTrainOptions& pretrain_epochs(int v) { pretrain_epochs_ = v; return *this; }
   JointTrainOptions& mlm_texts(int64_t v) { mlm_texts_ = v; return *this; }
   JointTrainOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
   JointTrainOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
-  JointTrainOptions& next_item_negatives(int64_t v) { next_item_negatives_ = v; return *this; }
-  JointTrainOptions& id_dropout(double v) { id_dropout_ = v; return *this; }
-  JointTrainOptions& dropout(double v) { dropout_ = v; return *this; }
   JointTrainOptions& patience(int v) { patience_ = v; return *this; }
   JointTrainOptions& trainer(TrainerOptions v) { trainer_ = std::move(v); return *this; }
   JointTrainOptions& epochs(int v) { trainer_.epochs(v); return *this; }
   JointTrainOptions& seed(uint64_t v) { trainer_.seed(v); return *this; }
   JointTrainOptions& device(std::string v) { trainer_.device(std::move(v)); return *this; }
-  /// Every option as JSON (text).
+  // Shorthands for the model's options (by name where they are enums, as on the command line).
+  JointTrainOptions& dim(int64_t v) { model_.dim(v); return *this; }
+  JointTrainOptions& arch(const std::string& v) { model_.arch(nn::parse_expert_arch(v)); return *this; }
+  JointTrainOptions& scenario_arch(const std::string& v) { model_.scenario_arch(nn::parse_scenario_arch(v)); return *this; }
+  JointTrainOptions& text(const std::string& v) { model_.text(parse_text_mode(v)); return *this; }
+  JointTrainOptions& experts(int64_t v) { model_.experts(v); return *this; }
+  JointTrainOptions& levels(int64_t v) { model_.levels(v); return *this; }
+  JointTrainOptions& expert_hidden(std::vector<int64_t> v) { model_.expert_hidden(std::move(v)); return *this; }
+  JointTrainOptions& max_history(int64_t v) { model_.max_history(v); return *this; }
+  JointTrainOptions& text_lr_scale(double v) { model_.text_lr_scale(v); return *this; }
+  JointTrainOptions& text_refresh_every(int64_t v) { model_.text_refresh_every(v); return *this; }
+  JointTrainOptions& next_item_negatives(int64_t v) { model_.next_item_negatives(v); return *this; }
+  JointTrainOptions& id_dropout(double v) { model_.id_dropout(v); return *this; }
+  JointTrainOptions& dropout(double v) { model_.dropout(v); return *this; }
+  /// Every option as JSON (text); the model's under "model".
   std::string to_json() const;
 };
 
