@@ -66,6 +66,10 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
   cmd->add_option("--next-item-negatives", o.model_.next_item_negatives(),
                   "joint: 0 = full softmax over the catalogue, K = sampled softmax over K negatives")
       ->capture_default_str();
+  cmd->add_option("--factor-terms", o.model_.factor_terms(),
+                  "joint: the heads' collaborative-filtering terms beside the towers (rating + <p_u,q_i>, "
+                  "CTR + <u,i> + b_i)")
+      ->capture_default_str();
   cmd->add_option("--id-dropout", o.model_.id_dropout(), "joint: share of examples trained without ID embeddings")
       ->capture_default_str();
 }

@@ -73,6 +73,7 @@ UnifiedOptions unified_options_from_json(const std::string& text) {
     MTREC_FAIL("unified model options: not JSON (", e.what(), ")");
   }
   UnifiedOptions o;
+  if (!j.contains("factor_terms")) o.factor_terms(false);  // written before the option: without them
   options_from_json(o, j, "unified model options");
   return o;
 }
@@ -171,6 +172,13 @@ void UnifiedModelImpl::reset() {
                                                 .arch(o.scenario_arch())));
     if (o.has_task("rating")) rating_out = register_module("rating_out", torch::nn::Linear(eo.out_dim(), 1));
     if (o.has_task("ctr")) ctr_out = register_module("ctr_out", torch::nn::Linear(eo.out_dim(), o.ctr_columns()));
+  }
+  if (o.factor_terms()) {
+    if (o.has_task("rating")) mf_user = table("mf_user", U, d, 0.05), mf_item = table("mf_item", I, d, 0.05);
+    if (o.has_task("ctr")) {
+      ctr_user = table("ctr_user", U, d, 0.05), ctr_item = table("ctr_item", I, d, 0.05);
+      ctr_item_bias = table("ctr_item_bias", I, 1, 0);
+    }
   }
   if (o.has_task("next_item")) next_proj = register_module("next_proj", torch::nn::Linear(d, d));
   if (o.has_task("match")) {
@@ -281,6 +289,31 @@ at::Tensor UnifiedModelImpl::cross(const at::Tensor& uvec, const at::Tensor& ive
   return x;
 }
 
+std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::ranking_heads(const std::vector<at::Tensor>& h,
+                                                                  const at::Tensor& users, const at::Tensor& items,
+                                                                  const at::Tensor& bias_keep,
+                                                                  const at::Tensor& user_keep,
+                                                                  const at::Tensor& item_keep) {
+  at::Tensor rating, ctr;
+  size_t t = 0;
+  if (options.has_task("rating")) {
+    // mu + b_u + b_i + <p_u, q_i> (the biased MF of the rating head) + the deep tower.
+    rating = rating_out(h[t++]).squeeze(1) + options.global_mean() + user_bias(users).squeeze(1) * bias_keep +
+             item_bias(items).squeeze(1);
+    if (mf_user) rating = rating + (mf_user(users) * mf_item(items)).sum(1) * user_keep * item_keep;
+  }
+  if (options.has_task("ctr")) {
+    // The deep tower + <u, i> + b_i (the CTR head's dot and item bias), on every label column.
+    ctr = ctr_out(h[t++]);
+    if (ctr_user) {
+      at::Tensor f = (ctr_user(users) * ctr_item(items)).sum(1) * user_keep * item_keep +
+                     ctr_item_bias(items).squeeze(1) * item_keep;
+      ctr = ctr + f.unsqueeze(1);
+    }
+  }
+  return {rating, ctr};
+}
+
 Outputs UnifiedModelImpl::forward(const Batch& b) {
   const auto& o = options;
   Outputs out;
@@ -307,6 +340,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     if (training && o.id_dropout() > 0)  // the towers must also score from text alone (cold start)
       keep = keep * torch::bernoulli(torch::full({items.size(0)}, 1 - o.id_dropout(), table.options()));
     at::Tensor ivec = item_emb(items) * keep.unsqueeze(1);
+    at::Tensor item_keep = keep;
     if (o.text() != TextMode::None) {
       auto [uniq, inv] = at::_unique(items, /*sorted=*/true, /*return_inverse=*/true);
       ivec = ivec + item_text_proj(text_vectors(true, uniq)).index_select(0, inv);
@@ -315,11 +349,15 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     if (ranking) {
       std::vector<at::Tensor> h;
       cross(uvec, ivec, scen, &h);
-      size_t t = 0;
-      if (o.has_task("rating"))
-        out["rating"] = rating_out(h[t++]).squeeze(1) + o.global_mean() + user_bias(users).squeeze(1) +
-                        item_bias(items).squeeze(1);
-      if (o.has_task("ctr")) out["ctr_logit"] = ctr_out(h[t++]);
+      at::Tensor user_keep;
+      if (mf_user || ctr_user) {  // the factor terms drop IDs as the representations do (cold start)
+        user_keep = user_seen.index_select(0, users).to(table.scalar_type());
+        if (training && o.id_dropout() > 0)
+          user_keep = user_keep * torch::bernoulli(torch::full({users.size(0)}, 1 - o.id_dropout(), table.options()));
+      }
+      auto [rating, ctr] = ranking_heads(h, users, items, torch::ones_like(item_keep), user_keep, item_keep);
+      if (rating.defined()) out["rating"] = rating;
+      if (ctr.defined()) out["ctr_logit"] = ctr;
     }
     if (o.has_task("next_item")) {
       at::Tensor idx = b.mask("next_item").defined() ? b.mask("next_item").nonzero().squeeze(1)
@@ -388,14 +426,11 @@ std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::rank_outputs(const at::Tenso
   at::Tensor ivec = (table.defined() ? table : item_vectors()).index_select(0, items);
   std::vector<at::Tensor> h;
   cross(uvec, ivec, scenarios, &h);
-  at::Tensor rating, ctr;
-  size_t t = 0;
-  if (options.has_task("rating")) {
-    at::Tensor ub = user_bias(users.clamp_min(0)).squeeze(1) * (users >= 0).to(uvec.scalar_type());
-    rating = rating_out(h[t++]).squeeze(1) + options.global_mean() + ub + item_bias(items).squeeze(1);
-  }
-  if (options.has_task("ctr")) ctr = torch::sigmoid(ctr_out(h[t++]));
-  return {rating, ctr};
+  const at::Tensor uid = users.clamp_min(0);
+  const at::Tensor user_keep = ((users >= 0) & user_seen.index_select(0, uid)).to(uvec.scalar_type());
+  const at::Tensor item_keep = item_seen.index_select(0, items).to(uvec.scalar_type());
+  auto [rating, ctr] = ranking_heads(h, uid, items, (users >= 0).to(uvec.scalar_type()), user_keep, item_keep);
+  return {rating, ctr.defined() ? torch::sigmoid(ctr) : ctr};
 }
 at::Tensor UnifiedModelImpl::next_item_queries(const at::Tensor& uvec) {
   MTREC_CHECK(next_proj, "unified model: next_item is not enabled");

@@ -48,13 +48,14 @@ struct Toy {
     contexts = toy_rows(w.data.context_text.size(), vocab, 3);
     mlm_rows = items;
   }
-  UnifiedModel model(std::vector<std::string> tasks, TextMode text = TextMode::Finetune, double dropout = 0) {
+  UnifiedModel model(std::vector<std::string> tasks, TextMode text = TextMode::Finetune, double dropout = 0,
+                     bool factor_terms = true) {
     nn::TextEncoder enc(nn::TextEncoderOptions(vocab, 8).layers(1).heads(2).max_len(8).dropout(dropout)
                             .pooling(nn::Pooling::Mean));
     return UnifiedModel(UnifiedOptions(w.data.num_users(), w.data.num_items(), w.data.scenarios.size())
                             .dim(8).tasks(std::move(tasks)).ctr_columns(3).text(text).max_history(6).experts(2)
                             .expert_hidden({8, 6}).scenario_arch(nn::ScenarioArch::Star).dropout(dropout)
-                            .id_dropout(0).text_refresh_every(1000000000),
+                            .id_dropout(0).text_refresh_every(1000000000).factor_terms(factor_terms),
                         text == TextMode::None ? nn::TextEncoder{nullptr} : enc, items, users, 0);
   }
   Batch batch(int64_t n = 48) {
@@ -173,6 +174,48 @@ TEST(Unified, ItemsNeverTrainedOnAreScoredFromTextAlone) {
   EXPECT_FALSE(torch::allclose(v[1], text_only[1]));
   // Two cold items with different texts get different vectors.
   EXPECT_GT((v[5] - v[6]).abs().max().item<float>(), 1e-4);
+}
+
+TEST(Unified, FactorTermsAreTheHeadsCollaborativeFilteringTermsAndLeaveUnseenIdsOut) {
+  test::OneThread one;
+  Toy toy;
+  UnifiedModel m = toy.model({"rating", "ctr"}, TextMode::None);
+  ASSERT_TRUE(m->options.factor_terms());  // the default
+  ASSERT_TRUE(m->mf_user && m->ctr_user && m->ctr_item_bias);
+  m->eval();
+  torch::NoGradGuard g;
+  // With the towers silenced the heads are their factor terms alone: the rating head's biased
+  // MF and the CTR head's dot product plus item bias, computed here by hand.
+  for (auto* lin : {&m->rating_out, &m->ctr_out}) (*lin)->weight.zero_(), (*lin)->bias.zero_();
+  m->user_bias->weight.normal_(0, 0.1), m->item_bias->weight.normal_(0, 0.1), m->ctr_item_bias->weight.normal_(0, 0.1);
+  const std::vector<int64_t> us = {0, 1, 2, 7}, is = {3, 4, 5, 9};
+  const at::Tensor users = torch::tensor(us), items = torch::tensor(is), scen = torch::zeros({4}, torch::kInt64);
+  auto outputs = [&] {
+    const at::Tensor uv = m->user_vectors(users, torch::zeros({4, 1}, torch::kInt64));
+    return m->rank_outputs(users, uv, items, scen);
+  };
+  auto [r, c] = outputs();
+  for (size_t k = 0; k < us.size(); ++k) {
+    const int64_t u = us[k], i = is[k];
+    const double dot = (m->mf_user->weight[u] * m->mf_item->weight[i]).sum().item<double>();
+    const double rating = m->options.global_mean() + m->user_bias->weight[u][0].item<double>() +
+                          m->item_bias->weight[i][0].item<double>() + dot;
+    EXPECT_NEAR(r[int64_t(k)].item<double>(), rating, 1e-5) << k;
+    const double logit = (m->ctr_user->weight[u] * m->ctr_item->weight[i]).sum().item<double>() +
+                         m->ctr_item_bias->weight[i][0].item<double>();
+    EXPECT_NEAR(c[int64_t(k)][0].item<double>(), 1 / (1 + std::exp(-logit)), 1e-5) << k;
+  }
+  // An item training never saw has no ID factors: its rating is μ + b_u + b_i, its click logit 0.
+  m->set_seen({3, 4, 5}, {0, 1, 2, 7});
+  std::tie(r, c) = outputs();
+  EXPECT_NEAR(r[3].item<double>(),
+              m->options.global_mean() + m->user_bias->weight[7][0].item<double>() + m->item_bias->weight[9][0].item<double>(),
+              1e-5);
+  EXPECT_NEAR(c[3][0].item<double>(), 0.5, 1e-6);
+  // Checkpoints written before the option load without the terms (they have no such tensors).
+  EXPECT_FALSE(unified_options_from_json(R"({"num_users":2,"num_items":2,"num_scenarios":1})").factor_terms());
+  UnifiedModel off = toy.model({"rating", "ctr"}, TextMode::None, 0, /*factor_terms=*/false);
+  EXPECT_FALSE(off->mf_user || off->ctr_user);
 }
 
 TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {

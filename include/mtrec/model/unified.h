@@ -26,7 +26,10 @@
 //  - rating and CTR read [user, item, user⊙item, scenario embedding] through the scenario
 //    layer (STAR / PEPNet, nn/scenario.h) and the shared experts (shared-bottom / MMoE / PLE,
 //    nn/experts.h); rating = μ + b_u + b_i + tower; CTR has one logit per label column
-//    ("click", then one per positive behaviour).
+//    ("click", then one per positive behaviour). With factor_terms (the default) each also has
+//    its single-task head's collaborative-filtering term on ID factors of its own: rating
+//    + ⟨p_u, q_i⟩ (biased MF), CTR + ⟨u, i⟩ + b_i, so both see a stable per-user factor (the
+//    user vector is mostly the sequence state). Unknown, unseen and dropped IDs leave them out.
 //  - next-item: a projection of the user vector scores the catalogue table (softmax).
 //  - match (the DMF objective): cosine of a user tower and an item tower over in-batch items.
 //  - scenario classifier: the pooled TextEncoder output of the request's context text.
@@ -99,7 +102,11 @@ const char* text_mode_name(TextMode m);
   /* negatives shared by the batch, logQ-corrected (large catalogues). */                                     \
   X(int64_t, next_item_negatives, 0)                                                                          \
   /* rating: mu (fit_joint sets it to the training mean). */                                                  \
-  X(double, global_mean, 3.5)
+  X(double, global_mean, 3.5)                                                                                 \
+  /* The heads' collaborative-filtering terms beside the deep towers, each on ID factors of its own: */        \
+  /* rating + <p_u, q_i> (the rating head's biased MF), CTR + <u, i> + b_i (the CTR head's dot and */          \
+  /* item bias). Checkpoints from before it load with it off. */                                              \
+  X(bool, factor_terms, true)
 
 struct UnifiedOptions {
   /// The data's sizes are set by fit_joint (or here); the rest are the architecture.
@@ -180,6 +187,8 @@ class UnifiedModelImpl : public torch::nn::Module {
   tasks::MlmHead mlm{nullptr};
   torch::nn::Embedding user_emb{nullptr}, item_emb{nullptr}, user_bias{nullptr}, item_bias{nullptr};
   torch::nn::Embedding scenario_emb{nullptr}, position_emb{nullptr};
+  // factor_terms: the rating head's (p_u, q_i) and the CTR head's (u, i, b_i) ID factors.
+  torch::nn::Embedding mf_user{nullptr}, mf_item{nullptr}, ctr_user{nullptr}, ctr_item{nullptr}, ctr_item_bias{nullptr};
   torch::nn::Linear item_text_proj{nullptr}, user_text_proj{nullptr}, next_proj{nullptr}, rating_out{nullptr},
       ctr_out{nullptr}, scenario_out{nullptr};
   torch::nn::Sequential match_user{nullptr}, match_item{nullptr};
@@ -198,6 +207,12 @@ class UnifiedModelImpl : public torch::nn::Module {
   at::Tensor user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table, bool drop_ids);
   at::Tensor cross(const at::Tensor& user_vec, const at::Tensor& item_vec, const at::Tensor& scenarios,
                    std::vector<at::Tensor>* per_task);
+  /// The rating logits and CTR logits from the experts' per-task outputs `h` (undefined when
+  /// the task is off): the towers, μ + b_u (weighted by bias_keep) + b_i, and the factor terms
+  /// of (users, items) weighted by user_keep · item_keep (0: unknown, unseen or dropped IDs).
+  std::pair<at::Tensor, at::Tensor> ranking_heads(const std::vector<at::Tensor>& h, const at::Tensor& users,
+                                                  const at::Tensor& items, const at::Tensor& bias_keep,
+                                                  const at::Tensor& user_keep, const at::Tensor& item_keep);
 };
 TORCH_MODULE(UnifiedModel);
 
