@@ -133,8 +133,11 @@ RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset&
       .communicator(ctx.comm);
 }
 
-ServingData serving_data(const LoadedData& d, const CliContext& ctx) {
-  return make_serving_data(d.data, d.data.interactions.subset(concat(d.split.train, d.split.valid)), ctx.seed);
+const ServingData& serving_data(const LoadedData& d, const CliContext& ctx) {
+  if (!d.serving)  // once per run: the run's checkpoints and the export share it
+    d.serving = std::make_shared<const ServingData>(
+        make_serving_data(d.data, d.data.interactions.subset(concat(d.split.train, d.split.valid)), ctx.seed));
+  return *d.serving;
 }
 
 RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const LoadedData& d) {

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "cli.h"
@@ -55,6 +56,7 @@ struct LoadedData {
   Dataset data;
   Split split;
   std::string description;  // e.g. "ml-100k u1.base/u1.test"
+  mutable std::shared_ptr<const ServingData> serving;  // serving_data's, computed once
 };
 LoadedData load_data(const TrainArgs& args, const CliContext& ctx);
 /// The whole dataset named by --dataset/--data-dir, unsplit (all of u.data for ml-100k; the
@@ -90,7 +92,7 @@ RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset&
 RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const LoadedData& d);
 /// What serving needs of a model trained on `d`: the histories of the rows it was fitted on
 /// (train + validation) and the item catalogue (model/io.h).
-ServingData serving_data(const LoadedData& d, const CliContext& ctx);
+const ServingData& serving_data(const LoadedData& d, const CliContext& ctx);
 /// Writes `ck` (a model export) to --out with serving_data(d) added.
 void save_export(const std::string& path, Checkpoint ck, const LoadedData& d, const CliContext& ctx);
 /// A RankingReport as JSON (metrics, users, protocol).

@@ -107,10 +107,14 @@ Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
   const int64_t U = model->options.num_users(), I = model->options.num_items(), S = model->options.num_scenarios();
   for (int64_t k = 0; k < 6; ++k) inputs.push_back({(k * 7919) % U, (k * 104729) % I, k % S});
   ck.golden = make_golden(inputs, golden_fn(model));
-  ServingData sd;
-  sd.histories = serving.histories;
-  sd.item_catalog = serving.item_catalog.size() > 0 ? serving.item_catalog : ds.item_text;
-  add_serving_data(ck, sd);
+  if (serving.item_catalog.size() > 0 || ds.item_text.size() == 0) {
+    add_serving_data(ck, serving);
+  } else {  // an in-process bundle without its catalogue: the data set's
+    ServingData sd;
+    sd.histories = serving.histories;
+    sd.item_catalog = ds.item_text;
+    add_serving_data(ck, sd);
+  }
   model->train(was_training);
   return ck;
 }
