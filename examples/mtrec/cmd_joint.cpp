@@ -128,7 +128,8 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   if (a.negatives) o.ctr_negatives(a.negatives);
   if (a.batch) o.trainer_.batch_size(a.batch);
   if (a.patience >= 0) o.patience(a.patience);
-  JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d));
+  // The joint model's checkpoints carry its own serving data (JointBundle::to_checkpoint).
+  JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d.data));
   JointEvalOptions eo = fit.eval_options();
   if (ctx.comm) eo.sharded(ctx.comm->rank(), ctx.comm->world_size(), sum_over_ranks(ctx.comm));  // each rank its users
   JointReport r = evaluate_joint(fit.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test), eo);

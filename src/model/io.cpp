@@ -228,6 +228,7 @@ std::unique_ptr<ScoringModel> load_knn(const Checkpoint& ck, const std::string&)
 class JointScoring : public ScoringModel {
  public:
   JointScoring(const Checkpoint& ck, const std::string& device) : bundle_(joint_from_checkpoint(ck, device)) {
+    serving_ = std::move(bundle_.serving);  // read once, by joint_from_checkpoint
     const UnifiedOptions& o = bundle_.model->options;
     num_users_ = o.num_users(), num_items_ = o.num_items();
     for (const char* h : {"next_item", "match", "ctr", "rating"})
@@ -356,7 +357,8 @@ std::unique_ptr<ScoringModel> load_scoring_model(const Checkpoint& ck, const std
                kinds, ")");
   }
   std::unique_ptr<ScoringModel> m = loader(ck, device);
-  m->serving() = read_serving_data(ck);
+  // A loader may have read it already (read_serving_data sizes the histories to the users).
+  if (m->serving().histories.empty()) m->serving() = read_serving_data(ck);
   return m;
 }
 
