@@ -177,7 +177,7 @@ std::unique_ptr<ScoringModel> load_ctr(const Checkpoint& ck, const std::string& 
       [t, I](int32_t u, const std::vector<int32_t>&, int32_t s) {
         return t->predict(std::vector<int32_t>(size_t(I), u), all_items(I), std::vector<int32_t>(size_t(I), s));
       },
-      false, [t] { return t->model->item_emb->weight; });
+      false, [t] { return t->model->factors->item->weight; });
 }
 
 std::unique_ptr<ScoringModel> load_dmf(const Checkpoint& ck, const std::string& device) {

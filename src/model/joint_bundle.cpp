@@ -123,8 +123,9 @@ void JointBundle::set_histories(const Dataset& ds, const Interactions& known) {
   serving.histories = make_serving_data(ds, known, seed).histories;
 }
 
-JointBundle joint_from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  require_task(ck, "joint");
+JointBundle joint_from_checkpoint(const Checkpoint& checkpoint, const std::string& device) {
+  require_task(checkpoint, "joint");
+  Checkpoint ck = checkpoint;  // the tensors are shared: the copy is of names
   const nlohmann::json head = nlohmann::json::parse(model_config(ck));
   JointBundle b;
   UnifiedOptions uo = unified_options_from_json(head.at("unified").dump());
@@ -146,6 +147,7 @@ JointBundle joint_from_checkpoint(const Checkpoint& ck, const std::string& devic
   }
   b.model = UnifiedModel(uo, enc, item_rows, user_rows, pad);
   b.model->to(choose_device(device));
+  upgrade_unified_state(ck, uo);
   load_module_state(*b.model, ck);
   b.model->eval();
   verify_golden(ck, golden_fn(b.model));

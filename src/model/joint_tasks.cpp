@@ -29,8 +29,10 @@ Metrics JointValidation::metrics(const std::string& task) {
   return it == report_.overall.end() ? Metrics{} : it->second;
 }
 
-JointObjective::JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives)
-    : name_(std::move(name)), validation_(std::move(validation)), next_item_negatives_(next_item_negatives) {}
+JointObjective::JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives,
+                               double rating_l2)
+    : name_(std::move(name)), validation_(std::move(validation)), next_item_negatives_(next_item_negatives),
+      rating_l2_(rating_l2) {}
 
 namespace {
 
@@ -51,13 +53,9 @@ at::Tensor JointObjective::loss(const Outputs& out, const Batch& b) {
     MTREC_CHECK(it != out.end(), "joint task '", name_, "': the model gave no output '", name, "'");
     return it->second;
   };
-  if (name_ == "rating") return masked_mean((get("rating") - b.at("rating")).pow(2), b.mask("rating"));
-  if (name_ == "ctr") {
-    at::Tensor l = torch::nn::functional::binary_cross_entropy_with_logits(
-        get("ctr_logit"), b.at("click"),
-        torch::nn::functional::BinaryCrossEntropyWithLogitsFuncOptions().reduction(torch::kNone));
-    return masked_mean(l.mean(1), b.mask("ctr"));
-  }
+  // The heads' own losses (tasks/rating.h, tasks/ctr.h).
+  if (name_ == "rating") return rating_loss(get("rating"), b.at("rating"), get("rating_l2"), rating_l2_, b.mask("rating"));
+  if (name_ == "ctr") return ctr_loss(get("ctr_logit"), b.at("click"), b.mask("ctr"));
   if (name_ == "next_item") {
     const at::Tensor& h = get("next_item/hidden");
     if (h.size(0) == 0) return zero_loss(h);
@@ -81,7 +79,8 @@ std::vector<std::unique_ptr<Task>> make_joint_tasks(const UnifiedOptions& o, std
   std::vector<std::unique_ptr<Task>> tasks;
   for (const auto& name : joint_task_names())
     if (o.has_task(name))
-      tasks.push_back(std::make_unique<JointObjective>(name, name == "mlm" ? nullptr : v, o.next_item_negatives()));
+      tasks.push_back(
+          std::make_unique<JointObjective>(name, name == "mlm" ? nullptr : v, o.next_item_negatives(), o.rating_l2()));
   return tasks;
 }
 

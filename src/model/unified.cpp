@@ -142,8 +142,9 @@ void UnifiedModelImpl::reset() {
   };
   user_emb = table("user_emb", U, d, 0.05);
   item_emb = table("item_emb", I, d, 0.05);
-  user_bias = table("user_bias", U, 1, 0);
-  item_bias = table("item_bias", I, 1, 0);
+  if (o.has_task("rating"))
+    rating_mf = register_module("rating_mf", BiasedMF(BiasedMFOptions(U, I).dim(o.factor_terms() ? d : 0)
+                                                           .init_std(0.05).global_mean(o.global_mean())));
   scenario_emb = table("scenario_emb", S, sd, 0.05);
   position_emb = table("position_emb", o.max_history(), d, 0.05);
   if (has_text) {
@@ -173,12 +174,9 @@ void UnifiedModelImpl::reset() {
     if (o.has_task("rating")) rating_out = register_module("rating_out", torch::nn::Linear(eo.out_dim(), 1));
     if (o.has_task("ctr")) ctr_out = register_module("ctr_out", torch::nn::Linear(eo.out_dim(), o.ctr_columns()));
   }
-  if (o.factor_terms()) {
-    if (o.has_task("rating")) mf_user = table("mf_user", U, d, 0.05), mf_item = table("mf_item", I, d, 0.05);
-    if (o.has_task("ctr")) {
-      ctr_user = table("ctr_user", U, d, 0.05), ctr_item = table("ctr_item", I, d, 0.05);
-      ctr_item_bias = table("ctr_item_bias", I, 1, 0);
-    }
+  if (o.factor_terms() && o.has_task("ctr")) {
+    ctr_factors = register_module("ctr_factors", CtrFactors(U, I, d));
+    ctr_factors->init(0.05);
   }
   if (o.has_task("next_item")) next_proj = register_module("next_proj", torch::nn::Linear(d, d));
   if (o.has_task("match")) {
@@ -289,29 +287,29 @@ at::Tensor UnifiedModelImpl::cross(const at::Tensor& uvec, const at::Tensor& ive
   return x;
 }
 
-std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::ranking_heads(const std::vector<at::Tensor>& h,
-                                                                  const at::Tensor& users, const at::Tensor& items,
-                                                                  const at::Tensor& bias_keep,
-                                                                  const at::Tensor& user_keep,
-                                                                  const at::Tensor& item_keep) {
-  at::Tensor rating, ctr;
+UnifiedModelImpl::RankingOutputs UnifiedModelImpl::ranking_heads(const std::vector<at::Tensor>& h,
+                                                                 const at::Tensor& users, const at::Tensor& items,
+                                                                 const at::Tensor& bias_keep,
+                                                                 const at::Tensor& user_keep,
+                                                                 const at::Tensor& item_keep) {
+  RankingOutputs out;
   size_t t = 0;
   if (options.has_task("rating")) {
-    // mu + b_u + b_i + <p_u, q_i> (the biased MF of the rating head) + the deep tower.
-    rating = rating_out(h[t++]).squeeze(1) + options.global_mean() + user_bias(users).squeeze(1) * bias_keep +
-             item_bias(items).squeeze(1);
-    if (mf_user) rating = rating + (mf_user(users) * mf_item(items)).sum(1) * user_keep * item_keep;
+    // The deep tower + the rating head's biased MF: mu + b_u + b_i + <p_u, q_i>.
+    BiasedMFImpl::Terms mf = rating_mf->terms(users, items);
+    out.rating = rating_out(h[t++]).squeeze(1) + rating_mf->global_mean + mf.user_bias * bias_keep + mf.item_bias;
+    if (options.factor_terms()) out.rating = out.rating + mf.dot * user_keep * item_keep;
+    out.rating_l2 = mf.l2;
   }
   if (options.has_task("ctr")) {
-    // The deep tower + <u, i> + b_i (the CTR head's dot and item bias), on every label column.
-    ctr = ctr_out(h[t++]);
-    if (ctr_user) {
-      at::Tensor f = (ctr_user(users) * ctr_item(items)).sum(1) * user_keep * item_keep +
-                     ctr_item_bias(items).squeeze(1) * item_keep;
-      ctr = ctr + f.unsqueeze(1);
+    // The deep tower + the CTR head's <u, i> + b_i, on every label column.
+    out.ctr_logit = ctr_out(h[t++]);
+    if (ctr_factors) {
+      auto [dot, bias] = ctr_factors->terms(users, items);
+      out.ctr_logit = out.ctr_logit + (dot * user_keep * item_keep + bias * item_keep).unsqueeze(1);
     }
   }
-  return {rating, ctr};
+  return out;
 }
 
 Outputs UnifiedModelImpl::forward(const Batch& b) {
@@ -350,14 +348,14 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       std::vector<at::Tensor> h;
       cross(uvec, ivec, scen, &h);
       at::Tensor user_keep;
-      if (mf_user || ctr_user) {  // the factor terms drop IDs as the representations do (cold start)
+      if (o.factor_terms()) {  // the factor terms drop IDs as the representations do (cold start)
         user_keep = user_seen.index_select(0, users).to(table.scalar_type());
         if (training && o.id_dropout() > 0)
           user_keep = user_keep * torch::bernoulli(torch::full({users.size(0)}, 1 - o.id_dropout(), table.options()));
       }
-      auto [rating, ctr] = ranking_heads(h, users, items, torch::ones_like(item_keep), user_keep, item_keep);
-      if (rating.defined()) out["rating"] = rating;
-      if (ctr.defined()) out["ctr_logit"] = ctr;
+      RankingOutputs r = ranking_heads(h, users, items, torch::ones_like(item_keep), user_keep, item_keep);
+      if (r.rating.defined()) out["rating"] = r.rating, out["rating_l2"] = r.rating_l2;
+      if (r.ctr_logit.defined()) out["ctr_logit"] = r.ctr_logit;
     }
     if (o.has_task("next_item")) {
       at::Tensor idx = b.mask("next_item").defined() ? b.mask("next_item").nonzero().squeeze(1)
@@ -429,8 +427,8 @@ std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::rank_outputs(const at::Tenso
   const at::Tensor uid = users.clamp_min(0);
   const at::Tensor user_keep = ((users >= 0) & user_seen.index_select(0, uid)).to(uvec.scalar_type());
   const at::Tensor item_keep = item_seen.index_select(0, items).to(uvec.scalar_type());
-  auto [rating, ctr] = ranking_heads(h, uid, items, (users >= 0).to(uvec.scalar_type()), user_keep, item_keep);
-  return {rating, ctr.defined() ? torch::sigmoid(ctr) : ctr};
+  RankingOutputs r = ranking_heads(h, uid, items, (users >= 0).to(uvec.scalar_type()), user_keep, item_keep);
+  return {r.rating, r.ctr_logit.defined() ? torch::sigmoid(r.ctr_logit) : r.ctr_logit};
 }
 at::Tensor UnifiedModelImpl::next_item_queries(const at::Tensor& uvec) {
   MTREC_CHECK(next_proj, "unified model: next_item is not enabled");
@@ -473,6 +471,32 @@ void UnifiedModelImpl::set_seen(const std::vector<int32_t>& items, const std::ve
 
 std::vector<at::Tensor> UnifiedModelImpl::shared_parameters() {
   return experts ? experts->last_shared_parameters() : std::vector<at::Tensor>{};
+}
+
+void upgrade_unified_state(Checkpoint& ck, const UnifiedOptions& o) {
+  auto& ts = ck.tensors;
+  auto find = [&](const std::string& name) {
+    return std::find_if(ts.begin(), ts.end(), [&](const auto& t) { return t.first == name; });
+  };
+  if (find("user_bias.weight") != ts.end()) {
+    if (o.has_task("rating")) {
+      // [factors | bias] per side, as BiasedMF keeps them; no factors without factor_terms.
+      auto side = [&](const char* bias, const char* factors) {
+        at::Tensor b = find(bias)->second;
+        auto f = find(factors);
+        return torch::cat({f != ts.end() ? f->second : b.new_zeros({b.size(0), 0}), b}, 1);
+      };
+      at::Tensor user = side("user_bias.weight", "mf_user.weight"), item = side("item_bias.weight", "mf_item.weight");
+      ts.emplace_back("rating_mf.user_table.weight", user);
+      ts.emplace_back("rating_mf.item_table.weight", item);
+      ts.emplace_back("rating_mf.global_mean", torch::full({1}, o.global_mean()));
+    }
+    for (const char* old : {"user_bias.weight", "item_bias.weight", "mf_user.weight", "mf_item.weight"}) {
+      auto it = find(old);
+      if (it != ts.end()) ts.erase(it);
+    }
+  }
+  upgrade_ctr_factor_names(ck, "ctr_user", "ctr_item", "ctr_item_bias", "ctr_factors.");
 }
 
 torch::nn::Module& UnifiedEngineModel::module() { return *model_; }

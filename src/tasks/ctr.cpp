@@ -17,6 +17,38 @@
 
 namespace mtrec {
 
+CtrFactorsImpl::CtrFactorsImpl(int64_t num_users, int64_t num_items, int64_t dim) {
+  MTREC_CHECK(num_users > 0 && num_items > 0 && dim > 0, "CtrFactors needs positive sizes, got users=", num_users,
+              " items=", num_items, " dim=", dim);
+  user = register_module("user", torch::nn::Embedding(num_users, dim));
+  item = register_module("item", torch::nn::Embedding(num_items, dim));
+  bias = register_module("bias", torch::nn::Embedding(num_items, 1));
+}
+
+void CtrFactorsImpl::init(double std) {
+  torch::NoGradGuard g;
+  user->weight.normal_(0, std), item->weight.normal_(0, std);
+  bias->weight.zero_();
+}
+
+std::pair<torch::Tensor, torch::Tensor> CtrFactorsImpl::terms(const torch::Tensor& users, const torch::Tensor& items) {
+  return {(user(users) * item(items)).sum(-1), bias(items).squeeze(-1)};
+}
+
+torch::Tensor CtrFactorsImpl::forward(const torch::Tensor& users, const torch::Tensor& items) {
+  auto [dot, b] = terms(users, items);
+  return dot + b;
+}
+
+void upgrade_ctr_factor_names(Checkpoint& ck, const std::string& old_user, const std::string& old_item,
+                              const std::string& old_bias, const std::string& prefix) {
+  for (auto& [name, t] : ck.tensors) {
+    if (name == old_user + ".weight") name = prefix + "user.weight";
+    else if (name == old_item + ".weight") name = prefix + "item.weight";
+    else if (name == old_bias + ".weight") name = prefix + "bias.weight";
+  }
+}
+
 CtrModelImpl::CtrModelImpl(CtrModelOptions o) : options(std::move(o)) { reset(); }
 
 void CtrModelImpl::reset() {
@@ -24,14 +56,13 @@ void CtrModelImpl::reset() {
   MTREC_CHECK(o.num_users_ > 0 && o.num_items_ > 0 && o.num_scenarios_ > 0 && o.dim_ > 0,
               "CtrModel needs positive sizes, got users=", o.num_users_, " items=", o.num_items_,
               " scenarios=", o.num_scenarios_, " dim=", o.dim_);
-  user_emb = register_module("user_emb", torch::nn::Embedding(o.num_users_, o.dim_));
-  item_emb = register_module("item_emb", torch::nn::Embedding(o.num_items_, o.dim_));
+  factors = register_module("factors", CtrFactors(o.num_users_, o.num_items_, o.dim_));
   scenario_emb = register_module("scenario_emb", torch::nn::Embedding(o.num_scenarios_, o.dim_));
-  item_bias = register_module("item_bias", torch::nn::Embedding(o.num_items_, 1));
+  // Drawn in the order of the model before CtrFactors (the same draws, the same numbers).
+  factors->init(0.05);
   {
     torch::NoGradGuard g;
-    for (auto* e : {&user_emb, &item_emb, &scenario_emb}) (*e)->weight.normal_(0, 0.05);
-    item_bias->weight.zero_();
+    scenario_emb->weight.normal_(0, 0.05);
   }
   torch::nn::Sequential seq;
   int64_t in = 4 * o.dim_;
@@ -46,13 +77,14 @@ void CtrModelImpl::reset() {
 
 torch::Tensor CtrModelImpl::forward(const torch::Tensor& users, const torch::Tensor& items,
                                     const torch::Tensor& scenarios) {
-  auto u = user_emb(users), i = item_emb(items), s = scenario_emb(scenarios);
+  auto u = factors->user(users), i = factors->item(items), s = scenario_emb(scenarios);
   auto deep = mlp->forward(torch::cat({u, i, s, u * i}, 1)).squeeze(-1);
-  return deep + (u * i).sum(-1) + item_bias(items).squeeze(-1);
+  return deep + (u * i).sum(-1) + factors->bias(items).squeeze(-1);
 }
 
 torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask) {
-  return masked_mean(torch::binary_cross_entropy_with_logits(logits, labels, {}, {}, at::Reduction::None), mask);
+  at::Tensor l = torch::binary_cross_entropy_with_logits(logits, labels, {}, {}, at::Reduction::None);
+  return masked_mean(l.dim() == 2 ? l.mean(1) : l, mask);
 }
 
 CtrExamples sample_ctr_examples(const Interactions& positives, NegativeSampler& sampler, int ratio) {
@@ -172,7 +204,7 @@ std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std
   MTREC_CHECK(!m.is_training(), "CtrTask::predict: the model is in training mode; call model->eval() first "
               "(predict never changes the mode: it runs on several threads at once)");
   torch::NoGradGuard g;
-  auto dev = m.item_bias->weight.device();
+  auto dev = m.factors->bias->weight.device();
   std::vector<float> out;
   out.reserve(users.size());
   const size_t chunk = 1 << 16;  // bounds memory on large test sets
@@ -222,8 +254,10 @@ Checkpoint CtrTask::to_checkpoint(const IdMap& users, const IdMap& items, const 
   return ck;
 }
 
-CtrTask CtrTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  require_task(ck, "ctr");
+CtrTask CtrTask::from_checkpoint(const Checkpoint& checkpoint, const std::string& device) {
+  require_task(checkpoint, "ctr");
+  Checkpoint ck = checkpoint;  // tensors share storage: the copy is of names
+  upgrade_ctr_factor_names(ck, "user_emb", "item_emb", "item_bias", "factors.");
   auto c = nlohmann::json::parse(model_config(ck));
   CtrTask t;
   t.model = CtrModel(CtrModelOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>(),

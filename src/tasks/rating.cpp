@@ -17,8 +17,8 @@ namespace mtrec {
 BiasedMFImpl::BiasedMFImpl(BiasedMFOptions o) : options(std::move(o)) { reset(); }
 
 void BiasedMFImpl::reset() {
-  MTREC_CHECK(options.num_users_ > 0 && options.num_items_ > 0 && options.dim_ > 0,
-              "BiasedMF needs positive sizes, got users=", options.num_users_, " items=", options.num_items_,
+  MTREC_CHECK(options.num_users_ > 0 && options.num_items_ > 0 && options.dim_ >= 0,
+              "BiasedMF needs positive sizes and dim >= 0, got users=", options.num_users_, " items=", options.num_items_,
               " dim=", options.dim_);
   // One table per side, [factors | bias]: a training step gathers, differentiates and updates
   // two tables instead of four (bench_engine: the step is that much shorter).
@@ -42,6 +42,13 @@ torch::Tensor BiasedMFImpl::item_bias() { return item_table->weight.select(1, op
 
 torch::Tensor BiasedMFImpl::forward(const torch::Tensor& users, const torch::Tensor& items) {
   return forward_with_l2(users, items).first;
+}
+
+BiasedMFImpl::Terms BiasedMFImpl::terms(const torch::Tensor& users, const torch::Tensor& items) {
+  const int64_t d = options.dim_;
+  torch::Tensor P = user_table(users), Q = item_table(items);
+  return {(P.narrow(1, 0, d) * Q.narrow(1, 0, d)).sum(1), P.select(1, d), Q.select(1, d),
+          P.pow(2).sum(1) + Q.pow(2).sum(1)};
 }
 
 torch::Tensor BiasedMFImpl::l2_terms(const torch::Tensor& users, const torch::Tensor& items) {
@@ -128,7 +135,8 @@ std::pair<torch::Tensor, torch::Tensor> mf_score(const torch::Tensor& P, const t
 
 torch::Tensor rating_loss(const torch::Tensor& pred, const torch::Tensor& target, const torch::Tensor& l2_terms,
                           double lambda, const torch::Tensor& mask) {
-  return masked_mean((pred - target).pow(2), mask) + lambda * masked_mean(l2_terms, mask);
+  at::Tensor mse = masked_mean((pred - target).pow(2), mask);
+  return lambda == 0 ? mse : mse + lambda * masked_mean(l2_terms, mask);
 }
 
 torch::nn::Module& RatingModel::module() { return *mf_; }

@@ -181,13 +181,15 @@ TEST(Unified, FactorTermsAreTheHeadsCollaborativeFilteringTermsAndLeaveUnseenIds
   Toy toy;
   UnifiedModel m = toy.model({"rating", "ctr"}, TextMode::None);
   ASSERT_TRUE(m->options.factor_terms());  // the default
-  ASSERT_TRUE(m->mf_user && m->ctr_user && m->ctr_item_bias);
+  ASSERT_TRUE(m->rating_mf && m->ctr_factors);
+  ASSERT_EQ(m->rating_mf->options.dim_, m->options.dim());
   m->eval();
   torch::NoGradGuard g;
   // With the towers silenced the heads are their factor terms alone: the rating head's biased
   // MF and the CTR head's dot product plus item bias, computed here by hand.
   for (auto* lin : {&m->rating_out, &m->ctr_out}) (*lin)->weight.zero_(), (*lin)->bias.zero_();
-  m->user_bias->weight.normal_(0, 0.1), m->item_bias->weight.normal_(0, 0.1), m->ctr_item_bias->weight.normal_(0, 0.1);
+  m->rating_mf->user_bias().normal_(0, 0.1), m->rating_mf->item_bias().normal_(0, 0.1);
+  m->ctr_factors->bias->weight.normal_(0, 0.1);
   const std::vector<int64_t> us = {0, 1, 2, 7}, is = {3, 4, 5, 9};
   const at::Tensor users = torch::tensor(us), items = torch::tensor(is), scen = torch::zeros({4}, torch::kInt64);
   auto outputs = [&] {
@@ -195,27 +197,98 @@ TEST(Unified, FactorTermsAreTheHeadsCollaborativeFilteringTermsAndLeaveUnseenIds
     return m->rank_outputs(users, uv, items, scen);
   };
   auto [r, c] = outputs();
+  const double mu = m->options.global_mean();
+  auto bu = [&](int64_t u) { return m->rating_mf->user_bias()[u].item<double>(); };
+  auto bi = [&](int64_t i) { return m->rating_mf->item_bias()[i].item<double>(); };
   for (size_t k = 0; k < us.size(); ++k) {
     const int64_t u = us[k], i = is[k];
-    const double dot = (m->mf_user->weight[u] * m->mf_item->weight[i]).sum().item<double>();
-    const double rating = m->options.global_mean() + m->user_bias->weight[u][0].item<double>() +
-                          m->item_bias->weight[i][0].item<double>() + dot;
-    EXPECT_NEAR(r[int64_t(k)].item<double>(), rating, 1e-5) << k;
-    const double logit = (m->ctr_user->weight[u] * m->ctr_item->weight[i]).sum().item<double>() +
-                         m->ctr_item_bias->weight[i][0].item<double>();
+    const double dot = (m->rating_mf->user_factors()[u] * m->rating_mf->item_factors()[i]).sum().item<double>();
+    EXPECT_NEAR(r[int64_t(k)].item<double>(), mu + bu(u) + bi(i) + dot, 1e-5) << k;
+    const double logit = (m->ctr_factors->user->weight[u] * m->ctr_factors->item->weight[i]).sum().item<double>() +
+                         m->ctr_factors->bias->weight[i][0].item<double>();
     EXPECT_NEAR(c[int64_t(k)][0].item<double>(), 1 / (1 + std::exp(-logit)), 1e-5) << k;
   }
+  // The rating part is the rating head's module: BiasedMF's own forward gives the same.
+  at::Tensor head = m->rating_mf->forward(users, items);
+  EXPECT_TRUE(torch::allclose(head, r, 1e-5, 1e-5)) << head << r;
   // An item training never saw has no ID factors: its rating is μ + b_u + b_i, its click logit 0.
   m->set_seen({3, 4, 5}, {0, 1, 2, 7});
   std::tie(r, c) = outputs();
-  EXPECT_NEAR(r[3].item<double>(),
-              m->options.global_mean() + m->user_bias->weight[7][0].item<double>() + m->item_bias->weight[9][0].item<double>(),
-              1e-5);
+  EXPECT_NEAR(r[3].item<double>(), mu + bu(7) + bi(9), 1e-5);
   EXPECT_NEAR(c[3][0].item<double>(), 0.5, 1e-6);
-  // Checkpoints written before the option load without the terms (they have no such tensors).
+  // Checkpoints written before the option load without the terms (they have no such tensors):
+  // the BiasedMF keeps its biases only.
   EXPECT_FALSE(unified_options_from_json(R"({"num_users":2,"num_items":2,"num_scenarios":1})").factor_terms());
   UnifiedModel off = toy.model({"rating", "ctr"}, TextMode::None, 0, /*factor_terms=*/false);
-  EXPECT_FALSE(off->mf_user || off->ctr_user);
+  EXPECT_FALSE(off->ctr_factors);
+  EXPECT_EQ(off->rating_mf->options.dim_, 0);
+}
+
+TEST(Unified, JointRatingAndCtrLossesAreTheHeadsLosses) {
+  test::OneThread one;
+  torch::manual_seed(3);
+  const at::Tensor pred = torch::randn({6}), target = torch::randn({6}), l2 = torch::rand({6});
+  const at::Tensor logits = torch::randn({6, 2}), click = torch::randint(2, {6, 2}).to(torch::kFloat);
+  const at::Tensor mask = torch::tensor(std::vector<uint8_t>{1, 0, 1, 1, 0, 1}).to(torch::kBool);
+  Batch b;
+  b.fields["rating"] = target, b.fields["click"] = click;
+  b.fields["mask/rating"] = mask, b.fields["mask/ctr"] = mask;
+  const Outputs out = {{"rating", pred}, {"rating_l2", l2}, {"ctr_logit", logits}};
+  // Hand-computed over the masked rows: mean squared error + λ·mean(l2); BCE averaged over columns.
+  double se = 0, sl2 = 0, bce = 0;
+  int n = 0;
+  for (int64_t k = 0; k < 6; ++k) {
+    if (!mask[k].item<bool>()) continue;
+    ++n;
+    se += std::pow(pred[k].item<double>() - target[k].item<double>(), 2), sl2 += l2[k].item<double>();
+    for (int64_t c = 0; c < 2; ++c) {
+      const double p = 1 / (1 + std::exp(-logits[k][c].item<double>())), y = click[k][c].item<double>();
+      bce -= 0.5 * (y * std::log(p) + (1 - y) * std::log(1 - p));
+    }
+  }
+  EXPECT_NEAR(JointObjective("rating", nullptr, 0, 0.25).loss(out, b).item<double>(), se / n + 0.25 * sl2 / n, 1e-5);
+  EXPECT_NEAR(JointObjective("rating", nullptr).loss(out, b).item<double>(), se / n, 1e-5);
+  EXPECT_NEAR(JointObjective("ctr", nullptr).loss(out, b).item<double>(), bce / n, 1e-5);
+}
+
+TEST(Unified, CheckpointsFromBeforeTheHeadsModulesLoadAndScoreAlike) {
+  test::OneThread one;
+  Toy toy;
+  for (bool factor_terms : {true, false}) {
+    UnifiedModel m = toy.model({"rating", "ctr"}, TextMode::None, 0, factor_terms);
+    m->eval();
+    // The state as the model before the heads' modules named it: separate bias and factor tables.
+    Checkpoint old;
+    const int64_t d = m->rating_mf->options.dim_;
+    for (const auto& [name, t] : module_state(*m)) {
+      if (name == "rating_mf.user_table.weight") {
+        old.tensors.emplace_back("user_bias.weight", t.narrow(1, d, 1).clone());
+        if (factor_terms) old.tensors.emplace_back("mf_user.weight", t.narrow(1, 0, d).clone());
+      } else if (name == "rating_mf.item_table.weight") {
+        old.tensors.emplace_back("item_bias.weight", t.narrow(1, d, 1).clone());
+        if (factor_terms) old.tensors.emplace_back("mf_item.weight", t.narrow(1, 0, d).clone());
+      } else if (name.rfind("ctr_factors.", 0) == 0) {
+        const std::string rest = name.substr(12);
+        old.tensors.emplace_back(rest == "user.weight" ? "ctr_user.weight" : rest == "item.weight" ? "ctr_item.weight"
+                                                                                                  : "ctr_item_bias.weight",
+                                 t.clone());
+      } else if (name != "rating_mf.global_mean") {
+        old.tensors.emplace_back(name, t.clone());
+      }
+    }
+    upgrade_unified_state(old, m->options);
+    torch::manual_seed(99);  // a different start: every value must come from the old state
+    UnifiedModel back = toy.model({"rating", "ctr"}, TextMode::None, 0, factor_terms);
+    load_module_state(*back, old);
+    back->eval();
+    torch::NoGradGuard g;
+    const at::Tensor users = torch::tensor(std::vector<int64_t>{0, 3, 5}), items = torch::tensor(std::vector<int64_t>{1, 2, 8});
+    const at::Tensor scen = torch::zeros({3}, torch::kInt64), hist = torch::zeros({3, 1}, torch::kInt64);
+    auto [r1, c1] = m->rank_outputs(users, m->user_vectors(users, hist), items, scen);
+    auto [r2, c2] = back->rank_outputs(users, back->user_vectors(users, hist), items, scen);
+    EXPECT_TRUE(torch::equal(r1, r2)) << factor_terms;
+    EXPECT_TRUE(torch::equal(c1, c2)) << factor_terms;
+  }
 }
 
 TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {

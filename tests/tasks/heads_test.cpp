@@ -361,7 +361,7 @@ TEST(CtrHead, TrainingNegativesAvoidEverySeenRow) {
   Interactions seen = test::interactions_of({{0, 2}, {0, 3}, {0, 4}, {1, 1}, {1, 3}, {1, 4}});  // user 1's unseen: 5
   auto ctr = fit_ctr(pos, {}, 2, 6, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(4).negatives(2).device("cpu"),
                      seen);
-  auto bias = ctr.model->item_bias->weight.detach().view(-1);
+  auto bias = ctr.model->factors->bias->weight.detach().view(-1);
   for (int i : {3, 4}) EXPECT_EQ(bias[i].item<float>(), 0.0f) << "item " << i << " was sampled as a negative";
   EXPECT_LT(bias[5].item<float>(), 0.0f);
   // The pool itself: rows of any kind count.
@@ -452,6 +452,13 @@ TEST(Checkpoint, DmfAndCtrRoundTrip) {
   auto ctr2 = CtrTask::from_checkpoint(load_checkpoint(dir.path("ctr.ckpt")), "cpu");
   std::vector<int32_t> u = {0, 1, 2}, i = {4, 3, 2}, s = {0, 0, 0};
   EXPECT_EQ(ctr.predict(u, i, s), ctr2.predict(u, i, s));
+  // A CTR checkpoint from before CtrFactors names its tables user_emb, item_emb, item_bias.
+  Checkpoint old = load_checkpoint(dir.path("ctr.ckpt"));
+  for (auto& [name, t] : old.tensors)
+    for (auto [now, before] : {std::pair{"factors.user.", "user_emb."}, {"factors.item.", "item_emb."}, {"factors.bias.", "item_bias."}})
+      if (name.rfind(now, 0) == 0) name = before + name.substr(std::string(now).size());
+  ASSERT_THROW(old.tensor("factors.user.weight"), Error);
+  EXPECT_EQ(ctr.predict(u, i, s), CtrTask::from_checkpoint(old, "cpu").predict(u, i, s));
 }
 
 TEST(Checkpoint, CorruptionAndGoldenMismatchAreClearErrors) {

@@ -37,7 +37,8 @@ class JointValidation {
 /// The loss of one joint task (see make_joint_tasks).
 class JointObjective : public Task {
  public:
-  JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives = 0);
+  JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives = 0,
+                 double rating_l2 = 0);
   std::string name() const override { return name_; }
   at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
   Metrics validate(Model& model) override;
@@ -46,6 +47,7 @@ class JointObjective : public Task {
   std::string name_;
   std::shared_ptr<JointValidation> validation_;
   int64_t next_item_negatives_ = 0;
+  double rating_l2_ = 0;
 };
 
 /// One task per enabled head of `options`, in joint_task_names() order: rating (masked mean

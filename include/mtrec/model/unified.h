@@ -25,11 +25,13 @@
 // Towers:
 //  - rating and CTR read [user, item, user⊙item, scenario embedding] through the scenario
 //    layer (STAR / PEPNet, nn/scenario.h) and the shared experts (shared-bottom / MMoE / PLE,
-//    nn/experts.h); rating = μ + b_u + b_i + tower; CTR has one logit per label column
-//    ("click", then one per positive behaviour). With factor_terms (the default) each also has
-//    its single-task head's collaborative-filtering term on ID factors of its own: rating
-//    + ⟨p_u, q_i⟩ (biased MF), CTR + ⟨u, i⟩ + b_i, so both see a stable per-user factor (the
-//    user vector is mostly the sequence state). Unknown, unseen and dropped IDs leave them out.
+//    nn/experts.h), and add their single-task heads' collaborative-filtering parts, the same
+//    modules the heads are made of: rating = tower + the rating head's BiasedMF (μ + b_u + b_i
+//    + ⟨p_u, q_i⟩, tasks/rating.h; its loss the head's, with the per-example L2 rating_l2);
+//    CTR (one logit per label column: "click", then one per positive behaviour) = tower + the
+//    CTR head's CtrFactors (⟨u, i⟩ + b_i, tasks/ctr.h). So both see a stable per-user factor
+//    (the user vector is mostly the sequence state). Without factor_terms the BiasedMF has no
+//    factors (μ + b_u + b_i) and CTR none. Unknown, unseen and dropped IDs leave the factors out.
 //  - next-item: a projection of the user vector scores the catalogue table (softmax).
 //  - match (the DMF objective): cosine of a user tower and an item tower over in-batch items.
 //  - scenario classifier: the pooled TextEncoder output of the request's context text.
@@ -52,7 +54,9 @@
 #include "mtrec/nn/experts.h"
 #include "mtrec/nn/scenario.h"
 #include "mtrec/nn/text_encoder.h"
+#include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/mlm.h"
+#include "mtrec/tasks/rating.h"
 #include "mtrec/tasks/task.h"
 
 namespace mtrec {
@@ -103,6 +107,8 @@ const char* text_mode_name(TextMode m);
   X(int64_t, next_item_negatives, 0)                                                                          \
   /* rating: mu (fit_joint sets it to the training mean). */                                                  \
   X(double, global_mean, 3.5)                                                                                 \
+  /* rating: lambda of the rating head's per-example L2 on its BiasedMF rows (tasks/rating.h). */             \
+  X(double, rating_l2, 0.0)                                                                                   \
   /* The heads' collaborative-filtering terms beside the deep towers, each on ID factors of its own: */        \
   /* rating + <p_u, q_i> (the rating head's biased MF), CTR + <u, i> + b_i (the CTR head's dot and */          \
   /* item bias). Checkpoints from before it load with it off. */                                              \
@@ -137,7 +143,7 @@ class UnifiedModelImpl : public torch::nn::Module {
   void reset();
 
   /// Every enabled task's outputs for a joint batch (model/joint_data.h's fields): "rating"
-  /// [B], "ctr_logit" [B, C], "next_item/hidden" [N, d] + "next_item/target" [N] + "next_item/table"
+  /// [B] + "rating_l2" [B] (the BiasedMF rows' squared norms), "ctr_logit" [B, C], "next_item/hidden" [N, d] + "next_item/target" [N] + "next_item/table"
   /// [I, d], "match/logits" [N, K] + "match/target" [N], "scenario/logits" [N, S] +
   /// "scenario/target" [N], "mlm/logits" + "mlm/targets". Rows a task's mask leaves out are not
   /// computed for the selecting tasks (next_item, match, scenario) and are masked by the others.
@@ -185,10 +191,12 @@ class UnifiedModelImpl : public torch::nn::Module {
   int64_t pad_id = 0;
   nn::TextEncoder text{nullptr};
   tasks::MlmHead mlm{nullptr};
-  torch::nn::Embedding user_emb{nullptr}, item_emb{nullptr}, user_bias{nullptr}, item_bias{nullptr};
+  torch::nn::Embedding user_emb{nullptr}, item_emb{nullptr};
   torch::nn::Embedding scenario_emb{nullptr}, position_emb{nullptr};
-  // factor_terms: the rating head's (p_u, q_i) and the CTR head's (u, i, b_i) ID factors.
-  torch::nn::Embedding mf_user{nullptr}, mf_item{nullptr}, ctr_user{nullptr}, ctr_item{nullptr}, ctr_item_bias{nullptr};
+  // The heads' collaborative-filtering parts: the rating head's BiasedMF (with rating; factors
+  // only with factor_terms) and the CTR head's CtrFactors (with ctr and factor_terms).
+  BiasedMF rating_mf{nullptr};
+  CtrFactors ctr_factors{nullptr};
   torch::nn::Linear item_text_proj{nullptr}, user_text_proj{nullptr}, next_proj{nullptr}, rating_out{nullptr},
       ctr_out{nullptr}, scenario_out{nullptr};
   torch::nn::Sequential match_user{nullptr}, match_item{nullptr};
@@ -207,14 +215,22 @@ class UnifiedModelImpl : public torch::nn::Module {
   at::Tensor user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table, bool drop_ids);
   at::Tensor cross(const at::Tensor& user_vec, const at::Tensor& item_vec, const at::Tensor& scenarios,
                    std::vector<at::Tensor>* per_task);
-  /// The rating logits and CTR logits from the experts' per-task outputs `h` (undefined when
-  /// the task is off): the towers, μ + b_u (weighted by bias_keep) + b_i, and the factor terms
-  /// of (users, items) weighted by user_keep · item_keep (0: unknown, unseen or dropped IDs).
-  std::pair<at::Tensor, at::Tensor> ranking_heads(const std::vector<at::Tensor>& h, const at::Tensor& users,
-                                                  const at::Tensor& items, const at::Tensor& bias_keep,
-                                                  const at::Tensor& user_keep, const at::Tensor& item_keep);
+  struct RankingOutputs {
+    at::Tensor rating, rating_l2, ctr_logit;  // undefined when the task is off
+  };
+  /// The rating and CTR outputs from the experts' per-task outputs `h`: the towers plus the
+  /// heads' parts, b_u weighted by bias_keep (0: unknown user) and the factor terms of (users,
+  /// items) by user_keep · item_keep (0: unknown, unseen or dropped IDs).
+  RankingOutputs ranking_heads(const std::vector<at::Tensor>& h, const at::Tensor& users, const at::Tensor& items,
+                               const at::Tensor& bias_keep, const at::Tensor& user_keep, const at::Tensor& item_keep);
 };
 TORCH_MODULE(UnifiedModel);
+
+/// Brings the tensors of a unified model saved before its heads' parts were the heads' modules
+/// (user_bias, item_bias, mf_user, mf_item; ctr_user, ctr_item, ctr_item_bias) to the current
+/// names (rating_mf's [factors | bias] tables and μ; ctr_factors.*): the same parameters, so the
+/// model scores as it did (its golden pairs check that). A no-op for a current checkpoint.
+void upgrade_unified_state(Checkpoint& checkpoint, const UnifiedOptions& options);
 
 /// The engine's view of a UnifiedModel.
 class UnifiedEngineModel : public Model {

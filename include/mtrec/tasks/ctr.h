@@ -36,21 +36,47 @@ struct CtrModelOptions {
   CtrModelOptions& hidden(std::vector<int64_t> v) { hidden_ = std::move(v); return *this; }
 };
 
+/// The CTR head's collaborative-filtering part: user and item ID embeddings u, i and an item
+/// bias b_i; its logit term is <u, i> + b_i. The CTR model's MLP reads the same embeddings; the
+/// unified model adds the term to its deep tower (model/unified.h). Constructed with LibTorch's
+/// default initialisation: init() draws the model's (so an owner can order its draws).
+class CtrFactorsImpl : public torch::nn::Module {
+ public:
+  CtrFactorsImpl(int64_t num_users, int64_t num_items, int64_t dim);
+  /// u, i ~ N(0, std²); b_i = 0.
+  void init(double std);
+  /// <u, i> and b_i, each [B], for parallel int64 ids.
+  std::pair<torch::Tensor, torch::Tensor> terms(const torch::Tensor& users, const torch::Tensor& items);
+  /// <u, i> + b_i.
+  torch::Tensor forward(const torch::Tensor& users, const torch::Tensor& items);
+
+  torch::nn::Embedding user{nullptr}, item{nullptr}, bias{nullptr};
+};
+TORCH_MODULE(CtrFactors);
+
 class CtrModelImpl : public torch::nn::Module {
  public:
   explicit CtrModelImpl(CtrModelOptions options);
   void reset();
-  /// Logits for parallel int64 tensors of users, items and scenarios.
+  /// Logits for parallel int64 tensors of users, items and scenarios:
+  /// mlp([u, i, s, u⊙i]) + <u, i> + b_i.
   torch::Tensor forward(const torch::Tensor& users, const torch::Tensor& items, const torch::Tensor& scenarios);
 
   CtrModelOptions options;
-  torch::nn::Embedding user_emb{nullptr}, item_emb{nullptr}, scenario_emb{nullptr}, item_bias{nullptr};
+  CtrFactors factors{nullptr};
+  torch::nn::Embedding scenario_emb{nullptr};
   torch::nn::Sequential mlp{nullptr};
 };
 TORCH_MODULE(CtrModel);
 
+/// Renames the tensors of a CtrModel saved before CtrFactors ("user_emb.weight" ->
+/// "factors.user.weight", ...); a no-op for a current checkpoint. The unified model's
+/// checkpoints use it with a prefix ("ctr_user" -> "ctr_factors.user", ...).
+void upgrade_ctr_factor_names(Checkpoint& checkpoint, const std::string& old_user, const std::string& old_item,
+                              const std::string& old_bias, const std::string& prefix);
+
 /// Mean binary cross-entropy on logits, over the examples where `mask` is true (all when it
-/// is undefined).
+/// is undefined). Logits [B] or [B, C] (one column per label: each example's mean over them).
 torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask = {});
 
 /// Labelled (user, item, scenario) triples.

@@ -33,7 +33,7 @@ namespace mtrec {
 struct BiasedMFOptions {
   BiasedMFOptions(int64_t num_users, int64_t num_items) : num_users_(num_users), num_items_(num_items) {}
   int64_t num_users_, num_items_;
-  int64_t dim_ = 64;
+  int64_t dim_ = 64;  // 0: biases only (μ + b_u + b_i)
   double init_std_ = 0.05;
   double global_mean_ = 0.0;
   bool sparse_ = false;  // sparse gradients for the four tables (row updates in the trainer)
@@ -53,6 +53,12 @@ class BiasedMFImpl : public torch::nn::Module {
   torch::Tensor l2_terms(const torch::Tensor& users, const torch::Tensor& items);
   /// Both from one lookup of each table (the training step: half the gathers and sparse grads).
   std::pair<torch::Tensor, torch::Tensor> forward_with_l2(const torch::Tensor& users, const torch::Tensor& items);
+  /// The terms apart, each [batch]: <p_u, q_i>, b_u, b_i and the squared norms (a model that
+  /// masks some of them, as the unified model does for unseen IDs, composes them itself).
+  struct Terms {
+    torch::Tensor dot, user_bias, item_bias, l2;
+  };
+  Terms terms(const torch::Tensor& users, const torch::Tensor& items);
 
   BiasedMFOptions options;
   /// Views of the tables: p_u rows [users, dim], q_i rows, b_u [users], b_i [items].
