@@ -27,11 +27,11 @@
 #include "mtrec/core/log.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/movielens.h"
-#include "mtrec/data/sampler.h"
 #include "mtrec/data/split.h"
 #include "mtrec/data/synthetic.h"
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/eval/metrics.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/dmf.h"
 #include "mtrec/tasks/fusion.h"
@@ -90,11 +90,6 @@ std::vector<float> blend(const std::vector<float>& knn, const std::vector<float>
   return out;
 }
 
-std::vector<size_t> merged(std::vector<size_t> a, const std::vector<size_t>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  std::sort(a.begin(), a.end());
-  return a;
-}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -154,7 +149,7 @@ int main(int argc, char** argv) {
       const int32_t users = fold.data.num_users(), items = fold.data.num_items();
       auto train = x.subset(fold.split.train), test = x.subset(fold.split.test);
       // Protocol M: one validation set carved from the fold's training rows serves every model.
-      Split sv = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
+      Split sv = fold_split(fold.split, kFoldValidFraction, seed);
       auto fit_part = x.subset(sv.train), valid_part = x.subset(sv.valid);
       auto task = fit_rating(fit_part, valid_part, users, items, RatingTrainOptions().seed(seed).device(device));
       auto mf_test = task.predict(test.user, test.item);
@@ -205,11 +200,10 @@ int main(int argc, char** argv) {
   if (have_ml && want("D")) {
     auto t = Clock::now();
     Dataset ds = read_movielens_100k(dir);
-    Split s = leave_one_out_split(ds.interactions, seed);
+    Split s = protocol_split(ds.interactions, "loo", seed);
     auto& x = ds.interactions;
     auto train = x.subset(s.train);
-    RankingEvaluator ev(x.subset(merged(s.train, s.valid)), ds.num_users(), ds.num_items(),
-                        RankingOptions().ks({10}).sampled_negatives(100).seed(seed));
+    RankingEvaluator ev(x.subset(known_rows(s)), ds.num_users(), ds.num_items(), ranking_protocol(kRankingNegatives, seed));
     auto pop = std::make_shared<std::vector<float>>(popularity(train, ds.num_items()));
     auto rp = ev.evaluate(x.subset(s.test), [pop](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
       out.resize(items.size());
@@ -227,7 +221,7 @@ int main(int argc, char** argv) {
         0);
     // Scoring the test item, the towers read everything before it, as item-KNN fitted on
     // train + validation does (mtrec train --task knn --split loo).
-    dmf.set_inputs(x.subset(merged(s.train, s.valid)));
+    dmf.set_inputs(x.subset(known_rows(s)));
     auto r = ev.evaluate(x.subset(s.test), dmf.score_fn());
     add("D", "DMF 256-64 masked (ML-100K, loo)", "HR@10 / NDCG@10",
         fmt::format("{:.4f} / {:.4f}", r.at("HR@10"), r.at("NDCG@10")),
@@ -235,7 +229,7 @@ int main(int argc, char** argv) {
         fit_s);
     t = Clock::now();
     // As `mtrec train --task knn --split loo`: every rating a positive (binary cosine).
-    Interactions seen = x.subset(merged(s.train, s.valid));
+    Interactions seen = x.subset(known_rows(s));
     seen.has_rating = false;
     KnnModel knn(KnnOptions().kind(KnnKind::Item).similarity(KnnSimilarity::Cosine).shrinkage(0).baseline(false).k(50));
     knn.fit(seen, ds.num_users(), ds.num_items());
@@ -256,13 +250,13 @@ int main(int argc, char** argv) {
       // user has no rating for (any rating). Training negatives avoid every u1.base row, test
       // negatives every row of u1.base and u1.test.
       auto train_rows = x.subset(fold.split.train);
-      auto train_pos = implicit_positives(fold.data, train_rows, 4.0f);
-      auto all = ctr_negative_sampler(x, fold.data.num_users(), fold.data.num_items(), derive_seed(seed, "ctr-test"));
-      auto test = sample_ctr_examples(implicit_positives(fold.data, x.subset(fold.split.test), 4.0f), all, ratio);
+      auto train_pos = ctr_positives(fold.data, train_rows);
+      auto test = ctr_test_examples(x, ctr_positives(fold.data, x.subset(fold.split.test)), fold.data.num_users(),
+                                    fold.data.num_items(), ratio, seed);
       // Protocol M: the validation positives come from one split of u1.base, as for R.
-      Split sv = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
-      auto ctr = fit_ctr(implicit_positives(fold.data, x.subset(sv.train), 4.0f),
-                         implicit_positives(fold.data, x.subset(sv.valid), 4.0f), fold.data.num_users(),
+      Split sv = fold_split(fold.split, kFoldValidFraction, seed);
+      auto ctr = fit_ctr(ctr_positives(fold.data, x.subset(sv.train)),
+                         ctr_positives(fold.data, x.subset(sv.valid)), fold.data.num_users(),
                          fold.data.num_items(), 1, CtrTrainOptions().negatives(ratio).seed(seed).device(device),
                          train_rows);
       auto m = ctr.evaluate(test);
@@ -283,8 +277,7 @@ int main(int argc, char** argv) {
     auto ctr = fit_ctr(x.subset(s.train), x.subset(s.valid), w.data.num_users(), w.data.num_items(), scen,
                        CtrTrainOptions().negatives(ratio).seed(seed).device(device));
     // The same rule: the rows here are the clicks (impressions dropped above).
-    auto all = ctr_negative_sampler(x, w.data.num_users(), w.data.num_items(), derive_seed(seed, "ctr-test"));
-    auto test = sample_ctr_examples(x.subset(s.test), all, ratio);
+    auto test = ctr_test_examples(x, x.subset(s.test), w.data.num_users(), w.data.num_items(), ratio, seed);
     auto m = ctr.evaluate(test);
     auto pc = popularity(x.subset(s.train), w.data.num_items());
     std::vector<float> ps;

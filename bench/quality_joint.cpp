@@ -28,11 +28,10 @@
 #include "mtrec/cf/knn.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
-#include "mtrec/core/random.h"
 #include "mtrec/data/movielens.h"
-#include "mtrec/data/split.h"
 #include "mtrec/data/synthetic.h"
 #include "mtrec/eval/metrics.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/joint_eval.h"
 #include "mtrec/serve/recommender.h"
@@ -59,12 +58,6 @@ double get(const std::map<std::string, Metrics>& m, const std::string& task, con
   return it->second.at(metric);
 }
 
-std::vector<size_t> merged(std::vector<size_t> a, const std::vector<size_t>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  std::sort(a.begin(), a.end());
-  return a;
-}
-
 struct Run {
   JointFit fit;
   JointReport test;
@@ -74,7 +67,7 @@ struct Run {
 Run run(const Dataset& ds, const Split& split, const JointTrainOptions& o) {
   const auto t0 = Clock::now();
   Run r{fit_joint(ds, split, o, {}), {}, 0};
-  r.test = evaluate_joint(r.fit.model, ds, ds.interactions.subset(merged(split.train, split.valid)),
+  r.test = evaluate_joint(r.fit.model, ds, ds.interactions.subset(known_rows(split)),
                           ds.interactions.subset(split.test), r.fit.eval_options());
   r.wall = since(t0);
   return r;
@@ -89,7 +82,7 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
              seed, base.trainer_.epochs_);
   SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
   const Dataset& ds = w.data;
-  Split split = temporal_split(ds.interactions, 0.8, 0.1);
+  Split split = protocol_split(ds.interactions, "temporal", seed);
   // The generator's true click probability on the test exposures: the ceiling of CTR AUC.
   {
     std::vector<float> p, y;
@@ -117,7 +110,7 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
       fmt::format("majority class {:.4f}", get(joint.test.overall, "scenario", "majority_accuracy")), joint.wall);
   // What serving answers: the Recommender's top-10 (seen items excluded) by each task map.
   {
-    const Interactions known = ds.interactions.subset(merged(split.train, split.valid));
+    const Interactions known = ds.interactions.subset(known_rows(split));
     for (const char* map : {"*=ctr", "*=next_item", "*=match", "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr"}) {
       const auto t0 = Clock::now();
       Recommender rec(joint.fit, ds, known, RecommenderOptions().task_map(map));
@@ -171,7 +164,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
     const auto t0 = Clock::now();
     auto fold = read_movielens_100k_fold(dir, std::to_string(f));
     const Dataset& ds = fold.data;
-    Split split = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
+    Split split = fold_split(fold.split, kFoldValidFraction, seed);
     Run r = run(ds, split, base);
     const double rm = get(r.test.overall, "rating", "rmse");
     sum_rmse += rm, sum_mae += get(r.test.overall, "rating", "mae");
@@ -198,7 +191,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
     Interactions valid = ds.interactions.subset(split.valid), test = ds.interactions.subset(split.test);
     std::vector<float> vm, vc, tm, tc;
     predict(valid, ds.interactions.subset(split.train), vm, vc);
-    predict(test, ds.interactions.subset(merged(split.train, split.valid)), tm, tc);
+    predict(test, ds.interactions.subset(known_rows(split)), tm, tc);
     double best_a = 0, best = 1e9;
     for (double al = 0; al <= 1.0001; al += 0.1) {
       std::vector<float> b(vm.size());
@@ -218,7 +211,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
 
   // S and C.
   Dataset ds = read_movielens_100k(dir);
-  Split loo = leave_one_out_split(ds.interactions, seed);
+  Split loo = protocol_split(ds.interactions, "loo", seed);
   Run joint_s = run(ds, loo, base);
   Run single_s = run(ds, loo, JointTrainOptions(base).tasks({"next_item"}));
   for (const char* m : {"HR@10", "NDCG@10"}) {
@@ -227,7 +220,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
         "full ranking", single_s.wall);
   }
   auto fold = read_movielens_100k_fold(dir, "1");
-  Split u1 = with_validation(fold.split, 0.05, derive_seed(seed, "valid"));
+  Split u1 = fold_split(fold.split, kFoldValidFraction, seed);
   Run joint_c = run(fold.data, u1, base);
   Run single_c = run(fold.data, u1, JointTrainOptions(base).tasks({"ctr"}));
   row("C", "joint", "ctr auc", get(joint_c.test.overall, "ctr", "auc"),
@@ -241,7 +234,7 @@ void speed(const JointTrainOptions& base, uint64_t seed, const std::string& devi
              "validation, batch {}, {}\n",
              base.trainer_.batch_size_, describe_device(choose_device(device)));
   SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
-  Split split = temporal_split(w.data.interactions, 0.8, 0.1);
+  Split split = protocol_split(w.data.interactions, "temporal", seed);
   split.valid.clear();
   double none_rate = 0;
   std::vector<std::pair<std::string, double>> rates;

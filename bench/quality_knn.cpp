@@ -19,20 +19,17 @@
 #include "mtrec/cf/knn.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/movielens.h"
-#include "mtrec/data/split.h"
-#include "mtrec/eval/evaluator.h"
 #include "mtrec/eval/metrics.h"
+#include "mtrec/eval/protocols.h"
 
 namespace {
 
 int run_topn(const std::string& dir) {
   const uint64_t seed = 42;
   mtrec::Dataset ds = mtrec::read_movielens_100k(dir);
-  mtrec::Split split = mtrec::leave_one_out_split(ds.interactions, seed);
+  mtrec::Split split = mtrec::protocol_split(ds.interactions, "loo", seed);
   // Protocol D holds out the latest item only: validation rows go back into training.
-  std::vector<size_t> train_rows = split.train;
-  train_rows.insert(train_rows.end(), split.valid.begin(), split.valid.end());
-  mtrec::Interactions train = ds.interactions.subset(train_rows), test = ds.interactions.subset(split.test);
+  mtrec::Interactions train = ds.interactions.subset(mtrec::known_rows(split)), test = ds.interactions.subset(split.test);
   train.has_rating = test.has_rating = false;
   const int32_t users = ds.num_users(), items = ds.num_items();
   std::printf("protocol D: MovieLens 100K u.data, every rating a positive, latest item per user held out "
@@ -65,9 +62,9 @@ int run_topn(const std::string& dir) {
     }
   }
   for (const auto& model : models) {
-    for (int neg : {0, 100}) {
+    for (int neg : {0, mtrec::kRankingNegatives}) {
       auto t0 = std::chrono::steady_clock::now();
-      mtrec::RankingEvaluator ev(train, users, items, mtrec::RankingOptions().ks({10, 20}).sampled_negatives(neg).seed(seed));
+      mtrec::RankingEvaluator ev(train, users, items, mtrec::ranking_protocol(neg, seed));
       auto rep = ev.evaluate(test, model.fn);
       double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       std::printf("%-34s %-10s %8.4f %8.4f %8.4f %8.4f %8.2f\n", model.name.c_str(), neg ? "100 neg" : "full",

@@ -20,6 +20,7 @@
 #include "mtrec/core/random.h"
 #include "mtrec/data/movielens.h"
 #include "mtrec/data/schema.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/tasks/next_item.h"
 #include "mtrec/train/fit_next_item.h"
 
@@ -141,12 +142,12 @@ int main(int argc, char** argv) try {
               r.early_stopped ? ", stopped early" : "");
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto full = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test, mtrec::RankingOptions().seed(seed));
-  auto s100 = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test,
-                                        mtrec::RankingOptions().seed(seed).sampled_negatives(100));
-  auto pfull = mtrec::evaluate_most_popular(data, mtrec::NextItemStage::Test, mtrec::RankingOptions().seed(seed));
-  auto ps100 = mtrec::evaluate_most_popular(data, mtrec::NextItemStage::Test,
-                                            mtrec::RankingOptions().seed(seed).sampled_negatives(100));
+  const mtrec::RankingOptions full_ranking = mtrec::ranking_protocol(0, seed),
+                              sampled = mtrec::ranking_protocol(mtrec::kRankingNegatives, seed);
+  auto full = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test, full_ranking);
+  auto s100 = mtrec::evaluate_next_item(model, data, mtrec::NextItemStage::Test, sampled);
+  auto pfull = mtrec::evaluate_most_popular(data, mtrec::NextItemStage::Test, full_ranking);
+  auto ps100 = mtrec::evaluate_most_popular(data, mtrec::NextItemStage::Test, sampled);
   const double eval_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   std::printf("\ntest users %lld, evaluation %.1fs\n", (long long)full.users, eval_s);

@@ -3,7 +3,7 @@
 // serving: trained in a few seconds on one thread, once per test process (trained_tiny_joint).
 #include <memory>
 
-#include "mtrec/data/split.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/data/synthetic.h"
 #include "mtrec/train/fit_joint.h"
 #include "test_torch.h"
@@ -33,11 +33,8 @@ inline const TinyJoint& trained_tiny_joint() {
     OneThread one;
     auto t = std::make_unique<TinyJoint>();
     t->world = small_world(60, 40, 3000);
-    t->split = temporal_split(t->world.data.interactions, 0.8, 0.1);
-    std::vector<size_t> rows = t->split.train;
-    rows.insert(rows.end(), t->split.valid.begin(), t->split.valid.end());
-    std::sort(rows.begin(), rows.end());
-    t->known = t->world.data.interactions.subset(rows);
+    t->split = protocol_split(t->world.data.interactions, "temporal", 42);
+    t->known = t->world.data.interactions.subset(known_rows(t->split));
     JointTrainOptions o = tiny_joint();
     o.trainer_.epochs(2);
     t->fit = fit_joint(t->world.data, t->split, o, {});

@@ -1,7 +1,7 @@
 // The C++ example of README.md, built (not run) by `./bootstrap.sh test` against the installed
 // mtrec so that the README cannot drift from the API.
-#include <mtrec/data/split.h>
 #include <mtrec/data/synthetic.h>
+#include <mtrec/eval/protocols.h>
 #include <mtrec/model/joint_eval.h>
 #include <mtrec/nn/checkpoint.h>
 #include <mtrec/serve/recommender.h>
@@ -12,7 +12,7 @@
 int main() {
   // 1000 users, 500 items, three scenarios with a context text on every row; split once by time
   mtrec::SyntheticWorld w = mtrec::generate_world(mtrec::SyntheticOptions().users(1000).items(500).interactions(60000));
-  mtrec::Split split = mtrec::temporal_split(w.data.interactions, 0.8, 0.1);
+  mtrec::Split split = mtrec::protocol_split(w.data.interactions, "temporal", 42);  // 80/10/10 by time
   // the unified model: text encoder fine-tuned in the joint loss, MMoE experts, STAR scenario
   // layer, rating + CTR + next-item + match + scenario classifier + λ·MLM, uncertainty weighting;
   // checkpoints, metrics.jsonl and report.html in runs/joint (resume with .resume(".../last.ckpt"))
@@ -23,9 +23,8 @@ int main() {
   // Data parallel: start this program under torchrun (or mtrec::launch_local_workers) and give
   // the RunOptions .communicator(std::make_shared<mtrec::Communicator>(mtrec::DistributedOptions::from_env()))
   // (mtrec/train/distributed.h); every rank trains its share of each batch, rank 0 writes runs/joint.
-  std::vector<size_t> before_test = split.train;  // what the model may know at test time
-  before_test.insert(before_test.end(), split.valid.begin(), split.valid.end());
-  mtrec::Interactions known = w.data.interactions.subset(before_test);
+  // what the model may know at test time: train + validation rows
+  mtrec::Interactions known = w.data.interactions.subset(mtrec::known_rows(split));
   mtrec::JointReport test = mtrec::evaluate_joint(fit.model, w.data, known, w.data.interactions.subset(split.test),
                                                   fit.eval_options());
   std::printf("CTR AUC %.4f, next-item HR@10 %.4f, search CTR AUC %.4f, cold-item CTR AUC %.4f\n",

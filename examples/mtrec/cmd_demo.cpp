@@ -25,7 +25,7 @@
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
 #include "mtrec/data/movielens.h"
-#include "mtrec/data/split.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/task_map.h"
 #include "mtrec/serve/recommender.h"
@@ -101,9 +101,9 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
                ds.interactions.size());
   }
 
-  // One split for every task: 80/10/10 by time.
-  Split split = temporal_split(ds.interactions, 0.8, 0.1);
-  Interactions known = ds.interactions.subset(concat(split.train, split.valid));
+  // One split for every task (protocol M): 80/10/10 by time.
+  Split split = protocol_split(ds.interactions, "temporal", ctx.seed);
+  Interactions known = ds.interactions.subset(known_rows(split));
   Interactions test = ds.interactions.subset(split.test);
   fmt::print("split by time: {} train / {} validation / {} test rows\n\n", split.train.size(), split.valid.size(),
              split.test.size());

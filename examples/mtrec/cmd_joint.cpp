@@ -12,7 +12,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
-#include "mtrec/data/split.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/serve/recommender.h"
 #include "mtrec/train/distributed.h"
 #include "train_registry.h"
@@ -115,7 +115,7 @@ nlohmann::json served_metrics(const JointBundle& b, const LoadedData& d, const I
 }
 
 /// Test-stage history: everything before the test rows (train + valid).
-Interactions known_rows(const LoadedData& d) { return d.data.interactions.subset(concat(d.split.train, d.split.valid)); }
+Interactions known_interactions(const LoadedData& d) { return d.data.interactions.subset(known_rows(d.split)); }
 
 nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   auto d = load_data(a, ctx);
@@ -132,12 +132,12 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d.data));
   JointEvalOptions eo = fit.eval_options();
   if (ctx.comm) eo.sharded(ctx.comm->rank(), ctx.comm->world_size(), sum_over_ranks(ctx.comm));  // each rank its users
-  JointReport r = evaluate_joint(fit.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test), eo);
+  JointReport r = evaluate_joint(fit.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test), eo);
   if (ctx.comm && ctx.comm->rank() > 0) return nlohmann::json::object();  // rank 0 reports
   print_joint_report(r, fmt::format("joint model, test rows ({}):", d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);
-  j["served"] = served_metrics(fit, d, known_rows(d), ctx);
+  j["served"] = served_metrics(fit, d, known_interactions(d), ctx);
   j.update({{"wall_s", seconds_since(t0)}, {"train_s", fit.seconds}, {"pretrain_s", fit.pretrain_seconds},
             {"epochs_run", fit.summary.state.epoch}, {"static_weights", fit.weights},
             {"weights_in_force", fit.summary.state.task_weight}, {"tasks", fit.model->options.tasks()},
@@ -154,11 +154,11 @@ nlohmann::json eval_joint(const Checkpoint& ck, const TrainArgs& a, const CliCon
               " items) than --dataset ", a.dataset, " gives (", d.data.num_users(), ", ", d.data.num_items(),
               "); evaluate a joint checkpoint on the data set it was trained on");
   b.tokenize_contexts(d.data);
-  JointReport r = evaluate_joint(b.model, d.data, known_rows(d), d.data.interactions.subset(d.split.test), b.eval_options());
+  JointReport r = evaluate_joint(b.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test), b.eval_options());
   print_joint_report(r, fmt::format("joint checkpoint {}, test rows ({}):", ck.path, d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);
-  j["served"] = served_metrics(b, d, known_rows(d), ctx);
+  j["served"] = served_metrics(b, d, known_interactions(d), ctx);
   return j;
 }
 

@@ -14,15 +14,13 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/io.h"
-#include "mtrec/core/random.h"
 #include "mtrec/core/log.h"
 #include "mtrec/data/dataset_loader.h"
 #include "mtrec/data/id_remap.h"
 #include "mtrec/data/movielens.h"
-#include "mtrec/data/sampler.h"
-#include "mtrec/data/split.h"
 #include "mtrec/data/synthetic.h"
 #include "mtrec/eval/evaluator.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/dmf.h"
 #include "mtrec/tasks/labels.h"
@@ -64,53 +62,35 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
     MTREC_CHECK(!a.data_dir.empty(), "--dataset ml-100k needs --data-dir DIR (the folder holding u.data)");
     if (a.split == "loo") {
       d.data = load_dataset(a, ctx);
-      d.split = leave_one_out_split(d.data.interactions, ctx.seed);
+      d.split = protocol_split(d.data.interactions, a.split, ctx.seed);
       d.description = "ml-100k leave-one-out by time (seed " + std::to_string(ctx.seed) + ")";
     } else {
       MTREC_CHECK(a.split.size() == 2 && a.split[0] == 'u', "--split must be u1..u5, ua, ub or loo, got '", a.split,
                   "'");
       auto fold = read_movielens_100k_fold(a.data_dir, a.split.substr(1));
       d.data = std::move(fold.data);
-      d.split = std::move(fold.split);
+      d.split = fold_split(fold.split, a.valid_fraction, ctx.seed);
       d.description = "ml-100k " + a.split + ".base/" + a.split + ".test";
-      // One validation set for every task (protocol M), carved from the fold's base.
-      d.split = with_validation(d.split, a.valid_fraction, derive_seed(ctx.seed, "valid"));
     }
-  } else if (a.dataset == "synthetic") {
-    d.data = load_dataset(a, ctx);
-    if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
-    if (a.split == "loo") {
-      d.split = leave_one_out_split(d.data.interactions, ctx.seed);
-    } else if (a.split == "temporal") {
-      // 80/10/10 by time: the items released late are first seen after the training cut.
-      d.split = temporal_split(d.data.interactions, 0.8, 0.1);
-    } else {
-      MTREC_CHECK(a.split == "random", "--dataset synthetic takes --split loo, random or temporal, got '", a.split, "'");
-      d.split = random_split(d.data.interactions, 0.1, 0.1, ctx.seed);
-    }
-    d.description = "synthetic world (seed " + std::to_string(ctx.seed) + ", " + a.split + " split)";
-  } else if (a.dataset == "csv" || a.dataset == "dir") {
-    d.data = load_dataset(a, ctx);
-    if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
-    const bool timed = d.data.interactions.has_timestamp;
-    if (a.split == "loo" || a.split == "temporal")
-      MTREC_CHECK(timed, "--split ", a.split, " orders rows by time, but '", d.data.name,
-                  "' has no timestamps (map a column with --timestamp-col, or use --split random)");
-    if (a.split == "loo") {
-      d.split = leave_one_out_split(d.data.interactions, ctx.seed);
-    } else if (a.split == "temporal") {
-      d.split = temporal_split(d.data.interactions, 0.8, 0.1);
-    } else {
-      MTREC_CHECK(a.split == "random", "--dataset ", a.dataset, " takes --split loo, random or temporal, got '",
-                  a.split, "'");
-      d.split = random_split(d.data.interactions, 0.1, 0.1, ctx.seed);
-    }
-    std::string paths;
-    for (const auto& p : a.files.paths) paths += (paths.empty() ? "" : " + ") + p;
-    d.description = fmt::format("{} ({}, {} split{})", d.data.name, paths, a.split,
-                                a.split == "random" ? ", seed " + std::to_string(ctx.seed) : "");
   } else {
-    MTREC_CHECK(false, "unknown --dataset '", a.dataset, "' (expected ml-100k|synthetic|csv|dir)");
+    MTREC_CHECK(a.dataset == "synthetic" || a.dataset == "csv" || a.dataset == "dir", "unknown --dataset '",
+                a.dataset, "' (expected ml-100k|synthetic|csv|dir)");
+    MTREC_CHECK(a.split == "loo" || a.split == "random" || a.split == "temporal", "--dataset ", a.dataset,
+                " takes --split loo, random or temporal, got '", a.split, "'");
+    d.data = load_dataset(a, ctx);
+    if (a.positives_only) d.data.interactions = implicit_positives(d.data, d.data.interactions);
+    if (a.split != "random")
+      MTREC_CHECK(d.data.interactions.has_timestamp, "--split ", a.split, " orders rows by time, but '", d.data.name,
+                  "' has no timestamps (map a column with --timestamp-col, or use --split random)");
+    d.split = protocol_split(d.data.interactions, a.split, ctx.seed);
+    if (a.dataset == "synthetic") {
+      d.description = "synthetic world (seed " + std::to_string(ctx.seed) + ", " + a.split + " split)";
+    } else {
+      std::string paths;
+      for (const auto& p : a.files.paths) paths += (paths.empty() ? "" : " + ") + p;
+      d.description = fmt::format("{} ({}, {} split{})", d.data.name, paths, a.split,
+                                  a.split == "random" ? ", seed " + std::to_string(ctx.seed) : "");
+    }
   }
   log_info("data: {} ({} users, {} items, {} train / {} valid / {} test rows)", d.description, d.data.num_users(),
            d.data.num_items(), d.split.train.size(), d.split.valid.size(), d.split.test.size());
@@ -136,7 +116,7 @@ RunOptions run_options(const TrainArgs& a, const CliContext& ctx, const Dataset&
 const ServingData& serving_data(const LoadedData& d, const CliContext& ctx) {
   if (!d.serving)  // once per run: the run's checkpoints and the export share it
     d.serving = std::make_shared<const ServingData>(
-        make_serving_data(d.data, d.data.interactions.subset(concat(d.split.train, d.split.valid)), ctx.seed));
+        make_serving_data(d.data, d.data.interactions.subset(known_rows(d.split)), ctx.seed));
   return *d.serving;
 }
 
@@ -159,12 +139,6 @@ nlohmann::json run_info(const TrainArgs& a, const CliContext& ctx, const LoadedD
           {"data", d.description},
           {"seed", ctx.seed},
           {"device", describe_device(choose_device(ctx.device))}};
-}
-
-std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b) {
-  a.insert(a.end(), b.begin(), b.end());
-  std::sort(a.begin(), a.end());
-  return a;
 }
 
 Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped) {
@@ -251,9 +225,9 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   auto task = fit_dmf(x.subset(d.split.train), x.subset(d.split.valid), d.data.num_users(), d.data.num_items(), o,
                       run_options(a, ctx, d));
   // The test item is scored from everything before it (train + validation rows).
-  task.set_inputs(x.subset(concat(d.split.train, d.split.valid)));
-  RankingEvaluator ev(x.subset(concat(d.split.train, d.split.valid)), d.data.num_users(), d.data.num_items(),
-                      RankingOptions().ks({5, 10, 20}).sampled_negatives(100).seed(ctx.seed));
+  const Interactions known = x.subset(known_rows(d.split));
+  task.set_inputs(known);
+  RankingEvaluator ev(known, d.data.num_users(), d.data.num_items(), ranking_protocol(kRankingNegatives, ctx.seed));
   auto r = ev.evaluate(x.subset(d.split.test), task.score_fn());
   auto j = run_info(a, ctx, d);
   j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
@@ -271,10 +245,9 @@ nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& args, const CliCo
   auto d = load_data(a, ctx);
   int64_t dropped = 0;
   auto& x = d.data.interactions;
-  auto seen = to_checkpoint_ids(x.subset(concat(d.split.train, d.split.valid)), d.data, ck, dropped);
+  auto seen = to_checkpoint_ids(x.subset(known_rows(d.split)), d.data, ck, dropped);
   auto test = to_checkpoint_ids(x.subset(d.split.test), d.data, ck, dropped);
-  RankingEvaluator ev(seen, ck.users.size(), ck.items.size(),
-                      RankingOptions().ks({5, 10, 20}).sampled_negatives(100).seed(ctx.seed));
+  RankingEvaluator ev(seen, ck.users.size(), ck.items.size(), ranking_protocol(kRankingNegatives, ctx.seed));
   auto r = ev.evaluate(test, task.score_fn());
   auto j = run_info(a, ctx, d);
   j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
@@ -284,10 +257,6 @@ nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& args, const CliCo
 }
 
 // ---- ctr (protocol C) ---------------------------------------------------------------------
-/// Positives: ratings >= 4 on explicit data (MovieLens), clicks on the synthetic world.
-Interactions ctr_positives(const Dataset& ds, const Interactions& x) { return implicit_positives(ds, x, 4.0f); }
-
-
 nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   auto d = load_data(a, ctx);
   auto t0 = Clock::now();
@@ -300,15 +269,14 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   auto& x = d.data.interactions;
   const int32_t scen = std::max<int32_t>(1, d.data.scenarios.size());
   // One negative pool rule (ctr_negative_sampler): items the user has no row for, any rating,
-  // impressions aside. Training negatives avoid every training row, test negatives every row.
-  // The split's validation rows choose the epoch (early stopping on their AUC).
-  auto train_rows = x.subset(concat(d.split.train, d.split.valid));
+  // impressions aside. Training negatives avoid every training row, test negatives every row
+  // (eval/protocols.h). The split's validation rows choose the epoch (early stopping on their AUC).
+  auto train_rows = x.subset(known_rows(d.split));
   auto task = fit_ctr(ctr_positives(d.data, x.subset(d.split.train)), ctr_positives(d.data, x.subset(d.split.valid)),
                       d.data.num_users(), d.data.num_items(), scen, o, implicit_positives(d.data, train_rows),
                       run_options(a, ctx, d));
-  auto all = ctr_negative_sampler(implicit_positives(d.data, x), d.data.num_users(), d.data.num_items(),
-                                  derive_seed(ctx.seed, "ctr-test"));
-  auto test = sample_ctr_examples(ctr_positives(d.data, x.subset(d.split.test)), all, o.negatives_);
+  auto test = ctr_test_examples(implicit_positives(d.data, x), ctr_positives(d.data, x.subset(d.split.test)),
+                                d.data.num_users(), d.data.num_items(), o.negatives_, ctx.seed);
   auto m = task.evaluate(test);
   auto j = run_info(a, ctx, d);
   j.update(ctr_json(m, d.data));
@@ -327,9 +295,8 @@ nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliConte
   auto all = to_checkpoint_ids(implicit_positives(d.data, d.data.interactions), d.data, ck, dropped);
   dropped = 0;
   auto test_pos = to_checkpoint_ids(ctr_positives(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
-  auto sampler = ctr_negative_sampler(all, ck.users.size(), ck.items.size(), derive_seed(ctx.seed, "ctr-test"));
   const int ratio = a.negatives ? a.negatives : CtrTrainOptions().negatives_;
-  auto m = task.evaluate(sample_ctr_examples(test_pos, sampler, ratio));
+  auto m = task.evaluate(ctr_test_examples(all, test_pos, ck.users.size(), ck.items.size(), ratio, ctx.seed));
   auto j = run_info(a, ctx, d);
   j.update(ctr_json(m, d.data));
   j.update({{"negatives_per_positive", ratio}, {"unknown_ids_dropped", dropped}});

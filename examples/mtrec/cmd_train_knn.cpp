@@ -15,7 +15,7 @@
 #include "mtrec/cf/knn.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/log.h"
-#include "mtrec/eval/evaluator.h"
+#include "mtrec/eval/protocols.h"
 #include "train_registry.h"
 
 namespace mtrec::cli {
@@ -85,8 +85,8 @@ nlohmann::json ranking_metrics(const KnnModel& m, const Interactions& seen, cons
                                int32_t items, uint64_t seed) {
   nlohmann::json j;
   ScoreFn fn = [&m](int32_t u, const std::vector<int32_t>& c, std::vector<float>& out) { m.score(u, c, out); };
-  for (int neg : {0, 100}) {
-    RankingEvaluator ev(seen, users, items, RankingOptions().ks({5, 10, 20}).sampled_negatives(neg).seed(seed));
+  for (int neg : {0, kRankingNegatives}) {
+    RankingEvaluator ev(seen, users, items, ranking_protocol(neg, seed));
     auto r = ev.evaluate(test, fn);
     const std::string key = neg ? "sampled100" : "full";
     j[key] = ranking_json(r);
@@ -106,7 +106,7 @@ nlohmann::json train_knn(const TrainArgs& args, const CliContext& ctx) {
   auto t0 = std::chrono::steady_clock::now();
   const KnnOptions o = knn_options(a);
   auto& x = d.data.interactions;
-  Interactions train = x.subset(concat(d.split.train, d.split.valid)), test = x.subset(d.split.test);
+  Interactions train = x.subset(known_rows(d.split)), test = x.subset(d.split.test);
   if (rank) train.has_rating = test.has_rating = false;  // every interaction is a positive
   KnnModel m(o);
   m.fit(train, d.data.num_users(), d.data.num_items());
@@ -138,7 +138,7 @@ nlohmann::json eval_knn(const Checkpoint& ck, const TrainArgs& args, const CliCo
   auto j = run_info(a, ctx, d);
   j["knn"] = options_json(m.options());
   if (rank) {
-    auto seen = to_checkpoint_ids(x.subset(concat(d.split.train, d.split.valid)), d.data, ck, dropped);
+    auto seen = to_checkpoint_ids(x.subset(known_rows(d.split)), d.data, ck, dropped);
     j.update(ranking_metrics(m, seen, test, m.num_users(), m.num_items(), ctx.seed));
   } else {
     j.update(rating_metrics(m, test));

@@ -8,6 +8,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/tasks/next_item.h"
 #include "mtrec/train/fit_next_item.h"
 #include "train_registry.h"
@@ -27,8 +28,8 @@ NextItemArgs& next_args() {
 
 nlohmann::json evaluate_all(NextItemModel& model, const NextItemData& data, uint64_t seed) {
   nlohmann::json j;
-  for (int neg : {0, 100}) {
-    auto opts = RankingOptions().ks({5, 10, 20}).sampled_negatives(neg).seed(seed);
+  for (int neg : {0, kRankingNegatives}) {
+    const RankingOptions opts = ranking_protocol(neg, seed);
     std::string key = neg ? "sampled_100" : "full";
     auto r = evaluate_next_item(model, data, NextItemStage::Test, opts);
     auto p = evaluate_most_popular(data, NextItemStage::Test, opts);

@@ -15,8 +15,7 @@
 #include "cli.h"
 #include "data_flags.h"
 #include "mtrec/data/schema.h"
-#include "mtrec/data/split.h"
-#include "mtrec/eval/evaluator.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/model/io.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/train/fit.h"
@@ -38,7 +37,7 @@ struct TrainArgs {
   int synthetic_users = 1000, synthetic_items = 500;
   int64_t synthetic_interactions = 50000;
   bool positives_only = false;  // set by implicit tasks: drop non-positive rows before splitting
-  double valid_fraction = 0.05;  // of the training rows, as validation when the split has none
+  double valid_fraction = kFoldValidFraction;  // of the training rows, as validation when the split has none
   std::string run_dir;           // engine artefacts: checkpoints, metrics.jsonl, report.html, config
   int64_t checkpoint_every = 0;  // optimiser steps between mid-epoch checkpoints
   std::string resume;            // continue the run of this checkpoint (a run_dir's last.ckpt)
@@ -47,11 +46,11 @@ struct TrainArgs {
   DataFileFlags files;           // --dataset csv|dir: --path, --behaviors, catalogues, --duplicates, mapping
 };
 
-/// A dataset and its split as named by --dataset/--data-dir/--split:
-/// ml-100k with u1..u5 (official folds; --valid-fraction of base moves to valid) or loo (leave-one-out by time, seeded);
-/// synthetic (generate_world, seeded by --seed) with loo or "random" (80/10/10); csv (the user's
-/// files, DataFileFlags -> mtrec::load_dataset) and dir (a `data synth` folder) with loo, random
-/// or temporal (80/10/10 by time). With positives_only, impressions are dropped before the split.
+/// A dataset and its split as named by --dataset/--data-dir/--split (eval/protocols.h):
+/// ml-100k with u1..u5 (official folds; --valid-fraction of base moves to valid, fold_split) or
+/// loo; synthetic (generate_world, seeded by --seed), csv (the user's files, DataFileFlags ->
+/// mtrec::load_dataset) and dir (a `data synth` folder) with loo, random or temporal
+/// (protocol_split). With positives_only, impressions are dropped before the split.
 struct LoadedData {
   Dataset data;
   Split split;
@@ -78,8 +77,6 @@ std::map<std::string, TrainTask>& train_tasks();
 nlohmann::json run_info(const TrainArgs& a, const CliContext& ctx, const LoadedData& d);
 /// Seconds since `t0` (steady clock).
 double seconds_since(std::chrono::steady_clock::time_point t0);
-/// The union of two row lists, sorted.
-std::vector<size_t> concat(std::vector<size_t> a, const std::vector<size_t>& b);
 /// Rows of `x` (dense ids of `ds`) re-expressed in the checkpoint's id space (remap_ids): rows
 /// whose user or item the checkpoint does not know are dropped and counted in `dropped`; a
 /// scenario it does not know is an error naming the scenario.

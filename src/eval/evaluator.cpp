@@ -4,13 +4,12 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
-#include <unordered_set>
 
 #include "../core/parallel.h"
 
 #include "mtrec/core/check.h"
-#include "mtrec/core/random.h"
 #include "mtrec/eval/metrics.h"
+#include "mtrec/eval/protocols.h"
 
 namespace mtrec {
 
@@ -58,8 +57,6 @@ struct UserSums {
   int64_t targets = 0;
 };
 
-bool contains(const std::vector<int32_t>& sorted, int32_t x) { return std::binary_search(sorted.begin(), sorted.end(), x); }
-
 }  // namespace
 
 RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn& score) const {
@@ -89,46 +86,11 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
     std::vector<int32_t> tgt_sorted = tgt;
     std::sort(tgt_sorted.begin(), tgt_sorted.end());
     tgt_sorted.erase(std::unique(tgt_sorted.begin(), tgt_sorted.end()), tgt_sorted.end());
-    const auto& seen = seen_[u];
-    auto excluded = [&](int32_t i) { return contains(seen, i) || contains(tgt_sorted, i); };
-
+    // Targets first, then the negatives (protocols.h draws them).
     std::vector<int32_t> cand = tgt;
     const size_t n_tgt = tgt.size();
-    if (n_neg == 0) {
-      cand.reserve(n_tgt + num_items_);
-      for (int32_t i = 0; i < num_items_; ++i) {
-        if (!excluded(i)) cand.push_back(i);
-      }
-    } else {
-      // Seeded by user alone, so the sample does not depend on thread count or user order.
-      Rng rng(derive_seed(options_.seed_, "ranking-negatives/" + std::to_string(u)));
-      int64_t available = num_items_;
-      for (int32_t i : seen) available -= !contains(tgt_sorted, i);
-      available -= static_cast<int64_t>(tgt_sorted.size());
-      if (available <= 2 * int64_t(n_neg) || available * 4 < num_items_) {
-        // Few unseen items (rejection would mostly hit seen ones): enumerate them and take a
-        // partial shuffle (all of them when <= N).
-        std::vector<int32_t> pool;
-        for (int32_t i = 0; i < num_items_; ++i) {
-          if (!excluded(i)) pool.push_back(i);
-        }
-        size_t take = std::min(pool.size(), size_t(n_neg));
-        for (size_t j = 0; j < take; ++j) {
-          std::uniform_int_distribution<size_t> pick(j, pool.size() - 1);
-          std::swap(pool[j], pool[pick(rng)]);
-        }
-        cand.insert(cand.end(), pool.begin(), pool.begin() + take);
-      } else {
-        // Rejection sampling without replacement: cheap when unseen items are plentiful.
-        std::uniform_int_distribution<int32_t> pick(0, num_items_ - 1);
-        std::unordered_set<int32_t> chosen;
-        while (static_cast<int>(chosen.size()) < n_neg) {
-          int32_t i = pick(rng);
-          if (excluded(i) || !chosen.insert(i).second) continue;
-          cand.push_back(i);
-        }
-      }
-    }
+    const std::vector<int32_t> neg = ranking_negatives(u, seen_[u], tgt_sorted, num_items_, n_neg, options_.seed_);
+    cand.insert(cand.end(), neg.begin(), neg.end());
 
     std::vector<float> s;
     score(u, cand, s);

@@ -8,7 +8,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/random.h"
-#include "mtrec/eval/evaluator.h"
+#include "mtrec/eval/protocols.h"
 #include "mtrec/train/trainer.h"
 #include "seeded_init.h"
 
@@ -50,10 +50,11 @@ DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t nu
   std::unique_ptr<RankingEvaluator> evaluator;
   DmfObjective objective;
   if (!valid.empty()) {
-    // Protocol D on the validation item: 100 uniform unseen negatives (train excluded).
+    // Protocol D on the validation item: 100 uniform unseen negatives (train excluded); only
+    // @10 is read, so only @10 is computed.
     evaluator = std::make_unique<RankingEvaluator>(
         examples.pairs(), num_users, num_items,
-        RankingOptions().ks({10}).sampled_negatives(100).seed(derive_seed(o.seed_, "dmf-valid")));
+        ranking_protocol(kRankingNegatives, derive_seed(o.seed_, "dmf-valid")).ks({10}));
     objective.set_validator([&](Model&) -> Metrics {
       task.cache_vectors();
       auto r = evaluator->evaluate(valid, task.score_fn());
