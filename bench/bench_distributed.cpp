@@ -64,17 +64,17 @@ std::string arg(int argc, char** argv, const std::string& name, const std::strin
 int worker(int argc, char** argv) {
   const int steps = std::stoi(arg(argc, argv, "--steps", "30"));
   const DistributedOptions d = DistributedOptions::from_env().overlap(arg(argc, argv, "--overlap", "1") != "0");
-  set_cpu_threads(std::max(1, int(std::thread::hardware_concurrency()) / d.world_size_));
-  if (d.rank_ > 0) set_log_level(LogLevel::Warn);
-  std::shared_ptr<Communicator> comm = d.world_size_ > 1 ? std::make_shared<Communicator>(d) : nullptr;
+  set_cpu_threads(std::max(1, int(std::thread::hardware_concurrency()) / d.world_size()));
+  if (d.rank() > 0) set_log_level(LogLevel::Warn);
+  std::shared_ptr<Communicator> comm = d.world_size() > 1 ? std::make_shared<Communicator>(d) : nullptr;
   SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(1));
   Split split = temporal_split(w.data.interactions, 0.8, 0.1);
   split.valid.clear();
   JointTrainOptions o = JointTrainOptions().text(arg(argc, argv, "--text", "finetune")).epochs(1).seed(1);
-  o.trainer_.batch_size(std::stoi(arg(argc, argv, "--batch", "512")));
+  o.trainer().batch_size(std::stoi(arg(argc, argv, "--batch", "512")));
   auto timer = std::make_shared<StepTimer>(kWarmup + steps);
   fit_joint(w.data, split, o, RunOptions().communicator(comm).observer(timer));
-  if (d.rank_ != 0) return 0;
+  if (d.rank() != 0) return 0;
   auto tail = [&](const std::vector<double>& v) { return std::vector<double>(v.begin() + std::min<size_t>(kWarmup, v.size()), v.end()); };
   const double step = median(tail(timer->step_s)), wait = median(tail(timer->comm_s)), bytes = median(tail(timer->bytes));
   write_file_atomic(std::getenv("MTREC_BENCH_OUT"), fmt::format("{} {} {} {}", step, wait, bytes, comm ? comm->backend() : "none"));

@@ -155,13 +155,13 @@ int main(int argc, char** argv) {
       auto mf_test = task.predict(test.user, test.item);
       Errors m = errors(mf_test, test.rating);
       mf_sum.rmse += m.rmse, mf_sum.mae += m.mae;
-      add("R", fmt::format("Bayesian biased MF d{} fold u{}", task.model->options.dim_, f), "RMSE / MAE",
+      add("R", fmt::format("Bayesian biased MF d{} fold u{}", task.model->options.dim(), f), "RMSE / MAE",
           fmt::format("{:.4f} / {:.4f}", m.rmse, m.mae), fmt::format("{} Gibbs sweeps", task.epochs_run), since(t));
       t = Clock::now();
       auto sgd = fit_rating(fit_part, valid_part, users, items, RatingTrainOptions().solver("sgd").seed(seed).device(device));
       Errors ms = errors(sgd.predict(test.user, test.item), test.rating);
       sgd_sum.rmse += ms.rmse, sgd_sum.mae += ms.mae;
-      add("R", fmt::format("SGD biased MF d{} fold u{}", sgd.model->options.dim_, f), "RMSE / MAE",
+      add("R", fmt::format("SGD biased MF d{} fold u{}", sgd.model->options.dim(), f), "RMSE / MAE",
           fmt::format("{:.4f} / {:.4f}", ms.rmse, ms.mae), fmt::format("{} epochs", sgd.epochs_run), since(t));
 
       // Fusion: α from a 5% validation slice of the training fold (both models refit without

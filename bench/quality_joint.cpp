@@ -79,7 +79,7 @@ const std::vector<std::pair<std::string, std::string>> kMain = {
 void synthetic(const JointTrainOptions& base, uint64_t seed) {
   fmt::print("\nprotocol M, synthetic world (1000 users, 500 items, 60k exposures, seed {}), split 80/10/10 by time; "
              "every row {} epochs\n",
-             seed, base.trainer_.epochs_);
+             seed, base.trainer().epochs());
   SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
   const Dataset& ds = w.data;
   Split split = protocol_split(ds.interactions, "temporal", seed);
@@ -124,7 +124,7 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
   for (const char* arch : {"none", "star", "pepnet"}) {
     JointTrainOptions so = base;
     so.scenario_arch(arch);
-    Run r = std::string(arch) == nn::scenario_arch_name(base.model_.scenario_arch()) ? joint : run(ds, split, so);
+    Run r = std::string(arch) == nn::scenario_arch_name(base.model().scenario_arch()) ? joint : run(ds, split, so);
     for (const auto& [scen, by_task] : r.test.per_scenario)
       row("M", std::string("scenario layer ") + arch, scen + " ctr auc", get(by_task, "ctr", "auc"), "", r.wall);
   }
@@ -147,7 +147,7 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
   {
     JointTrainOptions so = base;
     std::vector<std::string> t;
-    for (const auto& x : base.tasks_)
+    for (const auto& x : base.tasks())
       if (x != "mlm") t.push_back(x);
     so.tasks(t);
     ablate("λ = 0 (no MLM)", so);
@@ -181,7 +181,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
         std::vector<int32_t> u(x.user.begin() + long(a), x.user.begin() + long(std::min(x.size(), a + 2048)));
         std::vector<int64_t> u64(u.begin(), u.end()), i64(x.item.begin() + long(a), x.item.begin() + long(a + u.size()));
         at::Tensor ut = torch::tensor(u64).to(dev);
-        at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.model_.max_history()).to(dev));
+        at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.model().max_history()).to(dev));
         auto p = r.fit.model->rank_outputs(ut, uv, torch::tensor(i64).to(dev),
                                            torch::zeros({int64_t(u.size())}, torch::kInt64).to(dev)).first;
         p = p.clamp(1, 5).to(torch::kFloat).cpu().contiguous();
@@ -232,7 +232,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
 void speed(const JointTrainOptions& base, uint64_t seed, const std::string& device) {
   fmt::print("\nspeed: joint step on the synthetic world (1000 users, 500 items, 60k exposures), one epoch, no "
              "validation, batch {}, {}\n",
-             base.trainer_.batch_size_, describe_device(choose_device(device)));
+             base.trainer().batch_size(), describe_device(choose_device(device)));
   SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
   Split split = protocol_split(w.data.interactions, "temporal", seed);
   split.valid.clear();
@@ -242,7 +242,7 @@ void speed(const JointTrainOptions& base, uint64_t seed, const std::string& devi
     for (bool bf16 : {false, true}) {
       if (bf16 && choose_device(device).is_cpu()) continue;  // bf16 autocast is CUDA-only here
       JointTrainOptions o = JointTrainOptions(base).text(text).epochs(1);
-      o.trainer_.bf16(bf16);
+      o.trainer().bf16(bf16);
       const auto t0 = Clock::now();
       JointFit f = fit_joint(w.data, split, o, {});
       const double rate = double(f.summary.state.examples) / f.seconds;

@@ -131,8 +131,8 @@ int main(int argc, char** argv) try {
   std::printf("seed %llu | device %s | threads %d | d %lld layers %lld heads %lld max_len %lld dropout %.2f | "
               "lr %g batch %d epochs %d loss %s\n",
               static_cast<unsigned long long>(seed), mtrec::describe_device(device).c_str(), torch::get_num_threads(),
-              (long long)mo.d_model_, (long long)mo.layers_, (long long)mo.heads_, (long long)mo.max_len_, mo.dropout_,
-              to.lr_, to.batch_size_, to.epochs_, loss.c_str());
+              (long long)mo.d_model(), (long long)mo.layers(), (long long)mo.heads(), (long long)mo.max_len(), mo.dropout(),
+              to.lr(), to.batch_size(), to.epochs(), loss.c_str());
   std::fflush(stdout);
 
   mtrec::NextItemModel model(mo);

@@ -36,7 +36,7 @@ inline const TinyJoint& trained_tiny_joint() {
     t->split = protocol_split(t->world.data.interactions, "temporal", 42);
     t->known = t->world.data.interactions.subset(known_rows(t->split));
     JointTrainOptions o = tiny_joint();
-    o.trainer_.epochs(2);
+    o.trainer().epochs(2);
     t->fit = fit_joint(t->world.data, t->split, o, {});
     return t;
   }();

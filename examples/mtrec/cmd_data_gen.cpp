@@ -12,16 +12,16 @@
 namespace mtrec::cli {
 
 void add_world_options(CLI::App* cmd, SyntheticOptions& opt) {
-  cmd->add_option("--users", opt.users_, "Number of users")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--items", opt.items_, "Number of items")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--interactions", opt.interactions_, "Approximate number of interactions (exposures)")
+  cmd->add_option("--users", opt.users(), "Number of users")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--items", opt.items(), "Number of items")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--interactions", opt.interactions(), "Approximate number of interactions (exposures)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--topics", opt.topics_, "Number of latent topics")->capture_default_str()->check(CLI::PositiveNumber);
-  cmd->add_option("--scenarios", opt.scenarios_, "Number of scenarios (home_feed, search, ads, scenario_3, ...)")
+  cmd->add_option("--topics", opt.topics(), "Number of latent topics")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--scenarios", opt.scenarios(), "Number of scenarios (home_feed, search, ads, scenario_3, ...)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--threads", opt.threads_, "Generator threads (0: all cores; the output does not depend on it)")
+  cmd->add_option("--threads", opt.threads(), "Generator threads (0: all cores; the output does not depend on it)")
       ->capture_default_str();
 }
 

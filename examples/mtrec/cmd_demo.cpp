@@ -124,7 +124,7 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
     fmt::print("\njoint against single-task models (same architecture and epochs):\n  {:<20} {:>9} {:>9}\n",
                "task / metric", "joint", "single");
     for (const auto& [task, metric] : main_metrics()) {
-      if (!fit.model->options.has_task(task) || task == "scenario") continue;
+      if (!fit.model->options.has_task(parse_head(task)) || task == "scenario") continue;
       JointTrainOptions so = o;
       so.tasks({task});
       RunOptions quiet;
@@ -203,7 +203,7 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   demo->add_option("--data-dir", a->data_dir, "ml-100k: the folder holding u.data");
   add_world_options(demo, a->world);
   add_joint_options(demo, a->joint);
-  demo->add_option("--epochs", a->joint.trainer_.epochs_, "Joint (and single-task) epochs")->capture_default_str();
+  demo->add_option("--epochs", a->joint.trainer().epochs(), "Joint (and single-task) epochs")->capture_default_str();
   demo->add_flag("!--no-compare", a->compare, "Skip the single-task models");
   demo->add_option("--task-map", a->task_map,
                    std::string("Heads per scenario: scen=head[:w],...;*=head (default: ") + kWorldTaskMap +

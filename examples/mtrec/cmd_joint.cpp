@@ -11,6 +11,7 @@
 #include "joint_cli.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
+#include "mtrec/core/head.h"
 #include "mtrec/core/log.h"
 #include "mtrec/eval/protocols.h"
 #include "mtrec/serve/recommender.h"
@@ -22,55 +23,58 @@ namespace mtrec::cli {
 void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
   static std::string tasks;
   tasks.clear();
-  for (const auto& t : o.tasks_) tasks += (tasks.empty() ? "" : ",") + t;
+  for (const auto& t : o.tasks()) tasks += (tasks.empty() ? "" : ",") + t;
   cmd->add_option_function<std::string>(
          "--tasks",
          [&o](const std::string& v) {
            std::vector<std::string> t;
            std::stringstream ss(v);
            for (std::string s; std::getline(ss, s, ',');)
-             if (!s.empty()) t.push_back(s == "next-item" ? "next_item" : s);
+             if (!s.empty()) t.push_back(head_name(parse_head(s)));  // an unknown name fails here, naming the heads
            o.tasks(t);
          },
-         "joint: comma-separated tasks (rating,ctr,next-item,match,scenario,mlm; those the data lacks are left out)")
+         "joint: comma-separated tasks (rating,ctr,next_item,match,scenario,mlm; those the data lacks are left out)")
       ->default_str(tasks);
   // Enum options by name; the model's options hold them once (JointTrainOptions::model_).
   cmd->add_option_function<std::string>("--arch", [&o](const std::string& v) { o.arch(v); },
                                         "joint: shared experts (shared-bottom|mmoe|ple)")
       ->check(CLI::IsMember({"shared-bottom", "mmoe", "ple"}))
-      ->default_str(nn::expert_arch_name(o.model_.arch()));
-  cmd->add_option("--levels", o.model_.levels(), "joint: PLE extraction levels")->capture_default_str();
-  cmd->add_option("--experts", o.model_.experts(), "joint: experts (MMoE) / shared experts per level (PLE)")->capture_default_str();
+      ->default_str(nn::expert_arch_name(o.model().arch()));
+  cmd->add_option("--levels", o.model().levels(), "joint: PLE extraction levels")->capture_default_str();
+  cmd->add_option("--experts", o.model().experts(), "joint: experts (MMoE) / shared experts per level (PLE)")->capture_default_str();
   cmd->add_option_function<std::string>("--scenario-arch", [&o](const std::string& v) { o.scenario_arch(v); },
                                         "joint: scenario conditioning (none|star|pepnet)")
       ->check(CLI::IsMember({"none", "star", "pepnet"}))
-      ->default_str(nn::scenario_arch_name(o.model_.scenario_arch()));
-  cmd->add_option("--weighting", o.weighting_, "joint: loss weighting (static|uncertainty|gradnorm)")
+      ->default_str(nn::scenario_arch_name(o.model().scenario_arch()));
+  cmd->add_option("--weighting", o.weighting(), "joint: loss weighting (static|uncertainty|gradnorm)")
       ->check(CLI::IsMember({"static", "uncertainty", "gradnorm"}))
       ->capture_default_str();
   cmd->add_option_function<std::string>("--text", [&o](const std::string& v) { o.text(v); },
                                         "joint: text encoder in the joint loss (finetune|frozen|none)")
       ->check(CLI::IsMember({"finetune", "frozen", "none"}))
-      ->default_str(text_mode_name(o.model_.text()));
-  cmd->add_option("--text-refresh-every", o.model_.text_refresh_every(), "joint: training steps between text-cache refreshes")
+      ->default_str(text_mode_name(o.model().text()));
+  cmd->add_option("--text-refresh-every", o.model().text_refresh_every(), "joint: training steps between text-cache refreshes")
       ->capture_default_str();
-  cmd->add_option("--text-lr-scale", o.model_.text_lr_scale(), "joint: the text encoder's lr as a multiple of the model's")
+  cmd->add_option("--text-lr-scale", o.model().text_lr_scale(), "joint: the text encoder's lr as a multiple of the model's")
       ->capture_default_str();
-  cmd->add_option("--mlm-lambda", o.mlm_lambda_, "joint: λ of the MLM loss")->capture_default_str();
-  cmd->add_option("--pretrain-epochs", o.pretrain_epochs_, "joint: MLM epochs on the catalogue before the joint run")
+  cmd->add_option("--mlm-lambda", o.mlm_lambda(), "joint: λ of the MLM loss")->capture_default_str();
+  cmd->add_option("--pretrain-epochs", o.pretrain_epochs(), "joint: MLM epochs on the catalogue before the joint run")
       ->capture_default_str();
-  cmd->add_option("--text-dim", o.text_dim_, "joint: text encoder width")->capture_default_str();
-  cmd->add_option("--text-layers", o.text_layers_, "joint: text encoder layers")->capture_default_str();
-  cmd->add_option("--max-history", o.model_.max_history(), "joint: recent items the sequence encoder reads")
+  cmd->add_option("--text-dim", o.text_dim(), "joint: text encoder width")->capture_default_str();
+  cmd->add_option("--text-layers", o.text_layers(), "joint: text encoder layers")->capture_default_str();
+  cmd->add_option("--max-history", o.model().max_history(), "joint: recent items the sequence encoder reads")
       ->capture_default_str();
-  cmd->add_option("--next-item-negatives", o.model_.next_item_negatives(),
+  cmd->add_option("--next-item-negatives", o.model().next_item_negatives(),
                   "joint: 0 = full softmax over the catalogue, K = sampled softmax over K negatives")
       ->capture_default_str();
-  cmd->add_option("--factor-terms", o.model_.factor_terms(),
+  cmd->add_option("--factor-terms", o.model().factor_terms(),
                   "joint: the heads' collaborative-filtering terms beside the towers (rating + <p_u,q_i>, "
                   "CTR + <u,i> + b_i)")
       ->capture_default_str();
-  cmd->add_option("--id-dropout", o.model_.id_dropout(), "joint: share of examples trained without ID embeddings")
+  cmd->add_option("--rating-l2", o.model().rating_l2(),
+                  "joint: lambda of the rating head's per-example L2 on its biased-MF rows")
+      ->capture_default_str();
+  cmd->add_option("--id-dropout", o.model().id_dropout(), "joint: share of examples trained without ID embeddings")
       ->capture_default_str();
 }
 
@@ -124,9 +128,9 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   o.seed(ctx.seed).device(ctx.device);
   if (a.epochs) o.epochs(a.epochs);
   if (a.dim) o.dim(a.dim);
-  if (a.lr) o.trainer_.lr(a.lr);
+  if (a.lr) o.trainer().lr(a.lr);
   if (a.negatives) o.ctr_negatives(a.negatives);
-  if (a.batch) o.trainer_.batch_size(a.batch);
+  if (a.batch) o.trainer().batch_size(a.batch);
   if (a.patience >= 0) o.patience(a.patience);
   // The joint model's checkpoints carry its own serving data (JointBundle::to_checkpoint).
   JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d.data));

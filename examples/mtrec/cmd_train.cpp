@@ -13,6 +13,7 @@
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
+#include "mtrec/core/head.h"
 #include "mtrec/core/io.h"
 #include "mtrec/core/log.h"
 #include "mtrec/data/dataset_loader.h"
@@ -185,7 +186,7 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
   auto m = task.evaluate(explicit_ratings(d.data, x.subset(d.split.test)));
   auto j = run_info(a, ctx, d);
   j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"epochs_run", task.epochs_run},
-            {"dim", task.model->options.dim_}, {"solver", task.solver}, {"wall_s", seconds_since(t0)},
+            {"dim", task.model->options.dim()}, {"solver", task.solver}, {"wall_s", seconds_since(t0)},
             {"model_checksum", fmt::format("{:016x}", state_checksum(*task.model))}});
   if (task.solver == "mcmc")
     j["train_rmse"] = task.train_rmse;  // of the posterior-mean parameters
@@ -276,15 +277,15 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
                       d.data.num_users(), d.data.num_items(), scen, o, implicit_positives(d.data, train_rows),
                       run_options(a, ctx, d));
   auto test = ctr_test_examples(implicit_positives(d.data, x), ctr_positives(d.data, x.subset(d.split.test)),
-                                d.data.num_users(), d.data.num_items(), o.negatives_, ctx.seed);
+                                d.data.num_users(), d.data.num_items(), o.negatives(), ctx.seed);
   auto m = task.evaluate(test);
   auto j = run_info(a, ctx, d);
   j.update(ctr_json(m, d.data));
-  j.update({{"negatives_per_positive", o.negatives_}, {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)},
+  j.update({{"negatives_per_positive", o.negatives()}, {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)},
             {"positives", "rating >= 4 (explicit data) or clicks (synthetic)"}});
   if (!a.out.empty()) save_export(a.out, task.to_checkpoint(d.data.users, d.data.items, d.data.scenarios), d, ctx);
   log_info("ctr: AUC {:.4f}, GAUC {:.4f}, logloss {:.4f} ({} examples, 1:{} negatives)", m.auc, m.gauc, m.logloss,
-           m.count, o.negatives_);
+           m.count, o.negatives());
   return j;
 }
 
@@ -295,7 +296,7 @@ nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliConte
   auto all = to_checkpoint_ids(implicit_positives(d.data, d.data.interactions), d.data, ck, dropped);
   dropped = 0;
   auto test_pos = to_checkpoint_ids(ctr_positives(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
-  const int ratio = a.negatives ? a.negatives : CtrTrainOptions().negatives_;
+  const int ratio = a.negatives ? a.negatives : CtrTrainOptions().negatives();
   auto m = task.evaluate(ctr_test_examples(all, test_pos, ck.users.size(), ck.items.size(), ratio, ctx.seed));
   auto j = run_info(a, ctx, d);
   j.update(ctr_json(m, d.data));
@@ -328,14 +329,14 @@ std::vector<std::string> with_self_exe(std::vector<std::string> argv) {
 void join_ranks(CliContext& ctx, TrainArgs& a) {
   DistributedOptions d = DistributedOptions::from_env();
   if (a.dist_timeout > 0) d.timeout_s(a.dist_timeout);
-  if (d.world_size_ <= 1) return;
+  if (d.world_size() <= 1) return;
   // One GPU per local rank (NCCL refuses two ranks on one device).
   if ((ctx.device == "auto" || ctx.device == "cuda") && choose_device(ctx.device).is_cuda())
-    ctx.device = fmt::format("cuda:{}", d.local_rank_ % std::max(1, cuda_device_count()));
+    ctx.device = fmt::format("cuda:{}", d.local_rank() % std::max(1, cuda_device_count()));
   if (ctx.threads == 0)  // the machine's cores shared among its ranks
-    set_cpu_threads(std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, d.local_world_size_)));
-  if (d.rank_ > 0) {
-    set_log_tag(fmt::format("[rank {}] ", d.rank_));
+    set_cpu_threads(std::max(1, int(std::thread::hardware_concurrency()) / std::max(1, d.local_world_size())));
+  if (d.rank() > 0) {
+    set_log_tag(fmt::format("[rank {}] ", d.rank()));
     if (log_level() != LogLevel::Debug) set_log_level(LogLevel::Warn);
     a.out.clear();
     ctx.json_path.clear();
@@ -405,13 +406,14 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   for (const auto& [name, t] : train_tasks())
     if (t.add_options) t.add_options(train);
   train->callback([&ctx] {
+    args.task = canonical_task_name(args.task);  // --task next-item names next_item
     auto it = train_tasks().find(args.task);
     MTREC_CHECK(it != train_tasks().end(), "unknown --task '", args.task, "'");
     if (args.split.empty()) args.split = default_split(args.task, args.dataset);
     if (args.nproc > 1 && std::getenv("WORLD_SIZE") == nullptr)  // the ranks see WORLD_SIZE: no recursion
       throw ExitCode{launch_local_workers(
           args.nproc, with_self_exe(ctx.argv), 0,
-          (args.dist_timeout > 0 ? args.dist_timeout : DistributedOptions::from_env().timeout_s_) + 30)};
+          (args.dist_timeout > 0 ? args.dist_timeout : DistributedOptions::from_env().timeout_s()) + 30)};
     join_ranks(ctx, args);
     ctx.write_json(it->second.train(args, ctx));
   });
@@ -421,11 +423,11 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   add_data_options(eval, args);
   eval->callback([&ctx] {
     Checkpoint ck = load_checkpoint(args.checkpoint);
-    auto it = train_tasks().find(ck.task);
+    auto it = train_tasks().find(canonical_task_name(ck.task));
     MTREC_CHECK(it != train_tasks().end() && it->second.eval, "'", args.checkpoint, "' is ", describe_checkpoint(ck),
                 "; `mtrec eval` evaluates models of task ", names_of_tasks(), " (`mtrec train --out`, or a run's "
                 "RUN_DIR/<stage>/best.ckpt or last.ckpt)");
-    args.task = ck.task;
+    args.task = canonical_task_name(ck.task);
     if (args.split.empty()) args.split = default_split(args.task, args.dataset);
     ctx.write_json(it->second.eval(ck, args, ctx));
   });

@@ -60,10 +60,10 @@ KnnOptions knn_options(const TrainArgs& t) {
 }
 
 nlohmann::json options_json(const KnnOptions& o) {
-  return {{"kind", std::string(to_string(o.kind_))}, {"similarity", std::string(to_string(o.similarity_))},
-          {"k", o.k_},
-          {"shrinkage", o.shrinkage_},
-          {"baseline", o.baseline_}};
+  return {{"kind", std::string(to_string(o.kind()))}, {"similarity", std::string(to_string(o.similarity()))},
+          {"k", o.k()},
+          {"shrinkage", o.shrinkage()},
+          {"baseline", o.baseline()}};
 }
 
 /// RMSE / MAE of the model's predictions on rated `test` rows.

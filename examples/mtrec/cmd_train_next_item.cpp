@@ -100,7 +100,7 @@ nlohmann::json eval_next_item_task(const Checkpoint& ck, const TrainArgs& args, 
 }  // namespace
 
 MTREC_TRAIN_TASK(TrainTask{
-    "next-item", "SASRec-style causal transformer, HR/NDCG@K full ranking and 100 negatives (protocol S)",
+    "next_item", "SASRec-style causal transformer, HR/NDCG@K full ranking and 100 negatives (protocol S)",
     train_next_item_task, eval_next_item_task, [](CLI::App* cmd) {
       auto& a = next_args();
       cmd->add_option("--max-len", a.max_len, "next-item: history positions seen")->capture_default_str();

@@ -131,20 +131,20 @@ BayesMf fit_bayes_mf(const Interactions& train, int32_t num_users, int32_t num_i
   MTREC_CHECK(!train.empty(), "Bayesian MF needs at least one training rating");
   MTREC_CHECK(num_users > 0 && num_items > 0, "Bayesian MF needs positive sizes, got users=", num_users,
               " items=", num_items);
-  MTREC_CHECK(o.dim_ >= 1 && o.iterations_ >= 1 && o.burn_in_ >= 0 && o.burn_in_ < o.iterations_,
-              "Bayesian MF options: dim=", o.dim_, " iterations=", o.iterations_, " burn_in=", o.burn_in_,
+  MTREC_CHECK(o.dim() >= 1 && o.iterations() >= 1 && o.burn_in() >= 0 && o.burn_in() < o.iterations(),
+              "Bayesian MF options: dim=", o.dim(), " iterations=", o.iterations(), " burn_in=", o.burn_in(),
               " (need dim >= 1 and 0 <= burn_in < iterations)");
   for (size_t n = 0; n < train.size(); ++n)
     MTREC_CHECK(train.user[n] >= 0 && train.user[n] < num_users && train.item[n] >= 0 && train.item[n] < num_items,
                 "Bayesian MF: row ", n, " has (user ", train.user[n], ", item ", train.item[n], ") outside ",
                 num_users, " x ", num_items);
 
-  const size_t n_rows = train.size(), d = static_cast<size_t>(o.dim_);
+  const size_t n_rows = train.size(), d = static_cast<size_t>(o.dim());
   const Side by_user = group_rows(train.user, num_users), by_item = group_rows(train.item, num_items);
 
   // Parameters in double: a sweep adds many small updates to the residuals.
-  Rng rng(derive_seed(o.seed_, "bayes-mf"));
-  std::normal_distribution<double> init(0.0, o.init_std_);
+  Rng rng(derive_seed(o.seed(), "bayes-mf"));
+  std::normal_distribution<double> init(0.0, o.init_std());
   std::vector<double> P(num_users * d), Q(num_items * d), bu(num_users, 0.0), bi(num_items, 0.0);
   for (auto& v : P) v = init(rng);
   for (auto& v : Q) v = init(rng);
@@ -160,12 +160,12 @@ BayesMf fit_bayes_mf(const Interactions& train, int32_t num_users, int32_t num_i
   for (size_t n = 0; n < n_rows; ++n) e[n] = train.rating[n] - predict_row(n);
 
   double alpha = 1;
-  Prior user_prior(o.dim_), item_prior(o.dim_);
+  Prior user_prior(o.dim()), item_prior(o.dim());
   std::vector<double> sum_P(P.size(), 0.0), sum_Q(Q.size(), 0.0), sum_bu(num_users, 0.0), sum_bi(num_items, 0.0);
   double sum_w0 = 0, sum_noise_sd = 0;
   int kept = 0;
 
-  const int threads = detail::resolve_threads(o.threads_, std::max(num_users, num_items));
+  const int threads = detail::resolve_threads(o.threads(), std::max(num_users, num_items));
   struct Scratch {
     std::vector<double> e, h;
   };
@@ -190,7 +190,7 @@ BayesMf fit_bayes_mf(const Interactions& train, int32_t num_users, int32_t num_i
         const double* q = &other[other_ids[n] * d];
         for (size_t k = 0; k < d; ++k) s.h[k * m + t] = q[k];
       }
-      NormalStream normal(o.seed_, sweep, side_id, j);
+      NormalStream normal(o.seed(), sweep, side_id, j);
       draw(bias[j], s.e.data(), nullptr, m, alpha, prior.mu_b, prior.lam_b, normal);
       double* f = &factors[j * d];
       for (size_t k = 0; k < d; ++k)
@@ -199,7 +199,7 @@ BayesMf fit_bayes_mf(const Interactions& train, int32_t num_users, int32_t num_i
     });
   };
 
-  for (int sweep = 0; sweep < o.iterations_; ++sweep) {
+  for (int sweep = 0; sweep < o.iterations(); ++sweep) {
     {  // w0 under a flat prior
       double s1 = 0;
       for (double r : e) s1 += r + w0;
@@ -221,7 +221,7 @@ BayesMf fit_bayes_mf(const Interactions& train, int32_t num_users, int32_t num_i
       draw_prior(Q, d, k, num_items, item_prior.mu_f[k], item_prior.lam_f[k], rng);
     }
     if (monitor) monitor(sweep + 1, std::sqrt(se / n_rows));
-    if (sweep < o.burn_in_) continue;
+    if (sweep < o.burn_in()) continue;
     ++kept;
     sum_w0 += w0;
     sum_noise_sd += 1.0 / std::sqrt(alpha);
@@ -232,7 +232,7 @@ BayesMf fit_bayes_mf(const Interactions& train, int32_t num_users, int32_t num_i
   }
 
   BayesMf out;
-  out.dim = o.dim_;
+  out.dim = o.dim();
   out.samples = kept;
   out.global_mean = static_cast<float>(sum_w0 / kept);
   out.noise_sd = sum_noise_sd / kept;

@@ -73,16 +73,16 @@ double KnnModel::global_mean() const {
 namespace {
 
 void check_options(const KnnOptions& o) {
-  MTREC_CHECK(o.k_ > 0, "KnnOptions: k must be > 0, got ", o.k_);
-  MTREC_CHECK(o.shrinkage_ >= 0, "KnnOptions: shrinkage must be >= 0, got ", o.shrinkage_);
-  MTREC_CHECK(o.min_support_ >= 0, "KnnOptions: min_support must be >= 0, got ", o.min_support_);
-  MTREC_CHECK(o.max_neighbors_ >= 0, "KnnOptions: max_neighbors must be >= 0, got ", o.max_neighbors_);
-  MTREC_CHECK(o.baseline_epochs_ >= 0, "KnnOptions: baseline_epochs must be >= 0, got ", o.baseline_epochs_);
-  MTREC_CHECK(o.reg_user_ >= 0 && o.reg_item_ >= 0, "KnnOptions: regularisation must be >= 0, got reg_user=",
-              o.reg_user_, " reg_item=", o.reg_item_);
+  MTREC_CHECK(o.k() > 0, "KnnOptions: k must be > 0, got ", o.k());
+  MTREC_CHECK(o.shrinkage() >= 0, "KnnOptions: shrinkage must be >= 0, got ", o.shrinkage());
+  MTREC_CHECK(o.min_support() >= 0, "KnnOptions: min_support must be >= 0, got ", o.min_support());
+  MTREC_CHECK(o.max_neighbors() >= 0, "KnnOptions: max_neighbors must be >= 0, got ", o.max_neighbors());
+  MTREC_CHECK(o.baseline_epochs() >= 0, "KnnOptions: baseline_epochs must be >= 0, got ", o.baseline_epochs());
+  MTREC_CHECK(o.reg_user() >= 0 && o.reg_item() >= 0, "KnnOptions: regularisation must be >= 0, got reg_user=",
+              o.reg_user(), " reg_item=", o.reg_item());
 }
 
-bool uses_biases(const KnnOptions& o) { return o.baseline_ || o.similarity_ == KnnSimilarity::PearsonBaseline; }
+bool uses_biases(const KnnOptions& o) { return o.baseline() || o.similarity() == KnnSimilarity::PearsonBaseline; }
 
 // Value of (row, col) in a row-major matrix, or NaN when absent (binary search).
 float lookup(const SpRow& m, int32_t row, int32_t col) {
@@ -96,16 +96,16 @@ float lookup(const SpRow& m, int32_t row, int32_t col) {
 void fit_biases(KnnModel::State& s, const KnnOptions& o) {
   s.bu.assign(s.num_users, 0.0f);
   s.bi.assign(s.num_items, 0.0f);
-  for (int epoch = 0; epoch < o.baseline_epochs_; ++epoch) {
+  for (int epoch = 0; epoch < o.baseline_epochs(); ++epoch) {
     for (int32_t i = 0; i < s.num_items; ++i) {
       double sum = 0;
       for (SpRow::InnerIterator it(s.by_item, i); it; ++it) sum += it.value() - s.mu - s.bu[it.index()];
-      s.bi[i] = float(sum / (o.reg_item_ + s.by_item.outerIndexPtr()[i + 1] - s.by_item.outerIndexPtr()[i]));
+      s.bi[i] = float(sum / (o.reg_item() + s.by_item.outerIndexPtr()[i + 1] - s.by_item.outerIndexPtr()[i]));
     }
     for (int32_t u = 0; u < s.num_users; ++u) {
       double sum = 0;
       for (SpRow::InnerIterator it(s.by_user, u); it; ++it) sum += it.value() - s.mu - s.bi[it.index()];
-      s.bu[u] = float(sum / (o.reg_user_ + s.by_user.outerIndexPtr()[u + 1] - s.by_user.outerIndexPtr()[u]));
+      s.bu[u] = float(sum / (o.reg_user() + s.by_user.outerIndexPtr()[u + 1] - s.by_user.outerIndexPtr()[u]));
     }
   }
 }
@@ -140,9 +140,9 @@ void similarity_rows(const SpRow& A, const SpRow& At, const KnnOptions& o, std::
       norm[r] = std::sqrt(norm[r]);
     }
   }
-  const bool pearson = o.similarity_ == KnnSimilarity::Pearson;
+  const bool pearson = o.similarity() == KnnSimilarity::Pearson;
   std::vector<std::vector<KnnNeighbor>> lists(rows);
-  const int threads = detail::resolve_threads(o.threads_, size_t(rows));
+  const int threads = detail::resolve_threads(o.threads(), size_t(rows));
   std::vector<std::vector<Acc>> accs(threads, std::vector<Acc>(kCoRated ? rows : 0));
   std::vector<std::vector<double>> dots(threads, std::vector<double>(kCoRated ? 0 : rows, 0.0));
   std::vector<std::vector<int32_t>> counts(threads, std::vector<int32_t>(kCoRated ? 0 : rows, 0));
@@ -205,17 +205,17 @@ void similarity_rows(const SpRow& A, const SpRow& At, const KnnOptions& o, std::
         cnt[b] = 0;
         dot[b] = 0;
       }
-      if (b == a || n < o.min_support_) continue;
+      if (b == a || n < o.min_support()) continue;
       sim = std::clamp(sim, -1.0, 1.0);
-      if (o.shrinkage_ > 0) sim *= n / (n + o.shrinkage_);
+      if (o.shrinkage() > 0) sim *= n / (n + o.shrinkage());
       if (sim != 0) out.push_back({b, float(sim)});
     }
     auto better = [](const KnnNeighbor& x, const KnnNeighbor& y) {
       return x.sim != y.sim ? x.sim > y.sim : x.index < y.index;
     };
-    if (o.max_neighbors_ > 0 && out.size() > size_t(o.max_neighbors_)) {
-      std::nth_element(out.begin(), out.begin() + o.max_neighbors_, out.end(), better);
-      out.resize(o.max_neighbors_);
+    if (o.max_neighbors() > 0 && out.size() > size_t(o.max_neighbors())) {
+      std::nth_element(out.begin(), out.begin() + o.max_neighbors(), out.end(), better);
+      out.resize(o.max_neighbors());
     }
     std::sort(out.begin(), out.end(), better);
     out.shrink_to_fit();
@@ -283,7 +283,7 @@ void KnnModel::fit(const Interactions& train, int32_t num_users, int32_t num_ite
   }
 
   // Rows compared (A) and the same entries grouped by column (At), centred for the similarity.
-  const bool item_based = options_.kind_ == KnnKind::Item;
+  const bool item_based = options_.kind() == KnnKind::Item;
   SpRow A = item_based ? s->by_item : s->by_user;
   SpRow At = item_based ? s->by_user : s->by_item;
   auto centre = [&](SpRow& m, bool rows_are_items) {
@@ -291,7 +291,7 @@ void KnnModel::fit(const Interactions& train, int32_t num_users, int32_t num_ite
       for (SpRow::InnerIterator it(m, r); it; ++it) {
         int32_t u = rows_are_items ? it.index() : r;
         int32_t i = rows_are_items ? r : it.index();
-        switch (options_.similarity_) {
+        switch (options_.similarity()) {
           case KnnSimilarity::AdjustedCosine:  // the mean of the other side of the compared rows
             it.valueRef() -= item_based ? s->user_mean[u] : s->item_mean[i];
             break;
@@ -305,7 +305,7 @@ void KnnModel::fit(const Interactions& train, int32_t num_users, int32_t num_ite
   };
   centre(A, item_based);
   centre(At, !item_based);
-  if (options_.similarity_ == KnnSimilarity::Cosine) {
+  if (options_.similarity() == KnnSimilarity::Cosine) {
     similarity_rows<false>(A, At, options_, s->nb_ptr, s->nb_idx, s->nb_sim);
   } else {
     similarity_rows<true>(A, At, options_, s->nb_ptr, s->nb_idx, s->nb_sim);
@@ -317,7 +317,7 @@ float KnnModel::baseline(int32_t user, int32_t item) const {
   MTREC_CHECK(state_, "KnnModel is not fitted");
   MTREC_CHECK(user >= 0 && user < state_->num_users, "user ", user, " outside [0, ", state_->num_users, ")");
   MTREC_CHECK(item >= 0 && item < state_->num_items, "item ", item, " outside [0, ", state_->num_items, ")");
-  if (!options_.baseline_) return float(state_->mu);
+  if (!options_.baseline()) return float(state_->mu);
   return float(state_->mu + state_->bu[user] + state_->bi[item]);
 }
 
@@ -334,30 +334,30 @@ std::vector<KnnNeighbor> KnnModel::neighbors(int32_t row) const {
 float KnnModel::predict(int32_t user, int32_t item) const {
   const float base = baseline(user, item);  // also checks fitted and ranges
   const State& s = *state_;
-  const bool item_based = options_.kind_ == KnnKind::Item;
+  const bool item_based = options_.kind() == KnnKind::Item;
   const int32_t row = item_based ? item : user;
   const int32_t other = item_based ? user : item;
   const SpRow& A = item_based ? s.by_item : s.by_user;
   double num = 0, den = 0;
   int found = 0;
-  for (int64_t p = s.nb_ptr[row]; p < s.nb_ptr[row + 1] && found < options_.k_; ++p) {
+  for (int64_t p = s.nb_ptr[row]; p < s.nb_ptr[row + 1] && found < options_.k(); ++p) {
     const double sim = s.nb_sim[p];
     // A negative weight in a mean of raw ratings is meaningless; residuals can take it (and
     // on ML-100K keeping them measured slightly better than dropping them).
-    if (!options_.baseline_ && sim <= 0) break;  // lists are sorted: the rest is no better
+    if (!options_.baseline() && sim <= 0) break;  // lists are sorted: the rest is no better
     const int32_t nb = s.nb_idx[p];
     const float r = lookup(A, nb, other);
     if (std::isnan(r)) continue;
     double target = r;
-    if (options_.baseline_) target -= item_based ? s.mu + s.bu[user] + s.bi[nb] : s.mu + s.bu[nb] + s.bi[item];
+    if (options_.baseline()) target -= item_based ? s.mu + s.bu[user] + s.bi[nb] : s.mu + s.bu[nb] + s.bi[item];
     num += sim * target;
     den += std::abs(sim);
     ++found;
   }
   double pred;
   if (den > 0) {
-    pred = (options_.baseline_ ? base : 0.0) + num / den;
-  } else if (options_.baseline_) {
+    pred = (options_.baseline() ? base : 0.0) + num / den;
+  } else if (options_.baseline()) {
     pred = base;
   } else {
     const bool user_known = s.by_user.outerIndexPtr()[user + 1] > s.by_user.outerIndexPtr()[user];
@@ -368,7 +368,7 @@ float KnnModel::predict(int32_t user, int32_t item) const {
       pred = item_known ? s.item_mean[item] : user_known ? s.user_mean[user] : s.mu;
     }
   }
-  if (options_.clip_) pred = std::clamp(pred, double(s.r_min), double(s.r_max));
+  if (options_.clip()) pred = std::clamp(pred, double(s.r_min), double(s.r_max));
   return float(pred);
 }
 
@@ -377,7 +377,7 @@ std::vector<float> KnnModel::predict(const Interactions& pairs) const {
   MTREC_CHECK(pairs.user.size() == pairs.item.size(), "predict: ", pairs.user.size(), " users but ",
               pairs.item.size(), " items");
   std::vector<float> out(pairs.size());
-  detail::parallel_for(pairs.size(), options_.threads_, 256,
+  detail::parallel_for(pairs.size(), options_.threads(), 256,
                        [&](size_t r) { out[r] = predict(pairs.user[r], pairs.item[r]); });
   return out;
 }
@@ -394,11 +394,11 @@ void KnnModel::score(int32_t user, const std::vector<int32_t>& items, std::vecto
   if (scratch.size() < size_t(s.num_items)) scratch.assign(s.num_items, 0.0f);
   const int32_t* up = s.by_user.outerIndexPtr();
   const int32_t* ui = s.by_user.innerIndexPtr();
-  if (options_.kind_ == KnnKind::Item) {
+  if (options_.kind() == KnnKind::Item) {
     for (int32_t p = up[user]; p < up[user + 1]; ++p) scratch[ui[p]] = 1.0f;  // the user's items
     for (size_t c = 0; c < items.size(); ++c) {
       const int32_t row = items[c];
-      const int64_t end = std::min(s.nb_ptr[row + 1], s.nb_ptr[row] + options_.k_);
+      const int64_t end = std::min(s.nb_ptr[row + 1], s.nb_ptr[row] + options_.k());
       double total = 0;
       for (int64_t p = s.nb_ptr[row]; p < end; ++p) total += s.nb_sim[p] * scratch[s.nb_idx[p]];
       out[c] = float(total);
@@ -406,7 +406,7 @@ void KnnModel::score(int32_t user, const std::vector<int32_t>& items, std::vecto
     for (int32_t p = up[user]; p < up[user + 1]; ++p) scratch[ui[p]] = 0.0f;
   } else {
     // Spread each of the user's k nearest users' similarity over the items they hold.
-    const int64_t end = std::min(s.nb_ptr[user + 1], s.nb_ptr[user] + options_.k_);
+    const int64_t end = std::min(s.nb_ptr[user + 1], s.nb_ptr[user] + options_.k());
     for (int64_t p = s.nb_ptr[user]; p < end; ++p) {
       const int32_t v = s.nb_idx[p];
       for (int32_t q = up[v]; q < up[v + 1]; ++q) scratch[ui[q]] += s.nb_sim[p];
@@ -507,18 +507,18 @@ std::string KnnModel::to_bytes() const {
   const KnnOptions& o = options_;
   Writer w;
   w.str().append(kMagic, sizeof(kMagic));
-  w.put<int32_t>(o.kind_ == KnnKind::User ? 0 : 1);
-  w.put<int32_t>(static_cast<int32_t>(o.similarity_));
-  w.put<int32_t>(o.k_);
-  w.put<double>(o.shrinkage_);
-  w.put<int32_t>(o.min_support_);
-  w.put<int32_t>(o.max_neighbors_);
-  w.put<uint8_t>(o.baseline_);
-  w.put<int32_t>(o.baseline_epochs_);
-  w.put<double>(o.reg_user_);
-  w.put<double>(o.reg_item_);
-  w.put<uint8_t>(o.clip_);
-  w.put<int32_t>(o.threads_);
+  w.put<int32_t>(o.kind() == KnnKind::User ? 0 : 1);
+  w.put<int32_t>(static_cast<int32_t>(o.similarity()));
+  w.put<int32_t>(o.k());
+  w.put<double>(o.shrinkage());
+  w.put<int32_t>(o.min_support());
+  w.put<int32_t>(o.max_neighbors());
+  w.put<uint8_t>(o.baseline());
+  w.put<int32_t>(o.baseline_epochs());
+  w.put<double>(o.reg_user());
+  w.put<double>(o.reg_item());
+  w.put<uint8_t>(o.clip());
+  w.put<int32_t>(o.threads());
   w.put<int32_t>(s.num_users);
   w.put<int32_t>(s.num_items);
   w.put<double>(s.mu);
@@ -544,21 +544,21 @@ KnnModel KnnModel::from_bytes(std::string_view bytes, const std::string& source)
   KnnOptions o;
   int32_t kind = r.get<int32_t>();
   MTREC_CHECK(kind == 0 || kind == 1, source, ": KNN model has unknown kind ", kind);
-  o.kind_ = kind == 0 ? KnnKind::User : KnnKind::Item;
+  o.kind() = kind == 0 ? KnnKind::User : KnnKind::Item;
   int32_t sim = r.get<int32_t>();
   MTREC_CHECK(sim >= 0 && sim <= static_cast<int32_t>(KnnSimilarity::PearsonBaseline), source,
               ": KNN model has unknown similarity ", sim);
-  o.similarity_ = static_cast<KnnSimilarity>(sim);
-  o.k_ = r.get<int32_t>();
-  o.shrinkage_ = r.get<double>();
-  o.min_support_ = r.get<int32_t>();
-  o.max_neighbors_ = r.get<int32_t>();
-  o.baseline_ = r.get<uint8_t>() != 0;
-  o.baseline_epochs_ = r.get<int32_t>();
-  o.reg_user_ = r.get<double>();
-  o.reg_item_ = r.get<double>();
-  o.clip_ = r.get<uint8_t>() != 0;
-  o.threads_ = r.get<int32_t>();
+  o.similarity() = static_cast<KnnSimilarity>(sim);
+  o.k() = r.get<int32_t>();
+  o.shrinkage() = r.get<double>();
+  o.min_support() = r.get<int32_t>();
+  o.max_neighbors() = r.get<int32_t>();
+  o.baseline() = r.get<uint8_t>() != 0;
+  o.baseline_epochs() = r.get<int32_t>();
+  o.reg_user() = r.get<double>();
+  o.reg_item() = r.get<double>();
+  o.clip() = r.get<uint8_t>() != 0;
+  o.threads() = r.get<int32_t>();
   check_options(o);
   auto s = std::make_unique<State>();
   s->num_users = r.get<int32_t>();
@@ -584,7 +584,7 @@ KnnModel KnnModel::from_bytes(std::string_view bytes, const std::string& source)
   s->by_user.makeCompressed();
   s->by_item = s->by_user.transpose();
   s->by_item.makeCompressed();
-  const int32_t rows = o.kind_ == KnnKind::Item ? s->num_items : s->num_users;
+  const int32_t rows = o.kind() == KnnKind::Item ? s->num_items : s->num_users;
   s->nb_ptr = r.get_vec<int64_t>(size_t(rows) + 1, "neighbour offsets");
   s->nb_idx = r.get_vec<int32_t>(r.peek_count(), "neighbours");
   s->nb_sim = r.get_vec<float>(s->nb_idx.size(), "similarities");

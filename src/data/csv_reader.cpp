@@ -531,11 +531,11 @@ bool parse_int64(std::string_view v, int64_t& out) {
 Dataset parse_interactions(std::string content, const std::string& file, const CsvOptions& opt, const Dataset* ids,
                            bool allow_new_ids, std::vector<DataError>* problems, int64_t* good_rows) {
   Problems prob{file, problems};
-  MTREC_CHECK(!opt.delimiter_.empty(), "the delimiter must not be empty");
-  MTREC_CHECK(!(opt.quoting_ && opt.delimiter_.find('"') != std::string::npos),
-              "the delimiter ", show(opt.delimiter_), " contains a double quote; turn quoting off");
+  MTREC_CHECK(!opt.delimiter().empty(), "the delimiter must not be empty");
+  MTREC_CHECK(!(opt.quoting() && opt.delimiter().find('"') != std::string::npos),
+              "the delimiter ", show(opt.delimiter()), " contains a double quote; turn quoting off");
   size_t bad_utf8 = std::string::npos;
-  content = decode(std::move(content), opt.encoding_, bad_utf8);
+  content = decode(std::move(content), opt.encoding(), bad_utf8);
 
   Dataset ds;
   if (ids) {
@@ -544,11 +544,11 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
     ds.scenarios = ids->scenarios;
     ds.behaviors = ids->behaviors;
   }
-  ds.name = !opt.name_.empty() ? opt.name_
+  ds.name = !opt.name().empty() ? opt.name()
             : ids              ? ids->name
                                : std::filesystem::path(file).stem().string();
 
-  Tokenizer tok(content, opt.delimiter_, opt.quoting_);
+  Tokenizer tok(content, opt.delimiter(), opt.quoting());
   std::vector<std::string_view> fields;
   fields.reserve(16);
   TokenError terr;
@@ -571,7 +571,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   const int ncols = static_cast<int>(fields.size());
   std::vector<std::string> labels(static_cast<size_t>(ncols));  // names of the columns in messages
   std::vector<std::string> header_norm;
-  if (opt.has_header_) {
+  if (opt.has_header()) {
     for (int c = 0; c < ncols; ++c) {
       labels[static_cast<size_t>(c)] = std::string(trim(fields[static_cast<size_t>(c)]));
       header_norm.push_back(normalize_header(fields[static_cast<size_t>(c)]));
@@ -579,8 +579,8 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   }
 
   // Resolve the column of each role.
-  const ColumnSpec* specs[kRoles] = {&opt.user_,     &opt.item_,     &opt.rating_, &opt.timestamp_,
-                                     &opt.scenario_, &opt.behavior_, &opt.context_};
+  const ColumnSpec* specs[kRoles] = {&opt.user(),     &opt.item(),     &opt.rating(), &opt.timestamp(),
+                                     &opt.scenario(), &opt.behavior(), &opt.context()};
   int col[kRoles];
   bool mapping_ok = true;
   auto header_list = [&] {
@@ -605,7 +605,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
         }
         break;
       case ColumnSpec::Kind::Name: {
-        if (!opt.has_header_) {
+        if (!opt.has_header()) {
           prob.report(tok.record_line(), kRoleNames[r],
                       "column named '" + spec.name + "' but the file is read without a header; give a 0-based index");
           mapping_ok = false;
@@ -624,7 +624,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
         break;
       }
       case ColumnSpec::Kind::Auto:
-        if (opt.has_header_) {
+        if (opt.has_header()) {
           const auto& al = role_aliases()[static_cast<size_t>(r)];
           for (const auto& a : al) {  // earlier aliases win: "user" before "uid"
             for (int c = 0; c < ncols && col[r] < 0; ++c)
@@ -644,7 +644,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
                   specs[r]->kind == ColumnSpec::Kind::None
                       ? std::string("the ") + kRoleNames[r] + " column cannot be none"
                       : std::string("no ") + kRoleNames[r] + " column found" +
-                            (opt.has_header_ ? " in the header (columns: " + header_list() + "); name it '" +
+                            (opt.has_header() ? " in the header (columns: " + header_list() + "); name it '" +
                                                    kRoleNames[r] + "' or map it explicitly"
                                              : ""));
       mapping_ok = false;
@@ -675,14 +675,14 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   x.has_context = col[kContext] >= 0;
   size_t expected_rows = static_cast<size_t>(std::count(content.begin(), content.end(), '\n')) + 1;
   x.reserve(expected_rows);
-  if (col[kScenario] < 0) ds.scenarios.intern(opt.default_scenario_);
+  if (col[kScenario] < 0) ds.scenarios.intern(opt.default_scenario());
   // intern() returns the existing id when `ids` already holds the default (not always the last).
   int32_t beh_default_id = 0;
   if (col[kBehavior] < 0)
-    beh_default_id = ds.behaviors.intern(!opt.default_behavior_.empty() ? opt.default_behavior_
+    beh_default_id = ds.behaviors.intern(!opt.default_behavior().empty() ? opt.default_behavior()
                                          : x.has_rating                ? "rating"
                                                                        : "interaction");
-  const int16_t scen_default = static_cast<int16_t>(col[kScenario] < 0 ? ds.scenarios.find(opt.default_scenario_) : 0);
+  const int16_t scen_default = static_cast<int16_t>(col[kScenario] < 0 ? ds.scenarios.find(opt.default_scenario()) : 0);
   const int16_t beh_default = static_cast<int16_t>(beh_default_id);
   // Views stay valid: `content` is not touched again until the end of this function.
   const bool add_ids = ids == nullptr || allow_new_ids;
@@ -712,7 +712,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
 
   int64_t rows = 0;
   bool first = true;
-  bool skip_first = opt.has_header_;
+  bool skip_first = opt.has_header();
   if (utf8_problem(fields)) skip_first = true;  // only returns in validate mode
   for (;;) {
     if (!first) {
@@ -787,7 +787,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
     ++rows;
   }
   if (rows == 0 && (problems == nullptr || problems->empty()))
-    prob.report(tok.record_line(), "", "no data rows" + std::string(opt.has_header_ ? " after the header" : ""));
+    prob.report(tok.record_line(), "", "no data rows" + std::string(opt.has_header() ? " after the header" : ""));
   if (good_rows) *good_rows = rows;
   if (ids) {
     ds.item_text = ids->item_text;
@@ -824,8 +824,8 @@ CsvValidation validate_csv(const std::string& path, const CsvOptions& options) {
 
 void for_each_record(const std::string& path, const CsvOptions& options, const RecordFn& fn) {
   size_t bad = std::string::npos;
-  std::string content = decode(read_file(path), options.encoding_, bad);
-  Tokenizer tok(content, options.delimiter_, options.quoting_);
+  std::string content = decode(read_file(path), options.encoding(), bad);
+  Tokenizer tok(content, options.delimiter(), options.quoting());
   std::vector<std::string_view> fields;
   TokenError err;
   while (tok.next(fields, err)) {
@@ -859,7 +859,7 @@ int find_label(const std::vector<std::string>& labels, const std::string& name) 
 }  // namespace
 
 CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& ids, TextCatalog* text) {
-  const std::string& path = spec.path_;
+  const std::string& path = spec.path();
   const Role role = role_in == CatalogRole::User   ? kUser
                     : role_in == CatalogRole::Item ? kItem
                     : role_in == CatalogRole::Scenario ? kScenario
@@ -877,7 +877,7 @@ CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& id
     for (const auto& l : labels) s += (s.empty() ? "" : ", ") + l;
     return s;
   };
-  for_each_record(path, spec.csv_, [&](int64_t line, const std::vector<std::string_view>& f) {
+  for_each_record(path, spec.csv(), [&](int64_t line, const std::vector<std::string_view>& f) {
     if (labels.empty()) {
       for (size_t c = 0; c < f.size(); ++c) {
         std::string l(trim(f[c]));
@@ -886,7 +886,7 @@ CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& id
           if (prev == l) throw DataError(path, line, l, "duplicate column name in the header");
         labels.push_back(std::move(l));
       }
-      const ColumnSpec& id = spec.id_;
+      const ColumnSpec& id = spec.id();
       const std::string id_field = std::string(kRoleNames[role]) + " id";
       switch (id.kind) {
         case ColumnSpec::Kind::Index:
@@ -910,11 +910,11 @@ CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& id
           if (id_col < 0) id_col = 0;
           break;
       }
-      if (spec.text_columns_.empty()) {
+      if (spec.text_columns().empty()) {
         for (size_t c = 0; c < labels.size(); ++c)
           if (static_cast<int>(c) != id_col) text_cols.push_back(static_cast<int>(c));
       } else {
-        for (const auto& name : spec.text_columns_) {
+        for (const auto& name : spec.text_columns()) {
           const int c = find_label(labels, name);
           if (c < 0)
             throw DataError(path, line, name, "no text column named '" + name + "' (columns: " + columns() + ")");

@@ -138,22 +138,22 @@ std::string DatasetLoadReport::summary() const {
 Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
   DatasetLoadReport report;
   Dataset ds;
-  if (!spec.dir_.empty()) {
-    MTREC_CHECK(spec.files_.empty() && spec.items_.path_.empty() && spec.users_.path_.empty(),
-                "a DatasetSpec reads either a folder (", spec.dir_,
+  if (!spec.dir().empty()) {
+    MTREC_CHECK(spec.files().empty() && spec.items().path().empty() && spec.users().path().empty(),
+                "a DatasetSpec reads either a folder (", spec.dir(),
                 ", whose items.csv/users.csv are its catalogues) or interaction files and catalogues, not both");
-    ds = read_dataset_dir(spec.dir_, spec.csv_);
-    const std::string path = (std::filesystem::path(spec.dir_) / "interactions.csv").string();
+    ds = read_dataset_dir(spec.dir(), spec.csv());
+    const std::string path = (std::filesystem::path(spec.dir()) / "interactions.csv").string();
     const std::string beh = ds.behaviors.size() == 1 ? ds.behaviors.raw(0) : std::to_string(ds.behaviors.size()) + " behaviours";
     report.files.push_back({path, beh, static_cast<int64_t>(ds.interactions.size()), ds.interactions.has_rating,
                             ds.interactions.has_timestamp});
   } else {
-    MTREC_CHECK(!spec.files_.empty(), "a DatasetSpec needs at least one interaction file (file(PATH)) or a folder (dir(PATH))");
+    MTREC_CHECK(!spec.files().empty(), "a DatasetSpec needs at least one interaction file (file(PATH)) or a folder (dir(PATH))");
     std::vector<Interactions> parts;
     bool any_rating = false, all_timestamps = true, any_timestamp = false, any_context = false;
-    for (size_t k = 0; k < spec.files_.size(); ++k) {
-      const InteractionFile& f = spec.files_[k];
-      CsvOptions o = f.own_csv ? f.csv : spec.csv_;
+    for (size_t k = 0; k < spec.files().size(); ++k) {
+      const InteractionFile& f = spec.files()[k];
+      CsvOptions o = f.own_csv ? f.csv : spec.csv();
       if (!f.behavior.empty()) o.default_behavior(f.behavior).behavior(ColumnSpec::none());
       Dataset part = k == 0 ? read_csv(f.path, o) : read_csv_with_ids(f.path, o, ds, /*allow_new_ids=*/true);
       const Interactions& x = part.interactions;
@@ -173,7 +173,7 @@ Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
       part.interactions = Interactions();
       ds = std::move(part);  // the maps so far (a superset of the previous ones)
     }
-    if (!spec.name_.empty()) ds.name = spec.name_;
+    if (!spec.name().empty()) ds.name = spec.name();
     Interactions& all = ds.interactions;
     all.has_rating = any_rating;
     all.has_timestamp = all_timestamps;
@@ -194,17 +194,17 @@ Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
         if (!f.has_timestamp) without += (without.empty() ? "" : ", ") + f.path;
       report.notes.push_back("timestamps dropped: " + without + " has none, so time order (loo, temporal) is unavailable");
     }
-    if (!spec.items_.path_.empty()) {
-      report.items = read_catalog(spec.items_, CatalogRole::Item, ds.items, &ds.item_text);
+    if (!spec.items().path().empty()) {
+      report.items = read_catalog(spec.items(), CatalogRole::Item, ds.items, &ds.item_text);
     }
-    if (!spec.users_.path_.empty()) {
-      report.users = read_catalog(spec.users_, CatalogRole::User, ds.users, &ds.user_text);
+    if (!spec.users().path().empty()) {
+      report.users = read_catalog(spec.users(), CatalogRole::User, ds.users, &ds.user_text);
     }
     if (!ds.item_text.fields().empty()) ds.item_text.resize(ds.num_items());
     if (!ds.user_text.fields().empty()) ds.user_text.resize(ds.num_users());
   }
-  if (!spec.name_.empty()) ds.name = spec.name_;
-  ds.interactions = apply_duplicate_policy(ds.interactions, spec.duplicates_, &report.duplicates);
+  if (!spec.name().empty()) ds.name = spec.name();
+  ds.interactions = apply_duplicate_policy(ds.interactions, spec.duplicates(), &report.duplicates);
   ds.validate();
   if (report_out) *report_out = std::move(report);
   return ds;

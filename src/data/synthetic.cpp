@@ -308,7 +308,7 @@ struct Generator {
             label = 1;
           }
         }
-        if (!clicked && !opt.impressions_) continue;
+        if (!clicked && !opt.impressions()) continue;
         const size_t r = out.n++;
         out.user[r] = u;
         out.item[r] = item;
@@ -323,7 +323,7 @@ struct Generator {
 };
 
 void make_text(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds) {
-  Rng rng(derive_seed(opt.seed_, "synthetic-text"));
+  Rng rng(derive_seed(opt.seed(), "synthetic-text"));
   const int32_t T = truth.topics;
   std::set<std::string> used;
   auto fresh = [&](int syllables) {
@@ -423,20 +423,20 @@ float SyntheticTruth::expected_rating(int32_t user, int32_t item) const {
 }
 
 SyntheticWorld generate_world(const SyntheticOptions& opt) {
-  MTREC_CHECK(opt.users_ > 0 && opt.items_ > 0, "synthetic world needs users > 0 and items > 0, got users=",
-              opt.users_, " items=", opt.items_);
-  MTREC_CHECK(opt.topics_ > 0 && opt.topics_ <= 4096, "topics must lie in [1, 4096], got ", opt.topics_);
-  MTREC_CHECK(opt.scenarios_ > 0 && opt.scenarios_ <= 1000, "scenarios must lie in [1, 1000], got ", opt.scenarios_);
-  MTREC_CHECK(opt.interactions_ > 0, "interactions must be > 0, got ", opt.interactions_);
-  MTREC_CHECK(opt.late_item_fraction_ >= 0 && opt.late_item_fraction_ < 1, "late_item_fraction must lie in [0, 1), got ",
-              opt.late_item_fraction_);
-  MTREC_CHECK(opt.topic_stickiness_ >= 0 && opt.topic_stickiness_ <= 1, "topic_stickiness must lie in [0, 1], got ",
-              opt.topic_stickiness_);
-  const int32_t U = opt.users_, I = opt.items_, T = opt.topics_, S = opt.scenarios_;
+  MTREC_CHECK(opt.users() > 0 && opt.items() > 0, "synthetic world needs users > 0 and items > 0, got users=",
+              opt.users(), " items=", opt.items());
+  MTREC_CHECK(opt.topics() > 0 && opt.topics() <= 4096, "topics must lie in [1, 4096], got ", opt.topics());
+  MTREC_CHECK(opt.scenarios() > 0 && opt.scenarios() <= 1000, "scenarios must lie in [1, 1000], got ", opt.scenarios());
+  MTREC_CHECK(opt.interactions() > 0, "interactions must be > 0, got ", opt.interactions());
+  MTREC_CHECK(opt.late_item_fraction() >= 0 && opt.late_item_fraction() < 1, "late_item_fraction must lie in [0, 1), got ",
+              opt.late_item_fraction());
+  MTREC_CHECK(opt.topic_stickiness() >= 0 && opt.topic_stickiness() <= 1, "topic_stickiness must lie in [0, 1], got ",
+              opt.topic_stickiness());
+  const int32_t U = opt.users(), I = opt.items(), T = opt.topics(), S = opt.scenarios();
   SyntheticWorld w;
   SyntheticTruth& truth = w.truth;
   truth.topics = T;
-  Rng rng(derive_seed(opt.seed_, "synthetic-world"));
+  Rng rng(derive_seed(opt.seed(), "synthetic-world"));
 
   // Items: a main topic each (shuffled round robin, so every topic has items), a sparse mixture
   // around it, quality, popularity, release time, sponsorship.
@@ -455,7 +455,7 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
     popularity[i] = std::exp(normal(rng));
   }
   truth.item_release.assign(static_cast<size_t>(I), kT0);
-  const auto n_late = std::min<int64_t>(I - 1, std::llround(I * opt.late_item_fraction_));
+  const auto n_late = std::min<int64_t>(I - 1, std::llround(I * opt.late_item_fraction()));
   std::vector<int32_t> perm(static_cast<size_t>(I));
   std::iota(perm.begin(), perm.end(), 0);
   std::shuffle(perm.begin(), perm.end(), rng);
@@ -493,8 +493,8 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
     auto g = dirichlet(rng, T - 1, 0.5);
     for (int32_t b = 0, k = 0; b < T; ++b)
       truth.topic_transition[static_cast<size_t>(a) * T + b] =
-          b == a ? static_cast<float>(opt.topic_stickiness_)
-                 : static_cast<float>(1.0 - opt.topic_stickiness_) * g[static_cast<size_t>(k++)];
+          b == a ? static_cast<float>(opt.topic_stickiness())
+                 : static_cast<float>(1.0 - opt.topic_stickiness()) * g[static_cast<size_t>(k++)];
   }
 
   // Scenarios: home feed, search (intentful: higher bias, sharper), ads (rarer clicks, flatter).
@@ -522,17 +522,17 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
     double sum = 0;
     for (auto& a : act) sum += (a = std::exp(0.7 * normal(rng)));
     for (size_t u = 0; u < act.size(); ++u)
-      count[u] = std::max<int64_t>(3, std::llround(static_cast<double>(opt.interactions_) * act[u] / sum));
+      count[u] = std::max<int64_t>(3, std::llround(static_cast<double>(opt.interactions()) * act[u] / sum));
   }
 
   // Text first (its own stream): contexts are made of the topics' words.
   Dataset& ds = w.data;
   make_text(opt, truth, ds);
   ContextWords context_words;
-  context_words.build(truth, S, opt.seed_);
-  Generator gen{opt, truth, {}, {}, {}, {}, std::move(top_topic), derive_seed(opt.seed_, "synthetic-users")};
+  context_words.build(truth, S, opt.seed());
+  Generator gen{opt, truth, {}, {}, {}, {}, std::move(top_topic), derive_seed(opt.seed(), "synthetic-users")};
   gen.context = &context_words;
-  gen.context_seed_base = derive_seed(opt.seed_, "synthetic-contexts");
+  gen.context_seed_base = derive_seed(opt.seed(), "synthetic-contexts");
   {
     std::vector<std::vector<int32_t>> members(static_cast<size_t>(T));
     std::vector<int32_t> all, sponsored;
@@ -568,11 +568,11 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
     t.user.resize(n), t.item.resize(n), t.rating.resize(n), t.timestamp.resize(n), t.scenario.resize(n),
         t.behavior.resize(n);
   };
-  std::vector<Interactions> local(opt.impressions_ ? 0 : n_blocks);
+  std::vector<Interactions> local(opt.impressions() ? 0 : n_blocks);
   std::vector<std::vector<uint64_t>> local_codes(local.size());
   std::vector<uint64_t> codes;  // per row, resolved into x.context below
   std::vector<size_t> block_rows(n_blocks, 0);
-  if (opt.impressions_) {
+  if (opt.impressions()) {
     alloc(x, total_exposures);
     codes.resize(total_exposures);
   }
@@ -585,7 +585,7 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
         Interactions* dst = &x;
         uint64_t* dst_codes = codes.data();
         size_t off = block_offset[b];
-        if (!opt.impressions_) {
+        if (!opt.impressions()) {
           dst = &local[b];
           alloc(*dst, block_offset[b + 1] - block_offset[b]);
           local_codes[b].resize(block_offset[b + 1] - block_offset[b]);
@@ -604,14 +604,14 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
       if (!failure) failure = std::current_exception();
     }
   };
-  int threads = opt.threads_ > 0 ? opt.threads_ : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  int threads = opt.threads() > 0 ? opt.threads() : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   threads = static_cast<int>(std::min<size_t>(static_cast<size_t>(threads), n_blocks));
   std::vector<std::thread> pool;
   for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
   worker();
   for (auto& t : pool) t.join();
   if (failure) std::rethrow_exception(failure);
-  if (!opt.impressions_) {
+  if (!opt.impressions()) {
     size_t n = 0;
     for (size_t r : block_rows) n += r;
     alloc(x, n);

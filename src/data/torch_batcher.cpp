@@ -43,10 +43,10 @@ Batch InteractionSource::make_batch(const std::vector<int64_t>& rows, const c10:
 
 Batcher::Batcher(BatchSource& source, BatcherOptions options, c10::Device device)
     : source_(source), options_(options), device_(device) {
-  MTREC_CHECK(options_.batch_size_ >= 1, "batcher: batch_size must be >= 1, got ", options_.batch_size_);
-  MTREC_CHECK(options_.prefetch_ >= 0, "batcher: prefetch must be >= 0, got ", options_.prefetch_);
-  MTREC_CHECK(options_.shards_ >= 1 && options_.shard_ >= 0 && options_.shard_ < options_.shards_, "batcher: shard ",
-              options_.shard_, " of ", options_.shards_, " is not a shard");
+  MTREC_CHECK(options_.batch_size() >= 1, "batcher: batch_size must be >= 1, got ", options_.batch_size());
+  MTREC_CHECK(options_.prefetch() >= 0, "batcher: prefetch must be >= 0, got ", options_.prefetch());
+  MTREC_CHECK(options_.shards() >= 1 && options_.shard() >= 0 && options_.shard() < options_.shards(), "batcher: shard ",
+              options_.shard(), " of ", options_.shards(), " is not a shard");
 }
 
 Batcher::~Batcher() { stop(); }
@@ -71,31 +71,31 @@ void Batcher::start_epoch(int epoch, uint64_t seed, int64_t first_batch) {
   const int64_t n = source_.num_examples();
   order_.resize(static_cast<size_t>(n));
   std::iota(order_.begin(), order_.end(), 0);
-  if (options_.shuffle_) {
+  if (options_.shuffle()) {
     Rng rng(derive_seed(seed, "batcher-order"));
     std::shuffle(order_.begin(), order_.end(), rng);
   }
-  const int64_t bs = options_.batch_size_;
-  num_batches_ = options_.drop_last_ ? n / bs : (n + bs - 1) / bs;
+  const int64_t bs = options_.batch_size();
+  num_batches_ = options_.drop_last() ? n / bs : (n + bs - 1) / bs;
   MTREC_CHECK(first_batch >= 0 && first_batch <= num_batches_, "batcher: cannot start epoch ", epoch, " at batch ",
               first_batch, "; it has ", num_batches_, " batches");
   position_ = first_batch;
-  if (options_.prefetch_ > 0) worker_ = std::thread([this, first_batch] { work(first_batch); });
+  if (options_.prefetch() > 0) worker_ = std::thread([this, first_batch] { work(first_batch); });
 }
 
 int64_t Batcher::global_size_of(int64_t b) const {
-  const int64_t bs = options_.batch_size_, n = static_cast<int64_t>(order_.size());
+  const int64_t bs = options_.batch_size(), n = static_cast<int64_t>(order_.size());
   return std::max<int64_t>(0, std::min(n, (b + 1) * bs) - b * bs);
 }
 
 std::vector<int64_t> Batcher::rows_of(int64_t b) const {
-  const int64_t lo = b * options_.batch_size_, n = global_size_of(b);
-  const int64_t r = options_.shard_, W = options_.shards_;
+  const int64_t lo = b * options_.batch_size(), n = global_size_of(b);
+  const int64_t r = options_.shard(), W = options_.shards();
   return std::vector<int64_t>(order_.begin() + lo + n * r / W, order_.begin() + lo + n * (r + 1) / W);
 }
 
 int64_t Batcher::share_size_of(int64_t b) const {
-  const int64_t n = global_size_of(b), r = options_.shard_, W = options_.shards_;
+  const int64_t n = global_size_of(b), r = options_.shard(), W = options_.shards();
   return n * (r + 1) / W - n * r / W;
 }
 
@@ -103,7 +103,7 @@ Batch Batcher::assemble(int64_t b) const {
   std::vector<int64_t> rows = rows_of(b);
   // An empty share borrows the global batch's first example: the rank runs the step like the
   // others (a model may count its forward passes) and weighs it by its share, 0.
-  if (rows.empty()) rows.push_back(order_[size_t(b * options_.batch_size_)]);
+  if (rows.empty()) rows.push_back(order_[size_t(b * options_.batch_size())]);
   return source_.make_batch(rows, device_);
 }
 
@@ -112,7 +112,7 @@ void Batcher::work(int64_t from) {
     for (int64_t b = from; b < num_batches_; ++b) {
       Batch batch = assemble(b);
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < options_.prefetch_; });
+      cv_.wait(lock, [&] { return stopping_ || static_cast<int>(ready_.size()) < options_.prefetch(); });
       if (stopping_) return;
       ready_.push_back(std::move(batch));
       cv_.notify_all();
@@ -128,7 +128,7 @@ void Batcher::work(int64_t from) {
 
 bool Batcher::next(Batch& out) {
   if (position_ >= num_batches_) return false;
-  if (options_.prefetch_ == 0) {
+  if (options_.prefetch() == 0) {
     out = assemble(position_);
     ++position_;
     return true;

@@ -28,11 +28,11 @@ RankingEvaluator::RankingEvaluator(const Interactions& seen, int32_t num_users, 
     : num_items_(num_items), options_(std::move(options)) {
   MTREC_CHECK(num_users > 0 && num_items > 0, "RankingEvaluator needs a non-empty catalogue, got ", num_users,
               " users and ", num_items, " items");
-  MTREC_CHECK(!options_.ks_.empty(), "RankingEvaluator needs at least one K");
-  for (int k : options_.ks_) MTREC_CHECK(k > 0, "RankingEvaluator: every K must be > 0, got ", k);
-  MTREC_CHECK(options_.sampled_negatives_ >= 0, "sampled_negatives must be >= 0, got ",
-              options_.sampled_negatives_);
-  MTREC_CHECK(options_.threads_ >= 0, "threads must be >= 0, got ", options_.threads_);
+  MTREC_CHECK(!options_.ks().empty(), "RankingEvaluator needs at least one K");
+  for (int k : options_.ks()) MTREC_CHECK(k > 0, "RankingEvaluator: every K must be > 0, got ", k);
+  MTREC_CHECK(options_.sampled_negatives() >= 0, "sampled_negatives must be >= 0, got ",
+              options_.sampled_negatives());
+  MTREC_CHECK(options_.threads() >= 0, "threads must be >= 0, got ", options_.threads());
   seen.check_consistent();
   seen_.resize(num_users);
   for (size_t r = 0; r < seen.size(); ++r) {
@@ -76,8 +76,8 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
     if (!targets[u].empty()) users.push_back(u);
   }
 
-  const auto& ks = options_.ks_;
-  const int n_neg = options_.sampled_negatives_;
+  const auto& ks = options_.ks();
+  const int n_neg = options_.sampled_negatives();
   // Per user: candidates = the user's targets, then negatives (items neither seen nor a target
   // of that user, so one held-out item never counts against another). Each target is ranked
   // against the negatives only.
@@ -89,7 +89,7 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
     // Targets first, then the negatives (protocols.h draws them).
     std::vector<int32_t> cand = tgt;
     const size_t n_tgt = tgt.size();
-    const std::vector<int32_t> neg = ranking_negatives(u, seen_[u], tgt_sorted, num_items_, n_neg, options_.seed_);
+    const std::vector<int32_t> neg = ranking_negatives(u, seen_[u], tgt_sorted, num_items_, n_neg, options_.seed());
     cand.insert(cand.end(), neg.begin(), neg.end());
 
     std::vector<float> s;
@@ -145,7 +145,7 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
   };
 
   std::vector<UserSums> sums(users.size());
-  detail::parallel_for(users.size(), options_.threads_, 1, [&](size_t j) { eval_user(users[j], sums[j]); });
+  detail::parallel_for(users.size(), options_.threads(), 1, [&](size_t j) { eval_user(users[j], sums[j]); });
 
   // Reduce in user order: identical sums whatever the thread count.
   RankingReport report;
@@ -173,7 +173,7 @@ RankingReport RankingEvaluator::evaluate(const Interactions& test, const ScoreFn
   report.users = static_cast<int64_t>(users.size());
   report.protocol = n_neg == 0 ? "full ranking, seen items excluded"
                                : std::to_string(n_neg) + " sampled unseen negatives per user (seed " +
-                                     std::to_string(options_.seed_) + "), seen items excluded";
+                                     std::to_string(options_.seed()) + "), seen items excluded";
   return report;
 }
 

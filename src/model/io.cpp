@@ -10,6 +10,7 @@
 
 #include "mtrec/cf/knn.h"
 #include "mtrec/core/check.h"
+#include "mtrec/core/head.h"
 #include "mtrec/model/joint_bundle.h"
 #include "mtrec/model/joint_data.h"
 #include "mtrec/tasks/ctr.h"
@@ -160,9 +161,9 @@ class OneHeadModel : public ScoringModel {
 
 std::unique_ptr<ScoringModel> load_rating(const Checkpoint& ck, const std::string& device) {
   auto t = std::make_shared<RatingTask>(RatingTask::from_checkpoint(ck, device));
-  const int64_t I = t->model->options.num_items_;
+  const int64_t I = t->model->options.num_items();
   return std::make_unique<OneHeadModel>(
-      "rating", "rating", t->model->options.num_users_, I,
+      "rating", "rating", t->model->options.num_users(), I,
       [t, I](int32_t u, const std::vector<int32_t>&, int32_t) {
         return t->predict(std::vector<int32_t>(size_t(I), u), all_items(I));
       },
@@ -171,9 +172,9 @@ std::unique_ptr<ScoringModel> load_rating(const Checkpoint& ck, const std::strin
 
 std::unique_ptr<ScoringModel> load_ctr(const Checkpoint& ck, const std::string& device) {
   auto t = std::make_shared<CtrTask>(CtrTask::from_checkpoint(ck, device));
-  const int64_t I = t->model->options.num_items_;
+  const int64_t I = t->model->options.num_items();
   return std::make_unique<OneHeadModel>(
-      "ctr", "ctr", t->model->options.num_users_, I,
+      "ctr", "ctr", t->model->options.num_users(), I,
       [t, I](int32_t u, const std::vector<int32_t>&, int32_t s) {
         return t->predict(std::vector<int32_t>(size_t(I), u), all_items(I), std::vector<int32_t>(size_t(I), s));
       },
@@ -182,9 +183,9 @@ std::unique_ptr<ScoringModel> load_ctr(const Checkpoint& ck, const std::string& 
 
 std::unique_ptr<ScoringModel> load_dmf(const Checkpoint& ck, const std::string& device) {
   auto t = std::make_shared<DmfTask>(DmfTask::from_checkpoint(ck, device));
-  const int64_t I = t->model->options.num_items_;
+  const int64_t I = t->model->options.num_items();
   return std::make_unique<OneHeadModel>(
-      "dmf", "dmf", t->model->options.num_users_, I,
+      "dmf", "dmf", t->model->options.num_users(), I,
       [t, I](int32_t u, const std::vector<int32_t>&, int32_t) { return t->score(u, all_items(I)); }, false,
       [t] { return t->item_vectors(); });
 }
@@ -192,11 +193,11 @@ std::unique_ptr<ScoringModel> load_dmf(const Checkpoint& ck, const std::string& 
 std::unique_ptr<ScoringModel> load_next_item(const Checkpoint& ck, const std::string& device) {
   auto m = std::make_shared<NextItemModel>(next_item_from_checkpoint(ck, device));
   return std::make_unique<OneHeadModel>(
-      "next-item", "next_item", ck.users.size(), (*m)->options.num_items_,
+      "next_item", "next_item", ck.users.size(), (*m)->options.num_items(),
       [m](int32_t, const std::vector<int32_t>& history, int32_t) {
         torch::NoGradGuard g;
         std::vector<const std::vector<int32_t>*> rows = {&history};
-        const at::Tensor tokens = pack_histories(rows, (*m)->options.max_len_).to((*m)->item_emb->weight.device());
+        const at::Tensor tokens = pack_histories(rows, (*m)->options.max_len()).to((*m)->item_emb->weight.device());
         const at::Tensor s = cpu_float((*m)->score_next(tokens));
         return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
       },
@@ -231,12 +232,13 @@ class JointScoring : public ScoringModel {
     serving_ = std::move(bundle_.serving);  // read once, by joint_from_checkpoint
     const UnifiedOptions& o = bundle_.model->options;
     num_users_ = o.num_users(), num_items_ = o.num_items();
-    for (const char* h : {"next_item", "match", "ctr", "rating"})
-      if (head_.empty() && o.has_task(h)) head_ = h;
-    MTREC_CHECK(!head_.empty(), "checkpoint '", ck.path, "': the joint model has no scoring head");
+    const Head scoring[] = {Head::NextItem, Head::Match, Head::Ctr, Head::Rating};
+    auto it = std::find_if(std::begin(scoring), std::end(scoring), [&](Head h) { return o.has_task(h); });
+    MTREC_CHECK(it != std::end(scoring), "checkpoint '", ck.path, "': the joint model has no scoring head");
+    head_ = *it;
   }
   std::string kind() const override { return "joint"; }
-  std::string head() const override { return head_; }
+  std::string head() const override { return head_name(head_); }
   bool anonymous() const override { return true; }
   std::vector<float> score_items(const std::vector<int32_t>& users, const std::vector<std::vector<int32_t>>& histories,
                                  const std::vector<int32_t>& scenarios) const override {
@@ -250,9 +252,9 @@ class JointScoring : public ScoringModel {
     const at::Tensor ids = torch::tensor(std::vector<int64_t>(users.begin(), users.end()), torch::kInt64).to(dev);
     const at::Tensor uv = m->user_vectors(ids, pack_histories(rows, m->options.max_history()).to(dev), table, {}, {});
     at::Tensor s;
-    if (head_ == "next_item") {
+    if (head_ == Head::NextItem) {
       s = m->next_item_scores(uv);
-    } else if (head_ == "match") {
+    } else if (head_ == Head::Match) {
       s = m->match_scores(uv);
     } else {
       std::vector<int64_t> scen(users.size(), 0);
@@ -261,7 +263,7 @@ class JointScoring : public ScoringModel {
       auto [rt, ct] = m->rank_outputs(ids.index_select(0, rep), uv.index_select(0, rep),
                                       torch::arange(I, torch::kInt64).repeat({n}).to(dev),
                                       torch::tensor(scen, torch::kInt64).to(dev).index_select(0, rep), table);
-      s = head_ == "ctr" ? ct.select(1, 0) : rt.clamp(bundle_.rating_min, bundle_.rating_max);
+      s = head_ == Head::Ctr ? ct.select(1, 0) : rt.clamp(bundle_.rating_min, bundle_.rating_max);
     }
     s = cpu_float(s);
     return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
@@ -273,7 +275,7 @@ class JointScoring : public ScoringModel {
 
  private:
   JointBundle bundle_;
-  std::string head_;
+  Head head_ = Head::Ctr;
 };
 
 struct Registry {
@@ -283,7 +285,7 @@ struct Registry {
     loaders["rating"] = load_rating;
     loaders["ctr"] = load_ctr;
     loaders["dmf"] = load_dmf;
-    loaders["next-item"] = load_next_item;
+    loaders["next_item"] = load_next_item;
     loaders["knn"] = load_knn;
     loaders["joint"] = [](const Checkpoint& ck, const std::string& d) -> std::unique_ptr<ScoringModel> {
       return std::make_unique<JointScoring>(ck, d);
@@ -302,11 +304,11 @@ Checkpoint knn_checkpoint(const KnnModel& m, const IdMap& users, const IdMap& it
   Checkpoint ck;
   ck.task = "knn";
   const KnnOptions& o = m.options();
-  ck.config_json = nlohmann::json{{"kind", std::string(to_string(o.kind_))},
-                                  {"similarity", std::string(to_string(o.similarity_))},
-                                  {"k", o.k_},
-                                  {"shrinkage", o.shrinkage_},
-                                  {"baseline", o.baseline_},
+  ck.config_json = nlohmann::json{{"kind", std::string(to_string(o.kind()))},
+                                  {"similarity", std::string(to_string(o.similarity()))},
+                                  {"k", o.k()},
+                                  {"shrinkage", o.shrinkage()},
+                                  {"baseline", o.baseline()},
                                   {"num_users", m.num_users()},
                                   {"num_items", m.num_items()},
                                   {"implicit", implicit}}
@@ -331,7 +333,7 @@ void register_model_kind(const std::string& kind, ModelLoader loader) {
   MTREC_CHECK(!kind.empty() && loader, "register_model_kind: a kind needs a name and a loader");
   auto& r = registry();
   std::lock_guard<std::mutex> lock(r.mu);
-  r.loaders[kind] = std::move(loader);
+  r.loaders[canonical_task_name(kind)] = std::move(loader);
 }
 
 std::vector<std::string> model_kinds() {
@@ -347,7 +349,7 @@ std::unique_ptr<ScoringModel> load_scoring_model(const Checkpoint& ck, const std
   {
     auto& r = registry();
     std::lock_guard<std::mutex> lock(r.mu);
-    auto it = r.loaders.find(ck.task);
+    auto it = r.loaders.find(canonical_task_name(ck.task));  // "next-item" before one spelling
     if (it != r.loaders.end()) loader = it->second;
   }
   if (!loader) {

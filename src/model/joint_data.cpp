@@ -94,16 +94,16 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
       num_users_(ds.num_users()),
       num_items_(ds.num_items()),
       num_scenarios_(std::max<int64_t>(1, ds.scenarios.size())),
-      sampler_(options.ctr_negatives_ > 0 ? implicit_positives(ds, train, 0) : Interactions(),
-               ds.num_users(), ds.num_items(), NegativeSampler::Kind::Uniform, options.seed_),
+      sampler_(options.ctr_negatives() > 0 ? implicit_positives(ds, train, 0) : Interactions(),
+               ds.num_users(), ds.num_items(), NegativeSampler::Kind::Uniform, options.seed()),
       pad_id_(pad_id),
-      epoch_seed_(options.seed_) {
+      epoch_seed_(options.seed()) {
   const auto& o = options_;
-  MTREC_CHECK(o.max_history_ >= 1, "joint data: max_history must be >= 1, got ", o.max_history_);
-  MTREC_CHECK(o.ctr_negatives_ >= 0, "joint data: ctr_negatives must be >= 0, got ", o.ctr_negatives_);
-  MTREC_CHECK(std::isfinite(o.ctr_min_rating_) && o.ctr_min_rating_ >= 0,
-              "joint data: ctr_min_rating must be finite and >= 0, got ", o.ctr_min_rating_);
-  MTREC_CHECK(o.mlm_texts_ >= 0, "joint data: mlm_texts must be >= 0, got ", o.mlm_texts_);
+  MTREC_CHECK(o.max_history() >= 1, "joint data: max_history must be >= 1, got ", o.max_history());
+  MTREC_CHECK(o.ctr_negatives() >= 0, "joint data: ctr_negatives must be >= 0, got ", o.ctr_negatives());
+  MTREC_CHECK(std::isfinite(o.ctr_min_rating()) && o.ctr_min_rating() >= 0,
+              "joint data: ctr_min_rating must be finite and >= 0, got ", o.ctr_min_rating());
+  MTREC_CHECK(o.mlm_texts() >= 0, "joint data: mlm_texts must be >= 0, got ", o.mlm_texts());
   train.check_consistent();
   const size_t n = train.size();
   for (size_t r = 0; r < n; ++r) {
@@ -129,8 +129,8 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
     }
     context_rows_ = std::move(context_rows);
   }
-  if (o.mlm_texts_ > 0 && !mlm_rows.empty()) {
-    MTREC_CHECK(mlm.has_value(), "joint data: mlm_texts is ", o.mlm_texts_, " but no MLM options were given");
+  if (o.mlm_texts() > 0 && !mlm_rows.empty()) {
+    MTREC_CHECK(mlm.has_value(), "joint data: mlm_texts is ", o.mlm_texts(), " but no MLM options were given");
     mlm->validate();
     for (size_t t = 0; t < mlm_rows.size(); ++t)
       for (int64_t id : mlm_rows[t])
@@ -141,10 +141,10 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
   }
 
   // Labels, each by the rule of its view in tasks/labels.h.
-  positive_ = positive_rows(ds, train, o.ctr_min_rating_);
+  positive_ = positive_rows(ds, train, o.ctr_min_rating());
   // Engaged rows (any behaviour but an impression, any star) are the interactions of the
   // sequence, next-item and match tasks (protocols S and D); the threshold only labels clicks.
-  engaged_ = o.ctr_min_rating_ > 0 ? positive_rows(ds, train, 0) : positive_;
+  engaged_ = o.ctr_min_rating() > 0 ? positive_rows(ds, train, 0) : positive_;
   has_star_ = train.has_rating ? rows_kept(train, [&](const Interactions& y) { return explicit_ratings(ds, y); })
                                : std::vector<uint8_t>(n, 0);
   rating_.assign(n, 0.0f);
@@ -173,7 +173,7 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
   }
 
   // Histories: per user, the positives in time order; each row remembers how many came before.
-  const auto seq = time_order(train, static_cast<int32_t>(num_users_), o.seed_);
+  const auto seq = time_order(train, static_cast<int32_t>(num_users_), o.seed());
   histories_.resize(static_cast<size_t>(num_users_));
   history_end_.assign(n, 0);
   for (size_t u = 0; u < seq.size(); ++u)
@@ -184,11 +184,11 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
 
   for (size_t r = 0; r < n; ++r)
     if (positive_[r]) positive_rows_.push_back(static_cast<int64_t>(r));
-  if (o.ctr_negatives_ > 0)
+  if (o.ctr_negatives() > 0)
     for (int64_t r : positive_rows_)
       if (static_cast<int64_t>(sampler_.positives(user_[static_cast<size_t>(r)]).size()) < num_items_)
-        neg_source_.insert(neg_source_.end(), static_cast<size_t>(o.ctr_negatives_), r);
-  draw_negatives(o.seed_);
+        neg_source_.insert(neg_source_.end(), static_cast<size_t>(o.ctr_negatives()), r);
+  draw_negatives(o.seed());
 }
 
 void JointSource::draw_negatives(uint64_t seed) {
@@ -196,9 +196,9 @@ void JointSource::draw_negatives(uint64_t seed) {
   sampler_.reseed(derive_seed(seed, "joint-negatives"));
   negatives_.clear();
   negatives_.reserve(neg_source_.size());
-  const auto k = static_cast<size_t>(options_.ctr_negatives_);
+  const auto k = static_cast<size_t>(options_.ctr_negatives());
   for (size_t j = 0; j < neg_source_.size(); j += k) {
-    const auto items = sampler_.sample(user_[static_cast<size_t>(neg_source_[j])], options_.ctr_negatives_);
+    const auto items = sampler_.sample(user_[static_cast<size_t>(neg_source_[j])], options_.ctr_negatives());
     negatives_.insert(negatives_.end(), items.begin(), items.end());
   }
 }
@@ -237,7 +237,7 @@ Batch JointSource::make_batch(const std::vector<int64_t>& rows, const c10::Devic
     items[b] = negative ? negatives_[static_cast<size_t>(e - n)] : item_[r];
     scenarios[b] = scenario_[r];
     const auto& h = histories_[static_cast<size_t>(user_[r])];
-    const int32_t end = history_end_[r], begin = std::max<int32_t>(0, end - static_cast<int32_t>(options_.max_history_));
+    const int32_t end = history_end_[r], begin = std::max<int32_t>(0, end - static_cast<int32_t>(options_.max_history()));
     hist[b].assign(h.begin() + begin, h.begin() + end);
     longest = std::max<int64_t>(longest, end - begin);
     if (negative) {  // click 0 in every column, no other label
@@ -290,7 +290,7 @@ Batch JointSource::make_batch(const std::vector<int64_t>& rows, const c10::Devic
     // The batch's first example names it within the epoch (as MlmSource does): one generator
     // draws which texts and their masking.
     auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(epoch_seed_, "joint-mlm-" + std::to_string(rows.front())));
-    const auto N = static_cast<int64_t>(mlm_rows_.size()), M = options_.mlm_texts_;
+    const auto N = static_cast<int64_t>(mlm_rows_.size()), M = options_.mlm_texts();
     at::Tensor pick = M <= N ? at::randperm(N, gen, torch::kLong).slice(0, 0, M) : at::randint(N, {M}, gen, torch::kLong);
     std::vector<std::vector<int64_t>> chunk;
     chunk.reserve(static_cast<size_t>(M));

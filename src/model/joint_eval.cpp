@@ -48,32 +48,32 @@ struct CtrRows {
 
 CtrRows ctr_rows(const Dataset& ds, const Interactions& known, const Interactions& eval, const JointEvalOptions& o) {
   CtrRows r;
-  r.labels.resize(o.ctr_columns_.size());
+  r.labels.resize(o.ctr_columns().size());
   // The rules of JointSource: impressions are the negatives when the data has them; otherwise
   // the positives (rated >= ctr_min_rating) against sampled items the user has no row for.
   const int32_t imp = ds.behaviors.find("impression");
   auto add = [&](int32_t u, int32_t i, int32_t s, int16_t beh, bool pos) {
     r.user.push_back(u), r.item.push_back(i), r.scenario.push_back(s);
     r.labels[0].push_back(pos ? 1.f : 0.f);
-    for (size_t c = 1; c < o.ctr_columns_.size(); ++c)
-      r.labels[c].push_back(pos && ds.behaviors.raw(beh) == o.ctr_columns_[c] ? 1.f : 0.f);
+    for (size_t c = 1; c < o.ctr_columns().size(); ++c)
+      r.labels[c].push_back(pos && ds.behaviors.raw(beh) == o.ctr_columns()[c] ? 1.f : 0.f);
   };
   if (imp >= 0) {
     for (size_t j = 0; j < eval.size(); ++j)
       add(eval.user[j], eval.item[j], eval.scenario[j], eval.behavior[j], eval.behavior[j] != imp);
     return r;
   }
-  Interactions pos = implicit_positives(ds, eval, o.ctr_min_rating_);
+  Interactions pos = implicit_positives(ds, eval, o.ctr_min_rating());
   for (size_t j = 0; j < pos.size(); ++j) add(pos.user[j], pos.item[j], pos.scenario[j], pos.behavior[j], true);
-  if (o.ctr_negatives_ > 0) {
+  if (o.ctr_negatives() > 0) {
     // Negatives: items the user has no row for, in `known` or `eval` (protocol C's pool).
     Interactions all = known;
     for (size_t j = 0; j < eval.size(); ++j)
       all.push_back(eval.user[j], eval.item[j], eval.has_rating ? eval.rating[j] : 1.f,
                     eval.has_timestamp ? eval.timestamp[j] : 0, eval.scenario[j], eval.behavior[j]);
-    NegativeSampler neg(all, ds.num_users(), ds.num_items(), NegativeSampler::Kind::Uniform, o.seed_);
+    NegativeSampler neg(all, ds.num_users(), ds.num_items(), NegativeSampler::Kind::Uniform, o.seed());
     for (size_t j = 0; j < pos.size(); ++j)
-      for (int32_t i : neg.sample(pos.user[j], o.ctr_negatives_)) add(pos.user[j], i, pos.scenario[j], 0, false);
+      for (int32_t i : neg.sample(pos.user[j], o.ctr_negatives())) add(pos.user[j], i, pos.scenario[j], 0, false);
   }
   return r;
 }
@@ -111,16 +111,16 @@ std::pair<std::vector<float>, std::vector<std::vector<float>>> rank_rows(Context
 // batch it is computed in on one process: the reduced metrics equal one process's exactly.
 
 /// Whether this process runs chunk `k`.
-bool own(const JointEvalOptions& o, size_t k) { return o.shards_ <= 1 || int(k % size_t(o.shards_)) == o.shard_; }
+bool own(const JointEvalOptions& o, size_t k) { return o.shards() <= 1 || int(k % size_t(o.shards())) == o.shard(); }
 
 /// Sums `v` over the shards (a no-op on one process).
 void reduce(const JointEvalOptions& o, std::vector<double>& v) {
-  if (o.shards_ > 1) o.reduce_(v);
+  if (o.shards() > 1) o.reduce()(v);
 }
 
 /// Sums a float tensor over the shards.
 at::Tensor reduce(const JointEvalOptions& o, const at::Tensor& t) {
-  if (o.shards_ <= 1) return t;
+  if (o.shards() <= 1) return t;
   at::Tensor host = t.to(torch::kDouble).cpu().contiguous();
   std::vector<double> v(host.data_ptr<double>(), host.data_ptr<double>() + host.numel());
   reduce(o, v);
@@ -133,17 +133,17 @@ std::pair<std::vector<float>, std::vector<std::vector<float>>> rank_rows(Context
                                                                          const std::vector<int32_t>& i,
                                                                          const std::vector<int32_t>& s,
                                                                          const JointEvalOptions& o) {
-  if (o.shards_ <= 1) return rank_rows(c, u, i, s, o.batch_size_);
+  if (o.shards() <= 1) return rank_rows(c, u, i, s, o.batch_size());
   const auto& mo = c.model->options;
-  const size_t n = u.size(), has_r = mo.has_task("rating") ? 1 : 0, bs = size_t(o.batch_size_);
-  const size_t cols = mo.has_task("ctr") ? size_t(mo.ctr_columns()) : 0;
+  const size_t n = u.size(), has_r = mo.has_task(Head::Rating) ? 1 : 0, bs = size_t(o.batch_size());
+  const size_t cols = mo.has_task(Head::Ctr) ? size_t(mo.ctr_columns()) : 0;
   std::vector<double> all((has_r + cols) * n, 0.0);
   for (size_t a = 0, k = 0; a < n; a += bs, ++k) {
     if (!own(o, k)) continue;
     const size_t b = std::min(n, a + bs);
     auto [r, p] = rank_rows(c, std::vector<int32_t>(u.begin() + long(a), u.begin() + long(b)),
                             std::vector<int32_t>(i.begin() + long(a), i.begin() + long(b)),
-                            std::vector<int32_t>(s.begin() + long(a), s.begin() + long(b)), o.batch_size_);
+                            std::vector<int32_t>(s.begin() + long(a), s.begin() + long(b)), o.batch_size());
     for (size_t j = a; j < b; ++j) {
       if (has_r) all[j] = r[j - a];
       for (size_t col = 0; col < cols; ++col) all[(has_r + col) * n + j] = p[col][j - a];
@@ -191,7 +191,7 @@ Metrics ctr_metric_set(const CtrRows& r, const std::vector<std::vector<float>>& 
 }  // namespace
 
 at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interactions& known,
-                           const std::vector<int32_t>& users, int32_t scenario, const std::string& head,
+                           const std::vector<int32_t>& users, int32_t scenario, Head head,
                            uint64_t seed) {
   torch::NoGradGuard g;
   model->eval();
@@ -200,8 +200,9 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
   const int64_t I = model->options.num_items();
   MTREC_CHECK(scenario >= 0 && scenario < model->options.num_scenarios(), "score_catalogue: scenario ", scenario,
               " outside [0, ", model->options.num_scenarios(), ")");
-  MTREC_CHECK(head != "ctr" || model->ctr_out, "score_catalogue: head 'ctr' is not enabled in this model");
-  MTREC_CHECK(head != "rating" || model->rating_out, "score_catalogue: head 'rating' is not enabled in this model");
+  MTREC_CHECK(head != Head::Scenario && head != Head::Mlm, "score_catalogue: head '", head_name(head),
+              "' does not score items (expected ctr|rating|next_item|match)");
+  MTREC_CHECK(model->options.has_task(head), "score_catalogue: head '", head_name(head), "' is not enabled in this model");
   // Users per chunk: about 256k (user, item) pairs through the experts at a time.
   const size_t step = std::max<size_t>(1, size_t(262144 / std::max<int64_t>(1, I)));
   std::vector<at::Tensor> rows;
@@ -209,19 +210,17 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
     std::vector<int32_t> uu(users.begin() + long(a), users.begin() + long(std::min(users.size(), a + step)));
     at::Tensor ut = ids_tensor(uu, device);
     at::Tensor uv = model->user_vectors(ut, hist.pack(uu, model->options.max_history()).to(device));
-    if (head == "next_item") {
+    if (head == Head::NextItem) {
       rows.push_back(model->next_item_scores(uv).cpu());
-    } else if (head == "match") {
+    } else if (head == Head::Match) {
       rows.push_back(model->match_scores(uv).cpu());
     } else {
-      MTREC_CHECK(head == "ctr" || head == "rating", "score_catalogue: unknown head '", head,
-                  "' (expected ctr|rating|next_item|match)");
       const int64_t n = int64_t(uu.size());
       at::Tensor items = torch::arange(I, torch::kInt64).to(device).repeat({n});
       at::Tensor uid = ut.repeat_interleave(I);
       auto [r, p] = model->rank_outputs(uid, uv.repeat_interleave(I, 0), items,
                                         torch::full({n * I}, int64_t(scenario), torch::kInt64).to(device));
-      rows.push_back((head == "ctr" ? p.select(1, 0) : r).view({n, I}).cpu());
+      rows.push_back((head == Head::Ctr ? p.select(1, 0) : r).view({n, I}).cpu());
     }
   }
   return rows.empty() ? torch::zeros({0, I}) : torch::cat(rows, 0).to(torch::kFloat);
@@ -246,7 +245,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
   // Every user's vector from its `known` history, once.
   // Histories and ranking targets are every engaged row (impressions aside, any star): the
   // interactions of protocols S and D; the CTR positive threshold only labels clicks.
-  UserHistories hist(ds, known, U, o.seed_, 0);
+  UserHistories hist(ds, known, U, o.seed(), 0);
   Context c{model, ds, device, {}};
   {
     // Sharded: this shard's chunks of users, then every shard has every vector (summed over zeros).
@@ -270,11 +269,11 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
   std::vector<char> cold_item(static_cast<size_t>(I));
   for (int32_t i = 0; i < I; ++i) cold_item[size_t(i)] = cold(i);
 
-  if (mo.has_task("rating") && eval.has_rating) {
+  if (mo.has_task(Head::Rating) && eval.has_rating) {
     Interactions r = explicit_ratings(ds, eval);
     std::vector<int32_t> s(r.scenario.begin(), r.scenario.end());
     auto pred = rank_rows(c, r.user, r.item, s, o).first;
-    for (auto& p : pred) p = std::clamp(p, o.rating_min_, o.rating_max_);
+    for (auto& p : pred) p = std::clamp(p, o.rating_min(), o.rating_max());
     auto metric = [&](const std::vector<size_t>& rows) {
       Metrics m;
       if (rows.empty()) return m;
@@ -288,20 +287,20 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       rep.per_scenario[scen_name(sc)]["rating"] = metric(rows_where(r.size(), [&](size_t j) { return s[j] == sc; }));
   }
 
-  if (mo.has_task("ctr")) {
+  if (mo.has_task(Head::Ctr)) {
     CtrRows r = ctr_rows(ds, known, eval, o);
     auto p = rank_rows(c, r.user, r.item, r.scenario, o).second;
-    rep.overall["ctr"] = ctr_metric_set(r, p, rows_where(r.user.size(), [](size_t) { return true; }), o.ctr_columns_);
+    rep.overall["ctr"] = ctr_metric_set(r, p, rows_where(r.user.size(), [](size_t) { return true; }), o.ctr_columns());
     if (ds.scenarios.size() > 1)
       for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
         rep.per_scenario[scen_name(sc)]["ctr"] =
-            ctr_metric_set(r, p, rows_where(r.user.size(), [&](size_t j) { return r.scenario[j] == sc; }), o.ctr_columns_);
+            ctr_metric_set(r, p, rows_where(r.user.size(), [&](size_t j) { return r.scenario[j] == sc; }), o.ctr_columns());
     auto cold_rows = rows_where(r.user.size(), [&](size_t j) { return cold_item[size_t(r.item[j])] != 0; });
-    if (!cold_rows.empty()) rep.cold["ctr"] = ctr_metric_set(r, p, cold_rows, o.ctr_columns_);
+    if (!cold_rows.empty()) rep.cold["ctr"] = ctr_metric_set(r, p, cold_rows, o.ctr_columns());
   }
 
   // Ranking heads: the first positive of each user in `eval` is the target.
-  for (const char* head : {"next_item", "match"}) {
+  for (Head head : {Head::NextItem, Head::Match}) {
     if (!mo.has_task(head)) continue;
     Interactions pos = implicit_positives(ds, eval, 0);
     std::vector<int64_t> first(size_t(U), -1);
@@ -326,7 +325,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       const size_t b = std::min(scored.size(), a + 256);
       at::Tensor ut = ids_tensor(std::vector<int32_t>(scored.begin() + long(a), scored.begin() + long(b)), device);
       at::Tensor uv = c.user_vec.index_select(0, ut);
-      at::Tensor s = (std::string(head) == "next_item" ? model->next_item_scores(uv) : model->match_scores(uv))
+      at::Tensor s = (head == Head::NextItem ? model->next_item_scores(uv) : model->match_scores(uv))
                          .to(torch::kFloat).cpu().contiguous();
       std::copy(s.data_ptr<float>(), s.data_ptr<float>() + s.numel(), scores.begin() + long(a * size_t(I)));
     }
@@ -337,7 +336,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       for (size_t j = 0; j < cand.size(); ++j) out[j] = row[cand[j]];
     };
     // Candidates: every item the user has not engaged with (an item only shown is a candidate).
-    RankingEvaluator ev(implicit_positives(ds, known, 0), U, I, RankingOptions().ks({10}).seed(o.seed_));
+    RankingEvaluator ev(implicit_positives(ds, known, 0), U, I, RankingOptions().ks({10}).seed(o.seed()));
     // HR and NDCG are means over users: each shard's sums over its users, summed.
     auto metric = [&](const std::vector<size_t>& rows) {
       Metrics m;
@@ -357,32 +356,32 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       m["users"] = sums[2];
       return m;
     };
-    rep.overall[head] = metric(rows_where(targets.size(), [](size_t) { return true; }));
+    rep.overall[head_name(head)] = metric(rows_where(targets.size(), [](size_t) { return true; }));
     if (ds.scenarios.size() > 1)
       for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
-        rep.per_scenario[scen_name(sc)][head] = metric(rows_where(targets.size(), [&](size_t j) { return targets.scenario[j] == sc; }));
+        rep.per_scenario[scen_name(sc)][head_name(head)] = metric(rows_where(targets.size(), [&](size_t j) { return targets.scenario[j] == sc; }));
     auto cold_rows = rows_where(targets.size(), [&](size_t j) { return cold_item[size_t(targets.item[j])] != 0; });
-    if (!cold_rows.empty()) rep.cold[head] = metric(cold_rows);
+    if (!cold_rows.empty()) rep.cold[head_name(head)] = metric(cold_rows);
   }
 
-  if (mo.has_task("scenario") && eval.has_context && !o.context_rows_.empty()) {
+  if (mo.has_task(Head::Scenario) && eval.has_context && !o.context_rows().empty()) {
     std::vector<int64_t> count(size_t(std::max<int32_t>(1, ds.scenarios.size())), 0);
     for (size_t j = 0; j < known.size(); ++j) ++count[size_t(known.scenario[j])];
     const int32_t majority = int32_t(std::max_element(count.begin(), count.end()) - count.begin());
     // As in training: rows whose context has no token carry no scenario label.
     std::vector<size_t> rows = rows_where(eval.size(), [&](size_t j) {
       const int32_t c = eval.context[j];
-      MTREC_CHECK(c < int32_t(o.context_rows_.size()), "evaluate_joint: context id ", c, " outside the ",
-                  o.context_rows_.size(), " tokenised contexts");
-      return c >= 0 && !o.context_rows_[size_t(c)].empty();
+      MTREC_CHECK(c < int32_t(o.context_rows().size()), "evaluate_joint: context id ", c, " outside the ",
+                  o.context_rows().size(), " tokenised contexts");
+      return c >= 0 && !o.context_rows()[size_t(c)].empty();
     });
     int64_t correct = 0, majority_correct = 0;
-    for (size_t a = 0; a < rows.size(); a += size_t(o.batch_size_)) {
-      if (!own(o, a / size_t(o.batch_size_))) continue;
-      const size_t b = std::min(rows.size(), a + size_t(o.batch_size_));
+    for (size_t a = 0; a < rows.size(); a += size_t(o.batch_size())) {
+      if (!own(o, a / size_t(o.batch_size()))) continue;
+      const size_t b = std::min(rows.size(), a + size_t(o.batch_size()));
       std::vector<std::vector<int64_t>> toks;
       for (size_t k = a; k < b; ++k) {
-        toks.push_back(o.context_rows_[size_t(eval.context[rows[k]])]);
+        toks.push_back(o.context_rows()[size_t(eval.context[rows[k]])]);
       }
       BatchEncoding enc = make_batch(toks, model->pad_id);
       at::Tensor p = model->scenario_probs(enc.input_ids.to(device), enc.attention_mask.to(device).to(torch::kBool));

@@ -29,9 +29,9 @@ Metrics JointValidation::metrics(const std::string& task) {
   return it == report_.overall.end() ? Metrics{} : it->second;
 }
 
-JointObjective::JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives,
+JointObjective::JointObjective(Head head, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives,
                                double rating_l2)
-    : name_(std::move(name)), validation_(std::move(validation)), next_item_negatives_(next_item_negatives),
+    : head_(head), validation_(std::move(validation)), next_item_negatives_(next_item_negatives),
       rating_l2_(rating_l2) {}
 
 namespace {
@@ -45,56 +45,60 @@ at::Tensor softmax_loss(const at::Tensor& logits, const at::Tensor& target) {
                                               target);
 }
 
+/// Full softmax over the catalogue table, or (negatives > 0) sampled over uniform negatives
+/// shared by the batch, drawn from LibTorch's generator (the trainer's).
+at::Tensor next_item_loss(const at::Tensor& h, const at::Tensor& target, const at::Tensor& table, int64_t negatives) {
+  if (h.size(0) == 0) return zero_loss(h);
+  if (negatives <= 0) return next_item_full_softmax(h, target, table);
+  const int64_t I = table.size(0);
+  at::Tensor neg = torch::randint(I, {negatives}, h.options().dtype(torch::kLong));
+  at::Tensor q = torch::full({I}, 1.0 / double(I), h.options());
+  return next_item_sampled_softmax(h, target, table, neg, q);
+}
+
 }  // namespace
 
 at::Tensor JointObjective::loss(const Outputs& out, const Batch& b) {
   auto get = [&](const char* name) -> const at::Tensor& {
     auto it = out.find(name);
-    MTREC_CHECK(it != out.end(), "joint task '", name_, "': the model gave no output '", name, "'");
+    MTREC_CHECK(it != out.end(), "joint task '", head_name(head_), "': the model gave no output '", name, "'");
     return it->second;
   };
   // The heads' own losses (tasks/rating.h, tasks/ctr.h).
-  if (name_ == "rating") return rating_loss(get("rating"), b.at("rating"), get("rating_l2"), rating_l2_, b.mask("rating"));
-  if (name_ == "ctr") return ctr_loss(get("ctr_logit"), b.at("click"), b.mask("ctr"));
-  if (name_ == "next_item") {
-    const at::Tensor& h = get("next_item/hidden");
-    if (h.size(0) == 0) return zero_loss(h);
-    const at::Tensor& table = get("next_item/table");
-    if (next_item_negatives_ <= 0) return next_item_full_softmax(h, get("next_item/target"), table);
-    // Uniform negatives shared by the batch, drawn from LibTorch's generator (the trainer's).
-    const int64_t I = table.size(0);
-    at::Tensor neg = torch::randint(I, {next_item_negatives_}, h.options().dtype(torch::kLong));
-    at::Tensor q = torch::full({I}, 1.0 / double(I), h.options());
-    return next_item_sampled_softmax(h, get("next_item/target"), table, neg, q);
+  switch (head_) {
+    case Head::Rating: return rating_loss(get("rating"), b.at("rating"), get("rating_l2"), rating_l2_, b.mask("rating"));
+    case Head::Ctr: return ctr_loss(get("ctr_logit"), b.at("click"), b.mask("ctr"));
+    case Head::NextItem:
+      return next_item_loss(get("next_item/hidden"), get("next_item/target"), get("next_item/table"),
+                            next_item_negatives_);
+    case Head::Match: return softmax_loss(get("match/logits"), get("match/target"));
+    case Head::Scenario: return softmax_loss(get("scenario/logits"), get("scenario/target"));
+    case Head::Mlm: return tasks::mlm_result(get("mlm/logits"), get("mlm/targets")).loss;
   }
-  if (name_ == "match") return softmax_loss(get("match/logits"), get("match/target"));
-  if (name_ == "scenario") return softmax_loss(get("scenario/logits"), get("scenario/target"));
-  MTREC_CHECK(name_ == "mlm", "unknown joint task '", name_, "'");
-  return tasks::mlm_result(get("mlm/logits"), get("mlm/targets")).loss;
+  MTREC_FAIL("joint task: not a head (", static_cast<int>(head_), ")");
 }
 
-Metrics JointObjective::validate(Model&) { return validation_ ? validation_->metrics(name_) : Metrics{}; }
+Metrics JointObjective::validate(Model&) { return validation_ ? validation_->metrics(name()) : Metrics{}; }
 
 std::vector<std::unique_ptr<Task>> make_joint_tasks(const UnifiedOptions& o, std::shared_ptr<JointValidation> v) {
   std::vector<std::unique_ptr<Task>> tasks;
-  for (const auto& name : joint_task_names())
-    if (o.has_task(name))
+  for (Head h : all_heads())
+    if (o.has_task(h))
       tasks.push_back(
-          std::make_unique<JointObjective>(name, name == "mlm" ? nullptr : v, o.next_item_negatives(), o.rating_l2()));
+          std::make_unique<JointObjective>(h, h == Head::Mlm ? nullptr : v, o.next_item_negatives(), o.rating_l2()));
   return tasks;
 }
 
 std::string joint_monitor(const UnifiedOptions& o, bool* maximize) {
-  const std::pair<const char*, bool> order[] = {{"ctr/auc", true},
-                                                {"rating/rmse", false},
-                                                {"next_item/NDCG@10", true},
-                                                {"match/NDCG@10", true},
-                                                {"scenario/accuracy", true}};
-  for (const auto& [m, max] : order) {
-    const std::string t(m);
-    if (o.has_task(t.substr(0, t.find('/')))) {
+  const std::tuple<Head, const char*, bool> order[] = {{Head::Ctr, "auc", true},
+                                                       {Head::Rating, "rmse", false},
+                                                       {Head::NextItem, "NDCG@10", true},
+                                                       {Head::Match, "NDCG@10", true},
+                                                       {Head::Scenario, "accuracy", true}};
+  for (const auto& [h, metric, max] : order) {
+    if (o.has_task(h)) {
       *maximize = max;
-      return t;
+      return std::string(head_name(h)) + "/" + metric;
     }
   }
   *maximize = false;

@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "mtrec/core/check.h"
+#include "mtrec/core/head.h"
 
 namespace mtrec {
 
@@ -35,7 +36,7 @@ TaskMap parse_task_map(const std::string& text, const std::vector<std::string>& 
     for (std::string h; std::getline(hs, h, ',');) {
       const size_t colon = h.find(':');
       std::string name = h.substr(0, colon);
-      if (name == "next-item") name = "next_item";
+      name = canonical_task_name(name);
       if (std::find(known.begin(), known.end(), name) == known.end()) {
         std::string expected;
         for (const auto& k : known) expected += (expected.empty() ? "" : "|") + k;

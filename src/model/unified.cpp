@@ -22,14 +22,12 @@ const char* text_mode_name(TextMode m) {
   return m == TextMode::None ? "none" : m == TextMode::Frozen ? "frozen" : "finetune";
 }
 
-bool UnifiedOptions::has_task(const std::string& name) const {
-  return std::find(tasks_.begin(), tasks_.end(), name) != tasks_.end();
-}
+bool UnifiedOptions::has_task(Head head) const { return std::find(tasks_.begin(), tasks_.end(), head) != tasks_.end(); }
 
-std::vector<std::string> UnifiedOptions::expert_tasks() const {
-  std::vector<std::string> t;
-  for (const char* n : {"rating", "ctr"})
-    if (has_task(n)) t.push_back(n);
+std::vector<Head> UnifiedOptions::expert_tasks() const {
+  std::vector<Head> t;
+  for (Head h : {Head::Rating, Head::Ctr})
+    if (has_task(h)) t.push_back(h);
   return t;
 }
 
@@ -39,21 +37,18 @@ void UnifiedOptions::validate() const {
   MTREC_CHECK(dim_ > 0 && max_history_ > 0 && ctr_columns_ > 0, "unified model: dim, max_history and ctr_columns must be > 0, got ",
               dim_, ", ", max_history_, ", ", ctr_columns_);
   MTREC_CHECK(!tasks_.empty(), "unified model: no task enabled");
-  for (const auto& t : tasks_) {
-    const auto& names = joint_task_names();
-    MTREC_CHECK(std::find(names.begin(), names.end(), t) != names.end(), "unified model: unknown task '", t,
-                "' (expected rating|ctr|next_item|match|scenario|mlm)");
-  }
   MTREC_CHECK(id_dropout_ >= 0 && id_dropout_ < 1, "unified model: id_dropout must be in [0, 1), got ", id_dropout_);
   MTREC_CHECK(match_temperature_ > 0, "unified model: match_temperature must be > 0, got ", match_temperature_);
   MTREC_CHECK(next_item_negatives_ >= 0, "unified model: next_item_negatives must be >= 0, got ", next_item_negatives_);
   MTREC_CHECK(text_refresh_every_ > 0, "unified model: text_refresh_every must be > 0, got ", text_refresh_every_);
   if (text_ == TextMode::None)
-    for (const char* t : {"scenario", "mlm"})
-      MTREC_CHECK(!has_task(t), "unified model: task '", t, "' needs the text encoder (text mode is none)");
+    for (Head h : {Head::Scenario, Head::Mlm})
+      MTREC_CHECK(!has_task(h), "unified model: task '", head_name(h), "' needs the text encoder (text mode is none)");
 }
 
 // The enum fields' JSON: their names (an unknown one throws, naming it).
+void to_json(nlohmann::json& j, Head h) { j = head_name(h); }
+void from_json(const nlohmann::json& j, Head& h) { h = parse_head(j.get<std::string>()); }
 void to_json(nlohmann::json& j, TextMode m) { j = text_mode_name(m); }
 void from_json(const nlohmann::json& j, TextMode& m) { m = parse_text_mode(j.get<std::string>()); }
 namespace nn {
@@ -142,7 +137,7 @@ void UnifiedModelImpl::reset() {
   };
   user_emb = table("user_emb", U, d, 0.05);
   item_emb = table("item_emb", I, d, 0.05);
-  if (o.has_task("rating"))
+  if (o.has_task(Head::Rating))
     rating_mf = register_module("rating_mf", BiasedMF(BiasedMFOptions(U, I).dim(o.factor_terms() ? d : 0)
                                                            .init_std(0.05).global_mean(o.global_mean())));
   scenario_emb = table("scenario_emb", S, sd, 0.05);
@@ -171,21 +166,21 @@ void UnifiedModelImpl::reset() {
     scenario_layer = register_module(
         "scenario_layer", nn::ScenarioLayer(nn::ScenarioLayerOptions(in_dim, eo.out_dim(), static_cast<int64_t>(et.size()), S)
                                                 .arch(o.scenario_arch())));
-    if (o.has_task("rating")) rating_out = register_module("rating_out", torch::nn::Linear(eo.out_dim(), 1));
-    if (o.has_task("ctr")) ctr_out = register_module("ctr_out", torch::nn::Linear(eo.out_dim(), o.ctr_columns()));
+    if (o.has_task(Head::Rating)) rating_out = register_module("rating_out", torch::nn::Linear(eo.out_dim(), 1));
+    if (o.has_task(Head::Ctr)) ctr_out = register_module("ctr_out", torch::nn::Linear(eo.out_dim(), o.ctr_columns()));
   }
-  if (o.factor_terms() && o.has_task("ctr")) {
+  if (o.factor_terms() && o.has_task(Head::Ctr)) {
     ctr_factors = register_module("ctr_factors", CtrFactors(U, I, d));
     ctr_factors->init(0.05);
   }
-  if (o.has_task("next_item")) next_proj = register_module("next_proj", torch::nn::Linear(d, d));
-  if (o.has_task("match")) {
+  if (o.has_task(Head::NextItem)) next_proj = register_module("next_proj", torch::nn::Linear(d, d));
+  if (o.has_task(Head::Match)) {
     auto tower = [&] { return torch::nn::Sequential(torch::nn::Linear(d, d), torch::nn::ReLU(), torch::nn::Linear(d, d)); };
     match_user = register_module("match_user", tower());
     match_item = register_module("match_item", tower());
   }
-  if (o.has_task("scenario")) scenario_out = register_module("scenario_out", torch::nn::Linear(td, S));
-  if (o.has_task("mlm"))
+  if (o.has_task(Head::Scenario)) scenario_out = register_module("scenario_out", torch::nn::Linear(td, S));
+  if (o.has_task(Head::Mlm))
     mlm = register_module("mlm", tasks::MlmHead(text->options.dim(), text->options.vocab_size(), text->options.layer_norm_eps()));
   register_buffer("item_tokens", item_tokens);
   register_buffer("item_token_mask", item_token_mask);
@@ -292,16 +287,18 @@ UnifiedModelImpl::RankingOutputs UnifiedModelImpl::ranking_heads(const std::vect
                                                                  const at::Tensor& bias_keep,
                                                                  const at::Tensor& user_keep,
                                                                  const at::Tensor& item_keep) {
+  MTREC_ASSERT(h.size() == options.expert_tasks().size(), "ranking_heads: ", h.size(), " expert outputs for ",
+               options.expert_tasks().size(), " ranking heads");
   RankingOutputs out;
   size_t t = 0;
-  if (options.has_task("rating")) {
+  if (options.has_task(Head::Rating)) {
     // The deep tower + the rating head's biased MF: mu + b_u + b_i + <p_u, q_i>.
     BiasedMFImpl::Terms mf = rating_mf->terms(users, items);
     out.rating = rating_out(h[t++]).squeeze(1) + rating_mf->global_mean + mf.user_bias * bias_keep + mf.item_bias;
     if (options.factor_terms()) out.rating = out.rating + mf.dot * user_keep * item_keep;
     out.rating_l2 = mf.l2;
   }
-  if (options.has_task("ctr")) {
+  if (options.has_task(Head::Ctr)) {
     // The deep tower + the CTR head's <u, i> + b_i, on every label column.
     out.ctr_logit = ctr_out(h[t++]);
     if (ctr_factors) {
@@ -322,8 +319,8 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
   }
   const at::Tensor& users = b.at("user");
   const at::Tensor& items = b.at("item");
-  const bool ranking = o.has_task("rating") || o.has_task("ctr");
-  if (ranking || o.has_task("next_item") || o.has_task("match")) {
+  const bool ranking = o.has_task(Head::Rating) || o.has_task(Head::Ctr);
+  if (ranking || o.has_task(Head::NextItem) || o.has_task(Head::Match)) {
     const at::Tensor& scen = b.at("scenario");
     if (scen.numel()) {
       const int64_t lo = scen.min().item<int64_t>(), hi = scen.max().item<int64_t>();
@@ -357,14 +354,14 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       if (r.rating.defined()) out["rating"] = r.rating, out["rating_l2"] = r.rating_l2;
       if (r.ctr_logit.defined()) out["ctr_logit"] = r.ctr_logit;
     }
-    if (o.has_task("next_item")) {
+    if (o.has_task(Head::NextItem)) {
       at::Tensor idx = b.mask("next_item").defined() ? b.mask("next_item").nonzero().squeeze(1)
                                                      : torch::arange(users.size(0), users.options());
       out["next_item/hidden"] = next_proj(uvec.index_select(0, idx));
       out["next_item/target"] = items.index_select(0, idx);
       out["next_item/table"] = table;
     }
-    if (o.has_task("match")) {
+    if (o.has_task(Head::Match)) {
       at::Tensor idx = b.mask("match").defined() ? b.mask("match").nonzero().squeeze(1)
                                                  : torch::arange(users.size(0), users.options());
       auto [mi, minv] = at::_unique(items.index_select(0, idx), true, true);
@@ -376,7 +373,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       out["match/target"] = minv;
     }
   }
-  if (o.has_task("scenario") && b.has("context_ids")) {
+  if (o.has_task(Head::Scenario) && b.has("context_ids")) {
     at::Tensor idx = b.mask("scenario").nonzero().squeeze(1);
     at::Tensor ids = b.at("context_ids").index_select(0, idx), m = b.at("context_mask").index_select(0, idx);
     if (idx.numel()) {
@@ -391,7 +388,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     }
     out["scenario/target"] = b.at("scenario").index_select(0, idx);
   }
-  if (o.has_task("mlm") && b.has("mlm/input_ids")) {
+  if (o.has_task(Head::Mlm) && b.has("mlm/input_ids")) {
     at::Tensor hidden = text->encode(b.at("mlm/input_ids"), b.at("mlm/attention_mask"));
     const at::Tensor& sel = b.at("mlm/selected");
     out["mlm/logits"] = mlm(hidden.index({sel}), text->token_embedding_weight());
@@ -479,7 +476,7 @@ void upgrade_unified_state(Checkpoint& ck, const UnifiedOptions& o) {
     return std::find_if(ts.begin(), ts.end(), [&](const auto& t) { return t.first == name; });
   };
   if (find("user_bias.weight") != ts.end()) {
-    if (o.has_task("rating")) {
+    if (o.has_task(Head::Rating)) {
       // [factors | bias] per side, as BiasedMF keeps them; no factors without factor_terms.
       auto side = [&](const char* bias, const char* factors) {
         at::Tensor b = find(bias)->second;

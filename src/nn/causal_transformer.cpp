@@ -21,19 +21,19 @@ torch::Tensor causal_padding_mask(const torch::Tensor& valid) {
 CausalBlockImpl::CausalBlockImpl(CausalTransformerOptions options_) : options(std::move(options_)) { reset(); }
 
 void CausalBlockImpl::reset() {
-  const int64_t d = options.d_model_;
-  const int64_t f = options.ffn_dim_ > 0 ? options.ffn_dim_ : d;
-  MTREC_CHECK(d > 0 && options.heads_ > 0 && d % options.heads_ == 0,
+  const int64_t d = options.d_model();
+  const int64_t f = options.ffn_dim() > 0 ? options.ffn_dim() : d;
+  MTREC_CHECK(d > 0 && options.heads() > 0 && d % options.heads() == 0,
               "CausalTransformer: d_model must be a positive multiple of heads, got d_model=", d,
-              " heads=", options.heads_);
-  MTREC_CHECK(options.dropout_ >= 0 && options.dropout_ < 1, "dropout must be in [0,1), got ", options.dropout_);
+              " heads=", options.heads());
+  MTREC_CHECK(options.dropout() >= 0 && options.dropout() < 1, "dropout must be in [0,1), got ", options.dropout());
   ln1 = register_module("ln1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   ln2 = register_module("ln2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   qkv = register_module("qkv", torch::nn::Linear(d, 3 * d));
   out = register_module("out", torch::nn::Linear(d, d));
   ff1 = register_module("ff1", torch::nn::Linear(d, f));
   ff2 = register_module("ff2", torch::nn::Linear(f, d));
-  drop = register_module("drop", torch::nn::Dropout(options.dropout_));
+  drop = register_module("drop", torch::nn::Dropout(options.dropout()));
   torch::NoGradGuard ng;
   for (auto* lin : {&qkv, &out, &ff1, &ff2}) {
     torch::nn::init::xavier_uniform_((*lin)->weight);
@@ -42,7 +42,7 @@ void CausalBlockImpl::reset() {
 }
 
 torch::Tensor CausalBlockImpl::forward(const torch::Tensor& x, const torch::Tensor& attn_mask) {
-  const int64_t B = x.size(0), L = x.size(1), d = options.d_model_, H = options.heads_, dh = d / H;
+  const int64_t B = x.size(0), L = x.size(1), d = options.d_model(), H = options.heads(), dh = d / H;
   // Attention with plain ops (masked softmax): portable across LibTorch versions and devices.
   auto parts = qkv->forward(ln1->forward(x)).view({B, L, 3, H, dh}).permute({2, 0, 3, 1, 4});
   torch::Tensor q = parts[0], k = parts[1], v = parts[2];  // [B,H,L,dh]
@@ -60,15 +60,15 @@ CausalTransformerImpl::CausalTransformerImpl(CausalTransformerOptions options_) 
 }
 
 void CausalTransformerImpl::reset() {
-  MTREC_CHECK(options.layers_ >= 1, "CausalTransformer needs layers >= 1, got ", options.layers_);
+  MTREC_CHECK(options.layers() >= 1, "CausalTransformer needs layers >= 1, got ", options.layers());
   blocks = register_module("blocks", torch::nn::ModuleList());
-  for (int64_t i = 0; i < options.layers_; ++i) blocks->push_back(CausalBlock(options));
-  final_ln = register_module("final_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model_})));
+  for (int64_t i = 0; i < options.layers(); ++i) blocks->push_back(CausalBlock(options));
+  final_ln = register_module("final_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({options.d_model()})));
 }
 
 torch::Tensor CausalTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor& valid) {
-  MTREC_CHECK(x.dim() == 3 && x.size(2) == options.d_model_, "CausalTransformer expects x [B,L,",
-              options.d_model_, "], got ", x.sizes());
+  MTREC_CHECK(x.dim() == 3 && x.size(2) == options.d_model(), "CausalTransformer expects x [B,L,",
+              options.d_model(), "], got ", x.sizes());
   MTREC_CHECK(valid.dim() == 2 && valid.size(0) == x.size(0) && valid.size(1) == x.size(1),
               "CausalTransformer: valid must be [B,L] = ", x.sizes().slice(0, 2), ", got ", valid.sizes());
   torch::Tensor mask = causal_padding_mask(valid);

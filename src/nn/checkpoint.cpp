@@ -8,6 +8,7 @@
 #include <map>
 
 #include "mtrec/core/check.h"
+#include "mtrec/core/head.h"
 #include "mtrec/core/io.h"
 
 namespace mtrec {
@@ -275,7 +276,7 @@ std::string model_config(const Checkpoint& ck) {
 }
 
 void require_task(const Checkpoint& ck, const std::string& task) {
-  MTREC_CHECK(ck.task == task, "checkpoint '", ck.path, "' is ", describe_checkpoint(ck), "; expected a ", task,
+  MTREC_CHECK(canonical_task_name(ck.task) == canonical_task_name(task), "checkpoint '", ck.path, "' is ", describe_checkpoint(ck), "; expected a ", task,
               " model");
 }
 

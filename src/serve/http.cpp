@@ -127,11 +127,11 @@ struct HttpServer::Impl {
   Impl(Recommender& r, HttpOptions opt) : rec(r), o(std::move(opt)) {}
 
   bool authorised(const httplib::Request& req) const {
-    if (o.token_.empty()) return true;
+    if (o.token().empty()) return true;
     const std::string h = req.get_header_value("Authorization");
     static const std::string scheme = "Bearer ";
     return h.size() > scheme.size() && h.compare(0, scheme.size(), scheme) == 0 &&
-           same_secret(h.substr(scheme.size()), o.token_);
+           same_secret(h.substr(scheme.size()), o.token());
   }
 
   void record(const std::string& path, int status, double seconds) {
@@ -162,13 +162,13 @@ struct HttpServer::Impl {
                     "Authorization");
         return;
       }
-      const bool timed = has_deadline && o.deadline_ms_ > 0;
+      const bool timed = has_deadline && o.deadline_ms() > 0;
       if (timed) {
         const double waited_ms = seconds_since(t_start) * 1e3;
-        if (waited_ms > double(o.deadline_ms_)) {
+        if (waited_ms > double(o.deadline_ms())) {
           res.set_header("Retry-After", "1");
           reply_error(res, 503, fmt::format("waited {:.0f} ms for a worker, past the deadline of {} ms", waited_ms,
-                                            o.deadline_ms_));
+                                            o.deadline_ms()));
           return;
         }
       }
@@ -182,9 +182,9 @@ struct HttpServer::Impl {
       }
       if (timed && res.status < 300) {
         const double ran_ms = seconds_since(t_start) * 1e3;
-        if (ran_ms > double(o.deadline_ms_))
+        if (ran_ms > double(o.deadline_ms()))
           reply_error(res, 504, fmt::format("answer ready after {:.0f} ms, past the deadline of {} ms", ran_ms,
-                                            o.deadline_ms_));
+                                            o.deadline_ms()));
       }
     };
   }
@@ -289,7 +289,7 @@ struct HttpServer::Impl {
             }));
     svr.Get("/info", route(guarded, none, [this](const httplib::Request&, httplib::Response& res) {
               json j = json::parse(to_json(rec.info(), rec.sample_users(20)));
-              j["token_required"] = !o.token_.empty();
+              j["token_required"] = !o.token().empty();
               reply(res, 200, dump(j));
             }));
     svr.Get("/health", route(open, none, [this](const httplib::Request&, httplib::Response& res) {
@@ -303,7 +303,7 @@ struct HttpServer::Impl {
     svr.Post("/admin/reload", route(guarded, none, [this](const httplib::Request& req, httplib::Response& res) {
                reload(req, res);
              }));
-    if (o.page_)
+    if (o.page())
       svr.Get("/", route(open, none, [](const httplib::Request&, httplib::Response& res) {
                 res.status = 200;
                 const std::string_view page = detail::web_page_html();
@@ -312,11 +312,11 @@ struct HttpServer::Impl {
   }
 
   void configure() {
-    const int threads = o.threads_ > 0 ? o.threads_ : std::max(8, 2 * int(std::thread::hardware_concurrency()));
+    const int threads = o.threads() > 0 ? o.threads() : std::max(8, 2 * int(std::thread::hardware_concurrency()));
     svr.new_task_queue = [threads] { return new TimedPool(size_t(threads)); };
-    svr.set_payload_max_length(o.max_body_bytes_);
-    svr.set_keep_alive_max_count(size_t(std::max(1, o.keep_alive_requests_)));
-    svr.set_keep_alive_timeout(std::max(1, o.keep_alive_seconds_));
+    svr.set_payload_max_length(o.max_body_bytes());
+    svr.set_keep_alive_max_count(size_t(std::max(1, o.keep_alive_requests())));
+    svr.set_keep_alive_timeout(std::max(1, o.keep_alive_seconds()));
     svr.set_tcp_nodelay(true);  // small answers: do not wait for Nagle
     svr.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
       // A connection's first request counts from its acceptance; later ones (keep-alive) from now.
@@ -330,7 +330,7 @@ struct HttpServer::Impl {
       if (res.status == 404)
         reply_error(res, 404, "no route " + req.method + " " + req.path);
       else if (res.status == 413)
-        reply_error(res, 413, fmt::format("body over the limit of {} bytes", o.max_body_bytes_), "body");
+        reply_error(res, 413, fmt::format("body over the limit of {} bytes", o.max_body_bytes()), "body");
       else
         reply_error(res, res.status, fmt::format("HTTP {}", res.status));
       return httplib::Server::HandlerResponse::Handled;
@@ -350,14 +350,14 @@ HttpServer::HttpServer(Recommender& recommender, HttpOptions options)
     : impl_(std::make_unique<Impl>(recommender, std::move(options))) {
   Impl& m = *impl_;
   m.configure();
-  if (m.o.port_ == 0) {
-    m.port = m.svr.bind_to_any_port(m.o.host_);
-    MTREC_CHECK(m.port > 0, "cannot listen on ", m.o.host_, " (any port): ", std::strerror(errno));
+  if (m.o.port() == 0) {
+    m.port = m.svr.bind_to_any_port(m.o.host());
+    MTREC_CHECK(m.port > 0, "cannot listen on ", m.o.host(), " (any port): ", std::strerror(errno));
   } else {
-    MTREC_CHECK(m.o.port_ > 0 && m.o.port_ < 65536, "port must be in 1..65535 (0: any free port), got ", m.o.port_);
-    MTREC_CHECK(m.svr.bind_to_port(m.o.host_, m.o.port_), "cannot listen on ", m.o.host_, ":", m.o.port_, ": ",
+    MTREC_CHECK(m.o.port() > 0 && m.o.port() < 65536, "port must be in 1..65535 (0: any free port), got ", m.o.port());
+    MTREC_CHECK(m.svr.bind_to_port(m.o.host(), m.o.port()), "cannot listen on ", m.o.host(), ":", m.o.port(), ": ",
                 std::strerror(errno));
-    m.port = m.o.port_;
+    m.port = m.o.port();
   }
 }
 

@@ -391,24 +391,24 @@ struct ItemIndex::Impl {
 #ifdef MTREC_HAVE_FAISS
 void ItemIndex::Impl::build_ann(const float* vectors) {
   if (kind == "hnsw") {
-    hnsw = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(dim), opt.hnsw_m_, faiss::METRIC_INNER_PRODUCT);
-    hnsw->hnsw.efConstruction = opt.hnsw_ef_construction_;
-    hnsw->hnsw.efSearch = opt.hnsw_ef_search_;
+    hnsw = std::make_unique<faiss::IndexHNSWFlat>(static_cast<int>(dim), opt.hnsw_m(), faiss::METRIC_INNER_PRODUCT);
+    hnsw->hnsw.efConstruction = opt.hnsw_ef_construction();
+    hnsw->hnsw.efSearch = opt.hnsw_ef_search();
     hnsw->add(n, vectors);
     return;
   }
   table.build(vectors, n, dim, Precision::kF32);
-  int64_t lists = opt.ivf_lists_ > 0 ? opt.ivf_lists_
+  int64_t lists = opt.ivf_lists() > 0 ? opt.ivf_lists()
                                      : std::max<int64_t>(1, static_cast<int64_t>(4 * std::sqrt(static_cast<double>(n))));
   lists = std::min(lists, std::max<int64_t>(1, n / 39));  // faiss's minimum of 39 training points per list
-  const int m = opt.pq_subquantizers_ > 0 ? opt.pq_subquantizers_ : static_cast<int>(std::max<int64_t>(1, dim / 4));
+  const int m = opt.pq_subquantizers() > 0 ? opt.pq_subquantizers() : static_cast<int>(std::max<int64_t>(1, dim / 4));
   MTREC_CHECK(dim % m == 0, "IndexOptions.pq_subquantizers must divide dim=", dim, ", got ", m);
   coarse = std::make_unique<faiss::IndexFlatIP>(static_cast<int>(dim));
   ivfpq = std::make_unique<faiss::IndexIVFPQ>(coarse.get(), dim, static_cast<size_t>(lists), static_cast<size_t>(m), 8,
                                                faiss::METRIC_INNER_PRODUCT);
-  ivfpq->nprobe = static_cast<size_t>(opt.ivf_nprobe_);
-  ivfpq->cp.seed = static_cast<int>(opt.seed_);
-  ivfpq->pq.cp.seed = static_cast<int>(opt.seed_ + 1);
+  ivfpq->nprobe = static_cast<size_t>(opt.ivf_nprobe());
+  ivfpq->cp.seed = static_cast<int>(opt.seed());
+  ivfpq->pq.cp.seed = static_cast<int>(opt.seed() + 1);
   // k-means wants ~40 points per centroid (coarse lists and the 256 PQ codes alike); a seeded
   // sample bounds the training time on large catalogues.
   const int64_t want = std::min(n, std::max<int64_t>(40 * lists, 40 * 256));
@@ -417,7 +417,7 @@ void ItemIndex::Impl::build_ann(const float* vectors) {
   if (want < n) {
     std::vector<int64_t> ids(n);
     std::iota(ids.begin(), ids.end(), 0);
-    std::mt19937_64 rng(opt.seed_);
+    std::mt19937_64 rng(opt.seed());
     for (int64_t i = 0; i < want; ++i) std::swap(ids[i], ids[i + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - i))]);
     sample.resize(static_cast<size_t>(want * dim));
     for (int64_t i = 0; i < want; ++i) std::copy_n(vectors + ids[i] * dim, dim, sample.data() + i * dim);
@@ -442,15 +442,15 @@ std::vector<Hit> ItemIndex::Impl::ann_search(const float* q, int64_t k, const ui
   }
   AllowedSelector selector(allowed);
   auto scratch = acquire();
-  int64_t depth = std::min(n, k * std::max<int64_t>(1, opt.rerank_));
-  int64_t nprobe = opt.ivf_nprobe_;
+  int64_t depth = std::min(n, k * std::max<int64_t>(1, opt.rerank()));
+  int64_t nprobe = opt.ivf_nprobe();
   std::vector<Hit> result;
   for (;;) {
     scratch->labels.assign(static_cast<size_t>(depth), -1);
     scratch->distances.assign(static_cast<size_t>(depth), 0);
     if (hnsw) {
       faiss::SearchParametersHNSW params;
-      params.efSearch = static_cast<int>(std::max<int64_t>(opt.hnsw_ef_search_, depth));
+      params.efSearch = static_cast<int>(std::max<int64_t>(opt.hnsw_ef_search(), depth));
       params.sel = allowed ? &selector : nullptr;
       NegativeDotComputer dc(fp32(), dim);
       dc.set_query(q);
@@ -515,22 +515,22 @@ ItemIndex::ItemIndex(const float* vectors, int64_t n, int64_t dim, IndexOptions 
   MTREC_CHECK(n >= 0 && n <= std::numeric_limits<int32_t>::max(), "ItemIndex: n must be in [0, 2^31), got n=", n);
   MTREC_CHECK(dim > 0, "ItemIndex: dim must be > 0, got dim=", dim);
   MTREC_CHECK(vectors || n == 0, "ItemIndex: vectors is null with n=", n);
-  MTREC_CHECK(o.kind_ == "exact" || o.kind_ == "hnsw" || o.kind_ == "ivfpq" || o.kind_ == "auto",
-              "IndexOptions.kind must be exact, hnsw, ivfpq or auto, got '", o.kind_, "'");
-  const Precision precision = parse_precision(o.precision_);
-  MTREC_CHECK(o.auto_ann_min_items_ >= 0, "IndexOptions.auto_ann_min_items must be >= 0, got ", o.auto_ann_min_items_);
-  MTREC_CHECK(o.hnsw_m_ >= 2, "IndexOptions.hnsw_m must be >= 2, got ", o.hnsw_m_);
-  MTREC_CHECK(o.hnsw_ef_construction_ >= 1, "IndexOptions.hnsw_ef_construction must be >= 1, got ", o.hnsw_ef_construction_);
-  MTREC_CHECK(o.hnsw_ef_search_ >= 1, "IndexOptions.hnsw_ef_search must be >= 1, got ", o.hnsw_ef_search_);
-  MTREC_CHECK(o.ivf_lists_ >= 0, "IndexOptions.ivf_lists must be >= 0, got ", o.ivf_lists_);
-  MTREC_CHECK(o.pq_subquantizers_ >= 0, "IndexOptions.pq_subquantizers must be >= 0, got ", o.pq_subquantizers_);
-  MTREC_CHECK(o.ivf_nprobe_ >= 1, "IndexOptions.ivf_nprobe must be >= 1, got ", o.ivf_nprobe_);
-  MTREC_CHECK(o.rerank_ >= 1, "IndexOptions.rerank must be >= 1, got ", o.rerank_);
-  MTREC_CHECK(o.threads_ >= 0, "IndexOptions.threads must be >= 0, got ", o.threads_);
+  MTREC_CHECK(o.kind() == "exact" || o.kind() == "hnsw" || o.kind() == "ivfpq" || o.kind() == "auto",
+              "IndexOptions.kind must be exact, hnsw, ivfpq or auto, got '", o.kind(), "'");
+  const Precision precision = parse_precision(o.precision());
+  MTREC_CHECK(o.auto_ann_min_items() >= 0, "IndexOptions.auto_ann_min_items must be >= 0, got ", o.auto_ann_min_items());
+  MTREC_CHECK(o.hnsw_m() >= 2, "IndexOptions.hnsw_m must be >= 2, got ", o.hnsw_m());
+  MTREC_CHECK(o.hnsw_ef_construction() >= 1, "IndexOptions.hnsw_ef_construction must be >= 1, got ", o.hnsw_ef_construction());
+  MTREC_CHECK(o.hnsw_ef_search() >= 1, "IndexOptions.hnsw_ef_search must be >= 1, got ", o.hnsw_ef_search());
+  MTREC_CHECK(o.ivf_lists() >= 0, "IndexOptions.ivf_lists must be >= 0, got ", o.ivf_lists());
+  MTREC_CHECK(o.pq_subquantizers() >= 0, "IndexOptions.pq_subquantizers must be >= 0, got ", o.pq_subquantizers());
+  MTREC_CHECK(o.ivf_nprobe() >= 1, "IndexOptions.ivf_nprobe must be >= 1, got ", o.ivf_nprobe());
+  MTREC_CHECK(o.rerank() >= 1, "IndexOptions.rerank must be >= 1, got ", o.rerank());
+  MTREC_CHECK(o.threads() >= 0, "IndexOptions.threads must be >= 0, got ", o.threads());
   m.opt = o;
   m.n = n;
   m.dim = dim;
-  m.kind = o.kind_ == "auto" ? (n >= o.auto_ann_min_items_ ? "hnsw" : "exact") : o.kind_;
+  m.kind = o.kind() == "auto" ? (n >= o.auto_ann_min_items() ? "hnsw" : "exact") : o.kind();
   if (m.kind == "exact" || n == 0) {
     m.kind = "exact";
     m.table.build(vectors, n, dim, precision);
@@ -547,7 +547,7 @@ std::vector<Hit> ItemIndex::search(const float* query, int64_t k, const uint8_t*
   MTREC_CHECK(k >= 0, "ItemIndex::search: k must be >= 0, got k=", k);
   if (impl_->kind != "exact") return impl_->ann_search(query, k, allowed);
   std::vector<const uint8_t*> a{allowed};
-  return std::move(exact_search(impl_->table, query, 1, k, allowed ? &a : nullptr, impl_->opt.threads_)[0]);
+  return std::move(exact_search(impl_->table, query, 1, k, allowed ? &a : nullptr, impl_->opt.threads())[0]);
 }
 
 std::vector<std::vector<Hit>> ItemIndex::search_batch(const float* queries, int64_t nq, int64_t k,
@@ -557,9 +557,9 @@ std::vector<std::vector<Hit>> ItemIndex::search_batch(const float* queries, int6
   MTREC_CHECK(!allowed || static_cast<int64_t>(allowed->size()) == nq,
               "ItemIndex::search_batch: allowed holds ", allowed ? allowed->size() : 0, " pointers for nq=", nq);
   const Impl& m = *impl_;
-  if (m.kind == "exact") return exact_search(m.table, queries, nq, k, allowed, m.opt.threads_);
+  if (m.kind == "exact") return exact_search(m.table, queries, nq, k, allowed, m.opt.threads());
   std::vector<std::vector<Hit>> out(nq);
-  detail::parallel_for(static_cast<size_t>(nq), m.opt.threads_, 4, [&](size_t q) {
+  detail::parallel_for(static_cast<size_t>(nq), m.opt.threads(), 4, [&](size_t q) {
     out[q] = m.ann_search(queries + static_cast<int64_t>(q) * m.dim, k, allowed ? (*allowed)[q] : nullptr);
   });
   return out;

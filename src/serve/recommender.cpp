@@ -40,9 +40,9 @@ bool is_retrieval_head(const std::string& h) { return h == "next_item" || h == "
 /// world (bench/quality_joint), the served top-10 finds the next engaged item twice as often by
 /// next-item (HR@10 .169) as by the CTR tower (.079); scenario-conditioned ranking is a task map.
 std::string default_head(const UnifiedOptions& o) {
-  for (const char* h : {"next_item", "match", "ctr", "rating"})
-    if (o.has_task(h)) return h;
-  return "ctr";
+  for (Head h : {Head::NextItem, Head::Match, Head::Ctr, Head::Rating})
+    if (o.has_task(h)) return head_name(h);
+  return head_name(Head::Ctr);
 }
 
 /// The words of a catalogue field ('|', ',' or whitespace separated), for `contains`.
@@ -115,7 +115,7 @@ at::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& base,
 }
 
 IndexOptions index_options(const RecommenderOptions& o) {
-  return IndexOptions().kind(o.index_).precision(o.precision_).auto_ann_min_items(o.ann_min_items_).threads(1);
+  return IndexOptions().kind(o.index()).precision(o.precision()).auto_ann_min_items(o.ann_min_items()).threads(1);
 }
 
 void finish_snapshot(Snap& s, const RecommenderOptions& o) {
@@ -130,19 +130,19 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
   MTREC_CHECK(s.items.size() == uo.num_items() && s.users.size() == uo.num_users(), "recommender: the id maps have ",
               s.users.size(), " users and ", s.items.size(), " items, the model ", uo.num_users(), " and ",
               uo.num_items());
-  for (const char* h : {"ctr", "rating", "next_item", "match"})
-    if (uo.has_task(h)) s.heads.push_back(h);
+  for (Head h : {Head::Ctr, Head::Rating, Head::NextItem, Head::Match})
+    if (uo.has_task(h)) s.heads.push_back(head_name(h));
   s.fallback_head = default_head(uo);
-  s.map = parse_task_map(o.task_map_);
+  s.map = parse_task_map(o.task_map());
   for (const auto& [scen, hs] : s.map.entries) {
     MTREC_CHECK(scen == "*" || s.scenarios.find(scen) >= 0, "recommender: task map names scenario '", scen,
                 "', which the model does not have");
     for (const auto& [h, w] : hs)
-      MTREC_CHECK(uo.has_task(h), "recommender: task map head '", h, "' (scenario '", scen,
+      MTREC_CHECK(uo.has_task(parse_head(h)), "recommender: task map head '", h, "' (scenario '", scen,
                   "') is not enabled in this model; it has ", fmt::format("{}", fmt::join(s.heads, ", ")));
   }
-  MTREC_CHECK(o.candidates_ >= 1, "recommender: candidates must be >= 1, got ", o.candidates_);
-  MTREC_CHECK(o.max_k_ >= 1, "recommender: max_k must be >= 1, got ", o.max_k_);
+  MTREC_CHECK(o.candidates() >= 1, "recommender: candidates must be >= 1, got ", o.candidates());
+  MTREC_CHECK(o.max_k() >= 1, "recommender: max_k must be >= 1, got ", o.max_k());
   s.title_field = s.catalog.field_index("title");
   if (int64_t(s.histories.size()) < uo.num_users()) s.histories.resize(size_t(uo.num_users()));
   s.profiles = m->has_profile_text();
@@ -161,12 +161,12 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
   }
   s.user_cache = parts.empty() ? torch::zeros({0, s.dim}) : torch::cat(parts, 0);
 
-  if (uo.has_task("next_item")) s.next_query_cache = to_floats(m->next_item_queries(s.user_cache));
-  if (uo.has_task("match")) s.match_query_cache = to_floats(m->match_queries(s.user_cache));
+  if (uo.has_task(Head::NextItem)) s.next_query_cache = to_floats(m->next_item_queries(s.user_cache));
+  if (uo.has_task(Head::Match)) s.match_query_cache = to_floats(m->match_queries(s.user_cache));
   const IndexOptions io = index_options(o);
   const std::vector<float> tab = to_floats(s.table);
-  if (uo.has_task("next_item")) s.next_index = std::make_unique<ItemIndex>(tab.data(), s.num_items, s.dim, io);
-  if (uo.has_task("match")) {
+  if (uo.has_task(Head::NextItem)) s.next_index = std::make_unique<ItemIndex>(tab.data(), s.num_items, s.dim, io);
+  if (uo.has_task(Head::Match)) {
     const std::vector<float> mt = to_floats(m->match_table(s.table));
     s.match_index = std::make_unique<ItemIndex>(mt.data(), s.num_items, s.dim, io);
   }
@@ -189,7 +189,7 @@ void finish_head_snapshot(Snap& s, const RecommenderOptions& o, const Checkpoint
               " and ", m.num_items());
   s.heads = {m.head()};
   s.fallback_head = m.head();
-  s.map = parse_task_map(o.task_map_, s.heads);
+  s.map = parse_task_map(o.task_map(), s.heads);
   for (const auto& [scen, hs] : s.map.entries) {
     MTREC_CHECK(scen == "*" || s.scenarios.find(scen) >= 0, "recommender: task map names scenario '", scen,
                 "', which the model does not have");
@@ -197,7 +197,7 @@ void finish_head_snapshot(Snap& s, const RecommenderOptions& o, const Checkpoint
       MTREC_CHECK(h == m.head(), "recommender: task map head '", h, "' (scenario '", scen, "'): a ", s.kind,
                   " model has one head, ", m.head());
   }
-  MTREC_CHECK(o.max_k_ >= 1, "recommender: max_k must be >= 1, got ", o.max_k_);
+  MTREC_CHECK(o.max_k() >= 1, "recommender: max_k must be >= 1, got ", o.max_k());
   s.title_field = s.catalog.field_index("title");
   s.histories.resize(size_t(m.num_users()));
   const at::Tensor space = m.item_space();
@@ -219,10 +219,10 @@ std::shared_ptr<const Snap> load_snapshot(const std::string& path, const Recomme
   s->path = path;
   ServingData* serving = nullptr;
   if (ck.task == "joint") {
-    s->bundle = joint_from_checkpoint(ck, o.device_);  // golden pairs
+    s->bundle = joint_from_checkpoint(ck, o.device());  // golden pairs
     serving = &s->bundle.serving;
   } else {
-    s->head_model = load_scoring_model(ck, o.device_);  // golden pairs; names the file and kind on failure
+    s->head_model = load_scoring_model(ck, o.device());  // golden pairs; names the file and kind on failure
     serving = &s->head_model->serving();
   }
   s->catalog = std::move(serving->item_catalog);  // held once, by the snapshot
@@ -398,13 +398,13 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
     for (const auto& [h, w] : p.heads)
       if (ret.empty() && is_retrieval_head(h)) ret = h;
     if (ret.empty()) ret = s.next_index ? "next_item" : s.match_index ? "match" : "";
-    if (I <= options_.candidates_ || ret.empty()) {
+    if (I <= options_.candidates() || ret.empty()) {
       // The whole catalogue (z-scores over every item, as evaluation scores it).
       p.cand.resize(size_t(I));
       for (int64_t i = 0; i < I; ++i) p.cand[size_t(i)] = int32_t(i);
       p.retrieval = "full";
     } else {
-      for (const Hit& h : index_of(ret).search(query(ret, r), options_.candidates_, z.allowed.data()))
+      for (const Hit& h : index_of(ret).search(query(ret, r), options_.candidates(), z.allowed.data()))
         p.cand.push_back(h.item);
       p.retrieval = index_of(ret).description() + "+rerank";
     }
@@ -556,8 +556,8 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     const RecommendRequest& q = requests[r];
     const std::string pre = batch ? fmt::format("requests[{}].", r) : "";
     Resolved& z = res[r];
-    if (q.k < 1 || q.k > options_.max_k_)
-      throw RequestError(pre + "k", fmt::format("k must be in [1, {}], got {}", options_.max_k_, q.k));
+    if (q.k < 1 || q.k > options_.max_k())
+      throw RequestError(pre + "k", fmt::format("k must be in [1, {}], got {}", options_.max_k(), q.k));
     if (q.explain < 0) throw RequestError(pre + "explain", fmt::format("explain must be >= 0, got {}", q.explain));
     if (!q.user.empty()) {
       z.user = s.users.find(q.user);
@@ -642,7 +642,7 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
 RecommendResponse Recommender::similar(const SimilarRequest& q) const {
   const auto sp = current();
   const Snap& s = *sp;
-  if (q.k < 1 || q.k > options_.max_k_) throw RequestError("k", fmt::format("k must be in [1, {}], got {}", options_.max_k_, q.k));
+  if (q.k < 1 || q.k > options_.max_k()) throw RequestError("k", fmt::format("k must be in [1, {}], got {}", options_.max_k(), q.k));
   const int32_t item = resolve_item(s, q.item, "item");
   if (!s.similar_index)
     throw RequestError("item", fmt::format("a {} model has no item space to find similar items in", s.kind));

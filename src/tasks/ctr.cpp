@@ -53,11 +53,11 @@ CtrModelImpl::CtrModelImpl(CtrModelOptions o) : options(std::move(o)) { reset();
 
 void CtrModelImpl::reset() {
   const auto& o = options;
-  MTREC_CHECK(o.num_users_ > 0 && o.num_items_ > 0 && o.num_scenarios_ > 0 && o.dim_ > 0,
-              "CtrModel needs positive sizes, got users=", o.num_users_, " items=", o.num_items_,
-              " scenarios=", o.num_scenarios_, " dim=", o.dim_);
-  factors = register_module("factors", CtrFactors(o.num_users_, o.num_items_, o.dim_));
-  scenario_emb = register_module("scenario_emb", torch::nn::Embedding(o.num_scenarios_, o.dim_));
+  MTREC_CHECK(o.num_users() > 0 && o.num_items() > 0 && o.num_scenarios() > 0 && o.dim() > 0,
+              "CtrModel needs positive sizes, got users=", o.num_users(), " items=", o.num_items(),
+              " scenarios=", o.num_scenarios(), " dim=", o.dim());
+  factors = register_module("factors", CtrFactors(o.num_users(), o.num_items(), o.dim()));
+  scenario_emb = register_module("scenario_emb", torch::nn::Embedding(o.num_scenarios(), o.dim()));
   // Drawn in the order of the model before CtrFactors (the same draws, the same numbers).
   factors->init(0.05);
   {
@@ -65,8 +65,8 @@ void CtrModelImpl::reset() {
     scenario_emb->weight.normal_(0, 0.05);
   }
   torch::nn::Sequential seq;
-  int64_t in = 4 * o.dim_;
-  for (int64_t h : o.hidden_) {
+  int64_t in = 4 * o.dim();
+  for (int64_t h : o.hidden()) {
     seq->push_back(torch::nn::Linear(in, h));
     seq->push_back(torch::nn::ReLU());
     in = h;
@@ -241,16 +241,16 @@ Checkpoint CtrTask::to_checkpoint(const IdMap& users, const IdMap& items, const 
   Checkpoint ck;
   ck.task = "ctr";
   const auto& o = model->options;
-  ck.config_json = nlohmann::json{{"model", "ctr_mlp_dot"},         {"num_users", o.num_users_},
-                                  {"num_items", o.num_items_},       {"num_scenarios", o.num_scenarios_},
-                                  {"dim", o.dim_},                   {"hidden", o.hidden_},
+  ck.config_json = nlohmann::json{{"model", "ctr_mlp_dot"},         {"num_users", o.num_users()},
+                                  {"num_items", o.num_items()},       {"num_scenarios", o.num_scenarios()},
+                                  {"dim", o.dim()},                   {"hidden", o.hidden()},
                                   {"epochs_run", epochs_run}}
                        .dump();
   ck.users = users;
   ck.items = items;
   ck.scenarios = scenarios;
   ck.tensors = module_state(*model);
-  ck.golden = make_golden(golden_inputs(o.num_users_, o.num_items_, o.num_scenarios_), ctr_golden_fn(*this));
+  ck.golden = make_golden(golden_inputs(o.num_users(), o.num_items(), o.num_scenarios()), ctr_golden_fn(*this));
   return ck;
 }
 

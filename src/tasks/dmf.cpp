@@ -19,36 +19,36 @@ DMFImpl::DMFImpl(DMFOptions o) : options(std::move(o)) { reset(); }
 
 void DMFImpl::reset() {
   const auto& o = options;
-  MTREC_CHECK(o.num_users_ > 0 && o.num_items_ > 0, "DMF needs users and items, got ", o.num_users_, " and ",
-              o.num_items_);
-  MTREC_CHECK(!o.user_layers_.empty() && !o.item_layers_.empty(), "DMF needs at least one layer per tower");
-  MTREC_CHECK(o.dropout_ >= 0 && o.dropout_ < 1, "DMF dropout must be in [0, 1), got ", o.dropout_);
-  MTREC_CHECK(o.input_norm_ >= 0 && o.input_norm_ <= 1, "DMF input_norm must be in [0, 1], got ", o.input_norm_);
-  MTREC_CHECK(o.user_layers_.back() == o.item_layers_.back(), "DMF towers must end in the same dimension, got ",
-              o.user_layers_.back(), " and ", o.item_layers_.back());
+  MTREC_CHECK(o.num_users() > 0 && o.num_items() > 0, "DMF needs users and items, got ", o.num_users(), " and ",
+              o.num_items());
+  MTREC_CHECK(!o.user_layers().empty() && !o.item_layers().empty(), "DMF needs at least one layer per tower");
+  MTREC_CHECK(o.dropout() >= 0 && o.dropout() < 1, "DMF dropout must be in [0, 1), got ", o.dropout());
+  MTREC_CHECK(o.input_norm() >= 0 && o.input_norm() <= 1, "DMF input_norm must be in [0, 1], got ", o.input_norm());
+  MTREC_CHECK(o.user_layers().back() == o.item_layers().back(), "DMF towers must end in the same dimension, got ",
+              o.user_layers().back(), " and ", o.item_layers().back());
   auto bag = [](int64_t rows, int64_t dim) {
     return torch::nn::EmbeddingBag(torch::nn::EmbeddingBagOptions(rows, dim).mode(torch::kSum));
   };
   // The user tower reads a row over items, the item tower a column over users.
-  user_input = register_module("user_input", bag(o.num_items_, o.user_layers_[0]));
-  item_input = register_module("item_input", bag(o.num_users_, o.item_layers_[0]));
-  user_input_bias = register_parameter("user_input_bias", torch::zeros({o.user_layers_[0]}));
-  item_input_bias = register_parameter("item_input_bias", torch::zeros({o.item_layers_[0]}));
+  user_input = register_module("user_input", bag(o.num_items(), o.user_layers()[0]));
+  item_input = register_module("item_input", bag(o.num_users(), o.item_layers()[0]));
+  user_input_bias = register_parameter("user_input_bias", torch::zeros({o.user_layers()[0]}));
+  item_input_bias = register_parameter("item_input_bias", torch::zeros({o.item_layers()[0]}));
   {
     // Glorot-like scale for a sparse input with a few dozen non-zeros.
     torch::NoGradGuard g;
-    user_input->weight.normal_(0, 1.0 / std::sqrt(static_cast<double>(o.user_layers_[0])));
-    item_input->weight.normal_(0, 1.0 / std::sqrt(static_cast<double>(o.item_layers_[0])));
+    user_input->weight.normal_(0, 1.0 / std::sqrt(static_cast<double>(o.user_layers()[0])));
+    item_input->weight.normal_(0, 1.0 / std::sqrt(static_cast<double>(o.item_layers()[0])));
   }
   user_tower = register_module("user_tower", torch::nn::ModuleList());
   item_tower = register_module("item_tower", torch::nn::ModuleList());
-  for (size_t k = 1; k < o.user_layers_.size(); ++k)
-    user_tower->push_back(torch::nn::Linear(o.user_layers_[k - 1], o.user_layers_[k]));
-  for (size_t k = 1; k < o.item_layers_.size(); ++k)
-    item_tower->push_back(torch::nn::Linear(o.item_layers_[k - 1], o.item_layers_[k]));
+  for (size_t k = 1; k < o.user_layers().size(); ++k)
+    user_tower->push_back(torch::nn::Linear(o.user_layers()[k - 1], o.user_layers()[k]));
+  for (size_t k = 1; k < o.item_layers().size(); ++k)
+    item_tower->push_back(torch::nn::Linear(o.item_layers()[k - 1], o.item_layers()[k]));
   auto L = torch::kLong;
-  user_offsets = register_buffer("user_offsets", torch::zeros({o.num_users_ + 1}, L));
-  item_offsets = register_buffer("item_offsets", torch::zeros({o.num_items_ + 1}, L));
+  user_offsets = register_buffer("user_offsets", torch::zeros({o.num_users() + 1}, L));
+  item_offsets = register_buffer("item_offsets", torch::zeros({o.num_items() + 1}, L));
   user_cols = register_buffer("user_cols", torch::zeros({0}, L));
   item_cols = register_buffer("item_cols", torch::zeros({0}, L));
   user_vals = register_buffer("user_vals", torch::zeros({0}));
@@ -77,7 +77,7 @@ void DMFImpl::set_matrix(const Interactions& rows, float max_rating) {
   // One entry per (user, item): a repeated pair would sit in the row twice, and masking the
   // target during training would take out only one copy.
   const Interactions train = unique_pairs_latest(rows);
-  const int64_t nu = options.num_users_, ni = options.num_items_;
+  const int64_t nu = options.num_users(), ni = options.num_items();
   auto csr = [&](int64_t rows, const std::vector<int32_t>& row_of, const std::vector<int32_t>& col_of,
                  torch::Tensor& off, torch::Tensor& cols, torch::Tensor& vals) {
     std::vector<int64_t> o(rows + 1, 0);
@@ -134,8 +134,8 @@ torch::Tensor DMFImpl::input_layer(const Side& s, const torch::Tensor& ids, cons
     h = h - weight.to(h.scalar_type()).unsqueeze(1) * s.input->weight.index_select(0, drop);
     n = n - (weight != 0).to(n.scalar_type());
   }
-  if (options.input_norm_ != 0)
-    h = h * n.clamp_min(1).to(h.scalar_type()).pow(-options.input_norm_).unsqueeze(1);
+  if (options.input_norm() != 0)
+    h = h * n.clamp_min(1).to(h.scalar_type()).pow(-options.input_norm()).unsqueeze(1);
   return h + s.bias;
 }
 
@@ -144,7 +144,7 @@ torch::Tensor DMFImpl::vectors(const Side& s, const torch::Tensor& ids, const to
   auto run = [&](torch::Tensor h) {
     h = torch::relu(h);
     for (auto& layer : *s.layers) {
-      h = torch::dropout(h, options.dropout_, is_training());
+      h = torch::dropout(h, options.dropout(), is_training());
       h = torch::relu(layer->as<torch::nn::Linear>()->forward(h));
     }
     return h;
@@ -266,8 +266,8 @@ void DmfTask::cache_vectors() {
   auto norm = [](const torch::Tensor& v) {
     return (v / v.norm(2, 1, true).clamp_min(1e-8)).to(torch::kCPU, torch::kFloat).contiguous();
   };
-  user_cache_ = norm(model->user_vectors(torch::arange(model->options.num_users_, torch::TensorOptions(dev).dtype(torch::kLong))));
-  item_cache_ = norm(model->item_vectors(torch::arange(model->options.num_items_, torch::TensorOptions(dev).dtype(torch::kLong))));
+  user_cache_ = norm(model->user_vectors(torch::arange(model->options.num_users(), torch::TensorOptions(dev).dtype(torch::kLong))));
+  item_cache_ = norm(model->item_vectors(torch::arange(model->options.num_items(), torch::TensorOptions(dev).dtype(torch::kLong))));
 }
 
 std::vector<float> DmfTask::score(int32_t user, const std::vector<int32_t>& items) const {
@@ -311,16 +311,16 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
   Checkpoint ck;
   ck.task = "dmf";
   const auto& o = model->options;
-  ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users_},
-                                  {"num_items", o.num_items_}, {"user_layers", o.user_layers_},
-                                  {"item_layers", o.item_layers_}, {"input_norm", o.input_norm_},
+  ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users()},
+                                  {"num_items", o.num_items()}, {"user_layers", o.user_layers()},
+                                  {"item_layers", o.item_layers()}, {"input_norm", o.input_norm()},
                                   {"input_scale", input_scale}, {"epochs_run", epochs_run},
                                   {"best_epoch", best_epoch},   {"best_valid_hr", best_valid_hr}}
                        .dump();
   ck.users = users;
   ck.items = items;
   ck.tensors = module_state(*model);
-  ck.golden = make_golden(golden_inputs(o.num_users_, o.num_items_, 0), dmf_golden_fn(*this));
+  ck.golden = make_golden(golden_inputs(o.num_users(), o.num_items(), 0), dmf_golden_fn(*this));
   return ck;
 }
 

@@ -13,6 +13,7 @@
 #include "mtrec/core/log.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/split.h"
+#include "../core/options_json.h"
 
 namespace mtrec {
 
@@ -86,12 +87,7 @@ torch::Tensor pack_histories(const std::vector<const std::vector<int32_t>*>& his
 // ---------------------------------------------------------------------------------------------
 // Model
 
-std::string next_item_options_to_json(const NextItemOptions& o) {
-  nlohmann::json j = {{"num_items", o.num_items_}, {"d_model", o.d_model_}, {"layers", o.layers_},
-                      {"heads", o.heads_},         {"ffn_dim", o.ffn_dim_}, {"max_len", o.max_len_},
-                      {"dropout", o.dropout_},     {"text_dim", o.text_dim_}};
-  return j.dump();
-}
+std::string next_item_options_to_json(const NextItemOptions& o) { return options_to_json(o).dump(); }
 
 namespace {
 // Golden inputs are short item histories with a target: {i1, i2, i3, target} (dense ids).
@@ -112,7 +108,7 @@ GoldenScoreFn next_item_golden_fn(NextItemModel& model) {
     std::vector<const std::vector<int32_t>*> ptrs;
     for (const auto& h : hist) ptrs.push_back(&h);
     auto device = model->item_emb->weight.device();
-    auto scores = model->score_next(pack_histories(ptrs, model->options.max_len_).to(device)).cpu();
+    auto scores = model->score_next(pack_histories(ptrs, model->options.max_len()).to(device)).cpu();
     model->train(training);
     std::vector<float> out;
     for (size_t r = 0; r < inputs.size(); ++r) out.push_back(scores[int64_t(r)][inputs[r].back()].item<float>());
@@ -123,17 +119,17 @@ GoldenScoreFn next_item_golden_fn(NextItemModel& model) {
 
 Checkpoint next_item_checkpoint(NextItemModel& model, const IdMap& users, const IdMap& items) {
   Checkpoint ck;
-  ck.task = "next-item";
+  ck.task = "next_item";
   ck.config_json = next_item_options_to_json(model->options);
   ck.users = users;
   ck.items = items;
   ck.tensors = module_state(*model);
-  ck.golden = make_golden(golden_histories(model->options.num_items_), next_item_golden_fn(model));
+  ck.golden = make_golden(golden_histories(model->options.num_items()), next_item_golden_fn(model));
   return ck;
 }
 
 NextItemModel next_item_from_checkpoint(const Checkpoint& ck, const std::string& device) {
-  require_task(ck, "next-item");
+  require_task(ck, "next_item");
   NextItemModel model(next_item_options_from_json(model_config(ck)));
   model->to(choose_device(device));
   load_module_state(*model, ck);
@@ -151,32 +147,21 @@ NextItemOptions next_item_options_from_json(const std::string& text) {
   }
   MTREC_CHECK(j.is_object() && j.contains("num_items"), "next-item options need a JSON object with num_items, got ",
               text);
-  NextItemOptions o(j.at("num_items").get<int64_t>());
-  for (const auto& [key, v] : j.items()) {
-    MTREC_CHECK(v.is_number(), "next-item option '", key, "' must be a number, got ", v.dump());
-    if (key == "num_items") continue;
-    else if (key == "d_model") o.d_model(v.get<int64_t>());
-    else if (key == "layers") o.layers(v.get<int64_t>());
-    else if (key == "heads") o.heads(v.get<int64_t>());
-    else if (key == "ffn_dim") o.ffn_dim(v.get<int64_t>());
-    else if (key == "max_len") o.max_len(v.get<int64_t>());
-    else if (key == "dropout") o.dropout(v.get<double>());
-    else if (key == "text_dim") o.text_dim(v.get<int64_t>());
-    else throw Error("unknown next-item option '" + key + "' in " + text);
-  }
+  NextItemOptions o(0);
+  options_from_json(o, j, "next-item options");
   return o;
 }
 
 NextItemModelImpl::NextItemModelImpl(NextItemOptions options_) : options(std::move(options_)) { reset(); }
 
 void NextItemModelImpl::reset() {
-  const int64_t d = options.d_model_;
-  MTREC_CHECK(options.num_items_ > 0, "NextItemModel needs num_items > 0, got ", options.num_items_);
-  MTREC_CHECK(options.max_len_ > 0, "NextItemModel needs max_len > 0, got ", options.max_len_);
-  MTREC_CHECK(options.text_dim_ >= 0, "text_dim must be >= 0, got ", options.text_dim_);
+  const int64_t d = options.d_model();
+  MTREC_CHECK(options.num_items() > 0, "NextItemModel needs num_items > 0, got ", options.num_items());
+  MTREC_CHECK(options.max_len() > 0, "NextItemModel needs max_len > 0, got ", options.max_len());
+  MTREC_CHECK(options.text_dim() >= 0, "text_dim must be >= 0, got ", options.text_dim());
   item_emb = register_module("item_emb", torch::nn::Embedding(
-                                             torch::nn::EmbeddingOptions(options.num_items_ + 1, d).padding_idx(0)));
-  pos_emb = register_module("pos_emb", torch::nn::Embedding(options.max_len_, d));
+                                             torch::nn::EmbeddingOptions(options.num_items() + 1, d).padding_idx(0)));
+  pos_emb = register_module("pos_emb", torch::nn::Embedding(options.max_len(), d));
   {
     // Item vectors of norm ~1 (times sqrt(d) at the input): output logits start near N(0,1).
     torch::NoGradGuard ng;
@@ -184,19 +169,19 @@ void NextItemModelImpl::reset() {
     item_emb->weight[0].zero_();
     pos_emb->weight.normal_(0.0, 0.3);
   }
-  if (options.text_dim_ > 0) text_proj = register_module("text_proj", torch::nn::Linear(options.text_dim_, d));
-  emb_drop = register_module("emb_drop", torch::nn::Dropout(options.dropout_));
+  if (options.text_dim() > 0) text_proj = register_module("text_proj", torch::nn::Linear(options.text_dim(), d));
+  emb_drop = register_module("emb_drop", torch::nn::Dropout(options.dropout()));
   encoder = register_module("encoder", CausalTransformer(CausalTransformerOptions(d)
-                                                              .layers(options.layers_)
-                                                              .heads(options.heads_)
-                                                              .ffn_dim(options.ffn_dim_)
-                                                              .dropout(options.dropout_)));
+                                                              .layers(options.layers())
+                                                              .heads(options.heads())
+                                                              .ffn_dim(options.ffn_dim())
+                                                              .dropout(options.dropout())));
 }
 
 void NextItemModelImpl::set_item_text(const torch::Tensor& text) {
-  MTREC_CHECK(options.text_dim_ > 0, "set_item_text: the model was built with text_dim=0");
-  MTREC_CHECK(text.dim() == 2 && text.size(0) == options.num_items_ && text.size(1) == options.text_dim_,
-              "set_item_text expects [", options.num_items_, ", ", options.text_dim_, "], got ", text.sizes());
+  MTREC_CHECK(options.text_dim() > 0, "set_item_text: the model was built with text_dim=0");
+  MTREC_CHECK(text.dim() == 2 && text.size(0) == options.num_items() && text.size(1) == options.text_dim(),
+              "set_item_text expects [", options.num_items(), ", ", options.text_dim(), "], got ", text.sizes());
   torch::Tensor t = text.detach().to(item_emb->weight.device(), item_emb->weight.scalar_type());
   if (item_text.defined()) item_text.set_data(t);  // keep the registered buffer
   else item_text = register_buffer("item_text", t);
@@ -204,8 +189,8 @@ void NextItemModelImpl::set_item_text(const torch::Tensor& text) {
 
 torch::Tensor NextItemModelImpl::item_table() {
   torch::Tensor t = item_emb->weight.slice(0, 1);
-  if (options.text_dim_ > 0) {
-    MTREC_CHECK(item_text.defined(), "NextItemModel built with text_dim=", options.text_dim_,
+  if (options.text_dim() > 0) {
+    MTREC_CHECK(item_text.defined(), "NextItemModel built with text_dim=", options.text_dim(),
                 " needs set_item_text(...) before use");
     t = t + text_proj->forward(item_text);
   }
@@ -214,11 +199,11 @@ torch::Tensor NextItemModelImpl::item_table() {
 
 torch::Tensor NextItemModelImpl::forward(const torch::Tensor& tokens) {
   MTREC_CHECK(tokens.dim() == 2, "NextItemModel expects tokens [B,L], got ", tokens.sizes());
-  const int64_t L = tokens.size(1), d = options.d_model_;
-  MTREC_CHECK(L >= 1 && L <= options.max_len_, "sequence length ", L, " outside [1, max_len=", options.max_len_, "]");
+  const int64_t L = tokens.size(1), d = options.d_model();
+  MTREC_CHECK(L >= 1 && L <= options.max_len(), "sequence length ", L, " outside [1, max_len=", options.max_len(), "]");
   torch::Tensor valid = tokens.ne(0);
   torch::Tensor x;
-  if (options.text_dim_ > 0) {
+  if (options.text_dim() > 0) {
     torch::Tensor table = torch::cat({item_emb->weight.slice(0, 0, 1), item_table()}, 0);
     x = table.index_select(0, tokens.reshape({-1})).view({tokens.size(0), L, d});
   } else {
@@ -243,7 +228,7 @@ std::pair<torch::Tensor, torch::Tensor> NextItemModelImpl::hidden_at_targets(con
   // Logits only where there is a target: padding would otherwise double the softmax cost.
   torch::Tensor idx = targets.reshape({-1}).ne(0).nonzero().squeeze(1);
   MTREC_CHECK(idx.numel() > 0, "next-item loss: the batch has no target positions");
-  torch::Tensor hs = h.reshape({-1, options.d_model_}).index_select(0, idx);
+  torch::Tensor hs = h.reshape({-1, options.d_model()}).index_select(0, idx);
   torch::Tensor ts = targets.reshape({-1}).index_select(0, idx) - 1;
   return {hs, ts};
 }
@@ -274,8 +259,8 @@ torch::Tensor NextItemModelImpl::full_softmax_loss(const torch::Tensor& tokens, 
 
 torch::Tensor NextItemModelImpl::sampled_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets,
                                                       const torch::Tensor& negatives, const torch::Tensor& neg_prob) {
-  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == options.num_items_, "neg_prob must be [",
-              options.num_items_, "], got ", neg_prob.sizes());
+  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == options.num_items(), "neg_prob must be [",
+              options.num_items(), "], got ", neg_prob.sizes());
   auto [hs, ts] = hidden_at_targets(tokens, targets);
   return next_item_sampled_softmax(hs, ts, item_table(), negatives, neg_prob);
 }
@@ -310,7 +295,7 @@ torch::Tensor score_users(NextItemModel& model, const NextItemData& data, const 
     ptrs.push_back(&h);
     longest = std::max<int64_t>(longest, static_cast<int64_t>(h.size()));
   }
-  const int64_t L = std::min<int64_t>(model->options.max_len_, longest);
+  const int64_t L = std::min<int64_t>(model->options.max_len(), longest);
   torch::Tensor tokens = pack_histories(ptrs, L).to(model->item_emb->weight.device());
   return model->score_next(tokens).to(torch::kFloat);
 }

@@ -17,35 +17,35 @@ namespace mtrec {
 BiasedMFImpl::BiasedMFImpl(BiasedMFOptions o) : options(std::move(o)) { reset(); }
 
 void BiasedMFImpl::reset() {
-  MTREC_CHECK(options.num_users_ > 0 && options.num_items_ > 0 && options.dim_ >= 0,
-              "BiasedMF needs positive sizes and dim >= 0, got users=", options.num_users_, " items=", options.num_items_,
-              " dim=", options.dim_);
+  MTREC_CHECK(options.num_users() > 0 && options.num_items() > 0 && options.dim() >= 0,
+              "BiasedMF needs positive sizes and dim >= 0, got users=", options.num_users(), " items=", options.num_items(),
+              " dim=", options.dim());
   // One table per side, [factors | bias]: a training step gathers, differentiates and updates
   // two tables instead of four (bench_engine: the step is that much shorter).
   auto table = [&](int64_t n) {
-    return torch::nn::Embedding(torch::nn::EmbeddingOptions(n, options.dim_ + 1).sparse(options.sparse_));
+    return torch::nn::Embedding(torch::nn::EmbeddingOptions(n, options.dim() + 1).sparse(options.sparse()));
   };
-  user_table = register_module("user_table", table(options.num_users_));
-  item_table = register_module("item_table", table(options.num_items_));
+  user_table = register_module("user_table", table(options.num_users()));
+  item_table = register_module("item_table", table(options.num_items()));
   torch::NoGradGuard no_grad;
   for (auto* t : {&user_table, &item_table}) {
-    (*t)->weight.narrow(1, 0, options.dim_).normal_(0, options.init_std_);
-    (*t)->weight.select(1, options.dim_).zero_();
+    (*t)->weight.narrow(1, 0, options.dim()).normal_(0, options.init_std());
+    (*t)->weight.select(1, options.dim()).zero_();
   }
-  global_mean = register_buffer("global_mean", torch::full({1}, options.global_mean_));
+  global_mean = register_buffer("global_mean", torch::full({1}, options.global_mean()));
 }
 
-torch::Tensor BiasedMFImpl::user_factors() { return user_table->weight.narrow(1, 0, options.dim_); }
-torch::Tensor BiasedMFImpl::item_factors() { return item_table->weight.narrow(1, 0, options.dim_); }
-torch::Tensor BiasedMFImpl::user_bias() { return user_table->weight.select(1, options.dim_); }
-torch::Tensor BiasedMFImpl::item_bias() { return item_table->weight.select(1, options.dim_); }
+torch::Tensor BiasedMFImpl::user_factors() { return user_table->weight.narrow(1, 0, options.dim()); }
+torch::Tensor BiasedMFImpl::item_factors() { return item_table->weight.narrow(1, 0, options.dim()); }
+torch::Tensor BiasedMFImpl::user_bias() { return user_table->weight.select(1, options.dim()); }
+torch::Tensor BiasedMFImpl::item_bias() { return item_table->weight.select(1, options.dim()); }
 
 torch::Tensor BiasedMFImpl::forward(const torch::Tensor& users, const torch::Tensor& items) {
   return forward_with_l2(users, items).first;
 }
 
 BiasedMFImpl::Terms BiasedMFImpl::terms(const torch::Tensor& users, const torch::Tensor& items) {
-  const int64_t d = options.dim_;
+  const int64_t d = options.dim();
   torch::Tensor P = user_table(users), Q = item_table(items);
   return {(P.narrow(1, 0, d) * Q.narrow(1, 0, d)).sum(1), P.select(1, d), Q.select(1, d),
           P.pow(2).sum(1) + Q.pow(2).sum(1)};
@@ -149,7 +149,7 @@ Outputs RatingModel::forward(const Batch& b) {
 }
 
 std::vector<std::string> RatingModel::sparse_parameters() const {
-  if (!mf_->options.sparse_) return {};
+  if (!mf_->options.sparse()) return {};
   return {"user_table.weight", "item_table.weight"};
 }
 
@@ -218,9 +218,9 @@ Checkpoint RatingTask::to_checkpoint(const IdMap& users, const IdMap& items) con
   ck.config_json = nlohmann::json{{"model", "biased_mf"},
                                   {"solver", solver},
                                   {"train_rmse", train_rmse},
-                                  {"num_users", o.num_users_},
-                                  {"num_items", o.num_items_},
-                                  {"dim", o.dim_},
+                                  {"num_users", o.num_users()},
+                                  {"num_items", o.num_items()},
+                                  {"dim", o.dim()},
                                   {"min_rating", min_rating},
                                   {"max_rating", max_rating},
                                   {"epochs_run", epochs_run},
@@ -230,7 +230,7 @@ Checkpoint RatingTask::to_checkpoint(const IdMap& users, const IdMap& items) con
   ck.users = users;
   ck.items = items;
   ck.tensors = module_state(*model);
-  ck.golden = make_golden(golden_inputs(o.num_users_, o.num_items_, 0), rating_golden_fn(*this));
+  ck.golden = make_golden(golden_inputs(o.num_users(), o.num_items(), 0), rating_golden_fn(*this));
   return ck;
 }
 

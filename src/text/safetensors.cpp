@@ -177,7 +177,7 @@ std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(const s
   out.reserve(p.infos.size());
   for (const auto& info : p.infos) {
     const at::ScalarType stored = find_dtype(info.dtype)->type;
-    const bool widen_half = !options.keep_dtype_ && (stored == at::kHalf || stored == at::kBFloat16);
+    const bool widen_half = !options.keep_dtype() && (stored == at::kHalf || stored == at::kBFloat16);
     // Read straight into the tensor's storage: no second copy of a large checkpoint.
     at::Tensor t = torch::empty(info.shape, torch::TensorOptions().dtype(widen_half ? at::kFloat : stored));
     if (info.end > info.begin) {  // an empty tensor may have no storage to read into
@@ -186,7 +186,7 @@ std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(const s
       else in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
       if (!in.good()) throw DataError(path, 0, info.name, "error reading the tensor's bytes");
     }
-    if (!options.keep_dtype_ && !widen_half) {
+    if (!options.keep_dtype() && !widen_half) {
       if (at::isFloatingType(stored) && stored != at::kFloat) t = t.to(at::kFloat);
       else if (!at::isFloatingType(stored) && stored != at::kLong) t = t.to(at::kLong);
     }

@@ -184,19 +184,19 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<Handle> handle, c
 
 namespace {
 std::string trainer_args(const SentencePieceTrainOptions& o) {
-  MTREC_CHECK(o.vocab_size_ > 5, "sentencepiece vocab_size must exceed the 5 special tokens, got ", o.vocab_size_);
-  MTREC_CHECK(o.model_type_ == "unigram" || o.model_type_ == "bpe",
-              "sentencepiece model_type must be \"unigram\" or \"bpe\", got \"", o.model_type_, "\"");
-  MTREC_CHECK(o.character_coverage_ > 0 && o.character_coverage_ <= 1,
-              "character_coverage must be in (0, 1], got ", o.character_coverage_);
-  MTREC_CHECK(o.max_sentence_length_ > 0, "max_sentence_length must be > 0, got ", o.max_sentence_length_);
-  MTREC_CHECK(o.input_sentence_size_ >= 0, "input_sentence_size must be >= 0, got ", o.input_sentence_size_);
-  MTREC_CHECK(o.num_threads_ >= 1, "num_threads must be >= 1, got ", o.num_threads_);
+  MTREC_CHECK(o.vocab_size() > 5, "sentencepiece vocab_size must exceed the 5 special tokens, got ", o.vocab_size());
+  MTREC_CHECK(o.model_type() == "unigram" || o.model_type() == "bpe",
+              "sentencepiece model_type must be \"unigram\" or \"bpe\", got \"", o.model_type(), "\"");
+  MTREC_CHECK(o.character_coverage() > 0 && o.character_coverage() <= 1,
+              "character_coverage must be in (0, 1], got ", o.character_coverage());
+  MTREC_CHECK(o.max_sentence_length() > 0, "max_sentence_length must be > 0, got ", o.max_sentence_length());
+  MTREC_CHECK(o.input_sentence_size() >= 0, "input_sentence_size must be >= 0, got ", o.input_sentence_size());
+  MTREC_CHECK(o.num_threads() >= 1, "num_threads must be >= 1, got ", o.num_threads());
   return detail::str_cat(
-      "--model_type=", o.model_type_, " --vocab_size=", o.vocab_size_, " --character_coverage=",
-      o.character_coverage_, " --max_sentence_length=", o.max_sentence_length_, " --input_sentence_size=",
-      o.input_sentence_size_, " --shuffle_input_sentence=true --hard_vocab_limit=",
-      o.hard_vocab_limit_ ? "true" : "false", " --num_threads=", o.num_threads_,
+      "--model_type=", o.model_type(), " --vocab_size=", o.vocab_size(), " --character_coverage=",
+      o.character_coverage(), " --max_sentence_length=", o.max_sentence_length(), " --input_sentence_size=",
+      o.input_sentence_size(), " --shuffle_input_sentence=true --hard_vocab_limit=",
+      o.hard_vocab_limit() ? "true" : "false", " --num_threads=", o.num_threads(),
       " --pad_id=0 --unk_id=1 --bos_id=-1 --eos_id=-1 --pad_piece=[PAD] --unk_piece=[UNK]"
       " --control_symbols=[CLS],[SEP],[MASK] --minloglevel=2");
 }
@@ -222,9 +222,9 @@ SentencePieceTokenizer SentencePieceTokenizer::train(const std::vector<std::stri
   MTREC_CHECK(!ptrs.empty(), "sentencepiece training needs at least one non-empty text, got ", texts.size(),
               " texts");
   char* err = nullptr;
-  mtrec_spm* model = s.train(ptrs.data(), lens.data(), ptrs.size(), args.c_str(), fold_seed(options.seed_), &err);
-  MTREC_CHECK(model != nullptr, take_error(err), " (", ptrs.size(), " texts; vocab_size ", options.vocab_size_,
-              ", model_type ", options.model_type_, ")");
+  mtrec_spm* model = s.train(ptrs.data(), lens.data(), ptrs.size(), args.c_str(), fold_seed(options.seed()), &err);
+  MTREC_CHECK(model != nullptr, take_error(err), " (", ptrs.size(), " texts; vocab_size ", options.vocab_size(),
+              ", model_type ", options.model_type(), ")");
   auto handle = std::make_shared<Handle>();
   handle->model = model;
   return SentencePieceTokenizer(std::move(handle), "trained model");

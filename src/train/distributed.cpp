@@ -76,24 +76,24 @@ constexpr double kHeartbeatS = 0.5;
 
 DistributedOptions DistributedOptions::from_env() {
   DistributedOptions o;
-  o.world_size_ = env_int("WORLD_SIZE", 1);
-  o.rank_ = env_int("RANK", 0);
-  o.local_rank_ = env_int("LOCAL_RANK", o.rank_);
-  o.local_world_size_ = env_int("LOCAL_WORLD_SIZE", o.world_size_);
-  o.master_addr_ = env_str("MASTER_ADDR", o.master_addr_);
-  o.master_port_ = env_int("MASTER_PORT", o.master_port_);
-  o.agent_store_ = env_str("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
-  o.store_prefix_ = "mtrec/attempt_" + std::to_string(env_int("TORCHELASTIC_RESTART_COUNT", 0)) + "/";
+  o.world_size() = env_int("WORLD_SIZE", 1);
+  o.rank() = env_int("RANK", 0);
+  o.local_rank() = env_int("LOCAL_RANK", o.rank());
+  o.local_world_size() = env_int("LOCAL_WORLD_SIZE", o.world_size());
+  o.master_addr() = env_str("MASTER_ADDR", o.master_addr());
+  o.master_port() = env_int("MASTER_PORT", o.master_port());
+  o.agent_store() = env_str("TORCHELASTIC_USE_AGENT_STORE", "") == "True";
+  o.store_prefix() = "mtrec/attempt_" + std::to_string(env_int("TORCHELASTIC_RESTART_COUNT", 0)) + "/";
   const std::string t = env_str("MTREC_DIST_TIMEOUT", "");
   if (!t.empty()) {
     char* end = nullptr;
-    o.timeout_s_ = std::strtod(t.c_str(), &end);
-    MTREC_CHECK(end != t.c_str() && *end == '\0' && o.timeout_s_ > 0, "environment variable MTREC_DIST_TIMEOUT='", t,
+    o.timeout_s() = std::strtod(t.c_str(), &end);
+    MTREC_CHECK(end != t.c_str() && *end == '\0' && o.timeout_s() > 0, "environment variable MTREC_DIST_TIMEOUT='", t,
                 "' is not a positive number of seconds");
   }
-  MTREC_CHECK(o.world_size_ >= 1 && o.rank_ < o.world_size_, "environment: RANK=", o.rank_, " is not below WORLD_SIZE=",
-              o.world_size_);
-  MTREC_CHECK(o.master_port_ > 0 && o.master_port_ < 65536, "environment: MASTER_PORT=", o.master_port_,
+  MTREC_CHECK(o.world_size() >= 1 && o.rank() < o.world_size(), "environment: RANK=", o.rank(), " is not below WORLD_SIZE=",
+              o.world_size());
+  MTREC_CHECK(o.master_port() > 0 && o.master_port() < 65536, "environment: MASTER_PORT=", o.master_port(),
               " is not a TCP port");
   return o;
 }
@@ -139,18 +139,18 @@ struct Communicator::Impl {
   std::condition_variable cv;
   bool stopping = false, wake = false;
 
-  std::string where() const { return o.master_addr_ + ":" + std::to_string(o.master_port_); }
+  std::string where() const { return o.master_addr() + ":" + std::to_string(o.master_port()); }
 
   c10::intrusive_ptr<c10d::Store> connect(bool server, double timeout_s) const { return connect(o, server, timeout_s); }
   static c10::intrusive_ptr<c10d::Store> connect(const DistributedOptions& o, bool server, double timeout_s) {
     c10d::TCPStoreOptions so;
-    so.port = uint16_t(o.master_port_);
+    so.port = uint16_t(o.master_port());
     so.isServer = server;
-    so.numWorkers = server ? c10::optional<std::size_t>(size_t(o.world_size_)) : c10::nullopt;
+    so.numWorkers = server ? c10::optional<std::size_t>(size_t(o.world_size())) : c10::nullopt;
     so.waitWorkers = false;
     so.timeout = millis(timeout_s);
-    auto tcp = c10::make_intrusive<c10d::TCPStore>(o.master_addr_, so);
-    return c10::make_intrusive<c10d::PrefixStore>(o.store_prefix_, tcp);
+    auto tcp = c10::make_intrusive<c10d::TCPStore>(o.master_addr(), so);
+    return c10::make_intrusive<c10d::PrefixStore>(o.store_prefix(), tcp);
   }
 
   bool broken = false;           // a collective failed: the group is left to the process's end
@@ -159,7 +159,7 @@ struct Communicator::Impl {
 
   void start_heartbeat() {
     // Its own connection: the main one may be blocked inside a collective's rendezvous.
-    auto hb = connect(false, std::max(5.0, o.timeout_s_));
+    auto hb = connect(false, std::max(5.0, o.timeout_s()));
     heartbeat = std::thread([this, hb] {
       int64_t beat = 0;
       std::unique_lock<std::mutex> lock(mu);
@@ -169,7 +169,7 @@ struct Communicator::Impl {
                               std::to_string(busy.load() > 0 ? 1 : 0) + " " + (busy.load() > 0 ? busy_what : "-");
         lock.unlock();
         try {
-          hb->set("hb/" + std::to_string(o.rank_), std::vector<uint8_t>(v.begin(), v.end()));
+          hb->set("hb/" + std::to_string(o.rank()), std::vector<uint8_t>(v.begin(), v.end()));
         } catch (const std::exception&) {
           return;  // the store is gone: whoever waits on a collective reports it
         }
@@ -238,8 +238,8 @@ struct Communicator::Impl {
 
   static std::pair<std::vector<Beat>, std::vector<Beat>> beats_twice(const DistributedOptions& o) {
     auto read = [&](c10::intrusive_ptr<c10d::Store>& s) {
-      std::vector<Beat> out(size_t(o.world_size_));
-      for (int r = 0; r < o.world_size_; ++r) {
+      std::vector<Beat> out(size_t(o.world_size()));
+      for (int r = 0; r < o.world_size(); ++r) {
         const std::string key = "hb/" + std::to_string(r);
         if (!s->check({key})) continue;
         auto v = s->get(key);
@@ -261,13 +261,13 @@ struct Communicator::Impl {
   // that have not reached it says it is busy on purpose (rank 0 writing a checkpoint), and none
   // of them is stuck (behind and not busy).
   bool others_busy(const Pending& p) {
-    for (int r = 0; r < o.world_size_; ++r)
-      if (r != o.rank_ && !local_state(r).empty()) return false;
+    for (int r = 0; r < o.world_size(); ++r)
+      if (r != o.rank() && !local_state(r).empty()) return false;
     try {
       auto [b1, b2] = beats_twice_bounded();
       bool any_busy = false;
-      for (int r = 0; r < o.world_size_; ++r) {
-        if (r == o.rank_) continue;
+      for (int r = 0; r < o.world_size(); ++r) {
+        if (r == o.rank()) continue;
         const Beat &x = b1[size_t(r)], &y = b2[size_t(r)];
         if (y.beat < 0 || y.beat == x.beat) return false;  // dead or hung
         if (y.seq < p.seq && !y.busy) return false;        // behind and not busy: stuck
@@ -283,9 +283,9 @@ struct Communicator::Impl {
   std::string diagnose(const Pending& p, const std::string& cause) {
     const double waited = std::chrono::duration<double>(Clock::now() - p.started).count();
     std::ostringstream msg;
-    msg << "distributed training stopped on rank " << o.rank_ << " of " << o.world_size_ << ": " << p.what
+    msg << "distributed training stopped on rank " << o.rank() << " of " << o.world_size() << ": " << p.what
         << " (collective #" << p.seq << ") failed after " << fmt::format("{:.1f}", waited) << " s (timeout "
-        << o.timeout_s_ << " s): ";
+        << o.timeout_s() << " s): ";
     std::vector<Beat> b1, b2;
     std::vector<std::string> dead, behind;
     bool store_ok = true;
@@ -294,18 +294,18 @@ struct Communicator::Impl {
     } catch (const std::exception&) {
       store_ok = false;
     }
-    for (int r = 0; r < o.world_size_ && !store_ok; ++r) {
-      const std::string st = r == o.rank_ ? "" : local_state(r);
+    for (int r = 0; r < o.world_size() && !store_ok; ++r) {
+      const std::string st = r == o.rank() ? "" : local_state(r);
       if (!st.empty()) dead.push_back("rank " + std::to_string(r) + " stopped responding (its process has " + st + ")");
     }
     if (!store_ok && dead.empty()) {
-      msg << (o.agent_store_ ? "the rendezvous store at " + where() + " (torchrun's agent) does not answer"
+      msg << (o.agent_store() ? "the rendezvous store at " + where() + " (torchrun's agent) does not answer"
                              : "rank 0 is gone or hangs (its rendezvous store at " + where() + " does not answer)")
           << "; cause: " << cause;
       return msg.str();
     }
-    for (int r = 0; r < o.world_size_ && store_ok; ++r) {
-      if (r == o.rank_) continue;
+    for (int r = 0; r < o.world_size() && store_ok; ++r) {
+      if (r == o.rank()) continue;
       const Beat &x = b1[size_t(r)], &y = b2[size_t(r)];
       const std::string st = local_state(r);
       if (!st.empty())
@@ -315,7 +315,7 @@ struct Communicator::Impl {
                        fmt::format("{}", 4 * kHeartbeatS) + " s: the process died or hangs)");
       else if (y.seq < p.seq)
         behind.push_back("rank " + std::to_string(r) + " (at collective #" + std::to_string(y.seq) +
-                         (y.busy ? ", busy " + y.what + " past busy_timeout " + fmt::format("{}", o.busy_timeout_s_) + " s"
+                         (y.busy ? ", busy " + y.what + " past busy_timeout " + fmt::format("{}", o.busy_timeout_s()) + " s"
                                  : "") +
                          ")");
     }
@@ -359,7 +359,7 @@ struct Communicator::Impl {
 #if MTREC_HAVE_NCCL
     if (nccl) {  // NCCL_BLOCKING_WAIT: wait() blocks and times out itself
       try {
-        p.work->wait(millis(o.timeout_s_));
+        p.work->wait(millis(o.timeout_s()));
       } catch (const std::exception& e) {
         fail(p, first_line(e.what()));
       }
@@ -369,7 +369,7 @@ struct Communicator::Impl {
 #endif
     // Gloo's own timeout is busy_timeout (it aborts the collective); here the wait is cut into
     // slices, and past timeout_s it goes on only while the ranks it waits for are busy on purpose.
-    auto deadline = p.started + millis(o.timeout_s_);
+    auto deadline = p.started + millis(o.timeout_s());
     bool seen_busy = false, last_look = false;
     for (;;) {
       const double left = std::chrono::duration<double>(deadline - Clock::now()).count();
@@ -383,15 +383,15 @@ struct Communicator::Impl {
       if (now < deadline || p.work->isCompleted()) continue;
       // Each look that finds the ranks busy or all arrived grants a whole timeout more (a busy
       // rank then still has to compute its way to this collective).
-      if (std::chrono::duration<double>(now - p.started).count() < o.busy_timeout_s_ && others_busy(p)) {
-        deadline = Clock::now() + millis(o.timeout_s_);
+      if (std::chrono::duration<double>(now - p.started).count() < o.busy_timeout_s() && others_busy(p)) {
+        deadline = Clock::now() + millis(o.timeout_s());
         seen_busy = true;
         continue;
       }
       if (p.work->isCompleted()) continue;  // it finished while the heartbeats were read
       if (seen_busy && !last_look) {  // a rank that stopped being busy while we looked: a timeout to arrive
         last_look = true;
-        deadline = Clock::now() + millis(o.timeout_s_);
+        deadline = Clock::now() + millis(o.timeout_s());
         continue;
       }
       fail(p, "no answer within the timeout");
@@ -418,28 +418,28 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
   m.o = std::move(options);
   m.device = device;
   const auto& o = m.o;
-  MTREC_CHECK(o.world_size_ >= 1 && o.rank_ >= 0 && o.rank_ < o.world_size_, "distributed: rank ", o.rank_,
-              " outside world size ", o.world_size_);
-  MTREC_CHECK(o.timeout_s_ > 0, "distributed: timeout_s must be > 0, got ", o.timeout_s_);
-  MTREC_CHECK(o.bucket_bytes_ >= 1024, "distributed: bucket_bytes must be >= 1024, got ", o.bucket_bytes_);
-  MTREC_CHECK(o.sparse_exchange_ == "auto" || o.sparse_exchange_ == "gather" || o.sparse_exchange_ == "dense",
-              "distributed: unknown sparse_exchange '", o.sparse_exchange_, "' (expected auto|gather|dense)");
-  MTREC_CHECK(o.backend_ == "auto" || o.backend_ == "gloo" || o.backend_ == "nccl", "distributed: unknown backend '",
-              o.backend_, "' (expected auto|gloo|nccl)");
-  const bool want_nccl = o.backend_ == "nccl" || (o.backend_ == "auto" && device.is_cuda() && MTREC_HAVE_NCCL);
+  MTREC_CHECK(o.world_size() >= 1 && o.rank() >= 0 && o.rank() < o.world_size(), "distributed: rank ", o.rank(),
+              " outside world size ", o.world_size());
+  MTREC_CHECK(o.timeout_s() > 0, "distributed: timeout_s must be > 0, got ", o.timeout_s());
+  MTREC_CHECK(o.bucket_bytes() >= 1024, "distributed: bucket_bytes must be >= 1024, got ", o.bucket_bytes());
+  MTREC_CHECK(o.sparse_exchange() == "auto" || o.sparse_exchange() == "gather" || o.sparse_exchange() == "dense",
+              "distributed: unknown sparse_exchange '", o.sparse_exchange(), "' (expected auto|gather|dense)");
+  MTREC_CHECK(o.backend() == "auto" || o.backend() == "gloo" || o.backend() == "nccl", "distributed: unknown backend '",
+              o.backend(), "' (expected auto|gloo|nccl)");
+  const bool want_nccl = o.backend() == "nccl" || (o.backend() == "auto" && device.is_cuda() && MTREC_HAVE_NCCL);
   MTREC_CHECK(!want_nccl || (MTREC_HAVE_NCCL && device.is_cuda()), "distributed: backend nccl needs a CUDA device and a "
               "LibTorch built with NCCL (this one: ", MTREC_HAVE_NCCL ? "has NCCL" : "no NCCL", ", device ", device.str(), ")");
   try {
     // Ranks start seconds apart (loading LibTorch, the data): the rendezvous waits at least a minute.
-    m.store = m.connect(o.rank_ == 0 && !o.agent_store_, std::max(60.0, o.timeout_s_));
+    m.store = m.connect(o.rank() == 0 && !o.agent_store(), std::max(60.0, o.timeout_s()));
   } catch (const std::exception& e) {
-    MTREC_CHECK(false, "distributed: rank ", o.rank_, " could not reach the rendezvous store at ", m.where(), " within ",
-                std::max(60.0, o.timeout_s_), " s (", o.rank_ == 0 && !o.agent_store_ ? "is the port free?" : "is rank 0 running?",
+    MTREC_CHECK(false, "distributed: rank ", o.rank(), " could not reach the rendezvous store at ", m.where(), " within ",
+                std::max(60.0, o.timeout_s()), " s (", o.rank() == 0 && !o.agent_store() ? "is the port free?" : "is rank 0 running?",
                 "): ", e.what());
   }
   try {  // where this rank runs, for the others' diagnosis
     const std::string v = Impl::host_name() + " " + std::to_string(long(::getpid()));
-    m.store->set("where/" + std::to_string(o.rank_), std::vector<uint8_t>(v.begin(), v.end()));
+    m.store->set("where/" + std::to_string(o.rank()), std::vector<uint8_t>(v.begin(), v.end()));
   } catch (const std::exception&) {
   }
   try {
@@ -449,8 +449,8 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
       ::setenv("NCCL_BLOCKING_WAIT", "1", 0);
       ::setenv("TORCH_NCCL_BLOCKING_WAIT", "1", 0);
       auto opts = c10d::ProcessGroupNCCL::Options::create();
-      opts->timeout = millis(o.timeout_s_);
-      m.nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(m.store, o.rank_, o.world_size_, opts);
+      opts->timeout = millis(o.timeout_s());
+      m.nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(m.store, o.rank(), o.world_size(), opts);
       m.backend = "nccl";
 #endif
     } else {
@@ -458,23 +458,23 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
       MTREC_CHECK(false, "distributed: this mtrec was built without Gloo's headers (Debian: libgloo-dev), so it has "
                   "no CPU process group");
 #else
-      auto opts = c10d::ProcessGroupGloo::Options::create(millis(std::max(o.timeout_s_, o.busy_timeout_s_)));
+      auto opts = c10d::ProcessGroupGloo::Options::create(millis(std::max(o.timeout_s(), o.busy_timeout_s())));
       const std::string iface = env_str("GLOO_SOCKET_IFNAME", "");
-      const bool loopback = o.master_addr_ == "localhost" || o.master_addr_.rfind("127.", 0) == 0;
+      const bool loopback = o.master_addr() == "localhost" || o.master_addr().rfind("127.", 0) == 0;
       opts->devices.push_back(!iface.empty() ? c10d::ProcessGroupGloo::createDeviceForInterface(iface)
                               : loopback     ? c10d::ProcessGroupGloo::createDeviceForHostname("127.0.0.1")
                                              : c10d::ProcessGroupGloo::createDefaultDevice());
       opts->threads = 2;
-      m.gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(m.store, o.rank_, o.world_size_, opts);
+      m.gloo = c10::make_intrusive<c10d::ProcessGroupGloo>(m.store, o.rank(), o.world_size(), opts);
       m.backend = "gloo";
 #endif
     }
   } catch (const std::exception& e) {
-    MTREC_CHECK(false, "distributed: rank ", o.rank_, " of ", o.world_size_, " could not join the process group at ",
-                m.where(), " within ", o.timeout_s_, " s (did every rank start?): ", e.what());
+    MTREC_CHECK(false, "distributed: rank ", o.rank(), " of ", o.world_size(), " could not join the process group at ",
+                m.where(), " within ", o.timeout_s(), " s (did every rank start?): ", e.what());
   }
   try {  // every rank wrote its place before joining the group, which has now formed
-    for (int r = 0; r < o.world_size_; ++r) {
+    for (int r = 0; r < o.world_size(); ++r) {
       auto v = m.store->get("where/" + std::to_string(r));
       std::istringstream in(std::string(v.begin(), v.end()));
       std::pair<std::string, long> w;
@@ -485,8 +485,8 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
     m.where_ranks.clear();
   }
   m.start_heartbeat();
-  log_info("distributed: rank {} of {} joined ({} at {}, timeout {} s)", o.rank_, o.world_size_, m.backend, m.where(),
-           o.timeout_s_);
+  log_info("distributed: rank {} of {} joined ({} at {}, timeout {} s)", o.rank(), o.world_size(), m.backend, m.where(),
+           o.timeout_s());
 }
 
 Communicator::~Communicator() {
@@ -524,8 +524,8 @@ Communicator::Busy::~Busy() {
 }
 
 bool Communicator::broken() const { return impl_->broken; }
-int Communicator::rank() const { return impl_->o.rank_; }
-int Communicator::world_size() const { return impl_->o.world_size_; }
+int Communicator::rank() const { return impl_->o.rank(); }
+int Communicator::world_size() const { return impl_->o.world_size(); }
 const DistributedOptions& Communicator::options() const { return impl_->o; }
 c10::Device Communicator::device() const { return impl_->device; }
 std::string Communicator::backend() const { return impl_->backend; }
@@ -675,7 +675,7 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<at::T
   MTREC_CHECK(comm != nullptr, "DataParallel: null communicator");
   m.comm = std::move(comm);
   m.sparse = std::move(sparse);
-  const int64_t cap = m.comm->options().bucket_bytes_;
+  const int64_t cap = m.comm->options().bucket_bytes();
   // Backward produces the last layers' gradients first: buckets in reverse parameter order, so
   // the first bucket fills first. Learned loss weights (extra) get theirs after backward: last.
   std::vector<at::Tensor> order(dense.rbegin(), dense.rend());
@@ -705,7 +705,7 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<at::T
   }
   for (auto& b : m.buckets)
     b.buffer = torch::zeros({b.data + int64_t(b.slots.size())}, b.buffer.options().requires_grad(false));
-  if (m.comm->options().overlap_)
+  if (m.comm->options().overlap())
     for (size_t i = 0; i < hooked; ++i) {
       Impl* self = impl_.get();
       const unsigned h = m.slots[i].param.register_hook([self, i](const at::Tensor& g) { self->on_grad(i, g); });
@@ -783,7 +783,7 @@ void DataParallel::synchronize() {
     std::vector<at::Tensor> all_counts = comm.all_gather(counts.to(comm.device()), "all-gather of sparse row counts");
     at::Tensor cs = torch::stack(all_counts).cpu();  // [W, T]
     st.sparse_bytes += counts.numel() * 8;
-    const std::string& mode = comm.options().sparse_exchange_;
+    const std::string& mode = comm.options().sparse_exchange();
     for (size_t t = 0; t < T; ++t) {
       const at::Tensor& p = m.sparse[t];
       const int64_t rows = p.size(0), d = p.size(1);

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <algorithm>
 #include <set>
+#include <type_traits>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
@@ -21,25 +22,20 @@
 namespace mtrec {
 
 std::string JointTrainOptions::to_json() const {
-  nlohmann::json model = nlohmann::json::parse(unified_options_to_json(model_));
-  for (const char* data_size : {"num_users", "num_items", "num_scenarios", "tasks", "ctr_columns", "global_mean"})
-    model.erase(data_size);  // set from the data by fit_joint
-  nlohmann::json j = {{"model", model},
-                      {"tasks", tasks_},
-                      {"weights", weights_},
-                      {"mlm_lambda", mlm_lambda_},
-                      {"weighting", weighting_},
-                      {"vocab_size", vocab_size_},
-                      {"text_dim", text_dim_},
-                      {"text_layers", text_layers_},
-                      {"text_heads", text_heads_},
-                      {"text_max_len", text_max_len_},
-                      {"pretrain_epochs", pretrain_epochs_},
-                      {"mlm_texts", mlm_texts_},
-                      {"ctr_negatives", ctr_negatives_},
-                      {"ctr_min_rating", ctr_min_rating_},
-                      {"patience", patience_},
-                      {"trainer", nlohmann::json::parse(trainer_.to_json())}};
+  nlohmann::json j = nlohmann::json::object();
+  visit_fields(*this, [&j](const char* key, const auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (std::is_same_v<T, UnifiedOptions>) {
+      nlohmann::json model = nlohmann::json::parse(unified_options_to_json(value));
+      for (const char* data_size : {"num_users", "num_items", "num_scenarios", "tasks", "ctr_columns", "global_mean"})
+        model.erase(data_size);  // set from the data by fit_joint
+      j[key] = model;
+    } else if constexpr (std::is_same_v<T, TrainerOptions>) {
+      j[key] = nlohmann::json::parse(value.to_json());
+    } else {
+      j[key] = value;
+    }
+  });
   return j.dump();
 }
 
@@ -50,32 +46,33 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   MTREC_CHECK(!train.empty(), "fit_joint: the split has no training rows");
   const bool multi = ds.behaviors.size() > 1, impressions = ds.behaviors.find("impression") >= 0;
   JointFit fit;
-  fit.seed = o.trainer_.seed_;
+  fit.seed = o.trainer().seed();
   std::vector<size_t> fitted = split.train;  // row order kept: histories without timestamps follow it
   fitted.insert(fitted.end(), split.valid.begin(), split.valid.end());
   std::sort(fitted.begin(), fitted.end());
   fit.set_histories(ds, x.subset(fitted));
   fit.serving.item_catalog = ds.item_text;
-  fit.ctr_min_rating = o.ctr_min_rating_ > 0 ? o.ctr_min_rating_ : (!multi && x.has_rating ? 4.f : 0.f);
+  fit.ctr_min_rating = o.ctr_min_rating() > 0 ? o.ctr_min_rating() : (!multi && x.has_rating ? 4.f : 0.f);
   // Without impressions, CTR negatives are sampled (protocol C); with them, they are the data's.
-  fit.ctr_negatives = o.ctr_negatives_ > 0 ? o.ctr_negatives_ : (impressions ? 0 : 4);
-  const TextMode text = o.model_.text();
-  const uint64_t seed = o.trainer_.seed_;
+  fit.ctr_negatives = o.ctr_negatives() > 0 ? o.ctr_negatives() : (impressions ? 0 : 4);
+  const TextMode text = o.model().text();
+  const uint64_t seed = o.trainer().seed();
   const std::shared_ptr<Communicator> comm =
-      run.communicator_ && run.communicator_->world_size() > 1 ? run.communicator_ : nullptr;
+      run.communicator() && run.communicator()->world_size() > 1 ? run.communicator() : nullptr;
 
   // The tasks this data can serve.
-  std::vector<std::string> tasks;
-  for (const auto& t : o.tasks_) {
+  std::vector<Head> tasks;
+  for (const auto& name : o.tasks()) {
+    const Head t = parse_head(name);
     std::string why;
-    if (t == "rating" && (!x.has_rating || (multi && ds.behaviors.find("rating") < 0))) why = "the data has no star ratings";
-    if (t == "next_item" && !x.has_timestamp) why = "the data has no timestamps";
-    if (t == "scenario" && (!x.has_context || ds.context_text.size() == 0 || ds.scenarios.size() < 2))
+    if (t == Head::Rating && (!x.has_rating || (multi && ds.behaviors.find("rating") < 0))) why = "the data has no star ratings";
+    if (t == Head::NextItem && !x.has_timestamp) why = "the data has no timestamps";
+    if (t == Head::Scenario && (!x.has_context || ds.context_text.size() == 0 || ds.scenarios.size() < 2))
       why = "the data has no context texts or one scenario";
-    if ((t == "scenario" || t == "mlm") && text == TextMode::None) why = "the text encoder is off (--text none)";
-    if (t == "mlm" && o.mlm_texts_ <= 0) why = "mlm_texts is 0";
+    if ((t == Head::Scenario || t == Head::Mlm) && text == TextMode::None) why = "the text encoder is off (--text none)";
+    if (t == Head::Mlm && o.mlm_texts() <= 0) why = "mlm_texts is 0";
     if (why.empty()) tasks.push_back(t);
-    else log_info("joint: task '{}' left out: {}", t, why);
+    else log_info("joint: task '{}' left out: {}", head_name(t), why);
   }
   MTREC_CHECK(!tasks.empty(), "fit_joint: none of the requested tasks can be trained on '", ds.name, "'");
 
@@ -92,17 +89,17 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
       std::string bytes;
       if (comm->rank() == 0) {
         Communicator::Busy busy(comm.get(), "training the tokenizer");
-        bytes = SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size_).seed(seed))
+        bytes = SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size()).seed(seed))
                     .serialized();
       }
       comm->broadcast_bytes(bytes, 0, "broadcast of the tokenizer");
       tok = std::make_shared<SentencePieceTokenizer>(SentencePieceTokenizer::from_serialized(bytes));
     } else {
       tok = std::make_shared<SentencePieceTokenizer>(
-          SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size_).seed(seed)));
+          SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(o.vocab_size()).seed(seed)));
     }
     EncodeOptions eo;
-    eo.set_max_len(o.text_max_len_);
+    eo.set_max_len(o.text_max_len());
     auto rows = [&](const TextCatalog& cat, int32_t n) {
       std::vector<std::string> t(static_cast<size_t>(n));
       for (int32_t i = 0; i < std::min(n, cat.size()); ++i) t[size_t(i)] = cat.text(i);
@@ -114,33 +111,33 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
       for (int32_t u = 0; u < ds.num_users(); ++u)
         if (u >= ds.user_text.size() || ds.user_text.text(u).empty()) user_rows[size_t(u)].clear();
     }
-    fit.context_rows = tokenize_contexts(*tok, ds, o.text_max_len_);
+    fit.context_rows = tokenize_contexts(*tok, ds, o.text_max_len());
     mlm_rows = tok->encode_rows(catalogue_texts(ds), eo);
     // Initial parameters depend on the seed alone (not on what ran before in the process).
     encoder = with_init_seed(derive_seed(seed, "joint-encoder"), [&] {
-      return nn::TextEncoder(nn::TextEncoderOptions(tok->vocab_size(), o.text_dim_)
-                                 .layers(o.text_layers_).heads(o.text_heads_).max_len(o.text_max_len_)
-                                 .pooling(nn::Pooling::Mean).dropout(o.model_.dropout()).pad_id(tok->pad_id()));
+      return nn::TextEncoder(nn::TextEncoderOptions(tok->vocab_size(), o.text_dim())
+                                 .layers(o.text_layers()).heads(o.text_heads()).max_len(o.text_max_len())
+                                 .pooling(nn::Pooling::Mean).dropout(o.model().dropout()).pad_id(tok->pad_id()));
     });
     fit.tokenizer = tok;
-    if (o.pretrain_epochs_ > 0 && run.resume_.empty()) {
+    if (o.pretrain_epochs() > 0 && run.resume().empty()) {
       const auto t0 = Clock::now();
       RunOptions pr = run;
-      pr.observers_.clear();
+      pr.observers().clear();
       pretrain_mlm(encoder, *tok, catalogue_texts(ds),
-                   TrainerOptions().epochs(o.pretrain_epochs_).batch_size(64).lr(1e-3).weight_decay(0.01)
-                       .seed(seed).device(o.trainer_.device_),
+                   TrainerOptions().epochs(o.pretrain_epochs()).batch_size(64).lr(1e-3).weight_decay(0.01)
+                       .seed(seed).device(o.trainer().device()),
                    {}, pr);
       fit.pretrain_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     }
   }
 
   // Data.
-  JointDataOptions dopt = JointDataOptions().max_history(o.model_.max_history()).ctr_negatives(fit.ctr_negatives)
+  JointDataOptions dopt = JointDataOptions().max_history(o.model().max_history()).ctr_negatives(fit.ctr_negatives)
                               .ctr_min_rating(fit.ctr_min_rating).seed(seed);
-  const bool with_mlm = std::find(tasks.begin(), tasks.end(), "mlm") != tasks.end();
-  const bool with_scen = std::find(tasks.begin(), tasks.end(), "scenario") != tasks.end();
-  if (with_mlm) dopt.mlm_texts(o.mlm_texts_);
+  const bool with_mlm = std::find(tasks.begin(), tasks.end(), Head::Mlm) != tasks.end();
+  const bool with_scen = std::find(tasks.begin(), tasks.end(), Head::Scenario) != tasks.end();
+  if (with_mlm) dopt.mlm_texts(o.mlm_texts());
   std::optional<tasks::MlmOptions> mlm_opt;
   if (with_mlm) {
     const auto sp = tok->special_ids();
@@ -152,7 +149,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
 
   // Model.
   double mean = 3.5;
-  if (std::find(tasks.begin(), tasks.end(), "rating") != tasks.end()) {
+  if (std::find(tasks.begin(), tasks.end(), Head::Rating) != tasks.end()) {
     Interactions r = explicit_ratings(ds, train);
     double s = 0;
     for (float v : r.rating) s += v;
@@ -162,7 +159,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
       fit.rating_max = *std::max_element(r.rating.begin(), r.rating.end());
     }
   }
-  UnifiedOptions uo = UnifiedOptions(o.model_)
+  UnifiedOptions uo = UnifiedOptions(o.model())
                           .num_users(ds.num_users()).num_items(ds.num_items())
                           .num_scenarios(std::max<int32_t>(1, ds.scenarios.size()))
                           .tasks(tasks).ctr_columns(int64_t(fit.ctr_columns.size())).global_mean(mean);
@@ -172,7 +169,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     std::set<int32_t> items(train.item.begin(), train.item.end()), users(train.user.begin(), train.user.end());
     fit.model->set_seen(std::vector<int32_t>(items.begin(), items.end()), std::vector<int32_t>(users.begin(), users.end()));
   }
-  fit.model->to(choose_device(o.trainer_.device_));
+  fit.model->to(choose_device(o.trainer().device()));
 
   // Tasks, weights, trainer.
   JointEvalOptions valid_options = fit.eval_options();
@@ -182,39 +179,39 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   auto task_objects = make_joint_tasks(uo, validation);
   std::vector<std::pair<Task*, double>> weighted;
   for (auto& t : task_objects) {
-    auto it = o.weights_.find(t->name());
-    const double w = it != o.weights_.end() ? it->second : t->name() == "mlm" ? o.mlm_lambda_ : 1.0;
+    auto it = o.weights().find(t->name());
+    const double w = it != o.weights().end() ? it->second : t->name() == "mlm" ? o.mlm_lambda() : 1.0;
     weighted.push_back({t.get(), w});
     fit.weights[t->name()] = w;
   }
-  TrainerOptions to = o.trainer_;
+  TrainerOptions to = o.trainer();
   bool maximize = false;
   const std::string monitor = joint_monitor(uo, &maximize);
-  if (to.monitor_.empty()) to.monitor(monitor, maximize);
-  to.weighting(o.weighting_);
+  if (to.monitor().empty()) to.monitor(monitor, maximize);
+  to.weighting(o.weighting());
   if (!validation) to.validate_every(0);
   UnifiedEngineModel engine(fit.model);
   Trainer trainer(engine, source, weighted, to);
   trainer.set_config(stage_config(run, nlohmann::json{{"name", "joint"}, {"options", nlohmann::json::parse(o.to_json())}}.dump()));
-  add_run_observers(trainer, run, "joint", validation ? o.patience_ : 0);
+  add_run_observers(trainer, run, "joint", validation ? o.patience() : 0);
   JointBundle* bundle = &fit;
   trainer.set_checkpoint_decorator([bundle, &ds](Checkpoint& ck) {
     Checkpoint head = bundle->to_checkpoint(ds);
     add_head_checkpoint(ck, head);  // with the tokenizer and the serving data
   });
-  if (!run.resume_.empty()) {
-    Checkpoint ck = load_training_checkpoint(run.resume_, "joint");
+  if (!run.resume().empty()) {
+    Checkpoint ck = load_training_checkpoint(run.resume(), "joint");
     // The trainer checks its own options; the model's (lr scale, refresh, dropout...) are here.
     const auto c = nlohmann::json::parse(ck.config_json);
     const auto saved = c.contains("model") ? c["model"].value("unified", nlohmann::json()) : nlohmann::json();
     const auto now = nlohmann::json::parse(unified_options_to_json(uo));
-    MTREC_CHECK(saved == now, "resume: checkpoint '", run.resume_, "' was trained with model options ", saved.dump(),
+    MTREC_CHECK(saved == now, "resume: checkpoint '", run.resume(), "' was trained with model options ", saved.dump(),
                 ", this run has ", now.dump());
     trainer.resume(ck);
   }
   log_info("joint: tasks {} (weights {}), {} + {} scenario layer, {} weighting, text {}, {} training examples",
            nlohmann::json(tasks).dump(), nlohmann::json(fit.weights).dump(), nn::expert_arch_name(uo.arch()),
-           nn::scenario_arch_name(uo.scenario_arch()), o.weighting_, text_mode_name(text), source.num_examples());
+           nn::scenario_arch_name(uo.scenario_arch()), o.weighting(), text_mode_name(text), source.num_examples());
   const auto t0 = Clock::now();
   fit.summary = trainer.train();
   fit.seconds = std::chrono::duration<double>(Clock::now() - t0).count();

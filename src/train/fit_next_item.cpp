@@ -48,48 +48,48 @@ class HistoryRecorder : public Observer {
 
 NextItemTrainResult fit_next_item(NextItemModel& model, const NextItemData& data, const NextItemTrainOptions& opt,
                                   const RunOptions& run) {
-  MTREC_CHECK(opt.epochs_ >= 1, "epochs must be >= 1, got ", opt.epochs_);
-  MTREC_CHECK(opt.batch_size_ >= 1, "batch_size must be >= 1, got ", opt.batch_size_);
-  MTREC_CHECK(opt.lr_ > 0, "lr must be > 0, got ", opt.lr_);
-  MTREC_CHECK(opt.eval_every_ >= 0 && opt.patience_ >= 0, "eval_every (", opt.eval_every_, ") and patience (",
-              opt.patience_, ") must be >= 0");
-  MTREC_CHECK(data.num_items == model->options.num_items_, "data has ", data.num_items,
-              " items but the model was built for ", model->options.num_items_);
-  NextItemSource source(data, model->options.max_len_);
+  MTREC_CHECK(opt.epochs() >= 1, "epochs must be >= 1, got ", opt.epochs());
+  MTREC_CHECK(opt.batch_size() >= 1, "batch_size must be >= 1, got ", opt.batch_size());
+  MTREC_CHECK(opt.lr() > 0, "lr must be > 0, got ", opt.lr());
+  MTREC_CHECK(opt.eval_every() >= 0 && opt.patience() >= 0, "eval_every (", opt.eval_every(), ") and patience (",
+              opt.patience(), ") must be >= 0");
+  MTREC_CHECK(data.num_items == model->options.num_items(), "data has ", data.num_items,
+              " items but the model was built for ", model->options.num_items());
+  NextItemSource source(data, model->options.max_len());
   NextItemEngineModel engine_model(model);
-  NextItemObjective objective(data, opt.loss_, opt.num_negatives_);
+  NextItemObjective objective(data, opt.loss(), opt.num_negatives());
   bool has_valid = false;
   for (int32_t t : data.valid) has_valid = has_valid || t >= 0;
   // eval_every 0: one validation, after the last epoch (the trainer always validates that one).
-  const int validate_every = !has_valid ? 0 : opt.eval_every_ > 0 ? opt.eval_every_ : opt.epochs_;
+  const int validate_every = !has_valid ? 0 : opt.eval_every() > 0 ? opt.eval_every() : opt.epochs();
   Trainer trainer(engine_model, source, {{&objective, 1.0}},
                   TrainerOptions()
-                      .epochs(opt.epochs_)
-                      .batch_size(opt.batch_size_)
+                      .epochs(opt.epochs())
+                      .batch_size(opt.batch_size())
                       .optimizer("adamw")
-                      .lr(opt.lr_)
-                      .weight_decay(opt.weight_decay_)
+                      .lr(opt.lr())
+                      .weight_decay(opt.weight_decay())
                       .schedule("cosine")
-                      .warmup_steps(opt.warmup_steps_)
-                      .min_lr_ratio(opt.min_lr_ratio_)
-                      .clip_norm(opt.clip_norm_ > 0 ? opt.clip_norm_ : 0.0)
+                      .warmup_steps(opt.warmup_steps())
+                      .min_lr_ratio(opt.min_lr_ratio())
+                      .clip_norm(opt.clip_norm() > 0 ? opt.clip_norm() : 0.0)
                       .monitor("next_item/NDCG@10", true)
                       .validate_every(validate_every)
-                      .seed(derive_seed(opt.seed_, "next-item"))
-                      .device(opt.device_));
+                      .seed(derive_seed(opt.seed(), "next-item"))
+                      .device(opt.device()));
   // Best-epoch restore always; patience 0 never stops.
   if (has_valid)
     trainer.add_observer(
-        std::make_shared<EarlyStopping>(opt.patience_ > 0 ? opt.patience_ : std::numeric_limits<int>::max()));
+        std::make_shared<EarlyStopping>(opt.patience() > 0 ? opt.patience() : std::numeric_limits<int>::max()));
   add_run_observers(trainer, run, "train", 0);
   NextItemTrainResult result;
   trainer.add_observer(std::make_shared<HistoryRecorder>(result.history));
 
-  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
+  nlohmann::json config = run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
   config["model"] = nlohmann::json::parse(next_item_options_to_json(model->options));
   trainer.set_config(config.dump());
   trainer.set_checkpoint_decorator([&model](Checkpoint& ck) { add_head_checkpoint(ck, next_item_checkpoint(model, {}, {})); });
-  if (!run.resume_.empty()) trainer.resume(load_training_checkpoint(run.resume_, "next-item"));
+  if (!run.resume().empty()) trainer.resume(load_training_checkpoint(run.resume(), "next_item"));
 
   TrainSummary s = trainer.train();
   result.epochs_run = s.state.epoch;

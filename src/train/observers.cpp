@@ -88,7 +88,7 @@ Signal ProgressObserver::after_batch(Trainer& t) {
   const auto& s = t.state();
   if (!bar_) {
     bar_ = std::make_unique<ProgressBar>(s.batches_per_epoch, fmt::format("{} {}/{}", label_, s.epoch + 1,
-                                                                         t.options().epochs_));
+                                                                         t.options().epochs()));
     bar_->set_unit("batches");
     // The bar's clock starts now, after this batch (and, resumed mid-epoch, the ones before it):
     // count them without timing them, so the rates cover only batches the bar saw run.
@@ -98,7 +98,7 @@ Signal ProgressObserver::after_batch(Trainer& t) {
   // The bar counts batches; examples/s is what compares across batch sizes. Every batch but an
   // epoch's last holds batch_size examples (the global batch when data parallel).
   bar_->set_postfix(fmt::format("loss {:.4f}, {:.1f} examples/s", s.loss,
-                                bar_->rate() * static_cast<double>(t.options().batch_size_)));
+                                bar_->rate() * static_cast<double>(t.options().batch_size())));
   bar_->tick();
   return Signal::Continue;
 }
@@ -115,7 +115,7 @@ Signal ProgressObserver::after_epoch(Trainer& t) {
     w = ", weights";
     for (const auto& [task, x] : s.task_weight) w += fmt::format(" {} {:.4g}", task, x);
   }
-  log_info("epoch {}/{}: loss {:.4f}{}{}{} ({:.1f} s)", s.epoch, t.options().epochs_, s.finished_epoch_loss, v, w,
+  log_info("epoch {}/{}: loss {:.4f}{}{}{} ({:.1f} s)", s.epoch, t.options().epochs(), s.finished_epoch_loss, v, w,
            s.improved ? " *" : "", s.seconds);
   return Signal::Continue;
 }
@@ -174,7 +174,7 @@ Signal Checkpointer::after_batch(Trainer& t) {
   const auto& s = t.state();
   // Only between optimiser steps (no half-accumulated gradient) and not twice for one step.
   if (every_ > 0 && s.step > 0 && s.step % every_ == 0 && s.step != last_saved_step_ &&
-      s.batch % t.options().accumulate_ == 0 && s.batch < s.batches_per_epoch) {
+      s.batch % t.options().accumulate() == 0 && s.batch < s.batches_per_epoch) {
     save_checkpoint(last_path(), t.checkpoint());
     last_saved_step_ = s.step;
   }
@@ -313,12 +313,12 @@ std::string HtmlReport::render(const Trainer& t) const {
   html += "<h1>" + escape(title_) + "</h1>";
   html += fmt::format("<p>epochs done {} of {}, optimiser steps {}, examples {}, skipped non-finite steps {}, "
                       "{:.1f} s{}</p>",
-                      s.epoch, t.options().epochs_, s.step, s.examples, s.skipped_steps, s.seconds,
+                      s.epoch, t.options().epochs(), s.step, s.examples, s.skipped_steps, s.seconds,
                       s.has_best ? fmt::format("; best monitored metric {:.5g} at epoch {}", s.best, s.best_epoch + 1)
                                  : std::string());
   html += "<h2>Training loss per epoch</h2>" + svg_chart("training loss", loss_series);
   html += "<h2>Task weights per epoch</h2><p>The multiplier of each task's loss in the joint loss at the "
-          "epoch's last step (" + escape(t.options().weighting_) + " weighting).</p>" +
+          "epoch's last step (" + escape(t.options().weighting()) + " weighting).</p>" +
           svg_chart("task weight", series_of(weights_));
   html += "<h2>Validation</h2>";
   for (const auto& [name, series] : metric_series) html += svg_chart(name, series);

@@ -10,13 +10,13 @@ namespace mtrec {
 
 SparseRowOptimizer::SparseRowOptimizer(std::vector<at::Tensor> params, SparseRowOptions options)
     : params_(std::move(params)), options_(std::move(options)) {
-  const auto& k = options_.kind_;
+  const auto& k = options_.kind();
   MTREC_CHECK(k == "sgd" || k == "adagrad" || k == "adam", "unknown sparse optimiser '", k,
               "' (expected sgd|adagrad|adam)");
   for (const auto& p : params_) {
     MTREC_CHECK(p.dim() == 2, "sparse row optimiser: parameters must be 2-D tables, got shape ", p.sizes());
     if (k == "adagrad") {
-      acc1_.push_back(torch::full({p.size(0)}, options_.initial_accumulator_, p.options()));
+      acc1_.push_back(torch::full({p.size(0)}, options_.initial_accumulator(), p.options()));
     } else if (k == "adam") {
       acc1_.push_back(torch::zeros_like(p));
       acc2_.push_back(torch::zeros_like(p));
@@ -29,10 +29,10 @@ void SparseRowOptimizer::zero_grad() {
 }
 
 void SparseRowOptimizer::step(double lr) {
-  if (lr < 0) lr = options_.lr_;
+  if (lr < 0) lr = options_.lr();
   torch::NoGradGuard no_grad;
   ++steps_;
-  const auto& k = options_.kind_;
+  const auto& k = options_.kind();
   for (size_t t = 0; t < params_.size(); ++t) {
     auto& p = params_[t];
     const at::Tensor& g = p.grad();
@@ -61,17 +61,17 @@ void SparseRowOptimizer::step(double lr) {
     } else if (k == "adagrad") {
       auto& acc = acc1_[t];
       acc.index_put_(at_rows, val.pow(2).mean(1), true);
-      auto denom = acc.index_select(0, idx).sqrt_().add_(options_.eps_).unsqueeze(1);
+      auto denom = acc.index_select(0, idx).sqrt_().add_(options_.eps()).unsqueeze(1);
       p.index_put_(at_rows, val / denom * -lr, true);
     } else {  // lazy Adam: moments and update of the touched rows only
-      const double b1 = options_.beta1_, b2 = options_.beta2_;
+      const double b1 = options_.beta1(), b2 = options_.beta2();
       auto m = acc1_[t].index_select(0, idx).mul_(b1).add_(val, 1 - b1);
       auto v = acc2_[t].index_select(0, idx).mul_(b2).addcmul_(val, val, 1 - b2);
       acc1_[t].index_copy_(0, idx, m);
       acc2_[t].index_copy_(0, idx, v);
       const double bc1 = 1 - std::pow(b1, static_cast<double>(steps_));
       const double bc2 = 1 - std::pow(b2, static_cast<double>(steps_));
-      auto upd = (m / bc1) / (v / bc2).sqrt_().add_(options_.eps_);
+      auto upd = (m / bc1) / (v / bc2).sqrt_().add_(options_.eps());
       p.index_put_(at_rows, upd * -lr, true);
     }
   }
@@ -104,7 +104,7 @@ void SparseRowOptimizer::load_state(const std::vector<std::pair<std::string, at:
     ++matched;
   }
   MTREC_CHECK(matched == 1 + acc1_.size() + acc2_.size(), "sparse optimiser state has ", matched,
-              " matching entries, expected ", 1 + acc1_.size() + acc2_.size(), " (kind ", options_.kind_, ")");
+              " matching entries, expected ", 1 + acc1_.size() + acc2_.size(), " (kind ", options_.kind(), ")");
 }
 
 double scheduled_lr(const std::string& schedule, double lr, int64_t step, int64_t total_steps, int64_t warmup,

@@ -62,10 +62,10 @@ MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokeni
   const auto sp = tokenizer.special_ids();
   tasks::MlmOptions mlm_options = tasks::MlmOptions(tokenizer.vocab_size(), sp.mask)
                                       .special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask})
-                                      .mask_prob(o.mask_prob_)
-                                      .replace_with_mask(o.replace_with_mask_)
-                                      .replace_with_random(o.replace_with_random_)
-                                      .seed(trainer_options.seed_);
+                                      .mask_prob(o.mask_prob())
+                                      .replace_with_mask(o.replace_with_mask())
+                                      .replace_with_random(o.replace_with_random())
+                                      .seed(trainer_options.seed());
   tasks::MlmSource source(tokenizer.encode_rows(texts, EncodeOptions().set_max_len(encoder->options.max_len())),
                           tokenizer.pad_id(), mlm_options);
   tasks::MlmTask mlm(mlm_options, encoder->options.dim(), encoder->options.layer_norm_eps());
@@ -77,17 +77,17 @@ MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokeni
   result.texts = static_cast<int64_t>(texts.size());
   result.head = mlm->head;
   trainer.add_observer(std::make_shared<MlmEpochRecorder>(objective, result.epochs));
-  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
+  nlohmann::json config = run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
   config["encoder"] = {{"vocab_size", encoder->options.vocab_size()}, {"dim", encoder->options.dim()},
                        {"layers", encoder->options.layers()},         {"heads", encoder->options.heads()},
                        {"max_len", encoder->options.max_len()}};
-  config["mlm"] = {{"mask_prob", o.mask_prob_},
-                   {"replace_with_mask", o.replace_with_mask_},
-                   {"replace_with_random", o.replace_with_random_},
+  config["mlm"] = {{"mask_prob", o.mask_prob()},
+                   {"replace_with_mask", o.replace_with_mask()},
+                   {"replace_with_random", o.replace_with_random()},
                    {"texts", result.texts}};
   trainer.set_config(config.dump());
   trainer.set_checkpoint_decorator([](Checkpoint& ck) { ck.task = "mlm-pretrain"; });
-  if (!run.resume_.empty()) trainer.resume(load_training_checkpoint(run.resume_, "mlm-pretrain"));
+  if (!run.resume().empty()) trainer.resume(load_training_checkpoint(run.resume(), "mlm-pretrain"));
   result.summary = trainer.train();
   return result;
 }

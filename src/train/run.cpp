@@ -6,6 +6,7 @@
 #include <set>
 
 #include "mtrec/core/check.h"
+#include "mtrec/core/head.h"
 
 #include "mtrec/train/observers.h"
 #include "mtrec/train/trainer.h"
@@ -13,23 +14,23 @@
 namespace mtrec {
 
 void add_run_observers(Trainer& t, const RunOptions& run, const std::string& stage, int patience) {
-  t.set_communicator(run.communicator_);
+  t.set_communicator(run.communicator());
   const bool writer = t.rank() == 0;
   if (patience > 0) t.add_observer(std::make_shared<EarlyStopping>(patience));
-  if (run.progress_ && writer) t.add_observer(std::make_shared<ProgressObserver>(stage));
-  if (!run.out_dir_.empty() && writer) {
-    const std::string dir = run.out_dir_ + "/" + stage;
+  if (run.progress() && writer) t.add_observer(std::make_shared<ProgressObserver>(stage));
+  if (!run.out_dir().empty() && writer) {
+    const std::string dir = run.out_dir() + "/" + stage;
     t.add_observer(std::make_shared<JsonlLogger>(dir + "/metrics.jsonl"));
-    t.add_observer(std::make_shared<Checkpointer>(dir, run.checkpoint_every_));
+    t.add_observer(std::make_shared<Checkpointer>(dir, run.checkpoint_every()));
     t.add_observer(std::make_shared<HtmlReport>(dir + "/report.html", "mtrec " + stage));
   }
-  for (const auto& o : run.observers_) t.add_observer(o);
-  t.set_id_maps(run.users_, run.items_, run.scenarios_);
-  t.set_checkpoint_tensors(run.checkpoint_tensors_);
+  for (const auto& o : run.observers()) t.add_observer(o);
+  t.set_id_maps(run.users(), run.items(), run.scenarios());
+  t.set_checkpoint_tensors(run.checkpoint_tensors());
 }
 
 std::string stage_config(const RunOptions& run, const std::string& stage_json) {
-  nlohmann::json config = run.config_json_.empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json_);
+  nlohmann::json config = run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
   config["stage"] = nlohmann::json::parse(stage_json);
   return config.dump();
 }
@@ -50,7 +51,7 @@ Checkpoint load_training_checkpoint(const std::string& path, const std::string& 
   Checkpoint ck = load_checkpoint(path);
   MTREC_CHECK(is_training_checkpoint(ck), "'", path, "' is ", describe_checkpoint(ck),
               "; --resume needs a training checkpoint of task ", task, ": RUN_DIR/<stage>/last.ckpt");
-  MTREC_CHECK(ck.task == task, "'", path, "' is ", describe_checkpoint(ck), "; this run trains task ", task,
+  MTREC_CHECK(canonical_task_name(ck.task) == canonical_task_name(task), "'", path, "' is ", describe_checkpoint(ck), "; this run trains task ", task,
               " (--resume needs a training checkpoint of task ", task, ": RUN_DIR/<stage>/last.ckpt)");
   return ck;
 }

@@ -14,6 +14,7 @@
 #include "mtrec/core/random.h"
 #include "mtrec/nn/compat.h"
 #include "mtrec/train/distributed.h"
+#include "../core/options_json.h"
 
 namespace mtrec {
 
@@ -22,35 +23,7 @@ NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE(TrainState, epoch, batch, step, examples, los
                                    epoch_batches, lr, skipped_steps, last_finite_loss, valid, monitored, best, has_best,
                                    best_epoch, stalls, task_weight)
 
-std::string TrainerOptions::to_json() const {
-  return nlohmann::json{{"epochs", epochs_},
-                        {"batch_size", batch_size_},
-                        {"accumulate", accumulate_},
-                        {"optimizer", optimizer_},
-                        {"lr", lr_},
-                        {"weight_decay", weight_decay_},
-                        {"momentum", momentum_},
-                        {"sparse_optimizer", sparse_optimizer_},
-                        {"sparse_lr", sparse_lr_},
-                        {"schedule", schedule_},
-                        {"warmup_steps", warmup_steps_},
-                        {"min_lr_ratio", min_lr_ratio_},
-                        {"lr_decay", lr_decay_},
-                        {"clip_norm", clip_norm_},
-                        {"max_bad_steps", max_bad_steps_},
-                        {"monitor", monitor_},
-                        {"maximize", maximize_},
-                        {"validate_every", validate_every_},
-                        {"bf16", bf16_},
-                        {"prefetch", prefetch_},
-                        {"seed", seed_},
-                        {"device", device_},
-                        {"weighting", weighting_},
-                        {"gradnorm_alpha", gradnorm_alpha_},
-                        {"gradnorm_lr", gradnorm_lr_},
-                        {"fixed_weight_tasks", fixed_weight_tasks_}}
-      .dump();
-}
+std::string TrainerOptions::to_json() const { return options_to_json(*this).dump(); }
 
 struct Trainer::Optimizers {
   std::vector<at::Tensor> dense_params, sparse_params, all_params;
@@ -96,13 +69,13 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
     : model_(model), source_(source), tasks_(std::move(tasks)), options_(std::move(options)) {
   const auto& o = options_;
   MTREC_CHECK(!tasks_.empty(), "trainer: needs at least one task");
-  MTREC_CHECK(o.epochs_ >= 1, "trainer: epochs must be >= 1, got ", o.epochs_);
-  MTREC_CHECK(o.batch_size_ >= 1, "trainer: batch_size must be >= 1, got ", o.batch_size_);
-  MTREC_CHECK(o.accumulate_ >= 1, "trainer: accumulate must be >= 1, got ", o.accumulate_);
-  MTREC_CHECK(o.lr_ > 0, "trainer: lr must be > 0, got ", o.lr_);
-  MTREC_CHECK(o.max_bad_steps_ >= 1, "trainer: max_bad_steps must be >= 1, got ", o.max_bad_steps_);
-  MTREC_CHECK(o.optimizer_ == "adamw" || o.optimizer_ == "adam" || o.optimizer_ == "sgd", "trainer: unknown optimizer '",
-              o.optimizer_, "' (expected adamw|adam|sgd)");
+  MTREC_CHECK(o.epochs() >= 1, "trainer: epochs must be >= 1, got ", o.epochs());
+  MTREC_CHECK(o.batch_size() >= 1, "trainer: batch_size must be >= 1, got ", o.batch_size());
+  MTREC_CHECK(o.accumulate() >= 1, "trainer: accumulate must be >= 1, got ", o.accumulate());
+  MTREC_CHECK(o.lr() > 0, "trainer: lr must be > 0, got ", o.lr());
+  MTREC_CHECK(o.max_bad_steps() >= 1, "trainer: max_bad_steps must be >= 1, got ", o.max_bad_steps());
+  MTREC_CHECK(o.optimizer() == "adamw" || o.optimizer() == "adam" || o.optimizer() == "sgd", "trainer: unknown optimizer '",
+              o.optimizer(), "' (expected adamw|adam|sgd)");
   std::set<std::string> names;
   for (const auto& [task, w] : tasks_) {
     MTREC_CHECK(task != nullptr, "trainer: null task");
@@ -110,11 +83,11 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
     MTREC_CHECK(std::isfinite(w) && w >= 0, "trainer: weight of task '", task->name(), "' must be finite and >= 0, got ",
                 w);
   }
-  scheduled_lr(o.schedule_, o.lr_, 0, 1, 0, 0, 1, 0);  // rejects an unknown schedule now, not mid-run
-  const WeightingKind weighting = parse_weighting(o.weighting_);  // likewise an unknown weighting
+  scheduled_lr(o.schedule(), o.lr(), 0, 1, 0, 0, 1, 0);  // rejects an unknown schedule now, not mid-run
+  const WeightingKind weighting = parse_weighting(o.weighting());  // likewise an unknown weighting
 
   opt_ = std::make_unique<Optimizers>();
-  opt_->device = choose_device(o.device_);
+  opt_->device = choose_device(o.device());
   model_.module().to(opt_->device);
   auto sparse_names = model_.sparse_parameters();
   std::set<std::string> sparse_set(sparse_names.begin(), sparse_names.end());
@@ -152,20 +125,20 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
   MTREC_CHECK(sparse_set.empty(), "trainer: the model names sparse parameter '",
               sparse_set.empty() ? "" : *sparse_set.begin(), "', which it does not have");
   if (!opt_->dense_params.empty()) {
-    if (o.optimizer_ == "adamw")
+    if (o.optimizer() == "adamw")
       opt_->dense = std::make_unique<torch::optim::AdamW>(groups,
-                                                          torch::optim::AdamWOptions(o.lr_).weight_decay(o.weight_decay_));
-    else if (o.optimizer_ == "adam")
+                                                          torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()));
+    else if (o.optimizer() == "adam")
       opt_->dense = std::make_unique<torch::optim::Adam>(groups,
-                                                         torch::optim::AdamOptions(o.lr_).weight_decay(o.weight_decay_));
+                                                         torch::optim::AdamOptions(o.lr()).weight_decay(o.weight_decay()));
     else
       opt_->dense = std::make_unique<torch::optim::SGD>(
-          groups, torch::optim::SGDOptions(o.lr_).momentum(o.momentum_).weight_decay(o.weight_decay_));
-    opt_->set_lr(o.lr_, o.lr_);
+          groups, torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay()));
+    opt_->set_lr(o.lr(), o.lr());
   }
   if (!opt_->sparse_params.empty())
     opt_->sparse = std::make_unique<SparseRowOptimizer>(
-        opt_->sparse_params, SparseRowOptions().kind(o.sparse_optimizer_).lr(o.sparse_lr_ > 0 ? o.sparse_lr_ : o.lr_));
+        opt_->sparse_params, SparseRowOptions().kind(o.sparse_optimizer()).lr(o.sparse_lr() > 0 ? o.sparse_lr() : o.lr()));
 
   std::vector<std::string> names_in_order;
   std::vector<double> weights;
@@ -182,10 +155,10 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
   }
   weighting_ = std::make_unique<LossWeighting>(std::move(names_in_order), std::move(weights),
                                                LossWeightingOptions()
-                                                   .kind(o.weighting_)
-                                                   .gradnorm_alpha(o.gradnorm_alpha_)
-                                                   .gradnorm_lr(o.gradnorm_lr_)
-                                                   .fixed_tasks(o.fixed_weight_tasks_),
+                                                   .kind(o.weighting())
+                                                   .gradnorm_alpha(o.gradnorm_alpha())
+                                                   .gradnorm_lr(o.gradnorm_lr())
+                                                   .fixed_tasks(o.fixed_weight_tasks()),
                                                opt_->device, std::move(shared));
 }
 
@@ -217,7 +190,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
   const size_t n_tasks = tasks_.size();
   at::Tensor total;
   {
-    nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16_ && opt_->device.is_cuda());
+    nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16() && opt_->device.is_cuda());
     Outputs out = model_.forward(batch);
     for (const auto& [task, w] : tasks_) task_losses.push_back(task->loss(out, batch).to(at::kFloat));
   }
@@ -261,7 +234,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
   if (finite) {
     if (dp_) dp_->arm(apply);
     if (local) {
-      const double scale = share / o.accumulate_;
+      const double scale = share / o.accumulate();
       (scale != 1.0 ? total * scale : total).backward();
       if (learned) weighting_->backward(std::vector<double>(v.begin(), v.begin() + long(n_tasks)), scale);
     }
@@ -275,13 +248,13 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
       ++s.comm_steps;
     }
     // Non-finite gradients with a finite loss (an overflow in backward) are caught here.
-    double norm = o.clip_norm_ > 0 ? gradient_norm(opt_->all_params) : 0.0;
-    if (o.clip_norm_ > 0) {
+    double norm = o.clip_norm() > 0 ? gradient_norm(opt_->all_params) : 0.0;
+    if (o.clip_norm() > 0) {
       if (!std::isfinite(norm)) {
         finite = false;
         bad_task = "gradient of " + (tasks_.size() == 1 ? tasks_.front().first->name() : std::string("the joint loss"));
-      } else if (norm > o.clip_norm_) {
-        scale_gradients(opt_->all_params, o.clip_norm_ / (norm + 1e-6));
+      } else if (norm > o.clip_norm()) {
+        scale_gradients(opt_->all_params, o.clip_norm() / (norm + 1e-6));
       }
     }
   }
@@ -293,8 +266,8 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
     weighting_->zero_grad();
     log_warn("step {} (epoch {}, batch {}): non-finite loss in task '{}', step skipped ({} in a row)", s.step,
              s.epoch + 1, s.batch, bad_task.empty() ? "?" : bad_task, s.bad_in_row);
-    MTREC_CHECK(s.bad_in_row < o.max_bad_steps_, "training stopped: ", s.bad_in_row,
-                " non-finite steps in a row (limit max_bad_steps=", o.max_bad_steps_, "); task '", bad_task,
+    MTREC_CHECK(s.bad_in_row < o.max_bad_steps(), "training stopped: ", s.bad_in_row,
+                " non-finite steps in a row (limit max_bad_steps=", o.max_bad_steps(), "); task '", bad_task,
                 "' at step ", s.step, " (epoch ", s.epoch + 1, ", batch ", s.batch, "); last finite loss ",
                 s.last_finite_loss);
     return false;
@@ -306,10 +279,10 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
   for (const auto& [name, x] : s.task_loss)
     s.epoch_task_loss[name] += (x - s.epoch_task_loss[name]) / static_cast<double>(s.epoch_batches);
   if (apply) {
-    s.lr = scheduled_lr(o.schedule_, o.lr_, s.step, s.total_steps, o.warmup_steps_, o.min_lr_ratio_, o.lr_decay_,
+    s.lr = scheduled_lr(o.schedule(), o.lr(), s.step, s.total_steps, o.warmup_steps(), o.min_lr_ratio(), o.lr_decay(),
                         s.epoch);
-    const double sparse_base = o.sparse_lr_ > 0 ? o.sparse_lr_ : o.lr_;
-    opt_->set_lr(s.lr, s.lr * sparse_base / o.lr_);
+    const double sparse_base = o.sparse_lr() > 0 ? o.sparse_lr() : o.lr();
+    opt_->set_lr(s.lr, s.lr * sparse_base / o.lr());
     opt_->step();
     opt_->zero_grad();
     weighting_->step(s.lr);
@@ -327,7 +300,7 @@ void Trainer::set_communicator(std::shared_ptr<Communicator> comm) {
     dp_.reset();
     return;
   }
-  MTREC_CHECK(options_.batch_size_ >= comm->world_size(), "trainer: the global batch_size ", options_.batch_size_,
+  MTREC_CHECK(options_.batch_size() >= comm->world_size(), "trainer: the global batch_size ", options_.batch_size(),
               " is smaller than the ", comm->world_size(), " ranks");
   // GradNorm balances per-task gradient norms of the whole batch; per rank they are norms of a
   // share, which neither sum nor average to them.
@@ -352,20 +325,20 @@ void Trainer::validate() {
   s.improved = false;
   if (s.valid.empty()) return;
   std::string task, metric;
-  if (options_.monitor_.empty()) {
+  if (options_.monitor().empty()) {
     task = s.valid.count(tasks_.front().first->name()) ? tasks_.front().first->name() : s.valid.begin()->first;
     metric = s.valid.at(task).begin()->first;
   } else {
-    auto slash = options_.monitor_.find('/');
-    MTREC_CHECK(slash != std::string::npos, "trainer: monitor must be 'task/metric', got '", options_.monitor_, "'");
-    task = options_.monitor_.substr(0, slash);
-    metric = options_.monitor_.substr(slash + 1);
+    auto slash = options_.monitor().find('/');
+    MTREC_CHECK(slash != std::string::npos, "trainer: monitor must be 'task/metric', got '", options_.monitor(), "'");
+    task = options_.monitor().substr(0, slash);
+    metric = options_.monitor().substr(slash + 1);
   }
   auto t = s.valid.find(task);
   MTREC_CHECK(t != s.valid.end() && t->second.count(metric), "trainer: monitored metric '", task, "/", metric,
               "' is not among the validation metrics of epoch ", s.epoch + 1);
   s.monitored = t->second.at(metric);
-  const bool better = !s.has_best || (options_.maximize_ ? s.monitored > s.best : s.monitored < s.best);
+  const bool better = !s.has_best || (options_.maximize() ? s.monitored > s.best : s.monitored < s.best);
   if (better) {
     s.best = s.monitored;
     s.has_best = true;
@@ -384,7 +357,7 @@ TrainSummary Trainer::train() {
   if (!resumed_) {
     // The trainer's one seeding of LibTorch (dropout, sampling in forward passes); its state
     // travels in checkpoints from here on.
-    torch::manual_seed(derive_seed(o.seed_, "trainer-torch"));
+    torch::manual_seed(derive_seed(o.seed(), "trainer-torch"));
     s = TrainState();
     s.task_weight = weighting_->weights();
   }
@@ -415,22 +388,22 @@ TrainSummary Trainer::train() {
         if (!ts[i].is_same(flat[i])) ts[i].copy_(flat[i]);
     }
   }
-  Batcher batcher(source_, BatcherOptions().batch_size(o.batch_size_).prefetch(o.prefetch_).shard(rank, world),
+  Batcher batcher(source_, BatcherOptions().batch_size(o.batch_size()).prefetch(o.prefetch()).shard(rank, world),
                   opt_->device);
   for (auto& obs : observers_) obs->on_train_begin(*this);
   bool stop = false;
-  while (!stop && s.epoch < o.epochs_) {
-    batcher.start_epoch(s.epoch, derive_seed(o.seed_, "epoch-" + std::to_string(s.epoch)), s.batch);
+  while (!stop && s.epoch < o.epochs()) {
+    batcher.start_epoch(s.epoch, derive_seed(o.seed(), "epoch-" + std::to_string(s.epoch)), s.batch);
     s.batches_per_epoch = batcher.batches_per_epoch();
-    s.total_steps = static_cast<int64_t>(o.epochs_) * ((s.batches_per_epoch + o.accumulate_ - 1) / o.accumulate_);
+    s.total_steps = static_cast<int64_t>(o.epochs()) * ((s.batches_per_epoch + o.accumulate() - 1) / o.accumulate());
     Batch batch;
     while (batcher.next(batch)) {
-      const bool apply = (s.batch + 1) % o.accumulate_ == 0 || s.batch + 1 == s.batches_per_epoch;
+      const bool apply = (s.batch + 1) % o.accumulate() == 0 || s.batch + 1 == s.batches_per_epoch;
       // Ranks other than 0 draw dropout and sampling from a stream of (seed, rank, epoch, batch):
       // checkpoints carry rank 0's generator only, and a resumed run must draw what an
       // uninterrupted one draws.
       if (rank > 0)
-        torch::manual_seed(derive_seed(o.seed_, fmt::format("trainer-torch-rank-{}-epoch-{}-batch-{}", rank, s.epoch, s.batch)));
+        torch::manual_seed(derive_seed(o.seed(), fmt::format("trainer-torch-rank-{}-epoch-{}-batch-{}", rank, s.epoch, s.batch)));
       if (!comm_) {
         step_batch(batch, apply, batch.size, batch.size);
       } else {
@@ -450,7 +423,7 @@ TrainSummary Trainer::train() {
       }
     }
     if (stop) break;
-    if (o.validate_every_ > 0 && ((s.epoch + 1) % o.validate_every_ == 0 || s.epoch + 1 == o.epochs_)) {
+    if (o.validate_every() > 0 && ((s.epoch + 1) % o.validate_every() == 0 || s.epoch + 1 == o.epochs())) {
       validate();
       if (notify(&Observer::on_validation) == Signal::Stop) stop = true;
       if (!s.improved && !s.valid.empty() && notify(&Observer::on_stall) == Signal::Stop) stop = true;
@@ -525,8 +498,8 @@ void Trainer::resume(const Checkpoint& ck) {
     MTREC_CHECK(saved.at("fixed_weight_tasks") == now.at("fixed_weight_tasks"), "cannot resume '", ck.path,
                 "': option 'fixed_weight_tasks' was ", saved.at("fixed_weight_tasks").dump(), " in that run and is ",
                 now.at("fixed_weight_tasks").dump(), " now");
-  MTREC_CHECK(j.at("epoch").get<int>() <= options_.epochs_, "cannot resume '", ck.path, "': it is at epoch ",
-              j.at("epoch").get<int>(), " but this run has only ", options_.epochs_, " epochs");
+  MTREC_CHECK(j.at("epoch").get<int>() <= options_.epochs(), "cannot resume '", ck.path, "': it is at epoch ",
+              j.at("epoch").get<int>(), " but this run has only ", options_.epochs(), " epochs");
   torch::NoGradGuard no_grad;
   load_module_state(model_.module(), ck);
   if (opt_->dense) load_archive(*opt_->dense, tensor_to_bytes(ck.tensor("trainer/dense_optimizer")), opt_->device);

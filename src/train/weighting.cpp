@@ -38,7 +38,7 @@ constexpr double kGradNormFloor = 1e-4;
 
 LossWeighting::LossWeighting(std::vector<std::string> tasks, std::vector<double> weights,
                              LossWeightingOptions options, c10::Device device, std::vector<at::Tensor> shared)
-    : kind_(parse_weighting(options.kind_)),
+    : kind_(parse_weighting(options.kind())),
       tasks_(std::move(tasks)),
       weights_(std::move(weights)),
       options_(std::move(options)),
@@ -46,10 +46,10 @@ LossWeighting::LossWeighting(std::vector<std::string> tasks, std::vector<double>
       shared_(std::move(shared)) {
   MTREC_CHECK(tasks_.size() == weights_.size(), "loss weighting: ", tasks_.size(), " tasks but ", weights_.size(),
               " weights");
-  MTREC_CHECK(std::isfinite(options_.gradnorm_alpha_) && options_.gradnorm_alpha_ >= 0,
-              "loss weighting: gradnorm_alpha must be finite and >= 0, got ", options_.gradnorm_alpha_);
-  MTREC_CHECK(std::isfinite(options_.gradnorm_lr_) && options_.gradnorm_lr_ > 0,
-              "loss weighting: gradnorm_lr must be > 0, got ", options_.gradnorm_lr_);
+  MTREC_CHECK(std::isfinite(options_.gradnorm_alpha()) && options_.gradnorm_alpha() >= 0,
+              "loss weighting: gradnorm_alpha must be finite and >= 0, got ", options_.gradnorm_alpha());
+  MTREC_CHECK(std::isfinite(options_.gradnorm_lr()) && options_.gradnorm_lr() > 0,
+              "loss weighting: gradnorm_lr must be > 0, got ", options_.gradnorm_lr());
   for (size_t t = 0; t < tasks_.size(); ++t) {
     MTREC_CHECK(std::isfinite(weights_[t]) && weights_[t] >= 0, "loss weighting: weight of task '", tasks_[t],
                 "' must be finite and >= 0, got ", weights_[t]);
@@ -71,7 +71,7 @@ LossWeighting::LossWeighting(std::vector<std::string> tasks, std::vector<double>
   // touched each step, which makes it plain Adam) updates it and checkpoints its state.
   param_ = (kind_ == WeightingKind::Uncertainty ? torch::zeros({n, 1}, f32) : balanced_static_.view({n, 1}).clone())
                .set_requires_grad(true);
-  const double lr = kind_ == WeightingKind::GradNorm ? options_.gradnorm_lr_ : 1e-3;  // uncertainty: step(lr)
+  const double lr = kind_ == WeightingKind::GradNorm ? options_.gradnorm_lr() : 1e-3;  // uncertainty: step(lr)
   adam_ = std::make_unique<SparseRowOptimizer>(std::vector<at::Tensor>{param_}, SparseRowOptions().kind("adam").lr(lr));
   if (kind_ == WeightingKind::GradNorm) {
     initial_loss_.assign(balanced_.size(), std::numeric_limits<double>::quiet_NaN());
@@ -85,7 +85,7 @@ LossWeighting::LossWeighting(std::vector<std::string> tasks, std::vector<double>
 LossWeighting::~LossWeighting() = default;
 
 bool LossWeighting::fixed(size_t t) const {
-  const auto& f = options_.fixed_tasks_;
+  const auto& f = options_.fixed_tasks();
   return weights_.at(t) == 0 || std::find(f.begin(), f.end(), tasks_.at(t)) != f.end();
 }
 
@@ -158,7 +158,7 @@ void LossWeighting::backward(const std::vector<double>& losses, double scale) {
   if (count < 2 || !(sum > 0)) return;
   const double mean = sum / count;
   for (size_t k = 0; k < n; ++k)
-    if (present[k] > 0) r_alpha[k] = static_cast<float>(std::pow(ratio[k] / mean, options_.gradnorm_alpha_));
+    if (present[k] > 0) r_alpha[k] = static_cast<float>(std::pow(ratio[k] / mean, options_.gradnorm_alpha()));
   torch::NoGradGuard no_grad;
   const at::Tensor pres = torch::tensor(present, torch::kFloat).to(device_);
   const at::Tensor ra = torch::tensor(r_alpha, torch::kFloat).to(device_);
@@ -175,7 +175,7 @@ void LossWeighting::step(double lr) {
     adam_->step(lr);
     return;
   }
-  adam_->step(options_.gradnorm_lr_);
+  adam_->step(options_.gradnorm_lr());
   torch::NoGradGuard no_grad;
   const double n = static_cast<double>(balanced_.size());
   param_.clamp_min_(kGradNormFloor * balanced_sum_ / n);

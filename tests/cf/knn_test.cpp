@@ -341,8 +341,8 @@ TEST(Knn, SaveLoadGivesIdenticalPredictions) {
     const std::string path = dir.path("knn.ckpt");
     save_checkpoint(path, knn_checkpoint(m, {}, {}, false));
     KnnModel back = knn_from_checkpoint(load_checkpoint(path));
-    EXPECT_EQ(back.options().k_, 7);
-    EXPECT_EQ(back.options().kind_, kind);
+    EXPECT_EQ(back.options().k(), 7);
+    EXPECT_EQ(back.options().kind(), kind);
     for (int u = 0; u < 50; ++u) {
       for (int i = 0; i < 30; ++i) EXPECT_EQ(back.predict(u, i), m.predict(u, i));
       std::vector<int32_t> all(30);

@@ -378,7 +378,7 @@ TEST(Cli, NextItemTrainSaveAndEvalOnSyntheticWorld) {
                    shell_quote(tmp.path("e.json")));
   ASSERT_EQ(e.code, 0) << e.out;
   nlohmann::json ej = read_json(tmp.path("e.json"));
-  EXPECT_EQ(ej.value("task", ""), "next-item");
+  EXPECT_EQ(ej.value("task", ""), "next_item");
   EXPECT_NEAR(ej.value("ndcg@10", 0.0), tj.value("ndcg@10", 1.0), 1e-6) << ej.dump(2);
 }
 
@@ -393,7 +393,7 @@ TEST(Cli, EvalAndRecommendAcceptEveryCheckpointOfEveryTask) {
       {"rating", "--solver sgd --epochs 2"},
       {"ctr", "--epochs 1"},
       {"dmf", "--epochs 1"},
-      {"next-item", "--epochs 2 --max-len 20 --eval-every 1"},
+      {"next_item", "--epochs 2 --max-len 20 --eval-every 1"},
       {"knn", ""},
       {"joint", "--epochs 1 --text none --tasks rating,ctr,next-item"}};
   std::vector<std::string> train;

@@ -196,3 +196,29 @@ TEST(Schema, SubsetStatsAndText) {
 }
 
 }  // namespace mtrec
+
+namespace mtrec {
+namespace {
+
+// MTREC_ASSERT is an internal invariant: checked (and naming its values) in debug builds,
+// compiled out, condition unevaluated, under NDEBUG.
+TEST(Check, AssertIsADebugOnlyCheck) {
+  int evaluated = 0;
+  auto holds = [&](bool v) { ++evaluated; return v; };
+#ifdef NDEBUG
+  MTREC_ASSERT(holds(false), "never built");
+  EXPECT_EQ(evaluated, 0);
+#else
+  try {
+    MTREC_ASSERT(holds(false), "x=", 3);
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("internal error (please report): x=3"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(evaluated, 1);
+#endif
+  MTREC_ASSERT(holds(true), "fine");
+}
+
+}  // namespace
+}  // namespace mtrec

@@ -257,19 +257,19 @@ TEST(CsvOptions, ConfigFileSetsEveryKeyAndReportsBadLines) {
                      "rating = none   # implicit\n"
                      "timestamp = 3\n");
   CsvOptions o = CsvOptions::from_config(cfg);
-  EXPECT_EQ(o.delimiter_, "::");
-  EXPECT_FALSE(o.has_header_);
-  EXPECT_EQ(o.encoding_, Encoding::Latin1);
-  EXPECT_EQ(o.user_.kind, ColumnSpec::Kind::Index);
-  EXPECT_EQ(o.rating_.kind, ColumnSpec::Kind::None);
-  EXPECT_EQ(o.timestamp_.index, 3);
+  EXPECT_EQ(o.delimiter(), "::");
+  EXPECT_FALSE(o.has_header());
+  EXPECT_EQ(o.encoding(), Encoding::Latin1);
+  EXPECT_EQ(o.user().kind, ColumnSpec::Kind::Index);
+  EXPECT_EQ(o.rating().kind, ColumnSpec::Kind::None);
+  EXPECT_EQ(o.timestamp().index, 3);
   Dataset ds = read_csv(t.write("r.dat", "1::2::5::99\n"), o);
   EXPECT_FALSE(ds.interactions.has_rating);
   EXPECT_EQ(ds.interactions.timestamp[0], 99);
 
-  EXPECT_EQ(CsvOptions().set("delimiter", "\\t").delimiter_, "\t");
-  EXPECT_EQ(CsvOptions().set("item", "movieId").item_.name, "movieId");
-  EXPECT_EQ(CsvOptions().set("context", "query").context_.name, "query");
+  EXPECT_EQ(CsvOptions().set("delimiter", "\\t").delimiter(), "\t");
+  EXPECT_EQ(CsvOptions().set("item", "movieId").item().name, "movieId");
+  EXPECT_EQ(CsvOptions().set("context", "query").context().name, "query");
 
   auto bad = t.write("bad.conf", "delimiter = ,\n\nheader = maybe\n");
   EXPECT_EQ(data_error([&] { CsvOptions::from_config(bad); }),

@@ -161,10 +161,10 @@ TEST(Protocols, KnownRowsAreTrainAndValidSorted) {
 
 TEST(Protocols, RankingProtocolIsHrNdcgAtFiveTenTwenty) {
   const RankingOptions o = ranking_protocol(kRankingNegatives, 9);
-  EXPECT_EQ(o.ks_, (std::vector<int>{5, 10, 20}));
-  EXPECT_EQ(o.sampled_negatives_, 100);
-  EXPECT_EQ(o.seed_, 9u);
-  EXPECT_EQ(ranking_protocol(0, 9).sampled_negatives_, 0);
+  EXPECT_EQ(o.ks(), (std::vector<int>{5, 10, 20}));
+  EXPECT_EQ(o.sampled_negatives(), 100);
+  EXPECT_EQ(o.seed(), 9u);
+  EXPECT_EQ(ranking_protocol(0, 9).sampled_negatives(), 0);
 }
 
 TEST(Protocols, FullRankingNegativesAreEveryUnseenNonTargetItem) {

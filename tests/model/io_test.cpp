@@ -71,10 +71,10 @@ const std::vector<Trained>& trained_kinds() {
     auto seq = std::make_shared<NextItemModel>(NextItemOptions(I).d_model(16).layers(1).max_len(10));
     fit_next_item(*seq, make_next_item_data(pos, U, I, 3), NextItemTrainOptions().epochs(1).seed(3).device("cpu"));
     (*seq)->eval();
-    out.push_back({"next-item", next_item_checkpoint(*seq, ds.users, ds.items), [seq](int32_t, const auto& h) {
+    out.push_back({"next_item", next_item_checkpoint(*seq, ds.users, ds.items), [seq](int32_t, const auto& h) {
                      torch::NoGradGuard g;
                      std::vector<const std::vector<int32_t>*> rows = {&h};
-                     at::Tensor s = (*seq)->score_next(pack_histories(rows, (*seq)->options.max_len_)).contiguous();
+                     at::Tensor s = (*seq)->score_next(pack_histories(rows, (*seq)->options.max_len())).contiguous();
                      return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
                    }});
 
@@ -110,7 +110,7 @@ const std::vector<Trained>& trained_kinds() {
 
 TEST(ModelIo, EveryKindIsRegisteredAndMtrecTrainWritesOnlyRegisteredKinds) {
   const std::vector<std::string> kinds = model_kinds();
-  for (const char* k : {"ctr", "dmf", "joint", "knn", "next-item", "rating"})
+  for (const char* k : {"ctr", "dmf", "joint", "knn", "next_item", "rating"})
     EXPECT_NE(std::find(kinds.begin(), kinds.end(), k), kinds.end()) << k;
   for (const auto& t : trained_kinds()) EXPECT_EQ(t.export_ck.task, t.kind);
 }
@@ -239,7 +239,7 @@ TEST(ModelIo, CheckpointErrorsNameTheFileWhatItHoldsAndWhatWasExpected) {
   pre.path = "pre.ckpt";
   e = error_of([&] { load_scoring_model(pre); });
   EXPECT_NE(e.find("checkpoint 'pre.ckpt' is a model export (task mlm-pretrain); expected a model of a registered "
-                   "kind (ctr, dmf, joint, knn, next-item, rating)"),
+                   "kind (ctr, dmf, joint, knn, next_item, rating)"),
             std::string::npos)
       << e;
   // Truncated.

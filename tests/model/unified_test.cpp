@@ -38,6 +38,12 @@ std::vector<std::vector<int64_t>> toy_rows(int64_t n, int64_t vocab, uint64_t se
   return rows;
 }
 
+std::vector<Head> heads_of(const std::vector<std::string>& names) {
+  std::vector<Head> heads;
+  for (const auto& n : names) heads.push_back(parse_head(n));
+  return heads;
+}
+
 struct Toy {
   SyntheticWorld w = small_world(30, 20, 1500);
   std::vector<std::vector<int64_t>> items, users, contexts, mlm_rows;
@@ -53,7 +59,7 @@ struct Toy {
     nn::TextEncoder enc(nn::TextEncoderOptions(vocab, 8).layers(1).heads(2).max_len(8).dropout(dropout)
                             .pooling(nn::Pooling::Mean));
     return UnifiedModel(UnifiedOptions(w.data.num_users(), w.data.num_items(), w.data.scenarios.size())
-                            .dim(8).tasks(std::move(tasks)).ctr_columns(3).text(text).max_history(6).experts(2)
+                            .dim(8).tasks(heads_of(tasks)).ctr_columns(3).text(text).max_history(6).experts(2)
                             .expert_hidden({8, 6}).scenario_arch(nn::ScenarioArch::Star).dropout(dropout)
                             .id_dropout(0).text_refresh_every(1000000000).factor_terms(factor_terms),
                         text == TextMode::None ? nn::TextEncoder{nullptr} : enc, items, users, 0);
@@ -148,7 +154,7 @@ TEST(Unified, SampledNextItemSoftmaxApproximatesTheFullOne) {
   UnifiedModel m = toy.model({"next_item"}, TextMode::None);
   Batch b = toy.batch();
   Outputs out = m->forward(b);
-  JointObjective full("next_item", nullptr, 0), sampled("next_item", nullptr, 4000);
+  JointObjective full(Head::NextItem, nullptr, 0), sampled(Head::NextItem, nullptr, 4000);
   const double lf = full.loss(out, b).item<double>();
   // With many uniform negatives, the sampled loss estimates the full one; the logQ correction
   // (-log(K q)) applies to the positive as to the negatives, which shifts it by log(K q) = log(K / I).
@@ -182,7 +188,7 @@ TEST(Unified, FactorTermsAreTheHeadsCollaborativeFilteringTermsAndLeaveUnseenIds
   UnifiedModel m = toy.model({"rating", "ctr"}, TextMode::None);
   ASSERT_TRUE(m->options.factor_terms());  // the default
   ASSERT_TRUE(m->rating_mf && m->ctr_factors);
-  ASSERT_EQ(m->rating_mf->options.dim_, m->options.dim());
+  ASSERT_EQ(m->rating_mf->options.dim(), m->options.dim());
   m->eval();
   torch::NoGradGuard g;
   // With the towers silenced the heads are their factor terms alone: the rating head's biased
@@ -221,7 +227,7 @@ TEST(Unified, FactorTermsAreTheHeadsCollaborativeFilteringTermsAndLeaveUnseenIds
   EXPECT_FALSE(unified_options_from_json(R"({"num_users":2,"num_items":2,"num_scenarios":1})").factor_terms());
   UnifiedModel off = toy.model({"rating", "ctr"}, TextMode::None, 0, /*factor_terms=*/false);
   EXPECT_FALSE(off->ctr_factors);
-  EXPECT_EQ(off->rating_mf->options.dim_, 0);
+  EXPECT_EQ(off->rating_mf->options.dim(), 0);
 }
 
 TEST(Unified, JointRatingAndCtrLossesAreTheHeadsLosses) {
@@ -246,9 +252,9 @@ TEST(Unified, JointRatingAndCtrLossesAreTheHeadsLosses) {
       bce -= 0.5 * (y * std::log(p) + (1 - y) * std::log(1 - p));
     }
   }
-  EXPECT_NEAR(JointObjective("rating", nullptr, 0, 0.25).loss(out, b).item<double>(), se / n + 0.25 * sl2 / n, 1e-5);
-  EXPECT_NEAR(JointObjective("rating", nullptr).loss(out, b).item<double>(), se / n, 1e-5);
-  EXPECT_NEAR(JointObjective("ctr", nullptr).loss(out, b).item<double>(), bce / n, 1e-5);
+  EXPECT_NEAR(JointObjective(Head::Rating, nullptr, 0, 0.25).loss(out, b).item<double>(), se / n + 0.25 * sl2 / n, 1e-5);
+  EXPECT_NEAR(JointObjective(Head::Rating, nullptr).loss(out, b).item<double>(), se / n, 1e-5);
+  EXPECT_NEAR(JointObjective(Head::Ctr, nullptr).loss(out, b).item<double>(), bce / n, 1e-5);
 }
 
 TEST(Unified, CheckpointsFromBeforeTheHeadsModulesLoadAndScoreAlike) {
@@ -259,7 +265,7 @@ TEST(Unified, CheckpointsFromBeforeTheHeadsModulesLoadAndScoreAlike) {
     m->eval();
     // The state as the model before the heads' modules named it: separate bias and factor tables.
     Checkpoint old;
-    const int64_t d = m->rating_mf->options.dim_;
+    const int64_t d = m->rating_mf->options.dim();
     for (const auto& [name, t] : module_state(*m)) {
       if (name == "rating_mf.user_table.weight") {
         old.tensors.emplace_back("user_bias.weight", t.narrow(1, d, 1).clone());
@@ -292,14 +298,19 @@ TEST(Unified, CheckpointsFromBeforeTheHeadsModulesLoadAndScoreAlike) {
 }
 
 TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {
-  UnifiedOptions o = UnifiedOptions(3, 4, 2).dim(16).tasks({"ctr", "match"}).arch(nn::ExpertArch::Ple).levels(2);
+  UnifiedOptions o = UnifiedOptions(3, 4, 2).dim(16).tasks({Head::Ctr, Head::Match}).arch(nn::ExpertArch::Ple).levels(2);
   UnifiedOptions back = unified_options_from_json(unified_options_to_json(o));
   EXPECT_EQ(unified_options_to_json(back), unified_options_to_json(o));
+  // One name per head: the CLI's hyphen is read as the one spelling; an unknown name lists the heads.
+  EXPECT_EQ(parse_head("next-item"), Head::NextItem);
+  EXPECT_STREQ(head_name(parse_head("next_item")), "next_item");
+  for (Head h : all_heads()) EXPECT_EQ(parse_head(head_name(h)), h);
   try {
-    UnifiedOptions(3, 4, 2).tasks({"ctr", "clicks"}).validate();
+    unified_options_from_json(R"({"num_users":1,"num_items":1,"num_scenarios":1,"tasks":["ctr","clicks"]})");
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'clicks'"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("rating|ctr|next_item|match|scenario|mlm"), std::string::npos) << e.what();
   }
   EXPECT_THROW(unified_options_from_json(R"({"num_users":1,"num_items":1,"num_scenarios":1,"dims":3})"), Error);
   // Each field is declared once (core/options.h): the JSON keys are the fields' names, an enum
@@ -314,7 +325,7 @@ TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {
     EXPECT_NE(std::string(e.what()).find("unified model options: option 'arch' = \"mmoee\""), std::string::npos) << e.what();
   }
   // The joint trainer's options hold the model's once: one set of defaults.
-  EXPECT_EQ(unified_options_to_json(JointTrainOptions().model_), j);
+  EXPECT_EQ(unified_options_to_json(JointTrainOptions().model()), j);
 }
 
 TEST(TaskMap, ParsesEntriesWithDefaultsAndRejectsUnknownHeads) {
@@ -338,10 +349,10 @@ TEST(Unified, JointCheckpointRoundTripsToIdenticalScores) {
   JointBundle back = joint_from_checkpoint(ck, "cpu");
   Interactions known = w.data.interactions.subset(split.train);
   std::vector<int32_t> users = {0, 3, 17, 59};
-  for (const char* head : {"ctr", "rating", "next_item", "match"}) {
+  for (Head head : {Head::Ctr, Head::Rating, Head::NextItem, Head::Match}) {
     at::Tensor a = score_catalogue(fit.model, w.data, known, users, 1, head);
     at::Tensor b = score_catalogue(back.model, w.data, known, users, 1, head);
-    EXPECT_TRUE(torch::equal(a, b)) << head;
+    EXPECT_TRUE(torch::equal(a, b)) << head_name(head);
   }
   EXPECT_EQ(back.ctr_columns, fit.ctr_columns);
   // A changed parameter fails the golden check on load.
@@ -355,7 +366,7 @@ TEST(Unified, JointTrainingKilledMidEpochResumesBitIdentically) {
   SyntheticWorld w = small_world(60, 40, 3000);
   Split split = temporal_split(w.data.interactions, 0.8, 0.1);
   JointTrainOptions o = tiny_joint().weighting("uncertainty");
-  o.trainer_.epochs(2).batch_size(128);
+  o.trainer().epochs(2).batch_size(128);
   test::TempDir dir;
   JointFit whole = fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("a")));
   // Crash after step 20 (of 2 x 19), with a checkpoint every 5 steps, then resume from it.
@@ -384,7 +395,7 @@ TEST(Unified, ScenarioClassifierBeatsTheMajorityClass) {
   // The classifier reads the encoder, so it learns at the full rate here (the joint default
   // fine-tunes the encoder slowly for the sake of the cached catalogue vectors).
   JointTrainOptions o = tiny_joint().tasks({"scenario"}).text_lr_scale(1);
-  o.trainer_.epochs(2).lr(5e-3);
+  o.trainer().epochs(2).lr(5e-3);
   JointFit fit = fit_joint(w.data, split, o, {});
   std::vector<size_t> known = split.train;
   known.insert(known.end(), split.valid.begin(), split.valid.end());

@@ -40,7 +40,7 @@ std::vector<int32_t> oracle_top(int32_t user, int32_t scenario, const std::vecto
   UnifiedModel m = model();
   at::Tensor total;
   for (const auto& [h, w] : heads) {
-    at::Tensor s = score_catalogue(m, data(), known(), {user}, scenario, h, seed())[0];
+    at::Tensor s = score_catalogue(m, data(), known(), {user}, scenario, parse_head(h), seed())[0];
     if (heads.size() == 1) {
       total = s;
       break;
@@ -159,7 +159,7 @@ TEST(Recommender, RerankingRetrievedCandidatesKeepsOnlyRetrievedItems) {
     }
     // Ordered by the CTR tower among the candidates.
     UnifiedModel m = model();
-    at::Tensor p = score_catalogue(m, data(), known(), {u}, data().scenarios.find("home_feed"), "ctr", seed())[0];
+    at::Tensor p = score_catalogue(m, data(), known(), {u}, data().scenarios.find("home_feed"), Head::Ctr, seed())[0];
     std::vector<int32_t> by_ctr(c.begin(), c.end());
     std::stable_sort(by_ctr.begin(), by_ctr.end(), [&](int32_t a, int32_t b) { return p[a].item<float>() > p[b].item<float>(); });
     by_ctr.resize(5);

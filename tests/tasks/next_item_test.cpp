@@ -46,7 +46,7 @@ void expect_gradients_match(NextItemModel& model, const std::function<torch::Ten
       flat[k] = orig;
       const double numeric = (up - down) / (2 * eps);
       const double analytic = grad[k].item<double>();
-      if (p.key() == "item_emb.weight" && k < model->options.d_model_) {
+      if (p.key() == "item_emb.weight" && k < model->options.d_model()) {
         EXPECT_EQ(analytic, 0.0) << "padding row must get no gradient";
         continue;
       }
@@ -281,15 +281,15 @@ TEST(NextItem, SampledSoftmaxTrainingAlsoLowersFullLoss) {
 TEST(NextItem, OptionsRoundTripThroughJson) {
   auto o = NextItemOptions(99).d_model(16).layers(3).heads(4).ffn_dim(32).max_len(20).dropout(0.25).text_dim(8);
   auto back = mtrec::next_item_options_from_json(mtrec::next_item_options_to_json(o));
-  EXPECT_EQ(back.num_items_, 99);
-  EXPECT_EQ(back.d_model_, 16);
-  EXPECT_EQ(back.layers_, 3);
-  EXPECT_EQ(back.heads_, 4);
-  EXPECT_EQ(back.ffn_dim_, 32);
-  EXPECT_EQ(back.max_len_, 20);
-  EXPECT_EQ(back.dropout_, 0.25);
-  EXPECT_EQ(back.text_dim_, 8);
-  EXPECT_EQ(mtrec::next_item_options_from_json(R"({"num_items": 5})").d_model_, 64);
+  EXPECT_EQ(back.num_items(), 99);
+  EXPECT_EQ(back.d_model(), 16);
+  EXPECT_EQ(back.layers(), 3);
+  EXPECT_EQ(back.heads(), 4);
+  EXPECT_EQ(back.ffn_dim(), 32);
+  EXPECT_EQ(back.max_len(), 20);
+  EXPECT_EQ(back.dropout(), 0.25);
+  EXPECT_EQ(back.text_dim(), 8);
+  EXPECT_EQ(mtrec::next_item_options_from_json(R"({"num_items": 5})").d_model(), 64);
   EXPECT_THROW(mtrec::next_item_options_from_json(R"({"num_items": 5, "dim": 3})"), mtrec::Error);
   EXPECT_THROW(mtrec::next_item_options_from_json(R"({"d_model": 3})"), mtrec::Error);
   EXPECT_THROW(mtrec::next_item_options_from_json("{"), mtrec::Error);

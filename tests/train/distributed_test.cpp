@@ -288,7 +288,7 @@ TEST(DataParallel, TwoRanksOfHalfBatchesEqualOneProcessAndSeeEveryExampleOncePer
         Batcher mine(shape, BatcherOptions().batch_size(32).prefetch(0).shard(r, 2), c10::kCPU);
         Batcher all(shape, BatcherOptions().batch_size(32).prefetch(0), c10::kCPU);
         for (int e = 0; e < 3; ++e) {
-          const uint64_t seed = derive_seed(options().seed_, "epoch-" + std::to_string(e));
+          const uint64_t seed = derive_seed(options().seed(), "epoch-" + std::to_string(e));
           mine.start_epoch(e, seed), all.start_epoch(e, seed);
           for (int64_t b = 0; b < mine.batches_per_epoch(); ++b) {
             auto rows = mine.rows_of(b);
@@ -370,12 +370,12 @@ TEST(Distributed, EnvironmentOfTorchrunIsReadAndCheckedAndOneProcessNeedsNoGroup
   ::setenv("MASTER_ADDR", "10.0.0.7", 1), ::setenv("MASTER_PORT", "29511", 1);
   ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1), ::setenv("TORCHELASTIC_RESTART_COUNT", "2", 1);
   DistributedOptions d = DistributedOptions::from_env();
-  EXPECT_EQ(d.rank_, 1);
-  EXPECT_EQ(d.world_size_, 4);
-  EXPECT_EQ(d.master_addr_, "10.0.0.7");
-  EXPECT_EQ(d.master_port_, 29511);
-  EXPECT_TRUE(d.agent_store_);
-  EXPECT_EQ(d.store_prefix_, "mtrec/attempt_2/");
+  EXPECT_EQ(d.rank(), 1);
+  EXPECT_EQ(d.world_size(), 4);
+  EXPECT_EQ(d.master_addr(), "10.0.0.7");
+  EXPECT_EQ(d.master_port(), 29511);
+  EXPECT_TRUE(d.agent_store());
+  EXPECT_EQ(d.store_prefix(), "mtrec/attempt_2/");
   ::setenv("RANK", "4", 1);
   try {
     DistributedOptions::from_env();
@@ -388,7 +388,7 @@ TEST(Distributed, EnvironmentOfTorchrunIsReadAndCheckedAndOneProcessNeedsNoGroup
   for (const char* k : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE",
                         "TORCHELASTIC_RESTART_COUNT"})
     ::unsetenv(k);
-  EXPECT_EQ(DistributedOptions::from_env().world_size_, 1);
+  EXPECT_EQ(DistributedOptions::from_env().world_size(), 1);
 }
 
 }  // namespace mtrec

@@ -8,7 +8,10 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
 #include "mtrec/data/batcher.h"
+#include "mtrec/data/synthetic.h"
 #include "mtrec/nn/checkpoint.h"
+#include "mtrec/tasks/labels.h"
+#include "mtrec/tasks/rating.h"
 #include "mtrec/train/observers.h"
 #include "mtrec/train/optim.h"
 #include "mtrec/train/trainer.h"
@@ -65,6 +68,47 @@ struct MseTask : Task {
     return {{"mse", err.pow(2).mean().item<double>()}};
   }
 };
+
+// The usage example at the top of train/trainer.h, as written there (a header example that
+// does not compile or run is worse than none).
+TEST(Trainer, TheHeaderExampleRunsAsWritten) {
+  test::OneThread one;
+  test::TempDir dir;
+  SyntheticWorld w = generate_world(SyntheticOptions().users(80).items(40).interactions(12000).seed(3).threads(1));
+  const Interactions all = explicit_ratings(w.data, w.data.interactions);  // the world's star ratings
+  ASSERT_GT(all.size(), 500u);
+  std::vector<size_t> tr, va;
+  for (size_t r = 0; r < all.size(); ++r) (r % 5 == 0 ? va : tr).push_back(r);
+  const Interactions train = all.subset(tr), valid = all.subset(va);
+  const int64_t users = w.data.num_users(), items = w.data.num_items();
+  const std::string runs_mf = dir.path("mf");
+  torch::manual_seed(1);
+
+  mtrec::RatingModel model(mtrec::BiasedMF(mtrec::BiasedMFOptions(users, items).dim(32).global_mean(3.5)));
+  mtrec::InteractionSource source(train);                    // data/batcher.h
+  mtrec::RatingObjective rating(/*l2=*/0.05, valid, 1, 5);   // tasks/rating.h
+  mtrec::Trainer trainer(model, source, {{&rating, 1.0}},
+                         mtrec::TrainerOptions().epochs(20).lr(0.01).monitor("rating/rmse", /*maximize=*/false));
+  trainer.add_observer(std::make_shared<mtrec::EarlyStopping>(/*patience=*/3));  // train/observers.h
+  trainer.add_observer(std::make_shared<mtrec::Checkpointer>(runs_mf));            // last.ckpt, best.ckpt
+  mtrec::TrainSummary s = trainer.train();
+
+  // It learns: the validation RMSE beats predicting the training mean for every row.
+  double mean = 0, sse = 0;
+  for (float r : train.rating) mean += r / double(train.size());
+  for (float r : valid.rating) sse += (r - mean) * (r - mean);
+  const double baseline = std::sqrt(sse / double(valid.size()));
+  const double best = rating.validate(model).at("rmse");
+  EXPECT_LT(best, baseline - 0.02) << "trained " << best << " vs mean " << baseline;
+  EXPECT_GE(s.state.epoch, 1);
+  EXPECT_TRUE(std::filesystem::exists(runs_mf + "/last.ckpt"));
+  EXPECT_TRUE(std::filesystem::exists(runs_mf + "/best.ckpt"));
+  // ... and "or first trainer.resume(load_checkpoint(...))": a finished run resumes and stops.
+  mtrec::Trainer again(model, source, {{&rating, 1.0}},
+                       mtrec::TrainerOptions().epochs(20).lr(0.01).monitor("rating/rmse", false));
+  again.resume(mtrec::load_checkpoint(runs_mf + "/last.ckpt"));
+  EXPECT_EQ(again.state().epoch, s.state.epoch);
+}
 
 TEST(Trainer, FindsTheKnownOptimumOfALeastSquaresProblem) {
   LineSource src(512);

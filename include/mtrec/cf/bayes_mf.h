@@ -22,27 +22,30 @@
 // items), then every item, then the noise and the hyperparameters. Every user and item draws
 // from its own random stream derived from (seed, sweep, id), so results do not depend on the
 // thread count.
+#include <torch/arg.h>
 #include <cstdint>
 #include <functional>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 
 namespace mtrec {
 
+#define MTREC_BAYES_MF_OPTIONS(X)                     \
+  X(int64_t, dim, 32)                                 \
+  /* Gibbs sweeps */                                  \
+  X(int, iterations, 200)                             \
+  /* sweeps discarded before averaging */             \
+  X(int, burn_in, 20)                                 \
+  /* factors start at N(0, init_std²), as in libFM */ \
+  X(double, init_std, 0.1)                            \
+  /* 0: hardware concurrency */                       \
+  X(int, threads, 0)                                  \
+  X(uint64_t, seed, 42)
+
 struct BayesMfOptions {
-  int64_t dim_ = 32;
-  int iterations_ = 200;   // Gibbs sweeps
-  int burn_in_ = 20;       // sweeps discarded before averaging
-  double init_std_ = 0.1;  // factors start at N(0, init_std²), as in libFM
-  int threads_ = 0;        // 0: hardware concurrency
-  uint64_t seed_ = 42;
-  BayesMfOptions& dim(int64_t v) { dim_ = v; return *this; }
-  BayesMfOptions& iterations(int v) { iterations_ = v; return *this; }
-  BayesMfOptions& burn_in(int v) { burn_in_ = v; return *this; }
-  BayesMfOptions& init_std(double v) { init_std_ = v; return *this; }
-  BayesMfOptions& threads(int v) { threads_ = v; return *this; }
-  BayesMfOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_BAYES_MF_OPTIONS)
 };
 
 /// Posterior means of the biased MF parameters; factors are row-major [rows, dim].

@@ -26,12 +26,14 @@
 // in a mean of raw ratings is meaningless). With no usable neighbour: b_ui, or without baseline
 // the user mean (item-based) / item mean (user-based), then the other mean, then the global mean.
 // Predictions are clipped to the training rating range.
+#include <torch/arg.h>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 
 namespace mtrec {
@@ -46,30 +48,30 @@ KnnKind parse_knn_kind(std::string_view s);
 /// "cosine" | "adjusted_cosine" | "pearson" | "pearson_baseline".
 KnnSimilarity parse_knn_similarity(std::string_view s);
 
+#define MTREC_KNN_OPTIONS(X)                                         \
+  X(KnnKind, kind, KnnKind::Item)                                    \
+  X(KnnSimilarity, similarity, KnnSimilarity::PearsonBaseline)       \
+  /* neighbours used per prediction */                               \
+  X(int, k, 40)                                                      \
+  /* sim * n / (n + shrinkage); 0 disables */                        \
+  X(double, shrinkage, 100)                                          \
+  /* co-rated entries needed for a non-zero similarity */            \
+  X(int, min_support, 1)                                             \
+  /* neighbours stored per row; 0 keeps every non-zero similarity */ \
+  X(int, max_neighbors, 0)                                           \
+  /* predict residuals around mu + b_u + b_i */                      \
+  X(bool, baseline, true)                                            \
+  /* ALS passes for the biases */                                    \
+  X(int, baseline_epochs, 10)                                        \
+  X(double, reg_user, 15)                                            \
+  X(double, reg_item, 10)                                            \
+  /* clip rating predictions to the training range */                \
+  X(bool, clip, true)                                                \
+  /* 0: hardware concurrency */                                      \
+  X(int, threads, 0)
+
 struct KnnOptions {
-  KnnKind kind_ = KnnKind::Item;
-  KnnSimilarity similarity_ = KnnSimilarity::PearsonBaseline;
-  int k_ = 40;                // neighbours used per prediction
-  double shrinkage_ = 100;    // sim * n / (n + shrinkage); 0 disables
-  int min_support_ = 1;       // co-rated entries needed for a non-zero similarity
-  int max_neighbors_ = 0;     // neighbours stored per row; 0 keeps every non-zero similarity
-  bool baseline_ = true;      // predict residuals around mu + b_u + b_i
-  int baseline_epochs_ = 10;  // ALS passes for the biases
-  double reg_user_ = 15, reg_item_ = 10;
-  bool clip_ = true;          // clip rating predictions to the training range
-  int threads_ = 0;           // 0: hardware concurrency
-  KnnOptions& kind(KnnKind v) { kind_ = v; return *this; }
-  KnnOptions& similarity(KnnSimilarity v) { similarity_ = v; return *this; }
-  KnnOptions& k(int v) { k_ = v; return *this; }
-  KnnOptions& shrinkage(double v) { shrinkage_ = v; return *this; }
-  KnnOptions& min_support(int v) { min_support_ = v; return *this; }
-  KnnOptions& max_neighbors(int v) { max_neighbors_ = v; return *this; }
-  KnnOptions& baseline(bool v) { baseline_ = v; return *this; }
-  KnnOptions& baseline_epochs(int v) { baseline_epochs_ = v; return *this; }
-  KnnOptions& reg_user(double v) { reg_user_ = v; return *this; }
-  KnnOptions& reg_item(double v) { reg_item_ = v; return *this; }
-  KnnOptions& clip(bool v) { clip_ = v; return *this; }
-  KnnOptions& threads(int v) { threads_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_KNN_OPTIONS)
 };
 
 /// One stored neighbour of a row.

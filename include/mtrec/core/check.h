@@ -54,3 +54,13 @@ std::string str_cat(const Args&... args) {
 /// Throws mtrec::Error with the message (an unconditional MTREC_CHECK).
 #define MTREC_FAIL(...) \
   ::mtrec::detail::check_failed("failure", __FILE__, __LINE__, ::mtrec::detail::str_cat(__VA_ARGS__))
+
+/// An internal invariant (a bug in mtrec when it fails, never bad input: that is MTREC_CHECK),
+/// checked in debug builds and compiled out under NDEBUG; the message carries the values.
+#ifdef NDEBUG
+#define MTREC_ASSERT(cond, ...) \
+  do {                          \
+  } while (0)
+#else
+#define MTREC_ASSERT(cond, ...) MTREC_CHECK(cond, "internal error (please report): ", __VA_ARGS__)
+#endif

@@ -8,6 +8,7 @@
 //   batcher.start_epoch(epoch, seed);            // or (epoch, seed, first_batch) to resume
 //   mtrec::Batch b;
 //   while (batcher.next(b)) { ... }
+#include <torch/arg.h>
 #include <c10/core/Device.h>
 
 #include <condition_variable>
@@ -18,24 +19,29 @@
 #include <thread>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/data/batch.h"
 
 namespace mtrec {
 
+#define MTREC_BATCHER_OPTIONS(X)                                                                      \
+  X(int64_t, batch_size, 256)                                                                         \
+  X(bool, shuffle, true)                                                                              \
+  /* drop a final batch smaller than batch_size */                                                    \
+  X(bool, drop_last, false)                                                                           \
+  /* batches assembled ahead (0: on the caller's thread) */                                           \
+  X(int, prefetch, 4)                                                                                 \
+  /* Data parallel: batch_size is the global batch; rank `shard_` of `shards_` gets its contiguous */ \
+  /* share of every global batch (sizes differ by at most one; a rank's share can be empty). */       \
+  X(int, shard, 0)                                                                                    \
+  X(int, shards, 1)
+
 struct BatcherOptions {
-  int64_t batch_size_ = 256;
-  bool shuffle_ = true;
-  bool drop_last_ = false;  // drop a final batch smaller than batch_size
-  int prefetch_ = 4;        // batches assembled ahead (0: on the caller's thread)
-  // Data parallel: batch_size is the global batch; rank `shard_` of `shards_` gets its contiguous
-  // share of every global batch (sizes differ by at most one; a rank's share can be empty).
-  int shard_ = 0, shards_ = 1;
-  BatcherOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_BATCHER_OPTIONS)
+
+ public:  // TORCH_ARG leaves the access private
   BatcherOptions& shard(int rank, int count) { shard_ = rank, shards_ = count; return *this; }
-  BatcherOptions& shuffle(bool v) { shuffle_ = v; return *this; }
-  BatcherOptions& drop_last(bool v) { drop_last_ = v; return *this; }
-  BatcherOptions& prefetch(int v) { prefetch_ = v; return *this; }
 };
 
 /// The examples of an Interactions table as batches: int64 "user", "item", "scenario",

@@ -19,12 +19,14 @@
 // around ids and numbers are trimmed. Latin-1 input is converted to UTF-8; in UTF-8 mode invalid
 // byte sequences are errors. Any malformed input throws mtrec::DataError naming the file, the
 // 1-based line and the field; nothing partial is returned.
+#include <torch/arg.h>
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/core/check.h"
 #include "mtrec/data/schema.h"
 
@@ -54,36 +56,34 @@ struct ColumnSpec {
   std::string to_string() const;
 };
 
-struct CsvOptions {
-  std::string delimiter_ = ",";
-  bool has_header_ = true;
-  Encoding encoding_ = Encoding::Utf8;
-  bool quoting_ = true;  // RFC 4180 double quotes; off for formats that use '"' literally
-  ColumnSpec user_, item_, rating_, timestamp_, scenario_, behavior_;
-  // The request's context text (query / page / placement; Auto: a header named "context"):
-  // equal texts share one Dataset::context_text id, an empty field is no context (-1).
-  ColumnSpec context_;
-  std::string default_scenario_ = "default";  // when there is no scenario column
-  std::string default_behavior_;              // when there is no behaviour column; "" = "rating" or "interaction"
-  std::string name_;                          // Dataset::name; "" = the file's stem
+#define MTREC_CSV_OPTIONS(X)                                                                   \
+  X(std::string, delimiter, ",")                                                               \
+  X(bool, has_header, true)                                                                    \
+  X(Encoding, encoding, Encoding::Utf8)                                                        \
+  /* RFC 4180 double quotes; off for formats that use '"' literally */                         \
+  X(bool, quoting, true)                                                                       \
+  X(ColumnSpec, user, {})                                                                      \
+  X(ColumnSpec, item, {})                                                                      \
+  X(ColumnSpec, rating, {})                                                                    \
+  X(ColumnSpec, timestamp, {})                                                                 \
+  X(ColumnSpec, scenario, {})                                                                  \
+  X(ColumnSpec, behavior, {})                                                                  \
+  /* The request's context text (query / page / placement; Auto: a header named "context"): */ \
+  /* equal texts share one Dataset::context_text id, an empty field is no context (-1). */     \
+  X(ColumnSpec, context, {})                                                                   \
+  /* when there is no scenario column */                                                       \
+  X(std::string, default_scenario, "default")                                                  \
+  /* when there is no behaviour column; "" = "rating" or "interaction" */                      \
+  X(std::string, default_behavior, {})                                                         \
+  /* Dataset::name; "" = the file's stem */                                                    \
+  X(std::string, name, {})
 
-  CsvOptions& delimiter(std::string v) { delimiter_ = std::move(v); return *this; }
-  CsvOptions& has_header(bool v) { has_header_ = v; return *this; }
-  CsvOptions& encoding(Encoding v) { encoding_ = v; return *this; }
-  CsvOptions& quoting(bool v) { quoting_ = v; return *this; }
-  CsvOptions& user(ColumnSpec v) { user_ = std::move(v); return *this; }
-  CsvOptions& item(ColumnSpec v) { item_ = std::move(v); return *this; }
-  CsvOptions& rating(ColumnSpec v) { rating_ = std::move(v); return *this; }
-  CsvOptions& timestamp(ColumnSpec v) { timestamp_ = std::move(v); return *this; }
-  CsvOptions& scenario(ColumnSpec v) { scenario_ = std::move(v); return *this; }
-  CsvOptions& behavior(ColumnSpec v) { behavior_ = std::move(v); return *this; }
-  CsvOptions& context(ColumnSpec v) { context_ = std::move(v); return *this; }
+struct CsvOptions {
+  MTREC_OPTIONS(MTREC_CSV_OPTIONS)
+
+ public:  // TORCH_ARG leaves the access private
   CsvOptions& no_rating() { return rating(ColumnSpec::none()); }      // implicit feedback
   CsvOptions& no_timestamp() { return timestamp(ColumnSpec::none()); }
-  CsvOptions& default_scenario(std::string v) { default_scenario_ = std::move(v); return *this; }
-  CsvOptions& default_behavior(std::string v) { default_behavior_ = std::move(v); return *this; }
-  CsvOptions& name(std::string v) { name_ = std::move(v); return *this; }
-
   /// Sets one option by its config-file key (throws mtrec::Error on a bad key or value):
   ///   delimiter (text; "\t", "tab", "space" and "pipe" are spelled out), header (true|false),
   ///   encoding (utf8|latin1), quoting (true|false), user, item, rating, timestamp, scenario,
@@ -109,19 +109,23 @@ Dataset read_csv_with_ids(const std::string& path, const CsvOptions& options, co
 
 /// An entity catalogue file (items or users): a header, then one row per id with its text.
 ///   auto books = mtrec::CatalogSpec("books.csv").id("book_id").text({"title", "authors"});
-struct CatalogSpec {
-  std::string path_;
-  ColumnSpec id_;                          // Auto: named like the role (item, item_id, movieId, ...), else the first column
-  std::vector<std::string> text_columns_;  // header names, in this order; empty: every column but the id
-  CsvOptions csv_;                         // delimiter, encoding, quoting (the header is always required)
+#define MTREC_CATALOG_SPEC(X)                                                          \
+  X(std::string, path, {})                                                             \
+  /* Auto: named like the role (item, item_id, movieId, ...), else the first column */ \
+  X(ColumnSpec, id, {})                                                                \
+  /* header names, in this order; empty: every column but the id */                    \
+  X(std::vector<std::string>, text_columns, {})                                        \
+  /* delimiter, encoding, quoting (the header is always required) */                   \
+  X(CsvOptions, csv, {})
 
+struct CatalogSpec {
   CatalogSpec() = default;
   explicit CatalogSpec(std::string path) : path_(std::move(path)) {}
-  CatalogSpec& path(std::string v) { path_ = std::move(v); return *this; }
-  CatalogSpec& id(ColumnSpec v) { id_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_CATALOG_SPEC)
+
+ public:  // TORCH_ARG leaves the access private
   CatalogSpec& text(std::vector<std::string> v) { text_columns_ = std::move(v); return *this; }
   CatalogSpec& delimiter(std::string v) { csv_.delimiter(std::move(v)); return *this; }
-  CatalogSpec& csv(CsvOptions v) { csv_ = std::move(v); return *this; }
 };
 
 enum class CatalogRole { User, Item, Scenario, Behavior, Context };

@@ -18,11 +18,13 @@
 // file has ratings. Timestamps are kept only when every file has them (the report says when
 // they were dropped). Catalogue rows are read after the interactions: an id seen only in the
 // catalogue is interned (a cold-start item or user, with text and no interactions).
+#include <torch/arg.h>
 #include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/csv_reader.h"
 #include "mtrec/data/schema.h"
 
@@ -65,14 +67,23 @@ struct InteractionFile {
   CsvOptions csv;
 };
 
-struct DatasetSpec {
-  std::vector<InteractionFile> files_;
-  std::string dir_;   // a folder in the generic format instead of files (read_dataset_dir)
-  CsvOptions csv_;    // the column mapping of every file (and of the folder's interactions.csv)
-  CatalogSpec items_, users_;  // used when their path is set
-  DuplicatePolicy duplicates_ = DuplicatePolicy::Auto;
-  std::string name_;  // Dataset::name; "" = the first file's stem (or the folder's name)
+#define MTREC_DATASET_SPEC(X)                                                   \
+  X(std::vector<InteractionFile>, files, {})                                    \
+  /* a folder in the generic format instead of files (read_dataset_dir) */      \
+  X(std::string, dir, {})                                                       \
+  /* the column mapping of every file (and of the folder's interactions.csv) */ \
+  X(CsvOptions, csv, {})                                                        \
+  /* used when their path is set */                                             \
+  X(CatalogSpec, items, {})                                                     \
+  X(CatalogSpec, users, {})                                                     \
+  X(DuplicatePolicy, duplicates, DuplicatePolicy::Auto)                         \
+  /* Dataset::name; "" = the first file's stem (or the folder's name) */        \
+  X(std::string, name, {})
 
+struct DatasetSpec {
+  MTREC_OPTIONS(MTREC_DATASET_SPEC)
+
+ public:  // TORCH_ARG leaves the access private
   DatasetSpec& file(std::string path, std::string behavior = "") {
     files_.push_back({std::move(path), std::move(behavior), false, {}});
     return *this;
@@ -81,12 +92,6 @@ struct DatasetSpec {
     files_.push_back({std::move(path), std::move(behavior), true, std::move(csv)});
     return *this;
   }
-  DatasetSpec& dir(std::string v) { dir_ = std::move(v); return *this; }
-  DatasetSpec& csv(CsvOptions v) { csv_ = std::move(v); return *this; }
-  DatasetSpec& items(CatalogSpec v) { items_ = std::move(v); return *this; }
-  DatasetSpec& users(CatalogSpec v) { users_ = std::move(v); return *this; }
-  DatasetSpec& duplicates(DuplicatePolicy v) { duplicates_ = v; return *this; }
-  DatasetSpec& name(std::string v) { name_ = std::move(v); return *this; }
 };
 
 /// What load_dataset read and decided, for logs and --json.

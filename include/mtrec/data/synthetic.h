@@ -37,35 +37,36 @@
 // - Output is identical for a seed whatever the thread count. Memory: 28 bytes per interaction
 //   in the Dataset (int32 user/item/context, float rating, int64 timestamp, int16
 //   scenario/behaviour), plus the distinct context texts.
+#include <torch/arg.h>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 
 namespace mtrec {
 
+#define MTREC_SYNTHETIC_OPTIONS(X)                              \
+  X(int32_t, users, 2000)                                       \
+  X(int32_t, items, 1000)                                       \
+  X(int32_t, topics, 8)                                         \
+  /* approximate total (exact count reported in the Dataset) */ \
+  X(int64_t, interactions, 100000)                              \
+  /* home feed, search, ads (then scenario_3, ...) */           \
+  X(int32_t, scenarios, 3)                                      \
+  /* items that appear only in the last 10% of time */          \
+  X(double, late_item_fraction, 0.1)                            \
+  /* P(next interaction stays in the session's topic) */        \
+  X(double, topic_stickiness, 0.7)                              \
+  X(uint64_t, seed, 42)                                         \
+  /* record non-clicked exposures as behaviour "impression" */  \
+  X(bool, impressions, true)                                    \
+  /* 0: hardware concurrency; output does not depend on it */   \
+  X(int, threads, 0)
+
 struct SyntheticOptions {
-  int32_t users_ = 2000;
-  int32_t items_ = 1000;
-  int32_t topics_ = 8;
-  int64_t interactions_ = 100000;   // approximate total (exact count reported in the Dataset)
-  int32_t scenarios_ = 3;           // home feed, search, ads (then scenario_3, ...)
-  double late_item_fraction_ = 0.1; // items that appear only in the last 10% of time
-  double topic_stickiness_ = 0.7;   // P(next interaction stays in the session's topic)
-  uint64_t seed_ = 42;
-  bool impressions_ = true;         // record non-clicked exposures as behaviour "impression"
-  int threads_ = 0;                 // 0: hardware concurrency; output does not depend on it
-  SyntheticOptions& users(int32_t v) { users_ = v; return *this; }
-  SyntheticOptions& items(int32_t v) { items_ = v; return *this; }
-  SyntheticOptions& topics(int32_t v) { topics_ = v; return *this; }
-  SyntheticOptions& interactions(int64_t v) { interactions_ = v; return *this; }
-  SyntheticOptions& scenarios(int32_t v) { scenarios_ = v; return *this; }
-  SyntheticOptions& late_item_fraction(double v) { late_item_fraction_ = v; return *this; }
-  SyntheticOptions& topic_stickiness(double v) { topic_stickiness_ = v; return *this; }
-  SyntheticOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  SyntheticOptions& impressions(bool v) { impressions_ = v; return *this; }
-  SyntheticOptions& threads(int v) { threads_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_SYNTHETIC_OPTIONS)
 };
 
 /// What the generator knows and a model must discover.

@@ -7,26 +7,29 @@
 //   mtrec::RankingReport r = ev.evaluate(test, [&](int32_t u, const std::vector<int32_t>& items,
 //                                                  std::vector<float>& out) { ... });
 //   r.at("HR@10"), r.at("NDCG@10")
+#include <torch/arg.h>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/core/score_fn.h"
 #include "mtrec/data/schema.h"
 
 namespace mtrec {
 
+#define MTREC_RANKING_OPTIONS(X)                              \
+  X(std::vector<int>, ks, (std::vector<int>{5, 10, 20}))      \
+  /* 0: full ranking over every item the user has not seen */ \
+  X(int, sampled_negatives, 0)                                \
+  X(uint64_t, seed, 42)                                       \
+  /* 0: hardware concurrency */                               \
+  X(int, threads, 0)
+
 struct RankingOptions {
-  std::vector<int> ks_ = {5, 10, 20};
-  int sampled_negatives_ = 0;  // 0: full ranking over every item the user has not seen
-  uint64_t seed_ = 42;
-  int threads_ = 0;            // 0: hardware concurrency
-  RankingOptions& ks(std::vector<int> v) { ks_ = std::move(v); return *this; }
-  RankingOptions& sampled_negatives(int n) { sampled_negatives_ = n; return *this; }
-  RankingOptions& seed(uint64_t s) { seed_ = s; return *this; }
-  RankingOptions& threads(int t) { threads_ = t; return *this; }
+  MTREC_OPTIONS(MTREC_RANKING_OPTIONS)
 };
 
 struct RankingReport {

@@ -38,6 +38,7 @@
 // negatives and the MLM draws depend only on the epoch seed (and the batch's rows), so a
 // resumed run sees the same batches; make_batch is const and thread-safe (it runs on the
 // Batcher's prefetch thread).
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -46,6 +47,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/batch.h"
 #include "mtrec/data/sampler.h"
 #include "mtrec/data/schema.h"
@@ -53,17 +55,20 @@
 
 namespace mtrec {
 
+#define MTREC_JOINT_DATA_OPTIONS(X)                                                                                         \
+  /* most recent positive items before the example (tokens) */                                                              \
+  X(int64_t, max_history, 50)                                                                                               \
+  /* per positive, sampled unseen items as CTR negatives (0: none; use when the data has no non-positive exposures) */      \
+  X(int, ctr_negatives, 0)                                                                                                  \
+  /* rating-only data: rows rated >= this are the CTR positives, the rest carry no CTR label; 0: every row is a positive */ \
+  X(float, ctr_min_rating, 0)                                                                                               \
+  /* catalogue texts masked per batch for the MLM loss (0: none) */                                                         \
+  X(int64_t, mlm_texts, 0)                                                                                                  \
+  /* time-order ties and the negatives drawn before the first begin_epoch */                                                \
+  X(uint64_t, seed, 42)
+
 struct JointDataOptions {
-  int64_t max_history_ = 50;  // most recent positive items before the example (tokens)
-  int ctr_negatives_ = 0;     // per positive, sampled unseen items as CTR negatives (0: none; use when the data has no non-positive exposures)
-  float ctr_min_rating_ = 0;  // rating-only data: rows rated >= this are the CTR positives, the rest carry no CTR label; 0: every row is a positive
-  int64_t mlm_texts_ = 0;     // catalogue texts masked per batch for the MLM loss (0: none)
-  uint64_t seed_ = 42;        // time-order ties and the negatives drawn before the first begin_epoch
-  JointDataOptions& max_history(int64_t v) { max_history_ = v; return *this; }
-  JointDataOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
-  JointDataOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
-  JointDataOptions& mlm_texts(int64_t v) { mlm_texts_ = v; return *this; }
-  JointDataOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_JOINT_DATA_OPTIONS)
 };
 
 /// Per user, the time-ordered positive items (seeded tie order of mtrec::user_sequences) of

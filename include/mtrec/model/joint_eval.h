@@ -17,37 +17,46 @@
 //  - scenario: accuracy of the scenario classifier on the rows with a context, beside the
 //    majority class of `known` ("majority_accuracy").
 //  - cold: the same ctr, next-item and match metrics on the rows whose item training never saw.
+#include <torch/arg.h>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/model/unified.h"
 #include "mtrec/tasks/task.h"
 
 namespace mtrec {
 
+#define MTREC_JOINT_EVAL_OPTIONS(X)                                                               \
+  /* rating-only data: sampled negatives per positive */                                          \
+  X(int, ctr_negatives, 0)                                                                        \
+  /* rating-only data: positives are rated >= this (0: every row) */                              \
+  X(float, ctr_min_rating, 0)                                                                     \
+  /* tokenised context texts (scenario classifier) */                                             \
+  X(std::vector<std::vector<int64_t>>, context_rows, {})                                          \
+  X(std::vector<std::string>, ctr_columns, std::vector<std::string>{"click"})                     \
+  X(int64_t, batch_size, 2048)                                                                    \
+  /* predictions are clipped to the training range */                                             \
+  X(float, rating_min, 1)                                                                         \
+  X(float, rating_max, 5)                                                                         \
+  /* time-order ties (as JointSource's) and sampled negatives */                                  \
+  X(uint64_t, seed, 42)                                                                           \
+  /* Sharded evaluation (data-parallel validation, train/distributed.h): this process runs the */ \
+  /* model for the users u with u % shards == shard only, and `reduce` sums a vector over the */  \
+  /* processes in place; every process then reports the same metrics, those of one process. */    \
+  X(int, shard, 0)                                                                                \
+  X(int, shards, 1)                                                                               \
+  X(Reduce, reduce, {})
+
 struct JointEvalOptions {
-  int ctr_negatives_ = 0;        // rating-only data: sampled negatives per positive
-  float ctr_min_rating_ = 0;     // rating-only data: positives are rated >= this (0: every row)
-  std::vector<std::vector<int64_t>> context_rows_;  // tokenised context texts (scenario classifier)
-  std::vector<std::string> ctr_columns_ = {"click"};
-  int64_t batch_size_ = 2048;
-  float rating_min_ = 1, rating_max_ = 5;  // predictions are clipped to the training range
-  uint64_t seed_ = 42;                     // time-order ties (as JointSource's) and sampled negatives
-  // Sharded evaluation (data-parallel validation, train/distributed.h): this process runs the
-  // model for the users u with u % shards == shard only, and `reduce` sums a vector over the
-  // processes in place; every process then reports the same metrics, those of one process.
-  int shard_ = 0, shards_ = 1;
-  std::function<void(std::vector<double>&)> reduce_;
-  JointEvalOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
-  JointEvalOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
-  JointEvalOptions& context_rows(std::vector<std::vector<int64_t>> v) { context_rows_ = std::move(v); return *this; }
-  JointEvalOptions& ctr_columns(std::vector<std::string> v) { ctr_columns_ = std::move(v); return *this; }
-  JointEvalOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
-  JointEvalOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  using Reduce = std::function<void(std::vector<double>&)>;
+  MTREC_OPTIONS(MTREC_JOINT_EVAL_OPTIONS)
+
+ public:  // TORCH_ARG leaves the access private
   JointEvalOptions& rating_range(float lo, float hi) { rating_min_ = lo, rating_max_ = hi; return *this; }
   JointEvalOptions& sharded(int shard, int shards, std::function<void(std::vector<double>&)> reduce) {
     shard_ = shard, shards_ = shards, reduce_ = std::move(reduce);
@@ -67,11 +76,10 @@ struct JointReport {
 JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interactions& known, const Interactions& eval,
                            const JointEvalOptions& options);
 
-/// Every item's score for the users' next interaction in `scenario`, by `head`: "ctr" (the
-/// click probability), "rating", "next_item" or "match"; [users.size(), I] on the CPU. The users'
+/// Every item's score for the users' next interaction in `scenario`, by `head`: ctr (the
+/// click probability), rating, next_item or match; [users.size(), I] on the CPU. The users'
 /// histories come from `known` (see UserHistories).
 at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interactions& known,
-                           const std::vector<int32_t>& users, int32_t scenario, const std::string& head,
-                           uint64_t seed = 42);
+                           const std::vector<int32_t>& users, int32_t scenario, Head head, uint64_t seed = 42);
 
 }  // namespace mtrec

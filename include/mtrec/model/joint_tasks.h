@@ -37,21 +37,22 @@ class JointValidation {
 /// The loss of one joint task (see make_joint_tasks).
 class JointObjective : public Task {
  public:
-  JointObjective(std::string name, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives = 0,
+  JointObjective(Head head, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives = 0,
                  double rating_l2 = 0);
-  std::string name() const override { return name_; }
+  std::string name() const override { return head_name(head_); }
   at::Tensor loss(const Outputs& outputs, const Batch& batch) override;
   Metrics validate(Model& model) override;
 
  private:
-  std::string name_;
+  Head head_;
   std::shared_ptr<JointValidation> validation_;
   int64_t next_item_negatives_ = 0;
   double rating_l2_ = 0;
 };
 
-/// One task per enabled head of `options`, in joint_task_names() order: rating (masked mean
-/// squared error), ctr (binary cross-entropy averaged over the label columns), next_item
+/// One task per enabled head of `options`, in all_heads() order: rating (the rating head's
+/// loss: masked mean squared error + rating_l2·l2), ctr (the CTR head's binary cross-entropy,
+/// averaged over the label columns), next_item
 /// (softmax over the catalogue table, or sampled: options.next_item_negatives), match (softmax over the batch's distinct positive
 /// items, by cosine / temperature), scenario (cross-entropy over the scenarios), mlm
 /// (cross-entropy on the masked tokens). A selecting task with no example in a batch gives a

@@ -55,17 +55,12 @@
 #include "mtrec/nn/scenario.h"
 #include "mtrec/nn/text_encoder.h"
 #include "mtrec/tasks/ctr.h"
+#include "mtrec/core/head.h"
 #include "mtrec/tasks/mlm.h"
 #include "mtrec/tasks/rating.h"
 #include "mtrec/tasks/task.h"
 
 namespace mtrec {
-
-/// The task names of the joint model, in the order the experts index them.
-inline const std::vector<std::string>& joint_task_names() {
-  static const std::vector<std::string> names = {"rating", "ctr", "next_item", "match", "scenario", "mlm"};
-  return names;
-}
 
 enum class TextMode { None, Frozen, Finetune };
 /// "none" | "frozen" | "finetune"; throws mtrec::Error otherwise.
@@ -79,8 +74,8 @@ const char* text_mode_name(TextMode m);
   X(int64_t, num_items, 0)                                                                                    \
   X(int64_t, num_scenarios, 1)                                                                                \
   X(int64_t, dim, 64)                                                                                         \
-  /* Enabled tasks (names of joint_task_names()). */                                                          \
-  X(std::vector<std::string>, tasks, (std::vector<std::string>{"rating", "ctr", "next_item", "match", "mlm"})) \
+  /* Enabled heads (tasks/head.h). */                                                                         \
+  X(std::vector<Head>, tasks, (std::vector<Head>{Head::Rating, Head::Ctr, Head::NextItem, Head::Match, Head::Mlm})) \
   X(int64_t, ctr_columns, 1)                                                                                  \
   X(TextMode, text, TextMode::Finetune)                                                                       \
   /* Training steps between text-cache refreshes. */                                                          \
@@ -123,9 +118,9 @@ struct UnifiedOptions {
   MTREC_OPTIONS(MTREC_UNIFIED_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
-  bool has_task(const std::string& name) const;
-  /// The ranking tasks routed through the experts (rating, ctr: those enabled), in order.
-  std::vector<std::string> expert_tasks() const;
+  bool has_task(Head head) const;
+  /// The ranking heads routed through the experts (rating, ctr: those enabled), in order.
+  std::vector<Head> expert_tasks() const;
   void validate() const;
 };
 

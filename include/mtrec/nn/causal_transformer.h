@@ -4,6 +4,7 @@
 // padding rows come out as zeros.
 //   mtrec::CausalTransformer enc(mtrec::CausalTransformerOptions(64).layers(2).heads(1).dropout(0.2));
 //   torch::Tensor h = enc->forward(x /*[B,L,d]*/, valid /*[B,L] bool, true = real item*/);
+#include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/dropout.h>
@@ -13,19 +14,21 @@
 
 #include <cstdint>
 
+#include "mtrec/core/options.h"
+
 namespace mtrec {
+
+#define MTREC_CAUSAL_TRANSFORMER_OPTIONS(X) \
+  X(int64_t, d_model, 0)                    \
+  X(int64_t, layers, 2)                     \
+  X(int64_t, heads, 1)                      \
+  /* 0: d_model (the SASRec setting) */     \
+  X(int64_t, ffn_dim, 0)                    \
+  X(double, dropout, 0.2)
 
 struct CausalTransformerOptions {
   explicit CausalTransformerOptions(int64_t d_model) : d_model_(d_model) {}
-  int64_t d_model_;
-  int64_t layers_ = 2;
-  int64_t heads_ = 1;
-  int64_t ffn_dim_ = 0;  // 0: d_model (the SASRec setting)
-  double dropout_ = 0.2;
-  CausalTransformerOptions& layers(int64_t v) { layers_ = v; return *this; }
-  CausalTransformerOptions& heads(int64_t v) { heads_ = v; return *this; }
-  CausalTransformerOptions& ffn_dim(int64_t v) { ffn_dim_ = v; return *this; }
-  CausalTransformerOptions& dropout(double v) { dropout_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_CAUSAL_TRANSFORMER_OPTIONS)
 };
 
 /// One pre-LN block: x + Drop(Attn(LN(x))), then x + Drop(FFN(LN(x))).

@@ -31,6 +31,8 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
+
 namespace mtrec::nn {
 
 enum class ExpertArch { SharedBottom, Mmoe, Ple };
@@ -38,20 +40,23 @@ enum class ExpertArch { SharedBottom, Mmoe, Ple };
 ExpertArch parse_expert_arch(const std::string& name);
 const char* expert_arch_name(ExpertArch a);
 
+#define MTREC_EXPERTS_OPTIONS(X)                                                            \
+  X(int64_t, in_dim, 0)                                                                     \
+  X(int64_t, num_tasks, 0)                                                                  \
+  X(ExpertArch, arch, ExpertArch::Mmoe)                                                     \
+  /* MMoE: the experts; PLE: the shared experts of each level. Ignored by shared-bottom. */ \
+  X(int64_t, experts, 4)                                                                    \
+  /* PLE only: task-specific experts per task per level. */                                 \
+  X(int64_t, task_experts, 1)                                                               \
+  /* PLE only: extraction levels (>= 1; 1 is CGC, a single customised gate control). */     \
+  X(int64_t, levels, 1)                                                                     \
+  /* Each expert's MLP widths (shared-bottom: the bottom MLP); ReLU after every layer. */   \
+  X(std::vector<int64_t>, hidden, (std::vector<int64_t>{128, 64}))                          \
+  X(double, dropout, 0)
+
 struct ExpertsOptions {
   ExpertsOptions(int64_t in_dim, int64_t num_tasks) : in_dim_(in_dim), num_tasks_(num_tasks) {}
-  TORCH_ARG(int64_t, in_dim);
-  TORCH_ARG(int64_t, num_tasks);
-  TORCH_ARG(ExpertArch, arch) = ExpertArch::Mmoe;
-  /// MMoE: the experts; PLE: the shared experts of each level. Ignored by shared-bottom.
-  TORCH_ARG(int64_t, experts) = 4;
-  /// PLE only: task-specific experts per task per level.
-  TORCH_ARG(int64_t, task_experts) = 1;
-  /// PLE only: extraction levels (>= 1; 1 is CGC, a single customised gate control).
-  TORCH_ARG(int64_t, levels) = 1;
-  /// Each expert's MLP widths (shared-bottom: the bottom MLP); ReLU after every layer.
-  TORCH_ARG(std::vector<int64_t>, hidden) = std::vector<int64_t>{128, 64};
-  TORCH_ARG(double, dropout) = 0;
+  MTREC_OPTIONS(MTREC_EXPERTS_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
   int64_t out_dim() const { return hidden_.empty() ? 0 : hidden_.back(); }

@@ -28,6 +28,8 @@
 #include <cstdint>
 #include <string>
 
+#include "mtrec/core/options.h"
+
 namespace mtrec::nn {
 
 enum class ScenarioArch { None, Star, Pepnet };
@@ -35,12 +37,15 @@ enum class ScenarioArch { None, Star, Pepnet };
 ScenarioArch parse_scenario_arch(const std::string& name);
 const char* scenario_arch_name(ScenarioArch a);
 
+#define MTREC_STAR_LINEAR_OPTIONS(X)    \
+  X(int64_t, in_dim, 0)                 \
+  X(int64_t, out_dim, 0)                \
+  X(int64_t, num_scenarios, 0)
+
 struct StarLinearOptions {
   StarLinearOptions(int64_t in_dim, int64_t out_dim, int64_t num_scenarios)
       : in_dim_(in_dim), out_dim_(out_dim), num_scenarios_(num_scenarios) {}
-  TORCH_ARG(int64_t, in_dim);
-  TORCH_ARG(int64_t, out_dim);
-  TORCH_ARG(int64_t, num_scenarios);
+  MTREC_OPTIONS(MTREC_STAR_LINEAR_OPTIONS)
 };
 
 /// STAR's fully-connected layer: scenario s computes x (W ⊙ W_s)^T + b + b_s. Rows are grouped
@@ -60,18 +65,21 @@ class StarLinearImpl : public torch::nn::Module {
 };
 TORCH_MODULE(StarLinear);
 
+#define MTREC_SCENARIO_LAYER_OPTIONS(X)                           \
+  X(int64_t, in_dim, 0)                                           \
+  X(int64_t, task_dim, 0)                                         \
+  X(int64_t, num_tasks, 0)                                        \
+  X(int64_t, num_scenarios, 0)                                    \
+  X(ScenarioArch, arch, ScenarioArch::None)                       \
+  /* Scenario embedding width (the PEPNet gates' extra input). */ \
+  X(int64_t, scenario_dim, 16)                                    \
+  /* PEPNet gate MLP width. */                                    \
+  X(int64_t, gate_hidden, 64)
+
 struct ScenarioLayerOptions {
   ScenarioLayerOptions(int64_t in_dim, int64_t task_dim, int64_t num_tasks, int64_t num_scenarios)
       : in_dim_(in_dim), task_dim_(task_dim), num_tasks_(num_tasks), num_scenarios_(num_scenarios) {}
-  TORCH_ARG(int64_t, in_dim);
-  TORCH_ARG(int64_t, task_dim);
-  TORCH_ARG(int64_t, num_tasks);
-  TORCH_ARG(int64_t, num_scenarios);
-  TORCH_ARG(ScenarioArch, arch) = ScenarioArch::None;
-  /// Scenario embedding width (the PEPNet gates' extra input).
-  TORCH_ARG(int64_t, scenario_dim) = 16;
-  /// PEPNet gate MLP width.
-  TORCH_ARG(int64_t, gate_hidden) = 64;
+  MTREC_OPTIONS(MTREC_SCENARIO_LAYER_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
   /// Throws mtrec::Error naming the offending value.

@@ -24,6 +24,8 @@
 #include <cstdint>
 #include <string>
 
+#include "mtrec/core/options.h"
+
 namespace mtrec::nn {
 
 enum class Pooling { Cls, Mean };
@@ -31,27 +33,30 @@ enum class Pooling { Cls, Mean };
 Pooling parse_pooling(const std::string& name);
 const char* pooling_name(Pooling p);
 
+#define MTREC_TEXT_ENCODER_OPTIONS(X)                                                                   \
+  X(int64_t, vocab_size, 0)                                                                             \
+  X(int64_t, dim, 0)                                                                                    \
+  X(int64_t, layers, 4)                                                                                 \
+  X(int64_t, heads, 4)                                                                                  \
+  /* Feed-forward width; 0 means 4 * dim. */                                                            \
+  X(int64_t, ffn_dim, 0)                                                                                \
+  X(int64_t, max_len, 128)                                                                              \
+  X(double, dropout, 0.1)                                                                               \
+  X(Pooling, pooling, Pooling::Cls)                                                                     \
+  /* Projection of the pooled vector to the recommendation dimension; 0 = none (pooled is [B, dim]). */ \
+  X(int64_t, out_dim, 0)                                                                                \
+  /* Pre-LN (stable from scratch, final LayerNorm) or post-LN (BERT/MiniLM layout, LayerNorm */         \
+  /* after the embeddings and after each residual). */                                                  \
+  X(bool, pre_layer_norm, true)                                                                         \
+  X(int64_t, pad_id, 0)                                                                                 \
+  /* Token-type (segment) embedding rows; 0 = none. BERT checkpoints carry 2. */                        \
+  X(int64_t, type_vocab_size, 0)                                                                        \
+  /* LayerNorm epsilon (BERT uses 1e-12). */                                                            \
+  X(double, layer_norm_eps, 1e-5)
+
 struct TextEncoderOptions {
   TextEncoderOptions(int64_t vocab_size, int64_t dim) : vocab_size_(vocab_size), dim_(dim) {}
-  TORCH_ARG(int64_t, vocab_size);
-  TORCH_ARG(int64_t, dim);
-  TORCH_ARG(int64_t, layers) = 4;
-  TORCH_ARG(int64_t, heads) = 4;
-  /// Feed-forward width; 0 means 4 * dim.
-  TORCH_ARG(int64_t, ffn_dim) = 0;
-  TORCH_ARG(int64_t, max_len) = 128;
-  TORCH_ARG(double, dropout) = 0.1;
-  TORCH_ARG(Pooling, pooling) = Pooling::Cls;
-  /// Projection of the pooled vector to the recommendation dimension; 0 = none (pooled is [B, dim]).
-  TORCH_ARG(int64_t, out_dim) = 0;
-  /// Pre-LN (stable from scratch, final LayerNorm) or post-LN (BERT/MiniLM layout, LayerNorm
-  /// after the embeddings and after each residual).
-  TORCH_ARG(bool, pre_layer_norm) = true;
-  TORCH_ARG(int64_t, pad_id) = 0;
-  /// Token-type (segment) embedding rows; 0 = none. BERT checkpoints carry 2.
-  TORCH_ARG(int64_t, type_vocab_size) = 0;
-  /// LayerNorm epsilon (BERT uses 1e-12).
-  TORCH_ARG(double, layer_norm_eps) = 1e-5;
+  MTREC_OPTIONS(MTREC_TEXT_ENCODER_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
   int64_t effective_ffn_dim() const { return ffn_dim_ > 0 ? ffn_dim_ : 4 * dim_; }

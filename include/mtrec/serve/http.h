@@ -32,34 +32,37 @@
 //
 // Built only with cpp-httplib: the library defines MTREC_HAVE_HTTPLIB=1 for its users when it
 // has the service, 0 when it was built without (then this header's classes are not defined).
+#include <torch/arg.h>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
 
+#include "mtrec/core/options.h"
 #include "mtrec/serve/recommender.h"
 
 namespace mtrec {
 
+#define MTREC_HTTP_OPTIONS(X)                                           \
+  X(std::string, host, "127.0.0.1")                                     \
+  /* 0: any free port (HttpServer::port() tells which) */               \
+  X(int, port, 8080)                                                    \
+  /* worker threads; 0: 8 or 2 per core, whichever is more */           \
+  X(int, threads, 0)                                                    \
+  X(size_t, max_body_bytes, 1 << 20)                                    \
+  /* "" : no authentication */                                          \
+  X(std::string, token, {})                                             \
+  /* 0: none */                                                         \
+  X(int64_t, deadline_ms, 0)                                            \
+  /* serve the web page at GET / */                                     \
+  X(bool, page, true)                                                   \
+  /* per connection, then the server closes it */                       \
+  X(int, keep_alive_requests, 1000)                                     \
+  /* an idle connection holds a worker this long (and delays stop()) */ \
+  X(int, keep_alive_seconds, 2)
+
 struct HttpOptions {
-  std::string host_ = "127.0.0.1";
-  int port_ = 8080;                 // 0: any free port (HttpServer::port() tells which)
-  int threads_ = 0;                 // worker threads; 0: 8 or 2 per core, whichever is more
-  size_t max_body_bytes_ = 1 << 20;
-  std::string token_;               // "" : no authentication
-  int64_t deadline_ms_ = 0;         // 0: none
-  bool page_ = true;                // serve the web page at GET /
-  int keep_alive_requests_ = 1000;  // per connection, then the server closes it
-  int keep_alive_seconds_ = 2;      // an idle connection holds a worker this long (and delays stop())
-  HttpOptions& host(std::string v) { host_ = std::move(v); return *this; }
-  HttpOptions& port(int v) { port_ = v; return *this; }
-  HttpOptions& threads(int v) { threads_ = v; return *this; }
-  HttpOptions& max_body_bytes(size_t v) { max_body_bytes_ = v; return *this; }
-  HttpOptions& token(std::string v) { token_ = std::move(v); return *this; }
-  HttpOptions& deadline_ms(int64_t v) { deadline_ms_ = v; return *this; }
-  HttpOptions& page(bool v) { page_ = v; return *this; }
-  HttpOptions& keep_alive_requests(int v) { keep_alive_requests_ = v; return *this; }
-  HttpOptions& keep_alive_seconds(int v) { keep_alive_seconds_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_HTTP_OPTIONS)
 };
 
 class HttpServer {

@@ -10,10 +10,13 @@
 // twice or an item whose allowed flag is 0, and hold fewer than k hits only when fewer items
 // are allowed (the approximate kinds search deeper until k allowed hits are found or the
 // catalogue is exhausted). Searching is const and thread-safe.
+#include <torch/arg.h>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "mtrec/core/options.h"
 
 namespace mtrec {
 
@@ -22,29 +25,29 @@ struct Hit {
   float score = 0;
 };
 
+#define MTREC_INDEX_OPTIONS(X)                                                \
+  /* exact | hnsw | ivfpq | auto (hnsw from auto_ann_min_items) */            \
+  X(std::string, kind, "exact")                                               \
+  /* fp32 | fp16 | int8: the table exact search scores (ANN: fp32 re-rank) */ \
+  X(std::string, precision, "fp32")                                           \
+  X(int64_t, auto_ann_min_items, 200000)                                      \
+  X(int, hnsw_m, 32)                                                          \
+  X(int, hnsw_ef_construction, 80)                                            \
+  X(int, hnsw_ef_search, 64)                                                  \
+  /* 0: about 4 sqrt(n) */                                                    \
+  X(int64_t, ivf_lists, 0)                                                    \
+  /* 0: dim / 4 (8 bits each) */                                              \
+  X(int, pq_subquantizers, 0)                                                 \
+  X(int, ivf_nprobe, 16)                                                      \
+  /* ANN: k * rerank candidates re-scored exactly in fp32 */                  \
+  X(int64_t, rerank, 4)                                                       \
+  /* batch search and exact scoring (0: hardware concurrency) */              \
+  X(int, threads, 0)                                                          \
+  /* k-means training of IVF-PQ */                                            \
+  X(uint64_t, seed, 42)
+
 struct IndexOptions {
-  std::string kind_ = "exact";      // exact | hnsw | ivfpq | auto (hnsw from auto_ann_min_items)
-  std::string precision_ = "fp32";  // fp32 | fp16 | int8: the table exact search scores (ANN: fp32 re-rank)
-  int64_t auto_ann_min_items_ = 200000;
-  int hnsw_m_ = 32, hnsw_ef_construction_ = 80, hnsw_ef_search_ = 64;
-  int64_t ivf_lists_ = 0;           // 0: about 4 sqrt(n)
-  int pq_subquantizers_ = 0;        // 0: dim / 4 (8 bits each)
-  int ivf_nprobe_ = 16;
-  int64_t rerank_ = 4;              // ANN: k * rerank candidates re-scored exactly in fp32
-  int threads_ = 0;                 // batch search and exact scoring (0: hardware concurrency)
-  uint64_t seed_ = 42;              // k-means training of IVF-PQ
-  IndexOptions& kind(std::string v) { kind_ = std::move(v); return *this; }
-  IndexOptions& precision(std::string v) { precision_ = std::move(v); return *this; }
-  IndexOptions& auto_ann_min_items(int64_t v) { auto_ann_min_items_ = v; return *this; }
-  IndexOptions& hnsw_m(int v) { hnsw_m_ = v; return *this; }
-  IndexOptions& hnsw_ef_construction(int v) { hnsw_ef_construction_ = v; return *this; }
-  IndexOptions& hnsw_ef_search(int v) { hnsw_ef_search_ = v; return *this; }
-  IndexOptions& ivf_lists(int64_t v) { ivf_lists_ = v; return *this; }
-  IndexOptions& pq_subquantizers(int v) { pq_subquantizers_ = v; return *this; }
-  IndexOptions& ivf_nprobe(int v) { ivf_nprobe_ = v; return *this; }
-  IndexOptions& rerank(int64_t v) { rerank_ = v; return *this; }
-  IndexOptions& threads(int v) { threads_ = v; return *this; }
-  IndexOptions& seed(uint64_t v) { seed_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_INDEX_OPTIONS)
 };
 
 class ItemIndex {

@@ -27,12 +27,14 @@
 // Thread-safe: every method may be called from many threads at once; reload() builds the new
 // model beside the old one and swaps it in atomically (a failed reload throws and keeps the
 // old one).
+#include <torch/arg.h>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/core/check.h"
 
 namespace mtrec {
@@ -101,21 +103,23 @@ struct RecommendResponse {
   std::string model_version;          // the checkpoint's checksum (hex)
 };
 
+#define MTREC_RECOMMENDER_OPTIONS(X)                                \
+  /* "" : every scenario by next_item, else match, ctr, rating */   \
+  X(std::string, task_map, {})                                      \
+  /* auto | exact | hnsw | ivfpq (auto: hnsw from ann_min_items) */ \
+  X(std::string, index, "auto")                                     \
+  /* fp32 | fp16 | int8: the item table the index scores */         \
+  X(std::string, precision, "fp32")                                 \
+  /* retrieval depth before the towers re-rank */                   \
+  X(int64_t, candidates, 500)                                       \
+  /* auto: approximate index from this catalogue size */            \
+  X(int64_t, ann_min_items, 200000)                                 \
+  /* larger k is a request error */                                 \
+  X(int64_t, max_k, 1000)                                           \
+  X(std::string, device, "cpu")
+
 struct RecommenderOptions {
-  std::string task_map_;            // "" : every scenario by next_item, else match, ctr, rating
-  std::string index_ = "auto";      // auto | exact | hnsw | ivfpq (auto: hnsw from ann_min_items)
-  std::string precision_ = "fp32";  // fp32 | fp16 | int8: the item table the index scores
-  int64_t candidates_ = 500;        // retrieval depth before the towers re-rank
-  int64_t ann_min_items_ = 200000;  // auto: approximate index from this catalogue size
-  int64_t max_k_ = 1000;            // larger k is a request error
-  std::string device_ = "cpu";
-  RecommenderOptions& task_map(std::string v) { task_map_ = std::move(v); return *this; }
-  RecommenderOptions& index(std::string v) { index_ = std::move(v); return *this; }
-  RecommenderOptions& precision(std::string v) { precision_ = std::move(v); return *this; }
-  RecommenderOptions& candidates(int64_t v) { candidates_ = v; return *this; }
-  RecommenderOptions& ann_min_items(int64_t v) { ann_min_items_ = v; return *this; }
-  RecommenderOptions& max_k(int64_t v) { max_k_ = v; return *this; }
-  RecommenderOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_RECOMMENDER_OPTIONS)
 };
 
 struct RecommenderInfo {

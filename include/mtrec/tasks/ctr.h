@@ -9,6 +9,7 @@
 //   mtrec::CtrTask ctr = mtrec::fit_ctr(train_pos, valid_pos, ds.num_users(), ds.num_items(), 3,  // train/fit.h
 //                                            mtrec::CtrTrainOptions().negatives(1), train_rows);
 //   mtrec::CtrMetrics m = ctr.evaluate(test);             // m.auc, m.gauc, m.logloss, m.per_scenario
+#include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/sequential.h>
 #include <torch/nn/modules/embedding.h>
@@ -19,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/sampler.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/nn/checkpoint.h"
@@ -26,14 +28,17 @@
 
 namespace mtrec {
 
+#define MTREC_CTR_MODEL_OPTIONS(X)                                \
+  X(int64_t, num_users, 0)                                        \
+  X(int64_t, num_items, 0)                                        \
+  X(int64_t, num_scenarios, 0)                                    \
+  X(int64_t, dim, 32)                                             \
+  X(std::vector<int64_t>, hidden, (std::vector<int64_t>{64, 32}))
+
 struct CtrModelOptions {
   CtrModelOptions(int64_t num_users, int64_t num_items, int64_t num_scenarios)
       : num_users_(num_users), num_items_(num_items), num_scenarios_(num_scenarios) {}
-  int64_t num_users_, num_items_, num_scenarios_;
-  int64_t dim_ = 32;
-  std::vector<int64_t> hidden_ = {64, 32};
-  CtrModelOptions& dim(int64_t v) { dim_ = v; return *this; }
-  CtrModelOptions& hidden(std::vector<int64_t> v) { hidden_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_CTR_MODEL_OPTIONS)
 };
 
 /// The CTR head's collaborative-filtering part: user and item ID embeddings u, i and an item
@@ -98,27 +103,22 @@ CtrExamples sample_ctr_examples(const Interactions& positives, NegativeSampler& 
 NegativeSampler ctr_negative_sampler(const Interactions& interactions, int32_t num_users, int32_t num_items,
                                      uint64_t seed);
 
+#define MTREC_CTR_TRAIN_OPTIONS(X)                                \
+  X(int64_t, dim, 32)                                             \
+  X(std::vector<int64_t>, hidden, (std::vector<int64_t>{64, 32})) \
+  X(int, epochs, 10)                                              \
+  /* sampled per positive, resampled every epoch */               \
+  X(int, negatives, 4)                                            \
+  X(int64_t, batch_size, 512)                                     \
+  /* Adam */                                                      \
+  X(double, lr, 2e-3)                                             \
+  X(double, weight_decay, 1e-6)                                   \
+  X(int, patience, 2)                                             \
+  X(uint64_t, seed, 42)                                           \
+  X(std::string, device, "auto")
+
 struct CtrTrainOptions {
-  int64_t dim_ = 32;
-  std::vector<int64_t> hidden_ = {64, 32};
-  int epochs_ = 10;
-  int negatives_ = 4;        // sampled per positive, resampled every epoch
-  int64_t batch_size_ = 512;
-  double lr_ = 2e-3;         // Adam
-  double weight_decay_ = 1e-6;
-  int patience_ = 2;
-  uint64_t seed_ = 42;
-  std::string device_ = "auto";
-  CtrTrainOptions& dim(int64_t v) { dim_ = v; return *this; }
-  CtrTrainOptions& hidden(std::vector<int64_t> v) { hidden_ = std::move(v); return *this; }
-  CtrTrainOptions& epochs(int v) { epochs_ = v; return *this; }
-  CtrTrainOptions& negatives(int v) { negatives_ = v; return *this; }
-  CtrTrainOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
-  CtrTrainOptions& lr(double v) { lr_ = v; return *this; }
-  CtrTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
-  CtrTrainOptions& patience(int v) { patience_ = v; return *this; }
-  CtrTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  CtrTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_CTR_TRAIN_OPTIONS)
 };
 
 struct CtrMetrics {

@@ -26,6 +26,7 @@
 //                                       mtrec::DmfTrainOptions().epochs(20).negatives(4));  // train/fit_dmf.h
 //   dmf.set_inputs(train_and_valid);                                     // before scoring the test items
 //   mtrec::RankingReport r = evaluator.evaluate(test, dmf.score_fn());   // HR@10, NDCG@10
+#include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
 #include <torch/nn/modules/embedding.h>
@@ -37,6 +38,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/core/score_fn.h"
 #include "mtrec/data/batch.h"
 #include "mtrec/data/sampler.h"
@@ -46,20 +48,22 @@
 
 namespace mtrec {
 
+#define MTREC_DMF_OPTIONS(X)                                                                    \
+  X(int64_t, num_users, 0)                                                                      \
+  X(int64_t, num_items, 0)                                                                      \
+  /* last entry: the latent dimension */                                                        \
+  X(std::vector<int64_t>, user_layers, (std::vector<int64_t>{256, 64}))                         \
+  X(std::vector<int64_t>, item_layers, (std::vector<int64_t>{256, 64}))                         \
+  /* on the hidden activations below the latent layer, training only */                         \
+  X(double, dropout, 0)                                                                         \
+  /* The first layer's bag sum is scaled by n^-input_norm, n = entries in the row (after */     \
+  /* masking): 0 is the paper's raw row; 0.5 (as FISM) keeps heavy users' and popular items' */ \
+  /* inputs from dwarfing the bias and saturating the ReLUs. */                                 \
+  X(double, input_norm, 0)
+
 struct DMFOptions {
   DMFOptions(int64_t num_users, int64_t num_items) : num_users_(num_users), num_items_(num_items) {}
-  int64_t num_users_, num_items_;
-  std::vector<int64_t> user_layers_ = {256, 64};  // last entry: the latent dimension
-  std::vector<int64_t> item_layers_ = {256, 64};
-  double dropout_ = 0;  // on the hidden activations below the latent layer, training only
-  // The first layer's bag sum is scaled by n^-input_norm, n = entries in the row (after
-  // masking): 0 is the paper's raw row; 0.5 (as FISM) keeps heavy users' and popular items'
-  // inputs from dwarfing the bias and saturating the ReLUs.
-  double input_norm_ = 0;
-  DMFOptions& user_layers(std::vector<int64_t> v) { user_layers_ = std::move(v); return *this; }
-  DMFOptions& item_layers(std::vector<int64_t> v) { item_layers_ = std::move(v); return *this; }
-  DMFOptions& dropout(double v) { dropout_ = v; return *this; }
-  DMFOptions& input_norm(double v) { input_norm_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_DMF_OPTIONS)
 };
 
 class DMFImpl : public torch::nn::Module {
@@ -170,39 +174,37 @@ class DmfObjective : public Task {
   Validator validator_;
 };
 
+#define MTREC_DMF_TRAIN_OPTIONS(X)                                                                 \
+  /* user tower (and item tower unless item_layers is set) */                                      \
+  X(std::vector<int64_t>, layers, (std::vector<int64_t>{256, 64}))                                 \
+  /* empty: same as layers */                                                                      \
+  X(std::vector<int64_t>, item_layers, {})                                                         \
+  X(int, epochs, 20)                                                                               \
+  /* sampled unseen items per positive, resampled every epoch */                                   \
+  X(int, negatives, 4)                                                                             \
+  X(int64_t, batch_size, 256)                                                                      \
+  /* Adam (dense, on every parameter: the input tables are small) */                               \
+  X(double, lr, 1e-3)                                                                              \
+  /* Adam's L2 on every parameter */                                                               \
+  X(double, weight_decay, 0)                                                                       \
+  /* see DMFOptions */                                                                             \
+  X(double, dropout, 0)                                                                            \
+  /* see DMFOptions */                                                                             \
+  X(double, input_norm, 0)                                                                         \
+  /* soft label = rating / max_rating (1 when there are no ratings) */                             \
+  X(double, max_rating, 5)                                                                         \
+  /* Label of an observed pair: r/max (the paper) or 1. Protocol D counts every rated item as a */ \
+  /* hit, so 1 fits it better (docs/heads.md has the numbers); the inputs keep r/max. */           \
+  X(bool, soft_labels, false)                                                                      \
+  /* take the target out of both towers' inputs (see above) */                                     \
+  X(bool, mask_target, true)                                                                       \
+  /* epochs without validation HR@10 gain (when validation is given) */                            \
+  X(int, patience, 3)                                                                              \
+  X(uint64_t, seed, 42)                                                                            \
+  X(std::string, device, "auto")
+
 struct DmfTrainOptions {
-  std::vector<int64_t> layers_ = {256, 64};  // user tower (and item tower unless item_layers is set)
-  std::vector<int64_t> item_layers_;         // empty: same as layers
-  int epochs_ = 20;
-  int negatives_ = 4;           // sampled unseen items per positive, resampled every epoch
-  int64_t batch_size_ = 256;
-  double lr_ = 1e-3;            // Adam (dense, on every parameter: the input tables are small)
-  double weight_decay_ = 0;     // Adam's L2 on every parameter
-  double dropout_ = 0;          // see DMFOptions
-  double input_norm_ = 0;       // see DMFOptions
-  double max_rating_ = 5;       // soft label = rating / max_rating (1 when there are no ratings)
-  // Label of an observed pair: r/max (the paper) or 1. Protocol D counts every rated item as a
-  // hit, so 1 fits it better (docs/heads.md has the numbers); the inputs keep r/max.
-  bool soft_labels_ = false;
-  bool mask_target_ = true;     // take the target out of both towers' inputs (see above)
-  int patience_ = 3;            // epochs without validation HR@10 gain (when validation is given)
-  uint64_t seed_ = 42;
-  std::string device_ = "auto";
-  DmfTrainOptions& layers(std::vector<int64_t> v) { layers_ = std::move(v); return *this; }
-  DmfTrainOptions& item_layers(std::vector<int64_t> v) { item_layers_ = std::move(v); return *this; }
-  DmfTrainOptions& epochs(int v) { epochs_ = v; return *this; }
-  DmfTrainOptions& negatives(int v) { negatives_ = v; return *this; }
-  DmfTrainOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
-  DmfTrainOptions& lr(double v) { lr_ = v; return *this; }
-  DmfTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
-  DmfTrainOptions& dropout(double v) { dropout_ = v; return *this; }
-  DmfTrainOptions& input_norm(double v) { input_norm_ = v; return *this; }
-  DmfTrainOptions& max_rating(double v) { max_rating_ = v; return *this; }
-  DmfTrainOptions& soft_labels(bool v) { soft_labels_ = v; return *this; }
-  DmfTrainOptions& mask_target(bool v) { mask_target_ = v; return *this; }
-  DmfTrainOptions& patience(int v) { patience_ = v; return *this; }
-  DmfTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  DmfTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_DMF_TRAIN_OPTIONS)
 };
 
 /// A fitted DMF (by train/fit_dmf.h's fit_dmf, or loaded from a checkpoint).

@@ -26,22 +26,27 @@
 #include <cstdint>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/batch.h"
 #include "mtrec/nn/text_encoder.h"
 #include "mtrec/tasks/task.h"
 
 namespace mtrec::tasks {
 
+#define MTREC_MLM_OPTIONS(X)                                                                     \
+  X(int64_t, vocab_size, 0)                                                                      \
+  X(int64_t, mask_id, 0)                                                                         \
+  /* Ids never selected and never drawn as random replacements (pad, cls, sep, unk, mask...). */ \
+  X(std::vector<int64_t>, special_ids, {})                                                       \
+  X(double, mask_prob, 0.15)                                                                     \
+  X(double, replace_with_mask, 0.8)                                                              \
+  X(double, replace_with_random, 0.1)                                                            \
+  X(uint64_t, seed, 42)
+
 struct MlmOptions {
   MlmOptions(int64_t vocab_size, int64_t mask_id) : vocab_size_(vocab_size), mask_id_(mask_id) {}
-  TORCH_ARG(int64_t, vocab_size);
-  TORCH_ARG(int64_t, mask_id);
-  /// Ids never selected and never drawn as random replacements (pad, cls, sep, unk, mask...).
-  TORCH_ARG(std::vector<int64_t>, special_ids);
-  TORCH_ARG(double, mask_prob) = 0.15;
-  TORCH_ARG(double, replace_with_mask) = 0.8;
-  TORCH_ARG(double, replace_with_random) = 0.1;
-  TORCH_ARG(uint64_t, seed) = 42;
+  MTREC_OPTIONS(MTREC_MLM_OPTIONS)
+
  public:  // TORCH_ARG leaves the access private
   void validate() const;
 };

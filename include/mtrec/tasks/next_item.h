@@ -21,6 +21,7 @@
 // sequences as batches of right-aligned tokens and next-item targets), NextItemEngineModel (the
 // hidden states at the target positions and the item table) and NextItemObjective (full or
 // sampled softmax; validation HR@10 / NDCG@10 by full ranking).
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
@@ -31,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/batch.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/eval/evaluator.h"
@@ -64,23 +66,22 @@ NextItemData make_next_item_data(const Interactions& x, int32_t num_users, int32
 // ---------------------------------------------------------------------------------------------
 // Model.
 
+#define MTREC_NEXT_ITEM_OPTIONS(X)                                        \
+  X(int64_t, num_items, 0)                                                \
+  X(int64_t, d_model, 64)                                                 \
+  X(int64_t, layers, 2)                                                   \
+  X(int64_t, heads, 1)                                                    \
+  /* 0: d_model */                                                        \
+  X(int64_t, ffn_dim, 0)                                                  \
+  /* history positions the model sees (the most recent ones) */           \
+  X(int64_t, max_len, 200)                                                \
+  X(double, dropout, 0.2)                                                 \
+  /* > 0: add Linear(text_dim, d) of a precomputed item text embedding */ \
+  X(int64_t, text_dim, 0)
+
 struct NextItemOptions {
   explicit NextItemOptions(int64_t num_items) : num_items_(num_items) {}
-  int64_t num_items_;
-  int64_t d_model_ = 64;
-  int64_t layers_ = 2;
-  int64_t heads_ = 1;
-  int64_t ffn_dim_ = 0;    // 0: d_model
-  int64_t max_len_ = 200;  // history positions the model sees (the most recent ones)
-  double dropout_ = 0.2;
-  int64_t text_dim_ = 0;   // > 0: add Linear(text_dim, d) of a precomputed item text embedding
-  NextItemOptions& d_model(int64_t v) { d_model_ = v; return *this; }
-  NextItemOptions& layers(int64_t v) { layers_ = v; return *this; }
-  NextItemOptions& heads(int64_t v) { heads_ = v; return *this; }
-  NextItemOptions& ffn_dim(int64_t v) { ffn_dim_ = v; return *this; }
-  NextItemOptions& max_len(int64_t v) { max_len_ = v; return *this; }
-  NextItemOptions& dropout(double v) { dropout_ = v; return *this; }
-  NextItemOptions& text_dim(int64_t v) { text_dim_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_NEXT_ITEM_OPTIONS)
 };
 
 /// The options as a JSON object (text), e.g. for a checkpoint's config, and back. Unknown keys
@@ -122,7 +123,7 @@ class NextItemModelImpl : public torch::nn::Module {
 };
 TORCH_MODULE(NextItemModel);
 
-/// The model as a checkpoint: task "next-item", options, parameters, id maps and golden
+/// The model as a checkpoint: task "next_item", options, parameters, id maps and golden
 /// (history -> score of a target) pairs scored by the model in eval mode.
 Checkpoint next_item_checkpoint(NextItemModel& model, const IdMap& users, const IdMap& items);
 /// The model of a checkpoint (a final one, or one written during training, whose options sit
@@ -149,33 +150,29 @@ torch::Tensor next_item_sampled_softmax(const torch::Tensor& hidden, const torch
 enum class NextItemLoss { FullSoftmax, SampledUniform, SampledPopularity };
 enum class NextItemStage { Valid, Test };
 
+#define MTREC_NEXT_ITEM_TRAIN_OPTIONS(X)                           \
+  X(int, epochs, 200)                                              \
+  X(int, batch_size, 128)                                          \
+  X(double, lr, 2e-3)                                              \
+  /* cosine decay from lr to lr * min_lr_ratio */                  \
+  X(double, min_lr_ratio, 0.05)                                    \
+  /* linear warm-up */                                             \
+  X(int, warmup_steps, 100)                                        \
+  X(double, weight_decay, 0.0)                                     \
+  /* <= 0: no clipping */                                          \
+  X(double, clip_norm, 5.0)                                        \
+  /* epochs between validations (0: only at the end) */            \
+  X(int, eval_every, 10)                                           \
+  /* validations without improvement before stopping (0: never) */ \
+  X(int, patience, 10)                                             \
+  X(NextItemLoss, loss, NextItemLoss::FullSoftmax)                 \
+  /* for the sampled losses */                                     \
+  X(int, num_negatives, 256)                                       \
+  X(uint64_t, seed, 42)                                            \
+  X(std::string, device, "auto")
+
 struct NextItemTrainOptions {
-  int epochs_ = 200;
-  int batch_size_ = 128;
-  double lr_ = 2e-3;
-  double min_lr_ratio_ = 0.05;  // cosine decay from lr to lr * min_lr_ratio
-  int warmup_steps_ = 100;      // linear warm-up
-  double weight_decay_ = 0.0;
-  double clip_norm_ = 5.0;      // <= 0: no clipping
-  int eval_every_ = 10;         // epochs between validations (0: only at the end)
-  int patience_ = 10;           // validations without improvement before stopping (0: never)
-  NextItemLoss loss_ = NextItemLoss::FullSoftmax;
-  int num_negatives_ = 256;     // for the sampled losses
-  uint64_t seed_ = 42;
-  std::string device_ = "auto";
-  NextItemTrainOptions& epochs(int v) { epochs_ = v; return *this; }
-  NextItemTrainOptions& batch_size(int v) { batch_size_ = v; return *this; }
-  NextItemTrainOptions& lr(double v) { lr_ = v; return *this; }
-  NextItemTrainOptions& min_lr_ratio(double v) { min_lr_ratio_ = v; return *this; }
-  NextItemTrainOptions& warmup_steps(int v) { warmup_steps_ = v; return *this; }
-  NextItemTrainOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
-  NextItemTrainOptions& clip_norm(double v) { clip_norm_ = v; return *this; }
-  NextItemTrainOptions& eval_every(int v) { eval_every_ = v; return *this; }
-  NextItemTrainOptions& patience(int v) { patience_ = v; return *this; }
-  NextItemTrainOptions& loss(NextItemLoss v) { loss_ = v; return *this; }
-  NextItemTrainOptions& num_negatives(int v) { num_negatives_ = v; return *this; }
-  NextItemTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  NextItemTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_NEXT_ITEM_TRAIN_OPTIONS)
 };
 
 /// Parses "full", "sampled-uniform", "sampled-pop"; throws mtrec::Error otherwise.

@@ -16,6 +16,7 @@
 //                                              mtrec::RatingTrainOptions().sweeps(200));  // train/fit.h
 //   mtrec::RatingMetrics m = task.evaluate(test);          // m.rmse, m.mae
 //   mtrec::save_checkpoint("mf.ckpt", task.to_checkpoint(ds.users, ds.items));
+#include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/embedding.h>
 #include <torch/nn/pimpl.h>
@@ -24,23 +25,26 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/tasks/task.h"
 
 namespace mtrec {
 
+#define MTREC_BIASED_MF_OPTIONS(X)                                        \
+  X(int64_t, num_users, 0)                                                \
+  X(int64_t, num_items, 0)                                                \
+  /* 0: biases only (μ + b_u + b_i) */                                    \
+  X(int64_t, dim, 64)                                                     \
+  X(double, init_std, 0.05)                                               \
+  X(double, global_mean, 0.0)                                             \
+  /* sparse gradients for the four tables (row updates in the trainer) */ \
+  X(bool, sparse, false)
+
 struct BiasedMFOptions {
   BiasedMFOptions(int64_t num_users, int64_t num_items) : num_users_(num_users), num_items_(num_items) {}
-  int64_t num_users_, num_items_;
-  int64_t dim_ = 64;  // 0: biases only (μ + b_u + b_i)
-  double init_std_ = 0.05;
-  double global_mean_ = 0.0;
-  bool sparse_ = false;  // sparse gradients for the four tables (row updates in the trainer)
-  BiasedMFOptions& dim(int64_t v) { dim_ = v; return *this; }
-  BiasedMFOptions& sparse(bool v) { sparse_ = v; return *this; }
-  BiasedMFOptions& init_std(double v) { init_std_ = v; return *this; }
-  BiasedMFOptions& global_mean(double v) { global_mean_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_BIASED_MF_OPTIONS)
 };
 
 class BiasedMFImpl : public torch::nn::Module {
@@ -110,37 +114,36 @@ class RatingObjective : public Task {
   float lo_, hi_;
 };
 
+#define MTREC_RATING_TRAIN_OPTIONS(X)                              \
+  /* "mcmc" (Gibbs sampling) | "sgd" (momentum 0.9) | "adam" */    \
+  X(std::string, solver, "mcmc")                                   \
+  /* 0: the solver's default (mcmc 32, sgd/adam 128) */            \
+  X(int64_t, dim, 0)                                               \
+  /* mcmc */                                                       \
+  /* Gibbs sweeps */                                               \
+  X(int, sweeps, 200)                                              \
+  /* sweeps discarded before averaging (-1: a tenth of them) */    \
+  X(int, burn_in, -1)                                              \
+  /* sampler threads (0: hardware concurrency) */                  \
+  X(int, threads, 0)                                               \
+  /* sgd / adam */                                                 \
+  X(int, epochs, 80)                                               \
+  X(int64_t, batch_size, 256)                                      \
+  /* 0: the solver's default (sgd 0.012 per example, adam 0.01) */ \
+  X(double, lr, 0)                                                 \
+  /* λ per example (tuned on ML-100K folds u1, u2) */              \
+  X(double, l2, 0.12)                                              \
+  /* multiplies the learning rate after every epoch */             \
+  X(double, lr_decay, 0.96)                                        \
+  /* epochs without validation improvement before stopping */      \
+  X(int, patience, 5)                                              \
+  /* retrain on train + validation for the best epoch count */     \
+  X(bool, refit, true)                                             \
+  X(uint64_t, seed, 42)                                            \
+  X(std::string, device, "auto")
+
 struct RatingTrainOptions {
-  std::string solver_ = "mcmc";     // "mcmc" (Gibbs sampling) | "sgd" (momentum 0.9) | "adam"
-  int64_t dim_ = 0;                 // 0: the solver's default (mcmc 32, sgd/adam 128)
-  // mcmc
-  int sweeps_ = 200;                // Gibbs sweeps
-  int burn_in_ = -1;                // sweeps discarded before averaging (-1: a tenth of them)
-  int threads_ = 0;                 // sampler threads (0: hardware concurrency)
-  // sgd / adam
-  int epochs_ = 80;
-  int64_t batch_size_ = 256;
-  double lr_ = 0;                   // 0: the solver's default (sgd 0.012 per example, adam 0.01)
-  double l2_ = 0.12;                // λ per example (tuned on ML-100K folds u1, u2)
-  double lr_decay_ = 0.96;          // multiplies the learning rate after every epoch
-  int patience_ = 5;                // epochs without validation improvement before stopping
-  bool refit_ = true;               // retrain on train + validation for the best epoch count
-  uint64_t seed_ = 42;
-  std::string device_ = "auto";
-  RatingTrainOptions& solver(std::string v) { solver_ = std::move(v); return *this; }
-  RatingTrainOptions& dim(int64_t v) { dim_ = v; return *this; }
-  RatingTrainOptions& sweeps(int v) { sweeps_ = v; return *this; }
-  RatingTrainOptions& burn_in(int v) { burn_in_ = v; return *this; }
-  RatingTrainOptions& threads(int v) { threads_ = v; return *this; }
-  RatingTrainOptions& epochs(int v) { epochs_ = v; return *this; }
-  RatingTrainOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
-  RatingTrainOptions& lr(double v) { lr_ = v; return *this; }
-  RatingTrainOptions& l2(double v) { l2_ = v; return *this; }
-  RatingTrainOptions& lr_decay(double v) { lr_decay_ = v; return *this; }
-  RatingTrainOptions& patience(int v) { patience_ = v; return *this; }
-  RatingTrainOptions& refit(bool v) { refit_ = v; return *this; }
-  RatingTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  RatingTrainOptions& device(std::string v) { device_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_RATING_TRAIN_OPTIONS)
 };
 
 struct RatingMetrics {

@@ -11,6 +11,7 @@
 // Reading converts floating dtypes (F32, F16, BF16, F64) to float32 and integer dtypes (I64, I32,
 // I16, I8, U8, BOOL) to int64, unless SafetensorsReadOptions::keep_dtype. Every error names the
 // file and, when it concerns one, the tensor.
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -18,6 +19,8 @@
 #include <string>
 #include <utility>
 #include <vector>
+
+#include "mtrec/core/options.h"
 
 namespace mtrec {
 
@@ -29,9 +32,12 @@ struct SafetensorsInfo {
   int64_t begin = 0, end = 0;  // byte range within the data section
 };
 
+#define MTREC_SAFETENSORS_READ_OPTIONS(X)                          \
+  /* true: tensors keep the stored dtype (F16 stays kHalf, ...) */ \
+  X(bool, keep_dtype, false)
+
 struct SafetensorsReadOptions {
-  bool keep_dtype_ = false;  // true: tensors keep the stored dtype (F16 stays kHalf, ...)
-  SafetensorsReadOptions& keep_dtype(bool v) { keep_dtype_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_SAFETENSORS_READ_OPTIONS)
 };
 
 /// The header entries in file (data offset) order; reads only the header.

@@ -17,6 +17,7 @@
 // opened with dlopen(RTLD_LOCAL|RTLD_DEEPBIND) because its protobuf clashes with LibTorch's; the
 // module is found beside libmtrec.so or via $MTREC_SENTENCEPIECE_MODULE. RTLD_DEEPBIND does not
 // work under AddressSanitizer, so in ASan builds SentencePieceTokenizer throws a clear error.
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -25,6 +26,8 @@
 #include <string_view>
 #include <unordered_map>
 #include <vector>
+
+#include "mtrec/core/options.h"
 
 namespace mtrec {
 
@@ -93,23 +96,24 @@ class Tokenizer {
 /// `pad_to` when > 0 (rows longer than pad_to are an error).
 BatchEncoding make_batch(const std::vector<std::vector<int64_t>>& rows, int64_t pad_id, int64_t pad_to = 0);
 
+#define MTREC_SENTENCE_PIECE_TRAIN_OPTIONS(X)                      \
+  X(int64_t, vocab_size, 8000)                                     \
+  /* "unigram" or "bpe" */                                         \
+  X(std::string, model_type, "unigram")                            \
+  /* sentencepiece's sampling seed; training is single-threaded */ \
+  X(uint64_t, seed, 0)                                             \
+  X(double, character_coverage, 0.9995)                            \
+  /* bytes; longer training sentences are skipped */               \
+  X(int64_t, max_sentence_length, 4192)                            \
+  /* 0: all sentences; else a seeded sample of this many */        \
+  X(int64_t, input_sentence_size, 0)                               \
+  /* false: a small corpus may give fewer pieces than asked */     \
+  X(bool, hard_vocab_limit, false)                                 \
+  /* trainer threads */                                            \
+  X(int, num_threads, 1)
+
 struct SentencePieceTrainOptions {
-  int64_t vocab_size_ = 8000;
-  std::string model_type_ = "unigram";   // "unigram" or "bpe"
-  uint64_t seed_ = 0;                     // sentencepiece's sampling seed; training is single-threaded
-  double character_coverage_ = 0.9995;
-  int64_t max_sentence_length_ = 4192;    // bytes; longer training sentences are skipped
-  int64_t input_sentence_size_ = 0;       // 0: all sentences; else a seeded sample of this many
-  bool hard_vocab_limit_ = false;         // false: a small corpus may give fewer pieces than asked
-  int num_threads_ = 1;                   // trainer threads
-  SentencePieceTrainOptions& vocab_size(int64_t v) { vocab_size_ = v; return *this; }
-  SentencePieceTrainOptions& model_type(std::string v) { model_type_ = std::move(v); return *this; }
-  SentencePieceTrainOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  SentencePieceTrainOptions& character_coverage(double v) { character_coverage_ = v; return *this; }
-  SentencePieceTrainOptions& max_sentence_length(int64_t v) { max_sentence_length_ = v; return *this; }
-  SentencePieceTrainOptions& input_sentence_size(int64_t v) { input_sentence_size_ = v; return *this; }
-  SentencePieceTrainOptions& hard_vocab_limit(bool v) { hard_vocab_limit_ = v; return *this; }
-  SentencePieceTrainOptions& num_threads(int v) { num_threads_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_SENTENCE_PIECE_TRAIN_OPTIONS)
 };
 
 /// A sentencepiece model (unigram or BPE). Copies share the loaded model; thread-safe for

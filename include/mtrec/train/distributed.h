@@ -14,6 +14,7 @@
 // and they throw an mtrec::Error naming the rank (each rank publishes a heartbeat, its collective
 // count and whether it is Busy in the store, read when a collective fails or outlasts the
 // timeout). See docs/distributed.md.
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -23,30 +24,41 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
+
 namespace mtrec {
 
+#define MTREC_DISTRIBUTED_OPTIONS(X)                                                         \
+  X(int, rank, 0)                                                                            \
+  X(int, world_size, 1)                                                                      \
+  /* on this machine */                                                                      \
+  X(int, local_rank, 0)                                                                      \
+  X(int, local_world_size, 1)                                                                \
+  /* the rendezvous store's host (rank 0's, or torchrun's agent's) */                        \
+  X(std::string, master_addr, "127.0.0.1")                                                   \
+  X(int, master_port, 29500)                                                                 \
+  /* the store is torchrun's agent's (TORCHELASTIC_USE_AGENT_STORE): rank 0 only joins it */ \
+  X(bool, agent_store, false)                                                                \
+  /* keys of this attempt (torchrun restarts count up) */                                    \
+  X(std::string, store_prefix, "mtrec/attempt_0/")                                           \
+  /* gloo | nccl | auto (nccl for CUDA when available, else gloo) */                         \
+  X(std::string, backend, "auto")                                                            \
+  /* every collective; past it the missing rank is named (rendezvous: at least 60 s) */      \
+  X(double, timeout_s, 60)                                                                   \
+  /* ... unless the ranks waited for say they are Busy (rank 0 writing a checkpoint) */      \
+  X(double, busy_timeout_s, 3600)                                                            \
+  /* dense gradients are summed in buckets of about this many bytes */                       \
+  X(int64_t, bucket_bytes, 8 << 20)                                                          \
+  /* embedding-row gradients: gather | dense | auto (the fewer bytes) */                     \
+  X(std::string, sparse_exchange, "auto")                                                    \
+  /* start a bucket's all-reduce inside backward once its gradients are in */                \
+  X(bool, overlap, true)
+
 struct DistributedOptions {
-  int rank_ = 0, world_size_ = 1;
-  int local_rank_ = 0, local_world_size_ = 1;  // on this machine
-  std::string master_addr_ = "127.0.0.1";      // the rendezvous store's host (rank 0's, or torchrun's agent's)
-  int master_port_ = 29500;
-  bool agent_store_ = false;      // the store is torchrun's agent's (TORCHELASTIC_USE_AGENT_STORE): rank 0 only joins it
-  std::string store_prefix_ = "mtrec/attempt_0/";  // keys of this attempt (torchrun restarts count up)
-  std::string backend_ = "auto";  // gloo | nccl | auto (nccl for CUDA when available, else gloo)
-  double timeout_s_ = 60;         // every collective; past it the missing rank is named (rendezvous: at least 60 s)
-  double busy_timeout_s_ = 3600;  // ... unless the ranks waited for say they are Busy (rank 0 writing a checkpoint)
-  int64_t bucket_bytes_ = 8 << 20;  // dense gradients are summed in buckets of about this many bytes
-  std::string sparse_exchange_ = "auto";  // embedding-row gradients: gather | dense | auto (the fewer bytes)
-  bool overlap_ = true;           // start a bucket's all-reduce inside backward once its gradients are in
-  DistributedOptions& rank(int v) { rank_ = v; return *this; }
-  DistributedOptions& world_size(int v) { world_size_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_DISTRIBUTED_OPTIONS)
+
+ public:  // TORCH_ARG leaves the access private
   DistributedOptions& master(std::string addr, int port) { master_addr_ = std::move(addr), master_port_ = port; return *this; }
-  DistributedOptions& backend(std::string v) { backend_ = std::move(v); return *this; }
-  DistributedOptions& timeout_s(double v) { timeout_s_ = v; return *this; }
-  DistributedOptions& busy_timeout_s(double v) { busy_timeout_s_ = v; return *this; }
-  DistributedOptions& bucket_bytes(int64_t v) { bucket_bytes_ = v; return *this; }
-  DistributedOptions& sparse_exchange(std::string v) { sparse_exchange_ = std::move(v); return *this; }
-  DistributedOptions& overlap(bool v) { overlap_ = v; return *this; }
   /// torchrun's variables: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
   /// MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE, TORCHELASTIC_RESTART_COUNT; and MTREC_DIST_TIMEOUT
   /// (seconds). World size 1 when WORLD_SIZE is unset. Throws mtrec::Error naming a malformed one.

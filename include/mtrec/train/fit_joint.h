@@ -9,11 +9,13 @@
 //   mtrec::JointReport test = mtrec::evaluate_joint(fit.model, ds, known, test_rows, fit.eval_options());
 //   mtrec::save_checkpoint("joint.ckpt", fit.to_checkpoint(ds));
 //   mtrec::JointBundle again = mtrec::joint_from_checkpoint(mtrec::load_checkpoint("joint.ckpt"));
+#include <torch/arg.h>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/split.h"
 #include "mtrec/model/joint_bundle.h"
 #include "mtrec/model/joint_eval.h"
@@ -24,39 +26,43 @@
 
 namespace mtrec {
 
+#define MTREC_JOINT_TRAIN_OPTIONS(X)                                                                                       \
+  /* The model's architecture (model/unified.h): its options, held here once. fit_joint sets */                            \
+  /* the data's sizes, the enabled tasks (`tasks_` less those the data lacks), the CTR label */                            \
+  /* columns and the global mean. */                                                                                       \
+  X(UnifiedOptions, model, {})                                                                                             \
+  /* those the data has */                                                                                                 \
+  X(std::vector<std::string>, tasks, (std::vector<std::string>{"rating", "ctr", "next_item", "match", "scenario", "mlm"})) \
+  /* static weight per task (default 1; mlm: mlm_lambda) */                                                                \
+  X(TaskWeights, weights, {})                                                                                              \
+  X(double, mlm_lambda, 0.1)                                                                                               \
+  /* static | uncertainty | gradnorm */                                                                                    \
+  X(std::string, weighting, "static")                                                                                      \
+  /* sentencepiece vocabulary (trained on the catalogue) */                                                                \
+  X(int64_t, vocab_size, 2000)                                                                                             \
+  /* the TextEncoder */                                                                                                    \
+  X(int64_t, text_dim, 64)                                                                                                 \
+  X(int64_t, text_layers, 2)                                                                                               \
+  X(int64_t, text_heads, 2)                                                                                                \
+  X(int64_t, text_max_len, 32)                                                                                             \
+  /* MLM epochs on the catalogue before the joint run */                                                                   \
+  X(int, pretrain_epochs, 0)                                                                                               \
+  /* catalogue texts masked per batch (the λ·L_mlm term) */                                                                \
+  X(int64_t, mlm_texts, 32)                                                                                                \
+  /* rating-only data: sampled negatives per positive (0: 4) */                                                            \
+  X(int, ctr_negatives, 0)                                                                                                 \
+  /* rating-only data: CTR positives are rated >= this (0: 4) */                                                           \
+  X(float, ctr_min_rating, 0)                                                                                              \
+  /* validations without improvement (0: never stop early) */                                                              \
+  X(int, patience, 3)                                                                                                      \
+  X(TrainerOptions, trainer, TrainerOptions().epochs(5).batch_size(512).lr(2e-3).weight_decay(0.01).clip_norm(5))
+
 struct JointTrainOptions {
-  /// The model's architecture (model/unified.h): its options, held here once. fit_joint sets
-  /// the data's sizes, the enabled tasks (`tasks_` less those the data lacks), the CTR label
-  /// columns and the global mean.
-  UnifiedOptions model_;
-  std::vector<std::string> tasks_ = {"rating", "ctr", "next_item", "match", "scenario", "mlm"};  // those the data has
-  std::map<std::string, double> weights_;  // static weight per task (default 1; mlm: mlm_lambda)
-  double mlm_lambda_ = 0.1;
-  std::string weighting_ = "static";      // static | uncertainty | gradnorm
-  int64_t vocab_size_ = 2000;             // sentencepiece vocabulary (trained on the catalogue)
-  int64_t text_dim_ = 64, text_layers_ = 2, text_heads_ = 2, text_max_len_ = 32;  // the TextEncoder
-  int pretrain_epochs_ = 0;               // MLM epochs on the catalogue before the joint run
-  int64_t mlm_texts_ = 32;                // catalogue texts masked per batch (the λ·L_mlm term)
-  int ctr_negatives_ = 0;                 // rating-only data: sampled negatives per positive (0: 4)
-  float ctr_min_rating_ = 0;              // rating-only data: CTR positives are rated >= this (0: 4)
-  int patience_ = 3;                      // validations without improvement (0: never stop early)
-  TrainerOptions trainer_ = TrainerOptions().epochs(5).batch_size(512).lr(2e-3).weight_decay(0.01).clip_norm(5);
-  JointTrainOptions& model(UnifiedOptions v) { model_ = std::move(v); return *this; }
-  JointTrainOptions& tasks(std::vector<std::string> v) { tasks_ = std::move(v); return *this; }
+  using TaskWeights = std::map<std::string, double>;
+  MTREC_OPTIONS(MTREC_JOINT_TRAIN_OPTIONS)
+
+ public:  // TORCH_ARG leaves the access private
   JointTrainOptions& weight(const std::string& task, double w) { weights_[task] = w; return *this; }
-  JointTrainOptions& mlm_lambda(double v) { mlm_lambda_ = v; return *this; }
-  JointTrainOptions& weighting(std::string v) { weighting_ = std::move(v); return *this; }
-  JointTrainOptions& vocab_size(int64_t v) { vocab_size_ = v; return *this; }
-  JointTrainOptions& text_dim(int64_t v) { text_dim_ = v; return *this; }
-  JointTrainOptions& text_layers(int64_t v) { text_layers_ = v; return *this; }
-  JointTrainOptions& text_heads(int64_t v) { text_heads_ = v; return *this; }
-  JointTrainOptions& text_max_len(int64_t v) { text_max_len_ = v; return *this; }
-  JointTrainOptions& pretrain_epochs(int v) { pretrain_epochs_ = v; return *this; }
-  JointTrainOptions& mlm_texts(int64_t v) { mlm_texts_ = v; return *this; }
-  JointTrainOptions& ctr_negatives(int v) { ctr_negatives_ = v; return *this; }
-  JointTrainOptions& ctr_min_rating(float v) { ctr_min_rating_ = v; return *this; }
-  JointTrainOptions& patience(int v) { patience_ = v; return *this; }
-  JointTrainOptions& trainer(TrainerOptions v) { trainer_ = std::move(v); return *this; }
   JointTrainOptions& epochs(int v) { trainer_.epochs(v); return *this; }
   JointTrainOptions& seed(uint64_t v) { trainer_.seed(v); return *this; }
   JointTrainOptions& device(std::string v) { trainer_.device(std::move(v)); return *this; }

@@ -9,6 +9,7 @@
 //    exponential decay.
 //   mtrec::SparseRowOptimizer rows({table}, mtrec::SparseRowOptions().kind("adagrad").lr(0.05));
 //   loss.backward(); rows.step(); rows.zero_grad();
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 
 #include <cstdint>
@@ -16,20 +17,23 @@
 #include <utility>
 #include <vector>
 
+#include "mtrec/core/options.h"
+
 namespace mtrec {
 
+#define MTREC_SPARSE_ROW_OPTIONS(X)     \
+  /* sgd | adagrad | adam */            \
+  X(std::string, kind, "adagrad")       \
+  X(double, lr, 0.05)                   \
+  X(double, eps, 1e-8)                  \
+  /* adam */                            \
+  X(double, beta1, 0.9)                 \
+  X(double, beta2, 0.999)               \
+  /* adagrad */                         \
+  X(double, initial_accumulator, 0)
+
 struct SparseRowOptions {
-  std::string kind_ = "adagrad";  // sgd | adagrad | adam
-  double lr_ = 0.05;
-  double eps_ = 1e-8;
-  double beta1_ = 0.9, beta2_ = 0.999;  // adam
-  double initial_accumulator_ = 0;      // adagrad
-  SparseRowOptions& kind(std::string v) { kind_ = std::move(v); return *this; }
-  SparseRowOptions& lr(double v) { lr_ = v; return *this; }
-  SparseRowOptions& eps(double v) { eps_ = v; return *this; }
-  SparseRowOptions& beta1(double v) { beta1_ = v; return *this; }
-  SparseRowOptions& beta2(double v) { beta2_ = v; return *this; }
-  SparseRowOptions& initial_accumulator(double v) { initial_accumulator_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_SPARSE_ROW_OPTIONS)
 };
 
 class SparseRowOptimizer {
@@ -40,7 +44,7 @@ class SparseRowOptimizer {
   /// Applies the current gradients at learning rate `lr` (the options' lr when < 0).
   void step(double lr = -1);
   void zero_grad();
-  void set_lr(double lr) { options_.lr_ = lr; }
+  void set_lr(double lr) { options_.lr() = lr; }
   const SparseRowOptions& options() const { return options_; }
   /// Accumulators and step counts, by name, for checkpoints.
   std::vector<std::pair<std::string, at::Tensor>> state() const;

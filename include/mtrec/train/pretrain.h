@@ -12,10 +12,12 @@
 //       mtrec::TrainerOptions().epochs(3).batch_size(64).lr(1e-3).weight_decay(0.01),
 //       mtrec::MlmPretrainOptions().mask_prob(0.15), mtrec::RunOptions().out_dir("runs/pretrain"));
 //   mtrec::nn::save_text_encoder(*enc, "encoder.pt");
+#include <torch/arg.h>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/nn/text_encoder.h"
 #include "mtrec/tasks/mlm.h"
@@ -25,13 +27,16 @@
 
 namespace mtrec {
 
+#define MTREC_MLM_PRETRAIN_OPTIONS(X)                              \
+  /* share of real, non-special tokens selected */                 \
+  X(double, mask_prob, 0.15)                                       \
+  /* of the selected: -> [MASK] */                                 \
+  X(double, replace_with_mask, 0.8)                                \
+  /* of the selected: -> a random regular token (the rest stay) */ \
+  X(double, replace_with_random, 0.1)
+
 struct MlmPretrainOptions {
-  double mask_prob_ = 0.15;            // share of real, non-special tokens selected
-  double replace_with_mask_ = 0.8;     // of the selected: -> [MASK]
-  double replace_with_random_ = 0.1;   // of the selected: -> a random regular token (the rest stay)
-  MlmPretrainOptions& mask_prob(double v) { mask_prob_ = v; return *this; }
-  MlmPretrainOptions& replace_with_mask(double v) { replace_with_mask_ = v; return *this; }
-  MlmPretrainOptions& replace_with_random(double v) { replace_with_random_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_MLM_PRETRAIN_OPTIONS)
 };
 
 struct MlmEpoch {

@@ -4,11 +4,13 @@
 // standard observers that follow from that.
 //   mtrec::RunOptions run = mtrec::RunOptions().out_dir("runs/mf").checkpoint_every(500);
 //   mtrec::add_run_observers(trainer, run, "select", /*patience=*/5);
+#include <torch/arg.h>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/nn/checkpoint.h"
 
@@ -18,36 +20,41 @@ class Communicator;
 class Observer;
 class Trainer;
 
+#define MTREC_RUN_OPTIONS(X)                                                                         \
+  /* "" : no artefacts; else checkpoints (last/best), config.json, metrics.jsonl and report.html, */ \
+  /* one subfolder per stage */                                                                      \
+  X(std::string, out_dir, {})                                                                        \
+  /* optimiser steps between mid-epoch checkpoints (0: per epoch) */                                 \
+  X(int64_t, checkpoint_every, 0)                                                                    \
+  /* a last.ckpt / best.ckpt of an earlier run with the same options */                              \
+  X(std::string, resume, {})                                                                         \
+  /* progress: a bar on a terminal, else a line every progress_interval() s */                       \
+  X(bool, progress, false)                                                                           \
+  /* the caller's effective configuration, stored with the run */                                    \
+  X(std::string, config_json, {})                                                                    \
+  /* the caller's own, added after the standard ones */                                              \
+  X(std::vector<std::shared_ptr<Observer>>, observers, {})                                           \
+  /* the data set's ids, stored in every checkpoint of the run */                                    \
+  X(IdMap, users, {})                                                                                \
+  X(IdMap, items, {})                                                                                \
+  X(IdMap, scenarios, {})                                                                            \
+  /* data-parallel ranks (train/distributed.h); null: one process */                                 \
+  X(std::shared_ptr<Communicator>, communicator, {})                                                 \
+  /* What serving needs (model/io.h's serving_tensors: histories, catalogue), stored in every */     \
+  /* checkpoint of the run so that last.ckpt and best.ckpt serve like the final export. */           \
+  X(NamedTensors, checkpoint_tensors, {})
+
 struct RunOptions {
-  std::string out_dir_;         // "" : no artefacts; else checkpoints (last/best), config.json,
-                                // metrics.jsonl and report.html, one subfolder per stage
-  int64_t checkpoint_every_ = 0;  // optimiser steps between mid-epoch checkpoints (0: per epoch)
-  std::string resume_;          // a last.ckpt / best.ckpt of an earlier run with the same options
-  bool progress_ = false;       // progress: a bar on a terminal, else a line every progress_interval() s
-  std::string config_json_;     // the caller's effective configuration, stored with the run
-  std::vector<std::shared_ptr<Observer>> observers_;  // the caller's own, added after the standard ones
-  IdMap users_, items_, scenarios_;  // the data set's ids, stored in every checkpoint of the run
-  std::shared_ptr<Communicator> communicator_;  // data-parallel ranks (train/distributed.h); null: one process
-  std::vector<std::pair<std::string, at::Tensor>> checkpoint_tensors_;  // stored in every checkpoint
-  RunOptions& out_dir(std::string v) { out_dir_ = std::move(v); return *this; }
-  RunOptions& checkpoint_every(int64_t v) { checkpoint_every_ = v; return *this; }
-  RunOptions& resume(std::string v) { resume_ = std::move(v); return *this; }
-  RunOptions& progress(bool v) { progress_ = v; return *this; }
-  RunOptions& config_json(std::string v) { config_json_ = std::move(v); return *this; }
+  using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+  MTREC_OPTIONS(MTREC_RUN_OPTIONS)
+
+ public:  // TORCH_ARG leaves the access private
   /// The id maps of the data set trained on, so that checkpoints written during training
   /// (last.ckpt, best.ckpt) answer in the caller's ids, as the final one does.
   RunOptions& id_maps(const Dataset& ds) {
     users_ = ds.users, items_ = ds.items, scenarios_ = ds.scenarios;
     return *this;
   }
-  /// What serving needs (model/io.h's serving_tensors: histories, catalogue), stored in every
-  /// checkpoint of the run so that last.ckpt and best.ckpt serve like the final export.
-  RunOptions& checkpoint_tensors(std::vector<std::pair<std::string, at::Tensor>> v) {
-    checkpoint_tensors_ = std::move(v);
-    return *this;
-  }
-  /// Trains data-parallel over the communicator's ranks; rank 0 alone writes the run's artefacts.
-  RunOptions& communicator(std::shared_ptr<Communicator> v) { communicator_ = std::move(v); return *this; }
   /// Adds an observer of the caller's (train/trainer.h) to every stage of the run.
   RunOptions& observer(std::shared_ptr<Observer> v) { observers_.push_back(std::move(v)); return *this; }
 };

@@ -1,11 +1,15 @@
 #pragma once
 // The training engine: one loop for every task and every set of tasks.
 //
-//   mtrec::Trainer trainer(model, source, {{&rating_task, 1.0}},
-//                          mtrec::TrainerOptions().epochs(20).monitor("rating/rmse", /*maximize=*/false));
+//   mtrec::RatingModel model(mtrec::BiasedMF(mtrec::BiasedMFOptions(users, items).dim(32).global_mean(3.5)));
+//   mtrec::InteractionSource source(train);                    // data/batcher.h
+//   mtrec::RatingObjective rating(/*l2=*/0.05, valid, 1, 5);   // tasks/rating.h
+//   mtrec::Trainer trainer(model, source, {{&rating, 1.0}},
+//                          mtrec::TrainerOptions().epochs(20).lr(0.01).monitor("rating/rmse", /*maximize=*/false));
 //   trainer.add_observer(std::make_shared<mtrec::EarlyStopping>(/*patience=*/3));  // train/observers.h
-//   trainer.add_observer(std::make_shared<mtrec::Checkpointer>("runs/mf"));
-//   mtrec::TrainSummary s = trainer.train();         // or trainer.resume(load_checkpoint(...)) first
+//   trainer.add_observer(std::make_shared<mtrec::Checkpointer>("runs/mf"));         // last.ckpt, best.ckpt
+//   mtrec::TrainSummary s = trainer.train();   // or first trainer.resume(mtrec::load_checkpoint("runs/mf/last.ckpt"))
+// (tests/train/trainer_test.cpp runs this example as written.)
 //
 // Each step: the batcher's next batch -> model.forward -> the joint loss (train/weighting.h: static
 // L = Σ w_t·task_t.loss, or learned weights: uncertainty, GradNorm) -> NaN/Inf guard ->
@@ -18,6 +22,7 @@
 // the optimiser state, the loss weighting's learned state, the schedule position, the data
 // position and observer state, so that a resumed run is bit-identical to an uninterrupted one
 // on the CPU.
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 
 #include <functional>
@@ -26,6 +31,7 @@
 #include <utility>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/data/batcher.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/tasks/task.h"
@@ -34,58 +40,59 @@
 
 namespace mtrec {
 
+#define MTREC_TRAINER_OPTIONS(X)                                                   \
+  X(int, epochs, 10)                                                               \
+  X(int64_t, batch_size, 256)                                                      \
+  /* batches per optimiser step (gradient accumulation) */                         \
+  X(int, accumulate, 1)                                                            \
+  /* dense parameters: adamw | adam | sgd */                                       \
+  X(std::string, optimizer, "adamw")                                               \
+  X(double, lr, 1e-3)                                                              \
+  /* dense parameters (decoupled for adamw) */                                     \
+  X(double, weight_decay, 0)                                                       \
+  /* sgd */                                                                        \
+  X(double, momentum, 0)                                                           \
+  /* embedding tables: sgd | adagrad | adam */                                     \
+  X(std::string, sparse_optimizer, "adagrad")                                      \
+  /* 0: lr */                                                                      \
+  X(double, sparse_lr, 0)                                                          \
+  /* constant | cosine | linear | exponential */                                   \
+  X(std::string, schedule, "constant")                                             \
+  X(int64_t, warmup_steps, 0)                                                      \
+  /* cosine / linear end point, as a fraction of lr */                             \
+  X(double, min_lr_ratio, 0)                                                       \
+  /* exponential: lr·decay^epoch */                                                \
+  X(double, lr_decay, 1)                                                           \
+  /* 0: no clipping */                                                             \
+  X(double, clip_norm, 0)                                                          \
+  /* consecutive non-finite steps before training stops */                         \
+  X(int, max_bad_steps, 10)                                                        \
+  /* "task/metric" deciding improvement ("" : first task's first metric) */        \
+  X(std::string, monitor, "")                                                      \
+  /* whether a larger monitored metric is better */                                \
+  X(bool, maximize, false)                                                         \
+  /* epochs between validations, and after the last (0: never) */                  \
+  X(int, validate_every, 1)                                                        \
+  /* bf16 autocast on CUDA (ignored on the CPU) */                                 \
+  X(bool, bf16, false)                                                             \
+  /* batches assembled ahead by the batcher's thread */                            \
+  X(int, prefetch, 4)                                                              \
+  X(uint64_t, seed, 42)                                                            \
+  X(std::string, device, "auto")                                                   \
+  /* joint loss: static | uncertainty | gradnorm (train/weighting.h) */            \
+  X(std::string, weighting, "static")                                              \
+  /* GradNorm's α */                                                               \
+  X(double, gradnorm_alpha, 1.5)                                                   \
+  /* Adam learning rate of GradNorm's weights */                                   \
+  X(double, gradnorm_lr, 0.025)                                                    \
+  /* keep their static weight under every rule */                                  \
+  X(std::vector<std::string>, fixed_weight_tasks, std::vector<std::string>{"mlm"})
+
 struct TrainerOptions {
-  int epochs_ = 10;
-  int64_t batch_size_ = 256;
-  int accumulate_ = 1;               // batches per optimiser step (gradient accumulation)
-  std::string optimizer_ = "adamw";  // dense parameters: adamw | adam | sgd
-  double lr_ = 1e-3;
-  double weight_decay_ = 0;          // dense parameters (decoupled for adamw)
-  double momentum_ = 0;              // sgd
-  std::string sparse_optimizer_ = "adagrad";  // embedding tables: sgd | adagrad | adam
-  double sparse_lr_ = 0;             // 0: lr
-  std::string schedule_ = "constant";  // constant | cosine | linear | exponential
-  int64_t warmup_steps_ = 0;
-  double min_lr_ratio_ = 0;          // cosine / linear end point, as a fraction of lr
-  double lr_decay_ = 1;              // exponential: lr·decay^epoch
-  double clip_norm_ = 0;             // 0: no clipping
-  int max_bad_steps_ = 10;           // consecutive non-finite steps before training stops
-  std::string monitor_ = "";         // "task/metric" deciding improvement ("" : first task's first metric)
-  bool maximize_ = false;            // whether a larger monitored metric is better
-  int validate_every_ = 1;           // epochs between validations, and after the last (0: never)
-  bool bf16_ = false;                // bf16 autocast on CUDA (ignored on the CPU)
-  int prefetch_ = 4;                 // batches assembled ahead by the batcher's thread
-  uint64_t seed_ = 42;
-  std::string device_ = "auto";
-  std::string weighting_ = "static";  // joint loss: static | uncertainty | gradnorm (train/weighting.h)
-  double gradnorm_alpha_ = 1.5;       // GradNorm's α
-  double gradnorm_lr_ = 0.025;        // Adam learning rate of GradNorm's weights
-  std::vector<std::string> fixed_weight_tasks_ = {"mlm"};  // keep their static weight under every rule
-  TrainerOptions& epochs(int v) { epochs_ = v; return *this; }
-  TrainerOptions& batch_size(int64_t v) { batch_size_ = v; return *this; }
-  TrainerOptions& accumulate(int v) { accumulate_ = v; return *this; }
-  TrainerOptions& optimizer(std::string v) { optimizer_ = std::move(v); return *this; }
-  TrainerOptions& lr(double v) { lr_ = v; return *this; }
-  TrainerOptions& weight_decay(double v) { weight_decay_ = v; return *this; }
-  TrainerOptions& momentum(double v) { momentum_ = v; return *this; }
-  TrainerOptions& sparse_optimizer(std::string v) { sparse_optimizer_ = std::move(v); return *this; }
-  TrainerOptions& sparse_lr(double v) { sparse_lr_ = v; return *this; }
-  TrainerOptions& schedule(std::string v) { schedule_ = std::move(v); return *this; }
-  TrainerOptions& warmup_steps(int64_t v) { warmup_steps_ = v; return *this; }
-  TrainerOptions& min_lr_ratio(double v) { min_lr_ratio_ = v; return *this; }
-  TrainerOptions& lr_decay(double v) { lr_decay_ = v; return *this; }
-  TrainerOptions& clip_norm(double v) { clip_norm_ = v; return *this; }
-  TrainerOptions& max_bad_steps(int v) { max_bad_steps_ = v; return *this; }
+  MTREC_OPTIONS(MTREC_TRAINER_OPTIONS)
+
+ public:  // TORCH_ARG leaves the access private
   TrainerOptions& monitor(std::string v, bool maximize) { monitor_ = std::move(v); maximize_ = maximize; return *this; }
-  TrainerOptions& validate_every(int v) { validate_every_ = v; return *this; }
-  TrainerOptions& bf16(bool v) { bf16_ = v; return *this; }
-  TrainerOptions& prefetch(int v) { prefetch_ = v; return *this; }
-  TrainerOptions& seed(uint64_t v) { seed_ = v; return *this; }
-  TrainerOptions& device(std::string v) { device_ = std::move(v); return *this; }
-  TrainerOptions& weighting(std::string v) { weighting_ = std::move(v); return *this; }
-  TrainerOptions& gradnorm_alpha(double v) { gradnorm_alpha_ = v; return *this; }
-  TrainerOptions& gradnorm_lr(double v) { gradnorm_lr_ = v; return *this; }
-  TrainerOptions& fixed_weight_tasks(std::vector<std::string> v) { fixed_weight_tasks_ = std::move(v); return *this; }
   /// Every option as a JSON object (text), for checkpoints and the run's config file.
   std::string to_json() const;
 };

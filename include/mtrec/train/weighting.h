@@ -30,6 +30,7 @@
 //                          mtrec::LossWeightingOptions().kind("gradnorm"), device, shared);
 //   at::Tensor loss = w.joint_loss(task_losses);  // differentiable; also measures the n_t
 //   loss.backward(); w.backward(host_losses, 1.0); model_optimizer.step(); w.step(lr); w.zero_grad();
+#include <torch/arg.h>
 #include <ATen/core/Tensor.h>
 #include <c10/core/Device.h>
 
@@ -38,6 +39,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/core/options.h"
 #include "mtrec/nn/checkpoint.h"
 
 namespace mtrec {
@@ -49,15 +51,18 @@ enum class WeightingKind { Static, Uncertainty, GradNorm };
 WeightingKind parse_weighting(const std::string& name);
 std::string weighting_name(WeightingKind kind);
 
+#define MTREC_LOSS_WEIGHTING_OPTIONS(X)                                     \
+  /* static | uncertainty | gradnorm */                                     \
+  X(std::string, kind, "static")                                            \
+  /* GradNorm's restoring force α (>= 0) */                                 \
+  X(double, gradnorm_alpha, 1.5)                                            \
+  /* Adam learning rate of GradNorm's weights */                            \
+  X(double, gradnorm_lr, 0.025)                                             \
+  /* tasks that keep their static weight */                                 \
+  X(std::vector<std::string>, fixed_tasks, std::vector<std::string>{"mlm"})
+
 struct LossWeightingOptions {
-  std::string kind_ = "static";                    // static | uncertainty | gradnorm
-  double gradnorm_alpha_ = 1.5;                    // GradNorm's restoring force α (>= 0)
-  double gradnorm_lr_ = 0.025;                     // Adam learning rate of GradNorm's weights
-  std::vector<std::string> fixed_tasks_ = {"mlm"};  // tasks that keep their static weight
-  LossWeightingOptions& kind(std::string v) { kind_ = std::move(v); return *this; }
-  LossWeightingOptions& gradnorm_alpha(double v) { gradnorm_alpha_ = v; return *this; }
-  LossWeightingOptions& gradnorm_lr(double v) { gradnorm_lr_ = v; return *this; }
-  LossWeightingOptions& fixed_tasks(std::vector<std::string> v) { fixed_tasks_ = std::move(v); return *this; }
+  MTREC_OPTIONS(MTREC_LOSS_WEIGHTING_OPTIONS)
 };
 
 class LossWeighting {
