@@ -89,7 +89,7 @@ at::Tensor UserHistories::pack(const std::vector<int32_t>& users, int64_t max_le
 
 JointSource::JointSource(const Dataset& ds, const Interactions& train, JointDataOptions options,
                          std::vector<std::vector<int64_t>> context_rows, std::vector<std::vector<int64_t>> mlm_rows,
-                         int64_t pad_id, std::optional<tasks::MlmOptions> mlm)
+                         int64_t pad_id, std::optional<MlmOptions> mlm)
     : options_(options),
       num_users_(ds.num_users()),
       num_items_(ds.num_items()),
@@ -301,7 +301,7 @@ Batch JointSource::make_batch(const std::vector<int64_t>& rows, const c10::Devic
     BatchEncoding enc = mtrec::make_batch(chunk, pad_id_, static_cast<int64_t>(lm));
     at::Tensor attention = enc.attention_mask.to(torch::kBool);
     // Padding is never a prediction target, whether or not the caller listed it as special.
-    tasks::MlmMasking m = tasks::mlm_mask(enc.input_ids, attention & enc.input_ids.ne(pad_id_), *mlm_, gen);
+    MlmMasking m = mlm_mask(enc.input_ids, attention & enc.input_ids.ne(pad_id_), *mlm_, gen);
     f["mlm/input_ids"] = m.input_ids.to(device);
     f["mlm/labels"] = m.labels.to(device);
     f["mlm/selected"] = m.selected.to(device);

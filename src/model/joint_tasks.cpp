@@ -73,7 +73,7 @@ at::Tensor JointObjective::loss(const Outputs& out, const Batch& b) {
                             next_item_negatives_);
     case Head::Match: return softmax_loss(get("match/logits"), get("match/target"));
     case Head::Scenario: return softmax_loss(get("scenario/logits"), get("scenario/target"));
-    case Head::Mlm: return tasks::mlm_result(get("mlm/logits"), get("mlm/targets")).loss;
+    case Head::Mlm: return mlm_result(get("mlm/logits"), get("mlm/targets")).loss;
   }
   MTREC_FAIL("joint task: not a head (", static_cast<int>(head_), ")");
 }

@@ -47,8 +47,6 @@ void UnifiedOptions::validate() const {
 }
 
 // The enum fields' JSON: their names (an unknown one throws, naming it).
-void to_json(nlohmann::json& j, Head h) { j = head_name(h); }
-void from_json(const nlohmann::json& j, Head& h) { h = parse_head(j.get<std::string>()); }
 void to_json(nlohmann::json& j, TextMode m) { j = text_mode_name(m); }
 void from_json(const nlohmann::json& j, TextMode& m) { m = parse_text_mode(j.get<std::string>()); }
 namespace nn {
@@ -154,7 +152,7 @@ void UnifiedModelImpl::reset() {
       (*p)->bias.zero_();
     }
   }
-  sequence = register_module("sequence", CausalTransformer(CausalTransformerOptions(d).layers(o.seq_layers())
+  sequence = register_module("sequence", nn::CausalTransformer(nn::CausalTransformerOptions(d).layers(o.seq_layers())
                                                                .heads(o.seq_heads()).dropout(o.dropout())));
   const auto et = o.expert_tasks();
   const int64_t in_dim = 3 * d + sd;
@@ -181,7 +179,7 @@ void UnifiedModelImpl::reset() {
   }
   if (o.has_task(Head::Scenario)) scenario_out = register_module("scenario_out", torch::nn::Linear(td, S));
   if (o.has_task(Head::Mlm))
-    mlm = register_module("mlm", tasks::MlmHead(text->options.dim(), text->options.vocab_size(), text->options.layer_norm_eps()));
+    mlm = register_module("mlm", MlmHead(text->options.dim(), text->options.vocab_size(), text->options.layer_norm_eps()));
   register_buffer("item_tokens", item_tokens);
   register_buffer("item_token_mask", item_token_mask);
   register_buffer("user_tokens", user_tokens);

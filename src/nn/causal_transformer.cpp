@@ -6,7 +6,7 @@
 
 #include "mtrec/core/check.h"
 
-namespace mtrec {
+namespace mtrec::nn {
 
 torch::Tensor causal_padding_mask(const torch::Tensor& valid) {
   MTREC_CHECK(valid.dim() == 2, "causal_padding_mask expects valid [B,L], got dim=", valid.dim());
@@ -78,4 +78,4 @@ torch::Tensor CausalTransformerImpl::forward(const torch::Tensor& x, const torch
   return final_ln->forward(h) * keep;
 }
 
-}  // namespace mtrec
+}  // namespace mtrec::nn

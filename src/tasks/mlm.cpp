@@ -10,7 +10,7 @@
 #include "mtrec/core/random.h"
 #include "mtrec/text/tokenizer.h"
 
-namespace mtrec::tasks {
+namespace mtrec {
 
 void MlmOptions::validate() const {
   MTREC_CHECK(vocab_size_ > 1, "MlmOptions: vocab_size must be > 1, got ", vocab_size_);
@@ -181,4 +181,4 @@ MlmObjective::Counts MlmObjective::take_counts() {
   return c;
 }
 
-}  // namespace mtrec::tasks
+}  // namespace mtrec

@@ -171,7 +171,7 @@ void NextItemModelImpl::reset() {
   }
   if (options.text_dim() > 0) text_proj = register_module("text_proj", torch::nn::Linear(options.text_dim(), d));
   emb_drop = register_module("emb_drop", torch::nn::Dropout(options.dropout()));
-  encoder = register_module("encoder", CausalTransformer(CausalTransformerOptions(d)
+  encoder = register_module("encoder", nn::CausalTransformer(nn::CausalTransformerOptions(d)
                                                               .layers(options.layers())
                                                               .heads(options.heads())
                                                               .ffn_dim(options.ffn_dim())

@@ -138,10 +138,10 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   const bool with_mlm = std::find(tasks.begin(), tasks.end(), Head::Mlm) != tasks.end();
   const bool with_scen = std::find(tasks.begin(), tasks.end(), Head::Scenario) != tasks.end();
   if (with_mlm) dopt.mlm_texts(o.mlm_texts());
-  std::optional<tasks::MlmOptions> mlm_opt;
+  std::optional<MlmOptions> mlm_opt;
   if (with_mlm) {
     const auto sp = tok->special_ids();
-    mlm_opt = tasks::MlmOptions(tok->vocab_size(), sp.mask).special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask}).seed(seed);
+    mlm_opt = MlmOptions(tok->vocab_size(), sp.mask).special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask}).seed(seed);
   }
   JointSource source(ds, train, dopt, with_scen ? fit.context_rows : std::vector<std::vector<int64_t>>{},
                      with_mlm ? mlm_rows : std::vector<std::vector<int64_t>>{}, tok ? tok->pad_id() : 0, mlm_opt);

@@ -17,7 +17,7 @@ namespace {
 // One MlmEpoch per epoch from the objective's token counts.
 class MlmEpochRecorder : public Observer {
  public:
-  MlmEpochRecorder(tasks::MlmObjective& objective, std::vector<MlmEpoch>& epochs)
+  MlmEpochRecorder(MlmObjective& objective, std::vector<MlmEpoch>& epochs)
       : objective_(objective), epochs_(epochs) {}
   Signal after_epoch(Trainer& t) override {
     auto c = objective_.take_counts();
@@ -33,7 +33,7 @@ class MlmEpochRecorder : public Observer {
   }
 
  private:
-  tasks::MlmObjective& objective_;
+  MlmObjective& objective_;
   std::vector<MlmEpoch>& epochs_;
 };
 
@@ -60,17 +60,17 @@ MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokeni
   MTREC_CHECK(encoder->options.pad_id() == tokenizer.pad_id(), "MLM pretraining: encoder pad id ",
               encoder->options.pad_id(), " != tokenizer pad id ", tokenizer.pad_id());
   const auto sp = tokenizer.special_ids();
-  tasks::MlmOptions mlm_options = tasks::MlmOptions(tokenizer.vocab_size(), sp.mask)
+  MlmOptions mlm_options = MlmOptions(tokenizer.vocab_size(), sp.mask)
                                       .special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask})
                                       .mask_prob(o.mask_prob())
                                       .replace_with_mask(o.replace_with_mask())
                                       .replace_with_random(o.replace_with_random())
                                       .seed(trainer_options.seed());
-  tasks::MlmSource source(tokenizer.encode_rows(texts, EncodeOptions().set_max_len(encoder->options.max_len())),
+  MlmSource source(tokenizer.encode_rows(texts, EncodeOptions().set_max_len(encoder->options.max_len())),
                           tokenizer.pad_id(), mlm_options);
-  tasks::MlmTask mlm(mlm_options, encoder->options.dim(), encoder->options.layer_norm_eps());
-  tasks::MlmEngineModel model(encoder, mlm);
-  tasks::MlmObjective objective;
+  MlmTask mlm(mlm_options, encoder->options.dim(), encoder->options.layer_norm_eps());
+  MlmEngineModel model(encoder, mlm);
+  MlmObjective objective;
   Trainer trainer(model, source, {{&objective, 1.0}}, TrainerOptions(trainer_options).validate_every(0));
   add_run_observers(trainer, run, "pretrain", 0);
   MlmPretrainResult result;

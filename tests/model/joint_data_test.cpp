@@ -266,7 +266,7 @@ TEST(JointData, MlmFieldsAreMaskedCatalogueTextsDeterministicPerEpochSeed) {
   test::OneThread one;
   const Dataset ds = multi_behaviour();
   const std::vector<std::vector<int64_t>> texts = {{2, 5, 6, 7, 8, 9}, {2, 10, 11}, {2, 12, 13, 14, 15}, {2, 16}};
-  auto mlm = tasks::MlmOptions(20, 4).special_ids({0, 1, 2, 3, 4}).mask_prob(0.5);
+  auto mlm = MlmOptions(20, 4).special_ids({0, 1, 2, 3, 4}).mask_prob(0.5);
   JointSource src(ds, ds.interactions, JointDataOptions().mlm_texts(3), {}, texts, 0, mlm);
   src.begin_epoch(0, 9);
   Batch b = src.make_batch({0, 1}, kCpu);
@@ -371,7 +371,7 @@ TEST(JointData, BadInputErrorsNameTheValue) {
                        "mlm_texts is 2 but no MLM options"));
   EXPECT_TRUE(contains(error_of([&] {
                          JointSource s(ds, ds.interactions, JointDataOptions().mlm_texts(2), {}, {{2, 50}}, 0,
-                                     tasks::MlmOptions(20, 4).special_ids({0, 1, 2, 3, 4}));
+                                     MlmOptions(20, 4).special_ids({0, 1, 2, 3, 4}));
                        }),
                        "token id 50"));
   JointSource src(ds, ds.interactions, JointDataOptions());

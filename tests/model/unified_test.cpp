@@ -4,6 +4,7 @@
 #include "mtrec/model/unified.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -66,7 +67,7 @@ struct Toy {
   }
   Batch batch(int64_t n = 48) {
     JointSource src(w.data, w.data.interactions, JointDataOptions().max_history(6).mlm_texts(6), contexts, mlm_rows, 0,
-                    tasks::MlmOptions(vocab, 4).special_ids({0, 1, 2, 3, 4}).seed(3));
+                    MlmOptions(vocab, 4).special_ids({0, 1, 2, 3, 4}).seed(3));
     src.begin_epoch(0, 11);
     std::vector<int64_t> rows;
     for (int64_t r = 0; r < n; ++r) rows.push_back(r * 7 % src.num_examples());
@@ -305,6 +306,10 @@ TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {
   EXPECT_EQ(parse_head("next-item"), Head::NextItem);
   EXPECT_STREQ(head_name(parse_head("next_item")), "next_item");
   for (Head h : all_heads()) EXPECT_EQ(parse_head(head_name(h)), h);
+  // Anywhere a head goes into JSON (the CLI's --json "tasks"), it is its name, not the enum's number.
+  const nlohmann::json heads = std::vector<Head>{Head::Rating, Head::NextItem};
+  EXPECT_EQ(heads.dump(), R"(["rating","next_item"])");
+  EXPECT_EQ(heads.get<std::vector<Head>>(), (std::vector<Head>{Head::Rating, Head::NextItem}));
   try {
     unified_options_from_json(R"({"num_users":1,"num_items":1,"num_scenarios":1,"tasks":["ctr","clicks"]})");
     FAIL();

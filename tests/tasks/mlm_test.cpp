@@ -13,7 +13,7 @@
 #include "mtrec/nn/text_encoder.h"
 #include "mtrec/tasks/mlm.h"
 
-namespace mtrec::tasks {
+namespace mtrec {
 namespace {
 
 constexpr int64_t kPad = 0, kCls = 2, kMask = 4, kFirstRegular = 5;
@@ -200,4 +200,4 @@ TEST(Mlm, PretrainingSeparatesSyntheticTopics) {
 }
 
 }  // namespace
-}  // namespace mtrec::tasks
+}  // namespace mtrec

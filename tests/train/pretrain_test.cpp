@@ -73,12 +73,12 @@ TEST(MlmPretrain, LearnsSequentialPatternBeyondUnigramBaseline) {
   BatchEncoding b = tok.encode_batch(template_texts(512, 13, 99), L);
   at::Tensor mask = b.attention_mask.to(torch::kBool);
   const auto sp = tok.special_ids();
-  auto options = tasks::MlmOptions(tok.vocab_size(), sp.mask).special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask});
+  auto options = MlmOptions(tok.vocab_size(), sp.mask).special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask});
   auto gen = at::make_generator<at::CPUGeneratorImpl>(7);
-  auto m = tasks::mlm_mask(b.input_ids, mask, options, gen);
+  auto m = mlm_mask(b.input_ids, mask, options, gen);
   at::Tensor hidden = enc->encode(m.input_ids, mask).index({m.selected});
   at::Tensor targets = m.labels.index({m.selected});
-  auto res = tasks::mlm_result(r.head(hidden, enc->token_embedding_weight()), targets);
+  auto res = mlm_result(r.head(hidden, enc->token_embedding_weight()), targets);
   const double baseline = torch::bincount(targets).max().item<double>() / double(targets.numel());
   EXPECT_GT(res.masked, 500);
   EXPECT_LT(baseline, 0.16);

@@ -23,4 +23,15 @@ Head parse_head(const std::string& name);
 /// kinds (the task of a checkpoint) go through it, so both spellings name the same kind.
 std::string canonical_task_name(const std::string& name);
 
+// JSON (nlohmann, found by argument-dependent lookup) writes a head by its name, never as the
+// enum's number. Templates, so that this header needs no JSON header.
+template <class Json>
+void to_json(Json& j, Head head) {
+  j = head_name(head);
+}
+template <class Json>
+void from_json(const Json& j, Head& head) {
+  head = parse_head(j.template get<std::string>());
+}
+
 }  // namespace mtrec

@@ -100,7 +100,7 @@ class JointSource : public BatchSource {
   /// options.
   JointSource(const Dataset& ds, const Interactions& train, JointDataOptions options,
               std::vector<std::vector<int64_t>> context_rows = {}, std::vector<std::vector<int64_t>> mlm_rows = {},
-              int64_t pad_id = 0, std::optional<tasks::MlmOptions> mlm = std::nullopt);
+              int64_t pad_id = 0, std::optional<MlmOptions> mlm = std::nullopt);
 
   /// Redraws the sampled CTR negatives and the MLM sample seed from `seed` only.
   void begin_epoch(int epoch, uint64_t seed) override;
@@ -141,7 +141,7 @@ class JointSource : public BatchSource {
   // Scenario classifier and MLM inputs.
   std::vector<std::vector<int64_t>> context_rows_, mlm_rows_;
   int64_t pad_id_ = 0;
-  std::optional<tasks::MlmOptions> mlm_;
+  std::optional<MlmOptions> mlm_;
   uint64_t epoch_seed_ = 0;
 };
 

@@ -16,7 +16,7 @@
 
 #include "mtrec/core/options.h"
 
-namespace mtrec {
+namespace mtrec::nn {
 
 #define MTREC_CAUSAL_TRANSFORMER_OPTIONS(X) \
   X(int64_t, d_model, 0)                    \
@@ -65,4 +65,4 @@ TORCH_MODULE(CausalTransformer);
 /// which would produce NaN). Returns [B,1,L,L] bool.
 torch::Tensor causal_padding_mask(const torch::Tensor& valid);
 
-}  // namespace mtrec
+}  // namespace mtrec::nn

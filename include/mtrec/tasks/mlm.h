@@ -2,7 +2,7 @@
 // Masked-language-model pretraining of the text encoder (BERT masking), as a loss object the
 // joint trainer adds as lambda * L_mlm.
 //
-//   mtrec::tasks::MlmTask mlm(mtrec::tasks::MlmOptions(vocab, /*mask_id=*/4).special_ids({0, 1, 2, 3, 4})
+//   mtrec::MlmTask mlm(mtrec::MlmOptions(vocab, /*mask_id=*/4).special_ids({0, 1, 2, 3, 4})
 //                                 .seed(7), encoder->options.dim());
 //   auto r = mlm->forward(*encoder, ids, mask);   // r.loss (scalar), r.accuracy, r.masked
 //   (task_loss + lambda * r.loss).backward();
@@ -31,7 +31,7 @@
 #include "mtrec/nn/text_encoder.h"
 #include "mtrec/tasks/task.h"
 
-namespace mtrec::tasks {
+namespace mtrec {
 
 #define MTREC_MLM_OPTIONS(X)                                                                     \
   X(int64_t, vocab_size, 0)                                                                      \
@@ -173,4 +173,4 @@ class MlmObjective : public Task {
   Counts counts_;
 };
 
-}  // namespace mtrec::tasks
+}  // namespace mtrec

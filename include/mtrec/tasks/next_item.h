@@ -119,7 +119,7 @@ class NextItemModelImpl : public torch::nn::Module {
   torch::nn::Linear text_proj{nullptr};
   torch::Tensor item_text;  // buffer [num_items, text_dim]; undefined unless set
   torch::nn::Dropout emb_drop{nullptr};
-  CausalTransformer encoder{nullptr};
+  nn::CausalTransformer encoder{nullptr};
 };
 TORCH_MODULE(NextItemModel);
 

@@ -49,7 +49,7 @@ struct MlmEpoch {
 struct MlmPretrainResult {
   int64_t texts = 0;
   std::vector<MlmEpoch> epochs;  // the epochs this process ran
-  tasks::MlmHead head{nullptr};  // the trained prediction head (its decoder is the token embedding)
+  MlmHead head{nullptr};  // the trained prediction head (its decoder is the token embedding)
   TrainSummary summary;
 };
 
