@@ -101,10 +101,13 @@ int main(int argc, char** argv) {
   bool verbose = false;
   std::vector<std::string> command;
   app.add_option("--workload", workload, "built-in training loop: next (next-item) or text (text encoder)")
-      ->capture_default_str()->check(CLI::IsMember({"next", "text"}));
-  app.add_option("--steps", steps, "training steps of the built-in loop")->capture_default_str()
+      ->capture_default_str()
+      ->check(CLI::IsMember({"next", "text"}));
+  app.add_option("--steps", steps, "training steps of the built-in loop")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  app.add_option("--runs", runs, "paired runs (each: one tuned, one untuned child)")->capture_default_str()
+  app.add_option("--runs", runs, "paired runs (each: one tuned, one untuned child)")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--threads", threads, "intra-op threads (0: mtrec's default)")->capture_default_str();
   app.add_flag("--verbose", verbose, "show the children's standard output");
@@ -117,19 +120,21 @@ int main(int argc, char** argv) {
 
   std::vector<std::string> base = command;
   if (base.empty()) {
-    base = {self_path(argv[0]), "--child", workload, "--steps", std::to_string(steps), "--threads",
+    base = {self_path(argv[0]),     "--child", workload, "--steps", std::to_string(steps), "--threads",
             std::to_string(threads)};
   }
   std::string shown;
   for (const auto& a : base) shown += (shown.empty() ? "" : " ") + a;
   const auto t = mtrec::tune_allocator();
-  std::printf("# malloc tuning (mtrec::tune_allocator: M_MMAP_THRESHOLD %zu MiB, M_TRIM_THRESHOLD %zu MiB) on vs "
-              "MTREC_MALLOC_TUNE=0\n",
-              mtrec::kTunedMmapThreshold >> 20, mtrec::kTunedTrimThreshold >> 20);
-  std::printf("# workload: %s\n", command.empty() ? (workload + " training loop, " + std::to_string(steps) +
-                                                     " steps, threads " + std::to_string(mtrec::set_cpu_threads(threads)))
-                                                        .c_str()
-                                                  : shown.c_str());
+  std::printf(
+      "# malloc tuning (mtrec::tune_allocator: M_MMAP_THRESHOLD %zu MiB, M_TRIM_THRESHOLD %zu MiB) on vs "
+      "MTREC_MALLOC_TUNE=0\n",
+      mtrec::kTunedMmapThreshold >> 20, mtrec::kTunedTrimThreshold >> 20);
+  std::printf("# workload: %s\n", command.empty()
+                                      ? (workload + " training loop, " + std::to_string(steps) + " steps, threads " +
+                                         std::to_string(mtrec::set_cpu_threads(threads)))
+                                            .c_str()
+                                      : shown.c_str());
   std::printf("# %d paired runs, order alternating; this process: %s\n", runs,
               t.applied ? "tuned" : ("not tuned: " + t.reason).c_str());
   std::fflush(stdout);

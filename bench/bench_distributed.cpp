@@ -75,9 +75,13 @@ int worker(int argc, char** argv) {
   auto timer = std::make_shared<StepTimer>(kWarmup + steps);
   fit_joint(w.data, split, o, RunOptions().communicator(comm).observer(timer));
   if (d.rank() != 0) return 0;
-  auto tail = [&](const std::vector<double>& v) { return std::vector<double>(v.begin() + std::min<size_t>(kWarmup, v.size()), v.end()); };
-  const double step = median(tail(timer->step_s)), wait = median(tail(timer->comm_s)), bytes = median(tail(timer->bytes));
-  write_file_atomic(std::getenv("MTREC_BENCH_OUT"), fmt::format("{} {} {} {}", step, wait, bytes, comm ? comm->backend() : "none"));
+  auto tail = [&](const std::vector<double>& v) {
+    return std::vector<double>(v.begin() + std::min<size_t>(kWarmup, v.size()), v.end());
+  };
+  const double step = median(tail(timer->step_s)), wait = median(tail(timer->comm_s)),
+               bytes = median(tail(timer->bytes));
+  write_file_atomic(std::getenv("MTREC_BENCH_OUT"),
+                    fmt::format("{} {} {} {}", step, wait, bytes, comm ? comm->backend() : "none"));
   return 0;
 }
 
@@ -93,11 +97,13 @@ int main(int argc, char** argv) {
   const int batch = std::stoi(arg(argc, argv, "--batch", "512"));
   std::vector<std::string> self{std::filesystem::read_symlink("/proc/self/exe").string()};
   for (int i = 1; i < argc; ++i) self.push_back(argv[i]);
-  const std::string out = (std::filesystem::temp_directory_path() / ("mtrec_bench_dp_" + std::to_string(::getpid()))).string();
-  fmt::print("joint training, synthetic world (1000 users, 500 items, 60k exposures), text {}, global batch {}, "
-             "overlap {}, {} hardware threads; medians over {} steps after {} warm-up\n",
-             arg(argc, argv, "--text", "finetune"), batch, arg(argc, argv, "--overlap", "1"), std::thread::hardware_concurrency(),
-             arg(argc, argv, "--steps", "30"), kWarmup);
+  const std::string out =
+      (std::filesystem::temp_directory_path() / ("mtrec_bench_dp_" + std::to_string(::getpid()))).string();
+  fmt::print(
+      "joint training, synthetic world (1000 users, 500 items, 60k exposures), text {}, global batch {}, "
+      "overlap {}, {} hardware threads; medians over {} steps after {} warm-up\n",
+      arg(argc, argv, "--text", "finetune"), batch, arg(argc, argv, "--overlap", "1"),
+      std::thread::hardware_concurrency(), arg(argc, argv, "--steps", "30"), kWarmup);
   fmt::print("{:>6} {:>8} {:>12} {:>10} {:>12} {:>12} {:>12} {:>14}\n", "ranks", "backend", "step ms", "speed-up",
              "examples/s", "compute ms", "comm ms", "bytes/step/rank");
   double base = 0;

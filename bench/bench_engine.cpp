@@ -46,7 +46,9 @@ struct FourTableMF : torch::nn::Module, Model {
     bi = register_module("bi", t(items, 1));
   }
   torch::nn::Module& module() override { return *this; }
-  std::vector<std::string> sparse_parameters() const override { return {"P.weight", "Q.weight", "bu.weight", "bi.weight"}; }
+  std::vector<std::string> sparse_parameters() const override {
+    return {"P.weight", "Q.weight", "bu.weight", "bi.weight"};
+  }
   Outputs forward(const Batch& b) override {
     auto p = P(b.at("user")), q = Q(b.at("item"));
     auto u = bu(b.at("user")).squeeze(-1), i = bi(b.at("item")).squeeze(-1);
@@ -132,9 +134,10 @@ void phases(const Interactions& x, int32_t users, int32_t items, int64_t dim, in
     t_batch += sec(t0, t1), t_fwd += sec(t1, t2), t_bwd += sec(t2, t3), t_opt += sec(t3, t4);
   }
   const double n = steps - steps / 5;
-  fmt::print("\n  phases of one step (mean of {} steps, ms): batch assembly {:.3f} (on the prefetch thread in "
-             "training), forward+loss {:.3f}, backward {:.3f}, sparse SGD {:.3f}\n",
-             static_cast<int>(n), 1e3 * t_batch / n, 1e3 * t_fwd / n, 1e3 * t_bwd / n, 1e3 * t_opt / n);
+  fmt::print(
+      "\n  phases of one step (mean of {} steps, ms): batch assembly {:.3f} (on the prefetch thread in "
+      "training), forward+loss {:.3f}, backward {:.3f}, sparse SGD {:.3f}\n",
+      static_cast<int>(n), 1e3 * t_batch / n, 1e3 * t_fwd / n, 1e3 * t_bwd / n, 1e3 * t_opt / n);
 }
 
 }  // namespace
@@ -150,7 +153,8 @@ int main(int argc, char** argv) {
   app.add_option("--batch", batch)->capture_default_str();
   app.add_option("--dim", dim)->capture_default_str();
   app.add_option("--epochs", epochs, "Epochs per configuration (the first is warm-up)")->capture_default_str();
-  app.add_option("--dense-epochs", dense_epochs, "Epochs of the dense-update contrast (0: skip)")->capture_default_str();
+  app.add_option("--dense-epochs", dense_epochs, "Epochs of the dense-update contrast (0: skip)")
+      ->capture_default_str();
   app.add_option("--threads", threads, "LibTorch intra-op threads")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   set_log_level(LogLevel::Warn);

@@ -46,7 +46,9 @@ int main(int argc, char** argv) {
   app.add_option("users", users, "Users")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("items", items, "Items")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_option("interactions", target, "Ratings to draw")->check(CLI::PositiveNumber)->capture_default_str();
-  app.add_option("--repeats", repeats, "Runs per configuration (median)")->check(CLI::PositiveNumber)->capture_default_str();
+  app.add_option("--repeats", repeats, "Runs per configuration (median)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   app.add_option("--only", only, "Only configurations whose \"kind similarity max_nb\" contains this");
   CLI11_PARSE(app, argc, argv);
   const uint64_t seed = 42;
@@ -90,15 +92,16 @@ int main(int argc, char** argv) {
                            {mtrec::KnnKind::User, mtrec::KnnSimilarity::PearsonBaseline, 200}};
   const int hw = std::max(1u, std::thread::hardware_concurrency());
   for (const auto& c : cfgs) {
-    const std::string label = std::string(mtrec::to_string(c.kind)) + " " + std::string(mtrec::to_string(c.sim)) +
-                              " " + std::to_string(c.max_nb);
+    const std::string label = std::string(mtrec::to_string(c.kind)) + " " + std::string(mtrec::to_string(c.sim)) + " " +
+                              std::to_string(c.max_nb);
     if (!only.empty() && label.find(only) == std::string::npos) continue;
     for (int threads : {1, hw}) {
       if (threads == hw && hw == 1) continue;
       std::vector<double> times, cpu;
       mtrec::KnnModel m;
       for (int r = 0; r < repeats; ++r) {
-        m = mtrec::KnnModel(mtrec::KnnOptions().kind(c.kind).similarity(c.sim).max_neighbors(c.max_nb).threads(threads));
+        m = mtrec::KnnModel(
+            mtrec::KnnOptions().kind(c.kind).similarity(c.sim).max_neighbors(c.max_nb).threads(threads));
         auto t0 = std::chrono::steady_clock::now();
         std::clock_t c0 = std::clock();
         m.fit(train, users, items);
@@ -127,7 +130,8 @@ int main(int argc, char** argv) {
       for (int r = 0; r < repeats; ++r) {
         auto t0 = std::chrono::steady_clock::now();
         std::clock_t c0 = std::clock();
-        mtrec::fit_bayes_mf(train, users, items, mtrec::BayesMfOptions().dim(32).iterations(20).burn_in(10).threads(threads));
+        mtrec::fit_bayes_mf(train, users, items,
+                            mtrec::BayesMfOptions().dim(32).iterations(20).burn_in(10).threads(threads));
         times.push_back(seconds_since(t0) / 20);
         cpu.push_back(double(std::clock() - c0) / CLOCKS_PER_SEC / 20);
       }

@@ -50,8 +50,10 @@ int main(int argc, char** argv) {
   std::string map;
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string a = argv[i];
-    if (a == "--requests") n = std::atoi(argv[i + 1]);
-    else if (a == "--task-map") map = argv[i + 1];
+    if (a == "--requests")
+      n = std::atoi(argv[i + 1]);
+    else if (a == "--task-map")
+      map = argv[i + 1];
   }
   at::set_num_threads(1);
   const auto t0 = Clock::now();
@@ -59,10 +61,11 @@ int main(int argc, char** argv) {
   const double load_s = std::chrono::duration<double>(Clock::now() - t0).count();
   const mtrec::RecommenderInfo info = rec.info();
   const std::vector<std::string> users = rec.sample_users(info.users);
-  fmt::print("Recommender::recommend on {} ({} users, {} items, heads {}, task map {}, retrieval {}); load {:.2f} s; "
-             "1 thread, {} requests per row, k = 10\n\n",
-             path, info.users, info.items, fmt::format("{}", fmt::join(info.heads, ",")), info.task_map, info.retrieval,
-             load_s, n);
+  fmt::print(
+      "Recommender::recommend on {} ({} users, {} items, heads {}, task map {}, retrieval {}); load {:.2f} s; "
+      "1 thread, {} requests per row, k = 10\n\n",
+      path, info.users, info.items, fmt::format("{}", fmt::join(info.heads, ",")), info.task_map, info.retrieval,
+      load_s, n);
   fmt::print("| request | p50 µs | p99 µs | mean µs | requests/s (1 thread) |\n| --- | ---: | ---: | ---: | ---: |\n");
   auto row = [&](const std::string& name, const Stats& s, double per_call = 1) {
     fmt::print("| {} | {:.0f} | {:.0f} | {:.0f} | {:.0f} |\n", name, s.p50, s.p99, s.mean, 1e6 * per_call / s.mean);
@@ -102,14 +105,19 @@ int main(int argc, char** argv) {
           }));
   }
   const int batch = 64;
-  row(fmt::format("batch of {} known users (µs per batch, requests/s per user)", batch), measure(std::max(1, n / batch), [&](int i) {
-        std::vector<mtrec::RecommendRequest> qs(static_cast<size_t>(batch));
-        for (int j = 0; j < batch; ++j) qs[size_t(j)].user = users[size_t(i * batch + j) % users.size()];
-        rec.recommend_batch(qs);
-      }), batch);
+  row(fmt::format("batch of {} known users (µs per batch, requests/s per user)", batch),
+      measure(std::max(1, n / batch),
+              [&](int i) {
+                std::vector<mtrec::RecommendRequest> qs(static_cast<size_t>(batch));
+                for (int j = 0; j < batch; ++j) qs[size_t(j)].user = users[size_t(i * batch + j) % users.size()];
+                rec.recommend_batch(qs);
+              }),
+      batch);
   // Compact item tables on this model: how much of the fp32 top-10 they keep, over every user.
-  fmt::print("\n| item table | top-10 overlap with fp32 (all {} users) | p50 µs, known user, explain 0 |\n| --- | ---: | ---: |\n",
-             users.size());
+  fmt::print(
+      "\n| item table | top-10 overlap with fp32 (all {} users) | p50 µs, known user, explain 0 |\n| --- | ---: | ---: "
+      "|\n",
+      users.size());
   std::vector<std::vector<std::string>> ref;
   for (const char* precision : {"fp32", "fp16", "int8"}) {
     mtrec::Recommender r(path, mtrec::RecommenderOptions().task_map(map).precision(precision).index("exact"));

@@ -69,16 +69,26 @@ int main(int argc, char** argv) {
       MTREC_CHECK(i + 1 < argc, "bench_serve: ", a, " needs a value");
       return argv[++i];
     };
-    if (a == "--sizes") sizes = parse_list<int64_t>(next());
-    else if (a == "--kinds") kinds = parse_list<std::string>(next());
-    else if (a == "--dim") dim = std::stoll(next());
-    else if (a == "--queries") nq = std::stoll(next());
-    else if (a == "--k") k = std::stoll(next());
-    else if (a == "--hnsw-m") hnsw_m = std::stoi(next());
-    else if (a == "--ef-construction") ef_construction = std::stoi(next());
-    else if (a == "--ef-search") ef_search = std::stoi(next());
-    else if (a == "--rerank") rerank = std::stoll(next());
-    else if (a == "--nprobe") nprobe = std::stoi(next());
+    if (a == "--sizes")
+      sizes = parse_list<int64_t>(next());
+    else if (a == "--kinds")
+      kinds = parse_list<std::string>(next());
+    else if (a == "--dim")
+      dim = std::stoll(next());
+    else if (a == "--queries")
+      nq = std::stoll(next());
+    else if (a == "--k")
+      k = std::stoll(next());
+    else if (a == "--hnsw-m")
+      hnsw_m = std::stoi(next());
+    else if (a == "--ef-construction")
+      ef_construction = std::stoi(next());
+    else if (a == "--ef-search")
+      ef_search = std::stoi(next());
+    else if (a == "--rerank")
+      rerank = std::stoll(next());
+    else if (a == "--nprobe")
+      nprobe = std::stoi(next());
     else {
       std::fprintf(stderr, "bench_serve: unknown argument %s (see the header of bench/bench_serve.cpp)\n", a.c_str());
       return 2;
@@ -87,9 +97,12 @@ int main(int argc, char** argv) {
   const unsigned cores = std::thread::hardware_concurrency();
   std::printf("# bench_serve: top-%lld inner-product retrieval, dim %lld, %lld queries, %u hardware threads\n",
               static_cast<long long>(k), static_cast<long long>(dim), static_cast<long long>(nq), cores);
-  std::printf("# data: 1000 seeded Gaussian centres N(0, I) + N(0, 0.5^2 I) noise per item; queries drawn the same way\n");
-  std::printf("# latency: one query at a time on 1 thread; throughput: batches of 256 on all threads; recall@%lld vs exact fp32\n\n",
-              static_cast<long long>(k));
+  std::printf(
+      "# data: 1000 seeded Gaussian centres N(0, I) + N(0, 0.5^2 I) noise per item; queries drawn the same way\n");
+  std::printf(
+      "# latency: one query at a time on 1 thread; throughput: batches of 256 on all threads; recall@%lld vs exact "
+      "fp32\n\n",
+      static_cast<long long>(k));
   std::printf("| items | index | parameters | build s | memory MB | p50 µs | p99 µs | batch q/s | recall@%lld |\n",
               static_cast<long long>(k));
   std::printf("|---:|---|---|---:|---:|---:|---:|---:|---:|\n");
@@ -107,8 +120,10 @@ int main(int argc, char** argv) {
       mtrec::IndexOptions opt;
       Row row;
       row.name = kind == "fp16" || kind == "int8" ? "exact:" + kind : kind;
-      if (kind == "fp16" || kind == "int8") opt.precision(kind);
-      else opt.kind(kind);
+      if (kind == "fp16" || kind == "int8")
+        opt.precision(kind);
+      else
+        opt.kind(kind);
       if (kind == "hnsw") {
         opt.hnsw_m(hnsw_m).hnsw_ef_construction(ef_construction).hnsw_ef_search(ef_search).rerank(rerank);
         row.params = "M=" + std::to_string(hnsw_m) + " efC=" + std::to_string(ef_construction) +

@@ -40,9 +40,10 @@ int main(int argc, char** argv) {
                                        {1'000'000, 20'000, 5'000, 0, 3},
                                        {1'000'000, 20'000, 5'000, 1, 3},
                                        {10'000'000, 100'000, 20'000, 0, 1}};
-  std::printf("bench_synthetic: generate_world, seed 42, 8 topics, 3 scenarios, impressions on, %u hardware threads\n", hw);
-  std::printf("%12s %8s %7s %8s %5s %12s %14s %13s %11s\n", "target", "users", "items", "threads", "runs",
-              "rows", "median s", "rows/s", "peak RSS MiB");
+  std::printf("bench_synthetic: generate_world, seed 42, 8 topics, 3 scenarios, impressions on, %u hardware threads\n",
+              hw);
+  std::printf("%12s %8s %7s %8s %5s %12s %14s %13s %11s\n", "target", "users", "items", "threads", "runs", "rows",
+              "median s", "rows/s", "peak RSS MiB");
   for (const auto& c : configs) {
     if (c.n > max_n) continue;
     std::vector<double> secs;
@@ -60,7 +61,8 @@ int main(int argc, char** argv) {
                 c.threads == 0 ? std::to_string(hw).c_str() : std::to_string(c.threads).c_str(), c.reps, rows, med,
                 static_cast<double>(rows) / med, peak_rss_mib());
   }
-  std::printf("memory: 28 bytes per interaction in the Dataset (int32 user, item, context; float rating; int64"
-              " timestamp; int16 scenario, behaviour), plus the distinct context texts\n");
+  std::printf(
+      "memory: 28 bytes per interaction in the Dataset (int32 user, item, context; float rating; int64"
+      " timestamp; int16 scenario, behaviour), plus the distinct context texts\n");
   return 0;
 }

@@ -36,8 +36,12 @@ struct Row {
 
 Row run(const Config& c, const torch::Device& device, bool bf16) {
   torch::manual_seed(1);
-  mtrec::nn::TextEncoder enc(mtrec::nn::TextEncoderOptions(c.vocab, c.dim).layers(c.layers).heads(c.heads)
-                                 .max_len(c.seq).dropout(0.1).pooling(mtrec::nn::Pooling::Mean));
+  mtrec::nn::TextEncoder enc(mtrec::nn::TextEncoderOptions(c.vocab, c.dim)
+                                 .layers(c.layers)
+                                 .heads(c.heads)
+                                 .max_len(c.seq)
+                                 .dropout(0.1)
+                                 .pooling(mtrec::nn::Pooling::Mean));
   enc->to(device);
   enc->train();
   auto ids = torch::randint(5, c.vocab, {c.batch, c.seq}, torch::kInt64).to(device);

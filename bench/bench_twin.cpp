@@ -55,7 +55,8 @@ int main(int argc, char** argv) {
   bool twin_malloc = false;
   std::string only, python = "/usr/bin/python3", twin_dir = MTREC_TWIN_DIR;
   app.add_option("--threads", threads, "intra-op threads for both engines (0: mtrec's default)")->capture_default_str();
-  app.add_option("--rounds", rounds, "interleaved rounds (C++ then Python, per model)")->capture_default_str()
+  app.add_option("--rounds", rounds, "interleaved rounds (C++ then Python, per model)")
+      ->capture_default_str()
       ->check(CLI::PositiveNumber);
   app.add_option("--steps", steps, "timed steps per round")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--warmup", warmup, "untimed steps per round")->capture_default_str()->check(CLI::NonNegativeNumber);
@@ -76,7 +77,8 @@ int main(int argc, char** argv) {
   std::printf("# LibTorch %s | Python torch %s | intra-op threads %d | OpenBLAS threads %d | malloc tuned: %s\n",
               TORCH_VERSION, have_twin ? probe.substr(0, probe.find('\n')).c_str() : "-", n, blas,
               tuning.applied ? "yes" : tuning.reason.c_str());
-  std::printf("# Python twin's malloc: %s\n", twin_malloc && tuning.applied ? "tuned as mtrec's (MALLOC_* env)" : "glibc defaults");
+  std::printf("# Python twin's malloc: %s\n",
+              twin_malloc && tuning.applied ? "tuned as mtrec's (MALLOC_* env)" : "glibc defaults");
   std::printf("# %d interleaved rounds x (%d warm-up + %d timed steps); medians over all timed steps\n", rounds, warmup,
               steps);
   if (!have_twin) {
@@ -92,11 +94,19 @@ int main(int argc, char** argv) {
   };
   std::vector<Model> models;
   if (only.empty() || only == "text")
-    models.push_back({"text", "text encoder (d256 L4 H4, 64x64)", "text_encoder_step.py",
-                      [] { return mtrec::bench::make_text_encoder_step({}); }, {}, {}});
+    models.push_back({"text",
+                      "text encoder (d256 L4 H4, 64x64)",
+                      "text_encoder_step.py",
+                      [] { return mtrec::bench::make_text_encoder_step({}); },
+                      {},
+                      {}});
   if (only.empty() || only == "next")
-    models.push_back({"next", "next item (d64 L2, 64x200, 1682 items)", "next_item_step.py",
-                      [] { return mtrec::bench::make_next_item_step({}); }, {}, {}});
+    models.push_back({"next",
+                      "next item (d64 L2, 64x200, 1682 items)",
+                      "next_item_step.py",
+                      [] { return mtrec::bench::make_next_item_step({}); },
+                      {},
+                      {}});
 
   // The child gets the same thread settings: torch.set_num_threads(n) and OPENBLAS_NUM_THREADS.
   std::string env = "OMP_NUM_THREADS=" + std::to_string(n) + " OPENBLAS_NUM_THREADS=" + std::to_string(blas) + " ";
@@ -110,9 +120,9 @@ int main(int argc, char** argv) {
       auto ms = mtrec::bench::time_steps(step, warmup, steps);
       m.cpp.insert(m.cpp.end(), ms.begin(), ms.end());
       if (!have_twin) continue;
-      const std::string cmd = env + shell_quote(python) + " " + shell_quote(twin_dir + "/" + m.script) +
-                              " --threads " + std::to_string(n) + " --warmup " + std::to_string(warmup) +
-                              " --steps " + std::to_string(steps);
+      const std::string cmd = env + shell_quote(python) + " " + shell_quote(twin_dir + "/" + m.script) + " --threads " +
+                              std::to_string(n) + " --warmup " + std::to_string(warmup) + " --steps " +
+                              std::to_string(steps);
       const std::string out = run_capture(cmd, rc);
       if (rc != 0) {
         std::fprintf(stderr, "error: '%s' failed (status %d): %s\n", cmd.c_str(), rc, out.c_str());

@@ -56,7 +56,8 @@ void add(std::string protocol, std::string system, std::string metric, std::stri
          double wall) {
   fmt::print("  {:<4} {:<34} {:<18} {:<16} {:>8.1f}s  {}\n", protocol, system, metric, value, wall, anchor);
   std::fflush(stdout);
-  rows.push_back({std::move(protocol), std::move(system), std::move(metric), std::move(value), std::move(anchor), wall});
+  rows.push_back(
+      {std::move(protocol), std::move(system), std::move(metric), std::move(value), std::move(anchor), wall});
 }
 
 std::vector<float> popularity(const Interactions& train, int32_t items) {
@@ -117,12 +118,15 @@ int main(int argc, char** argv) {
     std::vector<std::string> needed;
     if (want("D")) needed.push_back("u.data");
     if (want("R"))
-      for (int f = 1; f <= folds; ++f) needed.insert(needed.end(), {fmt::format("u{}.base", f), fmt::format("u{}.test", f)});
+      for (int f = 1; f <= folds; ++f)
+        needed.insert(needed.end(), {fmt::format("u{}.base", f), fmt::format("u{}.test", f)});
     if (want("C")) needed.insert(needed.end(), {"u1.base", "u1.test"});
     for (const auto& f : needed) {
       if (!std::filesystem::exists(dir + "/" + f)) {
-        fmt::print(stderr, "quality_heads: {}/{} not found: --data-dir must name the MovieLens 100K folder "
-                   "(or pass --no-movielens)\n", dir, f);
+        fmt::print(stderr,
+                   "quality_heads: {}/{} not found: --data-dir must name the MovieLens 100K folder "
+                   "(or pass --no-movielens)\n",
+                   dir, f);
         return 1;
       }
     }
@@ -158,7 +162,8 @@ int main(int argc, char** argv) {
       add("R", fmt::format("Bayesian biased MF d{} fold u{}", task.model->options.dim(), f), "RMSE / MAE",
           fmt::format("{:.4f} / {:.4f}", m.rmse, m.mae), fmt::format("{} Gibbs sweeps", task.epochs_run), since(t));
       t = Clock::now();
-      auto sgd = fit_rating(fit_part, valid_part, users, items, RatingTrainOptions().solver("sgd").seed(seed).device(device));
+      auto sgd =
+          fit_rating(fit_part, valid_part, users, items, RatingTrainOptions().solver("sgd").seed(seed).device(device));
       Errors ms = errors(sgd.predict(test.user, test.item), test.rating);
       sgd_sum.rmse += ms.rmse, sgd_sum.mae += ms.mae;
       add("R", fmt::format("SGD biased MF d{} fold u{}", sgd.model->options.dim(), f), "RMSE / MAE",
@@ -173,16 +178,18 @@ int main(int argc, char** argv) {
       KnnModel knn_part(knn_options);
       knn_part.fit(part, users, items);
       auto mf_hold = mf_part.predict(hold.user, hold.item), knn_hold = knn_part.predict(hold);
-      AlphaChoice c = choose_alpha([&](double a) { return -errors(blend(knn_hold, mf_hold, a), hold.rating).rmse; }, grid);
+      AlphaChoice c =
+          choose_alpha([&](double a) { return -errors(blend(knn_hold, mf_hold, a), hold.rating).rmse; }, grid);
       KnnModel knn(knn_options);
       knn.fit(train, users, items);
       auto knn_test = knn.predict(test);
       Errors k = errors(knn_test, test.rating), fu = errors(blend(knn_test, mf_test, c.alpha), test.rating);
       knn_sum.rmse += k.rmse, knn_sum.mae += k.mae;
       fused_sum.rmse += fu.rmse, fused_sum.mae += fu.mae;
-      add("R", fmt::format("item-KNN pearson_baseline fold u{}", f), "RMSE / MAE", fmt::format("{:.4f} / {:.4f}", k.rmse, k.mae),
-          "", 0);
-      add("R", fmt::format("Bayesian MF + item-KNN fold u{}", f), "RMSE / MAE", fmt::format("{:.4f} / {:.4f}", fu.rmse, fu.mae),
+      add("R", fmt::format("item-KNN pearson_baseline fold u{}", f), "RMSE / MAE",
+          fmt::format("{:.4f} / {:.4f}", k.rmse, k.mae), "", 0);
+      add("R", fmt::format("Bayesian MF + item-KNN fold u{}", f), "RMSE / MAE",
+          fmt::format("{:.4f} / {:.4f}", fu.rmse, fu.mae),
           fmt::format("alpha {:.2f} (validation RMSE {:.4f}, {} rows)", c.alpha, -c.metric, hold.size()), since(t));
     }
     const double n = folds;
@@ -192,7 +199,8 @@ int main(int argc, char** argv) {
     add("R", fmt::format("SGD biased MF, mean of u1..u{}", folds), "RMSE / MAE",
         fmt::format("{:.4f} / {:.4f}", sgd_sum.rmse / n, sgd_sum.mae / n), "", 0);
     add("R", fmt::format("item-KNN, mean of u1..u{}", folds), "RMSE / MAE",
-        fmt::format("{:.4f} / {:.4f}", knn_sum.rmse / n, knn_sum.mae / n), "target <= .930; Surprise KNNBaseline .931/.733", 0);
+        fmt::format("{:.4f} / {:.4f}", knn_sum.rmse / n, knn_sum.mae / n),
+        "target <= .930; Surprise KNNBaseline .931/.733", 0);
     add("R", fmt::format("Bayesian MF + item-KNN, mean u1..u{}", folds), "RMSE / MAE",
         fmt::format("{:.4f} / {:.4f}", fused_sum.rmse / n, fused_sum.mae / n), "target <= .900", 0);
   }
@@ -203,29 +211,31 @@ int main(int argc, char** argv) {
     Split s = protocol_split(ds.interactions, "loo", seed);
     auto& x = ds.interactions;
     auto train = x.subset(s.train);
-    RankingEvaluator ev(x.subset(known_rows(s)), ds.num_users(), ds.num_items(), ranking_protocol(kRankingNegatives, seed));
+    RankingEvaluator ev(x.subset(known_rows(s)), ds.num_users(), ds.num_items(),
+                        ranking_protocol(kRankingNegatives, seed));
     auto pop = std::make_shared<std::vector<float>>(popularity(train, ds.num_items()));
     auto rp = ev.evaluate(x.subset(s.test), [pop](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
       out.resize(items.size());
       for (size_t k = 0; k < items.size(); ++k) out[k] = (*pop)[items[k]];
     });
-    add("D", "most popular (ML-100K, loo)", "HR@10 / NDCG@10", fmt::format("{:.4f} / {:.4f}", rp.at("HR@10"), rp.at("NDCG@10")),
-        "", since(t));
+    add("D", "most popular (ML-100K, loo)", "HR@10 / NDCG@10",
+        fmt::format("{:.4f} / {:.4f}", rp.at("HR@10"), rp.at("NDCG@10")), "", since(t));
     t = Clock::now();
-    auto dmf = fit_dmf(train, x.subset(s.valid), ds.num_users(), ds.num_items(),
-                       DmfTrainOptions().seed(seed).device(device));
+    auto dmf =
+        fit_dmf(train, x.subset(s.valid), ds.num_users(), ds.num_items(), DmfTrainOptions().seed(seed).device(device));
     const double fit_s = since(t);
     auto r0 = ev.evaluate(x.subset(s.test), dmf.score_fn());
     add("D", "DMF, towers read train rows only", "HR@10 / NDCG@10",
-        fmt::format("{:.4f} / {:.4f}", r0.at("HR@10"), r0.at("NDCG@10")), "(the validation item missing from the input)",
-        0);
+        fmt::format("{:.4f} / {:.4f}", r0.at("HR@10"), r0.at("NDCG@10")),
+        "(the validation item missing from the input)", 0);
     // Scoring the test item, the towers read everything before it, as item-KNN fitted on
     // train + validation does (mtrec train --task knn --split loo).
     dmf.set_inputs(x.subset(known_rows(s)));
     auto r = ev.evaluate(x.subset(s.test), dmf.score_fn());
     add("D", "DMF 256-64 masked (ML-100K, loo)", "HR@10 / NDCG@10",
         fmt::format("{:.4f} / {:.4f}", r.at("HR@10"), r.at("NDCG@10")),
-        fmt::format("{} epochs (best {}); ML-1M anchors: NeuMF .7120/.4369, ItemKNN .6596/.3900", dmf.epochs_run, dmf.best_epoch),
+        fmt::format("{} epochs (best {}); ML-1M anchors: NeuMF .7120/.4369, ItemKNN .6596/.3900", dmf.epochs_run,
+                    dmf.best_epoch),
         fit_s);
     t = Clock::now();
     // As `mtrec train --task knn --split loo`: every rating a positive (binary cosine).
@@ -233,11 +243,11 @@ int main(int argc, char** argv) {
     seen.has_rating = false;
     KnnModel knn(KnnOptions().kind(KnnKind::Item).similarity(KnnSimilarity::Cosine).shrinkage(0).baseline(false).k(50));
     knn.fit(seen, ds.num_users(), ds.num_items());
-    auto rk = ev.evaluate(x.subset(s.test), [&knn](int32_t u, const std::vector<int32_t>& items, std::vector<float>& out) {
-      knn.score(u, items, out);
-    });
+    auto rk = ev.evaluate(x.subset(s.test), [&knn](int32_t u, const std::vector<int32_t>& items,
+                                                   std::vector<float>& out) { knn.score(u, items, out); });
     add("D", "item-KNN cosine k50 (ML-100K, loo)", "HR@10 / NDCG@10",
-        fmt::format("{:.4f} / {:.4f}", rk.at("HR@10"), rk.at("NDCG@10")), "binary, fit on train + validation", since(t));
+        fmt::format("{:.4f} / {:.4f}", rk.at("HR@10"), rk.at("NDCG@10")), "binary, fit on train + validation",
+        since(t));
   }
 
   if (want("C")) {
@@ -255,10 +265,9 @@ int main(int argc, char** argv) {
                                     fold.data.num_items(), ratio, seed);
       // Protocol M: the validation positives come from one split of u1.base, as for R.
       Split sv = fold_split(fold.split, kFoldValidFraction, seed);
-      auto ctr = fit_ctr(ctr_positives(fold.data, x.subset(sv.train)),
-                         ctr_positives(fold.data, x.subset(sv.valid)), fold.data.num_users(),
-                         fold.data.num_items(), 1, CtrTrainOptions().negatives(ratio).seed(seed).device(device),
-                         train_rows);
+      auto ctr = fit_ctr(ctr_positives(fold.data, x.subset(sv.train)), ctr_positives(fold.data, x.subset(sv.valid)),
+                         fold.data.num_users(), fold.data.num_items(), 1,
+                         CtrTrainOptions().negatives(ratio).seed(seed).device(device), train_rows);
       auto m = ctr.evaluate(test);
       auto pc = popularity(train_pos, fold.data.num_items());
       std::vector<float> ps;
@@ -284,10 +293,12 @@ int main(int argc, char** argv) {
     for (int32_t i : test.item) ps.push_back(pc[i]);
     add("C", "most popular (synthetic 1000x500, 1:4)", "AUC / GAUC",
         fmt::format("{:.4f} / {:.4f}", auc(ps, test.label), gauc(ps, test.label, test.user)), "", 0);
-    add("C", "CTR MLP+dot (synthetic clicks, 1:4)", "AUC / GAUC / LL", fmt::format("{:.4f} / {:.4f} / {:.4f}", m.auc, m.gauc, m.logloss),
-        fmt::format("{} epochs", ctr.epochs_run), since(t));
+    add("C", "CTR MLP+dot (synthetic clicks, 1:4)", "AUC / GAUC / LL",
+        fmt::format("{:.4f} / {:.4f} / {:.4f}", m.auc, m.gauc, m.logloss), fmt::format("{} epochs", ctr.epochs_run),
+        since(t));
     for (const auto& [sc, sm] : m.per_scenario)
-      add("C", fmt::format("  scenario {}", sc < w.data.scenarios.size() ? w.data.scenarios.raw(sc) : std::to_string(sc)),
+      add("C",
+          fmt::format("  scenario {}", sc < w.data.scenarios.size() ? w.data.scenarios.raw(sc) : std::to_string(sc)),
           "AUC / GAUC / LL", fmt::format("{:.4f} / {:.4f} / {:.4f}", sm.auc, sm.gauc, sm.logloss),
           fmt::format("{} examples", sm.count), 0);
   }

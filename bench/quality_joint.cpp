@@ -77,9 +77,10 @@ const std::vector<std::pair<std::string, std::string>> kMain = {
     {"rating", "rmse"}, {"ctr", "auc"}, {"next_item", "NDCG@10"}, {"match", "NDCG@10"}};
 
 void synthetic(const JointTrainOptions& base, uint64_t seed) {
-  fmt::print("\nprotocol M, synthetic world (1000 users, 500 items, 60k exposures, seed {}), split 80/10/10 by time; "
-             "every row {} epochs\n",
-             seed, base.trainer().epochs());
+  fmt::print(
+      "\nprotocol M, synthetic world (1000 users, 500 items, 60k exposures, seed {}), split 80/10/10 by time; "
+      "every row {} epochs\n",
+      seed, base.trainer().epochs());
   SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
   const Dataset& ds = w.data;
   Split split = protocol_split(ds.interactions, "temporal", seed);
@@ -111,7 +112,8 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
   // What serving answers: the Recommender's top-10 (seen items excluded) by each task map.
   {
     const Interactions known = ds.interactions.subset(known_rows(split));
-    for (const char* map : {"*=ctr", "*=next_item", "*=match", "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr"}) {
+    for (const char* map :
+         {"*=ctr", "*=next_item", "*=match", "home_feed=ctr:1,next_item:0.5;search=ctr:1,match:0.5;*=ctr"}) {
       const auto t0 = Clock::now();
       Recommender rec(joint.fit, ds, known, RecommenderOptions().task_map(map));
       const ServedReport sr = evaluate_served(rec, ds, ds.interactions.subset(split.test), 10);
@@ -152,12 +154,15 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
     so.tasks(t);
     ablate("λ = 0 (no MLM)", so);
   }
-  for (const char* weighting : {"uncertainty", "gradnorm"}) ablate(std::string("weighting ") + weighting, JointTrainOptions(base).weighting(weighting));
-  for (const char* arch : {"shared-bottom", "ple"}) ablate(std::string("experts ") + arch, JointTrainOptions(base).arch(arch));
+  for (const char* weighting : {"uncertainty", "gradnorm"})
+    ablate(std::string("weighting ") + weighting, JointTrainOptions(base).weighting(weighting));
+  for (const char* arch : {"shared-bottom", "ple"})
+    ablate(std::string("experts ") + arch, JointTrainOptions(base).arch(arch));
 }
 
 void movielens(const std::string& dir, const JointTrainOptions& base, int folds, uint64_t seed) {
-  fmt::print("\nML-100K ({}), joint model: rating, ctr (rating >= 4), next_item, match, mlm on titles and genres\n", dir);
+  fmt::print("\nML-100K ({}), joint model: rating, ctr (rating >= 4), next_item, match, mlm on titles and genres\n",
+             dir);
   // R: the official folds.
   double sum_rmse = 0, sum_mae = 0, sum_fused = 0;
   for (int f = 1; f <= folds; ++f) {
@@ -172,18 +177,22 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
     KnnModel knn(KnnOptions().kind(KnnKind::Item).similarity(KnnSimilarity::PearsonBaseline).k(40));
     knn.fit(ds.interactions.subset(split.train), ds.num_users(), ds.num_items());
     // Histories as evaluate_joint's: train rows for validation, train + valid for test.
-    auto predict = [&](const Interactions& x, const Interactions& known, std::vector<float>& model, std::vector<float>& cf) {
+    auto predict = [&](const Interactions& x, const Interactions& known, std::vector<float>& model,
+                       std::vector<float>& cf) {
       model.clear(), cf = knn.predict(x);
       UserHistories h(ds, known, ds.num_users(), seed);
       const c10::Device dev = r.fit.model->item_emb->weight.device();
       torch::NoGradGuard g;
       for (size_t a = 0; a < x.size(); a += 2048) {
         std::vector<int32_t> u(x.user.begin() + long(a), x.user.begin() + long(std::min(x.size(), a + 2048)));
-        std::vector<int64_t> u64(u.begin(), u.end()), i64(x.item.begin() + long(a), x.item.begin() + long(a + u.size()));
+        std::vector<int64_t> u64(u.begin(), u.end()),
+            i64(x.item.begin() + long(a), x.item.begin() + long(a + u.size()));
         at::Tensor ut = torch::tensor(u64).to(dev);
         at::Tensor uv = r.fit.model->user_vectors(ut, h.pack(u, base.model().max_history()).to(dev));
-        auto p = r.fit.model->rank_outputs(ut, uv, torch::tensor(i64).to(dev),
-                                           torch::zeros({int64_t(u.size())}, torch::kInt64).to(dev)).first;
+        auto p = r.fit.model
+                     ->rank_outputs(ut, uv, torch::tensor(i64).to(dev),
+                                    torch::zeros({int64_t(u.size())}, torch::kInt64).to(dev))
+                     .first;
         p = p.clamp(1, 5).to(torch::kFloat).cpu().contiguous();
         model.insert(model.end(), p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
       }
@@ -215,7 +224,8 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
   Run joint_s = run(ds, loo, base);
   Run single_s = run(ds, loo, JointTrainOptions(base).tasks({"next_item"}));
   for (const char* m : {"HR@10", "NDCG@10"}) {
-    row("S", "joint", std::string("next_item ") + m, get(joint_s.test.overall, "next_item", m), "full ranking", joint_s.wall);
+    row("S", "joint", std::string("next_item ") + m, get(joint_s.test.overall, "next_item", m), "full ranking",
+        joint_s.wall);
     row("S", "single-task next_item", std::string("next_item ") + m, get(single_s.test.overall, "next_item", m),
         "full ranking", single_s.wall);
   }
@@ -230,9 +240,10 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
 }
 
 void speed(const JointTrainOptions& base, uint64_t seed, const std::string& device) {
-  fmt::print("\nspeed: joint step on the synthetic world (1000 users, 500 items, 60k exposures), one epoch, no "
-             "validation, batch {}, {}\n",
-             base.trainer().batch_size(), describe_device(choose_device(device)));
+  fmt::print(
+      "\nspeed: joint step on the synthetic world (1000 users, 500 items, 60k exposures), one epoch, no "
+      "validation, batch {}, {}\n",
+      base.trainer().batch_size(), describe_device(choose_device(device)));
   SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
   Split split = protocol_split(w.data.interactions, "temporal", seed);
   split.valid.clear();
@@ -274,10 +285,20 @@ int main(int argc, char** argv) {
   set_log_level(parse_log_level("warn"));
   // The demo's backbone size (ID dim 32, text encoder 32 wide, 1 layer, experts 64-32): every
   // row of the table trains this same size for the same epochs.
-  JointTrainOptions base = JointTrainOptions().dim(32).text_dim(32).text_layers(1).text_max_len(24)
-                               .expert_hidden({64, 32}).epochs(epochs).seed(seed).device(device).patience(0);
-  fmt::print("quality_joint: seed {}, {} epochs per row, ID dim 32, text encoder 32 x 1 layer, device {}, {} LibTorch threads\n", seed, epochs,
-             describe_device(choose_device(device)), at::get_num_threads());
+  JointTrainOptions base = JointTrainOptions()
+                               .dim(32)
+                               .text_dim(32)
+                               .text_layers(1)
+                               .text_max_len(24)
+                               .expert_hidden({64, 32})
+                               .epochs(epochs)
+                               .seed(seed)
+                               .device(device)
+                               .patience(0);
+  fmt::print(
+      "quality_joint: seed {}, {} epochs per row, ID dim 32, text encoder 32 x 1 layer, device {}, {} LibTorch "
+      "threads\n",
+      seed, epochs, describe_device(choose_device(device)), at::get_num_threads());
   fmt::print("  {:<4} {:<40} {:<26} {:>8} {:>8}  {}\n", "prot", "system", "metric", "value", "wall", "note");
   if (only.empty() || only == "synthetic") synthetic(base, seed);
   if (only.empty() || only == "ml100k") {

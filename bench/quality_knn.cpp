@@ -29,12 +29,14 @@ int run_topn(const std::string& dir) {
   mtrec::Dataset ds = mtrec::read_movielens_100k(dir);
   mtrec::Split split = mtrec::protocol_split(ds.interactions, "loo", seed);
   // Protocol D holds out the latest item only: validation rows go back into training.
-  mtrec::Interactions train = ds.interactions.subset(mtrec::known_rows(split)), test = ds.interactions.subset(split.test);
+  mtrec::Interactions train = ds.interactions.subset(mtrec::known_rows(split)),
+                      test = ds.interactions.subset(split.test);
   train.has_rating = test.has_rating = false;
   const int32_t users = ds.num_users(), items = ds.num_items();
-  std::printf("protocol D: MovieLens 100K u.data, every rating a positive, latest item per user held out "
-              "(timestamp ties: seeded shuffle, seed %llu); %zu train, %zu test\n",
-              (unsigned long long)seed, train.size(), test.size());
+  std::printf(
+      "protocol D: MovieLens 100K u.data, every rating a positive, latest item per user held out "
+      "(timestamp ties: seeded shuffle, seed %llu); %zu train, %zu test\n",
+      (unsigned long long)seed, train.size(), test.size());
   std::printf("%-34s %-10s %8s %8s %8s %8s %8s\n", "model", "protocol", "HR@10", "NDCG@10", "HR@20", "MRR", "wall_s");
   std::vector<int64_t> pop(items, 0);
   for (size_t j = 0; j < train.size(); ++j) ++pop[train.item[j]];
@@ -56,9 +58,10 @@ int run_topn(const std::string& dir) {
       knns.back()->fit(train, users, items);
       double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       const mtrec::KnnModel* m = knns.back().get();
-      models.push_back({std::string(mtrec::to_string(kind)) + "-KNN cosine k=" + std::to_string(k) + " (fit " +
-                            std::to_string(t).substr(0, 4) + "s)",
-                        [m](int32_t u, const std::vector<int32_t>& c, std::vector<float>& out) { m->score(u, c, out); }});
+      models.push_back(
+          {std::string(mtrec::to_string(kind)) + "-KNN cosine k=" + std::to_string(k) + " (fit " +
+               std::to_string(t).substr(0, 4) + "s)",
+           [m](int32_t u, const std::vector<int32_t>& c, std::vector<float>& out) { m->score(u, c, out); }});
     }
   }
   for (const auto& model : models) {
@@ -86,8 +89,8 @@ int main(int argc, char** argv) {
   bool all = false, topn = false;
   std::string only;
   CLI::App app{"Protocol R (and --topn) for user/item KNN on the MovieLens 100K folds"};
-  auto* positional = app.add_option("base", base, "Folder holding ml-100k/ (as --data-dir BASE/ml-100k)")
-                         ->capture_default_str();
+  auto* positional =
+      app.add_option("base", base, "Folder holding ml-100k/ (as --data-dir BASE/ml-100k)")->capture_default_str();
   app.add_option("--data-dir", dir, "MovieLens 100K folder (u1.base ... u5.test)")->excludes(positional);
   app.add_flag("--all", all, "Every configuration, not only the default");
   app.add_option("--only", only, "Configurations whose name contains this (implies --all)");
@@ -116,8 +119,8 @@ int main(int argc, char** argv) {
     configs.push_back({"item pearson_baseline k40 +bl max_nb 100",
                        KnnOptions().similarity(KnnSimilarity::PearsonBaseline).max_neighbors(100)});
     configs.push_back({"item pearson k40 no-bl", KnnOptions().similarity(KnnSimilarity::Pearson).baseline(false)});
-    configs.push_back({"user pearson_baseline k40 +bl",
-                       KnnOptions().kind(KnnKind::User).similarity(KnnSimilarity::PearsonBaseline)});
+    configs.push_back(
+        {"user pearson_baseline k40 +bl", KnnOptions().kind(KnnKind::User).similarity(KnnSimilarity::PearsonBaseline)});
     configs.push_back({"user pearson k40 no-bl",
                        KnnOptions().kind(KnnKind::User).similarity(KnnSimilarity::Pearson).baseline(false)});
   }

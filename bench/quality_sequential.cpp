@@ -75,7 +75,8 @@ int main(int argc, char** argv) try {
   app.add_option("--seed", seed)->capture_default_str();
   app.add_option("--threads", threads, "Intra-op threads (0: LibTorch's default)")->capture_default_str();
   app.add_option("--device", device_name, "auto|cpu|cuda|cuda:N")->capture_default_str();
-  app.add_option("--time-limit", time_limit, "Seconds of training: stops at the first validation after them (0: no limit)")
+  app.add_option("--time-limit", time_limit,
+                 "Seconds of training: stops at the first validation after them (0: no limit)")
       ->capture_default_str();
   app.add_option("--d", d_model, "Model width")->capture_default_str();
   app.add_option("--layers", layers)->capture_default_str();
@@ -97,8 +98,10 @@ int main(int argc, char** argv) try {
   // ML-1M (ratings.dat) is read unchanged when --data points at it.
   const bool is_1m = std::filesystem::exists(data_dir + "/ratings.dat");
   if (!is_1m && !std::filesystem::exists(data_dir + "/u.data")) {
-    std::fprintf(stderr, "quality_sequential: %s/u.data not found (nor ratings.dat): --data-dir must name a "
-                 "MovieLens 100K or 1M folder\n", data_dir.c_str());
+    std::fprintf(stderr,
+                 "quality_sequential: %s/u.data not found (nor ratings.dat): --data-dir must name a "
+                 "MovieLens 100K or 1M folder\n",
+                 data_dir.c_str());
     return 1;
   }
   if (threads > 0) torch::set_num_threads(threads);
@@ -125,20 +128,23 @@ int main(int argc, char** argv) try {
       .seed(seed)
       .device(device_name);
 
-  std::printf("protocol S: %s (%d users, %d items), leave-one-out by time (seeded ties), full ranking (seen excluded) and 100 "
-              "uniform negatives\n",
-              is_1m ? "ML-1M" : "ML-100K", ds.num_users(), ds.num_items());
-  std::printf("seed %llu | device %s | threads %d | d %lld layers %lld heads %lld max_len %lld dropout %.2f | "
-              "lr %g batch %d epochs %d loss %s\n",
-              static_cast<unsigned long long>(seed), mtrec::describe_device(device).c_str(), torch::get_num_threads(),
-              (long long)mo.d_model(), (long long)mo.layers(), (long long)mo.heads(), (long long)mo.max_len(), mo.dropout(),
-              to.lr(), to.batch_size(), to.epochs(), loss.c_str());
+  std::printf(
+      "protocol S: %s (%d users, %d items), leave-one-out by time (seeded ties), full ranking (seen excluded) and 100 "
+      "uniform negatives\n",
+      is_1m ? "ML-1M" : "ML-100K", ds.num_users(), ds.num_items());
+  std::printf(
+      "seed %llu | device %s | threads %d | d %lld layers %lld heads %lld max_len %lld dropout %.2f | "
+      "lr %g batch %d epochs %d loss %s\n",
+      static_cast<unsigned long long>(seed), mtrec::describe_device(device).c_str(), torch::get_num_threads(),
+      (long long)mo.d_model(), (long long)mo.layers(), (long long)mo.heads(), (long long)mo.max_len(), mo.dropout(),
+      to.lr(), to.batch_size(), to.epochs(), loss.c_str());
   std::fflush(stdout);
 
   mtrec::NextItemModel model(mo);
-  auto r = mtrec::fit_next_item(model, data, to, mtrec::RunOptions().observer(std::make_shared<EpochPrinter>(time_limit)));
-  std::printf("trained %d epochs in %.1fs (%.2fs/epoch), best validation epoch %d (NDCG@10 %.4f)%s\n",
-              r.epochs_run, r.seconds, r.seconds / r.epochs_run, r.best_epoch, r.best_valid_ndcg10,
+  auto r =
+      mtrec::fit_next_item(model, data, to, mtrec::RunOptions().observer(std::make_shared<EpochPrinter>(time_limit)));
+  std::printf("trained %d epochs in %.1fs (%.2fs/epoch), best validation epoch %d (NDCG@10 %.4f)%s\n", r.epochs_run,
+              r.seconds, r.seconds / r.epochs_run, r.best_epoch, r.best_valid_ndcg10,
               r.early_stopped ? ", stopped early" : "");
 
   const auto t0 = std::chrono::steady_clock::now();
@@ -157,8 +163,9 @@ int main(int argc, char** argv) try {
   print_report("next-item, 100 negatives", s100);
   print_report("most popular, full ranking", pfull);
   print_report("most popular, 100 negatives", ps100);
-  std::printf("anchor (eager PyTorch SASRec, ~1000 epochs): full HR@10 .212 NDCG@10 .104; 100 neg .751/.468; "
-              "popularity .050/.025\n");
+  std::printf(
+      "anchor (eager PyTorch SASRec, ~1000 epochs): full HR@10 .212 NDCG@10 .104; 100 neg .751/.468; "
+      "popularity .050/.025\n");
   return 0;
 } catch (const std::exception& e) {
   std::fprintf(stderr, "quality_sequential: %s\n", e.what());

@@ -64,7 +64,9 @@ int main(int argc, char** argv) {
   std::string dir = "../shared/data/ml-100k";
   CLI::App app{"sentencepiece train / encode speed on the ML-100K item titles"};
   auto* positional = app.add_option("dir", dir, "MovieLens 100K folder (as --data-dir)");
-  app.add_option("--data-dir", dir, "MovieLens 100K folder (holding u.item)")->excludes(positional)->capture_default_str();
+  app.add_option("--data-dir", dir, "MovieLens 100K folder (holding u.item)")
+      ->excludes(positional)
+      ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!std::filesystem::exists(dir + "/u.item")) {
     std::fprintf(stderr, "text_bench: %s/u.item not found: --data-dir must name the MovieLens 100K folder\n",
@@ -108,7 +110,8 @@ int main(int argc, char** argv) {
   double mb = emb.numel() * 2 / 1e6;
   double w_s = median_seconds(5, [&] { mtrec::write_safetensors(path, {{"emb", emb}}); });
   double r_s = median_seconds(5, [&] { mtrec::read_safetensors(path); });
-  double rk_s = median_seconds(5, [&] { mtrec::read_safetensors(path, mtrec::SafetensorsReadOptions().keep_dtype(true)); });
+  double rk_s =
+      median_seconds(5, [&] { mtrec::read_safetensors(path, mtrec::SafetensorsReadOptions().keep_dtype(true)); });
   std::filesystem::remove(path);
   std::printf("%-44s %10.0f MB/s\n", "safetensors write F16 (47 MB)", mb / w_s);
   std::printf("%-44s %10.0f MB/s\n", "safetensors read F16 -> float32", mb / r_s);

@@ -38,11 +38,15 @@ using Step = std::function<void()>;
 
 inline Step make_text_encoder_step(const TextStepConfig& c) {
   torch::manual_seed(1);
-  auto enc = std::make_shared<mtrec::nn::TextEncoder>(
-      mtrec::nn::TextEncoderOptions(c.vocab, c.dim).layers(c.layers).heads(c.heads).max_len(c.seq)
-          .dropout(c.dropout).pooling(mtrec::nn::Pooling::Mean));
+  auto enc = std::make_shared<mtrec::nn::TextEncoder>(mtrec::nn::TextEncoderOptions(c.vocab, c.dim)
+                                                          .layers(c.layers)
+                                                          .heads(c.heads)
+                                                          .max_len(c.seq)
+                                                          .dropout(c.dropout)
+                                                          .pooling(mtrec::nn::Pooling::Mean));
   (*enc)->train();
-  torch::Tensor ids = torch::empty({c.batch, c.seq}, torch::kInt64), mask = torch::zeros({c.batch, c.seq}, torch::kBool);
+  torch::Tensor ids = torch::empty({c.batch, c.seq}, torch::kInt64),
+                mask = torch::zeros({c.batch, c.seq}, torch::kBool);
   {
     auto a = ids.accessor<int64_t, 2>();
     auto m = mask.accessor<bool, 2>();
@@ -54,8 +58,8 @@ inline Step make_text_encoder_step(const TextStepConfig& c) {
       }
     }
   }
-  auto opt = std::make_shared<torch::optim::AdamW>(
-      (*enc)->parameters(), torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
+  auto opt = std::make_shared<torch::optim::AdamW>((*enc)->parameters(),
+                                                   torch::optim::AdamWOptions(c.lr).weight_decay(c.weight_decay));
   return [enc, opt, ids, mask] {
     opt->zero_grad();
     auto out = (*enc)->forward(ids, mask);
@@ -81,8 +85,12 @@ inline std::pair<torch::Tensor, torch::Tensor> next_item_batch(const NextStepCon
 
 inline Step make_next_item_step(const NextStepConfig& c) {
   torch::manual_seed(1);
-  auto model = std::make_shared<mtrec::NextItemModel>(mtrec::NextItemOptions(c.num_items).d_model(c.d).layers(c.layers)
-                                                          .heads(c.heads).max_len(c.max_len).dropout(c.dropout));
+  auto model = std::make_shared<mtrec::NextItemModel>(mtrec::NextItemOptions(c.num_items)
+                                                          .d_model(c.d)
+                                                          .layers(c.layers)
+                                                          .heads(c.heads)
+                                                          .max_len(c.max_len)
+                                                          .dropout(c.dropout));
   (*model)->train();
   auto [tok, tgt] = next_item_batch(c);
   auto opt = std::make_shared<torch::optim::AdamW>((*model)->parameters(), torch::optim::AdamWOptions(c.lr));

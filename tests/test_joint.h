@@ -15,8 +15,19 @@ inline SyntheticWorld small_world(int users, int items, int64_t interactions) {
 }
 
 inline JointTrainOptions tiny_joint() {
-  return JointTrainOptions().dim(16).text_dim(16).text_layers(1).text_heads(2).text_max_len(16).vocab_size(150)
-      .expert_hidden({16, 16}).experts(2).max_history(10).mlm_texts(8).epochs(1).patience(0)
+  return JointTrainOptions()
+      .dim(16)
+      .text_dim(16)
+      .text_layers(1)
+      .text_heads(2)
+      .text_max_len(16)
+      .vocab_size(150)
+      .expert_hidden({16, 16})
+      .experts(2)
+      .max_history(10)
+      .mlm_texts(8)
+      .epochs(1)
+      .patience(0)
       .trainer(TrainerOptions().epochs(1).batch_size(256).lr(3e-3).seed(7).device("cpu"));
 }
 

@@ -13,7 +13,6 @@
 #include <stdexcept>
 #include <vector>
 
-
 namespace mtrec::test {
 
 /// ../shared/data/ml-100k, or $MTREC_DATA_DIR/ml-100k; "" when absent.
@@ -24,10 +23,11 @@ inline std::string ml100k_dir() {
   return std::filesystem::exists(dir + "/u.data") ? dir : "";
 }
 
-#define MTREC_REQUIRE_ML100K(dir)                                                                     \
-  const std::string dir = ::mtrec::test::ml100k_dir();                                                \
-  if (dir.empty()) GTEST_SKIP() << "MovieLens 100K not found (set MTREC_DATA_DIR to the folder holding " \
-                                   "ml-100k/, or run `mtrec data download ml-100k`)"
+#define MTREC_REQUIRE_ML100K(dir)                                                       \
+  const std::string dir = ::mtrec::test::ml100k_dir();                                  \
+  if (dir.empty())                                                                      \
+  GTEST_SKIP() << "MovieLens 100K not found (set MTREC_DATA_DIR to the folder holding " \
+                  "ml-100k/, or run `mtrec data download ml-100k`)"
 
 /// A fresh temporary directory, removed at destruction. POSIX calls rather than
 /// std::filesystem: on the GPU machine's toolchain (g++ 13 in /opt/gcc with the system's newer
@@ -43,8 +43,9 @@ class TempDir {
     path_ = buf.data();
   }
   ~TempDir() {
-    nftw(path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
-         FTW_DEPTH | FTW_PHYS);
+    nftw(
+        path_.c_str(), [](const char* p, const struct stat*, int, struct FTW*) { return ::remove(p); }, 16,
+        FTW_DEPTH | FTW_PHYS);
   }
   std::string path(const std::string& name = "") const { return name.empty() ? path_ : path_ + "/" + name; }
   std::string write(const std::string& name, const std::string& content) const {

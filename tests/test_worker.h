@@ -20,7 +20,7 @@ struct RegisterWorker {
 
 }  // namespace mtrec::test
 
-#define MTREC_TEST_WORKER_FN(name)                                                                   \
-  static int mtrec_test_worker_##name();                                                             \
+#define MTREC_TEST_WORKER_FN(name)                                                                    \
+  static int mtrec_test_worker_##name();                                                              \
   static ::mtrec::test::RegisterWorker mtrec_test_worker_reg_##name(#name, mtrec_test_worker_##name); \
   static int mtrec_test_worker_##name()

@@ -14,11 +14,12 @@ int main() {
   auto problems = mtrec::check_world(w);
   auto stats = mtrec::compute_stats(w.data);
   auto split = mtrec::leave_one_out_split(w.data.interactions, 7);
-  std::printf("consumer: mtrec %s linked; synthetic world: %lld users, %lld items, %lld interactions, "
-              "%lld scenarios, %lld behaviours; leave-one-out test rows %zu; %zu problem(s)\n",
-              MTREC_VERSION, static_cast<long long>(stats.users), static_cast<long long>(stats.items),
-              static_cast<long long>(stats.interactions), static_cast<long long>(stats.scenarios),
-              static_cast<long long>(stats.behaviors), split.test.size(), problems.size());
+  std::printf(
+      "consumer: mtrec %s linked; synthetic world: %lld users, %lld items, %lld interactions, "
+      "%lld scenarios, %lld behaviours; leave-one-out test rows %zu; %zu problem(s)\n",
+      MTREC_VERSION, static_cast<long long>(stats.users), static_cast<long long>(stats.items),
+      static_cast<long long>(stats.interactions), static_cast<long long>(stats.scenarios),
+      static_cast<long long>(stats.behaviors), split.test.size(), problems.size());
   std::printf("consumer: item 0 \"%s\"\n", w.data.item_text.get(0, "title").c_str());
   return problems.empty() && stats.interactions > 0 && split.test.size() == 200 ? 0 : 1;
 }

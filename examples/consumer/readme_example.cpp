@@ -16,20 +16,19 @@ int main() {
   // the unified model: text encoder fine-tuned in the joint loss, MMoE experts, STAR scenario
   // layer, rating + CTR + next-item + match + scenario classifier + λ·MLM, uncertainty weighting;
   // checkpoints, metrics.jsonl and report.html in runs/joint (resume with .resume(".../last.ckpt"))
-  mtrec::JointFit fit = mtrec::fit_joint(w.data, split,
-                                         mtrec::JointTrainOptions().arch("mmoe").scenario_arch("star")
-                                             .weighting("uncertainty").epochs(3),
-                                         mtrec::RunOptions().out_dir("runs/joint").id_maps(w.data));
+  mtrec::JointFit fit = mtrec::fit_joint(
+      w.data, split, mtrec::JointTrainOptions().arch("mmoe").scenario_arch("star").weighting("uncertainty").epochs(3),
+      mtrec::RunOptions().out_dir("runs/joint").id_maps(w.data));
   // Data parallel: start this program under torchrun (or mtrec::launch_local_workers) and give
   // the RunOptions .communicator(std::make_shared<mtrec::Communicator>(mtrec::DistributedOptions::from_env()))
   // (mtrec/train/distributed.h); every rank trains its share of each batch, rank 0 writes runs/joint.
   // what the model may know at test time: train + validation rows
   mtrec::Interactions known = w.data.interactions.subset(mtrec::known_rows(split));
-  mtrec::JointReport test = mtrec::evaluate_joint(fit.model, w.data, known, w.data.interactions.subset(split.test),
-                                                  fit.eval_options());
+  mtrec::JointReport test =
+      mtrec::evaluate_joint(fit.model, w.data, known, w.data.interactions.subset(split.test), fit.eval_options());
   std::printf("CTR AUC %.4f, next-item HR@10 %.4f, search CTR AUC %.4f, cold-item CTR AUC %.4f\n",
-              test.overall["ctr"]["auc"], test.overall["next_item"]["HR@10"],
-              test.per_scenario["search"]["ctr"]["auc"], test.cold["ctr"]["auc"]);
+              test.overall["ctr"]["auc"], test.overall["next_item"]["HR@10"], test.per_scenario["search"]["ctr"]["auc"],
+              test.cold["ctr"]["auc"]);
   mtrec::save_checkpoint("joint.ckpt", fit.to_checkpoint(w.data));  // atomic, checksummed, golden pairs
   // serve it: the top-10 home-feed items of user "u0" by the task map (CTR + 0.5 next-item),
   // seen items excluded, each explained by the user's most similar history item

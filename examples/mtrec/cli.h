@@ -22,7 +22,7 @@ struct CliContext {
   std::string device = "auto";
   uint64_t seed = 42;
   std::string log_level = "info";
-  int threads = 0;  // CPU threads for LibTorch; 0 = every core
+  int threads = 0;             // CPU threads for LibTorch; 0 = every core
   double progress_every = 30;  // seconds between progress lines off a terminal; 0 = none
   /// Every option in force after parsing (flags, --config FILE and defaults), as CLI11's TOML;
   /// printed by training commands, stored in their checkpoints and written beside their outputs.

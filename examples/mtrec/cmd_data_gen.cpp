@@ -17,7 +17,9 @@ void add_world_options(CLI::App* cmd, SyntheticOptions& opt) {
   cmd->add_option("--interactions", opt.interactions(), "Approximate number of interactions (exposures)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  cmd->add_option("--topics", opt.topics(), "Number of latent topics")->capture_default_str()->check(CLI::PositiveNumber);
+  cmd->add_option("--topics", opt.topics(), "Number of latent topics")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--scenarios", opt.scenarios(), "Number of scenarios (home_feed, search, ads, scenario_3, ...)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -71,9 +73,10 @@ nlohmann::json summarize_world(const SyntheticWorld& w, double seconds) {
   s["late_items"] = late;
   s["samples"] = nlohmann::json::array();
   for (int32_t i = 0; i < std::min(5, ds.num_items()); ++i)
-    s["samples"].push_back({{"item", ds.items.raw(i)},
-                            {"topic", w.truth.topic_names[static_cast<size_t>(w.truth.item_main_topic[static_cast<size_t>(i)])]},
-                            {"title", ds.item_text.get(i, "title")}});
+    s["samples"].push_back(
+        {{"item", ds.items.raw(i)},
+         {"topic", w.truth.topic_names[static_cast<size_t>(w.truth.item_main_topic[static_cast<size_t>(i)])]},
+         {"title", ds.item_text.get(i, "title")}});
   if (ds.num_users() > 0) s["sample_profile"] = ds.user_text.get(0, "profile");
   std::vector<std::string> problems;
   try {
@@ -118,7 +121,10 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   auto* synth = data->add_subcommand("synth", "Generate the synthetic world and write it as CSV (generic format)");
   auto opt = std::make_shared<SyntheticOptions>();
   auto out = std::make_shared<std::string>();
-  synth->add_option("--out", *out, "Output folder (interactions.csv, items.csv, users.csv, scenarios.csv, behaviours.csv)")->required();
+  synth
+      ->add_option("--out", *out,
+                   "Output folder (interactions.csv, items.csv, users.csv, scenarios.csv, behaviours.csv)")
+      ->required();
   add_world_options(synth, *opt);
   synth->callback([&ctx, opt, out] {
     opt->seed(ctx.seed);

@@ -44,8 +44,9 @@ std::string resolve_dataset_dir(const std::string& dir, const DatasetArchive& a)
   if (fs::exists(fs::path(dir) / a.check_file)) return dir;
   fs::path sub = fs::path(dir) / a.folder;
   if (fs::exists(sub / a.check_file)) return sub.string();
-  throw Error(fmt::format("no {} data in '{}' (looked for {} and {}); run `mtrec data download {} --data-dir {}`", a.name,
-                          dir, (fs::path(dir) / a.check_file).string(), (sub / a.check_file).string(), a.name, dir));
+  throw Error(fmt::format("no {} data in '{}' (looked for {} and {}); run `mtrec data download {} --data-dir {}`",
+                          a.name, dir, (fs::path(dir) / a.check_file).string(), (sub / a.check_file).string(), a.name,
+                          dir));
 }
 
 std::string format_time(int64_t t) {
@@ -64,7 +65,8 @@ std::string join(const std::vector<std::string>& v, size_t max_items = 8) {
   return out;
 }
 
-void run_stats(const CliContext& ctx, const std::string& dataset, const std::string& data_dir, const DataFileFlags& files) {
+void run_stats(const CliContext& ctx, const std::string& dataset, const std::string& data_dir,
+               const DataFileFlags& files) {
   Dataset ds;
   std::string source;
   DatasetLoadReport report;
@@ -87,8 +89,8 @@ void run_stats(const CliContext& ctx, const std::string& dataset, const std::str
   fmt::print("{:<14}{}\n", "items", s.items);
   fmt::print("{:<14}{}\n", "interactions", s.interactions);
   fmt::print("{:<14}{:.6f} ({:.4f}% of user-item pairs)\n", "density", s.density, 100 * s.density);
-  fmt::print("{:<14}{} (user, item, behaviour) pairs with more than one row ({} extra rows)\n", "repeated",
-             dup.pairs, dup.extra_rows);
+  fmt::print("{:<14}{} (user, item, behaviour) pairs with more than one row ({} extra rows)\n", "repeated", dup.pairs,
+             dup.extra_rows);
   if (s.has_rating)
     fmt::print("{:<14}{:g} .. {:g}, mean {:.4f}\n", "ratings", s.rating_min, s.rating_max, s.rating_mean);
   else
@@ -158,13 +160,20 @@ struct RemoveOnExit {
 #if MTREC_HAVE_HTTPLIB
 std::string describe(httplib::Error e) {
   switch (e) {
-    case httplib::Error::Connection: return "connection failed (no network, DNS failure or firewall)";
-    case httplib::Error::ConnectionTimeout: return "connection timed out";
-    case httplib::Error::Read: return "the connection broke while reading";
-    case httplib::Error::SSLConnection: return "TLS handshake failed";
-    case httplib::Error::SSLServerVerification: return "the server's TLS certificate did not verify";
-    case httplib::Error::SSLLoadingCerts: return "could not load the system's CA certificates";
-    default: return httplib::to_string(e);
+    case httplib::Error::Connection:
+      return "connection failed (no network, DNS failure or firewall)";
+    case httplib::Error::ConnectionTimeout:
+      return "connection timed out";
+    case httplib::Error::Read:
+      return "the connection broke while reading";
+    case httplib::Error::SSLConnection:
+      return "TLS handshake failed";
+    case httplib::Error::SSLServerVerification:
+      return "the server's TLS certificate did not verify";
+    case httplib::Error::SSLLoadingCerts:
+      return "could not load the system's CA certificates";
+    default:
+      return httplib::to_string(e);
   }
 }
 
@@ -196,9 +205,9 @@ std::string http_get(const DatasetArchive& a, const std::string& file) {
     }
     std::string why = res ? fmt::format("HTTP status {}", res->status) : describe(res.error());
     reasons += (reasons.empty() ? "" : "; ") + std::string(scheme) + a.host + ": " + why;
-    bool tls_problem = !res && (res.error() == httplib::Error::SSLConnection ||
-                                res.error() == httplib::Error::SSLServerVerification ||
-                                res.error() == httplib::Error::SSLLoadingCerts);
+    bool tls_problem =
+        !res && (res.error() == httplib::Error::SSLConnection || res.error() == httplib::Error::SSLServerVerification ||
+                 res.error() == httplib::Error::SSLLoadingCerts);
     if (!tls_problem) break;
     log_warn("TLS to {} failed ({}); trying plain HTTP (the SHA-256 check still applies)", a.host, why);
   }
@@ -227,7 +236,8 @@ void unzip(const std::string& zip, const std::string& dir) {
   MTREC_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "unzip ", zip, " failed (status ", status, ")");
 }
 
-void run_download(const CliContext& ctx, const std::string& name, const std::string& dir, const std::string& local_zip) {
+void run_download(const CliContext& ctx, const std::string& name, const std::string& dir,
+                  const std::string& local_zip) {
   const DatasetArchive* a = find_archive(name);
   if (!a) {
     std::vector<std::string> names;
@@ -250,9 +260,10 @@ void run_download(const CliContext& ctx, const std::string& name, const std::str
     log_info("downloading {}", a->url());
     std::string failure = http_get(*a, zip.path);
     if (!failure.empty())
-      throw Error(fmt::format("cannot reach {}: {} ; download {} by hand from {} and unzip it into {} (or pass it with "
-                              "--zip FILE to verify and unpack it)",
-                              a->host, failure, a->file_name(), a->url(), dir));
+      throw Error(
+          fmt::format("cannot reach {}: {} ; download {} by hand from {} and unzip it into {} (or pass it with "
+                      "--zip FILE to verify and unpack it)",
+                      a->host, failure, a->file_name(), a->url(), dir));
   } else {
     MTREC_CHECK(fs::exists(local_zip), "--zip ", local_zip, " does not exist");
     fs::copy_file(local_zip, zip.path);  // unpack from a private copy, as for a download
@@ -300,13 +311,13 @@ void register_data_io(CLI::App& app, CliContext& ctx) {
     std::string name, data_dir = default_data_dir(), zip;
   };
   auto download_args = std::make_shared<DownloadArgs>();
-  auto* download = data->add_subcommand("download", "Fetch a MovieLens archive from GroupLens, verify its SHA-256, unzip it");
+  auto* download =
+      data->add_subcommand("download", "Fetch a MovieLens archive from GroupLens, verify its SHA-256, unzip it");
   download->add_option("name", download_args->name, "ml-100k or ml-1m")->required();
   download->add_option("--data-dir", download_args->data_dir, "Destination folder")->capture_default_str();
   download->add_option("--zip", download_args->zip, "Use this already downloaded archive instead (still verified)");
-  download->callback([&ctx, download_args] {
-    run_download(ctx, download_args->name, download_args->data_dir, download_args->zip);
-  });
+  download->callback(
+      [&ctx, download_args] { run_download(ctx, download_args->name, download_args->data_dir, download_args->zip); });
 }
 
 }  // namespace

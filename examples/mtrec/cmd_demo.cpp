@@ -40,8 +40,8 @@ using Clock = std::chrono::steady_clock;
 struct DemoArgs {
   std::string dataset = "synthetic", data_dir;
   SyntheticOptions world = SyntheticOptions().users(1000).items(500).interactions(50000);
-  JointTrainOptions joint = JointTrainOptions().epochs(2).text_dim(32).text_layers(1).text_max_len(24).dim(32)
-                                .expert_hidden({64, 32});
+  JointTrainOptions joint =
+      JointTrainOptions().epochs(2).text_dim(32).text_layers(1).text_max_len(24).dim(32).expert_hidden({64, 32});
   bool compare = true;
   std::string task_map;  // "" : kWorldTaskMap on the synthetic world, the model's default head otherwise
   std::string run_dir = "demo-run";
@@ -87,10 +87,11 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
   const Dataset& ds = w.data;
   const SyntheticTruth* truth = synthetic ? &w.truth : nullptr;
   if (synthetic) {
-    fmt::print("synthetic world: {} users, {} items, {} topics, {} scenarios, {} exposures, {} context texts, "
-               "generated in {:.2f} s; validation: {}\n",
-               ds.num_users(), ds.num_items(), truth->topics, ds.scenarios.size(), ds.interactions.size(),
-               ds.context_text.size(), world["seconds"].get<double>(), world["valid"].get<bool>() ? "ok" : "FAILED");
+    fmt::print(
+        "synthetic world: {} users, {} items, {} topics, {} scenarios, {} exposures, {} context texts, "
+        "generated in {:.2f} s; validation: {}\n",
+        ds.num_users(), ds.num_items(), truth->topics, ds.scenarios.size(), ds.interactions.size(),
+        ds.context_text.size(), world["seconds"].get<double>(), world["valid"].get<bool>() ? "ok" : "FAILED");
     if (!world["valid"].get<bool>()) {
       for (auto& p : world["problems"]) fmt::print("  {}\n", p.get<std::string>());
       ctx.write_json({{"world", world}, {"seed", ctx.seed}});
@@ -144,8 +145,9 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
   const std::string task_map = !a.task_map.empty() ? a.task_map : synthetic ? kWorldTaskMap : "";
   Recommender rec(fit, ds, known, RecommenderOptions().task_map(task_map).device(ctx.device));
   const ServedReport served = evaluate_served(rec, ds, test, 10);
-  fmt::print("\nserved top-10 (task map, seen items excluded) on the test rows: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users)\n",
-             served.overall.at("HR@10"), served.overall.at("NDCG@10"), served.overall.at("users"));
+  fmt::print(
+      "\nserved top-10 (task map, seen items excluded) on the test rows: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users)\n",
+      served.overall.at("HR@10"), served.overall.at("NDCG@10"), served.overall.at("users"));
   out["served"] = {{"overall", served.overall}, {"per_scenario", served.per_scenario}};
   UserHistories hist(ds, known, ds.num_users(), fit.seed);
   auto tag = [&](int32_t i) {
@@ -175,7 +177,10 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
         const std::string why = x.because.empty() ? "" : fmt::format("  (like {})", x.because[0].title);
         fmt::print("    {:<5} {:>6.2f} {}[{}] {}{}\n", x.item, x.score, truth ? (match ? "yes " : "no  ") : "",
                    tag(x.index), x.title, why);
-        r["top5"][sname].push_back({{"item", x.item}, {"title", x.title}, {"score", x.score}, {"tag", tag(x.index)},
+        r["top5"][sname].push_back({{"item", x.item},
+                                    {"title", x.title},
+                                    {"score", x.score},
+                                    {"tag", tag(x.index)},
                                     {"because", x.because.empty() ? "" : x.because[0].item}});
       }
     }
@@ -194,8 +199,9 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
 }  // namespace
 
 MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
-  auto* demo = app.add_subcommand("demo", "Generate the synthetic world (or read ML-100K), train the unified model and "
-                                          "the single-task models on it, evaluate them and print recommendations");
+  auto* demo = app.add_subcommand("demo",
+                                  "Generate the synthetic world (or read ML-100K), train the unified model and "
+                                  "the single-task models on it, evaluate them and print recommendations");
   auto a = std::make_shared<DemoArgs>();
   demo->add_option("--dataset", a->dataset, "synthetic|ml-100k")
       ->check(CLI::IsMember({"synthetic", "ml-100k"}))

@@ -36,26 +36,31 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
          "joint: comma-separated tasks (rating,ctr,next_item,match,scenario,mlm; those the data lacks are left out)")
       ->default_str(tasks);
   // Enum options by name; the model's options hold them once (JointTrainOptions::model_).
-  cmd->add_option_function<std::string>("--arch", [&o](const std::string& v) { o.arch(v); },
-                                        "joint: shared experts (shared-bottom|mmoe|ple)")
+  cmd->add_option_function<std::string>(
+         "--arch", [&o](const std::string& v) { o.arch(v); }, "joint: shared experts (shared-bottom|mmoe|ple)")
       ->check(CLI::IsMember({"shared-bottom", "mmoe", "ple"}))
       ->default_str(nn::expert_arch_name(o.model().arch()));
   cmd->add_option("--levels", o.model().levels(), "joint: PLE extraction levels")->capture_default_str();
-  cmd->add_option("--experts", o.model().experts(), "joint: experts (MMoE) / shared experts per level (PLE)")->capture_default_str();
-  cmd->add_option_function<std::string>("--scenario-arch", [&o](const std::string& v) { o.scenario_arch(v); },
-                                        "joint: scenario conditioning (none|star|pepnet)")
+  cmd->add_option("--experts", o.model().experts(), "joint: experts (MMoE) / shared experts per level (PLE)")
+      ->capture_default_str();
+  cmd->add_option_function<std::string>(
+         "--scenario-arch", [&o](const std::string& v) { o.scenario_arch(v); },
+         "joint: scenario conditioning (none|star|pepnet)")
       ->check(CLI::IsMember({"none", "star", "pepnet"}))
       ->default_str(nn::scenario_arch_name(o.model().scenario_arch()));
   cmd->add_option("--weighting", o.weighting(), "joint: loss weighting (static|uncertainty|gradnorm)")
       ->check(CLI::IsMember({"static", "uncertainty", "gradnorm"}))
       ->capture_default_str();
-  cmd->add_option_function<std::string>("--text", [&o](const std::string& v) { o.text(v); },
-                                        "joint: text encoder in the joint loss (finetune|frozen|none)")
+  cmd->add_option_function<std::string>(
+         "--text", [&o](const std::string& v) { o.text(v); },
+         "joint: text encoder in the joint loss (finetune|frozen|none)")
       ->check(CLI::IsMember({"finetune", "frozen", "none"}))
       ->default_str(text_mode_name(o.model().text()));
-  cmd->add_option("--text-refresh-every", o.model().text_refresh_every(), "joint: training steps between text-cache refreshes")
+  cmd->add_option("--text-refresh-every", o.model().text_refresh_every(),
+                  "joint: training steps between text-cache refreshes")
       ->capture_default_str();
-  cmd->add_option("--text-lr-scale", o.model().text_lr_scale(), "joint: the text encoder's lr as a multiple of the model's")
+  cmd->add_option("--text-lr-scale", o.model().text_lr_scale(),
+                  "joint: the text encoder's lr as a multiple of the model's")
       ->capture_default_str();
   cmd->add_option("--mlm-lambda", o.mlm_lambda(), "joint: λ of the MLM loss")->capture_default_str();
   cmd->add_option("--pretrain-epochs", o.pretrain_epochs(), "joint: MLM epochs on the catalogue before the joint run")
@@ -136,16 +141,22 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d.data));
   JointEvalOptions eo = fit.eval_options();
   if (ctx.comm) eo.sharded(ctx.comm->rank(), ctx.comm->world_size(), sum_over_ranks(ctx.comm));  // each rank its users
-  JointReport r = evaluate_joint(fit.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test), eo);
+  JointReport r =
+      evaluate_joint(fit.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test), eo);
   if (ctx.comm && ctx.comm->rank() > 0) return nlohmann::json::object();  // rank 0 reports
   print_joint_report(r, fmt::format("joint model, test rows ({}):", d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);
   j["served"] = served_metrics(fit, d, known_interactions(d), ctx);
-  j.update({{"wall_s", seconds_since(t0)}, {"train_s", fit.seconds}, {"pretrain_s", fit.pretrain_seconds},
-            {"epochs_run", fit.summary.state.epoch}, {"static_weights", fit.weights},
-            {"weights_in_force", fit.summary.state.task_weight}, {"tasks", fit.model->options.tasks()},
-            {"options", nlohmann::json::parse(o.to_json())}, {"ranks", ctx.comm ? ctx.comm->world_size() : 1}});
+  j.update({{"wall_s", seconds_since(t0)},
+            {"train_s", fit.seconds},
+            {"pretrain_s", fit.pretrain_seconds},
+            {"epochs_run", fit.summary.state.epoch},
+            {"static_weights", fit.weights},
+            {"weights_in_force", fit.summary.state.task_weight},
+            {"tasks", fit.model->options.tasks()},
+            {"options", nlohmann::json::parse(o.to_json())},
+            {"ranks", ctx.comm ? ctx.comm->world_size() : 1}});
   if (!a.out.empty()) save_checkpoint(a.out, fit.to_checkpoint(d.data));
   return j;
 }
@@ -153,12 +164,13 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
 nlohmann::json eval_joint(const Checkpoint& ck, const TrainArgs& a, const CliContext& ctx) {
   JointBundle b = joint_from_checkpoint(ck, ctx.device);
   auto d = load_data(a, ctx);
-  MTREC_CHECK(d.data.users == ck.users && d.data.items == ck.items && d.data.scenarios == ck.scenarios,
-              "checkpoint '", ck.path, "' was trained on other ids (", ck.users.size(), " users, ", ck.items.size(),
+  MTREC_CHECK(d.data.users == ck.users && d.data.items == ck.items && d.data.scenarios == ck.scenarios, "checkpoint '",
+              ck.path, "' was trained on other ids (", ck.users.size(), " users, ", ck.items.size(),
               " items) than --dataset ", a.dataset, " gives (", d.data.num_users(), ", ", d.data.num_items(),
               "); evaluate a joint checkpoint on the data set it was trained on");
   b.tokenize_contexts(d.data);
-  JointReport r = evaluate_joint(b.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test), b.eval_options());
+  JointReport r = evaluate_joint(b.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test),
+                                 b.eval_options());
   print_joint_report(r, fmt::format("joint checkpoint {}, test rows ({}):", ck.path, d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);

@@ -29,14 +29,19 @@ struct ModelArgs {
   std::string checkpoint, task_map, index = "auto", precision = "fp32";
   int64_t candidates = 500;
   RecommenderOptions options(const CliContext& ctx) const {
-    return RecommenderOptions().task_map(task_map).index(index).precision(precision).candidates(candidates)
+    return RecommenderOptions()
+        .task_map(task_map)
+        .index(index)
+        .precision(precision)
+        .candidates(candidates)
         .device(ctx.device == "auto" ? "cpu" : ctx.device);
   }
 };
 
 void add_model_options(CLI::App* cmd, ModelArgs& a) {
   cmd->add_option("--checkpoint", a.checkpoint, "Joint checkpoint written by `mtrec train --out`")->required();
-  cmd->add_option("--task-map", a.task_map, "Heads per scenario, e.g. 'search=ctr:1,match:0.5;*=ctr' (default: the model's)");
+  cmd->add_option("--task-map", a.task_map,
+                  "Heads per scenario, e.g. 'search=ctr:1,match:0.5;*=ctr' (default: the model's)");
   cmd->add_option("--index", a.index, "Item index of the retrieval heads: auto|exact|hnsw|ivfpq")
       ->check(CLI::IsMember({"auto", "exact", "hnsw", "ivfpq"}))
       ->capture_default_str();
@@ -60,7 +65,8 @@ void print_table(const RecommendResponse& r, const std::string& heading) {
   for (size_t k = 0; k < r.items.size(); ++k) {
     const Recommendation& x = r.items[k];
     std::string because;
-    for (const auto& e : x.because) because += (because.empty() ? "" : "; ") + fmt::format("{} ({:.2f})", e.title, e.similarity);
+    for (const auto& e : x.because)
+      because += (because.empty() ? "" : "; ") + fmt::format("{} ({:.2f})", e.title, e.similarity);
     fmt::print("  {:>3}  {:<10} {:<44} {:>9.4f}  {}\n", k + 1, clip(x.item, 10), clip(x.title, 44), x.score, because);
   }
 }
@@ -123,30 +129,39 @@ void serve(const ServeArgs& a, const CliContext& ctx) {
   if (a.torch_threads > 0) at::set_num_threads(a.torch_threads);
   Recommender rec(a.model.checkpoint, a.model.options(ctx));
   const RecommenderInfo info = rec.info();
-  HttpServer server(rec, HttpOptions().host(a.host).port(a.port).threads(a.threads).token(token)
-                             .deadline_ms(a.deadline_ms).max_body_bytes(a.max_body_bytes).page(!a.no_page));
+  HttpServer server(rec, HttpOptions()
+                             .host(a.host)
+                             .port(a.port)
+                             .threads(a.threads)
+                             .token(token)
+                             .deadline_ms(a.deadline_ms)
+                             .max_body_bytes(a.max_body_bytes)
+                             .page(!a.no_page));
   if (token.empty() && a.host != "127.0.0.1" && a.host != "localhost" && a.host != "::1")
     log_warn("serving on {} without a token: anyone who reaches it may call /admin/reload", a.host);
   StopOnSignals signals(server);
-  fmt::print("serving {} (model {}, {} users, {} items, retrieval {}, loaded in {:.2f} s) on http://{}:{}/ "
-             "({} http threads, {} torch threads, token {}, deadline {})\n",
-             info.path, info.version, info.users, info.items, info.retrieval, info.load_seconds, a.host, server.port(),
-             a.threads > 0 ? std::to_string(a.threads) : std::string("auto"), at::get_num_threads(),
-             token.empty() ? "none" : "required", a.deadline_ms > 0 ? std::to_string(a.deadline_ms) + " ms" : "none");
+  fmt::print(
+      "serving {} (model {}, {} users, {} items, retrieval {}, loaded in {:.2f} s) on http://{}:{}/ "
+      "({} http threads, {} torch threads, token {}, deadline {})\n",
+      info.path, info.version, info.users, info.items, info.retrieval, info.load_seconds, a.host, server.port(),
+      a.threads > 0 ? std::to_string(a.threads) : std::string("auto"), at::get_num_threads(),
+      token.empty() ? "none" : "required", a.deadline_ms > 0 ? std::to_string(a.deadline_ms) + " ms" : "none");
   std::fflush(stdout);
   server.run();
   fmt::print("stopped{}\n", signals.received() ? fmt::format(" on signal {}", signals.received()) : "");
 #else
   (void)ctx;
   (void)read_token(a.token_file);  // the same flag errors as a build that serves
-  throw Error("this mtrec was built without cpp-httplib, so it cannot serve HTTP (install libcpp-httplib-dev "
-              "and rebuild); `mtrec recommend` and `mtrec similar` work without it");
+  throw Error(
+      "this mtrec was built without cpp-httplib, so it cannot serve HTTP (install libcpp-httplib-dev "
+      "and rebuild); `mtrec recommend` and `mtrec similar` work without it");
 #endif
 }
 
 void register_serve(CLI::App& app, CliContext& ctx) {
   static RecommendArgs ra;
-  auto* rec = app.add_subcommand("recommend", "Top-K recommendations of any checkpoint `mtrec train` writes, for one user");
+  auto* rec =
+      app.add_subcommand("recommend", "Top-K recommendations of any checkpoint `mtrec train` writes, for one user");
   add_model_options(rec, ra.model);
   rec->add_option("--user", ra.q.user, "User id of the checkpoint (empty: anonymous, give --profile or --recent)");
   rec->add_option("-k,--k", ra.q.k, "Recommendations")->capture_default_str();
@@ -159,7 +174,9 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   rec->add_option("--deny", ra.q.deny, "Never these item ids (comma-separated)")->delimiter(',');
   rec->add_option("--explain", ra.q.explain, "History items named per recommendation")->capture_default_str();
   rec->add_flag("--include-seen", ra.include_seen, "Keep the user's history items among the candidates");
-  rec->add_option("--format", ra.format, "stdout: table|json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  rec->add_option("--format", ra.format, "stdout: table|json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
   rec->callback([&ctx] {
     RecommendRequest q = ra.q;
     q.where = predicates(ra.where);
@@ -179,7 +196,9 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   sim->add_option("--item", sa.q.item, "Item id of the checkpoint")->required();
   sim->add_option("-k,--k", sa.q.k, "Items")->capture_default_str();
   sim->add_option("--where", sa.where, "Catalogue filter field=value or field~value (contains); repeatable");
-  sim->add_option("--format", sa.format, "stdout: table|json")->check(CLI::IsMember({"table", "json"}))->capture_default_str();
+  sim->add_option("--format", sa.format, "stdout: table|json")
+      ->check(CLI::IsMember({"table", "json"}))
+      ->capture_default_str();
   sim->callback([&ctx] {
     SimilarRequest q = sa.q;
     q.where = predicates(sa.where);
@@ -189,7 +208,8 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   });
 
   static ServeArgs va;
-  auto* srv = app.add_subcommand("serve", "HTTP service of any checkpoint `mtrec train` writes (see serve/http.h for the routes)");
+  auto* srv = app.add_subcommand(
+      "serve", "HTTP service of any checkpoint `mtrec train` writes (see serve/http.h for the routes)");
   add_model_options(srv, va.model);
   srv->add_option("--host", va.host, "Address to listen on")->capture_default_str();
   srv->add_option("--port", va.port, "Port (0: any free one, printed at start)")->capture_default_str();

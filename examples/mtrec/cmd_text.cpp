@@ -69,9 +69,14 @@ void pretrain(const PretrainArgs& a, const CliContext& ctx) {
   MTREC_CHECK(!corpus.empty(), "dataset '", ds.name, "' has no item or user text to pretrain on");
   log_info("training the tokenizer on {} texts (vocab {})", corpus.size(), a.vocab_size);
   auto tok = SentencePieceTokenizer::train(corpus, SentencePieceTrainOptions().vocab_size(a.vocab_size).seed(ctx.seed));
-  nn::TextEncoder enc(nn::TextEncoderOptions(tok.vocab_size(), a.dim).layers(a.layers).heads(a.heads)
-                          .max_len(a.max_len).dropout(a.dropout).pooling(nn::parse_pooling(a.pooling))
-                          .out_dim(a.out_dim).pad_id(tok.pad_id()));
+  nn::TextEncoder enc(nn::TextEncoderOptions(tok.vocab_size(), a.dim)
+                          .layers(a.layers)
+                          .heads(a.heads)
+                          .max_len(a.max_len)
+                          .dropout(a.dropout)
+                          .pooling(nn::parse_pooling(a.pooling))
+                          .out_dim(a.out_dim)
+                          .pad_id(tok.pad_id()));
   MlmPretrainResult r = pretrain_mlm(enc, tok, corpus,
                                      TrainerOptions()
                                          .epochs(static_cast<int>(a.epochs))
@@ -83,7 +88,9 @@ void pretrain(const PretrainArgs& a, const CliContext& ctx) {
                                      MlmPretrainOptions().mask_prob(a.mask_prob), run_options(a.data.data, ctx, ds));
   nlohmann::json epochs = nlohmann::json::array();
   for (const auto& e : r.epochs)
-    epochs.push_back({{"epoch", e.epoch}, {"mlm_loss", e.loss}, {"masked_accuracy", e.accuracy},
+    epochs.push_back({{"epoch", e.epoch},
+                      {"mlm_loss", e.loss},
+                      {"masked_accuracy", e.accuracy},
                       {"masked_tokens", e.masked_tokens}});
   const std::string tok_path = (std::filesystem::path(a.out) / kTokenizerFile).string();
   const std::string enc_path = (std::filesystem::path(a.out) / kEncoderFile).string();
@@ -91,9 +98,14 @@ void pretrain(const PretrainArgs& a, const CliContext& ctx) {
   enc->to(torch::kCPU);
   save_text_encoder(*enc, enc_path);
   log_info("saved {} and {}", tok_path, enc_path);
-  ctx.write_json({{"command", "pretrain"}, {"dataset", ds.name}, {"texts", corpus.size()},
-                  {"vocab_size", tok.vocab_size()}, {"device", describe_device(device)}, {"epochs", epochs},
-                  {"tokenizer", tok_path}, {"encoder", enc_path}});
+  ctx.write_json({{"command", "pretrain"},
+                  {"dataset", ds.name},
+                  {"texts", corpus.size()},
+                  {"vocab_size", tok.vocab_size()},
+                  {"device", describe_device(device)},
+                  {"epochs", epochs},
+                  {"tokenizer", tok_path},
+                  {"encoder", enc_path}});
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -109,9 +121,10 @@ struct EmbedCounts {
 };
 
 /// Embeds `texts` into rows of `out` (texts.size() x dim), reusing `cache` and adding to it.
-EmbedCounts embed_texts(nn::TextEncoderImpl& enc, const SentencePieceTokenizer& tok, const std::vector<std::string>& texts,
-                        uint64_t salt, int64_t batch, const torch::Device& device, nn::EmbeddingCache& cache,
-                        std::vector<float>& out, std::vector<uint64_t>& hashes) {
+EmbedCounts embed_texts(nn::TextEncoderImpl& enc, const SentencePieceTokenizer& tok,
+                        const std::vector<std::string>& texts, uint64_t salt, int64_t batch,
+                        const torch::Device& device, nn::EmbeddingCache& cache, std::vector<float>& out,
+                        std::vector<uint64_t>& hashes) {
   const size_t dim = cache.dim();
   out.assign(texts.size() * dim, 0.0f);
   EmbedCounts counts;
@@ -135,7 +148,8 @@ EmbedCounts embed_texts(nn::TextEncoderImpl& enc, const SentencePieceTokenizer& 
     for (size_t k = start; k < end; ++k) chunk.push_back(texts[todo[k]]);
     BatchEncoding b = tok.encode_batch(chunk, enc.options.max_len());
     at::Tensor pooled = enc.forward(b.input_ids.to(device), b.attention_mask.to(device).to(torch::kBool))
-                            .pooled.to(torch::kCPU, torch::kFloat32).contiguous();
+                            .pooled.to(torch::kCPU, torch::kFloat32)
+                            .contiguous();
     const float* p = pooled.data_ptr<float>();
     for (size_t k = start; k < end; ++k) {
       const size_t row = todo[k];
@@ -186,8 +200,12 @@ void embed(const EmbedArgs& a, const CliContext& ctx) {
   cache.retain(hashes);
   cache.save(cache_path);
   log_info("wrote {} ({}-dimensional; format: kind<TAB>raw id<TAB>values) and cache {}", a.out, dim, cache_path);
-  ctx.write_json({{"command", "embed"}, {"output", a.out}, {"cache", cache_path}, {"dim", dim},
-                  {"device", describe_device(device)}, {"counts", counts}});
+  ctx.write_json({{"command", "embed"},
+                  {"output", a.out},
+                  {"cache", cache_path},
+                  {"dim", dim},
+                  {"device", describe_device(device)},
+                  {"counts", counts}});
 }
 
 }  // namespace
@@ -209,7 +227,8 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   p->add_option("--lr", pa->lr, "AdamW learning rate");
   p->add_option("--dropout", pa->dropout, "Dropout");
   p->add_option("--mask-prob", pa->mask_prob, "Share of tokens selected for MLM");
-  p->add_option("--run-dir", pa->data.data.run_dir, "Engine artefacts: checkpoints, metrics.jsonl, report.html, config");
+  p->add_option("--run-dir", pa->data.data.run_dir,
+                "Engine artefacts: checkpoints, metrics.jsonl, report.html, config");
   p->add_option("--checkpoint-every", pa->data.data.checkpoint_every, "Optimiser steps between mid-epoch checkpoints");
   p->add_option("--resume", pa->data.data.resume, "Continue the run of this checkpoint (RUN_DIR/pretrain/last.ckpt)");
   p->callback([pa, &ctx] { pretrain(*pa, ctx); });

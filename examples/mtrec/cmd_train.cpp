@@ -74,8 +74,8 @@ LoadedData load_data(const TrainArgs& a, const CliContext& ctx) {
       d.description = "ml-100k " + a.split + ".base/" + a.split + ".test";
     }
   } else {
-    MTREC_CHECK(a.dataset == "synthetic" || a.dataset == "csv" || a.dataset == "dir", "unknown --dataset '",
-                a.dataset, "' (expected ml-100k|synthetic|csv|dir)");
+    MTREC_CHECK(a.dataset == "synthetic" || a.dataset == "csv" || a.dataset == "dir", "unknown --dataset '", a.dataset,
+                "' (expected ml-100k|synthetic|csv|dir)");
     MTREC_CHECK(a.split == "loo" || a.split == "random" || a.split == "temporal", "--dataset ", a.dataset,
                 " takes --split loo, random or temporal, got '", a.split, "'");
     d.data = load_dataset(a, ctx);
@@ -134,12 +134,8 @@ using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 nlohmann::json run_info(const TrainArgs& a, const CliContext& ctx, const LoadedData& d) {
-  return {{"task", a.task},
-          {"dataset", a.dataset},
-          {"split", a.split},
-          {"data", d.description},
-          {"seed", ctx.seed},
-          {"device", describe_device(choose_device(ctx.device))}};
+  return {{"task", a.task},        {"dataset", a.dataset}, {"split", a.split},
+          {"data", d.description}, {"seed", ctx.seed},     {"device", describe_device(choose_device(ctx.device))}};
 }
 
 Interactions to_checkpoint_ids(const Interactions& x, const Dataset& ds, const Checkpoint& ck, int64_t& dropped) {
@@ -161,8 +157,8 @@ nlohmann::json ranking_json(const RankingReport& r) {
 nlohmann::json ctr_json(const CtrMetrics& m, const Dataset& ds) {
   nlohmann::json j = {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}, {"count", m.count}};
   for (const auto& [s, sm] : m.per_scenario)
-    j["per_scenario"][s < ds.scenarios.size() ? ds.scenarios.raw(s) : std::to_string(s)] =
-        {{"auc", sm.auc}, {"gauc", sm.gauc}, {"logloss", sm.logloss}, {"count", sm.count}};
+    j["per_scenario"][s < ds.scenarios.size() ? ds.scenarios.raw(s) : std::to_string(s)] = {
+        {"auc", sm.auc}, {"gauc", sm.gauc}, {"logloss", sm.logloss}, {"count", sm.count}};
   return j;
 }
 
@@ -180,13 +176,18 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
   if (a.dim) o.dim(a.dim);
   if (a.lr) o.lr(a.lr);
   auto& x = d.data.interactions;
-  auto task = fit_rating(explicit_ratings(d.data, x.subset(d.split.train)),
-                         explicit_ratings(d.data, x.subset(d.split.valid)), d.data.num_users(), d.data.num_items(), o,
-                         run_options(a, ctx, d));
+  auto task =
+      fit_rating(explicit_ratings(d.data, x.subset(d.split.train)), explicit_ratings(d.data, x.subset(d.split.valid)),
+                 d.data.num_users(), d.data.num_items(), o, run_options(a, ctx, d));
   auto m = task.evaluate(explicit_ratings(d.data, x.subset(d.split.test)));
   auto j = run_info(a, ctx, d);
-  j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"epochs_run", task.epochs_run},
-            {"dim", task.model->options.dim()}, {"solver", task.solver}, {"wall_s", seconds_since(t0)},
+  j.update({{"rmse", m.rmse},
+            {"mae", m.mae},
+            {"test_count", m.count},
+            {"epochs_run", task.epochs_run},
+            {"dim", task.model->options.dim()},
+            {"solver", task.solver},
+            {"wall_s", seconds_since(t0)},
             {"model_checksum", fmt::format("{:016x}", state_checksum(*task.model))}});
   if (task.solver == "mcmc")
     j["train_rmse"] = task.train_rmse;  // of the posterior-mean parameters
@@ -201,10 +202,12 @@ nlohmann::json eval_rating(const Checkpoint& ck, const TrainArgs& a, const CliCo
   auto task = RatingTask::from_checkpoint(ck, ctx.device);
   auto d = load_data(a, ctx);
   int64_t dropped = 0;
-  auto m = task.evaluate(to_checkpoint_ids(explicit_ratings(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped));
+  auto m = task.evaluate(
+      to_checkpoint_ids(explicit_ratings(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped));
   auto j = run_info(a, ctx, d);
   j.update({{"rmse", m.rmse}, {"mae", m.mae}, {"test_count", m.count}, {"unknown_ids_dropped", dropped}});
-  log_info("rating: RMSE {:.4f}, MAE {:.4f} ({} ratings, {} with unknown ids dropped)", m.rmse, m.mae, m.count, dropped);
+  log_info("rating: RMSE {:.4f}, MAE {:.4f} ({} ratings, {} with unknown ids dropped)", m.rmse, m.mae, m.count,
+           dropped);
   return j;
 }
 
@@ -231,11 +234,16 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
   RankingEvaluator ev(known, d.data.num_users(), d.data.num_items(), ranking_protocol(kRankingNegatives, ctx.seed));
   auto r = ev.evaluate(x.subset(d.split.test), task.score_fn());
   auto j = run_info(a, ctx, d);
-  j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
-            {"epochs_run", task.epochs_run}, {"best_epoch", task.best_epoch}, {"best_valid_hr@10", task.best_valid_hr},
+  j.update({{"ranking", ranking_json(r)},
+            {"hr@10", r.at("HR@10")},
+            {"ndcg@10", r.at("NDCG@10")},
+            {"epochs_run", task.epochs_run},
+            {"best_epoch", task.best_epoch},
+            {"best_valid_hr@10", task.best_valid_hr},
             {"wall_s", seconds_since(t0)}});
   if (!a.out.empty()) save_export(a.out, task.to_checkpoint(d.data.users, d.data.items), d, ctx);
-  log_info("dmf: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users, 100 sampled negatives)", r.at("HR@10"), r.at("NDCG@10"), r.users);
+  log_info("dmf: HR@10 {:.4f}, NDCG@10 {:.4f} ({} users, 100 sampled negatives)", r.at("HR@10"), r.at("NDCG@10"),
+           r.users);
   return j;
 }
 
@@ -251,7 +259,9 @@ nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& args, const CliCo
   RankingEvaluator ev(seen, ck.users.size(), ck.items.size(), ranking_protocol(kRankingNegatives, ctx.seed));
   auto r = ev.evaluate(test, task.score_fn());
   auto j = run_info(a, ctx, d);
-  j.update({{"ranking", ranking_json(r)}, {"hr@10", r.at("HR@10")}, {"ndcg@10", r.at("NDCG@10")},
+  j.update({{"ranking", ranking_json(r)},
+            {"hr@10", r.at("HR@10")},
+            {"ndcg@10", r.at("NDCG@10")},
             {"unknown_ids_dropped", dropped}});
   log_info("dmf: HR@10 {:.4f}, NDCG@10 {:.4f}", r.at("HR@10"), r.at("NDCG@10"));
   return j;
@@ -281,7 +291,9 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
   auto m = task.evaluate(test);
   auto j = run_info(a, ctx, d);
   j.update(ctr_json(m, d.data));
-  j.update({{"negatives_per_positive", o.negatives()}, {"epochs_run", task.epochs_run}, {"wall_s", seconds_since(t0)},
+  j.update({{"negatives_per_positive", o.negatives()},
+            {"epochs_run", task.epochs_run},
+            {"wall_s", seconds_since(t0)},
             {"positives", "rating >= 4 (explicit data) or clicks (synthetic)"}});
   if (!a.out.empty()) save_export(a.out, task.to_checkpoint(d.data.users, d.data.items, d.data.scenarios), d, ctx);
   log_info("ctr: AUC {:.4f}, GAUC {:.4f}, logloss {:.4f} ({} examples, 1:{} negatives)", m.auc, m.gauc, m.logloss,
@@ -295,7 +307,8 @@ nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliConte
   int64_t dropped = 0;
   auto all = to_checkpoint_ids(implicit_positives(d.data, d.data.interactions), d.data, ck, dropped);
   dropped = 0;
-  auto test_pos = to_checkpoint_ids(ctr_positives(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
+  auto test_pos =
+      to_checkpoint_ids(ctr_positives(d.data, d.data.interactions.subset(d.split.test)), d.data, ck, dropped);
   const int ratio = a.negatives ? a.negatives : CtrTrainOptions().negatives();
   auto m = task.evaluate(ctr_test_examples(all, test_pos, ck.users.size(), ck.items.size(), ratio, ctx.seed));
   auto j = run_info(a, ctx, d);
@@ -305,13 +318,12 @@ nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliConte
   return j;
 }
 
-MTREC_TRAIN_TASK(TrainTask{"rating", "biased matrix factorisation, RMSE/MAE (protocol R)", train_rating, eval_rating,
-                           [](CLI::App* cmd) {
-                             cmd->add_option("--solver", rating_solver,
-                                             "rating: mcmc (Bayesian, Gibbs sweeps = --epochs) | sgd | adam")
-                                 ->check(CLI::IsMember({"mcmc", "sgd", "adam"}))
-                                 ->capture_default_str();
-                           }});
+MTREC_TRAIN_TASK(TrainTask{
+    "rating", "biased matrix factorisation, RMSE/MAE (protocol R)", train_rating, eval_rating, [](CLI::App* cmd) {
+      cmd->add_option("--solver", rating_solver, "rating: mcmc (Bayesian, Gibbs sweeps = --epochs) | sgd | adam")
+          ->check(CLI::IsMember({"mcmc", "sgd", "adam"}))
+          ->capture_default_str();
+    }});
 MTREC_TRAIN_TASK(TrainTask{"dmf", "deep matrix factorisation, HR/NDCG@10 among 100 negatives (protocol D)", train_dmf,
                            eval_dmf});
 MTREC_TRAIN_TASK(TrainTask{"ctr", "click-through MLP + dot, AUC/GAUC/logloss (protocol C)", train_ctr, eval_ctr});
@@ -372,7 +384,8 @@ void add_data_options(CLI::App* cmd, TrainArgs& a) {
 MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   static TrainArgs args;
   const std::string names = names_of_tasks();
-  auto* train = app.add_subcommand("train", "Train the joint model (default) or one task head and report its test metrics");
+  auto* train =
+      app.add_subcommand("train", "Train the joint model (default) or one task head and report its test metrics");
   args.task = "joint";
   train->add_option("--task", args.task, names)->capture_default_str();
   add_data_options(train, args);
@@ -381,27 +394,32 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
   train->add_option("--dim", args.dim, "Embedding / latent dimension (default per task)");
   train->add_option("--lr", args.lr, "Learning rate (default per task)");
   train->add_option("--batch", args.batch, "Batch size (default per task: next-item 64 users, joint 512 examples)");
-  train->add_option("--patience", args.patience,
-                    "Validations without improvement before stopping (default per task: next-item 0, joint 3; 0: never)");
+  train->add_option(
+      "--patience", args.patience,
+      "Validations without improvement before stopping (default per task: next-item 0, joint 3; 0: never)");
   train->add_option("--out", args.out, "Write the trained model to this checkpoint");
-  train->add_option("--valid-fraction", args.valid_fraction,
-                    "Share of the training rows held out for validation when the split has none (u1..u5)")
+  train
+      ->add_option("--valid-fraction", args.valid_fraction,
+                   "Share of the training rows held out for validation when the split has none (u1..u5)")
       ->capture_default_str();
   train->add_option("--run-dir", args.run_dir,
                     "Folder for the training engine's checkpoints (last/best), metrics.jsonl, report.html, config");
-  train->add_option("--checkpoint-every", args.checkpoint_every,
-                    "Also checkpoint every N optimiser steps within an epoch (with --run-dir)")
+  train
+      ->add_option("--checkpoint-every", args.checkpoint_every,
+                   "Also checkpoint every N optimiser steps within an epoch (with --run-dir)")
       ->capture_default_str();
   train->add_option("--resume", args.resume,
                     "Continue the run of this checkpoint (RUN_DIR/<stage>/last.ckpt), on any number of ranks");
-  train->add_option("--nproc", args.nproc,
-                    "Train data-parallel on N local processes (c10d/Gloo over loopback; --batch is the global "
-                    "batch). Under torchrun (RANK, WORLD_SIZE, ... set) this is ignored: torchrun starts the ranks")
+  train
+      ->add_option("--nproc", args.nproc,
+                   "Train data-parallel on N local processes (c10d/Gloo over loopback; --batch is the global "
+                   "batch). Under torchrun (RANK, WORLD_SIZE, ... set) this is ignored: torchrun starts the ranks")
       ->check(CLI::Range(1, 256))
       ->capture_default_str();
-  train->add_option("--dist-timeout", args.dist_timeout,
-                    "Seconds a rank waits for the others in each collective before it stops and names the missing "
-                    "rank (default: $MTREC_DIST_TIMEOUT, else 60)")
+  train
+      ->add_option("--dist-timeout", args.dist_timeout,
+                   "Seconds a rank waits for the others in each collective before it stops and names the missing "
+                   "rank (default: $MTREC_DIST_TIMEOUT, else 60)")
       ->check(CLI::NonNegativeNumber);
   for (const auto& [name, t] : train_tasks())
     if (t.add_options) t.add_options(train);
@@ -425,7 +443,8 @@ MTREC_CLI_COMMANDS([](CLI::App& app, CliContext& ctx) {
     Checkpoint ck = load_checkpoint(args.checkpoint);
     auto it = train_tasks().find(canonical_task_name(ck.task));
     MTREC_CHECK(it != train_tasks().end() && it->second.eval, "'", args.checkpoint, "' is ", describe_checkpoint(ck),
-                "; `mtrec eval` evaluates models of task ", names_of_tasks(), " (`mtrec train --out`, or a run's "
+                "; `mtrec eval` evaluates models of task ", names_of_tasks(),
+                " (`mtrec train --out`, or a run's "
                 "RUN_DIR/<stage>/best.ckpt or last.ckpt)");
     args.task = canonical_task_name(ck.task);
     if (args.split.empty()) args.split = default_split(args.task, args.dataset);

@@ -40,8 +40,9 @@ void add_knn_options(CLI::App* cmd) {
                   "cosine for loo)");
   cmd->add_option("--k", a.k, "knn: neighbours per prediction (default 40 ratings, 50 loo)");
   cmd->add_option("--shrinkage", a.shrinkage, "knn: similarity shrinkage (default 100 ratings, 0 loo)");
-  cmd->add_option("--baseline", a.baseline, "knn: 1 predicts residuals around mu + b_u + b_i, 0 not "
-                                            "(default 1 ratings, 0 loo)");
+  cmd->add_option("--baseline", a.baseline,
+                  "knn: 1 predicts residuals around mu + b_u + b_i, 0 not "
+                  "(default 1 ratings, 0 loo)");
 }
 
 bool ranking_split(const TrainArgs& a) { return a.split == "loo"; }
@@ -60,7 +61,8 @@ KnnOptions knn_options(const TrainArgs& t) {
 }
 
 nlohmann::json options_json(const KnnOptions& o) {
-  return {{"kind", std::string(to_string(o.kind()))}, {"similarity", std::string(to_string(o.similarity()))},
+  return {{"kind", std::string(to_string(o.kind()))},
+          {"similarity", std::string(to_string(o.similarity()))},
           {"k", o.k()},
           {"shrinkage", o.shrinkage()},
           {"baseline", o.baseline()}};

@@ -29,7 +29,8 @@ struct MappingFlags {
     app->add_option("--delimiter", delimiter, "Field delimiter, any text: ',' (default) '\\t' '::' '|'");
     app->add_flag("--no-header", no_header, "The first line is data, not column names");
     app->add_option("--encoding", encoding, "utf8 (default) or latin1");
-    app->add_option("--user-col", user, "User column: 0-based index or header name (default: user, user_id, userId, ...)");
+    app->add_option("--user-col", user,
+                    "User column: 0-based index or header name (default: user, user_id, userId, ...)");
     app->add_option("--item-col", item, "Item column (default: item, item_id, movieId, ...)");
     app->add_option("--rating-col", rating, "Rating column, or 'none' for implicit feedback");
     app->add_option("--timestamp-col", timestamp, "Timestamp column (integer seconds), or 'none'");
@@ -46,7 +47,8 @@ struct MappingFlags {
       try {
         o.set(key, *value);
       } catch (const Error& e) {
-        throw Error(fmt::format("--{}{}: {}", key, std::string(key) == "delimiter" || std::string(key) == "encoding" ? "" : "-col",
+        throw Error(fmt::format("--{}{}: {}", key,
+                                std::string(key) == "delimiter" || std::string(key) == "encoding" ? "" : "-col",
                                 e.what()));
       }
     }
@@ -72,8 +74,10 @@ struct DataFileFlags {
         ->allow_extra_args(false);  // one value per --path; repeats add files
     app->add_option("--behaviors", behaviors, "Behaviour name of each --path, comma-separated (e.g. rating,wishlist)");
     app->add_option("--items", items, "Item catalogue (CSV with a header): its text feeds the text backbone");
-    app->add_option("--item-id-col", item_id_col, "Item id column of --items (default: item, item_id, ... or the first)");
-    app->add_option("--item-text-cols", item_text_cols, "Text columns of --items, comma-separated (default: every other)");
+    app->add_option("--item-id-col", item_id_col,
+                    "Item id column of --items (default: item, item_id, ... or the first)");
+    app->add_option("--item-text-cols", item_text_cols,
+                    "Text columns of --items, comma-separated (default: every other)");
     app->add_option("--item-delimiter", item_delimiter, "Delimiter of --items (default ',')");
     app->add_option("--users", users, "User catalogue (CSV with a header)");
     app->add_option("--user-id-col", user_id_col, "User id column of --users");
@@ -126,8 +130,8 @@ struct DataFileFlags {
       return s.dir(paths[0]);
     }
     const auto names = split_list(behaviors);
-    MTREC_CHECK(names.empty() || names.size() == paths.size(), "--behaviors names ", names.size(),
-                " behaviour(s) for ", paths.size(), " --path file(s); give one per file, in order");
+    MTREC_CHECK(names.empty() || names.size() == paths.size(), "--behaviors names ", names.size(), " behaviour(s) for ",
+                paths.size(), " --path file(s); give one per file, in order");
     for (size_t k = 0; k < paths.size(); ++k) s.file(paths[k], names.empty() ? "" : names[k]);
     if (!items.empty()) s.items(catalog(items, item_id_col, item_text_cols, item_delimiter));
     if (!users.empty()) s.users(catalog(users, user_id_col, user_text_cols, user_delimiter));

@@ -86,8 +86,7 @@ int main(int argc, char** argv) {
       ->check(CLI::Validator(
           [](std::string& v) -> std::string {
             if (v == "auto" || v == "cpu" || v == "cuda") return "";
-            if (v.rfind("cuda:", 0) == 0 && v.size() > 5 &&
-                v.find_first_not_of("0123456789", 5) == std::string::npos)
+            if (v.rfind("cuda:", 0) == 0 && v.size() > 5 && v.find_first_not_of("0123456789", 5) == std::string::npos)
               return "";
             return "unknown device '" + v + "' (expected auto, cpu, cuda or cuda:N)";
           },

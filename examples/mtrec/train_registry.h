@@ -28,22 +28,22 @@ namespace mtrec::cli {
 
 struct TrainArgs {
   std::string task, dataset = "ml-100k", data_dir, split = "u1", out, checkpoint;
-  int epochs = 0;       // 0: the task's default
-  int64_t dim = 0;      // 0: the task's default
-  double lr = 0;        // 0: the task's default
-  int negatives = 0;    // 0: the task's default
-  int batch = 0;        // 0: the task's default (next-item: users, joint: examples per batch)
-  int patience = -1;    // validations without improvement before stopping; -1: the task's default
+  int epochs = 0;     // 0: the task's default
+  int64_t dim = 0;    // 0: the task's default
+  double lr = 0;      // 0: the task's default
+  int negatives = 0;  // 0: the task's default
+  int batch = 0;      // 0: the task's default (next-item: users, joint: examples per batch)
+  int patience = -1;  // validations without improvement before stopping; -1: the task's default
   int synthetic_users = 1000, synthetic_items = 500;
   int64_t synthetic_interactions = 50000;
-  bool positives_only = false;  // set by implicit tasks: drop non-positive rows before splitting
+  bool positives_only = false;                 // set by implicit tasks: drop non-positive rows before splitting
   double valid_fraction = kFoldValidFraction;  // of the training rows, as validation when the split has none
-  std::string run_dir;           // engine artefacts: checkpoints, metrics.jsonl, report.html, config
-  int64_t checkpoint_every = 0;  // optimiser steps between mid-epoch checkpoints
-  std::string resume;            // continue the run of this checkpoint (a run_dir's last.ckpt)
-  int nproc = 1;                 // local data-parallel ranks to start (1: this process trains alone)
-  double dist_timeout = 0;       // seconds a rank waits for the others in a collective (0: $MTREC_DIST_TIMEOUT or 60)
-  DataFileFlags files;           // --dataset csv|dir: --path, --behaviors, catalogues, --duplicates, mapping
+  std::string run_dir;                         // engine artefacts: checkpoints, metrics.jsonl, report.html, config
+  int64_t checkpoint_every = 0;                // optimiser steps between mid-epoch checkpoints
+  std::string resume;                          // continue the run of this checkpoint (a run_dir's last.ckpt)
+  int nproc = 1;                               // local data-parallel ranks to start (1: this process trains alone)
+  double dist_timeout = 0;  // seconds a rank waits for the others in a collective (0: $MTREC_DIST_TIMEOUT or 60)
+  DataFileFlags files;      // --dataset csv|dir: --path, --behaviors, catalogues, --duplicates, mapping
 };
 
 /// A dataset and its split as named by --dataset/--data-dir/--split (eval/protocols.h):
@@ -54,7 +54,7 @@ struct TrainArgs {
 struct LoadedData {
   Dataset data;
   Split split;
-  std::string description;  // e.g. "ml-100k u1.base/u1.test"
+  std::string description;                             // e.g. "ml-100k u1.base/u1.test"
   mutable std::shared_ptr<const ServingData> serving;  // serving_data's, computed once
 };
 LoadedData load_data(const TrainArgs& args, const CliContext& ctx);

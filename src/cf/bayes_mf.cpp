@@ -86,8 +86,8 @@ void draw(double& theta, double* e, const double* h, size_t m, double alpha, dou
 
 // Samples the mean and precision of the prior over `values` (every `stride`-th from `offset`),
 // with libFM's hyperpriors: μ ~ N(0, 1/(γ0 λ)), λ ~ Γ(α_λ, β_λ), γ0 = α_λ = β_λ = 1.
-void draw_prior(const std::vector<double>& values, size_t stride, size_t offset, size_t count, double& mu,
-                double& lam, Rng& rng) {
+void draw_prior(const std::vector<double>& values, size_t stride, size_t offset, size_t count, double& mu, double& lam,
+                Rng& rng) {
   constexpr double gamma0 = 1, alpha_l = 1, beta_l = 1;
   double sum = 0;
   for (size_t j = 0; j < count; ++j) sum += values[j * stride + offset];
@@ -136,8 +136,8 @@ BayesMf fit_bayes_mf(const Interactions& train, int32_t num_users, int32_t num_i
               " (need dim >= 1 and 0 <= burn_in < iterations)");
   for (size_t n = 0; n < train.size(); ++n)
     MTREC_CHECK(train.user[n] >= 0 && train.user[n] < num_users && train.item[n] >= 0 && train.item[n] < num_items,
-                "Bayesian MF: row ", n, " has (user ", train.user[n], ", item ", train.item[n], ") outside ",
-                num_users, " x ", num_items);
+                "Bayesian MF: row ", n, " has (user ", train.user[n], ", item ", train.item[n], ") outside ", num_users,
+                " x ", num_items);
 
   const size_t n_rows = train.size(), d = static_cast<size_t>(o.dim());
   const Side by_user = group_rows(train.user, num_users), by_item = group_rows(train.item, num_items);

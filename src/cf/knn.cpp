@@ -33,10 +33,14 @@ std::string_view to_string(KnnKind kind) { return kind == KnnKind::User ? "user"
 
 std::string_view to_string(KnnSimilarity sim) {
   switch (sim) {
-    case KnnSimilarity::Cosine: return "cosine";
-    case KnnSimilarity::AdjustedCosine: return "adjusted_cosine";
-    case KnnSimilarity::Pearson: return "pearson";
-    case KnnSimilarity::PearsonBaseline: return "pearson_baseline";
+    case KnnSimilarity::Cosine:
+      return "cosine";
+    case KnnSimilarity::AdjustedCosine:
+      return "adjusted_cosine";
+    case KnnSimilarity::Pearson:
+      return "pearson";
+    case KnnSimilarity::PearsonBaseline:
+      return "pearson_baseline";
   }
   return "?";
 }
@@ -49,8 +53,8 @@ KnnKind parse_knn_kind(std::string_view s) {
 }
 
 KnnSimilarity parse_knn_similarity(std::string_view s) {
-  for (auto v : {KnnSimilarity::Cosine, KnnSimilarity::AdjustedCosine, KnnSimilarity::Pearson,
-                 KnnSimilarity::PearsonBaseline}) {
+  for (auto v :
+       {KnnSimilarity::Cosine, KnnSimilarity::AdjustedCosine, KnnSimilarity::Pearson, KnnSimilarity::PearsonBaseline}) {
     if (s == to_string(v)) return v;
   }
   MTREC_CHECK(false, "unknown KNN similarity '", s, "' (choices: cosine, adjusted_cosine, pearson, pearson_baseline)");
@@ -78,8 +82,8 @@ void check_options(const KnnOptions& o) {
   MTREC_CHECK(o.min_support() >= 0, "KnnOptions: min_support must be >= 0, got ", o.min_support());
   MTREC_CHECK(o.max_neighbors() >= 0, "KnnOptions: max_neighbors must be >= 0, got ", o.max_neighbors());
   MTREC_CHECK(o.baseline_epochs() >= 0, "KnnOptions: baseline_epochs must be >= 0, got ", o.baseline_epochs());
-  MTREC_CHECK(o.reg_user() >= 0 && o.reg_item() >= 0, "KnnOptions: regularisation must be >= 0, got reg_user=",
-              o.reg_user(), " reg_item=", o.reg_item());
+  MTREC_CHECK(o.reg_user() >= 0 && o.reg_item() >= 0,
+              "KnnOptions: regularisation must be >= 0, got reg_user=", o.reg_user(), " reg_item=", o.reg_item());
 }
 
 bool uses_biases(const KnnOptions& o) { return o.baseline() || o.similarity() == KnnSimilarity::PearsonBaseline; }
@@ -298,7 +302,8 @@ void KnnModel::fit(const Interactions& train, int32_t num_users, int32_t num_ite
           case KnnSimilarity::PearsonBaseline:
             it.valueRef() -= float(s->mu + s->bu[u] + s->bi[i]);
             break;
-          default: break;
+          default:
+            break;
         }
       }
     }
@@ -374,8 +379,8 @@ float KnnModel::predict(int32_t user, int32_t item) const {
 
 std::vector<float> KnnModel::predict(const Interactions& pairs) const {
   MTREC_CHECK(state_, "KnnModel is not fitted");
-  MTREC_CHECK(pairs.user.size() == pairs.item.size(), "predict: ", pairs.user.size(), " users but ",
-              pairs.item.size(), " items");
+  MTREC_CHECK(pairs.user.size() == pairs.item.size(), "predict: ", pairs.user.size(), " users but ", pairs.item.size(),
+              " items");
   std::vector<float> out(pairs.size());
   detail::parallel_for(pairs.size(), options_.threads(), 256,
                        [&](size_t r) { out[r] = predict(pairs.user[r], pairs.item[r]); });
@@ -438,7 +443,9 @@ class Writer {
     buf_.append(reinterpret_cast<const char*>(p), n * sizeof(T));
   }
   template <class T>
-  void put_vec(const std::vector<T>& v) { put_array(v.data(), v.size()); }
+  void put_vec(const std::vector<T>& v) {
+    put_array(v.data(), v.size());
+  }
   std::string& str() { return buf_; }
 
  private:
@@ -579,8 +586,8 @@ KnnModel KnnModel::from_bytes(std::string_view bytes, const std::string& source)
   for (int32_t u = 0; u < s->num_users; ++u)
     for (int32_t p = outer[u] + 1; p < outer[u + 1]; ++p)
       MTREC_CHECK(inner[p - 1] < inner[p], source, ": KNN model ratings of user ", u, " are not sorted");
-  s->by_user = Eigen::Map<const SpRow>(s->num_users, s->num_items, int32_t(inner.size()), outer.data(),
-                                       inner.data(), vals.data());
+  s->by_user = Eigen::Map<const SpRow>(s->num_users, s->num_items, int32_t(inner.size()), outer.data(), inner.data(),
+                                       vals.data());
   s->by_user.makeCompressed();
   s->by_item = s->by_user.transpose();
   s->by_item.makeCompressed();

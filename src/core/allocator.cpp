@@ -57,7 +57,8 @@ AllocatorTuning apply() {
 
 std::string allocator_tuning_opt_out() {
   if (env_is("MTREC_MALLOC_TUNE", "0")) return "MTREC_MALLOC_TUNE=0";
-  if (const char* name = user_malloc_setting()) return std::string(name) + " is set (the user's malloc settings are kept)";
+  if (const char* name = user_malloc_setting())
+    return std::string(name) + " is set (the user's malloc settings are kept)";
   return "";
 }
 

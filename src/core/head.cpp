@@ -12,12 +12,18 @@ const std::vector<Head>& all_heads() {
 
 const char* head_name(Head head) {
   switch (head) {
-    case Head::Rating: return "rating";
-    case Head::Ctr: return "ctr";
-    case Head::NextItem: return "next_item";
-    case Head::Match: return "match";
-    case Head::Scenario: return "scenario";
-    case Head::Mlm: return "mlm";
+    case Head::Rating:
+      return "rating";
+    case Head::Ctr:
+      return "ctr";
+    case Head::NextItem:
+      return "next_item";
+    case Head::Match:
+      return "match";
+    case Head::Scenario:
+      return "scenario";
+    case Head::Mlm:
+      return "mlm";
   }
   MTREC_FAIL("head_name: not a head (", static_cast<int>(head), ")");
 }

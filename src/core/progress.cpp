@@ -55,8 +55,11 @@ void set_progress_interval(double seconds) {
 double progress_interval() { return interval_ref().load(); }
 
 ProgressBar::ProgressBar(int64_t total, std::string label, bool force_enabled)
-    : total_(total), label_(std::move(label)), interval_(progress_interval()),
-      start_(std::chrono::steady_clock::now()), last_draw_(start_) {
+    : total_(total),
+      label_(std::move(label)),
+      interval_(progress_interval()),
+      start_(std::chrono::steady_clock::now()),
+      last_draw_(start_) {
   const bool tty = isatty(fileno(stderr)) != 0;
   const bool info = log_level() <= LogLevel::Info;
   enabled_ = force_enabled || (tty && info);
@@ -116,8 +119,8 @@ std::string ProgressBar::render_line(double elapsed_seconds) const {
   std::string line;
   if (total_ > 0) {
     const double eta = r > 0 ? static_cast<double>(std::max<int64_t>(0, total_ - count_)) / r : -1;
-    line = fmt::format("{}: {}/{} {} ({}%), {:.1f} {}/s, ETA {}", label_, count_, total_, unit_,
-                       100 * count_ / total_, r, unit_, format_eta(eta));
+    line = fmt::format("{}: {}/{} {} ({}%), {:.1f} {}/s, ETA {}", label_, count_, total_, unit_, 100 * count_ / total_,
+                       r, unit_, format_eta(eta));
   } else {
     line = fmt::format("{}: {} {}, {:.1f} {}/s", label_, count_, unit_, r, unit_);
   }

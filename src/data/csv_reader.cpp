@@ -116,10 +116,14 @@ ColumnSpec ColumnSpec::parse(std::string_view text) {
 
 std::string ColumnSpec::to_string() const {
   switch (kind) {
-    case Kind::Auto: return "auto";
-    case Kind::Index: return std::to_string(index);
-    case Kind::Name: return name;
-    case Kind::None: return "none";
+    case Kind::Auto:
+      return "auto";
+    case Kind::Index:
+      return std::to_string(index);
+    case Kind::Name:
+      return name;
+    case Kind::None:
+      return "none";
   }
   return "";
 }
@@ -322,7 +326,8 @@ class Tokenizer {
 
  private:
   bool at_delimiter(char d0, size_t dlen) const {
-    return *p_ == d0 && (dlen == 1 || (static_cast<size_t>(end_ - p_) >= dlen && std::memcmp(p_, delim_.data(), dlen) == 0));
+    return *p_ == d0 &&
+           (dlen == 1 || (static_cast<size_t>(end_ - p_) >= dlen && std::memcmp(p_, delim_.data(), dlen) == 0));
   }
   void finish_line() {
     if (*p_ == '\r') ++p_;
@@ -349,7 +354,8 @@ class Tokenizer {
 std::string decode(std::string bytes, Encoding enc, size_t& first_bad) {
   first_bad = std::string::npos;
   if (enc == Encoding::Latin1) {
-    bool ascii = std::all_of(bytes.begin(), bytes.end(), [](char c) { return (static_cast<unsigned char>(c) & 0x80) == 0; });
+    bool ascii =
+        std::all_of(bytes.begin(), bytes.end(), [](char c) { return (static_cast<unsigned char>(c) & 0x80) == 0; });
     return ascii ? std::move(bytes) : latin1_to_utf8(bytes);
   }
   first_bad = find_invalid_utf8(bytes);
@@ -476,8 +482,8 @@ const char* const kRoleNames[kRoles] = {"user", "item", "rating", "timestamp", "
 const std::vector<std::vector<std::string>>& role_aliases() {
   static const std::vector<std::vector<std::string>> aliases = {
       {"user", "userid", "uid", "users", "customer", "customerid", "reviewerid", "visitorid", "memberid"},
-      {"item", "itemid", "iid", "items", "movie", "movieid", "product", "productid", "asin", "track", "trackid",
-       "song", "songid", "book", "bookid", "isbn", "article", "articleid", "business", "businessid"},
+      {"item",    "itemid", "iid",    "items", "movie",  "movieid", "product", "productid", "asin",     "track",
+       "trackid", "song",   "songid", "book",  "bookid", "isbn",    "article", "articleid", "business", "businessid"},
       {"rating", "ratings", "score", "stars", "star", "overall", "rate"},
       {"timestamp", "time", "ts", "unixtime", "unixreviewtime", "epoch"},
       {"scenario", "domain", "scene"},
@@ -532,8 +538,8 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
                            bool allow_new_ids, std::vector<DataError>* problems, int64_t* good_rows) {
   Problems prob{file, problems};
   MTREC_CHECK(!opt.delimiter().empty(), "the delimiter must not be empty");
-  MTREC_CHECK(!(opt.quoting() && opt.delimiter().find('"') != std::string::npos),
-              "the delimiter ", show(opt.delimiter()), " contains a double quote; turn quoting off");
+  MTREC_CHECK(!(opt.quoting() && opt.delimiter().find('"') != std::string::npos), "the delimiter ",
+              show(opt.delimiter()), " contains a double quote; turn quoting off");
   size_t bad_utf8 = std::string::npos;
   content = decode(std::move(content), opt.encoding(), bad_utf8);
 
@@ -544,9 +550,7 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
     ds.scenarios = ids->scenarios;
     ds.behaviors = ids->behaviors;
   }
-  ds.name = !opt.name().empty() ? opt.name()
-            : ids              ? ids->name
-                               : std::filesystem::path(file).stem().string();
+  ds.name = !opt.name().empty() ? opt.name() : ids ? ids->name : std::filesystem::path(file).stem().string();
 
   Tokenizer tok(content, opt.delimiter(), opt.quoting());
   std::vector<std::string_view> fields;
@@ -639,14 +643,15 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
     }
   }
   for (int r : {kUser, kItem}) {
-    if (col[r] < 0 && mapping_ok && specs[r]->kind != ColumnSpec::Kind::Index && specs[r]->kind != ColumnSpec::Kind::Name) {
+    if (col[r] < 0 && mapping_ok && specs[r]->kind != ColumnSpec::Kind::Index &&
+        specs[r]->kind != ColumnSpec::Kind::Name) {
       prob.report(tok.record_line(), kRoleNames[r],
                   specs[r]->kind == ColumnSpec::Kind::None
                       ? std::string("the ") + kRoleNames[r] + " column cannot be none"
                       : std::string("no ") + kRoleNames[r] + " column found" +
                             (opt.has_header() ? " in the header (columns: " + header_list() + "); name it '" +
-                                                   kRoleNames[r] + "' or map it explicitly"
-                                             : ""));
+                                                    kRoleNames[r] + "' or map it explicitly"
+                                              : ""));
       mapping_ok = false;
     }
   }
@@ -680,8 +685,8 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
   int32_t beh_default_id = 0;
   if (col[kBehavior] < 0)
     beh_default_id = ds.behaviors.intern(!opt.default_behavior().empty() ? opt.default_behavior()
-                                         : x.has_rating                ? "rating"
-                                                                       : "interaction");
+                                         : x.has_rating                  ? "rating"
+                                                                         : "interaction");
   const int16_t scen_default = static_cast<int16_t>(col[kScenario] < 0 ? ds.scenarios.find(opt.default_scenario()) : 0);
   const int16_t beh_default = static_cast<int16_t>(beh_default_id);
   // Views stay valid: `content` is not touched again until the end of this function.
@@ -733,9 +738,10 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
     if (static_cast<int>(fields.size()) != ncols) {
       size_t f = std::min(fields.size(), static_cast<size_t>(ncols));
       std::string where = f < labels.size() ? labels[f] : "column " + std::to_string(f + 1);
-      prob.report(line, where,
-                  "expected " + std::to_string(ncols) + " fields, found " + std::to_string(fields.size()) +
-                      (fields.size() < static_cast<size_t>(ncols) ? " (this field is missing)" : " (this one is extra)"));
+      prob.report(
+          line, where,
+          "expected " + std::to_string(ncols) + " fields, found " + std::to_string(fields.size()) +
+              (fields.size() < static_cast<size_t>(ncols) ? " (this field is missing)" : " (this one is extra)"));
       continue;
     }
     auto field = [&](int role) { return trim(fields[static_cast<size_t>(col[role])]); };
@@ -743,8 +749,14 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
       prob.report(tok.field_line(fields, static_cast<size_t>(col[role])), labels[static_cast<size_t>(col[role])], msg);
     };
     std::string_view u = field(kUser), i = field(kItem);
-    if (u.empty()) { bad(kUser, "empty user id"); continue; }
-    if (i.empty()) { bad(kItem, "empty item id"); continue; }
+    if (u.empty()) {
+      bad(kUser, "empty user id");
+      continue;
+    }
+    if (i.empty()) {
+      bad(kItem, "empty item id");
+      continue;
+    }
     float rating = 1.0f;
     int64_t ts = 0;
     if (x.has_rating && !parse_float(field(kRating), rating)) {
@@ -758,15 +770,27 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
     int32_t scen = scen_default, beh = beh_default;
     if (col[kScenario] >= 0) {
       std::string_view s = field(kScenario);
-      if (s.empty()) { bad(kScenario, "empty scenario"); continue; }
+      if (s.empty()) {
+        bad(kScenario, "empty scenario");
+        continue;
+      }
       scen = scenarios.get(s, true);
-      if (scen > std::numeric_limits<int16_t>::max()) { bad(kScenario, "more than 32767 distinct scenarios"); continue; }
+      if (scen > std::numeric_limits<int16_t>::max()) {
+        bad(kScenario, "more than 32767 distinct scenarios");
+        continue;
+      }
     }
     if (col[kBehavior] >= 0) {
       std::string_view b = field(kBehavior);
-      if (b.empty()) { bad(kBehavior, "empty behaviour"); continue; }
+      if (b.empty()) {
+        bad(kBehavior, "empty behaviour");
+        continue;
+      }
       beh = behaviors.get(b, true);
-      if (beh > std::numeric_limits<int16_t>::max()) { bad(kBehavior, "more than 32767 distinct behaviours"); continue; }
+      if (beh > std::numeric_limits<int16_t>::max()) {
+        bad(kBehavior, "more than 32767 distinct behaviours");
+        continue;
+      }
     }
     int32_t ctx = -1;
     if (col[kContext] >= 0) {
@@ -774,9 +798,15 @@ Dataset parse_interactions(std::string content, const std::string& file, const C
       if (!c.empty()) ctx = contexts.get(c, true);
     }
     int32_t uid = users.get(u, add_ids);
-    if (uid < 0) { bad(kUser, "user " + show(u) + " is not in " + (ids->name.empty() ? "the reference data" : ids->name)); continue; }
+    if (uid < 0) {
+      bad(kUser, "user " + show(u) + " is not in " + (ids->name.empty() ? "the reference data" : ids->name));
+      continue;
+    }
     int32_t iid = items.get(i, add_ids);
-    if (iid < 0) { bad(kItem, "item " + show(i) + " is not in " + (ids->name.empty() ? "the reference data" : ids->name)); continue; }
+    if (iid < 0) {
+      bad(kItem, "item " + show(i) + " is not in " + (ids->name.empty() ? "the reference data" : ids->name));
+      continue;
+    }
     x.user.push_back(uid);
     x.item.push_back(iid);
     if (x.has_rating) x.rating.push_back(rating);
@@ -860,8 +890,8 @@ int find_label(const std::vector<std::string>& labels, const std::string& name) 
 
 CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& ids, TextCatalog* text) {
   const std::string& path = spec.path();
-  const Role role = role_in == CatalogRole::User   ? kUser
-                    : role_in == CatalogRole::Item ? kItem
+  const Role role = role_in == CatalogRole::User       ? kUser
+                    : role_in == CatalogRole::Item     ? kItem
                     : role_in == CatalogRole::Scenario ? kScenario
                     : role_in == CatalogRole::Behavior ? kBehavior
                                                        : kContext;
@@ -881,7 +911,8 @@ CatalogRead read_catalog(const CatalogSpec& spec, CatalogRole role_in, IdMap& id
     if (labels.empty()) {
       for (size_t c = 0; c < f.size(); ++c) {
         std::string l(trim(f[c]));
-        if (l.empty()) throw DataError(path, line, "column " + std::to_string(c + 1), "empty column name in the header");
+        if (l.empty())
+          throw DataError(path, line, "column " + std::to_string(c + 1), "empty column name in the header");
         for (const auto& prev : labels)
           if (prev == l) throw DataError(path, line, l, "duplicate column name in the header");
         labels.push_back(std::move(l));

@@ -118,7 +118,8 @@ void write_dataset_csv(const Dataset& ds, const std::string& dir) {
     b.push_back(',');
     append_csv_field(b, ds.items.raw(x.item[r]));
     if (x.has_rating) {
-      MTREC_CHECK(std::isfinite(x.rating[r]), "cannot write interaction ", r, ": rating ", x.rating[r], " is not finite");
+      MTREC_CHECK(std::isfinite(x.rating[r]), "cannot write interaction ", r, ": rating ", x.rating[r],
+                  " is not finite");
       b.push_back(',');
       append_number(b, x.rating[r]);
     }

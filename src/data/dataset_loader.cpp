@@ -20,10 +20,14 @@ DuplicatePolicy parse_duplicate_policy(std::string_view name) {
 
 const char* to_string(DuplicatePolicy p) {
   switch (p) {
-    case DuplicatePolicy::Auto: return "auto";
-    case DuplicatePolicy::KeepAll: return "keep-all";
-    case DuplicatePolicy::KeepLast: return "keep-last";
-    case DuplicatePolicy::MeanRating: return "mean";
+    case DuplicatePolicy::Auto:
+      return "auto";
+    case DuplicatePolicy::KeepAll:
+      return "keep-all";
+    case DuplicatePolicy::KeepLast:
+      return "keep-last";
+    case DuplicatePolicy::MeanRating:
+      return "mean";
   }
   return "?";
 }
@@ -34,7 +38,9 @@ namespace {
 std::vector<size_t> grouped_rows(const Interactions& x) {
   std::vector<size_t> rows(x.size());
   std::iota(rows.begin(), rows.end(), size_t{0});
-  auto key = [&](size_t r) { return std::make_tuple(x.user[r], x.item[r], x.behavior.empty() ? int16_t{0} : x.behavior[r]); };
+  auto key = [&](size_t r) {
+    return std::make_tuple(x.user[r], x.item[r], x.behavior.empty() ? int16_t{0} : x.behavior[r]);
+  };
   std::stable_sort(rows.begin(), rows.end(), [&](size_t a, size_t b) { return key(a) < key(b); });
   return rows;
 }
@@ -79,11 +85,12 @@ std::string DuplicateReport::describe() const {
 Interactions apply_duplicate_policy(const Interactions& x, DuplicatePolicy policy, DuplicateReport* report) {
   x.check_consistent();
   if (policy == DuplicatePolicy::Auto) policy = x.has_rating ? DuplicatePolicy::KeepLast : DuplicatePolicy::KeepAll;
-  MTREC_CHECK(policy != DuplicatePolicy::MeanRating || x.has_rating,
-              "the duplicate policy 'mean' averages ratings, but these interactions have none (use keep-last or keep-all)");
+  MTREC_CHECK(
+      policy != DuplicatePolicy::MeanRating || x.has_rating,
+      "the duplicate policy 'mean' averages ratings, but these interactions have none (use keep-last or keep-all)");
   const auto rows = grouped_rows(x);
   int64_t pairs = 0;
-  std::vector<size_t> keep;              // chosen rows, later sorted into the original order
+  std::vector<size_t> keep;                     // chosen rows, later sorted into the original order
   std::vector<std::pair<size_t, float>> means;  // (row, mean rating) for MeanRating
   for_each_group(x, rows, [&](size_t b, size_t e) {
     if (e - b > 1) ++pairs;
@@ -128,7 +135,8 @@ std::string DatasetLoadReport::summary() const {
     os << (k ? "; " : "") << f.path << ": " << f.rows << " rows, behaviour '" << f.behavior << "'"
        << (f.has_rating ? ", ratings" : ", no ratings") << (f.has_timestamp ? ", timestamps" : ", no timestamps");
   }
-  if (items.rows) os << "; item catalogue: " << items.rows << " rows, " << items.new_ids << " items only there (cold start)";
+  if (items.rows)
+    os << "; item catalogue: " << items.rows << " rows, " << items.new_ids << " items only there (cold start)";
   if (users.rows) os << "; user catalogue: " << users.rows << " rows, " << users.new_ids << " users only there";
   os << "; duplicates: " << duplicates.describe();
   for (const auto& n : notes) os << "; " << n;
@@ -144,11 +152,13 @@ Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
                 ", whose items.csv/users.csv are its catalogues) or interaction files and catalogues, not both");
     ds = read_dataset_dir(spec.dir(), spec.csv());
     const std::string path = (std::filesystem::path(spec.dir()) / "interactions.csv").string();
-    const std::string beh = ds.behaviors.size() == 1 ? ds.behaviors.raw(0) : std::to_string(ds.behaviors.size()) + " behaviours";
+    const std::string beh =
+        ds.behaviors.size() == 1 ? ds.behaviors.raw(0) : std::to_string(ds.behaviors.size()) + " behaviours";
     report.files.push_back({path, beh, static_cast<int64_t>(ds.interactions.size()), ds.interactions.has_rating,
                             ds.interactions.has_timestamp});
   } else {
-    MTREC_CHECK(!spec.files().empty(), "a DatasetSpec needs at least one interaction file (file(PATH)) or a folder (dir(PATH))");
+    MTREC_CHECK(!spec.files().empty(),
+                "a DatasetSpec needs at least one interaction file (file(PATH)) or a folder (dir(PATH))");
     std::vector<Interactions> parts;
     bool any_rating = false, all_timestamps = true, any_timestamp = false, any_context = false;
     for (size_t k = 0; k < spec.files().size(); ++k) {
@@ -192,7 +202,8 @@ Dataset load_dataset(const DatasetSpec& spec, DatasetLoadReport* report_out) {
       std::string without;
       for (const auto& f : report.files)
         if (!f.has_timestamp) without += (without.empty() ? "" : ", ") + f.path;
-      report.notes.push_back("timestamps dropped: " + without + " has none, so time order (loo, temporal) is unavailable");
+      report.notes.push_back("timestamps dropped: " + without +
+                             " has none, so time order (loo, temporal) is unavailable");
     }
     if (!spec.items().path().empty()) {
       report.items = read_catalog(spec.items(), CatalogRole::Item, ds.items, &ds.item_text);

@@ -17,8 +17,8 @@ Interactions remap_ids(const Interactions& x, const Dataset& from, const IdMap& 
   std::vector<size_t> keep;
   for (size_t k = 0; k < x.size(); ++k) {
     const int32_t u = x.user[k], i = x.item[k];
-    MTREC_CHECK(u >= 0 && u < from.num_users() && i >= 0 && i < from.num_items(), "row ", k, ": user ", u,
-                " / item ", i, " outside the data set's ", from.num_users(), " users and ", from.num_items(), " items");
+    MTREC_CHECK(u >= 0 && u < from.num_users() && i >= 0 && i < from.num_items(), "row ", k, ": user ", u, " / item ",
+                i, " outside the data set's ", from.num_users(), " users and ", from.num_items(), " items");
     if (umap[u] >= 0 && imap[i] >= 0) keep.push_back(k);
   }
   dropped += static_cast<int64_t>(x.size() - keep.size());

@@ -11,15 +11,18 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const char* const kGenres100k[19] = {"unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
-                                     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery",
-                                     "Romance", "Sci-Fi", "Thriller", "War", "Western"};
+const char* const kGenres100k[19] = {"unknown",   "Action",   "Adventure",   "Animation", "Children's",
+                                     "Comedy",    "Crime",    "Documentary", "Drama",     "Fantasy",
+                                     "Film-Noir", "Horror",   "Musical",     "Mystery",   "Romance",
+                                     "Sci-Fi",    "Thriller", "War",         "Western"};
 
 std::string require_file(const std::string& dir, const std::string& name) {
   std::string path = (fs::path(dir) / name).string();
   if (!fs::exists(path))
-    throw Error("MovieLens file " + path + " not found (get the data with `mtrec data download`, or point --data-dir at "
-                "the folder that holds " + name + ")");
+    throw Error("MovieLens file " + path +
+                " not found (get the data with `mtrec data download`, or point --data-dir at "
+                "the folder that holds " +
+                name + ")");
   return path;
 }
 
@@ -29,7 +32,10 @@ CsvOptions ratings_options(const std::string& delimiter, const std::string& name
       .has_header(false)
       .quoting(false)
       .encoding(Encoding::Latin1)
-      .user(0).item(1).rating(2).timestamp(3)
+      .user(0)
+      .item(1)
+      .rating(2)
+      .timestamp(3)
       .default_behavior("rating")
       .default_scenario("default")
       .name(name);
@@ -41,7 +47,8 @@ CsvOptions text_options(const std::string& delimiter) {
 
 void check_fields(const std::string& path, int64_t line, const std::vector<std::string_view>& f, size_t n) {
   if (f.size() != n)
-    throw DataError(path, line, f.size() < n ? "column " + std::to_string(f.size() + 1) : "column " + std::to_string(n + 1),
+    throw DataError(path, line,
+                    f.size() < n ? "column " + std::to_string(f.size() + 1) : "column " + std::to_string(n + 1),
                     "expected " + std::to_string(n) + " fields, found " + std::to_string(f.size()));
 }
 
@@ -90,14 +97,30 @@ std::string movielens_100k_profile(const std::string& age, const std::string& ge
 
 std::string movielens_1m_profile(const std::string& gender, const std::string& age_code,
                                  const std::string& occupation_code, const std::string& zip) {
-  static const std::pair<const char*, const char*> ages[] = {{"1", "under 18"}, {"18", "18-24"}, {"25", "25-34"},
-                                                             {"35", "35-44"},   {"45", "45-49"}, {"50", "50-55"},
+  static const std::pair<const char*, const char*> ages[] = {{"1", "under 18"},    {"18", "18-24"}, {"25", "25-34"},
+                                                             {"35", "35-44"},      {"45", "45-49"}, {"50", "50-55"},
                                                              {"56", "56 or older"}};
-  static const char* const occupations[21] = {
-      "other or unspecified occupation", "academic/educator", "artist", "clerical/admin", "college/grad student",
-      "customer service", "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer",
-      "programmer", "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer",
-      "tradesman/craftsman", "unemployed", "writer"};
+  static const char* const occupations[21] = {"other or unspecified occupation",
+                                              "academic/educator",
+                                              "artist",
+                                              "clerical/admin",
+                                              "college/grad student",
+                                              "customer service",
+                                              "doctor/health care",
+                                              "executive/managerial",
+                                              "farmer",
+                                              "homemaker",
+                                              "K-12 student",
+                                              "lawyer",
+                                              "programmer",
+                                              "retired",
+                                              "sales/marketing",
+                                              "scientist",
+                                              "self-employed",
+                                              "technician/engineer",
+                                              "tradesman/craftsman",
+                                              "unemployed",
+                                              "writer"};
   std::string age;
   for (const auto& [code, text] : ages)
     if (age_code == code) age = text;
@@ -133,8 +156,9 @@ Dataset read_movielens_100k(const std::string& dir) {
   ds.user_text = TextCatalog({"profile"});
   read_catalogue(dir, "u.user", "|", 5, ds.users,
                  [&](const std::string&, int64_t, int32_t id, const std::vector<std::string_view>& f) {
-                   ds.user_text.set(id, "profile", movielens_100k_profile(std::string(f[1]), std::string(f[2]),
-                                                                          std::string(f[3]), std::string(f[4])));
+                   ds.user_text.set(id, "profile",
+                                    movielens_100k_profile(std::string(f[1]), std::string(f[2]), std::string(f[3]),
+                                                           std::string(f[4])));
                  });
   finish_catalogues(ds);
   return ds;
@@ -197,8 +221,9 @@ Dataset read_movielens_1m(const std::string& dir) {
   read_catalogue(dir, "users.dat", "::", 5, ds.users,
                  [&](const std::string& path, int64_t line, int32_t id, const std::vector<std::string_view>& f) {
                    try {
-                     ds.user_text.set(id, "profile", movielens_1m_profile(std::string(f[1]), std::string(f[2]),
-                                                                          std::string(f[3]), std::string(f[4])));
+                     ds.user_text.set(id, "profile",
+                                      movielens_1m_profile(std::string(f[1]), std::string(f[2]), std::string(f[3]),
+                                                           std::string(f[4])));
                    } catch (const DataError&) {
                      throw;
                    } catch (const Error& e) {

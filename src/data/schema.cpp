@@ -10,8 +10,8 @@ namespace mtrec {
 int32_t IdMap::intern(std::string_view raw) {
   auto it = dense_.find(std::string(raw));
   if (it != dense_.end()) return it->second;
-  MTREC_CHECK(raw_.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()), "IdMap overflow at ",
-              raw_.size(), " ids");
+  MTREC_CHECK(raw_.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()), "IdMap overflow at ", raw_.size(),
+              " ids");
   auto id = static_cast<int32_t>(raw_.size());
   raw_.emplace_back(raw);
   dense_.emplace(raw_.back(), id);
@@ -128,10 +128,10 @@ void Dataset::validate() const {
                 interactions.user[r], " outside [0, ", num_users(), ")");
     MTREC_CHECK(interactions.item[r] >= 0 && interactions.item[r] < num_items(), "interaction ", r, " has item id ",
                 interactions.item[r], " outside [0, ", num_items(), ")");
-    MTREC_CHECK(!interactions.has_context ||
-                    (interactions.context[r] >= -1 && interactions.context[r] < context_text.size()),
-                "interaction ", r, " has context id ", interactions.has_context ? interactions.context[r] : 0,
-                " outside [-1, ", context_text.size(), ")");
+    MTREC_CHECK(
+        !interactions.has_context || (interactions.context[r] >= -1 && interactions.context[r] < context_text.size()),
+        "interaction ", r, " has context id ", interactions.has_context ? interactions.context[r] : 0, " outside [-1, ",
+        context_text.size(), ")");
   }
 }
 

@@ -26,9 +26,7 @@ std::vector<size_t> sorted_slice(const std::vector<size_t>& rows, size_t begin, 
   return out;
 }
 
-void check_ratio(double r, const char* name) {
-  MTREC_CHECK(r >= 0.0 && r < 1.0, name, " must lie in [0, 1), got ", r);
-}
+void check_ratio(double r, const char* name) { MTREC_CHECK(r >= 0.0 && r < 1.0, name, " must lie in [0, 1), got ", r); }
 
 }  // namespace
 

@@ -17,9 +17,9 @@
 namespace mtrec {
 namespace {
 
-constexpr int64_t kT0 = 1'700'000'000;      // 2023-11-14, seconds
-constexpr int64_t kSpan = 365LL * 86400;    // one year of activity
-constexpr int kBlockUsers = 256;            // unit of parallel work; fixed so output ignores threads
+constexpr int64_t kT0 = 1'700'000'000;    // 2023-11-14, seconds
+constexpr int64_t kSpan = 365LL * 86400;  // one year of activity
+constexpr int kBlockUsers = 256;          // unit of parallel work; fixed so output ignores threads
 constexpr int16_t kClick = 0, kRating = 1, kWishlist = 2, kImpression = 3;
 
 uint64_t splitmix64(uint64_t x) {
@@ -42,8 +42,8 @@ size_t draw_cum(const double* cum, size_t k, Rng& rng) {
 
 /// Pseudo-words: syllables of onset + vowel (+ coda), pronounceable and deterministic.
 std::string make_word(Rng& rng, int syllables) {
-  static const char* onsets[] = {"b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
-                                 "br", "tr", "st", "kl", "sh", "ch", "gr", "pl"};
+  static const char* onsets[] = {"b", "d", "f", "g",  "k",  "l",  "m",  "n",  "p",  "r",  "s",
+                                 "t", "v", "z", "br", "tr", "st", "kl", "sh", "ch", "gr", "pl"};
   static const char* vowels[] = {"a", "e", "i", "o", "u", "ai", "ou", "ea"};
   static const char* codas[] = {"n", "r", "l", "s", "m", "x", "nd"};
   std::string w;
@@ -75,7 +75,9 @@ struct Pool {
   std::vector<double> cum;
   void build(std::vector<int32_t> ids, const std::vector<int64_t>& rel, const std::vector<double>& weight) {
     std::sort(ids.begin(), ids.end(), [&](int32_t a, int32_t b) {
-      return rel[static_cast<size_t>(a)] != rel[static_cast<size_t>(b)] ? rel[static_cast<size_t>(a)] < rel[static_cast<size_t>(b)] : a < b;
+      return rel[static_cast<size_t>(a)] != rel[static_cast<size_t>(b)]
+                 ? rel[static_cast<size_t>(a)] < rel[static_cast<size_t>(b)]
+                 : a < b;
     });
     items = std::move(ids);
     double acc = 0;
@@ -173,7 +175,9 @@ struct ContextWords {
       if (std::find(out, out + k, out[k]) == out + k || words_per_topic < n) ++k;
     }
   }
-  int32_t of(int32_t first, int32_t n, Rng& rng) const { return first + static_cast<int32_t>(rng() % static_cast<uint64_t>(n)); }
+  int32_t of(int32_t first, int32_t n, Rng& rng) const {
+    return first + static_cast<int32_t>(rng() % static_cast<uint64_t>(n));
+  }
   /// A page name of `first`/`n`, a seeded suffix on 40% of them.
   uint64_t page(int32_t first, int32_t n, int32_t suffixes, int32_t n_suffixes, Rng& rng) const {
     const int32_t p = of(first, n, rng);
@@ -220,7 +224,7 @@ struct Generator {
   const SyntheticTruth& truth;
   std::vector<Pool> topic_pool;
   Pool all_pool, sponsored_pool;
-  std::vector<double> scenario_cum;     // session scenario distribution
+  std::vector<double> scenario_cum;  // session scenario distribution
   std::vector<int32_t> user_top_topic;
   uint64_t user_seed_base;
   const ContextWords* context = nullptr;
@@ -338,7 +342,8 @@ void make_text(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds) 
     std::string name = fresh(3);
     name[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(name[0])));
     truth.topic_names.push_back(name);
-    for (int w = 0; w < 24; ++w) truth.topic_words[static_cast<size_t>(t)].push_back(fresh(2 + static_cast<int>(rng() % 2)));
+    for (int w = 0; w < 24; ++w)
+      truth.topic_words[static_cast<size_t>(t)].push_back(fresh(2 + static_cast<int>(rng() % 2)));
   }
   truth.common_words.clear();
   for (int w = 0; w < 32; ++w) truth.common_words.push_back(fresh(1 + static_cast<int>(rng() % 2)));
@@ -362,7 +367,8 @@ void make_text(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds) 
     const size_t n_title = 3 + rng() % 3;
     while (tw.size() < n_title) {
       const std::string* c = unit(rng) < 0.75 ? &pick(mv) : &pick(truth.common_words);
-      if (std::find_if(tw.begin(), tw.end(), [&](const std::string* o) { return *o == *c; }) == tw.end()) tw.push_back(c);
+      if (std::find_if(tw.begin(), tw.end(), [&](const std::string* o) { return *o == *c; }) == tw.end())
+        tw.push_back(c);
     }
     std::string title = *tw[0];
     for (size_t w = 1; w < tw.size(); ++w) title += " " + *tw[w];
@@ -414,8 +420,8 @@ float SyntheticTruth::affinity(int32_t user, int32_t item) const {
 
 float SyntheticTruth::click_probability(int32_t user, int32_t item, int32_t scenario) const {
   const auto s = static_cast<size_t>(scenario);
-  return sigmoid(scenario_bias[s] +
-                 scenario_temperature[s] * (4.0f * affinity(user, item) + item_quality[static_cast<size_t>(item)] - 1.0f));
+  return sigmoid(scenario_bias[s] + scenario_temperature[s] *
+                                        (4.0f * affinity(user, item) + item_quality[static_cast<size_t>(item)] - 1.0f));
 }
 
 float SyntheticTruth::expected_rating(int32_t user, int32_t item) const {
@@ -423,13 +429,13 @@ float SyntheticTruth::expected_rating(int32_t user, int32_t item) const {
 }
 
 SyntheticWorld generate_world(const SyntheticOptions& opt) {
-  MTREC_CHECK(opt.users() > 0 && opt.items() > 0, "synthetic world needs users > 0 and items > 0, got users=",
-              opt.users(), " items=", opt.items());
+  MTREC_CHECK(opt.users() > 0 && opt.items() > 0,
+              "synthetic world needs users > 0 and items > 0, got users=", opt.users(), " items=", opt.items());
   MTREC_CHECK(opt.topics() > 0 && opt.topics() <= 4096, "topics must lie in [1, 4096], got ", opt.topics());
   MTREC_CHECK(opt.scenarios() > 0 && opt.scenarios() <= 1000, "scenarios must lie in [1, 1000], got ", opt.scenarios());
   MTREC_CHECK(opt.interactions() > 0, "interactions must be > 0, got ", opt.interactions());
-  MTREC_CHECK(opt.late_item_fraction() >= 0 && opt.late_item_fraction() < 1, "late_item_fraction must lie in [0, 1), got ",
-              opt.late_item_fraction());
+  MTREC_CHECK(opt.late_item_fraction() >= 0 && opt.late_item_fraction() < 1,
+              "late_item_fraction must lie in [0, 1), got ", opt.late_item_fraction());
   MTREC_CHECK(opt.topic_stickiness() >= 0 && opt.topic_stickiness() <= 1, "topic_stickiness must lie in [0, 1], got ",
               opt.topic_stickiness());
   const int32_t U = opt.users(), I = opt.items(), T = opt.topics(), S = opt.scenarios();
@@ -560,7 +566,8 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
   std::vector<size_t> block_offset(n_blocks + 1, 0);
   for (size_t b = 0; b < n_blocks; ++b) {
     size_t n = 0;
-    for (size_t u = b * kBlockUsers; u < std::min<size_t>(U, (b + 1) * kBlockUsers); ++u) n += static_cast<size_t>(count[u]);
+    for (size_t u = b * kBlockUsers; u < std::min<size_t>(U, (b + 1) * kBlockUsers); ++u)
+      n += static_cast<size_t>(count[u]);
     block_offset[b + 1] = block_offset[b] + n;
   }
   const size_t total_exposures = block_offset[n_blocks];
@@ -592,8 +599,12 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
           dst_codes = local_codes[b].data();
           off = 0;
         }
-        Rows rows{dst->user.data() + off,      dst->item.data() + off,     dst->rating.data() + off,
-                  dst->timestamp.data() + off, dst->scenario.data() + off, dst->behavior.data() + off,
+        Rows rows{dst->user.data() + off,
+                  dst->item.data() + off,
+                  dst->rating.data() + off,
+                  dst->timestamp.data() + off,
+                  dst->scenario.data() + off,
+                  dst->behavior.data() + off,
                   dst_codes + off};
         for (size_t u = b * kBlockUsers; u < std::min<size_t>(U, (b + 1) * kBlockUsers); ++u)
           gen.user(static_cast<int32_t>(u), count[u], rows);

@@ -45,8 +45,8 @@ Batcher::Batcher(BatchSource& source, BatcherOptions options, c10::Device device
     : source_(source), options_(options), device_(device) {
   MTREC_CHECK(options_.batch_size() >= 1, "batcher: batch_size must be >= 1, got ", options_.batch_size());
   MTREC_CHECK(options_.prefetch() >= 0, "batcher: prefetch must be >= 0, got ", options_.prefetch());
-  MTREC_CHECK(options_.shards() >= 1 && options_.shard() >= 0 && options_.shard() < options_.shards(), "batcher: shard ",
-              options_.shard(), " of ", options_.shards(), " is not a shard");
+  MTREC_CHECK(options_.shards() >= 1 && options_.shard() >= 0 && options_.shard() < options_.shards(),
+              "batcher: shard ", options_.shard(), " of ", options_.shards(), " is not a shard");
 }
 
 Batcher::~Batcher() { stop(); }

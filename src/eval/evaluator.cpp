@@ -30,8 +30,7 @@ RankingEvaluator::RankingEvaluator(const Interactions& seen, int32_t num_users, 
               " users and ", num_items, " items");
   MTREC_CHECK(!options_.ks().empty(), "RankingEvaluator needs at least one K");
   for (int k : options_.ks()) MTREC_CHECK(k > 0, "RankingEvaluator: every K must be > 0, got ", k);
-  MTREC_CHECK(options_.sampled_negatives() >= 0, "sampled_negatives must be >= 0, got ",
-              options_.sampled_negatives());
+  MTREC_CHECK(options_.sampled_negatives() >= 0, "sampled_negatives must be >= 0, got ", options_.sampled_negatives());
   MTREC_CHECK(options_.threads() >= 0, "threads must be >= 0, got ", options_.threads());
   seen.check_consistent();
   seen_.resize(num_users);
@@ -186,8 +185,8 @@ RankingReport merge_ranking_reports(const std::vector<RankingReport>& parts) {
     if (total.users == 0) {
       total.protocol = r.protocol;
     } else {
-      MTREC_CHECK(r.protocol == total.protocol, "merge_ranking_reports: protocols differ ('", total.protocol,
-                  "' and '", r.protocol, "')");
+      MTREC_CHECK(r.protocol == total.protocol, "merge_ranking_reports: protocols differ ('", total.protocol, "' and '",
+                  r.protocol, "')");
     }
     for (const auto& [name, v] : r.metrics) {
       const bool per_user = name.rfind("Recall@", 0) == 0;

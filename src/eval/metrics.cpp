@@ -18,8 +18,7 @@ void check_pair(const char* metric, size_t a, size_t b) {
 
 void check_binary(const char* metric, const std::vector<float>& label) {
   for (size_t i = 0; i < label.size(); ++i) {
-    MTREC_CHECK(label[i] == 0.0f || label[i] == 1.0f, metric, ": labels must be 0 or 1, got label[", i,
-                "]=", label[i]);
+    MTREC_CHECK(label[i] == 0.0f || label[i] == 1.0f, metric, ": labels must be 0 or 1, got label[", i, "]=", label[i]);
   }
 }
 

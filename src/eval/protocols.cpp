@@ -13,7 +13,9 @@
 namespace mtrec {
 namespace {
 
-bool contains(const std::vector<int32_t>& sorted, int32_t x) { return std::binary_search(sorted.begin(), sorted.end(), x); }
+bool contains(const std::vector<int32_t>& sorted, int32_t x) {
+  return std::binary_search(sorted.begin(), sorted.end(), x);
+}
 
 }  // namespace
 
@@ -80,7 +82,9 @@ std::vector<int32_t> ranking_negatives(int32_t user, const std::vector<int32_t>&
   return out;
 }
 
-Interactions ctr_positives(const Dataset& ds, const Interactions& x) { return implicit_positives(ds, x, kCtrMinRating); }
+Interactions ctr_positives(const Dataset& ds, const Interactions& x) {
+  return implicit_positives(ds, x, kCtrMinRating);
+}
 
 NegativeSampler ctr_test_sampler(const Interactions& all_rows, int32_t num_users, int32_t num_items, uint64_t seed) {
   return ctr_negative_sampler(all_rows, num_users, num_items, derive_seed(seed, "ctr-test"));

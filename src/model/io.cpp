@@ -59,8 +59,9 @@ void add_serving_data(Checkpoint& ck, const ServingData& data) {
   auto replaced = [&](const std::string& name) {
     return std::any_of(add.begin(), add.end(), [&](const auto& a) { return a.first == name; });
   };
-  ck.tensors.erase(std::remove_if(ck.tensors.begin(), ck.tensors.end(), [&](const auto& t) { return replaced(t.first); }),
-                   ck.tensors.end());
+  ck.tensors.erase(
+      std::remove_if(ck.tensors.begin(), ck.tensors.end(), [&](const auto& t) { return replaced(t.first); }),
+      ck.tensors.end());
   ck.tensors.insert(ck.tensors.end(), add.begin(), add.end());
 }
 
@@ -68,7 +69,8 @@ ServingData read_serving_data(const Checkpoint& ck) {
   ServingData d;
   const int64_t U = ck.users.size(), I = ck.items.size();
   bool has_hist = false, has_cat = false;
-  for (const auto& [name, t] : ck.tensors) has_hist |= name == "serve/history_offsets", has_cat |= name == "serve/item_catalog";
+  for (const auto& [name, t] : ck.tensors)
+    has_hist |= name == "serve/history_offsets", has_cat |= name == "serve/item_catalog";
   d.histories.resize(size_t(U));
   if (has_hist) {
     at::Tensor off = ck.tensor("serve/history_offsets").to(torch::kInt64).contiguous();
@@ -98,7 +100,8 @@ ServingData read_serving_data(const Checkpoint& ck) {
     const auto fields = d.item_catalog.fields();
     int32_t i = 0;
     for (const auto& row : cat.at("rows")) {
-      for (size_t f = 0; f < fields.size() && f < row.size(); ++f) d.item_catalog.set(i, fields[f], row[f].get<std::string>());
+      for (size_t f = 0; f < fields.size() && f < row.size(); ++f)
+        d.item_catalog.set(i, fields[f], row[f].get<std::string>());
       ++i;
     }
     d.item_catalog.resize(i);
@@ -125,7 +128,10 @@ class OneHeadModel : public ScoringModel {
   using RowFn = std::function<std::vector<float>(int32_t user, const std::vector<int32_t>& history, int32_t scenario)>;
   OneHeadModel(std::string kind, std::string head, int64_t users, int64_t items, RowFn row, bool anonymous,
                std::function<at::Tensor()> item_space = nullptr)
-      : kind_(std::move(kind)), head_(std::move(head)), row_(std::move(row)), anonymous_(anonymous),
+      : kind_(std::move(kind)),
+        head_(std::move(head)),
+        row_(std::move(row)),
+        anonymous_(anonymous),
         item_space_(std::move(item_space)) {
     num_users_ = users, num_items_ = items;
   }
@@ -215,13 +221,14 @@ GoldenScoreFn knn_golden_fn(const KnnModel& m) {
 std::unique_ptr<ScoringModel> load_knn(const Checkpoint& ck, const std::string&) {
   auto m = std::make_shared<KnnModel>(knn_from_checkpoint(ck));
   const int64_t I = m->num_items();
-  return std::make_unique<OneHeadModel>("knn", "knn", m->num_users(), I,
-                                        [m, I](int32_t u, const std::vector<int32_t>&, int32_t) {
-                                          std::vector<float> s(static_cast<size_t>(I));
-                                          m->score(u, all_items(I), s);
-                                          return s;
-                                        },
-                                        false);
+  return std::make_unique<OneHeadModel>(
+      "knn", "knn", m->num_users(), I,
+      [m, I](int32_t u, const std::vector<int32_t>&, int32_t) {
+        std::vector<float> s(static_cast<size_t>(I));
+        m->score(u, all_items(I), s);
+        return s;
+      },
+      false);
 }
 
 /// The unified model through its first retrieval head (next-item, else match), else its CTR
@@ -245,26 +252,15 @@ class JointScoring : public ScoringModel {
     torch::NoGradGuard g;
     UnifiedModel& m = const_cast<UnifiedModel&>(bundle_.model);
     const c10::Device dev = m->item_emb->weight.device();
-    const int64_t n = int64_t(users.size()), I = num_items_;
     std::vector<const std::vector<int32_t>*> rows;
     for (const auto& h : histories) rows.push_back(&h);
     const at::Tensor table = m->item_vectors();
     const at::Tensor ids = torch::tensor(std::vector<int64_t>(users.begin(), users.end()), torch::kInt64).to(dev);
     const at::Tensor uv = m->user_vectors(ids, pack_histories(rows, m->options.max_history()).to(dev), table, {}, {});
-    at::Tensor s;
-    if (head_ == Head::NextItem) {
-      s = m->next_item_scores(uv);
-    } else if (head_ == Head::Match) {
-      s = m->match_scores(uv);
-    } else {
-      std::vector<int64_t> scen(users.size(), 0);
-      for (size_t r = 0; r < scen.size() && r < scenarios.size(); ++r) scen[r] = scenarios[r];
-      const at::Tensor rep = torch::arange(n, torch::kInt64).repeat_interleave(I).to(dev);
-      auto [rt, ct] = m->rank_outputs(ids.index_select(0, rep), uv.index_select(0, rep),
-                                      torch::arange(I, torch::kInt64).repeat({n}).to(dev),
-                                      torch::tensor(scen, torch::kInt64).to(dev).index_select(0, rep), table);
-      s = head_ == Head::Ctr ? ct.select(1, 0) : rt.clamp(bundle_.rating_min, bundle_.rating_max);
-    }
+    std::vector<int64_t> scen(users.size(), 0);
+    for (size_t r = 0; r < scen.size() && r < scenarios.size(); ++r) scen[r] = scenarios[r];
+    at::Tensor s = m->catalogue_scores(head_, ids, uv, torch::tensor(scen, torch::kInt64).to(dev), table);
+    if (head_ == Head::Rating) s = s.clamp(bundle_.rating_min, bundle_.rating_max);
     s = cpu_float(s);
     return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
   }
@@ -304,15 +300,16 @@ Checkpoint knn_checkpoint(const KnnModel& m, const IdMap& users, const IdMap& it
   Checkpoint ck;
   ck.task = "knn";
   const KnnOptions& o = m.options();
-  ck.config_json = nlohmann::json{{"kind", std::string(to_string(o.kind()))},
-                                  {"similarity", std::string(to_string(o.similarity()))},
-                                  {"k", o.k()},
-                                  {"shrinkage", o.shrinkage()},
-                                  {"baseline", o.baseline()},
-                                  {"num_users", m.num_users()},
-                                  {"num_items", m.num_items()},
-                                  {"implicit", implicit}}
-                       .dump();
+  ck.config_json = nlohmann::json{
+      {"kind", std::string(to_string(o.kind()))},
+      {"similarity", std::string(to_string(o.similarity()))},
+      {"k", o.k()},
+      {"shrinkage", o.shrinkage()},
+      {"baseline", o.baseline()},
+      {"num_users", m.num_users()},
+      {"num_items", m.num_items()},
+      {"implicit",
+       implicit}}.dump();
   ck.users = users;
   ck.items = items;
   ck.tensors.emplace_back("knn", bytes_to_tensor(m.to_bytes()));

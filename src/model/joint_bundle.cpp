@@ -11,8 +11,13 @@
 namespace mtrec {
 
 JointEvalOptions JointBundle::eval_options() const {
-  return JointEvalOptions().ctr_columns(ctr_columns).context_rows(context_rows).ctr_min_rating(ctr_min_rating)
-      .ctr_negatives(ctr_negatives).rating_range(rating_min, rating_max).seed(seed);
+  return JointEvalOptions()
+      .ctr_columns(ctr_columns)
+      .context_rows(context_rows)
+      .ctr_min_rating(ctr_min_rating)
+      .ctr_negatives(ctr_negatives)
+      .rating_range(rating_min, rating_max)
+      .seed(seed);
 }
 
 std::vector<std::vector<int64_t>> tokenize_contexts(const Tokenizer& tokenizer, const Dataset& ds, int64_t max_len) {
@@ -25,14 +30,16 @@ std::vector<std::vector<int64_t>> tokenize_contexts(const Tokenizer& tokenizer, 
 
 void JointBundle::tokenize_contexts(const Dataset& ds) {
   context_rows.clear();
-  if (tokenizer && model && model->text) context_rows = mtrec::tokenize_contexts(*tokenizer, ds, model->text->options.max_len());
+  if (tokenizer && model && model->text)
+    context_rows = mtrec::tokenize_contexts(*tokenizer, ds, model->text->options.max_len());
 }
 
 namespace {
 
 nlohmann::json encoder_json(const nn::TextEncoderOptions& o) {
-  return {{"vocab_size", o.vocab_size()}, {"dim", o.dim()},        {"layers", o.layers()},
-          {"heads", o.heads()},           {"ffn_dim", o.ffn_dim()}, {"max_len", o.max_len()},
+  return {{"vocab_size", o.vocab_size()}, {"dim", o.dim()},
+          {"layers", o.layers()},         {"heads", o.heads()},
+          {"ffn_dim", o.ffn_dim()},       {"max_len", o.max_len()},
           {"dropout", o.dropout()},       {"pooling", nn::pooling_name(o.pooling())},
           {"out_dim", o.out_dim()},       {"pad_id", o.pad_id()}};
 }
@@ -139,11 +146,14 @@ JointBundle joint_from_checkpoint(const Checkpoint& checkpoint, const std::strin
   if (head.contains("encoder")) enc = nn::TextEncoder(encoder_options(head["encoder"]));
   bool has_tok = false;
   for (const auto& [name, t] : ck.tensors) has_tok |= name == "tokenizer";
-  if (has_tok) b.tokenizer = std::make_shared<SentencePieceTokenizer>(SentencePieceTokenizer::from_serialized(tensor_to_bytes(ck.tensor("tokenizer"))));
+  if (has_tok)
+    b.tokenizer = std::make_shared<SentencePieceTokenizer>(
+        SentencePieceTokenizer::from_serialized(tensor_to_bytes(ck.tensor("tokenizer"))));
   std::vector<std::vector<int64_t>> item_rows, user_rows;
   if (uo.text() != TextMode::None) {
     item_rows = rows_of(ck.tensor("item_tokens"), ck.tensor("item_token_mask"));
-    if (ck.tensor("user_tokens").size(0) > 0) user_rows = rows_of(ck.tensor("user_tokens"), ck.tensor("user_token_mask"));
+    if (ck.tensor("user_tokens").size(0) > 0)
+      user_rows = rows_of(ck.tensor("user_tokens"), ck.tensor("user_token_mask"));
   }
   b.model = UnifiedModel(uo, enc, item_rows, user_rows, pad);
   b.model->to(choose_device(device));
@@ -154,6 +164,5 @@ JointBundle joint_from_checkpoint(const Checkpoint& checkpoint, const std::strin
   b.serving = read_serving_data(ck);
   return b;
 }
-
 
 }  // namespace mtrec

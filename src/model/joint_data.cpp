@@ -94,8 +94,8 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
       num_users_(ds.num_users()),
       num_items_(ds.num_items()),
       num_scenarios_(std::max<int64_t>(1, ds.scenarios.size())),
-      sampler_(options.ctr_negatives() > 0 ? implicit_positives(ds, train, 0) : Interactions(),
-               ds.num_users(), ds.num_items(), NegativeSampler::Kind::Uniform, options.seed()),
+      sampler_(options.ctr_negatives() > 0 ? implicit_positives(ds, train, 0) : Interactions(), ds.num_users(),
+               ds.num_items(), NegativeSampler::Kind::Uniform, options.seed()),
       pad_id_(pad_id),
       epoch_seed_(options.seed()) {
   const auto& o = options_;
@@ -169,7 +169,8 @@ JointSource::JointSource(const Dataset& ds, const Interactions& train, JointData
   ctr_column_.assign(n, 0);
   for (size_t r = 0; r < n; ++r) {
     const int16_t b = train.behavior[r];
-    if (positive_[r] && b >= 0 && static_cast<size_t>(b) < column_of.size()) ctr_column_[r] = column_of[static_cast<size_t>(b)];
+    if (positive_[r] && b >= 0 && static_cast<size_t>(b) < column_of.size())
+      ctr_column_[r] = column_of[static_cast<size_t>(b)];
   }
 
   // Histories: per user, the positives in time order; each row remembers how many came before.
@@ -237,7 +238,8 @@ Batch JointSource::make_batch(const std::vector<int64_t>& rows, const c10::Devic
     items[b] = negative ? negatives_[static_cast<size_t>(e - n)] : item_[r];
     scenarios[b] = scenario_[r];
     const auto& h = histories_[static_cast<size_t>(user_[r])];
-    const int32_t end = history_end_[r], begin = std::max<int32_t>(0, end - static_cast<int32_t>(options_.max_history()));
+    const int32_t end = history_end_[r],
+                  begin = std::max<int32_t>(0, end - static_cast<int32_t>(options_.max_history()));
     hist[b].assign(h.begin() + begin, h.begin() + end);
     longest = std::max<int64_t>(longest, end - begin);
     if (negative) {  // click 0 in every column, no other label
@@ -289,9 +291,11 @@ Batch JointSource::make_batch(const std::vector<int64_t>& rows, const c10::Devic
   if (mlm_) {
     // The batch's first example names it within the epoch (as MlmSource does): one generator
     // draws which texts and their masking.
-    auto gen = at::make_generator<at::CPUGeneratorImpl>(derive_seed(epoch_seed_, "joint-mlm-" + std::to_string(rows.front())));
+    auto gen =
+        at::make_generator<at::CPUGeneratorImpl>(derive_seed(epoch_seed_, "joint-mlm-" + std::to_string(rows.front())));
     const auto N = static_cast<int64_t>(mlm_rows_.size()), M = options_.mlm_texts();
-    at::Tensor pick = M <= N ? at::randperm(N, gen, torch::kLong).slice(0, 0, M) : at::randint(N, {M}, gen, torch::kLong);
+    at::Tensor pick =
+        M <= N ? at::randperm(N, gen, torch::kLong).slice(0, 0, M) : at::randint(N, {M}, gen, torch::kLong);
     std::vector<std::vector<int64_t>> chunk;
     chunk.reserve(static_cast<size_t>(M));
     auto pa = pick.accessor<int64_t, 1>();

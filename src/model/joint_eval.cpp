@@ -89,7 +89,8 @@ std::pair<std::vector<float>, std::vector<std::vector<float>>> rank_rows(Context
     std::vector<int32_t> uu(u.begin() + long(a), u.begin() + long(b)), ii(i.begin() + long(a), i.begin() + long(b)),
         ss(s.begin() + long(a), s.begin() + long(b));
     at::Tensor ut = ids_tensor(uu, c.device);
-    auto [r, p] = c.model->rank_outputs(ut, c.user_vec.index_select(0, ut), ids_tensor(ii, c.device), ids_tensor(ss, c.device));
+    auto [r, p] =
+        c.model->rank_outputs(ut, c.user_vec.index_select(0, ut), ids_tensor(ii, c.device), ids_tensor(ss, c.device));
     if (r.defined()) {
       r = r.to(torch::kFloat).cpu().contiguous();
       rating.insert(rating.end(), r.data_ptr<float>(), r.data_ptr<float>() + r.numel());
@@ -191,8 +192,7 @@ Metrics ctr_metric_set(const CtrRows& r, const std::vector<std::vector<float>>& 
 }  // namespace
 
 at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interactions& known,
-                           const std::vector<int32_t>& users, int32_t scenario, Head head,
-                           uint64_t seed) {
+                           const std::vector<int32_t>& users, int32_t scenario, Head head, uint64_t seed) {
   torch::NoGradGuard g;
   model->eval();
   const c10::Device device = model->item_emb->weight.device();
@@ -200,9 +200,6 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
   const int64_t I = model->options.num_items();
   MTREC_CHECK(scenario >= 0 && scenario < model->options.num_scenarios(), "score_catalogue: scenario ", scenario,
               " outside [0, ", model->options.num_scenarios(), ")");
-  MTREC_CHECK(head != Head::Scenario && head != Head::Mlm, "score_catalogue: head '", head_name(head),
-              "' does not score items (expected ctr|rating|next_item|match)");
-  MTREC_CHECK(model->options.has_task(head), "score_catalogue: head '", head_name(head), "' is not enabled in this model");
   // Users per chunk: about 256k (user, item) pairs through the experts at a time.
   const size_t step = std::max<size_t>(1, size_t(262144 / std::max<int64_t>(1, I)));
   std::vector<at::Tensor> rows;
@@ -210,22 +207,11 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
     std::vector<int32_t> uu(users.begin() + long(a), users.begin() + long(std::min(users.size(), a + step)));
     at::Tensor ut = ids_tensor(uu, device);
     at::Tensor uv = model->user_vectors(ut, hist.pack(uu, model->options.max_history()).to(device));
-    if (head == Head::NextItem) {
-      rows.push_back(model->next_item_scores(uv).cpu());
-    } else if (head == Head::Match) {
-      rows.push_back(model->match_scores(uv).cpu());
-    } else {
-      const int64_t n = int64_t(uu.size());
-      at::Tensor items = torch::arange(I, torch::kInt64).to(device).repeat({n});
-      at::Tensor uid = ut.repeat_interleave(I);
-      auto [r, p] = model->rank_outputs(uid, uv.repeat_interleave(I, 0), items,
-                                        torch::full({n * I}, int64_t(scenario), torch::kInt64).to(device));
-      rows.push_back((head == Head::Ctr ? p.select(1, 0) : r).view({n, I}).cpu());
-    }
+    at::Tensor scen = torch::full({int64_t(uu.size())}, int64_t(scenario), torch::kInt64).to(device);
+    rows.push_back(model->catalogue_scores(head, ut, uv, scen).cpu());
   }
   return rows.empty() ? torch::zeros({0, I}) : torch::cat(rows, 0).to(torch::kFloat);
 }
-
 
 JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interactions& known, const Interactions& eval,
                            const JointEvalOptions& o) {
@@ -293,8 +279,8 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     rep.overall["ctr"] = ctr_metric_set(r, p, rows_where(r.user.size(), [](size_t) { return true; }), o.ctr_columns());
     if (ds.scenarios.size() > 1)
       for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
-        rep.per_scenario[scen_name(sc)]["ctr"] =
-            ctr_metric_set(r, p, rows_where(r.user.size(), [&](size_t j) { return r.scenario[j] == sc; }), o.ctr_columns());
+        rep.per_scenario[scen_name(sc)]["ctr"] = ctr_metric_set(
+            r, p, rows_where(r.user.size(), [&](size_t j) { return r.scenario[j] == sc; }), o.ctr_columns());
     auto cold_rows = rows_where(r.user.size(), [&](size_t j) { return cold_item[size_t(r.item[j])] != 0; });
     if (!cold_rows.empty()) rep.cold["ctr"] = ctr_metric_set(r, p, cold_rows, o.ctr_columns());
   }
@@ -326,7 +312,9 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       at::Tensor ut = ids_tensor(std::vector<int32_t>(scored.begin() + long(a), scored.begin() + long(b)), device);
       at::Tensor uv = c.user_vec.index_select(0, ut);
       at::Tensor s = (head == Head::NextItem ? model->next_item_scores(uv) : model->match_scores(uv))
-                         .to(torch::kFloat).cpu().contiguous();
+                         .to(torch::kFloat)
+                         .cpu()
+                         .contiguous();
       std::copy(s.data_ptr<float>(), s.data_ptr<float>() + s.numel(), scores.begin() + long(a * size_t(I)));
     }
     for (size_t k = 0; k < scored.size(); ++k) row_of[size_t(scored[k])] = int64_t(k);
@@ -359,7 +347,8 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     rep.overall[head_name(head)] = metric(rows_where(targets.size(), [](size_t) { return true; }));
     if (ds.scenarios.size() > 1)
       for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
-        rep.per_scenario[scen_name(sc)][head_name(head)] = metric(rows_where(targets.size(), [&](size_t j) { return targets.scenario[j] == sc; }));
+        rep.per_scenario[scen_name(sc)][head_name(head)] =
+            metric(rows_where(targets.size(), [&](size_t j) { return targets.scenario[j] == sc; }));
     auto cold_rows = rows_where(targets.size(), [&](size_t j) { return cold_item[size_t(targets.item[j])] != 0; });
     if (!cold_rows.empty()) rep.cold[head_name(head)] = metric(cold_rows);
   }

@@ -9,7 +9,11 @@ namespace mtrec {
 
 JointValidation::JointValidation(UnifiedModel model, const Dataset& ds, Interactions known, Interactions valid,
                                  JointEvalOptions options)
-    : model_(std::move(model)), ds_(ds), known_(std::move(known)), valid_(std::move(valid)), options_(std::move(options)) {}
+    : model_(std::move(model)),
+      ds_(ds),
+      known_(std::move(known)),
+      valid_(std::move(valid)),
+      options_(std::move(options)) {}
 
 Metrics JointValidation::metrics(const std::string& task) {
   const int64_t step = model_->train_steps.item<int64_t>();
@@ -31,7 +35,9 @@ Metrics JointValidation::metrics(const std::string& task) {
 
 JointObjective::JointObjective(Head head, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives,
                                double rating_l2)
-    : head_(head), validation_(std::move(validation)), next_item_negatives_(next_item_negatives),
+    : head_(head),
+      validation_(std::move(validation)),
+      next_item_negatives_(next_item_negatives),
       rating_l2_(rating_l2) {}
 
 namespace {
@@ -41,8 +47,8 @@ at::Tensor zero_loss(const at::Tensor& like) { return like.sum() * 0; }
 at::Tensor softmax_loss(const at::Tensor& logits, const at::Tensor& target) {
   if (logits.size(0) == 0) return zero_loss(logits);
   // Reduced-precision logits (bf16 autocast) are upcast; float64 (gradient checks) stays.
-  return torch::nn::functional::cross_entropy(logits.scalar_type() == torch::kDouble ? logits : logits.to(torch::kFloat),
-                                              target);
+  return torch::nn::functional::cross_entropy(
+      logits.scalar_type() == torch::kDouble ? logits : logits.to(torch::kFloat), target);
 }
 
 /// Full softmax over the catalogue table, or (negatives > 0) sampled over uniform negatives
@@ -66,14 +72,19 @@ at::Tensor JointObjective::loss(const Outputs& out, const Batch& b) {
   };
   // The heads' own losses (tasks/rating.h, tasks/ctr.h).
   switch (head_) {
-    case Head::Rating: return rating_loss(get("rating"), b.at("rating"), get("rating_l2"), rating_l2_, b.mask("rating"));
-    case Head::Ctr: return ctr_loss(get("ctr_logit"), b.at("click"), b.mask("ctr"));
+    case Head::Rating:
+      return rating_loss(get("rating"), b.at("rating"), get("rating_l2"), rating_l2_, b.mask("rating"));
+    case Head::Ctr:
+      return ctr_loss(get("ctr_logit"), b.at("click"), b.mask("ctr"));
     case Head::NextItem:
       return next_item_loss(get("next_item/hidden"), get("next_item/target"), get("next_item/table"),
                             next_item_negatives_);
-    case Head::Match: return softmax_loss(get("match/logits"), get("match/target"));
-    case Head::Scenario: return softmax_loss(get("scenario/logits"), get("scenario/target"));
-    case Head::Mlm: return mlm_result(get("mlm/logits"), get("mlm/targets")).loss;
+    case Head::Match:
+      return softmax_loss(get("match/logits"), get("match/target"));
+    case Head::Scenario:
+      return softmax_loss(get("scenario/logits"), get("scenario/target"));
+    case Head::Mlm:
+      return mlm_result(get("mlm/logits"), get("mlm/targets")).loss;
   }
   MTREC_FAIL("joint task: not a head (", static_cast<int>(head_), ")");
 }

@@ -8,7 +8,8 @@
 
 namespace mtrec {
 
-std::vector<std::pair<std::string, double>> TaskMap::heads(const std::string& scenario, const std::string& fallback) const {
+std::vector<std::pair<std::string, double>> TaskMap::heads(const std::string& scenario,
+                                                           const std::string& fallback) const {
   if (auto it = entries.find(scenario); it != entries.end()) return it->second;
   if (auto it = entries.find("*"); it != entries.end()) return it->second;
   return {{fallback, 1.0}};

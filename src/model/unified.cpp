@@ -32,10 +32,12 @@ std::vector<Head> UnifiedOptions::expert_tasks() const {
 }
 
 void UnifiedOptions::validate() const {
-  MTREC_CHECK(num_users_ > 0 && num_items_ > 0 && num_scenarios_ > 0, "unified model: users, items and scenarios must be > 0, got ",
-              num_users_, ", ", num_items_, ", ", num_scenarios_);
-  MTREC_CHECK(dim_ > 0 && max_history_ > 0 && ctr_columns_ > 0, "unified model: dim, max_history and ctr_columns must be > 0, got ",
-              dim_, ", ", max_history_, ", ", ctr_columns_);
+  MTREC_CHECK(num_users_ > 0 && num_items_ > 0 && num_scenarios_ > 0,
+              "unified model: users, items and scenarios must be > 0, got ", num_users_, ", ", num_items_, ", ",
+              num_scenarios_);
+  MTREC_CHECK(dim_ > 0 && max_history_ > 0 && ctr_columns_ > 0,
+              "unified model: dim, max_history and ctr_columns must be > 0, got ", dim_, ", ", max_history_, ", ",
+              ctr_columns_);
   MTREC_CHECK(!tasks_.empty(), "unified model: no task enabled");
   MTREC_CHECK(id_dropout_ >= 0 && id_dropout_ < 1, "unified model: id_dropout must be in [0, 1), got ", id_dropout_);
   MTREC_CHECK(match_temperature_ > 0, "unified model: match_temperature must be > 0, got ", match_temperature_);
@@ -130,14 +132,18 @@ void UnifiedModelImpl::reset() {
   auto table = [&](const char* name, int64_t n, int64_t w, double std) {
     auto e = register_module(name, torch::nn::Embedding(n, w));
     torch::NoGradGuard g;
-    if (std > 0) e->weight.normal_(0, std); else e->weight.zero_();
+    if (std > 0)
+      e->weight.normal_(0, std);
+    else
+      e->weight.zero_();
     return e;
   };
   user_emb = table("user_emb", U, d, 0.05);
   item_emb = table("item_emb", I, d, 0.05);
   if (o.has_task(Head::Rating))
-    rating_mf = register_module("rating_mf", BiasedMF(BiasedMFOptions(U, I).dim(o.factor_terms() ? d : 0)
-                                                           .init_std(0.05).global_mean(o.global_mean())));
+    rating_mf = register_module(
+        "rating_mf",
+        BiasedMF(BiasedMFOptions(U, I).dim(o.factor_terms() ? d : 0).init_std(0.05).global_mean(o.global_mean())));
   scenario_emb = table("scenario_emb", S, sd, 0.05);
   position_emb = table("position_emb", o.max_history(), d, 0.05);
   if (has_text) {
@@ -152,18 +158,25 @@ void UnifiedModelImpl::reset() {
       (*p)->bias.zero_();
     }
   }
-  sequence = register_module("sequence", nn::CausalTransformer(nn::CausalTransformerOptions(d).layers(o.seq_layers())
-                                                               .heads(o.seq_heads()).dropout(o.dropout())));
+  sequence = register_module(
+      "sequence",
+      nn::CausalTransformer(
+          nn::CausalTransformerOptions(d).layers(o.seq_layers()).heads(o.seq_heads()).dropout(o.dropout())));
   const auto et = o.expert_tasks();
   const int64_t in_dim = 3 * d + sd;
   if (!et.empty()) {
     auto eo = nn::ExpertsOptions(in_dim, static_cast<int64_t>(et.size()))
-                  .arch(o.arch()).experts(o.experts()).task_experts(o.task_experts()).levels(o.levels())
-                  .hidden(o.expert_hidden()).dropout(o.dropout());
+                  .arch(o.arch())
+                  .experts(o.experts())
+                  .task_experts(o.task_experts())
+                  .levels(o.levels())
+                  .hidden(o.expert_hidden())
+                  .dropout(o.dropout());
     experts = register_module("experts", nn::Experts(eo));
     scenario_layer = register_module(
-        "scenario_layer", nn::ScenarioLayer(nn::ScenarioLayerOptions(in_dim, eo.out_dim(), static_cast<int64_t>(et.size()), S)
-                                                .arch(o.scenario_arch())));
+        "scenario_layer",
+        nn::ScenarioLayer(nn::ScenarioLayerOptions(in_dim, eo.out_dim(), static_cast<int64_t>(et.size()), S)
+                              .arch(o.scenario_arch())));
     if (o.has_task(Head::Rating)) rating_out = register_module("rating_out", torch::nn::Linear(eo.out_dim(), 1));
     if (o.has_task(Head::Ctr)) ctr_out = register_module("ctr_out", torch::nn::Linear(eo.out_dim(), o.ctr_columns()));
   }
@@ -173,13 +186,16 @@ void UnifiedModelImpl::reset() {
   }
   if (o.has_task(Head::NextItem)) next_proj = register_module("next_proj", torch::nn::Linear(d, d));
   if (o.has_task(Head::Match)) {
-    auto tower = [&] { return torch::nn::Sequential(torch::nn::Linear(d, d), torch::nn::ReLU(), torch::nn::Linear(d, d)); };
+    auto tower = [&] {
+      return torch::nn::Sequential(torch::nn::Linear(d, d), torch::nn::ReLU(), torch::nn::Linear(d, d));
+    };
     match_user = register_module("match_user", tower());
     match_item = register_module("match_item", tower());
   }
   if (o.has_task(Head::Scenario)) scenario_out = register_module("scenario_out", torch::nn::Linear(td, S));
   if (o.has_task(Head::Mlm))
-    mlm = register_module("mlm", MlmHead(text->options.dim(), text->options.vocab_size(), text->options.layer_norm_eps()));
+    mlm = register_module("mlm",
+                          MlmHead(text->options.dim(), text->options.vocab_size(), text->options.layer_norm_eps()));
   register_buffer("item_tokens", item_tokens);
   register_buffer("item_token_mask", item_token_mask);
   register_buffer("user_tokens", user_tokens);
@@ -381,8 +397,8 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       out["scenario/logits"] = scenario_out(encode_texts(uniq, um)).index_select(0, inv);
     } else {
       // No context in this batch: an empty output that keeps the graph (a zero loss backpropagates).
-      out["scenario/logits"] = torch::zeros({0, o.num_scenarios()}, item_emb->weight.options()) +
-                               scenario_out->weight.sum() * 0;
+      out["scenario/logits"] =
+          torch::zeros({0, o.num_scenarios()}, item_emb->weight.options()) + scenario_out->weight.sum() * 0;
     }
     out["scenario/target"] = b.at("scenario").index_select(0, idx);
   }
@@ -398,9 +414,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
 at::Tensor UnifiedModelImpl::user_vectors(const at::Tensor& users, const at::Tensor& history) {
   return user_vec(users, history, item_vectors(), false);
 }
-bool UnifiedModelImpl::has_profile_text() const {
-  return options.text() != TextMode::None && user_tokens.size(0) > 0;
-}
+bool UnifiedModelImpl::has_profile_text() const { return options.text() != TextMode::None && user_tokens.size(0) > 0; }
 at::Tensor UnifiedModelImpl::user_vectors(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table,
                                           const at::Tensor& profile_ids, const at::Tensor& profile_mask) {
   at::Tensor u = user_vec(users, history, table, false);
@@ -424,6 +438,22 @@ std::pair<at::Tensor, at::Tensor> UnifiedModelImpl::rank_outputs(const at::Tenso
   const at::Tensor item_keep = item_seen.index_select(0, items).to(uvec.scalar_type());
   RankingOutputs r = ranking_heads(h, uid, items, (users >= 0).to(uvec.scalar_type()), user_keep, item_keep);
   return {r.rating, r.ctr_logit.defined() ? torch::sigmoid(r.ctr_logit) : r.ctr_logit};
+}
+at::Tensor UnifiedModelImpl::catalogue_scores(Head head, const at::Tensor& users, const at::Tensor& uvec,
+                                              const at::Tensor& scenarios, const at::Tensor& table_in) {
+  MTREC_CHECK(head != Head::Scenario && head != Head::Mlm, "catalogue_scores: head '", head_name(head),
+              "' does not score items (expected ctr|rating|next_item|match)");
+  MTREC_CHECK(options.has_task(head), "catalogue_scores: head '", head_name(head), "' is not enabled in this model");
+  const at::Tensor table = table_in.defined() ? table_in : item_vectors();
+  if (head == Head::NextItem) return torch::matmul(next_item_queries(uvec), table.t());
+  if (head == Head::Match) return torch::matmul(match_queries(uvec), match_table(table).t());
+  // Rating and CTR score (user, item) pairs: every user against every item, user-major.
+  const int64_t n = uvec.size(0), I = table.size(0);
+  const auto i64 = torch::TensorOptions().dtype(torch::kInt64).device(uvec.device());
+  const at::Tensor rep = torch::arange(n, i64).repeat_interleave(I);
+  auto [r, p] = rank_outputs(users.index_select(0, rep), uvec.index_select(0, rep), torch::arange(I, i64).repeat({n}),
+                             scenarios.index_select(0, rep), table);
+  return (head == Head::Ctr ? p.select(1, 0) : r).view({n, I});
 }
 at::Tensor UnifiedModelImpl::next_item_queries(const at::Tensor& uvec) {
   MTREC_CHECK(next_proj, "unified model: next_item is not enabled");
@@ -457,7 +487,8 @@ void UnifiedModelImpl::set_seen(const std::vector<int32_t>& items, const std::ve
     if (ids.empty()) return;
     at::Tensor t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64).to(flags.device());
     const int64_t lo = t.min().item<int64_t>(), hi = t.max().item<int64_t>();
-    MTREC_CHECK(lo >= 0 && hi < flags.size(0), "unified model: seen ids ", lo, "..", hi, " outside [0, ", flags.size(0), ")");
+    MTREC_CHECK(lo >= 0 && hi < flags.size(0), "unified model: seen ids ", lo, "..", hi, " outside [0, ", flags.size(0),
+                ")");
     flags.index_fill_(0, t, true);
   };
   mark(item_seen, items);

@@ -49,10 +49,14 @@ std::string translate(const std::string& name) {
   if (index.empty() || index.find_first_not_of("0123456789") != std::string::npos) return "";
   const std::string rest = name.substr(dot + 1);
   static const std::vector<std::pair<std::string, std::string>> parts = {
-      {"attention.self.query.", "query."},        {"attention.self.key.", "key."},
-      {"attention.self.value.", "value."},        {"attention.output.dense.", "attn_out."},
-      {"attention.output.LayerNorm.", "norm1."},  {"intermediate.dense.", "ffn_in."},
-      {"output.dense.", "ffn_out."},              {"output.LayerNorm.", "norm2."},
+      {"attention.self.query.", "query."},
+      {"attention.self.key.", "key."},
+      {"attention.self.value.", "value."},
+      {"attention.output.dense.", "attn_out."},
+      {"attention.output.LayerNorm.", "norm1."},
+      {"intermediate.dense.", "ffn_in."},
+      {"output.dense.", "ffn_out."},
+      {"output.LayerNorm.", "norm2."},
   };
   for (const auto& [from, to] : parts) {
     if (starts_with(rest, from)) {
@@ -77,8 +81,8 @@ const at::Tensor& find_weight(const std::map<std::string, at::Tensor>& w, const 
 
 std::string BertImportReport::summary() const {
   std::ostringstream os;
-  os << "BERT import: " << loaded.size() << " tensors loaded, " << missing.size() << " missing, "
-     << unexpected.size() << " unexpected";
+  os << "BERT import: " << loaded.size() << " tensors loaded, " << missing.size() << " missing, " << unexpected.size()
+     << " unexpected";
   auto list = [&](const char* what, const std::vector<std::string>& names) {
     if (names.empty()) return;
     os << "; " << what << ":";
@@ -103,8 +107,13 @@ TextEncoderOptions bert_options(const std::map<std::string, at::Tensor>& w, int6
     ++layers;
   }
   TextEncoderOptions o(word.size(0), word.size(1));
-  o.heads(heads).layers(layers).max_len(pos.size(0)).pre_layer_norm(false).layer_norm_eps(1e-12)
-      .pooling(Pooling::Cls).out_dim(0);
+  o.heads(heads)
+      .layers(layers)
+      .max_len(pos.size(0))
+      .pre_layer_norm(false)
+      .layer_norm_eps(1e-12)
+      .pooling(Pooling::Cls)
+      .out_dim(0);
   if (layers > 0) o.ffn_dim(find_weight(w, "encoder.layer.0.intermediate.dense.weight").size(0));
   for (const auto& [name, t] : w) {
     if (normalise(name) == "embeddings.token_type_embeddings.weight") o.type_vocab_size(t.size(0));

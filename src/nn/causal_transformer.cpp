@@ -12,10 +12,10 @@ torch::Tensor causal_padding_mask(const torch::Tensor& valid) {
   MTREC_CHECK(valid.dim() == 2, "causal_padding_mask expects valid [B,L], got dim=", valid.dim());
   const int64_t L = valid.size(1);
   auto opts = torch::TensorOptions().dtype(torch::kBool).device(valid.device());
-  torch::Tensor causal = torch::ones({L, L}, opts).tril();                 // [L,L] key <= query
+  torch::Tensor causal = torch::ones({L, L}, opts).tril();                // [L,L] key <= query
   torch::Tensor keys = valid.to(torch::kBool).unsqueeze(1).unsqueeze(1);  // [B,1,1,L]
   torch::Tensor self = torch::eye(L, opts);
-  return (causal.logical_and(keys)).logical_or(self);                     // [B,1,L,L]
+  return (causal.logical_and(keys)).logical_or(self);  // [B,1,L,L]
 }
 
 CausalBlockImpl::CausalBlockImpl(CausalTransformerOptions options_) : options(std::move(options_)) { reset(); }
@@ -67,8 +67,8 @@ void CausalTransformerImpl::reset() {
 }
 
 torch::Tensor CausalTransformerImpl::forward(const torch::Tensor& x, const torch::Tensor& valid) {
-  MTREC_CHECK(x.dim() == 3 && x.size(2) == options.d_model(), "CausalTransformer expects x [B,L,",
-              options.d_model(), "], got ", x.sizes());
+  MTREC_CHECK(x.dim() == 3 && x.size(2) == options.d_model(), "CausalTransformer expects x [B,L,", options.d_model(),
+              "], got ", x.sizes());
   MTREC_CHECK(valid.dim() == 2 && valid.size(0) == x.size(0) && valid.size(1) == x.size(1),
               "CausalTransformer: valid must be [B,L] = ", x.sizes().slice(0, 2), ", got ", valid.sizes());
   torch::Tensor mask = causal_padding_mask(valid);

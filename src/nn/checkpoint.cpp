@@ -32,13 +32,20 @@ T get(std::string_view in, size_t at) {
 
 std::string dtype_name(c10::ScalarType t) {
   switch (t) {
-    case c10::kFloat: return "f32";
-    case c10::kDouble: return "f64";
-    case c10::kLong: return "i64";
-    case c10::kInt: return "i32";
-    case c10::kByte: return "u8";
-    case c10::kBool: return "b8";
-    default: MTREC_CHECK(false, "checkpoint: unsupported tensor dtype ", c10::toString(t));
+    case c10::kFloat:
+      return "f32";
+    case c10::kDouble:
+      return "f64";
+    case c10::kLong:
+      return "i64";
+    case c10::kInt:
+      return "i32";
+    case c10::kByte:
+      return "u8";
+    case c10::kBool:
+      return "b8";
+    default:
+      MTREC_CHECK(false, "checkpoint: unsupported tensor dtype ", c10::toString(t));
   }
   return "";
 }
@@ -106,8 +113,11 @@ std::string serialize_checkpoint(const Checkpoint& ck) {
   for (const auto& [name, t] : ck.tensors) {
     at::Tensor c = t.detach().to(c10::kCPU).contiguous();
     size_t bytes = static_cast<size_t>(c.numel()) * c.element_size();
-    table.push_back({{"name", name}, {"dtype", dtype_name(c.scalar_type())}, {"shape", c.sizes().vec()},
-                     {"offset", payload.size()}, {"bytes", bytes}});
+    table.push_back({{"name", name},
+                     {"dtype", dtype_name(c.scalar_type())},
+                     {"shape", c.sizes().vec()},
+                     {"offset", payload.size()},
+                     {"bytes", bytes}});
     payload.append(static_cast<const char*>(c.data_ptr()), bytes);
   }
   header["tensors"] = table;
@@ -215,8 +225,7 @@ void load_module_state(torch::nn::Module& module, const Checkpoint& ck) {
 
 std::vector<GoldenPair> make_golden(const std::vector<std::vector<int64_t>>& inputs, const GoldenScoreFn& score) {
   std::vector<float> s = score(inputs);
-  MTREC_CHECK(s.size() == inputs.size(), "golden scorer returned ", s.size(), " scores for ", inputs.size(),
-              " inputs");
+  MTREC_CHECK(s.size() == inputs.size(), "golden scorer returned ", s.size(), " scores for ", inputs.size(), " inputs");
   std::vector<GoldenPair> out;
   for (size_t i = 0; i < inputs.size(); ++i) {
     MTREC_CHECK(std::isfinite(s[i]), "the model scores golden input ", i, " as ", s[i],
@@ -231,8 +240,7 @@ void verify_golden(const Checkpoint& ck, const GoldenScoreFn& score, double tole
   std::vector<std::vector<int64_t>> inputs;
   for (const auto& g : ck.golden) inputs.push_back(g.input);
   std::vector<float> s = score(inputs);
-  MTREC_CHECK(s.size() == inputs.size(), "golden scorer returned ", s.size(), " scores for ", inputs.size(),
-              " inputs");
+  MTREC_CHECK(s.size() == inputs.size(), "golden scorer returned ", s.size(), " scores for ", inputs.size(), " inputs");
   for (size_t i = 0; i < s.size(); ++i) {
     double want = ck.golden[i].score, got = s[i];
     if (std::fabs(want - got) <= tolerance * (1.0 + std::fabs(want))) continue;
@@ -276,8 +284,8 @@ std::string model_config(const Checkpoint& ck) {
 }
 
 void require_task(const Checkpoint& ck, const std::string& task) {
-  MTREC_CHECK(canonical_task_name(ck.task) == canonical_task_name(task), "checkpoint '", ck.path, "' is ", describe_checkpoint(ck), "; expected a ", task,
-              " model");
+  MTREC_CHECK(canonical_task_name(ck.task) == canonical_task_name(task), "checkpoint '", ck.path, "' is ",
+              describe_checkpoint(ck), "; expected a ", task, " model");
 }
 
 }  // namespace mtrec

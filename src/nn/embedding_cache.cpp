@@ -49,9 +49,9 @@ EmbeddingCache EmbeddingCache::load_or_empty(const std::string& path, uint32_t d
   if (file_dim != dim) return cache;  // another model's vectors: nothing to reuse
   const size_t record = 8 + size_t(dim) * 4;
   if (bytes.size() - pos != count * record) {
-    throw DataError(path, 0, "count", "expected " + std::to_string(count) + " records of " +
-                                          std::to_string(record) + " bytes, file has " +
-                                          std::to_string(bytes.size() - pos) + " bytes after the header");
+    throw DataError(path, 0, "count",
+                    "expected " + std::to_string(count) + " records of " + std::to_string(record) +
+                        " bytes, file has " + std::to_string(bytes.size() - pos) + " bytes after the header");
   }
   std::vector<float> v(dim);
   for (uint64_t i = 0; i < count; ++i) {
@@ -86,7 +86,8 @@ void EmbeddingCache::put(uint64_t hash, const float* vector) { entries_[hash].as
 
 void EmbeddingCache::retain(const std::vector<uint64_t>& hashes) {
   std::unordered_set<uint64_t> keep(hashes.begin(), hashes.end());
-  for (auto it = entries_.begin(); it != entries_.end();) it = keep.count(it->first) ? std::next(it) : entries_.erase(it);
+  for (auto it = entries_.begin(); it != entries_.end();)
+    it = keep.count(it->first) ? std::next(it) : entries_.erase(it);
 }
 
 }  // namespace mtrec::nn

@@ -16,9 +16,12 @@ ExpertArch parse_expert_arch(const std::string& name) {
 
 const char* expert_arch_name(ExpertArch a) {
   switch (a) {
-    case ExpertArch::SharedBottom: return "shared-bottom";
-    case ExpertArch::Mmoe: return "mmoe";
-    case ExpertArch::Ple: return "ple";
+    case ExpertArch::SharedBottom:
+      return "shared-bottom";
+    case ExpertArch::Mmoe:
+      return "mmoe";
+    case ExpertArch::Ple:
+      return "ple";
   }
   return "?";
 }
@@ -101,8 +104,8 @@ void ExtractionLevelImpl::reset() {
 ExtractionLevelImpl::Output ExtractionLevelImpl::forward(const std::vector<at::Tensor>& task_in,
                                                          const at::Tensor& shared_in) {
   const int64_t tasks = options.num_tasks();
-  MTREC_CHECK(static_cast<int64_t>(task_in.size()) == tasks, "ExtractionLevel: ", task_in.size(),
-              " task inputs for ", tasks, " tasks");
+  MTREC_CHECK(static_cast<int64_t>(task_in.size()) == tasks, "ExtractionLevel: ", task_in.size(), " task inputs for ",
+              tasks, " tasks");
   std::vector<at::Tensor> shared_out;
   for (size_t e = 0; e < shared->size(); ++e) shared_out.push_back(run(shared, e, shared_in));
   std::vector<at::Tensor> all;  // every expert of the level, for the shared gate
@@ -140,8 +143,8 @@ void ExpertsImpl::reset() {
 }
 
 ExpertsOutput ExpertsImpl::forward(const at::Tensor& x) {
-  MTREC_CHECK(x.dim() == 2 && x.size(1) == options.in_dim(), "Experts: input must be [B, ", options.in_dim(),
-              "], got ", x.sizes());
+  MTREC_CHECK(x.dim() == 2 && x.size(1) == options.in_dim(), "Experts: input must be [B, ", options.in_dim(), "], got ",
+              x.sizes());
   ExpertsOutput out;
   if (bottom) {
     out.task.assign(options.num_tasks(), bottom->forward(x));

@@ -18,9 +18,12 @@ ScenarioArch parse_scenario_arch(const std::string& name) {
 
 const char* scenario_arch_name(ScenarioArch a) {
   switch (a) {
-    case ScenarioArch::None: return "none";
-    case ScenarioArch::Star: return "star";
-    case ScenarioArch::Pepnet: return "pepnet";
+    case ScenarioArch::None:
+      return "none";
+    case ScenarioArch::Star:
+      return "star";
+    case ScenarioArch::Pepnet:
+      return "pepnet";
   }
   return "?";
 }
@@ -38,8 +41,7 @@ namespace {
 
 void check_scenario_shape(const char* who, const at::Tensor& scenario, int64_t rows) {
   MTREC_CHECK(scenario.defined() && scenario.dim() == 1 && scenario.scalar_type() == torch::kInt64, who,
-              ": scenario must be [B] int64, got ",
-              scenario.defined() ? scenario.sizes() : c10::IntArrayRef{}, " ",
+              ": scenario must be [B] int64, got ", scenario.defined() ? scenario.sizes() : c10::IntArrayRef{}, " ",
               scenario.defined() ? scenario.scalar_type() : torch::kInt64);
   MTREC_CHECK(scenario.size(0) == rows, who, ": ", scenario.size(0), " scenario ids for ", rows, " rows");
 }
@@ -123,13 +125,15 @@ ScenarioLayerImpl::ScenarioLayerImpl(ScenarioLayerOptions opts) : options(std::m
 void ScenarioLayerImpl::reset() {
   const auto& o = options;
   if (o.arch() == ScenarioArch::Star) {
-    star_input = register_module("star_input", StarLinear(StarLinearOptions(o.in_dim(), o.in_dim(), o.num_scenarios())));
+    star_input =
+        register_module("star_input", StarLinear(StarLinearOptions(o.in_dim(), o.in_dim(), o.num_scenarios())));
     star_tasks = register_module("star_tasks", torch::nn::ModuleList());
     for (int64_t t = 0; t < o.num_tasks(); ++t) {
       star_tasks->push_back(StarLinear(StarLinearOptions(o.task_dim(), o.task_dim(), o.num_scenarios())));
     }
   } else if (o.arch() == ScenarioArch::Pepnet) {
-    scenario_embedding = register_module("scenario_embedding", torch::nn::Embedding(o.num_scenarios(), o.scenario_dim()));
+    scenario_embedding =
+        register_module("scenario_embedding", torch::nn::Embedding(o.num_scenarios(), o.scenario_dim()));
     input_gate = register_module("input_gate", make_gate(o.scenario_dim() + o.in_dim(), o.gate_hidden(), o.in_dim()));
     task_gates = register_module("task_gates", torch::nn::ModuleList());
     for (int64_t t = 0; t < o.num_tasks(); ++t) {

@@ -103,8 +103,8 @@ at::Tensor TextEncoderImpl::encode(const at::Tensor& ids, const at::Tensor& mask
   MTREC_CHECK(ids.dim() == 2 && ids.scalar_type() == torch::kInt64, "TextEncoder: ids must be [B, L] int64, got ",
               ids.sizes(), " ", ids.scalar_type());
   const int64_t l = ids.size(1);
-  MTREC_CHECK(l >= 1 && l <= options.max_len(), "TextEncoder: sequence length ", l, " outside [1, max_len=",
-              options.max_len(), "]");
+  MTREC_CHECK(l >= 1 && l <= options.max_len(), "TextEncoder: sequence length ", l,
+              " outside [1, max_len=", options.max_len(), "]");
   if (mask.defined()) {
     MTREC_CHECK(mask.sizes() == ids.sizes() && mask.scalar_type() == torch::kBool, "TextEncoder: mask must be bool ",
                 ids.sizes(), ", got ", mask.sizes(), " ", mask.scalar_type());
@@ -135,7 +135,8 @@ at::Tensor TextEncoderImpl::pool(const at::Tensor& hidden, const at::Tensor& mas
   return projection ? projection(pooled) : pooled;
 }
 
-TextEncoderOutput TextEncoderImpl::forward(const at::Tensor& ids, const at::Tensor& mask, const at::Tensor& token_types) {
+TextEncoderOutput TextEncoderImpl::forward(const at::Tensor& ids, const at::Tensor& mask,
+                                           const at::Tensor& token_types) {
   at::Tensor hidden = encode(ids, mask, token_types);
   return {hidden, pool(hidden, mask)};
 }
@@ -148,13 +149,12 @@ constexpr int64_t kFormatVersion = 1;
 void save_text_encoder(TextEncoderImpl& encoder, const std::string& path) {
   const auto& o = encoder.options;
   torch::serialize::OutputArchive archive;
-  archive.write("mtrec_text_encoder.ints",
-                torch::tensor(std::vector<int64_t>{kFormatVersion, o.vocab_size(), o.dim(), o.layers(), o.heads(),
-                                                   o.ffn_dim(), o.max_len(), static_cast<int64_t>(o.pooling()),
-                                                   o.out_dim(), o.pre_layer_norm() ? 1 : 0, o.pad_id(),
-                                                   o.type_vocab_size()}));
-  archive.write("mtrec_text_encoder.reals", torch::tensor(std::vector<double>{o.dropout(), o.layer_norm_eps()},
-                                                          torch::kFloat64));
+  archive.write("mtrec_text_encoder.ints", torch::tensor(std::vector<int64_t>{
+                                               kFormatVersion, o.vocab_size(), o.dim(), o.layers(), o.heads(),
+                                               o.ffn_dim(), o.max_len(), static_cast<int64_t>(o.pooling()), o.out_dim(),
+                                               o.pre_layer_norm() ? 1 : 0, o.pad_id(), o.type_vocab_size()}));
+  archive.write("mtrec_text_encoder.reals",
+                torch::tensor(std::vector<double>{o.dropout(), o.layer_norm_eps()}, torch::kFloat64));
   torch::serialize::OutputArchive params;
   encoder.save(params);
   archive.write("encoder", params);
@@ -177,9 +177,17 @@ TextEncoder load_text_encoder(const std::string& path, const c10::Device& device
               "': unsupported text-encoder checkpoint format");
   auto i = [&](int k) { return ints[k].item<int64_t>(); };
   TextEncoderOptions o(i(1), i(2));
-  o.layers(i(3)).heads(i(4)).ffn_dim(i(5)).max_len(i(6)).pooling(static_cast<Pooling>(i(7))).out_dim(i(8))
-      .pre_layer_norm(i(9) != 0).pad_id(i(10)).type_vocab_size(i(11))
-      .dropout(reals[0].item<double>()).layer_norm_eps(reals[1].item<double>());
+  o.layers(i(3))
+      .heads(i(4))
+      .ffn_dim(i(5))
+      .max_len(i(6))
+      .pooling(static_cast<Pooling>(i(7)))
+      .out_dim(i(8))
+      .pre_layer_norm(i(9) != 0)
+      .pad_id(i(10))
+      .type_vocab_size(i(11))
+      .dropout(reals[0].item<double>())
+      .layer_norm_eps(reals[1].item<double>());
   TextEncoder encoder(o);
   torch::serialize::InputArchive params;
   MTREC_CHECK(archive.try_read("encoder", params), "'", path, "': no encoder parameters");

@@ -57,8 +57,8 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 
 // Routes as metric labels; anything else is "other", so that scanners cannot grow the series.
 const std::vector<std::string>& known_routes() {
-  static const std::vector<std::string> r = {"/",       "/recommend", "/recommend/batch", "/similar",
-                                             "/info",   "/health",    "/metrics",         "/admin/reload"};
+  static const std::vector<std::string> r = {"/",     "/recommend", "/recommend/batch", "/similar",
+                                             "/info", "/health",    "/metrics",         "/admin/reload"};
   return r;
 }
 
@@ -153,13 +153,15 @@ struct HttpServer::Impl {
   // Every route through one wrapper: token, deadline, errors as JSON.
   using Body = std::function<void(const httplib::Request&, httplib::Response&)>;
   httplib::Server::Handler route(bool needs_token, bool has_deadline, Body body) {
-    return [this, needs_token, has_deadline, body = std::move(body)](const httplib::Request& req, httplib::Response& res) {
+    return [this, needs_token, has_deadline, body = std::move(body)](const httplib::Request& req,
+                                                                     httplib::Response& res) {
       InFlight guard(in_flight);
       if (needs_token && !authorised(req)) {
         res.set_header("WWW-Authenticate", "Bearer");
-        reply_error(res, 401,
-                    req.has_header("Authorization") ? "wrong bearer token" : "this server needs 'Authorization: Bearer TOKEN'",
-                    "Authorization");
+        reply_error(
+            res, 401,
+            req.has_header("Authorization") ? "wrong bearer token" : "this server needs 'Authorization: Bearer TOKEN'",
+            "Authorization");
         return;
       }
       const bool timed = has_deadline && o.deadline_ms() > 0;
@@ -167,8 +169,9 @@ struct HttpServer::Impl {
         const double waited_ms = seconds_since(t_start) * 1e3;
         if (waited_ms > double(o.deadline_ms())) {
           res.set_header("Retry-After", "1");
-          reply_error(res, 503, fmt::format("waited {:.0f} ms for a worker, past the deadline of {} ms", waited_ms,
-                                            o.deadline_ms()));
+          reply_error(
+              res, 503,
+              fmt::format("waited {:.0f} ms for a worker, past the deadline of {} ms", waited_ms, o.deadline_ms()));
           return;
         }
       }
@@ -183,8 +186,8 @@ struct HttpServer::Impl {
       if (timed && res.status < 300) {
         const double ran_ms = seconds_since(t_start) * 1e3;
         if (ran_ms > double(o.deadline_ms()))
-          reply_error(res, 504, fmt::format("answer ready after {:.0f} ms, past the deadline of {} ms", ran_ms,
-                                            o.deadline_ms()));
+          reply_error(res, 504,
+                      fmt::format("answer ready after {:.0f} ms, past the deadline of {} ms", ran_ms, o.deadline_ms()));
       }
     };
   }
@@ -215,12 +218,13 @@ struct HttpServer::Impl {
         rec.reload(path);
     } catch (const std::exception& e) {
       ++reload_failures;
-      log_warn("reload of '{}' failed, still serving {}: {}", path.empty() ? before.path : path, before.version, e.what());
-      return reply(res, 500,
-                   dump(json{{"error", e.what()}, {"field", "checkpoint"}, {"version", before.version}}));
+      log_warn("reload of '{}' failed, still serving {}: {}", path.empty() ? before.path : path, before.version,
+               e.what());
+      return reply(res, 500, dump(json{{"error", e.what()}, {"field", "checkpoint"}, {"version", before.version}}));
     }
     const RecommenderInfo after = rec.info();
-    log_info("reloaded '{}': version {} -> {} in {:.2f} s", after.path, before.version, after.version, after.load_seconds);
+    log_info("reloaded '{}': version {} -> {} in {:.2f} s", after.path, before.version, after.version,
+             after.load_seconds);
     reply(res, 200,
           dump(json{{"ok", true},
                     {"path", after.path},
@@ -300,9 +304,8 @@ struct HttpServer::Impl {
               res.status = 200;
               res.set_content(metrics_text(), "text/plain; version=0.0.4");
             }));
-    svr.Post("/admin/reload", route(guarded, none, [this](const httplib::Request& req, httplib::Response& res) {
-               reload(req, res);
-             }));
+    svr.Post("/admin/reload",
+             route(guarded, none, [this](const httplib::Request& req, httplib::Response& res) { reload(req, res); }));
     if (o.page())
       svr.Get("/", route(open, none, [](const httplib::Request&, httplib::Response& res) {
                 res.status = 200;
@@ -325,16 +328,17 @@ struct HttpServer::Impl {
       return httplib::Server::HandlerResponse::Unhandled;
     });
     // Statuses httplib sets itself (no route, body too large, unreadable request) get a JSON body.
-    svr.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-      if (res.status == 404)
-        reply_error(res, 404, "no route " + req.method + " " + req.path);
-      else if (res.status == 413)
-        reply_error(res, 413, fmt::format("body over the limit of {} bytes", o.max_body_bytes()), "body");
-      else
-        reply_error(res, res.status, fmt::format("HTTP {}", res.status));
-      return httplib::Server::HandlerResponse::Handled;
-    }));
+    svr.set_error_handler(
+        httplib::Server::HandlerWithResponse([this](const httplib::Request& req, httplib::Response& res) {
+          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+          if (res.status == 404)
+            reply_error(res, 404, "no route " + req.method + " " + req.path);
+          else if (res.status == 413)
+            reply_error(res, 413, fmt::format("body over the limit of {} bytes", o.max_body_bytes()), "body");
+          else
+            reply_error(res, res.status, fmt::format("HTTP {}", res.status));
+          return httplib::Server::HandlerResponse::Handled;
+        }));
     // Counted before the answer is written (httplib's logger runs after it, so a fast client's
     // next request could read /metrics without this one).
     svr.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
@@ -401,7 +405,8 @@ extern "C" void on_stop_signal(int sig) {
 
 struct StopOnSignals::Impl {
   int fds[2] = {-1, -1};
-  struct sigaction old_int {}, old_term {};
+  struct sigaction old_int {
+  }, old_term{};
   std::atomic<int> received{0};
   std::thread watcher;
   void restore() {

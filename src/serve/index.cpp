@@ -34,8 +34,8 @@
 namespace mtrec {
 namespace {
 
-constexpr int64_t kBlock = 4096;      // items scored per matrix product (fp32: 1 MiB at dim 64)
-constexpr int64_t kQueryChunk = 64;   // queries per matrix product
+constexpr int64_t kBlock = 4096;     // items scored per matrix product (fp32: 1 MiB at dim 64)
+constexpr int64_t kQueryChunk = 64;  // queries per matrix product
 // A filter that keeps this few items is answered by scoring them directly: a graph or list
 // search would visit mostly disallowed items.
 constexpr double kExactFilterFraction = 0.02;
@@ -45,8 +45,16 @@ using RowMatrix = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::Ro
 
 // ---- fp16 ----------------------------------------------------------------------------------
 
-uint32_t bits_of(float f) { uint32_t u; std::memcpy(&u, &f, 4); return u; }
-float float_of(uint32_t u) { float f; std::memcpy(&f, &u, 4); return f; }
+uint32_t bits_of(float f) {
+  uint32_t u;
+  std::memcpy(&u, &f, 4);
+  return u;
+}
+float float_of(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, 4);
+  return f;
+}
 
 /// IEEE binary16 with round-to-nearest-even; overflow to inf, NaN kept NaN, subnormals exact.
 uint16_t float_to_half(float f) {
@@ -54,7 +62,7 @@ uint16_t float_to_half(float f) {
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t a = u & 0x7fffffffu;
   if (a >= 0x7f800000u) return sign | (a > 0x7f800000u ? 0x7e00u : 0x7c00u);  // NaN / inf
-  if (a >= 0x477ff000u) return sign | 0x7c00u;  // rounds to >= 65536: inf
+  if (a >= 0x477ff000u) return sign | 0x7c00u;                                // rounds to >= 65536: inf
   if (a < 0x38800000u) {  // below 2^-14: subnormal half (or zero); adding 0.5 rounds it for us
     // x + 0.5 puts the 10 fraction bits of x * 2^24 at the bottom of the mantissa, rounded to
     // nearest even by the FPU.
@@ -178,10 +186,10 @@ enum class Precision { kF32, kF16, kI8 };
 struct Table {
   Precision precision = Precision::kF32;
   int64_t n = 0, dim = 0;
-  std::vector<float> f32;      // [n, dim]
-  std::vector<uint16_t> f16;   // [n, dim] binary16
-  std::vector<int8_t> i8;      // [n, dim], x ~ scale[row] * i8
-  std::vector<float> scale;    // [n]: max|x| / 127
+  std::vector<float> f32;     // [n, dim]
+  std::vector<uint16_t> f16;  // [n, dim] binary16
+  std::vector<int8_t> i8;     // [n, dim], x ~ scale[row] * i8
+  std::vector<float> scale;   // [n]: max|x| / 127
 
   void build(const float* v, int64_t rows, int64_t d, Precision p) {
     precision = p;
@@ -211,9 +219,7 @@ struct Table {
     }
   }
 
-  int64_t bytes() const {
-    return static_cast<int64_t>(f32.size() * 4 + f16.size() * 2 + i8.size() + scale.size() * 4);
-  }
+  int64_t bytes() const { return static_cast<int64_t>(f32.size() * 4 + f16.size() * 2 + i8.size() + scale.size() * 4); }
 
   /// Rows [begin, end) as fp32: the table itself or a decoded copy in `scratch`.
   const float* rows(int64_t begin, int64_t end, std::vector<float>& scratch) const {
@@ -398,14 +404,15 @@ void ItemIndex::Impl::build_ann(const float* vectors) {
     return;
   }
   table.build(vectors, n, dim, Precision::kF32);
-  int64_t lists = opt.ivf_lists() > 0 ? opt.ivf_lists()
-                                     : std::max<int64_t>(1, static_cast<int64_t>(4 * std::sqrt(static_cast<double>(n))));
+  int64_t lists = opt.ivf_lists() > 0
+                      ? opt.ivf_lists()
+                      : std::max<int64_t>(1, static_cast<int64_t>(4 * std::sqrt(static_cast<double>(n))));
   lists = std::min(lists, std::max<int64_t>(1, n / 39));  // faiss's minimum of 39 training points per list
   const int m = opt.pq_subquantizers() > 0 ? opt.pq_subquantizers() : static_cast<int>(std::max<int64_t>(1, dim / 4));
   MTREC_CHECK(dim % m == 0, "IndexOptions.pq_subquantizers must divide dim=", dim, ", got ", m);
   coarse = std::make_unique<faiss::IndexFlatIP>(static_cast<int>(dim));
   ivfpq = std::make_unique<faiss::IndexIVFPQ>(coarse.get(), dim, static_cast<size_t>(lists), static_cast<size_t>(m), 8,
-                                               faiss::METRIC_INNER_PRODUCT);
+                                              faiss::METRIC_INNER_PRODUCT);
   ivfpq->nprobe = static_cast<size_t>(opt.ivf_nprobe());
   ivfpq->cp.seed = static_cast<int>(opt.seed());
   ivfpq->pq.cp.seed = static_cast<int>(opt.seed() + 1);
@@ -418,7 +425,8 @@ void ItemIndex::Impl::build_ann(const float* vectors) {
     std::vector<int64_t> ids(n);
     std::iota(ids.begin(), ids.end(), 0);
     std::mt19937_64 rng(opt.seed());
-    for (int64_t i = 0; i < want; ++i) std::swap(ids[i], ids[i + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - i))]);
+    for (int64_t i = 0; i < want; ++i)
+      std::swap(ids[i], ids[i + static_cast<int64_t>(rng() % static_cast<uint64_t>(n - i))]);
     sample.resize(static_cast<size_t>(want * dim));
     for (int64_t i = 0; i < want; ++i) std::copy_n(vectors + ids[i] * dim, dim, sample.data() + i * dim);
     train = sample.data();
@@ -488,8 +496,8 @@ std::vector<Hit> ItemIndex::Impl::ann_search(const float* q, int64_t k, const ui
     }
     // HNSW has seen its whole graph once asked for n; IVF once every list is probed and fewer
     // candidates than asked for came back.
-    const bool exhausted = hnsw ? depth >= n
-                                : nprobe >= static_cast<int64_t>(ivfpq->nlist) && (found < depth || depth >= n);
+    const bool exhausted =
+        hnsw ? depth >= n : nprobe >= static_cast<int64_t>(ivfpq->nlist) && (found < depth || depth >= n);
     if (top.size() >= k || exhausted) {
       result = std::move(top).sorted();
       break;
@@ -503,7 +511,8 @@ std::vector<Hit> ItemIndex::Impl::ann_search(const float* q, int64_t k, const ui
 }
 #else
 void ItemIndex::Impl::build_ann(const float*) {
-  MTREC_CHECK(false, "IndexOptions.kind '", kind, "' needs FAISS, but mtrec was built without FAISS (install libfaiss-dev)");
+  MTREC_CHECK(false, "IndexOptions.kind '", kind,
+              "' needs FAISS, but mtrec was built without FAISS (install libfaiss-dev)");
 }
 std::vector<Hit> ItemIndex::Impl::ann_search(const float*, int64_t, const uint8_t*) const { return {}; }
 #endif
@@ -518,9 +527,11 @@ ItemIndex::ItemIndex(const float* vectors, int64_t n, int64_t dim, IndexOptions 
   MTREC_CHECK(o.kind() == "exact" || o.kind() == "hnsw" || o.kind() == "ivfpq" || o.kind() == "auto",
               "IndexOptions.kind must be exact, hnsw, ivfpq or auto, got '", o.kind(), "'");
   const Precision precision = parse_precision(o.precision());
-  MTREC_CHECK(o.auto_ann_min_items() >= 0, "IndexOptions.auto_ann_min_items must be >= 0, got ", o.auto_ann_min_items());
+  MTREC_CHECK(o.auto_ann_min_items() >= 0, "IndexOptions.auto_ann_min_items must be >= 0, got ",
+              o.auto_ann_min_items());
   MTREC_CHECK(o.hnsw_m() >= 2, "IndexOptions.hnsw_m must be >= 2, got ", o.hnsw_m());
-  MTREC_CHECK(o.hnsw_ef_construction() >= 1, "IndexOptions.hnsw_ef_construction must be >= 1, got ", o.hnsw_ef_construction());
+  MTREC_CHECK(o.hnsw_ef_construction() >= 1, "IndexOptions.hnsw_ef_construction must be >= 1, got ",
+              o.hnsw_ef_construction());
   MTREC_CHECK(o.hnsw_ef_search() >= 1, "IndexOptions.hnsw_ef_search must be >= 1, got ", o.hnsw_ef_search());
   MTREC_CHECK(o.ivf_lists() >= 0, "IndexOptions.ivf_lists must be >= 0, got ", o.ivf_lists());
   MTREC_CHECK(o.pq_subquantizers() >= 0, "IndexOptions.pq_subquantizers must be >= 0, got ", o.pq_subquantizers());
@@ -554,8 +565,8 @@ std::vector<std::vector<Hit>> ItemIndex::search_batch(const float* queries, int6
                                                       const std::vector<const uint8_t*>* allowed) const {
   MTREC_CHECK(k >= 0, "ItemIndex::search_batch: k must be >= 0, got k=", k);
   MTREC_CHECK(nq >= 0, "ItemIndex::search_batch: nq must be >= 0, got nq=", nq);
-  MTREC_CHECK(!allowed || static_cast<int64_t>(allowed->size()) == nq,
-              "ItemIndex::search_batch: allowed holds ", allowed ? allowed->size() : 0, " pointers for nq=", nq);
+  MTREC_CHECK(!allowed || static_cast<int64_t>(allowed->size()) == nq, "ItemIndex::search_batch: allowed holds ",
+              allowed ? allowed->size() : 0, " pointers for nq=", nq);
   const Impl& m = *impl_;
   if (m.kind == "exact") return exact_search(m.table, queries, nq, k, allowed, m.opt.threads());
   std::vector<std::vector<Hit>> out(nq);
@@ -590,12 +601,12 @@ int64_t ItemIndex::memory_bytes() const {
 #ifdef MTREC_HAVE_FAISS
   if (m.hnsw) {
     const faiss::HNSW& g = m.hnsw->hnsw;
-    bytes += m.n * m.dim * 4 + static_cast<int64_t>(g.neighbors.size() * sizeof(g.neighbors[0]) +
-                                                    g.levels.size() * sizeof(g.levels[0]) +
-                                                    g.offsets.size() * sizeof(g.offsets[0]));
+    bytes += m.n * m.dim * 4 +
+             static_cast<int64_t>(g.neighbors.size() * sizeof(g.neighbors[0]) + g.levels.size() * sizeof(g.levels[0]) +
+                                  g.offsets.size() * sizeof(g.offsets[0]));
   }
   if (m.ivfpq) {
-    bytes += static_cast<int64_t>(m.ivfpq->nlist) * m.dim * 4;                       // centroids
+    bytes += static_cast<int64_t>(m.ivfpq->nlist) * m.dim * 4;                              // centroids
     bytes += m.n * static_cast<int64_t>(m.ivfpq->code_size + sizeof(faiss::Index::idx_t));  // codes + ids
     bytes += static_cast<int64_t>(m.ivfpq->pq.centroids.size() * 4);
   }
@@ -606,7 +617,8 @@ int64_t ItemIndex::memory_bytes() const {
 std::vector<Hit> top_k(const float* scores, int64_t n, int64_t k, const uint8_t* allowed) {
   MTREC_CHECK(k >= 0 && n >= 0, "top_k needs k >= 0 and n >= 0, got k=", k, " n=", n);
   TopK top(std::min(k, n));
-  for (int64_t i0 = 0; i0 < n; i0 += kBlock) top.scan(scores + i0, std::min(kBlock, n - i0), static_cast<int32_t>(i0), allowed);
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock)
+    top.scan(scores + i0, std::min(kBlock, n - i0), static_cast<int32_t>(i0), allowed);
   return std::move(top).sorted();
 }
 

@@ -84,7 +84,8 @@ void unknown_field(const std::string& prefix, const std::string& key, const std:
 }
 
 ItemPredicate parse_predicate(const json& v, const std::string& path) {
-  if (!v.is_object()) throw RequestError(path, std::string("expected an object {field, value, contains}, got ") + type_name(v));
+  if (!v.is_object())
+    throw RequestError(path, std::string("expected an object {field, value, contains}, got ") + type_name(v));
   static const std::vector<std::string> known = {"field", "value", "contains"};
   ItemPredicate p;
   bool has_field = false, has_value = false;
@@ -112,8 +113,9 @@ ItemPredicate parse_predicate(const json& v, const std::string& path) {
 RecommendRequest parse_request(const json& v, const std::string& prefix) {
   const std::string self = prefix.empty() ? "body" : prefix.substr(0, prefix.size() - 1);
   if (!v.is_object()) throw RequestError(self, std::string("expected a JSON object, got ") + type_name(v));
-  static const std::vector<std::string> known = {"user",  "profile", "recent_items", "k",     "scenario", "context",
-                                                 "exclude_seen", "allow", "deny", "where", "explain"};
+  static const std::vector<std::string> known = {"user",     "profile", "recent_items", "k",
+                                                 "scenario", "context", "exclude_seen", "allow",
+                                                 "deny",     "where",   "explain"};
   RecommendRequest r;
   for (const auto& [key, val] : v.items()) {
     if (val.is_null()) continue;
@@ -137,8 +139,10 @@ RecommendRequest parse_request(const json& v, const std::string& prefix) {
     } else if (key == "deny") {
       r.deny = as_ids(val, at);
     } else if (key == "where") {
-      if (!val.is_array()) throw RequestError(at, std::string("expected an array of predicates, got ") + type_name(val));
-      for (size_t k = 0; k < val.size(); ++k) r.where.push_back(parse_predicate(val[k], at + "[" + std::to_string(k) + "]"));
+      if (!val.is_array())
+        throw RequestError(at, std::string("expected an array of predicates, got ") + type_name(val));
+      for (size_t k = 0; k < val.size(); ++k)
+        r.where.push_back(parse_predicate(val[k], at + "[" + std::to_string(k) + "]"));
     } else if (key == "explain") {
       r.explain = as_int(val, at);
       if (r.explain < 0) throw RequestError(at, "expected a count >= 0, got " + std::to_string(r.explain));
@@ -159,13 +163,20 @@ json response_json(const RecommendResponse& r) {
   json items = json::array();
   for (const auto& rec : r.items) {
     json because = json::array();
-    for (const auto& e : rec.because) because.push_back({{"item", e.item}, {"title", e.title}, {"similarity", e.similarity}});
-    items.push_back({{"item", rec.item}, {"title", rec.title}, {"index", rec.index}, {"score", rec.score},
+    for (const auto& e : rec.because)
+      because.push_back({{"item", e.item}, {"title", e.title}, {"similarity", e.similarity}});
+    items.push_back({{"item", rec.item},
+                     {"title", rec.title},
+                     {"index", rec.index},
+                     {"score", rec.score},
                      {"because", std::move(because)}});
   }
-  return {{"items", std::move(items)},           {"scenario", r.scenario},
-          {"scenario_source", r.scenario_source}, {"scenario_confidence", r.scenario_confidence},
-          {"user_kind", r.user_kind},             {"retrieval", r.retrieval},
+  return {{"items", std::move(items)},
+          {"scenario", r.scenario},
+          {"scenario_source", r.scenario_source},
+          {"scenario_confidence", r.scenario_confidence},
+          {"user_kind", r.user_kind},
+          {"retrieval", r.retrieval},
           {"model_version", r.model_version}};
 }
 
@@ -186,16 +197,19 @@ RecommendRequest parse_recommend_request(std::string_view body) { return parse_r
 
 std::vector<RecommendRequest> parse_batch_request(std::string_view body) {
   const json doc = parse_document(body);
-  if (!doc.is_object()) throw RequestError("body", std::string("expected a JSON object {\"requests\": [...]}, got ") + type_name(doc));
+  if (!doc.is_object())
+    throw RequestError("body", std::string("expected a JSON object {\"requests\": [...]}, got ") + type_name(doc));
   for (const auto& [key, val] : doc.items())
     if (key != "requests") unknown_field("", key, {"requests"});
   if (!doc.contains("requests")) throw RequestError("requests", "a batch needs \"requests\": [request, ...]");
   const json& list = doc["requests"];
-  if (!list.is_array()) throw RequestError("requests", std::string("expected an array of requests, got ") + type_name(list));
+  if (!list.is_array())
+    throw RequestError("requests", std::string("expected an array of requests, got ") + type_name(list));
   if (list.empty()) throw RequestError("requests", "a batch needs at least one request");
   std::vector<RecommendRequest> out;
   out.reserve(list.size());
-  for (size_t k = 0; k < list.size(); ++k) out.push_back(parse_request(list[k], "requests[" + std::to_string(k) + "]."));
+  for (size_t k = 0; k < list.size(); ++k)
+    out.push_back(parse_request(list[k], "requests[" + std::to_string(k) + "]."));
   return out;
 }
 
@@ -214,7 +228,8 @@ SimilarRequest parse_similar_request(const std::multimap<std::string, std::strin
   SimilarRequest r;
   bool has_item = false;
   for (const auto& [key, val] : params) {
-    if (key != "where" && params.count(key) > 1) throw RequestError(key, "given " + std::to_string(params.count(key)) + " times");
+    if (key != "where" && params.count(key) > 1)
+      throw RequestError(key, "given " + std::to_string(params.count(key)) + " times");
     if (key == "item") {
       r.item = val;
       has_item = !val.empty();
@@ -223,7 +238,8 @@ SimilarRequest parse_similar_request(const std::multimap<std::string, std::strin
       char* end = nullptr;
       errno = 0;
       const long long k = std::strtoll(val.c_str(), &end, 10);
-      if (val.empty() || *end != '\0' || errno == ERANGE) throw RequestError("k", "expected an integer, got '" + val + "'");
+      if (val.empty() || *end != '\0' || errno == ERANGE)
+        throw RequestError("k", "expected an integer, got '" + val + "'");
       r.k = k;
     } else if (key == "allow") {
       r.allow = split_ids(val);
@@ -240,9 +256,17 @@ SimilarRequest parse_similar_request(const std::multimap<std::string, std::strin
 }
 
 std::string to_json(const RecommendRequest& r) {
-  json j = {{"user", r.user}, {"profile", r.profile},   {"recent_items", r.recent_items}, {"k", r.k},
-            {"scenario", r.scenario}, {"context", r.context}, {"exclude_seen", r.exclude_seen},
-            {"allow", r.allow}, {"deny", r.deny}, {"where", predicates_json(r.where)}, {"explain", r.explain}};
+  json j = {{"user", r.user},
+            {"profile", r.profile},
+            {"recent_items", r.recent_items},
+            {"k", r.k},
+            {"scenario", r.scenario},
+            {"context", r.context},
+            {"exclude_seen", r.exclude_seen},
+            {"allow", r.allow},
+            {"deny", r.deny},
+            {"where", predicates_json(r.where)},
+            {"explain", r.explain}};
   return dump(j);
 }
 

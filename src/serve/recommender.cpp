@@ -65,7 +65,7 @@ std::vector<float> to_floats(const at::Tensor& t) {
 }  // namespace
 
 struct Recommender::Snapshot {
-  JointBundle bundle;                       // the unified model (kind "joint")
+  JointBundle bundle;                        // the unified model (kind "joint")
   std::unique_ptr<ScoringModel> head_model;  // any other kind: scored over the whole catalogue
   std::string kind = "joint";
   bool profiles = false, classifier = false;  // what an anonymous request / a context can use
@@ -77,10 +77,10 @@ struct Recommender::Snapshot {
   std::string fallback_head;
   std::vector<std::string> heads;  // enabled scoring heads
   c10::Device device = c10::kCPU;
-  at::Tensor table;                // [I, d] item vectors
-  at::Tensor user_cache;           // [U, d] the users' vectors from their stored histories
+  at::Tensor table;                                        // [I, d] item vectors
+  at::Tensor user_cache;                                   // [U, d] the users' vectors from their stored histories
   std::vector<float> next_query_cache, match_query_cache;  // [U, d] their retrieval queries
-  std::vector<float> item_unit;    // [I, d] unit item vectors (explanations, similar)
+  std::vector<float> item_unit;                            // [I, d] unit item vectors (explanations, similar)
   int64_t num_items = 0, dim = 0;
   std::unique_ptr<ItemIndex> next_index, match_index, similar_index;
   std::string path, version, retrieval;
@@ -170,7 +170,8 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
     const std::vector<float> mt = to_floats(m->match_table(s.table));
     s.match_index = std::make_unique<ItemIndex>(mt.data(), s.num_items, s.dim, io);
   }
-  s.item_unit = to_floats(torch::nn::functional::normalize(s.table, torch::nn::functional::NormalizeFuncOptions().dim(1)));
+  s.item_unit =
+      to_floats(torch::nn::functional::normalize(s.table, torch::nn::functional::NormalizeFuncOptions().dim(1)));
   s.similar_index = std::make_unique<ItemIndex>(s.item_unit.data(), s.num_items, s.dim, io);
   s.retrieval = (s.next_index ? s.next_index : s.similar_index)->description();
   s.version = fmt::format("{:016x}", state_checksum(*m));
@@ -203,7 +204,8 @@ void finish_head_snapshot(Snap& s, const RecommenderOptions& o, const Checkpoint
   const at::Tensor space = m.item_space();
   if (space.defined()) {
     s.dim = space.size(1);
-    s.item_unit = to_floats(torch::nn::functional::normalize(space, torch::nn::functional::NormalizeFuncOptions().dim(1)));
+    s.item_unit =
+        to_floats(torch::nn::functional::normalize(space, torch::nn::functional::NormalizeFuncOptions().dim(1)));
     s.similar_index = std::make_unique<ItemIndex>(s.item_unit.data(), s.num_items, s.dim, index_options(o));
   }
   s.retrieval = "full";
@@ -248,7 +250,8 @@ struct Resolved {
 
 int32_t resolve_item(const Snap& s, const std::string& raw, const std::string& field) {
   const int32_t i = s.items.find(raw);
-  if (i < 0) throw RequestError(field, fmt::format("item '{}' is not in the model's catalogue ({} items)", raw, s.num_items));
+  if (i < 0)
+    throw RequestError(field, fmt::format("item '{}' is not in the model's catalogue ({} items)", raw, s.num_items));
   return i;
 }
 
@@ -256,16 +259,18 @@ void apply_filters(const Snap& s, const std::vector<std::string>& allow, const s
                    const std::vector<ItemPredicate>& where, const std::string& prefix, std::vector<uint8_t>& allowed) {
   if (!allow.empty()) {
     std::vector<uint8_t> keep(allowed.size(), 0);
-    for (size_t j = 0; j < allow.size(); ++j) keep[size_t(resolve_item(s, allow[j], fmt::format("{}allow[{}]", prefix, j)))] = 1;
+    for (size_t j = 0; j < allow.size(); ++j)
+      keep[size_t(resolve_item(s, allow[j], fmt::format("{}allow[{}]", prefix, j)))] = 1;
     for (size_t i = 0; i < allowed.size(); ++i) allowed[i] &= keep[i];
   }
-  for (size_t j = 0; j < deny.size(); ++j) allowed[size_t(resolve_item(s, deny[j], fmt::format("{}deny[{}]", prefix, j)))] = 0;
+  for (size_t j = 0; j < deny.size(); ++j)
+    allowed[size_t(resolve_item(s, deny[j], fmt::format("{}deny[{}]", prefix, j)))] = 0;
   for (size_t j = 0; j < where.size(); ++j) {
     const auto& p = where[j];
     if (s.catalog.field_index(p.field) < 0)
-      throw RequestError(fmt::format("{}where[{}].field", prefix, j),
-                         fmt::format("the catalogue has no field '{}' (it has: {})", p.field,
-                                     fmt::join(s.catalog.fields(), ", ")));
+      throw RequestError(
+          fmt::format("{}where[{}].field", prefix, j),
+          fmt::format("the catalogue has no field '{}' (it has: {})", p.field, fmt::join(s.catalog.fields(), ", ")));
     for (int32_t i = 0; i < int32_t(allowed.size()); ++i) {
       if (!allowed[size_t(i)]) continue;
       const std::string& v = i < s.catalog.size() ? s.catalog.get(i, p.field) : std::string();
@@ -294,8 +299,9 @@ std::vector<Explanation> explain(const Snap& s, const std::vector<int32_t>& hist
   for (int32_t h : history)
     if (h != item) sims.push_back({Vec(&s.item_unit[size_t(h) * size_t(s.dim)], s.dim).dot(target), h});
   const size_t m = std::min<size_t>(size_t(n), sims.size());
-  std::partial_sort(sims.begin(), sims.begin() + long(m), sims.end(),
-                    [](const auto& a, const auto& b) { return a.first != b.first ? a.first > b.first : a.second < b.second; });
+  std::partial_sort(sims.begin(), sims.begin() + long(m), sims.end(), [](const auto& a, const auto& b) {
+    return a.first != b.first ? a.first > b.first : a.second < b.second;
+  });
   for (size_t j = 0; j < m; ++j) out.push_back({s.items.raw(sims[j].second), s.title(sims[j].second), sims[j].first});
   return out;
 }
@@ -319,8 +325,10 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
     auto& h = heads_of[size_t(r)];
     h = s.map.heads(s.scenario_name(z.scenario), s.fallback_head);
     any_tower |= !(h.size() == 1 && is_retrieval_head(h[0].first));
-    if (z.user < 0 || !z.recent.empty()) fresh.push_back(r);
-    else cached_row[size_t(r)] = z.user;
+    if (z.user < 0 || !z.recent.empty())
+      fresh.push_back(r);
+    else
+      cached_row[size_t(r)] = z.user;
   }
   std::vector<float> next_qf(s.next_index ? size_t(n * s.dim) : 0), match_qf(s.match_index ? size_t(n * s.dim) : 0);
   for (int64_t r = 0; r < n; ++r) {
@@ -329,7 +337,8 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
     if (s.match_index) std::copy_n(&s.match_query_cache[from], s.dim, &match_qf[to]);
   }
   at::Tensor uvec;
-  if (any_tower || !fresh.empty()) uvec = s.user_cache.index_select(0, torch::tensor(cached_row, torch::kInt64).to(s.device));
+  if (any_tower || !fresh.empty())
+    uvec = s.user_cache.index_select(0, torch::tensor(cached_row, torch::kInt64).to(s.device));
   if (!fresh.empty()) {
     std::vector<int64_t> ids;
     std::vector<const std::vector<int32_t>*> base;
@@ -359,7 +368,8 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
     uvec.index_copy_(0, torch::tensor(fresh, torch::kInt64).to(s.device), v);
     auto place = [&](const at::Tensor& q, std::vector<float>& out) {
       const std::vector<float> f = to_floats(q);
-      for (size_t j = 0; j < fresh.size(); ++j) std::copy_n(&f[j * size_t(s.dim)], s.dim, &out[size_t(fresh[j] * s.dim)]);
+      for (size_t j = 0; j < fresh.size(); ++j)
+        std::copy_n(&f[j * size_t(s.dim)], s.dim, &out[size_t(fresh[j] * s.dim)]);
     };
     if (s.next_index) place(m->next_item_queries(v), next_qf);
     if (s.match_index) place(m->match_queries(v), match_qf);
@@ -374,9 +384,9 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
   // 3. Candidates and scores per request.
   struct Plan {
     std::vector<std::pair<std::string, double>> heads;
-    std::vector<int32_t> cand;   // candidate items (ranking with towers / several heads)
-    std::vector<Hit> hits;       // final (single retrieval head)
-    bool direct = false;         // one retrieval head: the index answers alone
+    std::vector<int32_t> cand;  // candidate items (ranking with towers / several heads)
+    std::vector<Hit> hits;      // final (single retrieval head)
+    bool direct = false;        // one retrieval head: the index answers alone
     std::string retrieval;
   };
   std::vector<Plan> plans(static_cast<size_t>(n));
@@ -410,8 +420,8 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
     }
     for (const auto& [h, w] : p.heads) need_rating |= h == "rating", need_ctr |= h == "ctr";
     if (std::any_of(p.heads.begin(), p.heads.end(), [](const auto& hw) { return !is_retrieval_head(hw.first); }))
-      for (int32_t i : p.cand) tower_req.push_back(r), tower_item.push_back(i), tower_user.push_back(z.user),
-          tower_scen.push_back(z.scenario);
+      for (int32_t i : p.cand)
+        tower_req.push_back(r), tower_item.push_back(i), tower_user.push_back(z.user), tower_scen.push_back(z.scenario);
   }
   std::vector<float> rating_all, ctr_all;
   if (!tower_req.empty()) {
@@ -452,7 +462,8 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
       if (uses_tower) tower_pos += c;
       std::vector<uint8_t> ok(c);
       for (size_t j = 0; j < c; ++j) ok[j] = z.allowed[size_t(p.cand[j])];
-      for (const Hit& h : top_k(total.data(), int64_t(c), k, ok.data())) hits.push_back({p.cand[size_t(h.item)], h.score});
+      for (const Hit& h : top_k(total.data(), int64_t(c), k, ok.data()))
+        hits.push_back({p.cand[size_t(h.item)], h.score});
     }
     hits_of[size_t(r)] = std::move(hits);
     retrieval_of[size_t(r)] = p.retrieval;
@@ -572,7 +583,8 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     }
     if (z.user < 0 && s.head_model && !s.head_model->anonymous())
       throw RequestError(pre + "user", fmt::format("a {} model scores the users it was trained on ({} users); give one "
-                                                   "of them", s.kind, s.users.size()));
+                                                   "of them",
+                                                   s.kind, s.users.size()));
     if (!q.profile.empty() && !s.profiles)
       throw RequestError(pre + "profile", "this model was trained without user profile texts; give recent_items");
     for (size_t j = 0; j < q.recent_items.size(); ++j)
@@ -601,7 +613,8 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     EncodeOptions eo;
     eo.set_max_len(m->text->options.max_len());
     BatchEncoding enc = make_batch(s.bundle.tokenizer->encode_rows(contexts, eo), s.bundle.tokenizer->pad_id());
-    at::Tensor p = m->scenario_probs(enc.input_ids.to(s.device), enc.attention_mask.to(s.device).to(torch::kBool)).cpu();
+    at::Tensor p =
+        m->scenario_probs(enc.input_ids.to(s.device), enc.attention_mask.to(s.device).to(torch::kBool)).cpu();
     auto [conf, arg] = p.max(1);
     for (size_t j = 0; j < contexts.size(); ++j) {
       Resolved& z = res[size_t(context_of[j])];
@@ -642,7 +655,8 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
 RecommendResponse Recommender::similar(const SimilarRequest& q) const {
   const auto sp = current();
   const Snap& s = *sp;
-  if (q.k < 1 || q.k > options_.max_k()) throw RequestError("k", fmt::format("k must be in [1, {}], got {}", options_.max_k(), q.k));
+  if (q.k < 1 || q.k > options_.max_k())
+    throw RequestError("k", fmt::format("k must be in [1, {}], got {}", options_.max_k(), q.k));
   const int32_t item = resolve_item(s, q.item, "item");
   if (!s.similar_index)
     throw RequestError("item", fmt::format("a {} model has no item space to find similar items in", s.kind));
@@ -663,7 +677,8 @@ RecommendResponse Recommender::similar(const SimilarRequest& q) const {
 ServedReport evaluate_served(const Recommender& rec, const Dataset& ds, const Interactions& eval, int64_t k) {
   const RecommenderInfo info = rec.info();
   MTREC_CHECK(ds.num_users() == info.users && ds.num_items() == info.items, "evaluate_served: the data has ",
-              ds.num_users(), " users and ", ds.num_items(), " items, the recommender ", info.users, " and ", info.items);
+              ds.num_users(), " users and ", ds.num_items(), " items, the recommender ", info.users, " and ",
+              info.items);
   Interactions pos = implicit_positives(ds, eval, 0);
   std::vector<int64_t> first(size_t(ds.num_users()), -1);
   for (size_t j = 0; j < pos.size(); ++j) {
@@ -701,8 +716,10 @@ ServedReport evaluate_served(const Recommender& rec, const Dataset& ds, const In
   }
   for (const auto& [key, sm] : sums) {
     std::map<std::string, double> m = {{hr, sm[0] / sm[2]}, {ndcg, sm[1] / sm[2]}, {"users", sm[2]}};
-    if (key == "*") rep.overall = m;
-    else if (ds.scenarios.size() > 1) rep.per_scenario[key] = m;
+    if (key == "*")
+      rep.overall = m;
+    else if (ds.scenarios.size() > 1)
+      rep.per_scenario[key] = m;
   }
   return rep;
 }

@@ -43,9 +43,12 @@ torch::Tensor CtrFactorsImpl::forward(const torch::Tensor& users, const torch::T
 void upgrade_ctr_factor_names(Checkpoint& ck, const std::string& old_user, const std::string& old_item,
                               const std::string& old_bias, const std::string& prefix) {
   for (auto& [name, t] : ck.tensors) {
-    if (name == old_user + ".weight") name = prefix + "user.weight";
-    else if (name == old_item + ".weight") name = prefix + "item.weight";
-    else if (name == old_bias + ".weight") name = prefix + "bias.weight";
+    if (name == old_user + ".weight")
+      name = prefix + "user.weight";
+    else if (name == old_item + ".weight")
+      name = prefix + "item.weight";
+    else if (name == old_bias + ".weight")
+      name = prefix + "bias.weight";
   }
 }
 
@@ -201,7 +204,8 @@ std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std
   // state. fit() and from_checkpoint() leave the model in eval mode; a caller that switched it
   // back to training (to fine-tune) switches it to eval before predicting.
   auto& m = *model.ptr();  // forward() is not const in LibTorch, but reads only
-  MTREC_CHECK(!m.is_training(), "CtrTask::predict: the model is in training mode; call model->eval() first "
+  MTREC_CHECK(!m.is_training(),
+              "CtrTask::predict: the model is in training mode; call model->eval() first "
               "(predict never changes the mode: it runs on several threads at once)");
   torch::NoGradGuard g;
   auto dev = m.factors->bias->weight.device();
@@ -211,8 +215,8 @@ std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std
   for (size_t at = 0; at < users.size(); at += chunk) {
     size_t end = std::min(users.size(), at + chunk);
     auto sl = [&](const std::vector<int32_t>& v) { return std::vector<int32_t>(v.begin() + at, v.begin() + end); };
-    auto p = torch::sigmoid(m.forward(ids_tensor(sl(users), dev), ids_tensor(sl(items), dev),
-                                           ids_tensor(sl(scenarios), dev)));
+    auto p = torch::sigmoid(
+        m.forward(ids_tensor(sl(users), dev), ids_tensor(sl(items), dev), ids_tensor(sl(scenarios), dev)));
     auto part = to_float_vector(p);
     out.insert(out.end(), part.begin(), part.end());
   }
@@ -241,11 +245,15 @@ Checkpoint CtrTask::to_checkpoint(const IdMap& users, const IdMap& items, const 
   Checkpoint ck;
   ck.task = "ctr";
   const auto& o = model->options;
-  ck.config_json = nlohmann::json{{"model", "ctr_mlp_dot"},         {"num_users", o.num_users()},
-                                  {"num_items", o.num_items()},       {"num_scenarios", o.num_scenarios()},
-                                  {"dim", o.dim()},                   {"hidden", o.hidden()},
-                                  {"epochs_run", epochs_run}}
-                       .dump();
+  ck.config_json = nlohmann::json{
+      {"model", "ctr_mlp_dot"},
+      {"num_users", o.num_users()},
+      {"num_items", o.num_items()},
+      {"num_scenarios", o.num_scenarios()},
+      {"dim", o.dim()},
+      {"hidden", o.hidden()},
+      {"epochs_run",
+       epochs_run}}.dump();
   ck.users = users;
   ck.items = items;
   ck.scenarios = scenarios;

@@ -60,8 +60,8 @@ Interactions unique_pairs_latest(const Interactions& x) {
   std::unordered_map<uint64_t, size_t> kept;  // (user, item) -> row
   kept.reserve(x.size());
   for (size_t k = 0; k < x.size(); ++k) {
-    const uint64_t key = (static_cast<uint64_t>(static_cast<uint32_t>(x.user[k])) << 32) |
-                         static_cast<uint32_t>(x.item[k]);
+    const uint64_t key =
+        (static_cast<uint64_t>(static_cast<uint32_t>(x.user[k])) << 32) | static_cast<uint32_t>(x.item[k]);
     auto [it, fresh] = kept.emplace(key, k);
     if (!fresh && (!x.has_timestamp || x.timestamp[k] >= x.timestamp[it->second])) it->second = k;
   }
@@ -125,7 +125,8 @@ torch::Tensor DMFImpl::input_layer(const Side& s, const torch::Tensor& ids, cons
   auto bag_offsets = lens.cumsum(0) - lens;
   const int64_t total = lens.sum().item<int64_t>();
   auto pos = torch::arange(total, s.offsets.options()) + (starts - bag_offsets).repeat_interleave(lens);
-  auto h = s.input->forward(s.cols.index_select(0, pos), bag_offsets, s.vals.index_select(0, pos)).index_select(0, inverse);
+  auto h =
+      s.input->forward(s.cols.index_select(0, pos), bag_offsets, s.vals.index_select(0, pos)).index_select(0, inverse);
   auto n = lens.index_select(0, inverse);
   if (drop.defined()) {
     MTREC_CHECK(drop.numel() == ids.numel() && weight.numel() == ids.numel(), "DMF: ", ids.numel(), " ids but ",
@@ -134,8 +135,7 @@ torch::Tensor DMFImpl::input_layer(const Side& s, const torch::Tensor& ids, cons
     h = h - weight.to(h.scalar_type()).unsqueeze(1) * s.input->weight.index_select(0, drop);
     n = n - (weight != 0).to(n.scalar_type());
   }
-  if (options.input_norm() != 0)
-    h = h * n.clamp_min(1).to(h.scalar_type()).pow(-options.input_norm()).unsqueeze(1);
+  if (options.input_norm() != 0) h = h * n.clamp_min(1).to(h.scalar_type()).pow(-options.input_norm()).unsqueeze(1);
   return h + s.bias;
 }
 
@@ -150,14 +150,16 @@ torch::Tensor DMFImpl::vectors(const Side& s, const torch::Tensor& ids, const to
     return h;
   };
   if (drop.defined()) return run(input_layer(s, ids, drop, weight));  // one input per pair
-  auto [uniq, inverse] = at::_unique(ids, true, true);                 // one tower pass per id
+  auto [uniq, inverse] = at::_unique(ids, true, true);                // one tower pass per id
   return run(input_layer(s, uniq, {}, {})).index_select(0, inverse);
 }
 
-torch::Tensor DMFImpl::user_vectors(const torch::Tensor& users, const torch::Tensor& drop, const torch::Tensor& weight) {
+torch::Tensor DMFImpl::user_vectors(const torch::Tensor& users, const torch::Tensor& drop,
+                                    const torch::Tensor& weight) {
   return vectors(side(true), users, drop, weight);
 }
-torch::Tensor DMFImpl::item_vectors(const torch::Tensor& items, const torch::Tensor& drop, const torch::Tensor& weight) {
+torch::Tensor DMFImpl::item_vectors(const torch::Tensor& items, const torch::Tensor& drop,
+                                    const torch::Tensor& weight) {
   return vectors(side(false), items, drop, weight);
 }
 torch::Tensor DMFImpl::user_input_layer(const torch::Tensor& users, const torch::Tensor& drop,
@@ -181,7 +183,9 @@ torch::Tensor dmf_cross_entropy(const torch::Tensor& cosine, const torch::Tensor
   return -(y * torch::log(p) + (1 - y) * torch::log(1 - p));
 }
 
-torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& y) { return dmf_cross_entropy(cosine, y).mean(); }
+torch::Tensor dmf_loss(const torch::Tensor& cosine, const torch::Tensor& y) {
+  return dmf_cross_entropy(cosine, y).mean();
+}
 
 torch::nn::Module& DmfModel::module() { return *dmf_; }
 
@@ -266,8 +270,10 @@ void DmfTask::cache_vectors() {
   auto norm = [](const torch::Tensor& v) {
     return (v / v.norm(2, 1, true).clamp_min(1e-8)).to(torch::kCPU, torch::kFloat).contiguous();
   };
-  user_cache_ = norm(model->user_vectors(torch::arange(model->options.num_users(), torch::TensorOptions(dev).dtype(torch::kLong))));
-  item_cache_ = norm(model->item_vectors(torch::arange(model->options.num_items(), torch::TensorOptions(dev).dtype(torch::kLong))));
+  user_cache_ = norm(
+      model->user_vectors(torch::arange(model->options.num_users(), torch::TensorOptions(dev).dtype(torch::kLong))));
+  item_cache_ = norm(
+      model->item_vectors(torch::arange(model->options.num_items(), torch::TensorOptions(dev).dtype(torch::kLong))));
 }
 
 std::vector<float> DmfTask::score(int32_t user, const std::vector<int32_t>& items) const {
@@ -311,12 +317,18 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
   Checkpoint ck;
   ck.task = "dmf";
   const auto& o = model->options;
-  ck.config_json = nlohmann::json{{"model", "dmf"},           {"num_users", o.num_users()},
-                                  {"num_items", o.num_items()}, {"user_layers", o.user_layers()},
-                                  {"item_layers", o.item_layers()}, {"input_norm", o.input_norm()},
-                                  {"input_scale", input_scale}, {"epochs_run", epochs_run},
-                                  {"best_epoch", best_epoch},   {"best_valid_hr", best_valid_hr}}
-                       .dump();
+  ck.config_json = nlohmann::json{
+      {"model", "dmf"},
+      {"num_users", o.num_users()},
+      {"num_items", o.num_items()},
+      {"user_layers", o.user_layers()},
+      {"item_layers", o.item_layers()},
+      {"input_norm", o.input_norm()},
+      {"input_scale", input_scale},
+      {"epochs_run", epochs_run},
+      {"best_epoch", best_epoch},
+      {"best_valid_hr",
+       best_valid_hr}}.dump();
   ck.users = users;
   ck.items = items;
   ck.tensors = module_state(*model);

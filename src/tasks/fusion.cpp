@@ -30,8 +30,7 @@ std::vector<float> normalize_scores(const std::vector<float>& s, FusionNorm norm
 
 std::vector<float> fuse_scores(const std::vector<float>& cf, const std::vector<float>& model, double alpha,
                                FusionNorm norm) {
-  MTREC_CHECK(cf.size() == model.size(), "fuse_scores: ", cf.size(), " CF scores but ", model.size(),
-              " model scores");
+  MTREC_CHECK(cf.size() == model.size(), "fuse_scores: ", cf.size(), " CF scores but ", model.size(), " model scores");
   MTREC_CHECK(alpha >= 0 && alpha <= 1, "fusion alpha must be in [0, 1], got ", alpha);
   auto a = normalize_scores(cf, norm), b = normalize_scores(model, norm);
   std::vector<float> out(a.size());

@@ -4,9 +4,7 @@
 
 namespace mtrec {
 namespace {
-bool labels_are_behaviours(const Dataset& ds) {
-  return ds.behaviors.size() > 1 && ds.behaviors.find("rating") >= 0;
-}
+bool labels_are_behaviours(const Dataset& ds) { return ds.behaviors.size() > 1 && ds.behaviors.find("rating") >= 0; }
 }  // namespace
 
 Interactions explicit_ratings(const Dataset& ds, const Interactions& x) {

@@ -14,8 +14,8 @@ namespace mtrec {
 
 void MlmOptions::validate() const {
   MTREC_CHECK(vocab_size_ > 1, "MlmOptions: vocab_size must be > 1, got ", vocab_size_);
-  MTREC_CHECK(mask_id_ >= 0 && mask_id_ < vocab_size_, "MlmOptions: mask_id ", mask_id_, " outside [0, ",
-              vocab_size_, ")");
+  MTREC_CHECK(mask_id_ >= 0 && mask_id_ < vocab_size_, "MlmOptions: mask_id ", mask_id_, " outside [0, ", vocab_size_,
+              ")");
   MTREC_CHECK(mask_prob_ > 0 && mask_prob_ <= 1, "MlmOptions: mask_prob must be in (0, 1], got ", mask_prob_);
   MTREC_CHECK(replace_with_mask_ >= 0 && replace_with_random_ >= 0 && replace_with_mask_ + replace_with_random_ <= 1,
               "MlmOptions: replace_with_mask ", replace_with_mask_, " + replace_with_random ", replace_with_random_,
@@ -33,7 +33,8 @@ MlmMasking mlm_mask(const at::Tensor& ids, const at::Tensor& mask, const MlmOpti
   MTREC_CHECK(!mask.defined() || mask.sizes() == ids.sizes(), "mlm_mask: mask ", mask.sizes(), " != ids ", ids.sizes());
   const auto device = ids.device();
   at::Tensor cpu_ids = ids.to(torch::kCPU);
-  at::Tensor eligible = mask.defined() ? mask.to(torch::kCPU).to(torch::kBool) : torch::ones_like(cpu_ids, torch::kBool);
+  at::Tensor eligible =
+      mask.defined() ? mask.to(torch::kCPU).to(torch::kBool) : torch::ones_like(cpu_ids, torch::kBool);
   // Non-special ids, for the eligibility test and as the pool of random replacements.
   at::Tensor is_special = torch::zeros({o.vocab_size()}, torch::kBool);
   for (int64_t s : o.special_ids()) is_special[s] = true;
@@ -55,7 +56,8 @@ MlmMasking mlm_mask(const at::Tensor& ids, const at::Tensor& mask, const MlmOpti
 }
 
 // ---------------------------------------------------------------------------------------------
-MlmHeadImpl::MlmHeadImpl(int64_t dim_, int64_t vocab_size_, double eps) : dim(dim_), vocab_size(vocab_size_), layer_norm_eps(eps) {
+MlmHeadImpl::MlmHeadImpl(int64_t dim_, int64_t vocab_size_, double eps)
+    : dim(dim_), vocab_size(vocab_size_), layer_norm_eps(eps) {
   reset();
 }
 
@@ -74,7 +76,9 @@ at::Tensor MlmHeadImpl::forward(const at::Tensor& hidden, const at::Tensor& embe
 
 // ---------------------------------------------------------------------------------------------
 MlmTaskImpl::MlmTaskImpl(MlmOptions opts, int64_t dim_, double eps)
-    : options(std::move(opts)), dim(dim_), layer_norm_eps(eps),
+    : options(std::move(opts)),
+      dim(dim_),
+      layer_norm_eps(eps),
       generator(at::make_generator<at::CPUGeneratorImpl>(derive_seed(options.seed(), "mlm"))) {
   options.validate();
   reset();

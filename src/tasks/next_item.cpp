@@ -159,8 +159,8 @@ void NextItemModelImpl::reset() {
   MTREC_CHECK(options.num_items() > 0, "NextItemModel needs num_items > 0, got ", options.num_items());
   MTREC_CHECK(options.max_len() > 0, "NextItemModel needs max_len > 0, got ", options.max_len());
   MTREC_CHECK(options.text_dim() >= 0, "text_dim must be >= 0, got ", options.text_dim());
-  item_emb = register_module("item_emb", torch::nn::Embedding(
-                                             torch::nn::EmbeddingOptions(options.num_items() + 1, d).padding_idx(0)));
+  item_emb = register_module(
+      "item_emb", torch::nn::Embedding(torch::nn::EmbeddingOptions(options.num_items() + 1, d).padding_idx(0)));
   pos_emb = register_module("pos_emb", torch::nn::Embedding(options.max_len(), d));
   {
     // Item vectors of norm ~1 (times sqrt(d) at the input): output logits start near N(0,1).
@@ -172,10 +172,10 @@ void NextItemModelImpl::reset() {
   if (options.text_dim() > 0) text_proj = register_module("text_proj", torch::nn::Linear(options.text_dim(), d));
   emb_drop = register_module("emb_drop", torch::nn::Dropout(options.dropout()));
   encoder = register_module("encoder", nn::CausalTransformer(nn::CausalTransformerOptions(d)
-                                                              .layers(options.layers())
-                                                              .heads(options.heads())
-                                                              .ffn_dim(options.ffn_dim())
-                                                              .dropout(options.dropout())));
+                                                                 .layers(options.layers())
+                                                                 .heads(options.heads())
+                                                                 .ffn_dim(options.ffn_dim())
+                                                                 .dropout(options.dropout())));
 }
 
 void NextItemModelImpl::set_item_text(const torch::Tensor& text) {
@@ -183,8 +183,10 @@ void NextItemModelImpl::set_item_text(const torch::Tensor& text) {
   MTREC_CHECK(text.dim() == 2 && text.size(0) == options.num_items() && text.size(1) == options.text_dim(),
               "set_item_text expects [", options.num_items(), ", ", options.text_dim(), "], got ", text.sizes());
   torch::Tensor t = text.detach().to(item_emb->weight.device(), item_emb->weight.scalar_type());
-  if (item_text.defined()) item_text.set_data(t);  // keep the registered buffer
-  else item_text = register_buffer("item_text", t);
+  if (item_text.defined())
+    item_text.set_data(t);  // keep the registered buffer
+  else
+    item_text = register_buffer("item_text", t);
 }
 
 torch::Tensor NextItemModelImpl::item_table() {
@@ -222,7 +224,7 @@ torch::Tensor NextItemModelImpl::score_next(const torch::Tensor& tokens) {
 }
 
 std::pair<torch::Tensor, torch::Tensor> NextItemModelImpl::hidden_at_targets(const torch::Tensor& tokens,
-                                                                              const torch::Tensor& targets) {
+                                                                             const torch::Tensor& targets) {
   MTREC_CHECK(targets.sizes() == tokens.sizes(), "targets ", targets.sizes(), " must match tokens ", tokens.sizes());
   torch::Tensor h = forward(tokens);
   // Logits only where there is a target: padding would otherwise double the softmax cost.
@@ -240,12 +242,12 @@ torch::Tensor next_item_full_softmax(const torch::Tensor& hs, const torch::Tenso
 torch::Tensor next_item_sampled_softmax(const torch::Tensor& hs, const torch::Tensor& ts, const torch::Tensor& table,
                                         const torch::Tensor& negatives, const torch::Tensor& neg_prob) {
   MTREC_CHECK(negatives.dim() == 1 && negatives.numel() > 0, "negatives must be [K], got ", negatives.sizes());
-  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == table.size(0), "neg_prob must be [", table.size(0),
-              "], got ", neg_prob.sizes());
+  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == table.size(0), "neg_prob must be [", table.size(0), "], got ",
+              neg_prob.sizes());
   const double log_k = std::log(static_cast<double>(negatives.numel()));
   torch::Tensor logq = torch::log(neg_prob.to(hs.scalar_type()).clamp_min(1e-12)) + log_k;
-  torch::Tensor pos = (hs * table.index_select(0, ts)).sum(-1) - logq.index_select(0, ts);     // [N]
-  torch::Tensor neg = torch::matmul(hs, table.index_select(0, negatives).t())                   // [N,K]
+  torch::Tensor pos = (hs * table.index_select(0, ts)).sum(-1) - logq.index_select(0, ts);  // [N]
+  torch::Tensor neg = torch::matmul(hs, table.index_select(0, negatives).t())               // [N,K]
                       - logq.index_select(0, negatives).unsqueeze(0);
   neg = neg.masked_fill(negatives.unsqueeze(0).eq(ts.unsqueeze(1)), -std::numeric_limits<double>::infinity());
   torch::Tensor logits = torch::cat({pos.unsqueeze(1), neg}, 1);
@@ -259,8 +261,8 @@ torch::Tensor NextItemModelImpl::full_softmax_loss(const torch::Tensor& tokens, 
 
 torch::Tensor NextItemModelImpl::sampled_softmax_loss(const torch::Tensor& tokens, const torch::Tensor& targets,
                                                       const torch::Tensor& negatives, const torch::Tensor& neg_prob) {
-  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == options.num_items(), "neg_prob must be [",
-              options.num_items(), "], got ", neg_prob.sizes());
+  MTREC_CHECK(neg_prob.dim() == 1 && neg_prob.size(0) == options.num_items(), "neg_prob must be [", options.num_items(),
+              "], got ", neg_prob.sizes());
   auto [hs, ts] = hidden_at_targets(tokens, targets);
   return next_item_sampled_softmax(hs, ts, item_table(), negatives, neg_prob);
 }
@@ -320,7 +322,10 @@ std::pair<double, double> fast_full_ranking_hr_ndcg10(NextItemModel& model, cons
     // RankingEvaluator counts it: ties and NaN candidates rank ahead, and a NaN target is a miss.
     std::vector<int64_t> rows, cols, tgt;
     for (size_t b = 0; b < chunk.size(); ++b) {
-      for (int32_t i : histories[b]) { rows.push_back(b); cols.push_back(i); }
+      for (int32_t i : histories[b]) {
+        rows.push_back(b);
+        cols.push_back(i);
+      }
       tgt.push_back(target[chunk[b]]);
     }
     auto dev = scores.device();

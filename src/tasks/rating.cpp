@@ -18,8 +18,8 @@ BiasedMFImpl::BiasedMFImpl(BiasedMFOptions o) : options(std::move(o)) { reset();
 
 void BiasedMFImpl::reset() {
   MTREC_CHECK(options.num_users() > 0 && options.num_items() > 0 && options.dim() >= 0,
-              "BiasedMF needs positive sizes and dim >= 0, got users=", options.num_users(), " items=", options.num_items(),
-              " dim=", options.dim());
+              "BiasedMF needs positive sizes and dim >= 0, got users=", options.num_users(),
+              " items=", options.num_items(), " dim=", options.dim());
   // One table per side, [factors | bias]: a training step gathers, differentiates and updates
   // two tables instead of four (bench_engine: the step is that much shorter).
   auto table = [&](int64_t n) {

@@ -12,7 +12,8 @@
 #include <fstream>
 #include <set>
 
-static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors stores little-endian data; this code copies bytes as is");
+static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__,
+              "safetensors stores little-endian data; this code copies bytes as is");
 
 namespace mtrec {
 namespace {
@@ -22,9 +23,8 @@ struct DtypeInfo {
   at::ScalarType type;
 };
 constexpr DtypeInfo kDtypes[] = {
-    {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16}, {"F64", at::kDouble},
-    {"I64", at::kLong},  {"I32", at::kInt},  {"I16", at::kShort},     {"I8", at::kChar},
-    {"U8", at::kByte},   {"BOOL", at::kBool},
+    {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16}, {"F64", at::kDouble}, {"I64", at::kLong},
+    {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},       {"U8", at::kByte},    {"BOOL", at::kBool},
 };
 
 const DtypeInfo* find_dtype(const std::string& name) {
@@ -53,16 +53,17 @@ Parsed parse_header(std::ifstream& in, const std::string& path) {
   const auto file_size = static_cast<uint64_t>(in.tellg());
   in.seekg(0);
   if (file_size < 8)
-    throw DataError(path, 0, "header", "file has " + std::to_string(file_size) +
-                                           " bytes, fewer than the 8-byte header length (truncated?)");
+    throw DataError(
+        path, 0, "header",
+        "file has " + std::to_string(file_size) + " bytes, fewer than the 8-byte header length (truncated?)");
   unsigned char len_bytes[8];
   in.read(reinterpret_cast<char*>(len_bytes), 8);
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | len_bytes[i];
   if (header_len > file_size - 8 || header_len > kMaxHeaderBytes)
-    throw DataError(path, 0, "header", "header length " + std::to_string(header_len) + " exceeds the " +
-                                           std::to_string(file_size - 8) +
-                                           " bytes after the length field (truncated or not safetensors)");
+    throw DataError(path, 0, "header",
+                    "header length " + std::to_string(header_len) + " exceeds the " + std::to_string(file_size - 8) +
+                        " bytes after the length field (truncated or not safetensors)");
   std::string header(header_len, '\0');
   in.read(header.data(), static_cast<std::streamsize>(header_len));
   MTREC_CHECK(in.good(), "error reading the header of '", path, "'");
@@ -122,16 +123,15 @@ Parsed parse_header(std::ifstream& in, const std::string& path) {
   });
   for (size_t i = 1; i < p.infos.size(); ++i)
     if (p.infos[i].begin < p.infos[i - 1].end)
-      throw DataError(path, 0, p.infos[i].name,
-                      "data_offsets overlap those of tensor '" + p.infos[i - 1].name + "'");
+      throw DataError(path, 0, p.infos[i].name, "data_offsets overlap those of tensor '" + p.infos[i - 1].name + "'");
   return p;
 }
 
 const char* dtype_name(at::ScalarType t, const std::string& tensor) {
   for (const auto& d : kDtypes)
     if (d.type == t) return d.name;
-  MTREC_CHECK(false, "tensor '", tensor, "' has dtype ", c10::toString(t), ", which safetensors writing does not support (",
-              supported_dtypes(), ")");
+  MTREC_CHECK(false, "tensor '", tensor, "' has dtype ", c10::toString(t),
+              ", which safetensors writing does not support (", supported_dtypes(), ")");
   return nullptr;
 }
 
@@ -182,13 +182,17 @@ std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(const s
     at::Tensor t = torch::empty(info.shape, torch::TensorOptions().dtype(widen_half ? at::kFloat : stored));
     if (info.end > info.begin) {  // an empty tensor may have no storage to read into
       in.seekg(static_cast<std::streamoff>(p.data_start + info.begin));
-      if (widen_half) read_half_as_float(in, t.data_ptr<float>(), t.numel(), stored == at::kBFloat16);
-      else in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
+      if (widen_half)
+        read_half_as_float(in, t.data_ptr<float>(), t.numel(), stored == at::kBFloat16);
+      else
+        in.read(static_cast<char*>(t.data_ptr()), info.end - info.begin);
       if (!in.good()) throw DataError(path, 0, info.name, "error reading the tensor's bytes");
     }
     if (!options.keep_dtype() && !widen_half) {
-      if (at::isFloatingType(stored) && stored != at::kFloat) t = t.to(at::kFloat);
-      else if (!at::isFloatingType(stored) && stored != at::kLong) t = t.to(at::kLong);
+      if (at::isFloatingType(stored) && stored != at::kFloat)
+        t = t.to(at::kFloat);
+      else if (!at::isFloatingType(stored) && stored != at::kLong)
+        t = t.to(at::kLong);
     }
     out.emplace_back(info.name, std::move(t));
   }
@@ -213,8 +217,8 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   std::set<std::string> seen;
   uint64_t offset = 0;
   for (const auto& [name, tensor] : tensors) {
-    MTREC_CHECK(!name.empty() && name != "__metadata__", "safetensors tensor name '", name, "' is not allowed (",
-                path, ")");
+    MTREC_CHECK(!name.empty() && name != "__metadata__", "safetensors tensor name '", name, "' is not allowed (", path,
+                ")");
     MTREC_CHECK(seen.insert(name).second, "tensor '", name, "' appears twice (", path, ")");
     MTREC_CHECK(tensor.defined(), "tensor '", name, "' is undefined (", path, ")");
     at::Tensor t = tensor.detach().to(at::kCPU).contiguous();
@@ -233,7 +237,9 @@ void write_safetensors(const std::string& path, const std::vector<std::pair<std:
   out.stream().write(len_bytes, 8);
   out.stream().write(h.data(), static_cast<std::streamsize>(h.size()));
   for (const auto& t : data)
-    if (t.numel() > 0) out.stream().write(static_cast<const char*>(t.data_ptr()), static_cast<std::streamsize>(t.numel() * t.element_size()));
+    if (t.numel() > 0)
+      out.stream().write(static_cast<const char*>(t.data_ptr()),
+                         static_cast<std::streamsize>(t.numel() * t.element_size()));
   out.commit();
 }
 

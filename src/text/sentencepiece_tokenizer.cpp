@@ -46,15 +46,14 @@ constexpr const char* kModuleName = "libmtrec_sentencepiece.so";
 
 [[maybe_unused]] std::string dir_of_libmtrec() {
   Dl_info info{};
-  if (dladdr(reinterpret_cast<void*>(&sentencepiece_available), &info) == 0 || info.dli_fname == nullptr)
-    return "";
+  if (dladdr(reinterpret_cast<void*>(&sentencepiece_available), &info) == 0 || info.dli_fname == nullptr) return "";
   std::string path = info.dli_fname;
   auto slash = path.rfind('/');
   return slash == std::string::npos ? "." : path.substr(0, slash);
 }
 
-template <typename F> [[maybe_unused]]
-bool resolve(void* lib, const char* name, F& fn, std::string& error) {
+template <typename F>
+[[maybe_unused]] bool resolve(void* lib, const char* name, F& fn, std::string& error) {
   fn = reinterpret_cast<F>(dlsym(lib, name));
   if (fn == nullptr) error = std::string("symbol ") + name + " missing from the sentencepiece module";
   return fn != nullptr;
@@ -101,8 +100,7 @@ Shim load_shim() {
   }
   if (lib == nullptr) {
     s.error = std::string("cannot load the sentencepiece module ") + kModuleName +
-              " (built and installed beside libmtrec; or set MTREC_SENTENCEPIECE_MODULE to its path). Tried:" +
-              tried;
+              " (built and installed beside libmtrec; or set MTREC_SENTENCEPIECE_MODULE to its path). Tried:" + tried;
     return s;
   }
   decltype(&mtrec_spm_abi_version) abi = nullptr;
@@ -113,13 +111,14 @@ Shim load_shim() {
           std::to_string(MTREC_SPM_ABI_VERSION) + " (a stale libmtrec_sentencepiece.so?)";
     return s;
   }
-  bool ok = resolve(lib, "mtrec_spm_train", s.train, err) && resolve(lib, "mtrec_spm_load_file", s.load_file, err) &&
-            resolve(lib, "mtrec_spm_load_bytes", s.load_bytes, err) && resolve(lib, "mtrec_spm_free", s.free_model, err) &&
-            resolve(lib, "mtrec_spm_free_buffer", s.free_buffer, err) && resolve(lib, "mtrec_spm_encode", s.encode, err) &&
-            resolve(lib, "mtrec_spm_decode", s.decode, err) && resolve(lib, "mtrec_spm_vocab_size", s.vocab_size, err) &&
-            resolve(lib, "mtrec_spm_piece_to_id", s.piece_to_id, err) &&
-            resolve(lib, "mtrec_spm_id_to_piece", s.id_to_piece, err) &&
-            resolve(lib, "mtrec_spm_special_id", s.special_id, err) && resolve(lib, "mtrec_spm_serialize", s.serialize, err);
+  bool ok =
+      resolve(lib, "mtrec_spm_train", s.train, err) && resolve(lib, "mtrec_spm_load_file", s.load_file, err) &&
+      resolve(lib, "mtrec_spm_load_bytes", s.load_bytes, err) && resolve(lib, "mtrec_spm_free", s.free_model, err) &&
+      resolve(lib, "mtrec_spm_free_buffer", s.free_buffer, err) && resolve(lib, "mtrec_spm_encode", s.encode, err) &&
+      resolve(lib, "mtrec_spm_decode", s.decode, err) && resolve(lib, "mtrec_spm_vocab_size", s.vocab_size, err) &&
+      resolve(lib, "mtrec_spm_piece_to_id", s.piece_to_id, err) &&
+      resolve(lib, "mtrec_spm_id_to_piece", s.id_to_piece, err) &&
+      resolve(lib, "mtrec_spm_special_id", s.special_id, err) && resolve(lib, "mtrec_spm_serialize", s.serialize, err);
   (void)ok;
   return s;
 #endif
@@ -174,10 +173,9 @@ SentencePieceTokenizer::SentencePieceTokenizer(std::shared_ptr<Handle> handle, c
   special_.cls = s.piece_to_id(handle_->model, kCls, 5);
   special_.sep = s.piece_to_id(handle_->model, kSep, 5);
   special_.mask = s.piece_to_id(handle_->model, kMask, 6);
-  MTREC_CHECK(special_.pad >= 0 && special_.unk >= 0 && special_.cls >= 0 && special_.sep >= 0 &&
-                  special_.mask >= 0,
-              origin, ": sentencepiece model lacks special tokens (pad id ", special_.pad, ", unk id ",
-              special_.unk, ", [CLS] ", special_.cls, ", [SEP] ", special_.sep, ", [MASK] ", special_.mask,
+  MTREC_CHECK(special_.pad >= 0 && special_.unk >= 0 && special_.cls >= 0 && special_.sep >= 0 && special_.mask >= 0,
+              origin, ": sentencepiece model lacks special tokens (pad id ", special_.pad, ", unk id ", special_.unk,
+              ", [CLS] ", special_.cls, ", [SEP] ", special_.sep, ", [MASK] ", special_.mask,
               "); train it with SentencePieceTokenizer::train or with --pad_id and control symbols "
               "[CLS],[SEP],[MASK]");
 }
@@ -187,18 +185,19 @@ std::string trainer_args(const SentencePieceTrainOptions& o) {
   MTREC_CHECK(o.vocab_size() > 5, "sentencepiece vocab_size must exceed the 5 special tokens, got ", o.vocab_size());
   MTREC_CHECK(o.model_type() == "unigram" || o.model_type() == "bpe",
               "sentencepiece model_type must be \"unigram\" or \"bpe\", got \"", o.model_type(), "\"");
-  MTREC_CHECK(o.character_coverage() > 0 && o.character_coverage() <= 1,
-              "character_coverage must be in (0, 1], got ", o.character_coverage());
+  MTREC_CHECK(o.character_coverage() > 0 && o.character_coverage() <= 1, "character_coverage must be in (0, 1], got ",
+              o.character_coverage());
   MTREC_CHECK(o.max_sentence_length() > 0, "max_sentence_length must be > 0, got ", o.max_sentence_length());
   MTREC_CHECK(o.input_sentence_size() >= 0, "input_sentence_size must be >= 0, got ", o.input_sentence_size());
   MTREC_CHECK(o.num_threads() >= 1, "num_threads must be >= 1, got ", o.num_threads());
-  return detail::str_cat(
-      "--model_type=", o.model_type(), " --vocab_size=", o.vocab_size(), " --character_coverage=",
-      o.character_coverage(), " --max_sentence_length=", o.max_sentence_length(), " --input_sentence_size=",
-      o.input_sentence_size(), " --shuffle_input_sentence=true --hard_vocab_limit=",
-      o.hard_vocab_limit() ? "true" : "false", " --num_threads=", o.num_threads(),
-      " --pad_id=0 --unk_id=1 --bos_id=-1 --eos_id=-1 --pad_piece=[PAD] --unk_piece=[UNK]"
-      " --control_symbols=[CLS],[SEP],[MASK] --minloglevel=2");
+  return detail::str_cat("--model_type=", o.model_type(), " --vocab_size=", o.vocab_size(),
+                         " --character_coverage=", o.character_coverage(),
+                         " --max_sentence_length=", o.max_sentence_length(),
+                         " --input_sentence_size=", o.input_sentence_size(),
+                         " --shuffle_input_sentence=true --hard_vocab_limit=", o.hard_vocab_limit() ? "true" : "false",
+                         " --num_threads=", o.num_threads(),
+                         " --pad_id=0 --unk_id=1 --bos_id=-1 --eos_id=-1 --pad_piece=[PAD] --unk_piece=[UNK]"
+                         " --control_symbols=[CLS],[SEP],[MASK] --minloglevel=2");
 }
 
 uint32_t fold_seed(uint64_t seed) {
@@ -219,8 +218,7 @@ SentencePieceTokenizer SentencePieceTokenizer::train(const std::vector<std::stri
     ptrs.push_back(t.data());
     lens.push_back(t.size());
   }
-  MTREC_CHECK(!ptrs.empty(), "sentencepiece training needs at least one non-empty text, got ", texts.size(),
-              " texts");
+  MTREC_CHECK(!ptrs.empty(), "sentencepiece training needs at least one non-empty text, got ", texts.size(), " texts");
   char* err = nullptr;
   mtrec_spm* model = s.train(ptrs.data(), lens.data(), ptrs.size(), args.c_str(), fold_seed(options.seed()), &err);
   MTREC_CHECK(model != nullptr, take_error(err), " (", ptrs.size(), " texts; vocab_size ", options.vocab_size(),
@@ -274,8 +272,8 @@ std::string SentencePieceTokenizer::serialized() const {
   char* out = nullptr;
   size_t len = 0;
   char* err = nullptr;
-  MTREC_CHECK(shim().serialize(handle_->model, &out, &len, &err) != 0, "cannot serialize sentencepiece model: ",
-              take_error(err));
+  MTREC_CHECK(shim().serialize(handle_->model, &out, &len, &err) != 0,
+              "cannot serialize sentencepiece model: ", take_error(err));
   return take_string(out, len);
 }
 
@@ -314,8 +312,7 @@ std::string SentencePieceTokenizer::id_to_piece(int64_t id) const {
   char* out = nullptr;
   size_t len = 0;
   char* err = nullptr;
-  MTREC_CHECK(shim().id_to_piece(handle_->model, static_cast<int32_t>(id), &out, &len, &err) != 0,
-              take_error(err));
+  MTREC_CHECK(shim().id_to_piece(handle_->model, static_cast<int32_t>(id), &out, &len, &err) != 0, take_error(err));
   return take_string(out, len);
 }
 

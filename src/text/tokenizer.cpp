@@ -144,20 +144,19 @@ bool is_control(char32_t c) {
 bool is_punctuation(char32_t c) {
   if (in(c, 33, 47) || in(c, 58, 64) || in(c, 91, 96) || in(c, 123, 126)) return true;
   if (c < 0x80) return false;
-  return c == 0x00A1 || c == 0x00A7 || c == 0x00AB || c == 0x00B6 || c == 0x00B7 || c == 0x00BB ||
-         c == 0x00BF || c == 0x037E || c == 0x0387 || in(c, 0x055A, 0x055F) || in(c, 0x0589, 0x058A) ||
-         c == 0x05BE || c == 0x05C0 || c == 0x05C3 || c == 0x05C6 || in(c, 0x05F3, 0x05F4) ||
-         in(c, 0x060C, 0x060D) || c == 0x061B || c == 0x061F || in(c, 0x066A, 0x066D) || c == 0x06D4 ||
-         in(c, 0x0964, 0x0965) || c == 0x0970 || c == 0x0E4F || in(c, 0x0E5A, 0x0E5B) || in(c, 0x2010, 0x2027) ||
-         in(c, 0x2030, 0x2043) || in(c, 0x2045, 0x2051) || in(c, 0x2053, 0x205E) || in(c, 0x207D, 0x207E) ||
-         in(c, 0x208D, 0x208E) || in(c, 0x2308, 0x230B) || in(c, 0x2329, 0x232A) || in(c, 0x2768, 0x2775) ||
-         in(c, 0x27C5, 0x27C6) || in(c, 0x27E6, 0x27EF) || in(c, 0x2983, 0x2998) || in(c, 0x29D8, 0x29DB) ||
-         in(c, 0x29FC, 0x29FD) || in(c, 0x2E00, 0x2E4F) || in(c, 0x3001, 0x3003) || in(c, 0x3008, 0x3011) ||
-         in(c, 0x3014, 0x301F) || c == 0x3030 || c == 0x303D || c == 0x30A0 || c == 0x30FB ||
-         in(c, 0xFE10, 0xFE19) || in(c, 0xFE30, 0xFE52) || in(c, 0xFE54, 0xFE61) || c == 0xFE63 || c == 0xFE68 ||
-         in(c, 0xFE6A, 0xFE6B) || in(c, 0xFF01, 0xFF03) || in(c, 0xFF05, 0xFF0A) || in(c, 0xFF0C, 0xFF0F) ||
-         in(c, 0xFF1A, 0xFF1B) || in(c, 0xFF1F, 0xFF20) || in(c, 0xFF3B, 0xFF3D) || c == 0xFF3F || c == 0xFF5B ||
-         c == 0xFF5D || in(c, 0xFF5F, 0xFF65);
+  return c == 0x00A1 || c == 0x00A7 || c == 0x00AB || c == 0x00B6 || c == 0x00B7 || c == 0x00BB || c == 0x00BF ||
+         c == 0x037E || c == 0x0387 || in(c, 0x055A, 0x055F) || in(c, 0x0589, 0x058A) || c == 0x05BE || c == 0x05C0 ||
+         c == 0x05C3 || c == 0x05C6 || in(c, 0x05F3, 0x05F4) || in(c, 0x060C, 0x060D) || c == 0x061B || c == 0x061F ||
+         in(c, 0x066A, 0x066D) || c == 0x06D4 || in(c, 0x0964, 0x0965) || c == 0x0970 || c == 0x0E4F ||
+         in(c, 0x0E5A, 0x0E5B) || in(c, 0x2010, 0x2027) || in(c, 0x2030, 0x2043) || in(c, 0x2045, 0x2051) ||
+         in(c, 0x2053, 0x205E) || in(c, 0x207D, 0x207E) || in(c, 0x208D, 0x208E) || in(c, 0x2308, 0x230B) ||
+         in(c, 0x2329, 0x232A) || in(c, 0x2768, 0x2775) || in(c, 0x27C5, 0x27C6) || in(c, 0x27E6, 0x27EF) ||
+         in(c, 0x2983, 0x2998) || in(c, 0x29D8, 0x29DB) || in(c, 0x29FC, 0x29FD) || in(c, 0x2E00, 0x2E4F) ||
+         in(c, 0x3001, 0x3003) || in(c, 0x3008, 0x3011) || in(c, 0x3014, 0x301F) || c == 0x3030 || c == 0x303D ||
+         c == 0x30A0 || c == 0x30FB || in(c, 0xFE10, 0xFE19) || in(c, 0xFE30, 0xFE52) || in(c, 0xFE54, 0xFE61) ||
+         c == 0xFE63 || c == 0xFE68 || in(c, 0xFE6A, 0xFE6B) || in(c, 0xFF01, 0xFF03) || in(c, 0xFF05, 0xFF0A) ||
+         in(c, 0xFF0C, 0xFF0F) || in(c, 0xFF1A, 0xFF1B) || in(c, 0xFF1F, 0xFF20) || in(c, 0xFF3B, 0xFF3D) ||
+         c == 0xFF3F || c == 0xFF5B || c == 0xFF5D || in(c, 0xFF5F, 0xFF65);
 }
 
 // BERT's "Chinese character" blocks (CJK Unified Ideographs and extensions; not kana/hangul).
@@ -174,20 +173,36 @@ bool is_combining_mark(char32_t c) {
 
 // Appends lower(c) (one or, for U+0130, two code points).
 void append_lower(std::vector<char32_t>& out, char32_t c) {
-  if (in(c, 'A', 'Z')) c += 0x20;
-  else if (in(c, 0xC0, 0xDE) && c != 0xD7) c += 0x20;
-  else if (c == 0x130) { out.push_back('i'); out.push_back(0x307); return; }
-  else if (in(c, 0x100, 0x137) || in(c, 0x14A, 0x177)) { if (c % 2 == 0) c += 1; }
-  else if (in(c, 0x139, 0x148) || in(c, 0x179, 0x17E)) { if (c % 2 == 1) c += 1; }
-  else if (c == 0x178) c = 0xFF;
-  else if (in(c, 0x391, 0x3AB) && c != 0x3A2) c += 0x20;
-  else if (c == 0x386) c = 0x3AC;
-  else if (in(c, 0x388, 0x38A)) c += 0x25;
-  else if (c == 0x38C) c = 0x3CC;
-  else if (in(c, 0x38E, 0x38F)) c += 0x3F;
-  else if (in(c, 0x410, 0x42F)) c += 0x20;
-  else if (in(c, 0x400, 0x40F)) c += 0x50;
-  else if (in(c, 0xFF21, 0xFF3A)) c += 0x20;
+  if (in(c, 'A', 'Z'))
+    c += 0x20;
+  else if (in(c, 0xC0, 0xDE) && c != 0xD7)
+    c += 0x20;
+  else if (c == 0x130) {
+    out.push_back('i');
+    out.push_back(0x307);
+    return;
+  } else if (in(c, 0x100, 0x137) || in(c, 0x14A, 0x177)) {
+    if (c % 2 == 0) c += 1;
+  } else if (in(c, 0x139, 0x148) || in(c, 0x179, 0x17E)) {
+    if (c % 2 == 1) c += 1;
+  } else if (c == 0x178)
+    c = 0xFF;
+  else if (in(c, 0x391, 0x3AB) && c != 0x3A2)
+    c += 0x20;
+  else if (c == 0x386)
+    c = 0x3AC;
+  else if (in(c, 0x388, 0x38A))
+    c += 0x25;
+  else if (c == 0x38C)
+    c = 0x3CC;
+  else if (in(c, 0x38E, 0x38F))
+    c += 0x3F;
+  else if (in(c, 0x410, 0x42F))
+    c += 0x20;
+  else if (in(c, 0x400, 0x40F))
+    c += 0x50;
+  else if (in(c, 0xFF21, 0xFF3A))
+    c += 0x20;
   out.push_back(c);
 }
 
@@ -196,23 +211,78 @@ char32_t accent_base(char32_t c) {
   // '?' marks letters without a canonical decomposition (Æ, Ø, ß, Đ, Ł, Œ, ...).
   static const char kLatin1[] = "AAAAAA?CEEEEIIII?NOOOOO??UUUUY??aaaaaa?ceeeeiiii?nooooo??uuuuy?y";
   static const char kLatinExtA[] =  // U+0100..U+017F, 16 per line
-      "AaAaAaCcCcCcCcDd" "??EeEeEeEeEeGgGg" "GgGgHh??IiIiIiIi" "I???JjKk?LlLlLl?"
-      "???NnNnNn???OoOo" "Oo??RrRrRrSsSsSs" "SsTtTt??UuUuUuUu" "UuUuWwYyYZzZzZz?";
+      "AaAaAaCcCcCcCcDd"
+      "??EeEeEeEeEeGgGg"
+      "GgGgHh??IiIiIiIi"
+      "I???JjKk?LlLlLl?"
+      "???NnNnNn???OoOo"
+      "Oo??RrRrRrSsSsSs"
+      "SsTtTt??UuUuUuUu"
+      "UuUuWwYyYZzZzZz?";
   static_assert(sizeof(kLatin1) == 65 && sizeof(kLatinExtA) == 129, "one entry per code point");
   char base = 0;
-  if (in(c, 0xC0, 0xFF)) base = kLatin1[c - 0xC0];
-  else if (in(c, 0x100, 0x17F)) base = kLatinExtA[c - 0x100];
+  if (in(c, 0xC0, 0xFF))
+    base = kLatin1[c - 0xC0];
+  else if (in(c, 0x100, 0x17F))
+    base = kLatinExtA[c - 0x100];
   if (base != 0) return base == '?' ? 0 : static_cast<char32_t>(base);
   switch (c) {  // Greek tonos/dialytika, Cyrillic breve/diaeresis
-    case 0x386: return 0x391; case 0x388: return 0x395; case 0x389: return 0x397; case 0x38A: return 0x399;
-    case 0x38C: return 0x39F; case 0x38E: return 0x3A5; case 0x38F: return 0x3A9;
-    case 0x3AC: return 0x3B1; case 0x3AD: return 0x3B5; case 0x3AE: return 0x3B7; case 0x3AF: return 0x3B9;
-    case 0x3CC: return 0x3BF; case 0x3CD: return 0x3C5; case 0x3CE: return 0x3C9;
-    case 0x3CA: case 0x390: return 0x3B9; case 0x3CB: case 0x3B0: return 0x3C5;
-    case 0x3AA: return 0x399; case 0x3AB: return 0x3A5;
-    case 0x419: return 0x418; case 0x439: return 0x438; case 0x401: return 0x415; case 0x451: return 0x435;
-    case 0x407: return 0x406; case 0x457: return 0x456; case 0x40E: return 0x423; case 0x45E: return 0x443;
-    default: return 0;
+    case 0x386:
+      return 0x391;
+    case 0x388:
+      return 0x395;
+    case 0x389:
+      return 0x397;
+    case 0x38A:
+      return 0x399;
+    case 0x38C:
+      return 0x39F;
+    case 0x38E:
+      return 0x3A5;
+    case 0x38F:
+      return 0x3A9;
+    case 0x3AC:
+      return 0x3B1;
+    case 0x3AD:
+      return 0x3B5;
+    case 0x3AE:
+      return 0x3B7;
+    case 0x3AF:
+      return 0x3B9;
+    case 0x3CC:
+      return 0x3BF;
+    case 0x3CD:
+      return 0x3C5;
+    case 0x3CE:
+      return 0x3C9;
+    case 0x3CA:
+    case 0x390:
+      return 0x3B9;
+    case 0x3CB:
+    case 0x3B0:
+      return 0x3C5;
+    case 0x3AA:
+      return 0x399;
+    case 0x3AB:
+      return 0x3A5;
+    case 0x419:
+      return 0x418;
+    case 0x439:
+      return 0x438;
+    case 0x401:
+      return 0x415;
+    case 0x451:
+      return 0x435;
+    case 0x407:
+      return 0x406;
+    case 0x457:
+      return 0x456;
+    case 0x40E:
+      return 0x423;
+    case 0x45E:
+      return 0x443;
+    default:
+      return 0;
   }
 }
 
@@ -223,14 +293,12 @@ char32_t accent_base(char32_t c) {
 
 WordPieceTokenizer::WordPieceTokenizer(std::vector<std::string> vocab, const WordPieceOptions& options)
     : vocab_(std::move(vocab)), options_(options), origin_("WordPiece vocabulary") {
-  MTREC_CHECK(options_.max_chars_per_word_ > 0, "max_chars_per_word must be > 0, got ",
-              options_.max_chars_per_word_);
+  MTREC_CHECK(options_.max_chars_per_word_ > 0, "max_chars_per_word must be > 0, got ", options_.max_chars_per_word_);
   index_.reserve(vocab_.size());
   for (size_t i = 0; i < vocab_.size(); ++i) index_.emplace(vocab_[i], static_cast<int64_t>(i));  // first wins
   auto need = [&](const std::string& token) {
     int64_t id = piece_to_id(token);
-    MTREC_CHECK(id >= 0, origin_, ": special token ", token, " is not in the vocabulary (", vocab_.size(),
-                " pieces)");
+    MTREC_CHECK(id >= 0, origin_, ": special token ", token, " is not in the vocabulary (", vocab_.size(), " pieces)");
     return id;
   };
   special_.pad = need(options_.pad_token_);
@@ -290,8 +358,10 @@ std::vector<std::string> WordPieceTokenizer::basic_tokenize(std::string_view tex
       continue;
     }
     lowered.clear();
-    if (options_.lower_case_) append_lower(lowered, c);
-    else lowered.push_back(c);
+    if (options_.lower_case_)
+      append_lower(lowered, c);
+    else
+      lowered.push_back(c);
     for (char32_t l : lowered) {
       if (options_.strip_accents_) {
         if (is_combining_mark(l)) continue;
@@ -346,8 +416,10 @@ std::vector<std::string> WordPieceTokenizer::tokenize(std::string_view text) con
       sub.push_back(candidate);
       begin = end;
     }
-    if (bad) pieces.push_back(options_.unk_token_);
-    else pieces.insert(pieces.end(), sub.begin(), sub.end());
+    if (bad)
+      pieces.push_back(options_.unk_token_);
+    else
+      pieces.insert(pieces.end(), sub.begin(), sub.end());
   }
   return pieces;
 }

@@ -66,9 +66,7 @@ std::string env_str(const char* name, const std::string& fallback) {
   return v == nullptr || *v == '\0' ? fallback : std::string(v);
 }
 
-std::chrono::milliseconds millis(double seconds) {
-  return std::chrono::milliseconds(int64_t(seconds * 1000.0));
-}
+std::chrono::milliseconds millis(double seconds) { return std::chrono::milliseconds(int64_t(seconds * 1000.0)); }
 
 constexpr double kHeartbeatS = 0.5;
 
@@ -91,8 +89,8 @@ DistributedOptions DistributedOptions::from_env() {
     MTREC_CHECK(end != t.c_str() && *end == '\0' && o.timeout_s() > 0, "environment variable MTREC_DIST_TIMEOUT='", t,
                 "' is not a positive number of seconds");
   }
-  MTREC_CHECK(o.world_size() >= 1 && o.rank() < o.world_size(), "environment: RANK=", o.rank(), " is not below WORLD_SIZE=",
-              o.world_size());
+  MTREC_CHECK(o.world_size() >= 1 && o.rank() < o.world_size(), "environment: RANK=", o.rank(),
+              " is not below WORLD_SIZE=", o.world_size());
   MTREC_CHECK(o.master_port() > 0 && o.master_port() < 65536, "environment: MASTER_PORT=", o.master_port(),
               " is not a TCP port");
   return o;
@@ -153,9 +151,9 @@ struct Communicator::Impl {
     return c10::make_intrusive<c10d::PrefixStore>(o.store_prefix(), tcp);
   }
 
-  bool broken = false;           // a collective failed: the group is left to the process's end
-  std::atomic<int> busy{0};     // > 0: outside collectives on purpose (Communicator::Busy)
-  std::string busy_what;         // what, for the others' messages (guarded by mu)
+  bool broken = false;       // a collective failed: the group is left to the process's end
+  std::atomic<int> busy{0};  // > 0: outside collectives on purpose (Communicator::Busy)
+  std::string busy_what;     // what, for the others' messages (guarded by mu)
 
   void start_heartbeat() {
     // Its own connection: the main one may be blocked inside a collective's rendezvous.
@@ -300,7 +298,7 @@ struct Communicator::Impl {
     }
     if (!store_ok && dead.empty()) {
       msg << (o.agent_store() ? "the rendezvous store at " + where() + " (torchrun's agent) does not answer"
-                             : "rank 0 is gone or hangs (its rendezvous store at " + where() + " does not answer)")
+                              : "rank 0 is gone or hangs (its rendezvous store at " + where() + " does not answer)")
           << "; cause: " << cause;
       return msg.str();
     }
@@ -314,10 +312,10 @@ struct Communicator::Impl {
         dead.push_back("rank " + std::to_string(r) + " stopped responding (no heartbeat for " +
                        fmt::format("{}", 4 * kHeartbeatS) + " s: the process died or hangs)");
       else if (y.seq < p.seq)
-        behind.push_back("rank " + std::to_string(r) + " (at collective #" + std::to_string(y.seq) +
-                         (y.busy ? ", busy " + y.what + " past busy_timeout " + fmt::format("{}", o.busy_timeout_s()) + " s"
-                                 : "") +
-                         ")");
+        behind.push_back(
+            "rank " + std::to_string(r) + " (at collective #" + std::to_string(y.seq) +
+            (y.busy ? ", busy " + y.what + " past busy_timeout " + fmt::format("{}", o.busy_timeout_s()) + " s" : "") +
+            ")");
     }
     auto join = [](const std::vector<std::string>& v) {
       std::string s;
@@ -327,7 +325,8 @@ struct Communicator::Impl {
     if (!dead.empty())
       msg << join(dead);
     else if (!behind.empty())
-      msg << join(behind) << (behind.size() == 1 ? " is" : " are") << " alive but did not reach this collective in time";
+      msg << join(behind) << (behind.size() == 1 ? " is" : " are")
+          << " alive but did not reach this collective in time";
     else
       msg << "every rank is alive and reached it";
     msg << "; cause: " << cause;
@@ -389,7 +388,7 @@ struct Communicator::Impl {
         continue;
       }
       if (p.work->isCompleted()) continue;  // it finished while the heartbeats were read
-      if (seen_busy && !last_look) {  // a rank that stopped being busy while we looked: a timeout to arrive
+      if (seen_busy && !last_look) {        // a rank that stopped being busy while we looked: a timeout to arrive
         last_look = true;
         deadline = Clock::now() + millis(o.timeout_s());
         continue;
@@ -427,15 +426,17 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
   MTREC_CHECK(o.backend() == "auto" || o.backend() == "gloo" || o.backend() == "nccl", "distributed: unknown backend '",
               o.backend(), "' (expected auto|gloo|nccl)");
   const bool want_nccl = o.backend() == "nccl" || (o.backend() == "auto" && device.is_cuda() && MTREC_HAVE_NCCL);
-  MTREC_CHECK(!want_nccl || (MTREC_HAVE_NCCL && device.is_cuda()), "distributed: backend nccl needs a CUDA device and a "
-              "LibTorch built with NCCL (this one: ", MTREC_HAVE_NCCL ? "has NCCL" : "no NCCL", ", device ", device.str(), ")");
+  MTREC_CHECK(!want_nccl || (MTREC_HAVE_NCCL && device.is_cuda()),
+              "distributed: backend nccl needs a CUDA device and a "
+              "LibTorch built with NCCL (this one: ",
+              MTREC_HAVE_NCCL ? "has NCCL" : "no NCCL", ", device ", device.str(), ")");
   try {
     // Ranks start seconds apart (loading LibTorch, the data): the rendezvous waits at least a minute.
     m.store = m.connect(o.rank() == 0 && !o.agent_store(), std::max(60.0, o.timeout_s()));
   } catch (const std::exception& e) {
-    MTREC_CHECK(false, "distributed: rank ", o.rank(), " could not reach the rendezvous store at ", m.where(), " within ",
-                std::max(60.0, o.timeout_s()), " s (", o.rank() == 0 && !o.agent_store() ? "is the port free?" : "is rank 0 running?",
-                "): ", e.what());
+    MTREC_CHECK(false, "distributed: rank ", o.rank(), " could not reach the rendezvous store at ", m.where(),
+                " within ", std::max(60.0, o.timeout_s()), " s (",
+                o.rank() == 0 && !o.agent_store() ? "is the port free?" : "is rank 0 running?", "): ", e.what());
   }
   try {  // where this rank runs, for the others' diagnosis
     const std::string v = Impl::host_name() + " " + std::to_string(long(::getpid()));
@@ -455,7 +456,8 @@ Communicator::Communicator(DistributedOptions options, c10::Device device) : imp
 #endif
     } else {
 #if !MTREC_HAVE_GLOO
-      MTREC_CHECK(false, "distributed: this mtrec was built without Gloo's headers (Debian: libgloo-dev), so it has "
+      MTREC_CHECK(false,
+                  "distributed: this mtrec was built without Gloo's headers (Debian: libgloo-dev), so it has "
                   "no CPU process group");
 #else
       auto opts = c10d::ProcessGroupGloo::Options::create(millis(std::max(o.timeout_s(), o.busy_timeout_s())));
@@ -550,9 +552,8 @@ std::vector<at::Tensor> Communicator::all_gather(const at::Tensor& tensor, const
   std::vector<std::vector<at::Tensor>> out(1);
   for (int r = 0; r < W; ++r) out[0].push_back(torch::empty_like(tensor));
   std::vector<at::Tensor> in{tensor.contiguous()};
-  auto h = impl_->start(what, tensor.numel() * int64_t(tensor.element_size()), [&] {
-    return impl_->call([&](auto& pg) { return pg.allgather(out, in); });
-  });
+  auto h = impl_->start(what, tensor.numel() * int64_t(tensor.element_size()),
+                        [&] { return impl_->call([&](auto& pg) { return pg.allgather(out, in); }); });
   wait(h);
   return out[0];
 }
@@ -563,9 +564,8 @@ void Communicator::broadcast(std::vector<at::Tensor>& tensors, int root, const s
     std::vector<at::Tensor> v{t};
     c10d::BroadcastOptions bo;
     bo.rootRank = root;
-    wait(impl_->start(what, t.numel() * int64_t(t.element_size()), [&] {
-      return impl_->call([&](auto& pg) { return pg.broadcast(v, bo); });
-    }));
+    wait(impl_->start(what, t.numel() * int64_t(t.element_size()),
+                      [&] { return impl_->call([&](auto& pg) { return pg.broadcast(v, bo); }); }));
   }
 }
 
@@ -609,8 +609,8 @@ struct DataParallel::Impl {
   struct Slot {
     at::Tensor param;
     int64_t offset = 0, numel = 0;
-    size_t flag = 0;   // index of its flag in the bucket's flag region
-    bool in = false;   // its gradient is in the buffer for this exchange
+    size_t flag = 0;  // index of its flag in the bucket's flag region
+    bool in = false;  // its gradient is in the buffer for this exchange
   };
   struct Bucket {
     std::vector<size_t> slots;
@@ -687,10 +687,9 @@ DataParallel::DataParallel(std::shared_ptr<Communicator> comm, std::vector<at::T
   };
   for (size_t i = 0; i < order.size(); ++i) {
     const at::Tensor& p = order[i];
-    const bool new_bucket = m.buckets.empty() || i == hooked ||
-                            m.buckets.back().buffer.scalar_type() != p.scalar_type() ||
-                            m.buckets.back().buffer.device() != p.device() ||
-                            m.buckets.back().data * int64_t(p.element_size()) >= cap;
+    const bool new_bucket =
+        m.buckets.empty() || i == hooked || m.buckets.back().buffer.scalar_type() != p.scalar_type() ||
+        m.buckets.back().buffer.device() != p.device() || m.buckets.back().data * int64_t(p.element_size()) >= cap;
     if (new_bucket) open(p);
     Impl::Bucket& b = m.buckets.back();
     Impl::Slot s;
@@ -811,8 +810,7 @@ void DataParallel::synchronize() {
           is.push_back(gi[size_t(r)].narrow(0, 0, kr));
           vs.push_back(gv[size_t(r)].narrow(0, 0, kr));
         }
-        p.mutable_grad() =
-            torch::sparse_coo_tensor(torch::cat(is).unsqueeze(0), torch::cat(vs), {rows, d}).coalesce();
+        p.mutable_grad() = torch::sparse_coo_tensor(torch::cat(is).unsqueeze(0), torch::cat(vs), {rows, d}).coalesce();
       } else {
         ++st.sparse_dense;
         at::Tensor table = torch::zeros({rows, d + 1}, val[t].options());
@@ -821,9 +819,9 @@ void DataParallel::synchronize() {
         comm.all_reduce(table, "all-reduce of an embedding table's gradient");
         st.sparse_bytes += table.numel() * int64_t(table.element_size());
         at::Tensor touched = table.select(1, d).gt(0).nonzero().select(1, 0);
-        p.mutable_grad() = torch::sparse_coo_tensor(touched.unsqueeze(0), table.index_select(0, touched).narrow(1, 0, d),
-                                                    {rows, d})
-                               ._coalesced_(true);
+        p.mutable_grad() =
+            torch::sparse_coo_tensor(touched.unsqueeze(0), table.index_select(0, touched).narrow(1, 0, d), {rows, d})
+                ._coalesced_(true);
       }
     }
   }
@@ -867,8 +865,9 @@ int free_port() {
 
 std::string describe(int status) {
   if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
-  if (WIFSIGNALED(status)) return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
-                                  strsignal(WTERMSIG(status)) + ")";
+  if (WIFSIGNALED(status))
+    return std::string("was killed by signal ") + std::to_string(WTERMSIG(status)) + " (" +
+           strsignal(WTERMSIG(status)) + ")";
   return "ended (status " + std::to_string(status) + ")";
 }
 
@@ -902,9 +901,9 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv, int po
           key != "MASTER_ADDR" && key != "MASTER_PORT" && key != "TORCHELASTIC_USE_AGENT_STORE")
         env.push_back(kv);
     }
-    for (const auto& kv : {std::make_pair("RANK", r), std::make_pair("LOCAL_RANK", r),
-                           std::make_pair("WORLD_SIZE", nproc), std::make_pair("LOCAL_WORLD_SIZE", nproc),
-                           std::make_pair("MASTER_PORT", port)})
+    for (const auto& kv :
+         {std::make_pair("RANK", r), std::make_pair("LOCAL_RANK", r), std::make_pair("WORLD_SIZE", nproc),
+          std::make_pair("LOCAL_WORLD_SIZE", nproc), std::make_pair("MASTER_PORT", port)})
       env.push_back(std::string(kv.first) + "=" + std::to_string(kv.second));
     env.push_back("MASTER_ADDR=127.0.0.1");
     std::vector<char*> av, ev;
@@ -928,7 +927,8 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv, int po
     pids[size_t(r)] = pid;
   }
   // SIGINT / SIGTERM to the launcher go to its ranks, which then end as they would alone.
-  struct sigaction sa {}, old_int {}, old_term {};
+  struct sigaction sa {
+  }, old_int{}, old_term{};
   sa.sa_handler = remember_signal;
   sigemptyset(&sa.sa_mask);
   ::sigaction(SIGINT, &sa, &old_int);
@@ -967,8 +967,7 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv, int po
       }
     }
     if (reaped) continue;
-    if (first_failed >= 0 && !terminated &&
-        std::chrono::duration<double>(Clock::now() - failed_at).count() > grace_s) {
+    if (first_failed >= 0 && !terminated && std::chrono::duration<double>(Clock::now() - failed_at).count() > grace_s) {
       for (int r = 0; r < nproc; ++r)
         if (pids[size_t(r)] > 0) {
           log_error("launch: rank {} still running {} s after rank {} failed: killing it", r, grace_s, first_failed);
@@ -980,8 +979,7 @@ int launch_local_workers(int nproc, const std::vector<std::string>& argv, int po
   }
   ::sigaction(SIGINT, &old_int, nullptr);
   ::sigaction(SIGTERM, &old_term, nullptr);
-  if (first_failed >= 0)
-    log_error("launch: the run failed: rank {} of {} {} first", first_failed, nproc, first_how);
+  if (first_failed >= 0) log_error("launch: the run failed: rank {} of {} {} first", first_failed, nproc, first_how);
   return result;
 }
 

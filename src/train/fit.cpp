@@ -22,9 +22,6 @@ namespace mtrec {
 
 namespace {
 
-
-
-
 Interactions concat_rows(const Interactions& a, const Interactions& b) {
   Interactions out = a;
   for (size_t k = 0; k < b.size(); ++k)
@@ -106,9 +103,7 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
   task.min_rating = lo;
   task.max_rating = hi;
   task.model = model.mf();
-  trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
-    add_head_checkpoint(ck, task.to_checkpoint({}, {}));
-  });
+  trainer.set_checkpoint_decorator([&task](Checkpoint& ck) { add_head_checkpoint(ck, task.to_checkpoint({}, {})); });
   if (resume) trainer.resume(*resume);
   TrainSummary s = trainer.train();
   task.epochs_run = s.state.epoch;
@@ -205,9 +200,9 @@ RatingTask fit_rating(const Interactions& train, const Interactions& valid, int3
     resume.reset();
   }
   // The validation rows chose the number of epochs; the final model sees train + validation.
-  RatingTask task = run_sgd(all, {}, num_users, num_items, lo, hi, chosen_epochs, o, run, "refit",
-                            {{"name", "refit"}, {"epochs", chosen_epochs}, {"best_valid_rmse", chosen_rmse}},
-                            resume.get());
+  RatingTask task =
+      run_sgd(all, {}, num_users, num_items, lo, hi, chosen_epochs, o, run, "refit",
+              {{"name", "refit"}, {"epochs", chosen_epochs}, {"best_valid_rmse", chosen_rmse}}, resume.get());
   task.best_epoch = chosen_epochs;
   task.best_valid_rmse = chosen_rmse;
   return task;

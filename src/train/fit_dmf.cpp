@@ -19,8 +19,8 @@ DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t nu
   MTREC_CHECK(!train.empty(), "DMF needs training interactions");
   MTREC_CHECK(o.negatives() >= 1 && o.epochs() >= 1 && o.batch_size() >= 1, "DMF options: negatives=", o.negatives(),
               " epochs=", o.epochs(), " batch_size=", o.batch_size(), " must all be >= 1");
-  MTREC_CHECK(o.lr() > 0 && o.weight_decay() >= 0, "DMF options: lr=", o.lr(), " must be > 0 and weight_decay=",
-              o.weight_decay(), " >= 0");
+  MTREC_CHECK(o.lr() > 0 && o.weight_decay() >= 0, "DMF options: lr=", o.lr(),
+              " must be > 0 and weight_decay=", o.weight_decay(), " >= 0");
   MTREC_CHECK(o.patience() >= 1 || valid.empty(), "DMF options: patience must be >= 1, got ", o.patience());
   const std::string stage = valid.empty() ? "train" : "select";
   std::unique_ptr<Checkpoint> resume;

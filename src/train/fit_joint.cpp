@@ -65,14 +65,18 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   for (const auto& name : o.tasks()) {
     const Head t = parse_head(name);
     std::string why;
-    if (t == Head::Rating && (!x.has_rating || (multi && ds.behaviors.find("rating") < 0))) why = "the data has no star ratings";
+    if (t == Head::Rating && (!x.has_rating || (multi && ds.behaviors.find("rating") < 0)))
+      why = "the data has no star ratings";
     if (t == Head::NextItem && !x.has_timestamp) why = "the data has no timestamps";
     if (t == Head::Scenario && (!x.has_context || ds.context_text.size() == 0 || ds.scenarios.size() < 2))
       why = "the data has no context texts or one scenario";
-    if ((t == Head::Scenario || t == Head::Mlm) && text == TextMode::None) why = "the text encoder is off (--text none)";
+    if ((t == Head::Scenario || t == Head::Mlm) && text == TextMode::None)
+      why = "the text encoder is off (--text none)";
     if (t == Head::Mlm && o.mlm_texts() <= 0) why = "mlm_texts is 0";
-    if (why.empty()) tasks.push_back(t);
-    else log_info("joint: task '{}' left out: {}", head_name(t), why);
+    if (why.empty())
+      tasks.push_back(t);
+    else
+      log_info("joint: task '{}' left out: {}", head_name(t), why);
   }
   MTREC_CHECK(!tasks.empty(), "fit_joint: none of the requested tasks can be trained on '", ds.name, "'");
 
@@ -116,8 +120,12 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     // Initial parameters depend on the seed alone (not on what ran before in the process).
     encoder = with_init_seed(derive_seed(seed, "joint-encoder"), [&] {
       return nn::TextEncoder(nn::TextEncoderOptions(tok->vocab_size(), o.text_dim())
-                                 .layers(o.text_layers()).heads(o.text_heads()).max_len(o.text_max_len())
-                                 .pooling(nn::Pooling::Mean).dropout(o.model().dropout()).pad_id(tok->pad_id()));
+                                 .layers(o.text_layers())
+                                 .heads(o.text_heads())
+                                 .max_len(o.text_max_len())
+                                 .pooling(nn::Pooling::Mean)
+                                 .dropout(o.model().dropout())
+                                 .pad_id(tok->pad_id()));
     });
     fit.tokenizer = tok;
     if (o.pretrain_epochs() > 0 && run.resume().empty()) {
@@ -125,16 +133,24 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
       RunOptions pr = run;
       pr.observers().clear();
       pretrain_mlm(encoder, *tok, catalogue_texts(ds),
-                   TrainerOptions().epochs(o.pretrain_epochs()).batch_size(64).lr(1e-3).weight_decay(0.01)
-                       .seed(seed).device(o.trainer().device()),
+                   TrainerOptions()
+                       .epochs(o.pretrain_epochs())
+                       .batch_size(64)
+                       .lr(1e-3)
+                       .weight_decay(0.01)
+                       .seed(seed)
+                       .device(o.trainer().device()),
                    {}, pr);
       fit.pretrain_seconds = std::chrono::duration<double>(Clock::now() - t0).count();
     }
   }
 
   // Data.
-  JointDataOptions dopt = JointDataOptions().max_history(o.model().max_history()).ctr_negatives(fit.ctr_negatives)
-                              .ctr_min_rating(fit.ctr_min_rating).seed(seed);
+  JointDataOptions dopt = JointDataOptions()
+                              .max_history(o.model().max_history())
+                              .ctr_negatives(fit.ctr_negatives)
+                              .ctr_min_rating(fit.ctr_min_rating)
+                              .seed(seed);
   const bool with_mlm = std::find(tasks.begin(), tasks.end(), Head::Mlm) != tasks.end();
   const bool with_scen = std::find(tasks.begin(), tasks.end(), Head::Scenario) != tasks.end();
   if (with_mlm) dopt.mlm_texts(o.mlm_texts());
@@ -160,22 +176,26 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     }
   }
   UnifiedOptions uo = UnifiedOptions(o.model())
-                          .num_users(ds.num_users()).num_items(ds.num_items())
+                          .num_users(ds.num_users())
+                          .num_items(ds.num_items())
                           .num_scenarios(std::max<int32_t>(1, ds.scenarios.size()))
-                          .tasks(tasks).ctr_columns(int64_t(fit.ctr_columns.size())).global_mean(mean);
+                          .tasks(tasks)
+                          .ctr_columns(int64_t(fit.ctr_columns.size()))
+                          .global_mean(mean);
   fit.model = with_init_seed(derive_seed(seed, "joint-model"),
                              [&] { return UnifiedModel(uo, encoder, item_rows, user_rows, tok ? tok->pad_id() : 0); });
   {
     std::set<int32_t> items(train.item.begin(), train.item.end()), users(train.user.begin(), train.user.end());
-    fit.model->set_seen(std::vector<int32_t>(items.begin(), items.end()), std::vector<int32_t>(users.begin(), users.end()));
+    fit.model->set_seen(std::vector<int32_t>(items.begin(), items.end()),
+                        std::vector<int32_t>(users.begin(), users.end()));
   }
   fit.model->to(choose_device(o.trainer().device()));
 
   // Tasks, weights, trainer.
   JointEvalOptions valid_options = fit.eval_options();
   if (comm) valid_options.sharded(comm->rank(), comm->world_size(), sum_over_ranks(comm));  // each rank its users
-  auto validation = valid.empty() ? nullptr
-                                  : std::make_shared<JointValidation>(fit.model, ds, train, valid, valid_options);
+  auto validation =
+      valid.empty() ? nullptr : std::make_shared<JointValidation>(fit.model, ds, train, valid, valid_options);
   auto task_objects = make_joint_tasks(uo, validation);
   std::vector<std::pair<Task*, double>> weighted;
   for (auto& t : task_objects) {
@@ -192,7 +212,8 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   if (!validation) to.validate_every(0);
   UnifiedEngineModel engine(fit.model);
   Trainer trainer(engine, source, weighted, to);
-  trainer.set_config(stage_config(run, nlohmann::json{{"name", "joint"}, {"options", nlohmann::json::parse(o.to_json())}}.dump()));
+  trainer.set_config(
+      stage_config(run, nlohmann::json{{"name", "joint"}, {"options", nlohmann::json::parse(o.to_json())}}.dump()));
   add_run_observers(trainer, run, "joint", validation ? o.patience() : 0);
   JointBundle* bundle = &fit;
   trainer.set_checkpoint_decorator([bundle, &ds](Checkpoint& ck) {

@@ -85,10 +85,12 @@ NextItemTrainResult fit_next_item(NextItemModel& model, const NextItemData& data
   NextItemTrainResult result;
   trainer.add_observer(std::make_shared<HistoryRecorder>(result.history));
 
-  nlohmann::json config = run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
+  nlohmann::json config =
+      run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
   config["model"] = nlohmann::json::parse(next_item_options_to_json(model->options));
   trainer.set_config(config.dump());
-  trainer.set_checkpoint_decorator([&model](Checkpoint& ck) { add_head_checkpoint(ck, next_item_checkpoint(model, {}, {})); });
+  trainer.set_checkpoint_decorator(
+      [&model](Checkpoint& ck) { add_head_checkpoint(ck, next_item_checkpoint(model, {}, {})); });
   if (!run.resume().empty()) trainer.resume(load_training_checkpoint(run.resume(), "next_item"));
 
   TrainSummary s = trainer.train();

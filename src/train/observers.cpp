@@ -38,9 +38,15 @@ void JsonlLogger::on_train_begin(Trainer& t) {
 Signal JsonlLogger::after_batch(Trainer& t) {
   const auto& s = t.state();
   if (every_ > 0 && s.batch % every_ == 0) {
-    out_ << nlohmann::json{{"event", "batch"},          {"epoch", s.epoch + 1}, {"batch", s.batch},
-                           {"step", s.step},            {"loss", s.loss},       {"task_loss", s.task_loss},
-                           {"task_weight", s.task_weight}, {"lr", s.lr},       {"seconds", s.seconds}}
+    out_ << nlohmann::json{{"event", "batch"},
+                           {"epoch", s.epoch + 1},
+                           {"batch", s.batch},
+                           {"step", s.step},
+                           {"loss", s.loss},
+                           {"task_loss", s.task_loss},
+                           {"task_weight", s.task_weight},
+                           {"lr", s.lr},
+                           {"seconds", s.seconds}}
                 .dump()
          << "\n"
          << std::flush;
@@ -70,9 +76,13 @@ Signal JsonlLogger::after_epoch(Trainer& t) {
 
 void JsonlLogger::on_train_end(Trainer& t) {
   const auto& s = t.state();
-  out_ << nlohmann::json{{"event", "end"},           {"epoch", s.epoch},         {"step", s.step},
-                         {"best", s.best},           {"best_epoch", s.best_epoch + 1},
-                         {"stopped_early", s.stopped_early}, {"skipped_steps", s.skipped_steps}}
+  out_ << nlohmann::json{{"event", "end"},
+                         {"epoch", s.epoch},
+                         {"step", s.step},
+                         {"best", s.best},
+                         {"best_epoch", s.best_epoch + 1},
+                         {"stopped_early", s.stopped_early},
+                         {"skipped_steps", s.skipped_steps}}
               .dump()
        << "\n"
        << std::flush;
@@ -87,8 +97,8 @@ ProgressObserver::~ProgressObserver() = default;
 Signal ProgressObserver::after_batch(Trainer& t) {
   const auto& s = t.state();
   if (!bar_) {
-    bar_ = std::make_unique<ProgressBar>(s.batches_per_epoch, fmt::format("{} {}/{}", label_, s.epoch + 1,
-                                                                         t.options().epochs()));
+    bar_ = std::make_unique<ProgressBar>(s.batches_per_epoch,
+                                         fmt::format("{} {}/{}", label_, s.epoch + 1, t.options().epochs()));
     bar_->set_unit("batches");
     // The bar's clock starts now, after this batch (and, resumed mid-epoch, the ones before it):
     // count them without timing them, so the rates cover only batches the bar saw run.
@@ -228,11 +238,16 @@ namespace {
 std::string escape(const std::string& s) {
   std::string out;
   for (char c : s) {
-    if (c == '<') out += "&lt;";
-    else if (c == '>') out += "&gt;";
-    else if (c == '&') out += "&amp;";
-    else if (c == '"') out += "&quot;";
-    else out += c;
+    if (c == '<')
+      out += "&lt;";
+    else if (c == '>')
+      out += "&gt;";
+    else if (c == '&')
+      out += "&amp;";
+    else if (c == '"')
+      out += "&quot;";
+    else
+      out += c;
   }
   return out;
 }
@@ -260,11 +275,13 @@ std::string svg_chart(const std::string& title, const std::map<std::string, std:
   svg += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#999'/>", l, top, l, h - bottom);
   for (int k = 0; k <= 4; ++k) {
     double y = lo + (hi - lo) * k / 4;
-    svg += fmt::format("<text x='{}' y='{:.1f}' font-size='10' text-anchor='end' font-family='sans-serif'>{:.4g}</text>",
-                       l - 4, py(y) + 3, y);
+    svg +=
+        fmt::format("<text x='{}' y='{:.1f}' font-size='10' text-anchor='end' font-family='sans-serif'>{:.4g}</text>",
+                    l - 4, py(y) + 3, y);
   }
-  svg += fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='middle' font-family='sans-serif'>epoch 1..{}</text>",
-                     (l + w - r) / 2, h - 8, n);
+  svg +=
+      fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='middle' font-family='sans-serif'>epoch 1..{}</text>",
+                  (l + w - r) / 2, h - 8, n);
   static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
   size_t c = 0;
   for (const auto& [name, ys] : series) {
@@ -273,8 +290,8 @@ std::string svg_chart(const std::string& title, const std::map<std::string, std:
       if (std::isfinite(ys[i])) pts += fmt::format("{:.1f},{:.1f} ", px(i), py(ys[i]));
     const char* col = colours[c % 7];
     svg += fmt::format("<polyline fill='none' stroke='{}' stroke-width='2' points='{}'/>", col, pts);
-    svg += fmt::format("<text x='{}' y='{}' font-size='11' fill='{}' font-family='sans-serif'>{}</text>",
-                       w - r - 150, top + 14 * (c + 1), col, escape(name));
+    svg += fmt::format("<text x='{}' y='{}' font-size='11' fill='{}' font-family='sans-serif'>{}</text>", w - r - 150,
+                       top + 14 * (c + 1), col, escape(name));
     ++c;
   }
   return svg + "</svg>";
@@ -311,15 +328,16 @@ std::string HtmlReport::render(const Trainer& t) const {
                      "svg{border:1px solid #ddd;margin:4px}table{border-collapse:collapse}"
                      "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>";
   html += "<h1>" + escape(title_) + "</h1>";
-  html += fmt::format("<p>epochs done {} of {}, optimiser steps {}, examples {}, skipped non-finite steps {}, "
-                      "{:.1f} s{}</p>",
-                      s.epoch, t.options().epochs(), s.step, s.examples, s.skipped_steps, s.seconds,
-                      s.has_best ? fmt::format("; best monitored metric {:.5g} at epoch {}", s.best, s.best_epoch + 1)
-                                 : std::string());
+  html += fmt::format(
+      "<p>epochs done {} of {}, optimiser steps {}, examples {}, skipped non-finite steps {}, "
+      "{:.1f} s{}</p>",
+      s.epoch, t.options().epochs(), s.step, s.examples, s.skipped_steps, s.seconds,
+      s.has_best ? fmt::format("; best monitored metric {:.5g} at epoch {}", s.best, s.best_epoch + 1) : std::string());
   html += "<h2>Training loss per epoch</h2>" + svg_chart("training loss", loss_series);
-  html += "<h2>Task weights per epoch</h2><p>The multiplier of each task's loss in the joint loss at the "
-          "epoch's last step (" + escape(t.options().weighting()) + " weighting).</p>" +
-          svg_chart("task weight", series_of(weights_));
+  html +=
+      "<h2>Task weights per epoch</h2><p>The multiplier of each task's loss in the joint loss at the "
+      "epoch's last step (" +
+      escape(t.options().weighting()) + " weighting).</p>" + svg_chart("task weight", series_of(weights_));
   html += "<h2>Validation</h2>";
   for (const auto& [name, series] : metric_series) html += svg_chart(name, series);
   html += "<h2>Task weights</h2><table><tr><th>task</th><th>static weight</th><th>in force</th></tr>";

@@ -17,8 +17,7 @@ namespace {
 // One MlmEpoch per epoch from the objective's token counts.
 class MlmEpochRecorder : public Observer {
  public:
-  MlmEpochRecorder(MlmObjective& objective, std::vector<MlmEpoch>& epochs)
-      : objective_(objective), epochs_(epochs) {}
+  MlmEpochRecorder(MlmObjective& objective, std::vector<MlmEpoch>& epochs) : objective_(objective), epochs_(epochs) {}
   Signal after_epoch(Trainer& t) override {
     auto c = objective_.take_counts();
     MlmEpoch e;
@@ -26,8 +25,8 @@ class MlmEpochRecorder : public Observer {
     e.masked_tokens = c.masked;
     e.loss = c.masked ? c.loss_sum / static_cast<double>(c.masked) : 0.0;
     e.accuracy = c.masked ? static_cast<double>(c.correct) / static_cast<double>(c.masked) : 0.0;
-    log_info("epoch {}: MLM loss {:.4f}, masked-token accuracy {:.4f} ({} masked tokens)", e.epoch, e.loss,
-             e.accuracy, e.masked_tokens);
+    log_info("epoch {}: MLM loss {:.4f}, masked-token accuracy {:.4f} ({} masked tokens)", e.epoch, e.loss, e.accuracy,
+             e.masked_tokens);
     epochs_.push_back(e);
     return Signal::Continue;
   }
@@ -52,8 +51,9 @@ std::vector<std::string> catalogue_texts(const Dataset& ds, bool users) {
   return out;
 }
 
-MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokenizer, const std::vector<std::string>& texts,
-                               const TrainerOptions& trainer_options, const MlmPretrainOptions& o, const RunOptions& run) {
+MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokenizer,
+                               const std::vector<std::string>& texts, const TrainerOptions& trainer_options,
+                               const MlmPretrainOptions& o, const RunOptions& run) {
   MTREC_CHECK(!texts.empty(), "MLM pretraining: no texts");
   MTREC_CHECK(encoder->options.vocab_size() == tokenizer.vocab_size(), "MLM pretraining: encoder vocabulary ",
               encoder->options.vocab_size(), " != tokenizer vocabulary ", tokenizer.vocab_size());
@@ -61,13 +61,13 @@ MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokeni
               encoder->options.pad_id(), " != tokenizer pad id ", tokenizer.pad_id());
   const auto sp = tokenizer.special_ids();
   MlmOptions mlm_options = MlmOptions(tokenizer.vocab_size(), sp.mask)
-                                      .special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask})
-                                      .mask_prob(o.mask_prob())
-                                      .replace_with_mask(o.replace_with_mask())
-                                      .replace_with_random(o.replace_with_random())
-                                      .seed(trainer_options.seed());
+                               .special_ids({sp.pad, sp.unk, sp.cls, sp.sep, sp.mask})
+                               .mask_prob(o.mask_prob())
+                               .replace_with_mask(o.replace_with_mask())
+                               .replace_with_random(o.replace_with_random())
+                               .seed(trainer_options.seed());
   MlmSource source(tokenizer.encode_rows(texts, EncodeOptions().set_max_len(encoder->options.max_len())),
-                          tokenizer.pad_id(), mlm_options);
+                   tokenizer.pad_id(), mlm_options);
   MlmTask mlm(mlm_options, encoder->options.dim(), encoder->options.layer_norm_eps());
   MlmEngineModel model(encoder, mlm);
   MlmObjective objective;
@@ -77,9 +77,12 @@ MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokeni
   result.texts = static_cast<int64_t>(texts.size());
   result.head = mlm->head;
   trainer.add_observer(std::make_shared<MlmEpochRecorder>(objective, result.epochs));
-  nlohmann::json config = run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
-  config["encoder"] = {{"vocab_size", encoder->options.vocab_size()}, {"dim", encoder->options.dim()},
-                       {"layers", encoder->options.layers()},         {"heads", encoder->options.heads()},
+  nlohmann::json config =
+      run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
+  config["encoder"] = {{"vocab_size", encoder->options.vocab_size()},
+                       {"dim", encoder->options.dim()},
+                       {"layers", encoder->options.layers()},
+                       {"heads", encoder->options.heads()},
                        {"max_len", encoder->options.max_len()}};
   config["mlm"] = {{"mask_prob", o.mask_prob()},
                    {"replace_with_mask", o.replace_with_mask()},

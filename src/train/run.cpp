@@ -30,7 +30,8 @@ void add_run_observers(Trainer& t, const RunOptions& run, const std::string& sta
 }
 
 std::string stage_config(const RunOptions& run, const std::string& stage_json) {
-  nlohmann::json config = run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
+  nlohmann::json config =
+      run.config_json().empty() ? nlohmann::json::object() : nlohmann::json::parse(run.config_json());
   config["stage"] = nlohmann::json::parse(stage_json);
   return config.dump();
 }
@@ -51,8 +52,9 @@ Checkpoint load_training_checkpoint(const std::string& path, const std::string& 
   Checkpoint ck = load_checkpoint(path);
   MTREC_CHECK(is_training_checkpoint(ck), "'", path, "' is ", describe_checkpoint(ck),
               "; --resume needs a training checkpoint of task ", task, ": RUN_DIR/<stage>/last.ckpt");
-  MTREC_CHECK(canonical_task_name(ck.task) == canonical_task_name(task), "'", path, "' is ", describe_checkpoint(ck), "; this run trains task ", task,
-              " (--resume needs a training checkpoint of task ", task, ": RUN_DIR/<stage>/last.ckpt)");
+  MTREC_CHECK(canonical_task_name(ck.task) == canonical_task_name(task), "'", path, "' is ", describe_checkpoint(ck),
+              "; this run trains task ", task, " (--resume needs a training checkpoint of task ", task,
+              ": RUN_DIR/<stage>/last.ckpt)");
   return ck;
 }
 

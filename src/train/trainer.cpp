@@ -64,8 +64,7 @@ void load_archive(torch::optim::Optimizer& opt, const std::string& bytes, const 
 }
 }  // namespace
 
-Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks,
-                 TrainerOptions options)
+Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks, TrainerOptions options)
     : model_(model), source_(source), tasks_(std::move(tasks)), options_(std::move(options)) {
   const auto& o = options_;
   MTREC_CHECK(!tasks_.empty(), "trainer: needs at least one task");
@@ -74,16 +73,16 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
   MTREC_CHECK(o.accumulate() >= 1, "trainer: accumulate must be >= 1, got ", o.accumulate());
   MTREC_CHECK(o.lr() > 0, "trainer: lr must be > 0, got ", o.lr());
   MTREC_CHECK(o.max_bad_steps() >= 1, "trainer: max_bad_steps must be >= 1, got ", o.max_bad_steps());
-  MTREC_CHECK(o.optimizer() == "adamw" || o.optimizer() == "adam" || o.optimizer() == "sgd", "trainer: unknown optimizer '",
-              o.optimizer(), "' (expected adamw|adam|sgd)");
+  MTREC_CHECK(o.optimizer() == "adamw" || o.optimizer() == "adam" || o.optimizer() == "sgd",
+              "trainer: unknown optimizer '", o.optimizer(), "' (expected adamw|adam|sgd)");
   std::set<std::string> names;
   for (const auto& [task, w] : tasks_) {
     MTREC_CHECK(task != nullptr, "trainer: null task");
     MTREC_CHECK(names.insert(task->name()).second, "trainer: task '", task->name(), "' given twice");
-    MTREC_CHECK(std::isfinite(w) && w >= 0, "trainer: weight of task '", task->name(), "' must be finite and >= 0, got ",
-                w);
+    MTREC_CHECK(std::isfinite(w) && w >= 0, "trainer: weight of task '", task->name(),
+                "' must be finite and >= 0, got ", w);
   }
-  scheduled_lr(o.schedule(), o.lr(), 0, 1, 0, 0, 1, 0);  // rejects an unknown schedule now, not mid-run
+  scheduled_lr(o.schedule(), o.lr(), 0, 1, 0, 0, 1, 0);            // rejects an unknown schedule now, not mid-run
   const WeightingKind weighting = parse_weighting(o.weighting());  // likewise an unknown weighting
 
   opt_ = std::make_unique<Optimizers>();
@@ -126,11 +125,11 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
               sparse_set.empty() ? "" : *sparse_set.begin(), "', which it does not have");
   if (!opt_->dense_params.empty()) {
     if (o.optimizer() == "adamw")
-      opt_->dense = std::make_unique<torch::optim::AdamW>(groups,
-                                                          torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()));
+      opt_->dense = std::make_unique<torch::optim::AdamW>(
+          groups, torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()));
     else if (o.optimizer() == "adam")
-      opt_->dense = std::make_unique<torch::optim::Adam>(groups,
-                                                         torch::optim::AdamOptions(o.lr()).weight_decay(o.weight_decay()));
+      opt_->dense = std::make_unique<torch::optim::Adam>(
+          groups, torch::optim::AdamOptions(o.lr()).weight_decay(o.weight_decay()));
     else
       opt_->dense = std::make_unique<torch::optim::SGD>(
           groups, torch::optim::SGDOptions(o.lr()).momentum(o.momentum()).weight_decay(o.weight_decay()));
@@ -138,7 +137,8 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
   }
   if (!opt_->sparse_params.empty())
     opt_->sparse = std::make_unique<SparseRowOptimizer>(
-        opt_->sparse_params, SparseRowOptions().kind(o.sparse_optimizer()).lr(o.sparse_lr() > 0 ? o.sparse_lr() : o.lr()));
+        opt_->sparse_params,
+        SparseRowOptions().kind(o.sparse_optimizer()).lr(o.sparse_lr() > 0 ? o.sparse_lr() : o.lr()));
 
   std::vector<std::string> names_in_order;
   std::vector<double> weights;
@@ -148,9 +148,10 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*,
     shared = model_.shared_parameters();
     if (shared.empty()) {
       shared = opt_->dense_params;
-      log_info("gradnorm: the model names no shared_parameters(); balancing the gradient norms of all {} dense "
-               "parameters (one backward pass through the whole model per task and batch)",
-               shared.size());
+      log_info(
+          "gradnorm: the model names no shared_parameters(); balancing the gradient norms of all {} dense "
+          "parameters (one backward pass through the whole model per task and batch)",
+          shared.size());
     }
   }
   weighting_ = std::make_unique<LossWeighting>(std::move(names_in_order), std::move(weights),
@@ -403,15 +404,16 @@ TrainSummary Trainer::train() {
       // checkpoints carry rank 0's generator only, and a resumed run must draw what an
       // uninterrupted one draws.
       if (rank > 0)
-        torch::manual_seed(derive_seed(o.seed(), fmt::format("trainer-torch-rank-{}-epoch-{}-batch-{}", rank, s.epoch, s.batch)));
+        torch::manual_seed(
+            derive_seed(o.seed(), fmt::format("trainer-torch-rank-{}-epoch-{}-batch-{}", rank, s.epoch, s.batch)));
       if (!comm_) {
         step_batch(batch, apply, batch.size, batch.size);
       } else {
         try {
           step_batch(batch, apply, batcher.global_size_of(s.batch), batcher.share_size_of(s.batch));
         } catch (const Error& e) {  // a collective failed: say where the run was
-          throw Error(fmt::format("{} [at step {}, epoch {}, batch {} of {}]", e.what(), s.step, s.epoch + 1, s.batch + 1,
-                                  s.batches_per_epoch));
+          throw Error(fmt::format("{} [at step {}, epoch {}, batch {} of {}]", e.what(), s.step, s.epoch + 1,
+                                  s.batch + 1, s.batches_per_epoch));
         }
       }
       ++s.batch;
@@ -516,7 +518,8 @@ void Trainer::resume(const Checkpoint& ck) {
   const_cast<at::Generator&>(at::globalContext().defaultGenerator(c10::kCPU)).set_state(ck.tensor("trainer/rng/cpu"));
   if (opt_->device.is_cuda())
     for (const auto& [name, t] : ck.tensors)
-      if (name == "trainer/rng/cuda") const_cast<at::Generator&>(at::globalContext().defaultGenerator(opt_->device)).set_state(t);
+      if (name == "trainer/rng/cuda")
+        const_cast<at::Generator&>(at::globalContext().defaultGenerator(opt_->device)).set_state(t);
   if (!j.contains("task_weight")) j["task_weight"] = nlohmann::json::object();  // written before the weighting
   try {  // a missing or mistyped field is an error naming it, not a silent default
     state_ = j.get<TrainState>();

@@ -22,9 +22,12 @@ WeightingKind parse_weighting(const std::string& name) {
 
 std::string weighting_name(WeightingKind kind) {
   switch (kind) {
-    case WeightingKind::Uncertainty: return "uncertainty";
-    case WeightingKind::GradNorm: return "gradnorm";
-    default: return "static";
+    case WeightingKind::Uncertainty:
+      return "uncertainty";
+    case WeightingKind::GradNorm:
+      return "gradnorm";
+    default:
+      return "static";
   }
 }
 
@@ -36,8 +39,8 @@ const std::string kPrefix = "trainer/weighting/";
 constexpr double kGradNormFloor = 1e-4;
 }  // namespace
 
-LossWeighting::LossWeighting(std::vector<std::string> tasks, std::vector<double> weights,
-                             LossWeightingOptions options, c10::Device device, std::vector<at::Tensor> shared)
+LossWeighting::LossWeighting(std::vector<std::string> tasks, std::vector<double> weights, LossWeightingOptions options,
+                             c10::Device device, std::vector<at::Tensor> shared)
     : kind_(parse_weighting(options.kind())),
       tasks_(std::move(tasks)),
       weights_(std::move(weights)),
@@ -162,8 +165,8 @@ void LossWeighting::backward(const std::vector<double>& losses, double scale) {
   torch::NoGradGuard no_grad;
   const at::Tensor pres = torch::tensor(present, torch::kFloat).to(device_);
   const at::Tensor ra = torch::tensor(r_alpha, torch::kFloat).to(device_);
-  const at::Tensor g_t = param_.detach().view(-1) * last_norms_;          // G_t = w_t·n_t
-  const at::Tensor target = (g_t * pres).sum().div(count).mul(ra);        // mean(G)·r_t^α, a constant
+  const at::Tensor g_t = param_.detach().view(-1) * last_norms_;    // G_t = w_t·n_t
+  const at::Tensor target = (g_t * pres).sum().div(count).mul(ra);  // mean(G)·r_t^α, a constant
   at::Tensor grad = ((g_t - target).sign() * last_norms_ * pres).mul(scale).view({-1, 1});  // ∂L_grad/∂w_t
   auto& acc = param_.mutable_grad();
   acc = acc.defined() ? acc + grad : grad;

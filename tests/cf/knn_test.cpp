@@ -25,11 +25,7 @@ constexpr float kNa = NAN;
 // 6 users x 5 items, NaN = not rated.
 const std::vector<std::vector<float>> kDense = {
     {5, 3, kNa, 1, 4},  //
-    {4, kNa, 2, 1, kNa},
-    {1, 1, kNa, 5, 2},
-    {kNa, 2, 4, 4, 1},
-    {3, kNa, 5, kNa, 3},
-    {2, 4, 1, 3, kNa},
+    {4, kNa, 2, 1, kNa}, {1, 1, kNa, 5, 2}, {kNa, 2, 4, 4, 1}, {3, kNa, 5, kNa, 3}, {2, 4, 1, 3, kNa},
 };
 
 Interactions from_dense(const std::vector<std::vector<float>>& d) {
@@ -63,7 +59,8 @@ double oracle_sim(const std::vector<float>& a, const std::vector<float>& b, KnnS
   *n_common = n;
   if (n == 0) return 0;
   switch (sim) {
-    case KnnSimilarity::Cosine: return ab / std::sqrt(full_a * full_b);
+    case KnnSimilarity::Cosine:
+      return ab / std::sqrt(full_a * full_b);
     case KnnSimilarity::Pearson: {
       double ma = sa / n, mb = sb / n, num = 0, da = 0, db = 0;
       for (size_t x = 0; x < a.size(); ++x) {
@@ -74,7 +71,8 @@ double oracle_sim(const std::vector<float>& a, const std::vector<float>& b, KnnS
       }
       return da * db > 1e-12 ? num / std::sqrt(da * db) : 0.0;
     }
-    default: return aa * bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
+    default:
+      return aa * bb > 0 ? ab / std::sqrt(aa * bb) : 0.0;
   }
 }
 
@@ -167,7 +165,8 @@ TEST(Knn, SimilaritiesMatchDenseOracle) {
 TEST(Knn, ImplicitCosineIsOverlapOverGeometricMean) {
   // item 0: users {0,1,2}; item 1: users {1,2}; item 2: user {3}.
   Interactions x;
-  for (auto [u, i] : std::vector<std::pair<int, int>>{{0, 0}, {1, 0}, {2, 0}, {1, 1}, {2, 1}, {3, 2}}) x.push_back(u, i);
+  for (auto [u, i] : std::vector<std::pair<int, int>>{{0, 0}, {1, 0}, {2, 0}, {1, 1}, {2, 1}, {3, 2}})
+    x.push_back(u, i);
   KnnModel m(KnnOptions().similarity(KnnSimilarity::Cosine).shrinkage(0).baseline(false));
   m.fit(x, 4, 3);
   auto nb = m.neighbors(0);
@@ -323,7 +322,8 @@ TEST(Knn, BaselineFollowsAlsAndReducesTrainingError) {
 TEST(Knn, ThreadCountDoesNotChangeTheModel) {
   Interactions y = random_ratings(80, 50, 4, 5);
   for (auto kind : {KnnKind::Item, KnnKind::User}) {
-    KnnModel a(KnnOptions().kind(kind).threads(1).max_neighbors(10)), b(KnnOptions().kind(kind).threads(3).max_neighbors(10));
+    KnnModel a(KnnOptions().kind(kind).threads(1).max_neighbors(10)),
+        b(KnnOptions().kind(kind).threads(3).max_neighbors(10));
     a.fit(y, 80, 50);
     b.fit(y, 80, 50);
     EXPECT_EQ(a.to_bytes().substr(100), b.to_bytes().substr(100));  // past the options header

@@ -72,7 +72,9 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-bool contains(const std::string& haystack, const std::string& needle) { return haystack.find(needle) != std::string::npos; }
+bool contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
 
 /// One CSV line from already-quoted fields.
 std::string fmt_row(const std::vector<std::string>& fields) {
@@ -82,8 +84,12 @@ std::string fmt_row(const std::vector<std::string>& fields) {
 }
 
 TEST(Cli, HelpOfEveryCommandExitsZero) {
-  const std::vector<std::string> args = {"--help",          "data --help",          "data stats --help",
-                                         "data validate --help", "data synth --help", "data download --help",
+  const std::vector<std::string> args = {"--help",
+                                         "data --help",
+                                         "data stats --help",
+                                         "data validate --help",
+                                         "data synth --help",
+                                         "data download --help",
                                          "demo --help"};
   std::vector<Result> r = mtrec_all(args);
   for (size_t k = 0; k < args.size(); ++k) {
@@ -135,15 +141,15 @@ TEST(Cli, ValidateListsEveryProblemWithFileLineField) {
   const std::string bad = tmp.write("bad.csv",
                                     "user,item,rating,timestamp\n"
                                     "u1,i1,5,100\n"
-                                    "u1,i2,five,101\n"    // line 3: rating not a number
+                                    "u1,i2,five,101\n"     // line 3: rating not a number
                                     "u2,i1,3,yesterday\n"  // line 4: timestamp not an integer
                                     "u2,i3,4\n"            // line 5: a field missing
                                     ",i3,4,102\n"          // line 6: empty user
                                     "u3,i3,2,103\n");
   const std::string good = tmp.write("good.tsv", "userId\tmovieId\n7\t1\n8\t\"2\"\n");
-  std::vector<Result> rs = mtrec_all({"data validate --path " + shell_quote(bad) + " --json " +
-                                          shell_quote(tmp.path("v.json")),
-                                      "data validate --path " + shell_quote(good) + " --delimiter '\\t'"});
+  std::vector<Result> rs =
+      mtrec_all({"data validate --path " + shell_quote(bad) + " --json " + shell_quote(tmp.path("v.json")),
+                 "data validate --path " + shell_quote(good) + " --delimiter '\\t'"});
   const Result& r = rs[0];
   EXPECT_EQ(r.code, 1) << r.out;
   EXPECT_TRUE(contains(r.out, bad + ":3: field 'rating'")) << r.out;
@@ -218,8 +224,8 @@ TEST(Cli, DemoTrainsTheJointModelAndEvalReproducesItsMetrics) {
   mtrec::test::TempDir tmp;
   // A smaller world than the default keeps the test short; the pipeline is the same.
   const std::string world = " --users 300 --items 150 --interactions 15000";
-  Result r = mtrec("demo" + world + " --epochs 2 --no-compare --log-level warn --run-dir " + shell_quote(tmp.path("run")) +
-                   " --json " + shell_quote(tmp.path("demo.json")));
+  Result r = mtrec("demo" + world + " --epochs 2 --no-compare --log-level warn --run-dir " +
+                   shell_quote(tmp.path("run")) + " --json " + shell_quote(tmp.path("demo.json")));
   ASSERT_EQ(r.code, 0) << r.out;
   nlohmann::json j = read_json(tmp.path("demo.json"));
   for (const char* key : {"seed", "wall_s", "world", "joint", "recommendations"})
@@ -227,7 +233,8 @@ TEST(Cli, DemoTrainsTheJointModelAndEvalReproducesItsMetrics) {
   EXPECT_TRUE(j["world"].value("valid", false)) << j["world"].dump(2);
   EXPECT_EQ(j["world"].value("users", -1), 300);
   const auto& o = j["joint"]["overall"];
-  for (const char* task : {"rating", "ctr", "next_item", "match", "scenario"}) EXPECT_TRUE(o.contains(task)) << o.dump(2);
+  for (const char* task : {"rating", "ctr", "next_item", "match", "scenario"})
+    EXPECT_TRUE(o.contains(task)) << o.dump(2);
   // Better than chance on a world with known structure, per scenario too.
   EXPECT_GT(o["ctr"].value("auc", 0.0), 0.6) << o.dump(2);
   EXPECT_GT(o["scenario"].value("accuracy", 0.0), o["scenario"].value("majority_accuracy", 1.0) + 0.2) << o.dump(2);
@@ -247,7 +254,8 @@ TEST(Cli, DemoTrainsTheJointModelAndEvalReproducesItsMetrics) {
   // `mtrec eval` of the demo's checkpoint on the same world and split gives the same test metrics.
   Result e = mtrec("eval --checkpoint " + shell_quote(tmp.path("run/joint.ckpt")) +
                    " --dataset synthetic --synthetic-users 300 --synthetic-items 150 --synthetic-interactions 15000"
-                   " --log-level warn --json " + shell_quote(tmp.path("eval.json")));
+                   " --log-level warn --json " +
+                   shell_quote(tmp.path("eval.json")));
   ASSERT_EQ(e.code, 0) << e.out;
   nlohmann::json ej = read_json(tmp.path("eval.json"));
   for (const char* task : {"rating", "ctr", "next_item", "match", "scenario"})
@@ -256,9 +264,11 @@ TEST(Cli, DemoTrainsTheJointModelAndEvalReproducesItsMetrics) {
 
 TEST(Cli, TrainDefaultsToTheJointModelWithLearnedWeighting) {
   mtrec::test::TempDir tmp;
-  Result r = mtrec("train --dataset synthetic --synthetic-users 200 --synthetic-items 100 --synthetic-interactions 8000"
-                   " --epochs 1 --weighting uncertainty --arch ple --scenario-arch pepnet --text frozen"
-                   " --tasks rating,ctr,next-item --log-level warn --json " + shell_quote(tmp.path("t.json")));
+  Result r = mtrec(
+      "train --dataset synthetic --synthetic-users 200 --synthetic-items 100 --synthetic-interactions 8000"
+      " --epochs 1 --weighting uncertainty --arch ple --scenario-arch pepnet --text frozen"
+      " --tasks rating,ctr,next-item --log-level warn --json " +
+      shell_quote(tmp.path("t.json")));
   ASSERT_EQ(r.code, 0) << r.out;
   nlohmann::json j = read_json(tmp.path("t.json"));
   EXPECT_EQ(j.value("task", ""), "joint") << j.dump(2);
@@ -270,8 +280,9 @@ TEST(Cli, TrainDefaultsToTheJointModelWithLearnedWeighting) {
   }
   EXPECT_TRUE(j["report"]["overall"].contains("next_item")) << j.dump(2);
   // An unknown task is refused by name.
-  Result bad = mtrec("train --dataset synthetic --synthetic-users 50 --synthetic-items 30 --synthetic-interactions 900"
-                     " --tasks rating,clicks --log-level warn");
+  Result bad = mtrec(
+      "train --dataset synthetic --synthetic-users 50 --synthetic-items 30 --synthetic-interactions 900"
+      " --tasks rating,clicks --log-level warn");
   EXPECT_NE(bad.code, 0);
   EXPECT_TRUE(contains(bad.out, "'clicks'")) << bad.out;
 }
@@ -281,7 +292,8 @@ TEST(Cli, TrainDefaultsToTheJointModelWithLearnedWeighting) {
 // equals `mtrec eval` of its checkpoint on one process.
 TEST(Cli, TrainOnTwoRanksWithNprocAndTorchrunEvaluatesLikeOneProcess) {
   mtrec::test::TempDir tmp;
-  const std::string data = " --dataset synthetic --synthetic-users 200 --synthetic-items 100 --synthetic-interactions 6000";
+  const std::string data =
+      " --dataset synthetic --synthetic-users 200 --synthetic-items 100 --synthetic-interactions 6000";
   const std::string common = data + " --epochs 1 --text none --tasks rating,ctr,next-item --log-level warn";
   Result r = mtrec("train --nproc 2" + common + " --out " + shell_quote(tmp.path("dp.ckpt")) + " --json " +
                    shell_quote(tmp.path("dp.json")));
@@ -292,10 +304,11 @@ TEST(Cli, TrainOnTwoRanksWithNprocAndTorchrunEvaluatesLikeOneProcess) {
                    shell_quote(tmp.path("eval.json")));
   ASSERT_EQ(e.code, 0) << e.out;
   nlohmann::json ev = read_json(tmp.path("eval.json"));
-  for (const auto& [task, metric] : std::vector<std::pair<std::string, std::string>>{
-           {"rating", "rmse"}, {"ctr", "auc"}, {"next_item", "NDCG@10"}}) {
+  for (const auto& [task, metric] :
+       std::vector<std::pair<std::string, std::string>>{{"rating", "rmse"}, {"ctr", "auc"}, {"next_item", "NDCG@10"}}) {
     ASSERT_TRUE(j["report"]["overall"].contains(task)) << j.dump(2);
-    EXPECT_NEAR(j["report"]["overall"][task].value(metric, -1.0), ev["report"]["overall"][task].value(metric, -2.0), 1e-5)
+    EXPECT_NEAR(j["report"]["overall"][task].value(metric, -1.0), ev["report"]["overall"][task].value(metric, -2.0),
+                1e-5)
         << task << " " << metric;
   }
   if (std::system("command -v torchrun >/dev/null 2>&1") != 0) {
@@ -304,8 +317,8 @@ TEST(Cli, TrainOnTwoRanksWithNprocAndTorchrunEvaluatesLikeOneProcess) {
   // --redirects 1 --tee 1: Debian's torchrun 1.13 on Python 3.11 fails on its default "--redirects 0"
   // (enum.IntFlag no longer iterates Std.NONE); --standalone: a free port.
   const std::string cmd = "torchrun --standalone --redirects 1 --tee 1 --no_python --nproc_per_node 2 " +
-                          shell_quote(g_bin) + " train" +
-                          common + " --json " + shell_quote(tmp.path("tr.json")) + " 2>&1";
+                          shell_quote(g_bin) + " train" + common + " --json " + shell_quote(tmp.path("tr.json")) +
+                          " 2>&1";
   FILE* p = ::popen(cmd.c_str(), "r");
   ASSERT_NE(p, nullptr);
   std::string out;
@@ -318,9 +331,10 @@ TEST(Cli, TrainOnTwoRanksWithNprocAndTorchrunEvaluatesLikeOneProcess) {
 TEST(Cli, DemoOnMovieLensShowsTitlesAndGenres) {
   MTREC_REQUIRE_ML100K(dir);
   mtrec::test::TempDir tmp;
-  Result r = mtrec("demo --dataset ml-100k --data-dir " + shell_quote(dir) + " --epochs 1 --no-compare --samples 1"
-                   " --text frozen --tasks ctr,next-item --log-level warn --run-dir " + shell_quote(tmp.path("run")) +
-                   " --json " + shell_quote(tmp.path("demo.json")));
+  Result r = mtrec("demo --dataset ml-100k --data-dir " + shell_quote(dir) +
+                   " --epochs 1 --no-compare --samples 1"
+                   " --text frozen --tasks ctr,next-item --log-level warn --run-dir " +
+                   shell_quote(tmp.path("run")) + " --json " + shell_quote(tmp.path("demo.json")));
   ASSERT_EQ(r.code, 0) << r.out;
   nlohmann::json j = read_json(tmp.path("demo.json"));
   EXPECT_EQ(j["world"].value("dataset", ""), "ml-100k") << j.dump(2);
@@ -365,7 +379,8 @@ TEST(Cli, KnnTrainSaveAndEvalOnMovieLens) {
 TEST(Cli, NextItemTrainSaveAndEvalOnSyntheticWorld) {
   mtrec::test::TempDir tmp;
   const std::string world =
-      " --dataset synthetic --synthetic-users 300 --synthetic-items 120 --synthetic-interactions 15000 --log-level warn";
+      " --dataset synthetic --synthetic-users 300 --synthetic-items 120 --synthetic-interactions 15000 --log-level "
+      "warn";
   Result t = mtrec("train --task next-item --epochs 6 --max-len 50 --eval-every 2" + world + " --out " +
                    shell_quote(tmp.path("seq.ckpt")) + " --json " + shell_quote(tmp.path("t.json")));
   ASSERT_EQ(t.code, 0) << t.out;
@@ -456,7 +471,8 @@ TEST(Cli, EvalAndRecommendAcceptEveryCheckpointOfEveryTask) {
                                        "task rating: RUN_DIR/<stage>/last.ckpt"))
       << bad[0].out;
   EXPECT_NE(bad[1].code, 0);
-  EXPECT_TRUE(contains(bad[1].out, "'" + rating_last + "' is a training checkpoint (task rating, stage ")) << bad[1].out;
+  EXPECT_TRUE(contains(bad[1].out, "'" + rating_last + "' is a training checkpoint (task rating, stage "))
+      << bad[1].out;
   EXPECT_TRUE(contains(bad[1].out, "this run trains task ctr")) << bad[1].out;
 }
 
@@ -514,7 +530,8 @@ TEST(Cli, TrainingKilledMidEpochResumesBitIdentically) {
   ASSERT_TRUE(std::filesystem::exists(ckpt));
   EXPECT_FALSE(std::filesystem::exists(tmp.path("b.json")));
 
-  Result resumed = mtrec(common + " --run-dir " + tmp.path("b") + " --json " + tmp.path("b.json") + " --resume " + ckpt);
+  Result resumed =
+      mtrec(common + " --run-dir " + tmp.path("b") + " --json " + tmp.path("b.json") + " --resume " + ckpt);
   ASSERT_EQ(resumed.code, 0) << resumed.out;
   EXPECT_TRUE(contains(resumed.out, "resuming '" + ckpt + "' at epoch 1, batch ")) << resumed.out;
   auto a = read_json(tmp.path("a.json")), b = read_json(tmp.path("b.json"));
@@ -556,25 +573,29 @@ TEST(Cli, ConfigFileRoundTrip) {
 // catalogue whose text feeds the text backbone; repeated pairs are reported with the policy.
 TEST(Cli, TrainAndEvalOnUserCsvFilesWithCatalogue) {
   mtrec::test::TempDir tmp;
-  std::string ratings = "user,item,rating,timestamp\n", wish = "user,book_id,timestamp\n", items = "item,title,authors\n";
+  std::string ratings = "user,item,rating,timestamp\n", wish = "user,book_id,timestamp\n",
+              items = "item,title,authors\n";
   for (int u = 0; u < 30; ++u)
     for (int k = 0; k < 10; ++k) {
       const int i = (u * 7 + k * 3) % 25;
       ratings += fmt_row({"u" + std::to_string(u), "b" + std::to_string(i), std::to_string(1 + (u + 2 * i) % 5),
                           std::to_string(1000 + u * 10 + k)});
-      if (k < 2) wish += fmt_row({"u" + std::to_string(u), "b" + std::to_string((i + 11) % 25), std::to_string(5000 + u)});
+      if (k < 2)
+        wish += fmt_row({"u" + std::to_string(u), "b" + std::to_string((i + 11) % 25), std::to_string(5000 + u)});
     }
   ratings += "u0,b0,5,9999\n";  // u0 re-rates b0 (first rated at t=1000)
-  for (int i = 0; i < 27; ++i)    // b25, b26: only in the catalogue (cold start)
-    items += fmt_row({"b" + std::to_string(i), "\"Book " + std::to_string(i) + ", vol. 1\"", "Author " + std::to_string(i % 4)});
-  const std::string r = tmp.write("ratings.csv", ratings), w = tmp.write("wish.csv", wish), it = tmp.write("items.csv", items);
+  for (int i = 0; i < 27; ++i)  // b25, b26: only in the catalogue (cold start)
+    items += fmt_row(
+        {"b" + std::to_string(i), "\"Book " + std::to_string(i) + ", vol. 1\"", "Author " + std::to_string(i % 4)});
+  const std::string r = tmp.write("ratings.csv", ratings), w = tmp.write("wish.csv", wish),
+                    it = tmp.write("items.csv", items);
   const std::string data = " --dataset csv --path " + shell_quote(r) + " --path " + shell_quote(w) +
                            " --behaviors rating,wishlist --items " + shell_quote(it) +
                            " --item-id-col item --item-text-cols title,authors";
-  std::vector<Result> rs = mtrec_all(
-      {"train --task rating --solver sgd --epochs 2" + data + " --out " + shell_quote(tmp.path("mf.ckpt")) + " --json " +
-           shell_quote(tmp.path("t.json")),
-       "data stats" + data + " --json " + shell_quote(tmp.path("stats.json"))});
+  std::vector<Result> rs =
+      mtrec_all({"train --task rating --solver sgd --epochs 2" + data + " --out " + shell_quote(tmp.path("mf.ckpt")) +
+                     " --json " + shell_quote(tmp.path("t.json")),
+                 "data stats" + data + " --json " + shell_quote(tmp.path("stats.json"))});
   ASSERT_EQ(rs[0].code, 0) << rs[0].out;
   nlohmann::json t = read_json(tmp.path("t.json"));
   EXPECT_EQ(t.value("dataset", ""), "csv");
@@ -612,7 +633,8 @@ TEST(Cli, TrainAndEvalOnUserCsvFilesWithCatalogue) {
 TEST(Cli, SynthFolderTrainsKnnWithDatasetDir) {
   mtrec::test::TempDir tmp;
   const std::string dir = tmp.path("world");
-  Result s = mtrec("data synth --out " + shell_quote(dir) + " --users 60 --items 40 --interactions 3000 --seed 5 --log-level warn");
+  Result s = mtrec("data synth --out " + shell_quote(dir) +
+                   " --users 60 --items 40 --interactions 3000 --seed 5 --log-level warn");
   ASSERT_EQ(s.code, 0) << s.out;
   const std::string data = " --dataset dir --path " + shell_quote(dir) + " --split loo --log-level warn";
   Result t = mtrec("train --task knn" + data + " --out " + shell_quote(tmp.path("knn.ckpt")) + " --json " +
@@ -632,15 +654,17 @@ TEST(Cli, BadCatalogueFailsWithFileLineField) {
   const std::string r = tmp.write("r.csv", "user,item,rating\nu1,i1,4\nu2,i2,3\n");
   const std::string bad = tmp.write("items.csv", "item,title\ni1,A\ni2\n");
   const std::string notext = tmp.write("items2.csv", "item,title\ni1,A\n");
-  std::vector<Result> rs = mtrec_all(
-      {"train --task rating --solver sgd --epochs 1 --dataset csv --path " + shell_quote(r) + " --items " + shell_quote(bad),
-       "train --task rating --solver sgd --epochs 1 --dataset csv --path " + shell_quote(r) + " --items " +
-           shell_quote(notext) + " --item-text-cols title,authors",
-       "train --task rating --dataset csv --path " + shell_quote(r) + " --behaviors a,b"});
+  std::vector<Result> rs =
+      mtrec_all({"train --task rating --solver sgd --epochs 1 --dataset csv --path " + shell_quote(r) + " --items " +
+                     shell_quote(bad),
+                 "train --task rating --solver sgd --epochs 1 --dataset csv --path " + shell_quote(r) + " --items " +
+                     shell_quote(notext) + " --item-text-cols title,authors",
+                 "train --task rating --dataset csv --path " + shell_quote(r) + " --behaviors a,b"});
   EXPECT_NE(rs[0].code, 0) << rs[0].out;
   EXPECT_TRUE(contains(rs[0].out, bad + ":3: field 'title': expected 2 fields, found 1")) << rs[0].out;
   EXPECT_NE(rs[1].code, 0) << rs[1].out;
-  EXPECT_TRUE(contains(rs[1].out, notext + ":1: field 'authors': no text column named 'authors' (columns: item, title)"))
+  EXPECT_TRUE(
+      contains(rs[1].out, notext + ":1: field 'authors': no text column named 'authors' (columns: item, title)"))
       << rs[1].out;
   EXPECT_NE(rs[2].code, 0) << rs[2].out;
   EXPECT_TRUE(contains(rs[2].out, "--behaviors names 2 behaviour(s) for 1 --path file(s)")) << rs[2].out;
@@ -676,8 +700,10 @@ const std::string& serve_checkpoint() {
   static mtrec::test::TempDir dir;
   static const std::string path = [] {
     const std::string p = dir.path("joint.ckpt");
-    Result r = mtrec("train --dataset synthetic --synthetic-users 150 --synthetic-items 80 --synthetic-interactions 6000"
-                     " --epochs 1 --dim 16 --text-dim 16 --text-layers 1 --log-level warn --out " + shell_quote(p));
+    Result r = mtrec(
+        "train --dataset synthetic --synthetic-users 150 --synthetic-items 80 --synthetic-interactions 6000"
+        " --epochs 1 --dim 16 --text-dim 16 --text-layers 1 --log-level warn --out " +
+        shell_quote(p));
     EXPECT_EQ(r.code, 0) << r.out;
     return p;
   }();
@@ -803,8 +829,9 @@ TEST(CliServe, RecommendAndSimilarOfATrainedCheckpoint) {
        "recommend --checkpoint " + ck + " --user ghost",
        "recommend --checkpoint " + ck + " --user u3 --where colour=red",
        "recommend --checkpoint " + ck + " --user u3 --where nonsense",
-       "recommend --checkpoint " + ck + " --profile 'likes quiet evenings' --recent i1,i2 -k 3 --format json "
-       "--log-level warn"});
+       "recommend --checkpoint " + ck +
+           " --profile 'likes quiet evenings' --recent i1,i2 -k 3 --format json "
+           "--log-level warn"});
   ASSERT_EQ(r[0].code, 0) << r[0].out;
   const nlohmann::json rj = read_json(tmp.path("r.json"));
   ASSERT_EQ(rj["items"].size(), 5u) << rj.dump(2);
@@ -861,7 +888,8 @@ TEST(CliServe, ServeAnswersOverHttpNeedsItsTokenAndStopsOnSigterm) {
   EXPECT_NE(missing.code, 0);
   EXPECT_TRUE(contains(missing.out, "cannot read --token-file")) << missing.out;
 
-  Result want = mtrec("recommend --checkpoint " + shell_quote(ck) + " --user u7 -k 6 --scenario ads --format json "
+  Result want = mtrec("recommend --checkpoint " + shell_quote(ck) +
+                      " --user u7 -k 6 --scenario ads --format json "
                       "--log-level warn");
   ASSERT_EQ(want.code, 0) << want.out;
   const nlohmann::json wj = nlohmann::json::parse(want.out);
@@ -908,10 +936,14 @@ std::vector<std::string> cells(const std::string& dom, const std::string& cls) {
     const size_t start = at + open.size(), end = dom.find("</td>", start);
     std::string t = dom.substr(start, end - start), u;
     for (size_t k = 0; k < t.size(); ++k) {
-      if (t.compare(k, 5, "&amp;") == 0) u += '&', k += 4;
-      else if (t.compare(k, 4, "&lt;") == 0) u += '<', k += 3;
-      else if (t.compare(k, 4, "&gt;") == 0) u += '>', k += 3;
-      else u += t[k];
+      if (t.compare(k, 5, "&amp;") == 0)
+        u += '&', k += 4;
+      else if (t.compare(k, 4, "&lt;") == 0)
+        u += '<', k += 3;
+      else if (t.compare(k, 4, "&gt;") == 0)
+        u += '>', k += 3;
+      else
+        u += t[k];
     }
     out.push_back(u);
   }
@@ -920,7 +952,8 @@ std::vector<std::string> cells(const std::string& dom, const std::string& cls) {
 
 TEST(CliServe, WebPageShowsRecommendationsInHeadlessChromium) {
   const std::string chromium = chromium_binary();
-  if (chromium.empty()) GTEST_SKIP() << "no chromium at /usr/bin/chromium (Debian package 'chromium'): the page was not rendered";
+  if (chromium.empty())
+    GTEST_SKIP() << "no chromium at /usr/bin/chromium (Debian package 'chromium'): the page was not rendered";
   const std::string ck = serve_checkpoint();
   ServeProcess s("serve --checkpoint " + ck + " --port 0");
   if (contains(s.log(), "built without cpp-httplib")) GTEST_SKIP() << "this mtrec cannot serve HTTP: " << s.log();
@@ -936,10 +969,12 @@ TEST(CliServe, WebPageShowsRecommendationsInHeadlessChromium) {
     for (size_t n; (n = std::fread(buf, 1, sizeof buf, p)) > 0;) dom.out.append(buf, n);
     dom.code = ::pclose(p);
   }
-  ASSERT_TRUE(contains(dom.out, "<tr class=\"rec\"")) << "the page rendered no recommendation:\n" << dom.out.substr(0, 3000);
+  ASSERT_TRUE(contains(dom.out, "<tr class=\"rec\"")) << "the page rendered no recommendation:\n"
+                                                      << dom.out.substr(0, 3000);
   // The page recommends for the first sample user (u0) with k = 10, explain = 2: the same titles,
   // in the same order, as `mtrec recommend` gives.
-  Result want = mtrec("recommend --checkpoint " + shell_quote(ck) + " --user u0 -k 10 --explain 2 --format json "
+  Result want = mtrec("recommend --checkpoint " + shell_quote(ck) +
+                      " --user u0 -k 10 --explain 2 --format json "
                       "--log-level warn");
   ASSERT_EQ(want.code, 0) << want.out;
   EXPECT_EQ(cells(dom.out, "title"), titles_of(nlohmann::json::parse(want.out)));
@@ -954,8 +989,10 @@ TEST(CliServe, WebPageShowsRecommendationsInHeadlessChromium) {
   std::filesystem::create_directories(out_dir);
   const std::string png = std::filesystem::absolute(out_dir + "/web_page.png").string();
   std::filesystem::remove(png);
-  const int rc = std::system((shell_quote(chromium) + flags + "--window-size=1200,900 --screenshot=" + shell_quote(png) +
-                              " " + shell_quote(url) + " >/dev/null 2>&1").c_str());
+  const int rc =
+      std::system((shell_quote(chromium) + flags + "--window-size=1200,900 --screenshot=" + shell_quote(png) + " " +
+                   shell_quote(url) + " >/dev/null 2>&1")
+                      .c_str());
   EXPECT_EQ(rc, 0);
   ASSERT_TRUE(std::filesystem::exists(png));
   EXPECT_GT(std::filesystem::file_size(png), 10000u);

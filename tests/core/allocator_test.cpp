@@ -45,20 +45,30 @@ TEST(Allocator, LargeBuffersStayInTheHeap) {
 #endif
 
 TEST(Allocator, EnvironmentOptOut) {
-  auto saved = [](const char* name) { const char* v = std::getenv(name); return v ? std::string(v) : std::string("\x01"); };
+  auto saved = [](const char* name) {
+    const char* v = std::getenv(name);
+    return v ? std::string(v) : std::string("\x01");
+  };
   auto restore = [](const char* name, const std::string& v) {
-    if (v == "\x01") unsetenv(name); else setenv(name, v.c_str(), 1);
+    if (v == "\x01")
+      unsetenv(name);
+    else
+      setenv(name, v.c_str(), 1);
   };
   const std::string tune = saved("MTREC_MALLOC_TUNE"), trim = saved("MALLOC_TRIM_THRESHOLD_"),
                     tunables = saved("GLIBC_TUNABLES");
   unsetenv("MTREC_MALLOC_TUNE");
   unsetenv("MALLOC_TRIM_THRESHOLD_");
   unsetenv("GLIBC_TUNABLES");
-  const bool others = std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TOP_PAD_") ||
-                      std::getenv("MALLOC_MMAP_MAX_");
-  if (!others) EXPECT_EQ(allocator_tuning_opt_out(), "");
+  const bool others =
+      std::getenv("MALLOC_MMAP_THRESHOLD_") || std::getenv("MALLOC_TOP_PAD_") || std::getenv("MALLOC_MMAP_MAX_");
+  if (!others) {
+    EXPECT_EQ(allocator_tuning_opt_out(), "");
+  }
   setenv("MTREC_MALLOC_TUNE", "1", 1);
-  if (!others) EXPECT_EQ(allocator_tuning_opt_out(), "");
+  if (!others) {
+    EXPECT_EQ(allocator_tuning_opt_out(), "");
+  }
   setenv("MTREC_MALLOC_TUNE", "0", 1);
   EXPECT_EQ(allocator_tuning_opt_out(), "MTREC_MALLOC_TUNE=0");
   unsetenv("MTREC_MALLOC_TUNE");

@@ -153,7 +153,10 @@ TEST(Progress, OffTerminalPrintsLogLinesUnlessTheIntervalIsZero) {
   EXPECT_EQ(out.find('\r'), std::string::npos) << out;  // log lines, not a redrawn bar
 
   set_log_level(LogLevel::Warn);
-  { ProgressBar quiet(10, "quiet"); EXPECT_FALSE(quiet.periodic()); }
+  {
+    ProgressBar quiet(10, "quiet");
+    EXPECT_FALSE(quiet.periodic());
+  }
   set_progress_interval(interval);
   set_log_level(level);
 }
@@ -204,7 +207,10 @@ namespace {
 // compiled out, condition unevaluated, under NDEBUG.
 TEST(Check, AssertIsADebugOnlyCheck) {
   int evaluated = 0;
-  auto holds = [&](bool v) { ++evaluated; return v; };
+  [[maybe_unused]] auto holds = [&](bool v) {
+    ++evaluated;
+    return v;
+  };
 #ifdef NDEBUG
   MTREC_ASSERT(holds(false), "never built");
   EXPECT_EQ(evaluated, 0);

@@ -14,10 +14,11 @@ using test::data_error;
 
 TEST(CsvReader, HeaderAutoMappingReadsEveryColumn) {
   TempDir t;
-  auto p = t.write("r.csv", "user,item,rating,timestamp,scenario,behaviour\n"
-                            "u1,i1,4.5,100,home,click\n"
-                            "u2,i1,3,200,search,buy\n"
-                            "u1,i2,1,300,home,click\n");
+  auto p = t.write("r.csv",
+                   "user,item,rating,timestamp,scenario,behaviour\n"
+                   "u1,i1,4.5,100,home,click\n"
+                   "u2,i1,3,200,search,buy\n"
+                   "u1,i2,1,300,home,click\n");
   Dataset ds = read_csv(p);
   EXPECT_EQ(ds.name, "r");
   ASSERT_EQ(ds.interactions.size(), 3u);
@@ -80,9 +81,9 @@ TEST(CsvReader, QuotedFieldsWithDelimiterNewlineAndDoubledQuotes) {
   TempDir t;
   auto p = t.write("q.csv",
                    "user,item,rating\n"
-                   "\"a,b\",\"say \"\"hi\"\"\",1\n"        // line 2
-                   "\"multi\nline\nuser\",i2,2\n"           // lines 3-5
-                   "u3,i3,x\n");                           // line 6: bad rating
+                   "\"a,b\",\"say \"\"hi\"\"\",1\n"  // line 2
+                   "\"multi\nline\nuser\",i2,2\n"    // lines 3-5
+                   "u3,i3,x\n");                     // line 6: bad rating
   std::string msg = data_error([&] { read_csv(p); });
   EXPECT_EQ(msg, p + ":6: field 'rating': not a number: 'x'");
 
@@ -163,9 +164,9 @@ TEST(CsvReader, InvalidUtf8IsRejectedWithLineAndField) {
   EXPECT_EQ(data_error([&] { read_csv(p, CsvOptions().delimiter("|")); }),
             p + ":3: field 'item': invalid UTF-8 (byte 0xE9 at offset 3); pass encoding=latin1 if the file is Latin-1");
   EXPECT_EQ(find_invalid_utf8("abc\xC3\xA9"), std::string_view::npos);
-  EXPECT_EQ(find_invalid_utf8("abcdefgh\xC0\xAF"), 8u);          // overlong '/'
-  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);              // surrogate
-  EXPECT_EQ(find_invalid_utf8("ab\xF0\x9F\x98"), 2u);            // truncated
+  EXPECT_EQ(find_invalid_utf8("abcdefgh\xC0\xAF"), 8u);                      // overlong '/'
+  EXPECT_EQ(find_invalid_utf8("\xED\xA0\x80"), 0u);                          // surrogate
+  EXPECT_EQ(find_invalid_utf8("ab\xF0\x9F\x98"), 2u);                        // truncated
   EXPECT_EQ(find_invalid_utf8("\xF0\x9F\x98\x80"), std::string_view::npos);  // U+1F600
 }
 
@@ -183,8 +184,9 @@ TEST(CsvReader, MalformedInputNamesFileLineAndField) {
       {"user,item\n,i1\n", ":2: field 'user': empty user id"},
       {"", ":1: the file is empty"},
       {"user,item\n", ":1: no data rows after the header"},
-      {"who,what\na,b\n", ":1: field 'user': no user column found in the header (columns: who, what); name it 'user' or "
-                          "map it explicitly"},
+      {"who,what\na,b\n",
+       ":1: field 'user': no user column found in the header (columns: who, what); name it 'user' or "
+       "map it explicitly"},
   };
   for (size_t c = 0; c < cases.size(); ++c) {
     auto p = t.write("m" + std::to_string(c) + ".csv", cases[c].content);

@@ -29,10 +29,12 @@ void expect_same_dataset(const Dataset& a, const Dataset& b) {
   EXPECT_EQ(x.behavior, y.behavior);
   EXPECT_EQ(x.has_context, y.has_context);
   EXPECT_EQ(x.context, y.context);
-  if (x.has_context) EXPECT_EQ(a.context_text.size(), b.context_text.size());
-  for (auto [ta, tb, n] : {std::tuple{&a.item_text, &b.item_text, a.num_items()},
-                           std::tuple{&a.user_text, &b.user_text, a.num_users()},
-                           std::tuple{&a.context_text, &b.context_text, x.has_context ? a.context_text.size() : 0}}) {
+  if (x.has_context) {
+    EXPECT_EQ(a.context_text.size(), b.context_text.size());
+  }
+  for (auto [ta, tb, n] :
+       {std::tuple{&a.item_text, &b.item_text, a.num_items()}, std::tuple{&a.user_text, &b.user_text, a.num_users()},
+        std::tuple{&a.context_text, &b.context_text, x.has_context ? a.context_text.size() : 0}}) {
     if (n == 0) continue;
     EXPECT_EQ(ta->fields(), tb->fields());
     for (int32_t id = 0; id < n; ++id)
@@ -159,7 +161,8 @@ TEST(CsvWriter, ContextsRoundTripAsTextWithTheirCatalogue) {
   EXPECT_NE(inter.find("\"\"\"carol\"\"\",i1,4.5,1700000000,home feed,click,home feed for you\n"), std::string::npos)
       << inter;
   EXPECT_NE(inter.find("3,9007199254740993,home feed,click,\n"), std::string::npos) << inter;  // none: empty
-  EXPECT_EQ(read_file(tmp.path("ctx/contexts.csv")), "context\nnever shown\n\"query, \"\"quoted\"\"\"\nhome feed for you\n");
+  EXPECT_EQ(read_file(tmp.path("ctx/contexts.csv")),
+            "context\nnever shown\n\"query, \"\"quoted\"\"\"\nhome feed for you\n");
   Dataset back = read_dataset_dir(tmp.path("ctx"));
   expect_same_dataset(ds, back);
   EXPECT_EQ(back.context_text.get(0, "text"), "never shown");

@@ -57,8 +57,8 @@ TEST(DatasetLoader, ContextsOfOneFileAreKeptAndTheOthersHaveNone) {
   auto search = t.write("search.csv", "user,item,context\nu1,b1,red shoes\nu2,b2,\n");
   auto feed = t.write("feed.csv", "user,item\nu2,b1\n");
   auto more = t.write("more.csv", "user,item,context\nu3,b1,blue hats\nu1,b2,red shoes\n");
-  Dataset ds = load_dataset(DatasetSpec().file(search, "click").file(feed, "click").file(more, "click")
-                                .duplicates(DuplicatePolicy::KeepAll));
+  Dataset ds = load_dataset(
+      DatasetSpec().file(search, "click").file(feed, "click").file(more, "click").duplicates(DuplicatePolicy::KeepAll));
   const auto& x = ds.interactions;
   ASSERT_TRUE(x.has_context);
   EXPECT_EQ(x.context, (std::vector<int32_t>{0, -1, -1, 1, 0}));
@@ -83,8 +83,9 @@ TEST(DatasetLoader, TimestampsMissingInOneFileAreDroppedAndSaidSo) {
 TEST(DatasetLoader, CatalogueTextIsAttachedAndColdStartItemsInterned) {
   TempDir t;
   auto r = t.write("r.csv", "user,item,rating\nu1,b1,4\nu2,b2,3\n");
-  auto items = t.write("books.tsv", "book_id\ttitle\tauthors\tyear\nb2\tDune\tHerbert\t1965\nb9\tEmma\tAusten\t1815\n"
-                                    "b1\tUlysses\tJoyce\t1922\n");
+  auto items = t.write("books.tsv",
+                       "book_id\ttitle\tauthors\tyear\nb2\tDune\tHerbert\t1965\nb9\tEmma\tAusten\t1815\n"
+                       "b1\tUlysses\tJoyce\t1922\n");
   auto users = t.write("users.csv", "uid,profile\nu2,likes sci-fi\n");
   DatasetLoadReport rep;
   Dataset ds = load_dataset(DatasetSpec()
@@ -120,7 +121,8 @@ TEST(DatasetLoader, BadCataloguesNameFileLineAndField) {
     return data_error([&] { load_dataset(DatasetSpec().file(r).items(c)); });
   };
   const std::string p = t.path();
-  EXPECT_EQ(load("few.csv", "item,title,year\ni1,A,1\ni2,B\n"), p + "/few.csv:3: field 'year': expected 3 fields, found 2");
+  EXPECT_EQ(load("few.csv", "item,title,year\ni1,A,1\ni2,B\n"),
+            p + "/few.csv:3: field 'year': expected 3 fields, found 2");
   EXPECT_EQ(load("many.csv", "item,title\ni1,A,x\n"), p + "/many.csv:2: field 'column 3': expected 2 fields, found 3");
   EXPECT_EQ(load("empty_id.csv", "item,title\ni1,A\n ,B\n"), p + "/empty_id.csv:3: field 'item': empty item id");
   EXPECT_EQ(load("dup.csv", "item,title\ni1,A\ni2,B\ni1,C\n"),
@@ -129,8 +131,9 @@ TEST(DatasetLoader, BadCataloguesNameFileLineAndField) {
             p + "/text.csv:1: field 'authors': no text column named 'authors' (columns: item, title, year)");
   EXPECT_EQ(load("idcol.csv", "item,title\ni1,A\n", CatalogSpec().id("book_id")),
             p + "/idcol.csv:1: field 'book_id': no id column named 'book_id' (columns: item, title)");
-  EXPECT_EQ(load("idx.csv", "item,title\ni1,A\n", CatalogSpec().id(5)),
-            p + "/idx.csv:1: field 'item id': column index 5 is outside the 2 columns (item, title; indices are 0-based)");
+  EXPECT_EQ(
+      load("idx.csv", "item,title\ni1,A\n", CatalogSpec().id(5)),
+      p + "/idx.csv:1: field 'item id': column index 5 is outside the 2 columns (item, title; indices are 0-based)");
   EXPECT_EQ(load("both.csv", "item,title\ni1,A\n", CatalogSpec().text({"item"})),
             p + "/both.csv:1: field 'item': the id column cannot also be a text column");
   EXPECT_EQ(load("none.csv", ""), p + "/none.csv:1: the file is empty (expected a header)");
@@ -183,7 +186,12 @@ TEST(DatasetLoader, FolderFromWriteDatasetCsvReadsBack) {
 //   4: (0,0, 1, 50, 1)   5: (0,1, 4, 7, 0)    6: (0,1, 2, 7, 0)
 // Keys with repeats: (0,0,b0) rows 0,1,3 and (0,1,b0) rows 5,6; row 4 is another behaviour.
 Interactions dup_rows(bool ts = true) {
-  return rows({{0, 0, 4, 30, 0}, {0, 0, 2, 10, 0}, {1, 0, 5, 5, 0}, {0, 0, 3, 30, 0}, {0, 0, 1, 50, 1}, {0, 1, 4, 7, 0},
+  return rows({{0, 0, 4, 30, 0},
+               {0, 0, 2, 10, 0},
+               {1, 0, 5, 5, 0},
+               {0, 0, 3, 30, 0},
+               {0, 0, 1, 50, 1},
+               {0, 1, 4, 7, 0},
                {0, 1, 2, 7, 0}},
               true, ts);
 }
@@ -232,8 +240,8 @@ TEST(DuplicatePolicy, MeanRatingAveragesIntoTheLatestRow) {
   EXPECT_EQ(out.timestamp, (std::vector<int64_t>{5, 30, 50, 7}));
   EXPECT_EQ(r.policy, DuplicatePolicy::MeanRating);
   EXPECT_EQ(r.rows_after, 4);
-  Interactions uneven = apply_duplicate_policy(rows({{0, 0, 1, 1, 0}, {0, 0, 2, 2, 0}, {0, 0, 4, 3, 0}}),
-                                               DuplicatePolicy::MeanRating);
+  Interactions uneven =
+      apply_duplicate_policy(rows({{0, 0, 1, 1, 0}, {0, 0, 2, 2, 0}, {0, 0, 4, 3, 0}}), DuplicatePolicy::MeanRating);
   EXPECT_FLOAT_EQ(uneven.rating[0], 7.0f / 3.0f);
   // Implicit data has nothing to average.
   EXPECT_THROW(apply_duplicate_policy(rows({{0, 0, 1, 1, 0}}, false), DuplicatePolicy::MeanRating), Error);
@@ -243,7 +251,8 @@ TEST(DuplicatePolicy, AutoIsKeepLastOnRatingsAndKeepAllOtherwise) {
   DuplicateReport r;
   EXPECT_EQ(apply_duplicate_policy(dup_rows(), DuplicatePolicy::Auto, &r).size(), 4u);
   EXPECT_EQ(r.policy, DuplicatePolicy::KeepLast);
-  EXPECT_EQ(apply_duplicate_policy(rows({{0, 0, 1, 1, 0}, {0, 0, 1, 2, 0}}, false), DuplicatePolicy::Auto, &r).size(), 2u);
+  EXPECT_EQ(apply_duplicate_policy(rows({{0, 0, 1, 1, 0}, {0, 0, 1, 2, 0}}, false), DuplicatePolicy::Auto, &r).size(),
+            2u);
   EXPECT_EQ(r.policy, DuplicatePolicy::KeepAll);
   EXPECT_EQ(r.pairs, 1);
 }

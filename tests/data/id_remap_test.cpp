@@ -29,8 +29,8 @@ IdMap map_of(std::initializer_list<const char*> raws) {
 TEST(IdRemap, MapsUsersItemsAndScenariosByName) {
   Dataset ds = two_scenario_data();
   int64_t dropped = 0;
-  Interactions out = remap_ids(ds.interactions, ds, map_of({"b", "a"}), map_of({"y", "x"}), map_of({"search", "home"}),
-                               dropped);
+  Interactions out =
+      remap_ids(ds.interactions, ds, map_of({"b", "a"}), map_of({"y", "x"}), map_of({"search", "home"}), dropped);
   EXPECT_EQ(dropped, 0);
   EXPECT_EQ(out.user, (std::vector<int32_t>{1, 0}));
   EXPECT_EQ(out.item, (std::vector<int32_t>{1, 0}));
@@ -53,7 +53,8 @@ TEST(IdRemap, ContextsKeepTheirIds) {
 TEST(IdRemap, UnknownUsersAreDroppedAndCounted) {
   Dataset ds = two_scenario_data();
   int64_t dropped = 3;
-  Interactions out = remap_ids(ds.interactions, ds, map_of({"a"}), map_of({"x", "y"}), map_of({"home", "search"}), dropped);
+  Interactions out =
+      remap_ids(ds.interactions, ds, map_of({"a"}), map_of({"x", "y"}), map_of({"home", "search"}), dropped);
   EXPECT_EQ(dropped, 4);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out.scenario[0], 1);

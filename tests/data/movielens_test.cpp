@@ -70,9 +70,10 @@ TEST(MovieLens1M, ReadsSyntheticFixture) {
   test::TempDir t;
   // The ML-1M format: "::"-separated, Latin-1, no header. Movie 3 has no rating.
   t.write("ratings.dat", "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n");
-  t.write("movies.dat", "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
-                        "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n"
-                        "3::Cit\xE9 des enfants perdus, La (1995)::Adventure|Sci-Fi\n");
+  t.write("movies.dat",
+          "1193::One Flew Over the Cuckoo's Nest (1975)::Drama\n"
+          "661::James and the Giant Peach (1996)::Animation|Children's|Musical\n"
+          "3::Cit\xE9 des enfants perdus, La (1995)::Adventure|Sci-Fi\n");
   t.write("users.dat", "1::F::1::10::48067\n2::M::56::16::70072\n");
   Dataset ds = read_movielens_1m(t.path());
   EXPECT_EQ(ds.name, "ml-1m");

@@ -9,7 +9,8 @@
 namespace mtrec {
 namespace {
 
-Interactions timed(const std::vector<int32_t>& users, const std::vector<int32_t>& items, const std::vector<int64_t>& ts) {
+Interactions timed(const std::vector<int32_t>& users, const std::vector<int32_t>& items,
+                   const std::vector<int64_t>& ts) {
   Interactions x;
   x.has_timestamp = true;
   for (size_t r = 0; r < users.size(); ++r) x.push_back(users[r], items[r], 1.0f, ts[r]);

@@ -107,7 +107,7 @@ TEST(Synthetic, RatingsFollowExpectedRating) {
       err += std::abs(x.rating[r] - w.truth.expected_rating(x.user[r], x.item[r]));
       base += std::abs(x.rating[r] - mean);
     }
-  EXPECT_LT(err / n, 0.6);          // noise 0.5 plus rounding
+  EXPECT_LT(err / n, 0.6);             // noise 0.5 plus rounding
   EXPECT_LT(err / n, 0.8 * base / n);  // the truth explains ratings better than the mean
 }
 
@@ -191,7 +191,8 @@ TEST(Synthetic, WithoutImpressionsOnlyPositives) {
   for (size_t r = 0, k = 0; r < full.interactions.size(); ++r) {
     if (full.interactions.behavior[r] == 3) continue;
     ASSERT_EQ(w.data.context_text.get(x.context[k], "text"),
-              full.context_text.get(full.interactions.context[r], "text")) << "row " << r;
+              full.context_text.get(full.interactions.context[r], "text"))
+        << "row " << r;
     ++k;
   }
 }
@@ -205,9 +206,9 @@ TEST(Synthetic, EveryRowHasADeduplicatedScenarioContext) {
   EXPECT_EQ(ds.context_text.fields(), (std::vector<std::string>{"text"}));
   std::set<std::string> texts;
   for (int32_t c = 0; c < ds.context_text.size(); ++c) texts.insert(ds.context_text.get(c, "text"));
-  EXPECT_EQ(texts.size(), size_t(ds.context_text.size()));  // one id per distinct text
-  EXPECT_GT(ds.context_text.size(), 200);                     // queries vary
-  EXPECT_LT(ds.context_text.size(), int32_t(x.size() / 4));   // but repeat
+  EXPECT_EQ(texts.size(), size_t(ds.context_text.size()));   // one id per distinct text
+  EXPECT_GT(ds.context_text.size(), 200);                    // queries vary
+  EXPECT_LT(ds.context_text.size(), int32_t(x.size() / 4));  // but repeat
   // Ids in order of first appearance.
   int32_t next = 0;
   for (int32_t c : x.context) {

@@ -107,8 +107,7 @@ TEST(Metrics, MultiTargetRecallAndNdcg) {
   std::vector<int32_t> ranked = {5, 3, 9, 1, 7};
   EXPECT_DOUBLE_EQ(recall_at_k(ranked, {3, 7, 8}, 3), 1.0 / 3.0);
   EXPECT_DOUBLE_EQ(recall_at_k(ranked, {3, 7, 8}, 100), 2.0 / 3.0);  // K past the list end
-  EXPECT_DOUBLE_EQ(ndcg_at_k(ranked, {3, 7}, 5),
-                   (1 / std::log2(3.0) + 1 / std::log2(6.0)) / (1 + 1 / std::log2(3.0)));
+  EXPECT_DOUBLE_EQ(ndcg_at_k(ranked, {3, 7}, 5), (1 / std::log2(3.0) + 1 / std::log2(6.0)) / (1 + 1 / std::log2(3.0)));
   EXPECT_DOUBLE_EQ(ndcg_at_k(ranked, {5}, 1), 1.0);
   EXPECT_DOUBLE_EQ(ndcg_at_k({3, 3, 5}, {3, 5}, 3), (1 + 1 / std::log2(4.0)) / (1 + 1 / std::log2(3.0)));
   EXPECT_THROW(recall_at_k(ranked, {}, 5), Error);

@@ -53,7 +53,8 @@ TEST(Protocols, LeaveOneOutHoldsOutEachUsersLastItem) {
   for (size_t r = 0; r < x.size(); ++r) rows_of[x.user[r]].push_back(r);
   std::map<int32_t, size_t> test_of, valid_of;
   for (size_t r : s.test) EXPECT_TRUE(test_of.emplace(x.user[r], r).second) << "two test rows for user " << x.user[r];
-  for (size_t r : s.valid) EXPECT_TRUE(valid_of.emplace(x.user[r], r).second) << "two valid rows for user " << x.user[r];
+  for (size_t r : s.valid)
+    EXPECT_TRUE(valid_of.emplace(x.user[r], r).second) << "two valid rows for user " << x.user[r];
   for (const auto& [u, rows] : rows_of) {
     if (rows.size() < 3) {  // too short to hold anything out
       EXPECT_FALSE(test_of.count(u) || valid_of.count(u)) << "user " << u;
@@ -67,7 +68,9 @@ TEST(Protocols, LeaveOneOutHoldsOutEachUsersLastItem) {
     EXPECT_EQ(x.timestamp[test_of[u]], ts.back()) << "user " << u << ": the test row is the latest";
     EXPECT_EQ(x.timestamp[valid_of[u]], ts[ts.size() - 2]) << "user " << u << ": valid is the one before";
     for (size_t r : rows)
-      if (r != test_of[u] && r != valid_of[u]) EXPECT_LT(x.timestamp[r], x.timestamp[valid_of[u]]);
+      if (r != test_of[u] && r != valid_of[u]) {
+        EXPECT_LT(x.timestamp[r], x.timestamp[valid_of[u]]);
+      }
   }
 }
 
@@ -116,7 +119,8 @@ TEST(Protocols, RandomSplitIsEightyTenTenAndSeeded) {
     for (int k = 0; k < 1000; ++k) p.emplace_back(k % 50, k % 97);
     return p;
   }());
-  const Split a = protocol_split(x, "random", 3), b = protocol_split(x, "random", 3), c = protocol_split(x, "random", 4);
+  const Split a = protocol_split(x, "random", 3), b = protocol_split(x, "random", 3),
+              c = protocol_split(x, "random", 4);
   expect_partition(a, x.size());
   EXPECT_EQ(a.train.size(), 800u);
   EXPECT_EQ(a.valid.size(), 100u);

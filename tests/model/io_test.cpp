@@ -51,17 +51,18 @@ const std::vector<Trained>& trained_kinds() {
     const Interactions train = x.subset(tj.split.train);
     std::vector<Trained> out;
 
-    auto rating = std::make_shared<RatingTask>(fit_rating(explicit_ratings(ds, train), {}, U, I,
-                                                          RatingTrainOptions().solver("sgd").epochs(2).dim(8).seed(3)));
+    auto rating = std::make_shared<RatingTask>(
+        fit_rating(explicit_ratings(ds, train), {}, U, I, RatingTrainOptions().solver("sgd").epochs(2).dim(8).seed(3)));
     out.push_back({"rating", rating->to_checkpoint(ds.users, ds.items), [rating, I](int32_t u, const auto&) {
                      return rating->predict(std::vector<int32_t>(size_t(I), u), all_items(I));
                    }});
 
     const Interactions pos = implicit_positives(ds, train);
-    auto ctr = std::make_shared<CtrTask>(
-        fit_ctr(pos, {}, U, I, std::max<int32_t>(1, ds.scenarios.size()), CtrTrainOptions().epochs(1).dim(8).seed(3), pos));
+    auto ctr = std::make_shared<CtrTask>(fit_ctr(pos, {}, U, I, std::max<int32_t>(1, ds.scenarios.size()),
+                                                 CtrTrainOptions().epochs(1).dim(8).seed(3), pos));
     out.push_back({"ctr", ctr->to_checkpoint(ds.users, ds.items, ds.scenarios), [ctr, I](int32_t u, const auto&) {
-                     return ctr->predict(std::vector<int32_t>(size_t(I), u), all_items(I), std::vector<int32_t>(size_t(I), 0));
+                     return ctr->predict(std::vector<int32_t>(size_t(I), u), all_items(I),
+                                         std::vector<int32_t>(size_t(I), 0));
                    }});
 
     auto dmf = std::make_shared<DmfTask>(fit_dmf(pos, {}, U, I, DmfTrainOptions().epochs(1).layers({16, 8}).seed(3)));
@@ -94,8 +95,9 @@ const std::vector<Trained>& trained_kinds() {
                      torch::NoGradGuard g;
                      UnifiedModel& m = joint->model;
                      std::vector<const std::vector<int32_t>*> rows = {&h};
-                     at::Tensor uv = m->user_vectors(torch::tensor({int64_t(u)}), pack_histories(rows, m->options.max_history()),
-                                                     m->item_vectors(), {}, {});
+                     at::Tensor uv =
+                         m->user_vectors(torch::tensor({int64_t(u)}), pack_histories(rows, m->options.max_history()),
+                                         m->item_vectors(), {}, {});
                      at::Tensor s = m->next_item_scores(uv).contiguous();
                      return std::vector<float>(s.data_ptr<float>(), s.data_ptr<float>() + s.numel());
                    }});
@@ -139,12 +141,14 @@ TEST(ModelIo, SavedAndLoadedModelsOfEveryKindScoreAsBeforeAndServeTheExactTopK) 
       const std::vector<float> before = t.own(u, h);
       const std::vector<float> after = m->score_items({u}, {h}, {0});
       ASSERT_EQ(after.size(), before.size());
-      for (size_t i = 0; i < before.size(); ++i) ASSERT_NEAR(after[i], before[i], 1e-5) << "user " << u << " item " << i;
+      for (size_t i = 0; i < before.size(); ++i)
+        ASSERT_NEAR(after[i], before[i], 1e-5) << "user " << u << " item " << i;
       // The oracle: every unseen item sorted by the model's own score.
       std::vector<int32_t> unseen;
       for (int32_t i = 0; i < I; ++i)
         if (std::find(h.begin(), h.end(), i) == h.end()) unseen.push_back(i);
-      std::stable_sort(unseen.begin(), unseen.end(), [&](int32_t a, int32_t b) { return before[size_t(a)] > before[size_t(b)]; });
+      std::stable_sort(unseen.begin(), unseen.end(),
+                       [&](int32_t a, int32_t b) { return before[size_t(a)] > before[size_t(b)]; });
       RecommendRequest q;
       q.user = tj.world.data.users.raw(u);
       q.k = 5;
@@ -152,7 +156,8 @@ TEST(ModelIo, SavedAndLoadedModelsOfEveryKindScoreAsBeforeAndServeTheExactTopK) 
       // The whole catalogue first (the tiny world's users have seen most of its 40 items).
       q.exclude_seen = false;
       std::vector<int32_t> every = all_items(int32_t(I));
-      std::stable_sort(every.begin(), every.end(), [&](int32_t a, int32_t b) { return before[size_t(a)] > before[size_t(b)]; });
+      std::stable_sort(every.begin(), every.end(),
+                       [&](int32_t a, int32_t b) { return before[size_t(a)] > before[size_t(b)]; });
       const RecommendResponse full = rec.recommend(q);
       ASSERT_EQ(full.items.size(), 5u);
       for (size_t p = 0; p < full.items.size(); ++p) {
@@ -188,7 +193,8 @@ TEST(ModelIo, KindsThatCannotScoreANewUserOrHaveNoItemSpaceSaySo) {
       ADD_FAILURE() << t.kind << ": an anonymous request was answered";
     } catch (const RequestError& e) {
       EXPECT_EQ(e.field(), "user");
-      EXPECT_NE(std::string(e.what()).find("a " + t.kind + " model scores the users it was trained on"), std::string::npos)
+      EXPECT_NE(std::string(e.what()).find("a " + t.kind + " model scores the users it was trained on"),
+                std::string::npos)
           << e.what();
     }
     SimilarRequest s;
@@ -225,13 +231,15 @@ TEST(ModelIo, CheckpointErrorsNameTheFileWhatItHoldsAndWhatWasExpected) {
 
   // An export given to --resume.
   std::string e = error_of([&] { load_training_checkpoint(out, "rating"); });
-  EXPECT_NE(e.find("'" + out + "' is a model export (task rating); --resume needs a training checkpoint of task "
+  EXPECT_NE(e.find("'" + out +
+                   "' is a model export (task rating); --resume needs a training checkpoint of task "
                    "rating: RUN_DIR/<stage>/last.ckpt"),
             std::string::npos)
       << e;
   // Another kind where a rating model is expected.
   e = error_of([&] { RatingTask::from_checkpoint(load_checkpoint(other), "cpu"); });
-  EXPECT_NE(e.find("checkpoint '" + other + "' is a model export (task ctr); expected a rating model"), std::string::npos)
+  EXPECT_NE(e.find("checkpoint '" + other + "' is a model export (task ctr); expected a rating model"),
+            std::string::npos)
       << e;
   // A kind no loader is registered for.
   Checkpoint pre = rating;
@@ -246,7 +254,8 @@ TEST(ModelIo, CheckpointErrorsNameTheFileWhatItHoldsAndWhatWasExpected) {
   const std::string bytes = read_file(out);
   write_file_atomic(dir.path("cut.ckpt"), bytes.substr(0, bytes.size() / 2));
   e = error_of([&] { load_checkpoint(dir.path("cut.ckpt")); });
-  EXPECT_NE(e.find("checkpoint '" + dir.path("cut.ckpt") + "' is corrupted: checksum mismatch"), std::string::npos) << e;
+  EXPECT_NE(e.find("checkpoint '" + dir.path("cut.ckpt") + "' is corrupted: checksum mismatch"), std::string::npos)
+      << e;
   EXPECT_NE(e.find("truncated or altered"), std::string::npos) << e;
   // An older format (version 0), with a valid checksum of its own.
   std::string old = bytes;
@@ -271,14 +280,15 @@ TEST(ModelIo, ATrainingCheckpointCarriesTheModelAndWhatServingNeeds) {
   const Dataset& ds = tj.world.data;
   const ServingData sd = make_serving_data(ds, tj.known, 42);
   RatingTask t = fit_rating(explicit_ratings(ds, ds.interactions.subset(tj.split.train)),
-                            explicit_ratings(ds, ds.interactions.subset(tj.split.valid)), ds.num_users(), ds.num_items(),
-                            RatingTrainOptions().solver("sgd").epochs(2).dim(8).seed(3).refit(false),
+                            explicit_ratings(ds, ds.interactions.subset(tj.split.valid)), ds.num_users(),
+                            ds.num_items(), RatingTrainOptions().solver("sgd").epochs(2).dim(8).seed(3).refit(false),
                             RunOptions().out_dir(dir.path("run")).id_maps(ds).checkpoint_tensors(serving_tensors(sd)));
   for (const char* name : {"best.ckpt", "last.ckpt"}) {
     const std::string path = dir.path(std::string("run/select/") + name);
     Checkpoint ck = load_checkpoint(path);
     EXPECT_TRUE(is_training_checkpoint(ck));
-    EXPECT_NE(describe_checkpoint(ck).find("a training checkpoint (task rating, stage select, epoch "), std::string::npos)
+    EXPECT_NE(describe_checkpoint(ck).find("a training checkpoint (task rating, stage select, epoch "),
+              std::string::npos)
         << describe_checkpoint(ck);
     std::unique_ptr<ScoringModel> m = load_scoring_model(ck, "cpu");
     EXPECT_EQ(m->kind(), "rating");

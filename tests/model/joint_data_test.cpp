@@ -43,17 +43,18 @@ Dataset multi_behaviour() {
   for (int i = 0; i < 6; ++i) ds.items.intern("i" + std::to_string(i));
   for (const char* s : {"home", "search"}) ds.scenarios.intern(s);
   for (const char* b : {"click", "rating", "wishlist", "impression"}) ds.behaviors.intern(b);
-  for (const char* c : {"home feed", "red shoes", "trending now"}) ds.context_text.set(ds.context_text.size(), "text", c);
+  for (const char* c : {"home feed", "red shoes", "trending now"})
+    ds.context_text.set(ds.context_text.size(), "text", c);
   auto& x = ds.interactions;
   x.has_rating = x.has_timestamp = x.has_context = true;
-  x.push_back(0, 0, 1, 10, 0, 0, 0);  // r0 click
-  x.push_back(0, 1, 0, 20, 0, 3, 0);  // r1 impression
-  x.push_back(0, 2, 4, 30, 1, 1, 1);  // r2 rating 4
-  x.push_back(0, 3, 1, 40, 1, 2, -1); // r3 wishlist, no context
-  x.push_back(1, 0, 0, 5, 0, 3, 2);   // r4 impression
-  x.push_back(1, 4, 5, 7, 0, 1, 2);   // r5 rating 5
-  x.push_back(0, 5, 1, 25, 0, 0, 0);  // r6 click
-  x.push_back(2, 1, 1, 3, 0, 0, -1);  // r7 click
+  x.push_back(0, 0, 1, 10, 0, 0, 0);   // r0 click
+  x.push_back(0, 1, 0, 20, 0, 3, 0);   // r1 impression
+  x.push_back(0, 2, 4, 30, 1, 1, 1);   // r2 rating 4
+  x.push_back(0, 3, 1, 40, 1, 2, -1);  // r3 wishlist, no context
+  x.push_back(1, 0, 0, 5, 0, 3, 2);    // r4 impression
+  x.push_back(1, 4, 5, 7, 0, 1, 2);    // r5 rating 5
+  x.push_back(0, 5, 1, 25, 0, 0, 0);   // r6 click
+  x.push_back(2, 1, 1, 3, 0, 0, -1);   // r7 click
   ds.validate();
   return ds;
 }
@@ -71,10 +72,10 @@ Dataset rating_only(int items = 6) {
   ds.behaviors.intern("rating");
   auto& x = ds.interactions;
   x.has_rating = x.has_timestamp = true;
-  x.push_back(0, 0, 5, 1);  // r0
-  x.push_back(0, 1, 2, 2);  // r1 below 3.5
-  x.push_back(0, 2, 4, 3);  // r2
-  x.push_back(1, 3, 1, 1);  // r3 below
+  x.push_back(0, 0, 5, 1);     // r0
+  x.push_back(0, 1, 2, 2);     // r1 below 3.5
+  x.push_back(0, 2, 4, 3);     // r2
+  x.push_back(1, 3, 1, 1);     // r3 below
   x.push_back(1, 4, 4.5f, 2);  // r4
   ds.validate();
   return ds;
@@ -96,11 +97,11 @@ TEST(JointData, HistoryIsStrictlyEarlierPositivesRightAligned) {
   // u0 in time order: r0 i0 (t10), r1 impression (t20), r6 i5 (t25), r2 i2 (t30), r3 i3 (t40).
   ASSERT_EQ(b.at("history").sizes(), (std::vector<int64_t>{5, 3}));
   EXPECT_EQ(b.at("history").scalar_type(), torch::kLong);
-  EXPECT_EQ(longs(b.at("history")), (std::vector<int64_t>{1, 6, 3,    // r3: i0 i5 i2
-                                                          0, 0, 0,    // r0: nothing before
-                                                          0, 1, 6,    // r2: i0 i5
-                                                          0, 0, 1,    // r6: i0
-                                                          0, 0, 1})); // r1: i0 (impressions never count)
+  EXPECT_EQ(longs(b.at("history")), (std::vector<int64_t>{1, 6, 3,     // r3: i0 i5 i2
+                                                          0, 0, 0,     // r0: nothing before
+                                                          0, 1, 6,     // r2: i0 i5
+                                                          0, 0, 1,     // r6: i0
+                                                          0, 0, 1}));  // r1: i0 (impressions never count)
   // L is the batch's longest, at least 1; max_history keeps the most recent.
   EXPECT_EQ(src.make_batch({0, 7}, kCpu).at("history").sizes(), (std::vector<int64_t>{2, 1}));
   JointSource two(ds, ds.interactions, JointDataOptions().max_history(2));
@@ -145,8 +146,8 @@ TEST(JointData, MultiBehaviourMasksAndCtrColumns) {
   EXPECT_EQ(src.ctr_columns(), (std::vector<std::string>{"click", "rating", "wishlist"}));
   Batch b = src.make_batch({0, 1, 2, 3, 4, 5, 6, 7}, kCpu);
   ASSERT_EQ(b.at("click").sizes(), (std::vector<int64_t>{8, 3}));
-  EXPECT_EQ(floats(b.at("click")), (std::vector<float>{1, 0, 0,  0, 0, 0,  1, 1, 0,  1, 0, 1,
-                                                       0, 0, 0,  1, 1, 0,  1, 0, 0,  1, 0, 0}));
+  EXPECT_EQ(floats(b.at("click")),
+            (std::vector<float>{1, 0, 0, 0, 0, 0, 1, 1, 0, 1, 0, 1, 0, 0, 0, 1, 1, 0, 1, 0, 0, 1, 0, 0}));
   EXPECT_EQ(bools(b.at("mask/ctr")), (std::vector<int64_t>{1, 1, 1, 1, 1, 1, 1, 1}));  // impressions are negatives
   EXPECT_EQ(floats(b.at("rating")), (std::vector<float>{0, 0, 4, 0, 0, 5, 0, 0}));
   EXPECT_EQ(bools(b.at("mask/rating")), (std::vector<int64_t>{0, 0, 1, 0, 0, 1, 0, 0}));
@@ -303,7 +304,9 @@ TEST(JointData, MlmFieldsAreMaskedCatalogueTextsDeterministicPerEpochSeed) {
   JointSource many(ds, ds.interactions, JointDataOptions().mlm_texts(6), {}, texts, 0, mlm);
   EXPECT_EQ(many.make_batch({0}, kCpu).at("mlm/input_ids").size(0), 6);
   // Without options or texts, no MLM fields.
-  EXPECT_FALSE(JointSource(ds, ds.interactions, JointDataOptions(), {}, texts, 0, mlm).make_batch({0}, kCpu).has("mlm/input_ids"));
+  EXPECT_FALSE(JointSource(ds, ds.interactions, JointDataOptions(), {}, texts, 0, mlm)
+                   .make_batch({0}, kCpu)
+                   .has("mlm/input_ids"));
 }
 
 TEST(JointData, BatcherCoversAnEpochIdenticallyForTheSameSeed) {
@@ -367,11 +370,13 @@ TEST(JointData, BadInputErrorsNameTheValue) {
                        "max_history must be >= 1, got 0"));
   EXPECT_TRUE(contains(error_of([&] { JointSource s(ds, ds.interactions, JointDataOptions().ctr_negatives(-1)); }),
                        "ctr_negatives must be >= 0, got -1"));
-  EXPECT_TRUE(contains(error_of([&] { JointSource s(ds, ds.interactions, JointDataOptions().mlm_texts(2), {}, {{2, 5}}); }),
+  EXPECT_TRUE(contains(error_of([&] {
+                         JointSource s(ds, ds.interactions, JointDataOptions().mlm_texts(2), {}, {{2, 5}});
+                       }),
                        "mlm_texts is 2 but no MLM options"));
   EXPECT_TRUE(contains(error_of([&] {
                          JointSource s(ds, ds.interactions, JointDataOptions().mlm_texts(2), {}, {{2, 50}}, 0,
-                                     MlmOptions(20, 4).special_ids({0, 1, 2, 3, 4}));
+                                       MlmOptions(20, 4).special_ids({0, 1, 2, 3, 4}));
                        }),
                        "token id 50"));
   JointSource src(ds, ds.interactions, JointDataOptions());

@@ -57,12 +57,21 @@ struct Toy {
   }
   UnifiedModel model(std::vector<std::string> tasks, TextMode text = TextMode::Finetune, double dropout = 0,
                      bool factor_terms = true) {
-    nn::TextEncoder enc(nn::TextEncoderOptions(vocab, 8).layers(1).heads(2).max_len(8).dropout(dropout)
-                            .pooling(nn::Pooling::Mean));
+    nn::TextEncoder enc(
+        nn::TextEncoderOptions(vocab, 8).layers(1).heads(2).max_len(8).dropout(dropout).pooling(nn::Pooling::Mean));
     return UnifiedModel(UnifiedOptions(w.data.num_users(), w.data.num_items(), w.data.scenarios.size())
-                            .dim(8).tasks(heads_of(tasks)).ctr_columns(3).text(text).max_history(6).experts(2)
-                            .expert_hidden({8, 6}).scenario_arch(nn::ScenarioArch::Star).dropout(dropout)
-                            .id_dropout(0).text_refresh_every(1000000000).factor_terms(factor_terms),
+                            .dim(8)
+                            .tasks(heads_of(tasks))
+                            .ctr_columns(3)
+                            .text(text)
+                            .max_history(6)
+                            .experts(2)
+                            .expert_hidden({8, 6})
+                            .scenario_arch(nn::ScenarioArch::Star)
+                            .dropout(dropout)
+                            .id_dropout(0)
+                            .text_refresh_every(1000000000)
+                            .factor_terms(factor_terms),
                         text == TextMode::None ? nn::TextEncoder{nullptr} : enc, items, users, 0);
   }
   Batch batch(int64_t n = 48) {
@@ -93,7 +102,9 @@ TEST(Unified, MaskedTaskContributesExactlyZeroGradient) {
   Outputs out = m->forward(b);
   tasks[0]->loss(out, b).backward();
   for (const auto& p : m->parameters()) {
-    if (p.grad().defined()) EXPECT_EQ(p.grad().abs().max().item<float>(), 0.f);
+    if (p.grad().defined()) {
+      EXPECT_EQ(p.grad().abs().max().item<float>(), 0.f);
+    }
   }
   // Labels of masked-out rows do not matter.
   Batch b2 = toy.batch();
@@ -253,7 +264,8 @@ TEST(Unified, JointRatingAndCtrLossesAreTheHeadsLosses) {
       bce -= 0.5 * (y * std::log(p) + (1 - y) * std::log(1 - p));
     }
   }
-  EXPECT_NEAR(JointObjective(Head::Rating, nullptr, 0, 0.25).loss(out, b).item<double>(), se / n + 0.25 * sl2 / n, 1e-5);
+  EXPECT_NEAR(JointObjective(Head::Rating, nullptr, 0, 0.25).loss(out, b).item<double>(), se / n + 0.25 * sl2 / n,
+              1e-5);
   EXPECT_NEAR(JointObjective(Head::Rating, nullptr).loss(out, b).item<double>(), se / n, 1e-5);
   EXPECT_NEAR(JointObjective(Head::Ctr, nullptr).loss(out, b).item<double>(), bce / n, 1e-5);
 }
@@ -276,8 +288,9 @@ TEST(Unified, CheckpointsFromBeforeTheHeadsModulesLoadAndScoreAlike) {
         if (factor_terms) old.tensors.emplace_back("mf_item.weight", t.narrow(1, 0, d).clone());
       } else if (name.rfind("ctr_factors.", 0) == 0) {
         const std::string rest = name.substr(12);
-        old.tensors.emplace_back(rest == "user.weight" ? "ctr_user.weight" : rest == "item.weight" ? "ctr_item.weight"
-                                                                                                  : "ctr_item_bias.weight",
+        old.tensors.emplace_back(rest == "user.weight"   ? "ctr_user.weight"
+                                 : rest == "item.weight" ? "ctr_item.weight"
+                                                         : "ctr_item_bias.weight",
                                  t.clone());
       } else if (name != "rating_mf.global_mean") {
         old.tensors.emplace_back(name, t.clone());
@@ -289,7 +302,8 @@ TEST(Unified, CheckpointsFromBeforeTheHeadsModulesLoadAndScoreAlike) {
     load_module_state(*back, old);
     back->eval();
     torch::NoGradGuard g;
-    const at::Tensor users = torch::tensor(std::vector<int64_t>{0, 3, 5}), items = torch::tensor(std::vector<int64_t>{1, 2, 8});
+    const at::Tensor users = torch::tensor(std::vector<int64_t>{0, 3, 5}),
+                     items = torch::tensor(std::vector<int64_t>{1, 2, 8});
     const at::Tensor scen = torch::zeros({3}, torch::kInt64), hist = torch::zeros({3, 1}, torch::kInt64);
     auto [r1, c1] = m->rank_outputs(users, m->user_vectors(users, hist), items, scen);
     auto [r2, c2] = back->rank_outputs(users, back->user_vectors(users, hist), items, scen);
@@ -299,7 +313,8 @@ TEST(Unified, CheckpointsFromBeforeTheHeadsModulesLoadAndScoreAlike) {
 }
 
 TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {
-  UnifiedOptions o = UnifiedOptions(3, 4, 2).dim(16).tasks({Head::Ctr, Head::Match}).arch(nn::ExpertArch::Ple).levels(2);
+  UnifiedOptions o =
+      UnifiedOptions(3, 4, 2).dim(16).tasks({Head::Ctr, Head::Match}).arch(nn::ExpertArch::Ple).levels(2);
   UnifiedOptions back = unified_options_from_json(unified_options_to_json(o));
   EXPECT_EQ(unified_options_to_json(back), unified_options_to_json(o));
   // One name per head: the CLI's hyphen is read as the one spelling; an unknown name lists the heads.
@@ -321,13 +336,15 @@ TEST(Unified, OptionsRoundTripAndBadValuesNameThemselves) {
   // Each field is declared once (core/options.h): the JSON keys are the fields' names, an enum
   // by its name, and a bad value names its key.
   const std::string j = unified_options_to_json(UnifiedOptions());
-  for (const char* key : {"\"scenario_arch\":\"star\"", "\"arch\":\"mmoe\"", "\"text\":\"finetune\"", "\"max_history\":20"})
+  for (const char* key :
+       {"\"scenario_arch\":\"star\"", "\"arch\":\"mmoe\"", "\"text\":\"finetune\"", "\"max_history\":20"})
     EXPECT_NE(j.find(key), std::string::npos) << key << " in " << j;
   try {
     unified_options_from_json(R"({"num_users":1,"num_items":1,"arch":"mmoee"})");
     FAIL();
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("unified model options: option 'arch' = \"mmoee\""), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unified model options: option 'arch' = \"mmoee\""), std::string::npos)
+        << e.what();
   }
   // The joint trainer's options hold the model's once: one set of defaults.
   EXPECT_EQ(unified_options_to_json(JointTrainOptions().model()), j);
@@ -343,6 +360,35 @@ TEST(TaskMap, ParsesEntriesWithDefaultsAndRejectsUnknownHeads) {
   EXPECT_THROW(parse_task_map("a=clicks"), Error);
   EXPECT_THROW(parse_task_map("a=ctr:x"), Error);
   EXPECT_THROW(parse_task_map("=ctr"), Error);
+}
+
+// The catalogue scorer (what evaluation and serving rank by) against the slow path: each
+// (user, item, scenario) pair through rank_outputs on its own, and the retrieval heads' scores.
+TEST(Unified, CatalogueScoresAreEachPairsScore) {
+  test::OneThread one;
+  torch::manual_seed(6);
+  Toy toy;
+  UnifiedModel m = toy.model({"rating", "ctr", "next_item", "match"}, TextMode::None);
+  m->eval();
+  torch::NoGradGuard g;
+  const at::Tensor users = torch::tensor({0, 7, -1}, torch::kInt64), scen = torch::tensor({0, 2, 1}, torch::kInt64);
+  const at::Tensor uv = m->user_vectors(users, torch::zeros({3, 6}, torch::kInt64));
+  const int64_t I = toy.w.data.num_items();
+  const at::Tensor rating = m->catalogue_scores(Head::Rating, users, uv, scen);
+  const at::Tensor ctr = m->catalogue_scores(Head::Ctr, users, uv, scen);
+  ASSERT_EQ(rating.sizes(), (std::vector<int64_t>{3, I}));
+  for (int64_t u = 0; u < 3; ++u)
+    for (int64_t i : {int64_t(0), int64_t(5), I - 1}) {
+      auto [r, p] =
+          m->rank_outputs(users.slice(0, u, u + 1), uv.slice(0, u, u + 1), torch::tensor({i}), scen.slice(0, u, u + 1));
+      EXPECT_NEAR(rating[u][i].item<double>(), r[0].item<double>(), 1e-5) << u << " " << i;
+      EXPECT_NEAR(ctr[u][i].item<double>(), p[0][0].item<double>(), 1e-6) << u << " " << i;
+    }
+  EXPECT_TRUE(torch::allclose(m->catalogue_scores(Head::NextItem, users, uv, scen), m->next_item_scores(uv)));
+  EXPECT_TRUE(torch::allclose(m->catalogue_scores(Head::Match, users, uv, scen), m->match_scores(uv)));
+  EXPECT_THROW(m->catalogue_scores(Head::Scenario, users, uv, scen), Error);
+  UnifiedModel ctr_only = toy.model({"ctr"}, TextMode::None);
+  EXPECT_THROW(ctr_only->catalogue_scores(Head::Rating, users, uv, scen), Error);
 }
 
 TEST(Unified, JointCheckpointRoundTripsToIdenticalScores) {
@@ -375,11 +421,13 @@ TEST(Unified, JointTrainingKilledMidEpochResumesBitIdentically) {
   test::TempDir dir;
   JointFit whole = fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("a")));
   // Crash after step 20 (of 2 x 19), with a checkpoint every 5 steps, then resume from it.
-  EXPECT_THROW(fit_joint(w.data, split, o,
-                         RunOptions().out_dir(dir.path("b")).checkpoint_every(5)
-                             .observer(std::make_shared<test::CrashAtStep>(20))),
-               std::runtime_error);
-  JointFit resumed = fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("b")).resume(dir.path("b/joint/last.ckpt")));
+  EXPECT_THROW(
+      fit_joint(
+          w.data, split, o,
+          RunOptions().out_dir(dir.path("b")).checkpoint_every(5).observer(std::make_shared<test::CrashAtStep>(20))),
+      std::runtime_error);
+  JointFit resumed =
+      fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("b")).resume(dir.path("b/joint/last.ckpt")));
   EXPECT_EQ(state_checksum(*resumed.model), state_checksum(*whole.model));
   EXPECT_EQ(resumed.summary.state.task_weight, whole.summary.state.task_weight);
   // Other model options are refused by name.

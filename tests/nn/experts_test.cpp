@@ -205,7 +205,10 @@ TEST(Experts, BadOptionsThrowNamingTheValue) {
 
 // ---------------------------------------------------------------------------------------------
 ScenarioLayerOptions scenario_opts(ScenarioArch arch, int64_t scenarios = 3) {
-  return ScenarioLayerOptions(/*in_dim=*/5, /*task_dim=*/4, /*num_tasks=*/2, scenarios).arch(arch).scenario_dim(3).gate_hidden(6);
+  return ScenarioLayerOptions(/*in_dim=*/5, /*task_dim=*/4, /*num_tasks=*/2, scenarios)
+      .arch(arch)
+      .scenario_dim(3)
+      .gate_hidden(6);
 }
 
 // Random weights in the PEPNet gates' last Linear, which start at zero (and would hide every
@@ -250,10 +253,10 @@ TEST(Scenario, StarAtInitIsResidualReluLinearAndScenarioWeightsActOnTheirRows) {
   EXPECT_TRUE(torch::equal(after.index_select(0, others), before.index_select(0, others)));
   EXPECT_TRUE(torch::equal(task_after.index_select(0, others), task_before.index_select(0, others)));
   // Scenario 1's rows now use 2W: the grouped computation agrees with the plain layer row by row.
-  EXPECT_TRUE(torch::allclose(after.index_select(0, rows1),
-                              x.index_select(0, rows1) +
-                                  torch::relu(torch::linear(x.index_select(0, rows1), 2 * in.weight, in.bias)),
-                              1e-6, 1e-6));
+  EXPECT_TRUE(torch::allclose(
+      after.index_select(0, rows1),
+      x.index_select(0, rows1) + torch::relu(torch::linear(x.index_select(0, rows1), 2 * in.weight, in.bias)), 1e-6,
+      1e-6));
   // A batch of one scenario takes the single-matmul path and agrees with the grouped one.
   auto only1 = star->forward(x.index_select(0, rows1), torch::tensor({1, 1}, torch::kInt64));
   EXPECT_TRUE(torch::allclose(only1, after.index_select(0, rows1), 1e-6, 1e-6));
@@ -288,7 +291,8 @@ TEST(Scenario, AbsentScenarioGetsZeroGradient) {
     at::Tensor g = item.value().grad();
     ASSERT_TRUE(g.defined()) << item.key();
     EXPECT_EQ(g[2].abs().max().item<double>(), 0.0) << item.key();
-    for (int64_t present : {0, 1, 3}) EXPECT_GT(g[present].abs().max().item<double>(), 0.0) << item.key() << " " << present;
+    for (int64_t present : {0, 1, 3})
+      EXPECT_GT(g[present].abs().max().item<double>(), 0.0) << item.key() << " " << present;
   }
   ScenarioLayer pep(scenario_opts(ScenarioArch::Pepnet, 4));
   randomise_pepnet_gates(*pep);
@@ -319,7 +323,8 @@ TEST(Scenario, OutOfRangeScenarioAndBadOptionsThrowNamingTheValue) {
   expect_error([] { parse_scenario_arch("starr"); }, "none, star or pepnet");
   expect_error([] { ScenarioLayer(scenario_opts(ScenarioArch::Star, 0)); }, "num_scenarios must be > 0, got 0");
   expect_error([] { ScenarioLayer(scenario_opts(ScenarioArch::Pepnet).scenario_dim(-2)); }, "got -2");
-  expect_error([] { ScenarioLayer(scenario_opts(ScenarioArch::Pepnet).gate_hidden(0)); }, "gate_hidden must be > 0, got 0");
+  expect_error([] { ScenarioLayer(scenario_opts(ScenarioArch::Pepnet).gate_hidden(0)); },
+               "gate_hidden must be > 0, got 0");
   expect_error([] { ScenarioLayer(ScenarioLayerOptions(5, 0, 2, 3)); }, "task_dim must be > 0, got 0");
   auto x = torch::randn({3, 5}), h = torch::randn({3, 4});
   for (ScenarioArch arch : {ScenarioArch::Star, ScenarioArch::Pepnet}) {

@@ -35,7 +35,7 @@ TEST(TextEncoder, Shapes) {
   TextEncoder no_proj(tiny().pooling(Pooling::Mean).type_vocab_size(2).pre_layer_norm(false));
   EXPECT_EQ(no_proj->forward(ids).pooled.sizes(), (std::vector<int64_t>{3, 16}));
   EXPECT_THROW(enc->forward(random_ids(1, 13, 30)), Error);  // longer than max_len
-  EXPECT_THROW(TextEncoder(tiny().heads(3)), Error);          // 16 not divisible by 3
+  EXPECT_THROW(TextEncoder(tiny().heads(3)), Error);         // 16 not divisible by 3
   EXPECT_THROW(enc->forward(ids, torch::ones({3, 6}, torch::kBool)), Error);
   EXPECT_EQ(parse_pooling("mean"), Pooling::Mean);
   EXPECT_THROW(parse_pooling("max"), Error);
@@ -56,8 +56,8 @@ TEST(TextEncoder, AppendingPaddingLeavesPooledOutputUnchanged) {
       torch::NoGradGuard no_grad;
       auto a = enc->forward(ids, mask).pooled;
       auto b = enc->forward(padded_ids, padded_mask).pooled;
-      EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6)) << pooling_name(pooling) << " pre_ln=" << pre_ln
-                                                     << " max diff " << (a - b).abs().max().item<double>();
+      EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6))
+          << pooling_name(pooling) << " pre_ln=" << pre_ln << " max diff " << (a - b).abs().max().item<double>();
       // Padding must matter through the mask only: an unmasked pad token would change the output.
       auto c = enc->forward(padded_ids, torch::ones_like(padded_mask)).pooled;
       if (pooling == Pooling::Mean) {
@@ -71,8 +71,15 @@ TEST(TextEncoder, AppendingPaddingLeavesPooledOutputUnchanged) {
 TEST(TextEncoder, GradientMatchesFiniteDifferences) {
   for (bool pre_ln : {true, false}) {
     torch::manual_seed(3);
-    TextEncoder enc(TextEncoderOptions(11, 8).layers(2).heads(2).ffn_dim(12).max_len(6).dropout(0.0)
-                        .pooling(Pooling::Mean).out_dim(3).pre_layer_norm(pre_ln));
+    TextEncoder enc(TextEncoderOptions(11, 8)
+                        .layers(2)
+                        .heads(2)
+                        .ffn_dim(12)
+                        .max_len(6)
+                        .dropout(0.0)
+                        .pooling(Pooling::Mean)
+                        .out_dim(3)
+                        .pre_layer_norm(pre_ln));
     enc->to(torch::kFloat64);
     auto ids = random_ids(2, 5, 11);
     auto mask = torch::ones({2, 5}, torch::kBool);
@@ -87,9 +94,9 @@ TEST(TextEncoder, GradientMatchesFiniteDifferences) {
     loss_fn().backward();
     auto params = enc->named_parameters();
     int checked = 0;
-    for (const char* name : {"token_embedding.weight", "position_embedding.weight", "layers.0.query.weight",
-                             "layers.0.key.bias", "layers.1.value.weight", "layers.1.ffn_in.weight",
-                             "layers.0.norm1.weight", "projection.weight"}) {
+    for (const char* name :
+         {"token_embedding.weight", "position_embedding.weight", "layers.0.query.weight", "layers.0.key.bias",
+          "layers.1.value.weight", "layers.1.ffn_in.weight", "layers.0.norm1.weight", "projection.weight"}) {
       at::Tensor p = params[name];
       at::Tensor grad = p.grad().clone();
       at::Tensor flat = p.view(-1);
@@ -186,11 +193,12 @@ TEST(Attention, ReferenceMatchesLoopsAndFusedMatchesReference) {
   attention(qg, kf, vf, mask, 0.0, false).sum().backward();
   EXPECT_FALSE(qg.grad().isnan().any().item<bool>());
   // Dropout on the weights only while training.
-  EXPECT_TRUE(torch::equal(attention_reference(qf, kf, vf, mask, 0.5, false), attention_reference(qf, kf, vf, mask, 0.0, false)));
-  EXPECT_FALSE(torch::equal(attention_reference(qf, kf, vf, mask, 0.5, true), attention_reference(qf, kf, vf, mask, 0.0, false)));
+  EXPECT_TRUE(torch::equal(attention_reference(qf, kf, vf, mask, 0.5, false),
+                           attention_reference(qf, kf, vf, mask, 0.0, false)));
+  EXPECT_FALSE(torch::equal(attention_reference(qf, kf, vf, mask, 0.5, true),
+                            attention_reference(qf, kf, vf, mask, 0.0, false)));
   EXPECT_THROW(attention(qf, kf, vf, torch::ones({3, 5}, torch::kBool), 0.0, false), c10::Error);
 }
-
 
 TEST(Compat, AutocastGuardRunsReducedPrecisionAndRestoresState) {
   torch::manual_seed(8);
@@ -242,8 +250,8 @@ at::Tensor bert_reference(const std::map<std::string, at::Tensor>& w, const at::
     auto v = heads_of(linear(x, w, p + "attention.self.value"));
     auto probs = torch::softmax(torch::matmul(q, k.transpose(-1, -2)) / std::sqrt(double(dh)) + additive, -1);
     auto ctx = torch::matmul(probs, v).permute({0, 2, 1, 3}).reshape({B, L, D});
-    auto attn = layer_norm(linear(ctx, w, p + "attention.output.dense") + x, w.at(p + "attention.output.LayerNorm.weight"),
-                           w.at(p + "attention.output.LayerNorm.bias"));
+    auto attn = layer_norm(linear(ctx, w, p + "attention.output.dense") + x,
+                           w.at(p + "attention.output.LayerNorm.weight"), w.at(p + "attention.output.LayerNorm.bias"));
     auto inter = linear(attn, w, p + "intermediate.dense");
     inter = 0.5 * inter * (1.0 + torch::erf(inter / std::sqrt(2.0)));
     x = layer_norm(linear(inter, w, p + "output.dense") + attn, w.at(p + "output.LayerNorm.weight"),
@@ -252,7 +260,8 @@ at::Tensor bert_reference(const std::map<std::string, at::Tensor>& w, const at::
   return x;
 }
 
-std::map<std::string, at::Tensor> random_bert(int64_t vocab, int64_t dim, int64_t ffn, int64_t max_pos, int64_t layers) {
+std::map<std::string, at::Tensor> random_bert(int64_t vocab, int64_t dim, int64_t ffn, int64_t max_pos,
+                                              int64_t layers) {
   std::map<std::string, at::Tensor> w;
   auto r = [](std::vector<int64_t> s) { return torch::randn(s) * 0.3; };
   w["embeddings.word_embeddings.weight"] = r({vocab, dim});
@@ -262,7 +271,8 @@ std::map<std::string, at::Tensor> random_bert(int64_t vocab, int64_t dim, int64_
   w["embeddings.LayerNorm.bias"] = r({dim});
   for (int64_t n = 0; n < layers; ++n) {
     const std::string p = "encoder.layer." + std::to_string(n) + ".";
-    for (const char* m : {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
+    for (const char* m :
+         {"attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense"}) {
       w[p + m + ".weight"] = r({dim, dim});
       w[p + m + ".bias"] = r({dim});
     }
@@ -307,7 +317,8 @@ TEST(BertImport, MatchesHandWrittenBertForward) {
   torch::NoGradGuard no_grad;
   auto ours = enc->forward(ids, mask);
   auto ref = bert_reference(w, ids, mask, layers, heads);
-  EXPECT_TRUE(torch::allclose(ours.hidden, ref, 1e-4, 1e-5)) << "max diff " << (ours.hidden - ref).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(ours.hidden, ref, 1e-4, 1e-5))
+      << "max diff " << (ours.hidden - ref).abs().max().item<double>();
   EXPECT_TRUE(torch::allclose(ours.pooled, ref.select(1, 0), 1e-4, 1e-5));
 }
 
@@ -337,7 +348,6 @@ TEST(BertImport, RefusesMismatchedShapesAndReportsMissing) {
   TextEncoder pre_ln(TextEncoderOptions(20, 8).layers(1).heads(2).ffn_dim(12).max_len(10));
   EXPECT_THROW(import_bert(*pre_ln, w), Error);
 }
-
 
 TEST(EmbeddingCache, RoundTripRetainAndRejections) {
   test::TempDir dir;

@@ -293,7 +293,8 @@ TEST(HttpServe, DeadlineAnswers503WhenQueuedAnd504WhenScoringRanPastIt) {
   Reply queued = post(*c, "/recommend", R"({"user": "u1", "k": 3})");
   t.join();
   EXPECT_EQ(slow.status, 504) << slow.text.substr(0, 300);
-  EXPECT_NE(slow.body.value("error", "").find("past the deadline of 250 ms"), std::string::npos) << slow.text.substr(0, 300);
+  EXPECT_NE(slow.body.value("error", "").find("past the deadline of 250 ms"), std::string::npos)
+      << slow.text.substr(0, 300);
   EXPECT_EQ(queued.status, 503) << queued.text;
   EXPECT_NE(queued.body.value("error", "").find("waited"), std::string::npos) << queued.text;
   // Health and metrics have no deadline.
@@ -326,15 +327,17 @@ TEST(HttpServe, MetricsCountRequestsByRouteAndCode) {
   EXPECT_EQ(sample(m, R"(mtrec_http_requests_total{route="/recommend",code="200"})"), 3);
   EXPECT_EQ(sample(m, R"(mtrec_http_requests_total{route="/recommend",code="400"})"), 1);
   EXPECT_EQ(sample(m, R"(mtrec_http_requests_total{route="other",code="404"})"), 1);
-  for (const char* type : {"# TYPE mtrec_http_requests_total counter", "# TYPE mtrec_http_request_duration_seconds histogram",
-                           "# TYPE mtrec_model_info gauge", "# TYPE mtrec_model_load_seconds gauge",
-                           "# TYPE mtrec_model_loaded_at_seconds gauge", "# TYPE mtrec_model_reloads_total counter"})
+  for (const char* type :
+       {"# TYPE mtrec_http_requests_total counter", "# TYPE mtrec_http_request_duration_seconds histogram",
+        "# TYPE mtrec_model_info gauge", "# TYPE mtrec_model_load_seconds gauge",
+        "# TYPE mtrec_model_loaded_at_seconds gauge", "# TYPE mtrec_model_reloads_total counter"})
     EXPECT_NE(m.find(std::string("\n") + type + "\n"), std::string::npos) << type;
   // The histogram: cumulative buckets ending in +Inf = count = the route's requests.
   double last = 0;
-  for (const char* le : {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5",
-                         "5", "10", "+Inf"}) {
-    const double v = sample(m, std::string(R"(mtrec_http_request_duration_seconds_bucket{route="/recommend",le=")") + le + "\"}");
+  for (const char* le : {"0.0005", "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1",
+                         "2.5", "5", "10", "+Inf"}) {
+    const double v =
+        sample(m, std::string(R"(mtrec_http_request_duration_seconds_bucket{route="/recommend",le=")") + le + "\"}");
     ASSERT_GE(v, last) << le;
     last = v;
   }
@@ -343,7 +346,8 @@ TEST(HttpServe, MetricsCountRequestsByRouteAndCode) {
   EXPECT_GT(sample(m, R"(mtrec_http_request_duration_seconds_sum{route="/recommend"})"), 0);
   const RecommenderInfo info = s.rec.info();
   EXPECT_NE(m.find("\nmtrec_model_info{version=\"" + info.version + "\",path=\"" + v1() + "\",task=\"joint\""),
-            std::string::npos) << m;
+            std::string::npos)
+      << m;
   EXPECT_GT(sample(m, "mtrec_model_load_seconds"), 0);
   EXPECT_EQ(sample(m, "mtrec_model_loaded_at_seconds"), double(info.loaded_at_unix));
   EXPECT_EQ(sample(m, "mtrec_model_reloads_total"), 0);
@@ -356,7 +360,8 @@ TEST(HttpServe, MetricsCountRequestsByRouteAndCode) {
   EXPECT_EQ(sample(m2, R"(mtrec_http_requests_total{route="/admin/reload",code="200"})"), 1);
   EXPECT_EQ(sample(m2, "mtrec_model_reloads_total"), 1);
   EXPECT_NE(m2.find("\nmtrec_model_info{version=\"" + s.rec.info().version + "\",path=\"" + v2() + "\""),
-            std::string::npos) << m2;
+            std::string::npos)
+      << m2;
   EXPECT_NE(s.rec.info().version, info.version);
 }
 
@@ -392,8 +397,10 @@ TEST(HttpServe, HotSwapUnderConcurrentLoadFailsNoRequest) {
           continue;
         }
         const std::string v = r.body.value("model_version", "");
-        if (!want.count(v) || indices(r.body) != want.at(v)[size_t(u)]) ++wrong;
-        else ++by_version.at(v);
+        if (!want.count(v) || indices(r.body) != want.at(v)[size_t(u)])
+          ++wrong;
+        else
+          ++by_version.at(v);
         ++ok;
       }
     });

@@ -206,17 +206,17 @@ TEST(ItemIndexTest, Fp16RoundsToNearestEven) {
   const float one_ulp = 0x1p-10f;
   const std::vector<std::pair<float, float>> cases = {
       {1.0f, 1.0f},
-      {1.0f + one_ulp / 2, 1.0f},                      // tie: to even (down)
-      {1.0f + 3 * one_ulp / 2, 1.0f + 2 * one_ulp},    // tie: to even (up)
-      {1.0f + one_ulp * 0.51f, 1.0f + one_ulp},        // above the tie: up
-      {-2.0f - 2 * one_ulp * 0.49f, -2.0f},            // below the tie: down (ulp 2^-9 at 2)
-      {65504.f, 65504.f},                              // the largest half
-      {65519.f, 65504.f},                              // rounds down to it
+      {1.0f + one_ulp / 2, 1.0f},                         // tie: to even (down)
+      {1.0f + 3 * one_ulp / 2, 1.0f + 2 * one_ulp},       // tie: to even (up)
+      {1.0f + one_ulp * 0.51f, 1.0f + one_ulp},           // above the tie: up
+      {-2.0f - 2 * one_ulp * 0.49f, -2.0f},               // below the tie: down (ulp 2^-9 at 2)
+      {65504.f, 65504.f},                                 // the largest half
+      {65519.f, 65504.f},                                 // rounds down to it
       {65520.f, std::numeric_limits<float>::infinity()},  // the tie rounds to even: overflow
-      {1e-6f, 17 * 0x1p-24f},                          // subnormal half: 16.78 ulps of 2^-24
-      {-2.5e-8f, -0.0f},                               // below half the smallest subnormal
-      {0x1p-14f, 0x1p-14f},                            // the smallest normal
-      {0x1p-14f - 0x1p-25f, 0x1p-14f},                 // the largest subnormal's tie rounds up to it
+      {1e-6f, 17 * 0x1p-24f},                             // subnormal half: 16.78 ulps of 2^-24
+      {-2.5e-8f, -0.0f},                                  // below half the smallest subnormal
+      {0x1p-14f, 0x1p-14f},                               // the smallest normal
+      {0x1p-14f - 0x1p-25f, 0x1p-14f},                    // the largest subnormal's tie rounds up to it
   };
   std::vector<float> v;
   for (const auto& c : cases) v.push_back(c.first);

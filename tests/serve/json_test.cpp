@@ -116,10 +116,12 @@ TEST(ServeJson, BatchRequestsAndTheirErrors) {
   EXPECT_EQ(b[0].user, "u1");
   EXPECT_EQ(b[1].profile, "space");
   EXPECT_EQ(b[1].k, 4);
-  EXPECT_EQ(error_field([] { parse_batch_request(R"({"requests": [{}, {}, {}, {"user": false}]})"); }), "requests[3].user");
+  EXPECT_EQ(error_field([] { parse_batch_request(R"({"requests": [{}, {}, {}, {"user": false}]})"); }),
+            "requests[3].user");
   EXPECT_EQ(error_field([] { parse_batch_request(R"({"requests": [{}, 7]})"); }), "requests[1]");
-  EXPECT_EQ(error_field([] { parse_batch_request(R"({"requests": [{"where": [{"field": "a", "value": "b", "x": 1}]}]})"); }),
-            "requests[0].where[0].x");
+  EXPECT_EQ(
+      error_field([] { parse_batch_request(R"({"requests": [{"where": [{"field": "a", "value": "b", "x": 1}]}]})"); }),
+      "requests[0].where[0].x");
   EXPECT_EQ(error_field([] { parse_batch_request(R"({"requests": []})"); }), "requests");
   EXPECT_EQ(error_field([] { parse_batch_request(R"({"requests": {}})"); }), "requests");
   EXPECT_EQ(error_field([] { parse_batch_request(R"({})"); }), "requests");

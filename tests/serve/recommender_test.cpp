@@ -35,8 +35,9 @@ uint64_t seed() { return test::trained_tiny_joint().fit.seed; }  // the historie
 
 /// The oracle: every item's task-map score (z-scored heads over the whole catalogue, as
 /// evaluation scores them), the user's known items left out, best first, ties by lower id.
-std::vector<int32_t> oracle_top(int32_t user, int32_t scenario, const std::vector<std::pair<std::string, double>>& heads,
-                                int64_t k, std::vector<float>* scores = nullptr) {
+std::vector<int32_t> oracle_top(int32_t user, int32_t scenario,
+                                const std::vector<std::pair<std::string, double>>& heads, int64_t k,
+                                std::vector<float>* scores = nullptr) {
   UnifiedModel m = model();
   at::Tensor total;
   for (const auto& [h, w] : heads) {
@@ -109,7 +110,8 @@ TEST(Recommender, TaskMapTopKEqualsTheExactOracle) {
   // One CTR head: the score is the click probability itself.
   Recommender ctr(test::trained_tiny_joint().fit, data(), known(), RecommenderOptions().task_map("*=ctr"));
   std::vector<float> p;
-  EXPECT_EQ(indices(ctr.recommend(user_request(5, 5, "ads"))), oracle_top(5, data().scenarios.find("ads"), {{"ctr", 1}}, 5, &p));
+  EXPECT_EQ(indices(ctr.recommend(user_request(5, 5, "ads"))),
+            oracle_top(5, data().scenarios.find("ads"), {{"ctr", 1}}, 5, &p));
   EXPECT_NEAR(ctr.recommend(user_request(5, 5, "ads")).items[0].score, p[0], 1e-5);
   EXPECT_GT(p[0], 0.f);
   EXPECT_LT(p[0], 1.f);
@@ -161,7 +163,8 @@ TEST(Recommender, RerankingRetrievedCandidatesKeepsOnlyRetrievedItems) {
     UnifiedModel m = model();
     at::Tensor p = score_catalogue(m, data(), known(), {u}, data().scenarios.find("home_feed"), Head::Ctr, seed())[0];
     std::vector<int32_t> by_ctr(c.begin(), c.end());
-    std::stable_sort(by_ctr.begin(), by_ctr.end(), [&](int32_t a, int32_t b) { return p[a].item<float>() > p[b].item<float>(); });
+    std::stable_sort(by_ctr.begin(), by_ctr.end(),
+                     [&](int32_t a, int32_t b) { return p[a].item<float>() > p[b].item<float>(); });
     by_ctr.resize(5);
     EXPECT_EQ(indices(r), by_ctr);
   }
@@ -277,12 +280,17 @@ TEST(Recommender, RequestErrorsNameTheField) {
   q.deny = {"nope"};
   EXPECT_EQ(request_error_field([&] { rec.recommend(q); }), "deny[0]");
   EXPECT_EQ(request_error_field([&] { rec.recommend(RecommendRequest{}); }), "user");
-  EXPECT_EQ(request_error_field([&] { rec.recommend_batch({user_request(0, 5), user_request(1, -1)}); }), "requests[1].k");
+  EXPECT_EQ(request_error_field([&] {
+              rec.recommend_batch({user_request(0, 5), user_request(1, -1)});
+            }),
+            "requests[1].k");
   SimilarRequest sq;
   sq.item = "nope";
   EXPECT_EQ(request_error_field([&] { rec.similar(sq); }), "item");
   // A task map naming a head or scenario the model lacks is refused at load.
-  EXPECT_THROW(Recommender(test::trained_tiny_joint().fit, data(), known(), RecommenderOptions().task_map("nowhere=ctr")), Error);
+  EXPECT_THROW(
+      Recommender(test::trained_tiny_joint().fit, data(), known(), RecommenderOptions().task_map("nowhere=ctr")),
+      Error);
 }
 
 TEST(Recommender, ColdStartFromTextAndRecentItemsMatchesTheModel) {

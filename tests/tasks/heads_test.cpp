@@ -83,7 +83,8 @@ TEST(GradCheck, BiasedMFMseWithL2) {
   to_double(*mf);
   auto users = torch::tensor({0, 1, 2, 3, 0}, torch::kLong), items = torch::tensor({1, 2, 3, 4, 0}, torch::kLong);
   auto target = torch::tensor({3.0, 1.0, 5.0, 3.0, 5.0}, torch::kDouble);
-  expect_gradients_match(*mf, [&] { return rating_loss(mf->forward(users, items), target, mf->l2_terms(users, items), 0.1); });
+  expect_gradients_match(
+      *mf, [&] { return rating_loss(mf->forward(users, items), target, mf->l2_terms(users, items), 0.1); });
   // The loss value itself: MSE + λ·mean of per-example squared norms.
   auto pred = mf->forward(users, items);
   double mse = (pred - target).pow(2).mean().item<double>();
@@ -107,7 +108,8 @@ TEST(GradCheck, DmfNormalisedCrossEntropy) {
   auto lab = torch::tensor({0.8, 1.0, 0.0, 0.4}, torch::kDouble);
   double p3 = 1 - 1e-6, p2 = 1e-6;
   double want = -(0.8 * std::log(0.5) + 0.2 * std::log(0.5) + std::log(0.9) + std::log(1 - p2) + 0.4 * std::log(p3) +
-                  0.6 * std::log(1 - p3)) / 4;
+                  0.6 * std::log(1 - p3)) /
+                4;
   EXPECT_NEAR(dmf_loss(cos, lab).item<double>(), want, 1e-9);
 }
 
@@ -122,8 +124,8 @@ TEST(GradCheck, DmfMaskedTarget) {
   auto w = torch::tensor({1.0, 0.8, 1.0, 0.6, 0.0, 0.0}, torch::kDouble);
   auto y = torch::tensor({1.0, 0.8, 1.0, 0.6, 0.0, 0.0}, torch::kDouble);
   auto loss = [&] {
-    return dmf_loss(torch::cosine_similarity(dmf->user_vectors(users, items, w), dmf->item_vectors(items, users, w), 1, 1e-8),
-                    y);
+    return dmf_loss(
+        torch::cosine_similarity(dmf->user_vectors(users, items, w), dmf->item_vectors(items, users, w), 1, 1e-8), y);
   };
   expect_gradients_match(*dmf, loss, 1e-5);
 }
@@ -165,7 +167,8 @@ TEST_P(DmfMask, MaskedTargetEqualsRowWithoutIt) {
   dmf->set_matrix(x, 5.0f);
   auto sum = torch::zeros_like(dmf->user_input_bias);
   for (size_t j = 0; j < x.size(); ++j)
-    if (x.user[j] == 1 && x.item[j] != 1) sum += static_cast<double>(x.rating[j] / 5.0f) * dmf->user_input->weight[x.item[j]];
+    if (x.user[j] == 1 && x.item[j] != 1)
+      sum += static_cast<double>(x.rating[j] / 5.0f) * dmf->user_input->weight[x.item[j]];
   auto want = dmf->user_input_bias + sum * std::pow(2.0, -GetParam());
   EXPECT_TRUE(torch::allclose(masked_user[2], want, 0, 1e-12));
 }
@@ -205,8 +208,12 @@ TEST(DmfHead, DuplicatePairsAreOneEntryKeepingTheLatest) {
   Interactions u = unique_pairs_latest(x);
   ASSERT_EQ(u.size(), 8u);
   for (size_t k = 0; k < u.size(); ++k) {
-    if (u.user[k] == 0 && u.item[k] == 1) EXPECT_EQ(u.rating[k], 5.0f);
-    if (u.user[k] == 2 && u.item[k] == 3) EXPECT_EQ(u.rating[k], 1.0f);
+    if (u.user[k] == 0 && u.item[k] == 1) {
+      EXPECT_EQ(u.rating[k], 5.0f);
+    }
+    if (u.user[k] == 2 && u.item[k] == 3) {
+      EXPECT_EQ(u.rating[k], 1.0f);
+    }
   }
 
   DMF dmf(DMFOptions(4, 5).user_layers({6, 3}).item_layers({5, 3}));
@@ -260,8 +267,10 @@ TEST(RatingHead, FusedScoreMatchesOpsAndItsGradientIsExact) {
         up[i][k] += h;
         dn[i][k] -= h;
         double num = (f(which == &P ? hi : P.detach(), which == &P ? Q.detach() : qh) -
-                      f(which == &P ? lo : P.detach(), which == &P ? Q.detach() : ql)) / (2 * h);
-        EXPECT_NEAR(which->grad()[i][k].item<double>(), num, 1e-7) << (which == &P ? "P" : "Q") << "[" << i << "][" << k << "]";
+                      f(which == &P ? lo : P.detach(), which == &P ? Q.detach() : ql)) /
+                     (2 * h);
+        EXPECT_NEAR(which->grad()[i][k].item<double>(), num, 1e-7)
+            << (which == &P ? "P" : "Q") << "[" << i << "][" << k << "]";
       }
 }
 
@@ -279,8 +288,9 @@ TEST(RatingHead, BeatsGlobalMeanOnSyntheticWorld) {
   std::vector<float> base(test.size(), static_cast<float>(mean));
   double base_rmse = rmse(base, test.rating);
   for (const char* solver : {"sgd", "mcmc"}) {
-    auto task = fit_rating(train, {}, w.data.num_users(), w.data.num_items(),
-                                RatingTrainOptions().solver(solver).dim(16).epochs(30).l2(0.05).sweeps(60).device("cpu").seed(5));
+    auto task =
+        fit_rating(train, {}, w.data.num_users(), w.data.num_items(),
+                   RatingTrainOptions().solver(solver).dim(16).epochs(30).l2(0.05).sweeps(60).device("cpu").seed(5));
     auto m = task.evaluate(test);
     EXPECT_LT(m.rmse, 0.9 * base_rmse) << solver << " MF " << m.rmse << " vs global mean " << base_rmse;
   }
@@ -359,8 +369,7 @@ TEST(CtrHead, TrainingNegativesAvoidEverySeenRow) {
   OneThread one;
   Interactions pos = test::interactions_of({{0, 0}, {0, 1}, {1, 0}, {1, 2}});
   Interactions seen = test::interactions_of({{0, 2}, {0, 3}, {0, 4}, {1, 1}, {1, 3}, {1, 4}});  // user 1's unseen: 5
-  auto ctr = fit_ctr(pos, {}, 2, 6, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(4).negatives(2).device("cpu"),
-                     seen);
+  auto ctr = fit_ctr(pos, {}, 2, 6, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(4).negatives(2).device("cpu"), seen);
   auto bias = ctr.model->factors->bias->weight.detach().view(-1);
   for (int i : {3, 4}) EXPECT_EQ(bias[i].item<float>(), 0.0f) << "item " << i << " was sampled as a negative";
   EXPECT_LT(bias[5].item<float>(), 0.0f);
@@ -424,8 +433,8 @@ TEST(Checkpoint, RatingRoundTripGivesIdenticalPredictions) {
   test::TempDir dir;
   auto x = tiny_ratings();
   for (const char* solver : {"sgd", "mcmc"}) {
-    auto task = fit_rating(
-        x, {}, 4, 5, RatingTrainOptions().solver(solver).dim(4).epochs(5).sweeps(10).batch_size(4).device("cpu"));
+    auto task = fit_rating(x, {}, 4, 5,
+                           RatingTrainOptions().solver(solver).dim(4).epochs(5).sweeps(10).batch_size(4).device("cpu"));
     std::string path = dir.path(std::string(solver) + ".ckpt");
     save_checkpoint(path, task.to_checkpoint(ids("u", 4), ids("i", 5)));
     auto ck = load_checkpoint(path);
@@ -455,7 +464,8 @@ TEST(Checkpoint, DmfAndCtrRoundTrip) {
   // A CTR checkpoint from before CtrFactors names its tables user_emb, item_emb, item_bias.
   Checkpoint old = load_checkpoint(dir.path("ctr.ckpt"));
   for (auto& [name, t] : old.tensors)
-    for (auto [now, before] : {std::pair{"factors.user.", "user_emb."}, {"factors.item.", "item_emb."}, {"factors.bias.", "item_bias."}})
+    for (auto [now, before] :
+         {std::pair{"factors.user.", "user_emb."}, {"factors.item.", "item_emb."}, {"factors.bias.", "item_bias."}})
       if (name.rfind(now, 0) == 0) name = before + name.substr(std::string(now).size());
   ASSERT_THROW(old.tensor("factors.user.weight"), Error);
   EXPECT_EQ(ctr.predict(u, i, s), CtrTask::from_checkpoint(old, "cpu").predict(u, i, s));

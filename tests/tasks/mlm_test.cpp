@@ -114,7 +114,8 @@ TEST(Mlm, LearnsSequentialPatternBeyondUnigramBaseline) {
   EXPECT_GT(r.masked, 500);
   EXPECT_LT(baseline, 0.16);
   EXPECT_GT(r.accuracy, 0.6) << "baseline " << baseline;
-  std::printf("masked-token accuracy %.3f, unigram baseline %.3f, loss %.3f -> %.3f\n", r.accuracy, baseline, first, last);
+  std::printf("masked-token accuracy %.3f, unigram baseline %.3f, loss %.3f -> %.3f\n", r.accuracy, baseline, first,
+              last);
   EXPECT_GT(r.accuracy, baseline + 0.5);
 }
 
@@ -129,7 +130,6 @@ TEST(Mlm, NothingSelectedGivesZeroLossThatStillBackpropagates) {
   r.loss.backward();
   EXPECT_THROW(mlm->forward(*nn::TextEncoder(nn::TextEncoderOptions(11, 8).layers(1).heads(2)), ids), Error);
 }
-
 
 // Items of the synthetic world: brief MLM pretraining on their text must make nearest
 // neighbours (cosine of mean-pooled embeddings) share the generator's main topic more often.
@@ -168,8 +168,8 @@ TEST(Mlm, PretrainingSeparatesSyntheticTopics) {
   auto mask = ids.ne(kPad);
 
   torch::manual_seed(21);
-  nn::TextEncoder enc(nn::TextEncoderOptions(V, 32).layers(2).heads(2).ffn_dim(64).max_len(L).dropout(0.1)
-                          .pooling(nn::Pooling::Mean));
+  nn::TextEncoder enc(
+      nn::TextEncoderOptions(V, 32).layers(2).heads(2).ffn_dim(64).max_len(L).dropout(0.1).pooling(nn::Pooling::Mean));
   MlmTask mlm(MlmOptions(V, kMask).special_ids({0, 1, 2, 3, 4}).seed(9), 32);
   auto embed = [&] {
     torch::NoGradGuard no_grad;

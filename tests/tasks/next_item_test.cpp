@@ -22,7 +22,8 @@ using mtrec::NextItemOptions;
 
 NextItemModel tiny_model(int64_t items, double dropout = 0.0, int64_t text_dim = 0) {
   torch::manual_seed(7);
-  return NextItemModel(NextItemOptions(items).d_model(8).layers(2).heads(2).max_len(6).dropout(dropout).text_dim(text_dim));
+  return NextItemModel(
+      NextItemOptions(items).d_model(8).layers(2).heads(2).max_len(6).dropout(dropout).text_dim(text_dim));
 }
 
 // Central differences in float64 on a handful of entries of every parameter.
@@ -196,8 +197,15 @@ TEST(NextItem, LearnsTransitionsAndBeatsPopularity) {
   };
   auto count = std::make_shared<Count>();
   auto r = mtrec::fit_next_item(model, d,
-                                mtrec::NextItemTrainOptions().epochs(20).batch_size(32).lr(1e-2).warmup_steps(10)
-                                    .eval_every(5).patience(0).seed(5).device("cpu"),
+                                mtrec::NextItemTrainOptions()
+                                    .epochs(20)
+                                    .batch_size(32)
+                                    .lr(1e-2)
+                                    .warmup_steps(10)
+                                    .eval_every(5)
+                                    .patience(0)
+                                    .seed(5)
+                                    .device("cpu"),
                                 mtrec::RunOptions().observer(count));
   EXPECT_EQ(count->epochs, r.epochs_run);
   EXPECT_EQ(r.epochs_run, 20);
@@ -210,8 +218,10 @@ TEST(NextItem, LearnsTransitionsAndBeatsPopularity) {
   EXPECT_NEAR(vndcg, r.best_valid_ndcg10, 1e-9);
   EXPECT_NEAR(vhr, r.best_valid_hr10, 1e-9);
 
-  mtrec::RankingReport full = mtrec::evaluate_next_item(model, d, mtrec::NextItemStage::Test, mtrec::RankingOptions().threads(1));
-  mtrec::RankingReport pop = mtrec::evaluate_most_popular(d, mtrec::NextItemStage::Test, mtrec::RankingOptions().threads(1));
+  mtrec::RankingReport full =
+      mtrec::evaluate_next_item(model, d, mtrec::NextItemStage::Test, mtrec::RankingOptions().threads(1));
+  mtrec::RankingReport pop =
+      mtrec::evaluate_most_popular(d, mtrec::NextItemStage::Test, mtrec::RankingOptions().threads(1));
   // 80% of targets follow the transition: a model that learnt it gets HR@10 near 0.8, while
   // popularity on a near-uniform catalogue of 120 items gets about 10/120.
   RecordProperty("model_hr10", std::to_string(full.at("HR@10")));
@@ -261,7 +271,10 @@ TEST(NextItem, SampledSoftmaxTrainingAlsoLowersFullLoss) {
       ys.emplace_back(s.begin() + 1, s.end());
     }
     std::vector<const std::vector<int32_t>*> px, py;
-    for (size_t k = 0; k < xs.size(); ++k) { px.push_back(&xs[k]); py.push_back(&ys[k]); }
+    for (size_t k = 0; k < xs.size(); ++k) {
+      px.push_back(&xs[k]);
+      py.push_back(&ys[k]);
+    }
     torch::Tensor tok = mtrec::pack_histories(px, 14), tgt = mtrec::pack_histories(py, 14);
     auto full_loss = [&] {
       torch::NoGradGuard ng;
@@ -269,8 +282,16 @@ TEST(NextItem, SampledSoftmaxTrainingAlsoLowersFullLoss) {
       return model->full_softmax_loss(tok, tgt).item<double>();
     };
     const double before = full_loss();
-    mtrec::fit_next_item(model, d, mtrec::NextItemTrainOptions().epochs(15).batch_size(32).lr(1e-2)
-                                       .warmup_steps(5).loss(loss).num_negatives(32).eval_every(0).device("cpu"));
+    mtrec::fit_next_item(model, d,
+                         mtrec::NextItemTrainOptions()
+                             .epochs(15)
+                             .batch_size(32)
+                             .lr(1e-2)
+                             .warmup_steps(5)
+                             .loss(loss)
+                             .num_negatives(32)
+                             .eval_every(0)
+                             .device("cpu"));
     const double after = full_loss();
     EXPECT_LT(after, before - 1.0) << "loss kind " << static_cast<int>(loss);
   }
@@ -310,9 +331,15 @@ TEST(NextItem, ValidatesAfterTheLastEpochAndStopsOnPatience) {
   auto run = [&](int epochs, int eval_every, int patience, double lr) {
     torch::manual_seed(4);
     NextItemModel model(NextItemOptions(d.num_items).d_model(16).layers(1).max_len(10).dropout(0.0));
-    auto r = mtrec::fit_next_item(model, d, mtrec::NextItemTrainOptions().epochs(epochs).batch_size(16).lr(lr)
-                                                .warmup_steps(2).eval_every(eval_every).patience(patience)
-                                                .device("cpu"));
+    auto r = mtrec::fit_next_item(model, d,
+                                  mtrec::NextItemTrainOptions()
+                                      .epochs(epochs)
+                                      .batch_size(16)
+                                      .lr(lr)
+                                      .warmup_steps(2)
+                                      .eval_every(eval_every)
+                                      .patience(patience)
+                                      .device("cpu"));
     std::vector<int> evaluated;
     for (const auto& e : r.history)
       if (e.evaluated) evaluated.push_back(e.epoch);
@@ -335,8 +362,16 @@ TEST(NextItem, ValidatesAfterTheLastEpochAndStopsOnPatience) {
 // from the generator the checkpoint carries).
 TEST(NextItem, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   NextItemData d = transition_world(70, 50, 12, 8);
-  const auto options = mtrec::NextItemTrainOptions().epochs(3).batch_size(16).lr(5e-3).warmup_steps(3).eval_every(1)
-                           .patience(0).loss(mtrec::NextItemLoss::SampledPopularity).num_negatives(16).seed(9)
+  const auto options = mtrec::NextItemTrainOptions()
+                           .epochs(3)
+                           .batch_size(16)
+                           .lr(5e-3)
+                           .warmup_steps(3)
+                           .eval_every(1)
+                           .patience(0)
+                           .loss(mtrec::NextItemLoss::SampledPopularity)
+                           .num_negatives(16)
+                           .seed(9)
                            .device("cpu");
   auto fresh = [&] {
     torch::manual_seed(3);
@@ -353,7 +388,9 @@ TEST(NextItem, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   const auto run = mtrec::RunOptions().out_dir(dir.path("run")).checkpoint_every(3);
   {
     NextItemModel model = fresh();
-    EXPECT_THROW(mtrec::fit_next_item(model, d, options, mtrec::RunOptions(run).observer(std::make_shared<mtrec::test::CrashAtStep>(7))), std::runtime_error);
+    EXPECT_THROW(mtrec::fit_next_item(model, d, options,
+                                      mtrec::RunOptions(run).observer(std::make_shared<mtrec::test::CrashAtStep>(7))),
+                 std::runtime_error);
   }
   {
     auto j = nlohmann::json::parse(mtrec::load_checkpoint(dir.path("run/train/last.ckpt")).trainer_json);

@@ -44,9 +44,8 @@ std::string error_of(const std::string& path) {
 TEST(Safetensors, ReadsAHandWrittenFile) {
   TempDir dir;
   // F16 1.0, -2.5, 65504 and BF16 1.0, -2.5, 3.140625, shape [1, 3] each; metadata ignored.
-  std::string header =
-      R"({"__metadata__":{"format":"pt"},"h":{"dtype":"F16","shape":[1,3],"data_offsets":[0,6]},)"
-      R"("b":{"dtype":"BF16","shape":[3],"data_offsets":[6,12]}})";
+  std::string header = R"({"__metadata__":{"format":"pt"},"h":{"dtype":"F16","shape":[1,3],"data_offsets":[0,6]},)"
+                       R"("b":{"dtype":"BF16","shape":[3],"data_offsets":[6,12]}})";
   std::string path =
       dir.write("m.safetensors", file_bytes(header, le16({0x3C00, 0xC100, 0x7BFF}) + le16({0x3F80, 0xC020, 0x4049})));
   auto w = read_safetensors(path);
@@ -70,7 +69,7 @@ TEST(Safetensors, RoundTripsEveryDtypeExactly) {
   TempDir dir;
   std::vector<std::pair<std::string, at::Tensor>> in = {
       {"f32", torch::tensor({{0.1f, -3.0e-38f}, {1e30f, 7.0f}})},
-      {"f16", from_bits<uint16_t>({0x3C00, 0xC100, 0x7BFF, 0x0001}, at::kHalf)},   // 1, -2.5, 65504, 2^-24
+      {"f16", from_bits<uint16_t>({0x3C00, 0xC100, 0x7BFF, 0x0001}, at::kHalf)},  // 1, -2.5, 65504, 2^-24
       {"bf16", from_bits<uint16_t>({0x3F80, 0xC020, 0x4049, 0x0001}, at::kBFloat16)},
       {"f64", torch::tensor({0.1, -1e300}, torch::kDouble)},
       {"i64", torch::tensor({int64_t{1} << 60, int64_t{-5}}, torch::kLong)},
@@ -138,14 +137,13 @@ TEST(Safetensors, MalformedFilesGiveErrorsNamingFileAndTensor) {
                          file_bytes(R"({"q.w":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", ok_data)));
   EXPECT_TRUE(has(m, "dtype.safetensors") && has(m, "q.w") && has(m, "F8_E4M3")) << m;
 
-  m = error_of(dir.write("size.safetensors",
-                         file_bytes(R"({"s":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", ok_data)));
+  m = error_of(
+      dir.write("size.safetensors", file_bytes(R"({"s":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", ok_data)));
   EXPECT_TRUE(has(m, "'s'") && has(m, "needs 8")) << m;
 
-  m = error_of(dir.write("overlap.safetensors",
-                         file_bytes(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
-                                    R"("b":{"dtype":"F16","shape":[1],"data_offsets":[2,4]}})",
-                                    ok_data)));
+  m = error_of(dir.write("overlap.safetensors", file_bytes(R"({"a":{"dtype":"F16","shape":[2],"data_offsets":[0,4]},)"
+                                                           R"("b":{"dtype":"F16","shape":[1],"data_offsets":[2,4]}})",
+                                                           ok_data)));
   EXPECT_TRUE(has(m, "overlap")) << m;
 
   m = error_of(dir.write("json.safetensors", file_bytes(R"({"a":{"dtype":)", ok_data)));

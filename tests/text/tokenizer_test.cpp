@@ -38,11 +38,12 @@ using ::mtrec::test::TempDir;
 
 // A small movie-title corpus with a few non-ASCII titles, deterministic.
 std::vector<std::string> corpus() {
-  const std::vector<std::string> words = {"Toy",   "Story", "Star",   "Wars",  "Return", "of",    "the",
-                                          "Jedi",  "Love",  "Night",  "Day",   "City",   "Blue",  "Man",
-                                          "Woman", "King",  "Dark",   "House", "Game",   "River", "Lost"};
-  std::vector<std::string> out = {"Amélie", "Crème brûlée", "東京 物語", "Le Fabuleux Destin d'Amélie Poulain",
-                                  "Tokyo Story (東京物語)", "Café au lait", "Crème de la crème"};
+  const std::vector<std::string> words = {"Toy",   "Story", "Star",  "Wars",  "Return", "of",    "the",
+                                          "Jedi",  "Love",  "Night", "Day",   "City",   "Blue",  "Man",
+                                          "Woman", "King",  "Dark",  "House", "Game",   "River", "Lost"};
+  std::vector<std::string> out = {
+      "Amélie",       "Crème brûlée",     "東京 物語", "Le Fabuleux Destin d'Amélie Poulain", "Tokyo Story (東京物語)",
+      "Café au lait", "Crème de la crème"};
   uint32_t x = 12345;
   for (int i = 0; i < 300; ++i) {
     std::string s;
@@ -61,7 +62,7 @@ SentencePieceTrainOptions small(const std::string& type) {
   return SentencePieceTrainOptions().vocab_size(150).model_type(type).seed(7).character_coverage(1.0);
 }
 
-const std::vector<std::string> kProbe = {"Toy Story (1995)", "Amélie", "Crème brûlée", "東京",
+const std::vector<std::string> kProbe = {"Toy Story (1995)",          "Amélie",         "Crème brûlée", "東京",
                                          "Return of the Jedi (1983)", "Dark River King"};
 
 TEST(SentencePieceTokenizer, UnigramAndBpeRoundTripIncludingNonAscii) {
@@ -191,10 +192,10 @@ TEST(SentencePieceTokenizer, RefusesClearlyUnderAddressSanitizer) {
 // ---------------------------------------------------------------------------------------------
 // WordPiece
 
-const std::vector<std::string> kVocab = {"[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "un",     "##aff",  "##able",
-                                         "hello", "world", ",",     "!",     "'",      "amelie", "creme",  "brulee",
-                                         "東",    "京",    "the",   "##s",   "cat",    "Hello",  "moskva", "москва",
-                                         "-",     "иошкар", "ола",  "(",     ")",      "1995",   "toy",    "story"};
+const std::vector<std::string> kVocab = {"[PAD]", "[UNK]",  "[CLS]", "[SEP]", "[MASK]", "un",     "##aff",  "##able",
+                                         "hello", "world",  ",",     "!",     "'",      "amelie", "creme",  "brulee",
+                                         "東",    "京",     "the",   "##s",   "cat",    "Hello",  "moskva", "москва",
+                                         "-",     "иошкар", "ола",   "(",     ")",      "1995",   "toy",    "story"};
 
 TEST(WordPieceTokenizer, GreedyLongestMatchWithContinuations) {
   WordPieceTokenizer tok(kVocab);
@@ -274,7 +275,9 @@ TEST(Tokenizer, EncodeBatchPadsTruncatesAndMasks) {
   WordPieceTokenizer tok(kVocab);
   std::vector<std::string> texts = {"hello world", "unaffable hello world !", ""};
   BatchEncoding b = tok.encode_batch(texts, 4);
-  auto ids = [](const at::Tensor& t) { return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel()); };
+  auto ids = [](const at::Tensor& t) {
+    return std::vector<int64_t>(t.data_ptr<int64_t>(), t.data_ptr<int64_t>() + t.numel());
+  };
   ASSERT_EQ(b.input_ids.sizes(), (std::vector<int64_t>{3, 4}));
   EXPECT_EQ(ids(b.input_ids), (std::vector<int64_t>{2, 8, 9, 0, /**/ 2, 5, 6, 7, /**/ 2, 0, 0, 0}));
   EXPECT_EQ(ids(b.attention_mask), (std::vector<int64_t>{1, 1, 1, 0, /**/ 1, 1, 1, 1, /**/ 1, 0, 0, 0}));

@@ -164,9 +164,12 @@ MTREC_TEST_WORKER_FN(data_parallel) {
     Trainer trainer(model, source, {{&task, 1.0}}, options());
     trainer.set_communicator(comm);
     if (comm->rank() == 0) trainer.add_observer(std::make_shared<Checkpointer>(out + "/run", 2));
-    if (comm->rank() == 1 && env_int("DIE_AT", 0) > 0) trainer.add_observer(std::make_shared<SignalAtStep>(env_int("DIE_AT", 0), SIGKILL));
-    if (comm->rank() == 0 && env_int("SLOW_AT", 0) > 0) trainer.add_observer(std::make_shared<SlowAtStep>(env_int("SLOW_AT", 0), 6.0));
-    if (comm->rank() == 1 && env_int("STOP_AT", 0) > 0) trainer.add_observer(std::make_shared<SignalAtStep>(env_int("STOP_AT", 0), SIGSTOP));
+    if (comm->rank() == 1 && env_int("DIE_AT", 0) > 0)
+      trainer.add_observer(std::make_shared<SignalAtStep>(env_int("DIE_AT", 0), SIGKILL));
+    if (comm->rank() == 0 && env_int("SLOW_AT", 0) > 0)
+      trainer.add_observer(std::make_shared<SlowAtStep>(env_int("SLOW_AT", 0), 6.0));
+    if (comm->rank() == 1 && env_int("STOP_AT", 0) > 0)
+      trainer.add_observer(std::make_shared<SignalAtStep>(env_int("STOP_AT", 0), SIGSTOP));
     if (!env_str("RESUME").empty()) trainer.resume(load_checkpoint(env_str("RESUME")));
     TrainSummary s = trainer.train();
     std::ofstream rows(out + "/rows." + std::to_string(comm->rank()));
@@ -385,8 +388,8 @@ TEST(Distributed, EnvironmentOfTorchrunIsReadAndCheckedAndOneProcessNeedsNoGroup
   }
   ::setenv("RANK", "x", 1);
   EXPECT_THROW(DistributedOptions::from_env(), Error);
-  for (const char* k : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT", "TORCHELASTIC_USE_AGENT_STORE",
-                        "TORCHELASTIC_RESTART_COUNT"})
+  for (const char* k : {"RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
+                        "TORCHELASTIC_USE_AGENT_STORE", "TORCHELASTIC_RESTART_COUNT"})
     ::unsetenv(k);
   EXPECT_EQ(DistributedOptions::from_env().world_size(), 1);
 }

@@ -50,8 +50,10 @@ TEST(DmfExamples, PositivesThenNegativesRedrawnFromTheEpochSeedOnly) {
       EXPECT_EQ(users[at + j], ex.pairs().user[k]);
       EXPECT_EQ(a.at("dmf")[at + j].item<float>(), 0.0f);
       EXPECT_EQ(a.at("dmf_weight")[at + j].item<float>(), 0.0f);  // a negative's inputs are its full rows
-      for (size_t p = 0; p < ex.pairs().size(); ++p)  // never one of the user's pairs
-        if (ex.pairs().user[p] == users[at]) EXPECT_NE(items[at + j], ex.pairs().item[p]);
+      for (size_t p = 0; p < ex.pairs().size(); ++p)              // never one of the user's pairs
+        if (ex.pairs().user[p] == users[at]) {
+          EXPECT_NE(items[at + j], ex.pairs().item[p]);
+        }
     }
   }
   // The same seed draws the same negatives whatever happened before; another seed others.
@@ -86,8 +88,9 @@ TEST(FitDmf, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   Interactions x = implicit_positives(w.data, w.data.interactions);
   Split s = leave_one_out_split(x, 5);
   Interactions train = x.subset(s.train), valid = x.subset(s.valid);
-  const auto o = DmfTrainOptions().layers({16, 8}).epochs(3).negatives(2).batch_size(128).lr(3e-3).dropout(0.2)
-                     .patience(5).device("cpu");
+  const auto o =
+      DmfTrainOptions().layers({16, 8}).epochs(3).negatives(2).batch_size(128).lr(3e-3).dropout(0.2).patience(5).device(
+          "cpu");
   const int64_t n = static_cast<int64_t>(unique_pairs_latest(train).size()) * 3;
   const int64_t per_epoch = (n + 127) / 128;
   ASSERT_GE(per_epoch, 5);

@@ -48,8 +48,13 @@ std::vector<std::string> template_texts(int n, int max_words, uint64_t seed) {
 
 nn::TextEncoder small_encoder(const Tokenizer& tok, int64_t max_len, double dropout) {
   torch::manual_seed(12);
-  return nn::TextEncoder(nn::TextEncoderOptions(tok.vocab_size(), 32).layers(2).heads(2).ffn_dim(64).max_len(max_len)
-                             .dropout(dropout).pad_id(tok.pad_id()));
+  return nn::TextEncoder(nn::TextEncoderOptions(tok.vocab_size(), 32)
+                             .layers(2)
+                             .heads(2)
+                             .ffn_dim(64)
+                             .max_len(max_len)
+                             .dropout(dropout)
+                             .pad_id(tok.pad_id()));
 }
 
 TEST(MlmPretrain, LearnsSequentialPatternBeyondUnigramBaseline) {
@@ -57,8 +62,8 @@ TEST(MlmPretrain, LearnsSequentialPatternBeyondUnigramBaseline) {
   const int64_t L = 14;  // [CLS] + up to 13 words
   auto enc = small_encoder(tok, L, 0.0);
   const auto texts = template_texts(600, 13, 1);
-  MlmPretrainResult r = pretrain_mlm(enc, tok, texts,
-                                     TrainerOptions().epochs(8).batch_size(32).lr(3e-3).seed(5).device("cpu"));
+  MlmPretrainResult r =
+      pretrain_mlm(enc, tok, texts, TrainerOptions().epochs(8).batch_size(32).lr(3e-3).seed(5).device("cpu"));
   EXPECT_EQ(r.texts, 600);
   ASSERT_EQ(r.epochs.size(), 8u);
   EXPECT_EQ(r.summary.state.step, 8 * 19);
@@ -103,8 +108,15 @@ TEST(MlmPretrain, RejectsMismatchedVocabularyAndEmptyCorpus) {
 TEST(MlmPretrain, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   const auto tok = word_tokenizer();
   const auto texts = template_texts(100, 9, 3);
-  const auto opts = TrainerOptions().epochs(3).batch_size(16).lr(3e-3).weight_decay(0.01).schedule("cosine")
-                        .warmup_steps(3).seed(8).device("cpu");
+  const auto opts = TrainerOptions()
+                        .epochs(3)
+                        .batch_size(16)
+                        .lr(3e-3)
+                        .weight_decay(0.01)
+                        .schedule("cosine")
+                        .warmup_steps(3)
+                        .seed(8)
+                        .device("cpu");
   auto params = [](nn::TextEncoder& enc, const MlmPretrainResult& r) {
     std::vector<at::Tensor> v;
     for (auto& p : enc->parameters()) v.push_back(p.detach().clone());
@@ -117,7 +129,10 @@ TEST(MlmPretrain, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   const auto run = RunOptions().out_dir(dir.path("run")).checkpoint_every(3);
   {
     auto enc = small_encoder(tok, 10, 0.2);
-    EXPECT_THROW(pretrain_mlm(enc, tok, texts, opts, {}, RunOptions(run).observer(std::make_shared<test::CrashAtStep>(11))  /* epoch 2 (7 steps an epoch) */), std::runtime_error);
+    EXPECT_THROW(pretrain_mlm(enc, tok, texts, opts, {},
+                              RunOptions(run).observer(
+                                  std::make_shared<test::CrashAtStep>(11)) /* epoch 2 (7 steps an epoch) */),
+                 std::runtime_error);
   }
   {
     auto j = nlohmann::json::parse(load_checkpoint(dir.path("run/pretrain/last.ckpt")).trainer_json);

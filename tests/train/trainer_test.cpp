@@ -85,12 +85,12 @@ TEST(Trainer, TheHeaderExampleRunsAsWritten) {
   torch::manual_seed(1);
 
   mtrec::RatingModel model(mtrec::BiasedMF(mtrec::BiasedMFOptions(users, items).dim(32).global_mean(3.5)));
-  mtrec::InteractionSource source(train);                    // data/batcher.h
-  mtrec::RatingObjective rating(/*l2=*/0.05, valid, 1, 5);   // tasks/rating.h
+  mtrec::InteractionSource source(train);                   // data/batcher.h
+  mtrec::RatingObjective rating(/*l2=*/0.05, valid, 1, 5);  // tasks/rating.h
   mtrec::Trainer trainer(model, source, {{&rating, 1.0}},
                          mtrec::TrainerOptions().epochs(20).lr(0.01).monitor("rating/rmse", /*maximize=*/false));
   trainer.add_observer(std::make_shared<mtrec::EarlyStopping>(/*patience=*/3));  // train/observers.h
-  trainer.add_observer(std::make_shared<mtrec::Checkpointer>(runs_mf));            // last.ckpt, best.ckpt
+  trainer.add_observer(std::make_shared<mtrec::Checkpointer>(runs_mf));          // last.ckpt, best.ckpt
   mtrec::TrainSummary s = trainer.train();
 
   // It learns: the validation RMSE beats predicting the training mean for every row.
@@ -166,8 +166,8 @@ TEST(Trainer, ObserversSeeEventsInOrder) {
   Trainer t(model, src, {{&task, 1.0}}, TrainerOptions().epochs(2).batch_size(4).device("cpu"));
   t.add_observer(rec);
   t.train();
-  std::vector<std::string> want = {"begin", "batch1", "batch2", "valid+", "epoch1",
-                                   "batch1", "batch2", "valid", "stall1", "epoch2", "end"};
+  std::vector<std::string> want = {"begin",  "batch1", "batch2", "valid+", "epoch1", "batch1",
+                                   "batch2", "valid",  "stall1", "epoch2", "end"};
   EXPECT_EQ(rec->events, want);
 }
 
@@ -176,8 +176,9 @@ TEST(Trainer, EarlyStoppingStopsAfterPatienceAndRestoresTheBestEpoch) {
   LineModel model;
   ScriptedTask task;
   task.script = {0.5, 0.3, 0.4, 0.35, 0.31, 0.2};  // best at epoch 2; epochs 3 and 4 stall
-  Trainer t(model, src, {{&task, 1.0}},
-            TrainerOptions().epochs(6).batch_size(16).optimizer("sgd").lr(0.05).monitor("line/score", false).device("cpu"));
+  Trainer t(
+      model, src, {{&task, 1.0}},
+      TrainerOptions().epochs(6).batch_size(16).optimizer("sgd").lr(0.05).monitor("line/score", false).device("cpu"));
   t.add_observer(std::make_shared<EarlyStopping>(2));
   auto s = t.train();
   EXPECT_EQ(task.calls, 4u);
@@ -208,7 +209,8 @@ TEST(Trainer, NonFiniteStepsAreSkippedAndCountedThenStopWithAClearMessage) {
     PoisonTask task;
     task.poison_from = 3;
     task.poison_to = 5;  // batches 4 and 5 are NaN: skipped, training goes on
-    Trainer t(model, src, {{&task, 1.0}}, TrainerOptions().epochs(2).batch_size(8).optimizer("sgd").lr(0.05).device("cpu"));
+    Trainer t(model, src, {{&task, 1.0}},
+              TrainerOptions().epochs(2).batch_size(8).optimizer("sgd").lr(0.05).device("cpu"));
     auto s = t.train();
     EXPECT_EQ(s.state.skipped_steps, 2);
     EXPECT_EQ(s.state.step, 16 - 2);
@@ -237,7 +239,8 @@ TEST(Trainer, GradientAccumulationEqualsOneLargerBatch) {
   MseTask task;
   // Batches of 8 accumulated in pairs are the batches of 16 (the order does not depend on the
   // batch size), and each is a mean, so the steps agree up to rounding.
-  Trainer ta(a, src, {{&task, 1.0}}, TrainerOptions().epochs(3).batch_size(8).accumulate(2).optimizer("sgd").lr(0.1).device("cpu"));
+  Trainer ta(a, src, {{&task, 1.0}},
+             TrainerOptions().epochs(3).batch_size(8).accumulate(2).optimizer("sgd").lr(0.1).device("cpu"));
   Trainer tb(b, src, {{&task, 1.0}}, TrainerOptions().epochs(3).batch_size(16).optimizer("sgd").lr(0.1).device("cpu"));
   ta.train();
   tb.train();
@@ -252,7 +255,8 @@ TEST(Trainer, ClippingBoundsTheUpdate) {
   MseTask task;
   auto before = params_of(model);
   Trainer t(model, src, {{&task, 1.0}},
-            TrainerOptions().epochs(1).batch_size(16).optimizer("sgd").lr(1.0).clip_norm(0.01).validate_every(0).device("cpu"));
+            TrainerOptions().epochs(1).batch_size(16).optimizer("sgd").lr(1.0).clip_norm(0.01).validate_every(0).device(
+                "cpu"));
   t.train();
   auto after = params_of(model);
   double sq = 0;
@@ -345,8 +349,15 @@ TEST(Trainer, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   test::TempDir dir;
   LineSource src(100), valid(40);
   // Dropout and Adam make the run depend on the RNG and the optimiser state.
-  const auto options = TrainerOptions().epochs(4).batch_size(16).optimizer("adamw").lr(0.01).schedule("cosine")
-                           .warmup_steps(5).monitor("line/mse", false).device("cpu");
+  const auto options = TrainerOptions()
+                           .epochs(4)
+                           .batch_size(16)
+                           .optimizer("adamw")
+                           .lr(0.01)
+                           .schedule("cosine")
+                           .warmup_steps(5)
+                           .monitor("line/mse", false)
+                           .device("cpu");
   std::vector<at::Tensor> want;
   std::vector<std::map<std::string, Metrics>> want_valid;
   {
@@ -400,7 +411,8 @@ TEST(Observers, LoggerReportAndCheckpointsAreWritten) {
   LineModel model;
   MseTask task;
   task.valid_source = &valid;
-  Trainer t(model, src, {{&task, 1.0}}, TrainerOptions().epochs(3).batch_size(8).optimizer("sgd").lr(0.1).device("cpu"));
+  Trainer t(model, src, {{&task, 1.0}},
+            TrainerOptions().epochs(3).batch_size(8).optimizer("sgd").lr(0.1).device("cpu"));
   t.set_config(R"({"who":"test"})");
   t.add_observer(std::make_shared<JsonlLogger>(dir.path("run/metrics.jsonl")));
   t.add_observer(std::make_shared<Checkpointer>(dir.path("run")));
@@ -419,7 +431,7 @@ TEST(Observers, LoggerReportAndCheckpointsAreWritten) {
   std::string html = read_file(dir.path("run/report.html"));
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_NE(html.find("line / mse"), std::string::npos);
-  EXPECT_EQ(html.find("<script"), std::string::npos);  // self-contained, opens offline
+  EXPECT_EQ(html.find("<script"), std::string::npos);                        // self-contained, opens offline
   EXPECT_EQ(html.find("http://"), html.find("http://www.w3.org/2000/svg"));  // no external resources
   Checkpoint last = load_checkpoint(dir.path("run/last.ckpt"));
   EXPECT_NE(last.config_json.find("\"who\":\"test\""), std::string::npos);

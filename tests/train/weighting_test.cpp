@@ -145,7 +145,8 @@ TEST(Weighting, AnUnknownNameIsAnErrorNamingIt) {
 TEST(Weighting, StaticIsExactlyTheWeightedSum) {
   test::OneThread one;
   TwoTargetSource src(256, 2.0, -1.0, 0.5, 2.0, 11);
-  const auto opts = TrainerOptions().epochs(3).batch_size(32).optimizer("adam").lr(0.01).validate_every(0).device("cpu");
+  const auto opts =
+      TrainerOptions().epochs(3).batch_size(32).optimizer("adam").lr(0.01).validate_every(0).device("cpu");
   TwoHeadModel a, b;
   RegTask t1("y1", "y1"), t2("y2", "y2");
   Trainer ta(a, src, {{&t1, 0.7}, {&t2, 1.3}}, TrainerOptions(opts).weighting("static"));
@@ -178,8 +179,15 @@ TEST(Weighting, UncertaintyWeightsConvergeToTheInverseTaskNoise) {
   TwoHeadModel model;
   RegTask t1("y1", "y1"), t2("y2", "y2");
   Trainer t(model, src, {{&t1, 1.0}, {&t2, 1.0}},
-            TrainerOptions().epochs(30).batch_size(100).optimizer("adam").lr(0.03).schedule("cosine")
-                .weighting("uncertainty").validate_every(0).device("cpu"));
+            TrainerOptions()
+                .epochs(30)
+                .batch_size(100)
+                .optimizer("adam")
+                .lr(0.03)
+                .schedule("cosine")
+                .weighting("uncertainty")
+                .validate_every(0)
+                .device("cpu"));
   t.train();
   auto s = t.weighting().log_variances();
   auto w = t.weighting().weights();
@@ -205,7 +213,8 @@ TEST(Weighting, GradNormEqualisesTheGradientNormsOfDifferentlyScaledTasks) {
   TwoTargetSource src(1024, 2.0, -1.5, 0.3, 0.3, 9);
   RegTask t1("y1", "y1"), t2("y2", "y2", 100.0);
   const std::vector<Task*> tasks = {&t1, &t2};
-  const auto opts = TrainerOptions().epochs(10).batch_size(32).optimizer("adam").lr(0.01).validate_every(0).device("cpu");
+  const auto opts =
+      TrainerOptions().epochs(10).batch_size(32).optimizer("adam").lr(0.01).validate_every(0).device("cpu");
   TwoHeadModel before;
   auto g0 = mean_grad_norms(before, src, tasks, {1, 1}, 32, 32);
   std::vector<double> ratio;
@@ -258,9 +267,10 @@ TEST(Weighting, FixedWeightTasksKeepTheirWeight) {
   for (const char* kind : {"uncertainty", "gradnorm"}) {
     SCOPED_TRACE(kind);
     TwoHeadModel model(/*name_shared_layer=*/false);  // GradNorm on every dense parameter
-    Trainer t(model, src, {{&t1, 1.0}, {&t2, 1.0}, {&mlm, 0.3}},
-              TrainerOptions().epochs(4).batch_size(32).optimizer("adam").lr(0.05).weighting(kind)
-                  .validate_every(0).device("cpu"));
+    Trainer t(
+        model, src, {{&t1, 1.0}, {&t2, 1.0}, {&mlm, 0.3}},
+        TrainerOptions().epochs(4).batch_size(32).optimizer("adam").lr(0.05).weighting(kind).validate_every(0).device(
+            "cpu"));
     t.train();
     auto w = t.weighting().weights();
     EXPECT_EQ(w.at("mlm"), 0.3);
@@ -276,8 +286,15 @@ TEST(Weighting, FixedWeightTasksKeepTheirWeight) {
   // Another fixed list: y2 keeps its weight, mlm is learned like the rest.
   TwoHeadModel model;
   Trainer t(model, src, {{&t1, 1.0}, {&t2, 1.0}, {&mlm, 0.3}},
-            TrainerOptions().epochs(2).batch_size(32).optimizer("adam").lr(0.05).weighting("uncertainty")
-                .fixed_weight_tasks({"y2"}).validate_every(0).device("cpu"));
+            TrainerOptions()
+                .epochs(2)
+                .batch_size(32)
+                .optimizer("adam")
+                .lr(0.05)
+                .weighting("uncertainty")
+                .fixed_weight_tasks({"y2"})
+                .validate_every(0)
+                .device("cpu"));
   t.train();
   EXPECT_EQ(t.state().task_weight.at("y2"), 1.0);
   EXPECT_NE(t.state().task_weight.at("mlm"), 0.15);
@@ -293,8 +310,16 @@ TEST(Weighting, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   for (const char* kind : {"uncertainty", "gradnorm"}) {
     SCOPED_TRACE(kind);
     test::TempDir dir;
-    const auto options = TrainerOptions().epochs(4).batch_size(16).optimizer("adamw").lr(0.02).schedule("cosine")
-                             .warmup_steps(3).weighting(kind).validate_every(0).device("cpu");
+    const auto options = TrainerOptions()
+                             .epochs(4)
+                             .batch_size(16)
+                             .optimizer("adamw")
+                             .lr(0.02)
+                             .schedule("cosine")
+                             .warmup_steps(3)
+                             .weighting(kind)
+                             .validate_every(0)
+                             .device("cpu");
     const std::vector<std::pair<Task*, double>> tasks = {{&t1, 1.0}, {&t2, 0.5}, {&mlm, 0.2}};
     std::vector<at::Tensor> want;
     std::map<std::string, double> want_weights, want_s, want_in_force;
@@ -352,8 +377,14 @@ TEST(Weighting, WeightsAreLoggedAndPlotted) {
   TwoHeadModel model;
   RegTask t1("y1", "y1"), t2("y2", "y2");
   Trainer t(model, src, {{&t1, 1.0}, {&t2, 1.0}},
-            TrainerOptions().epochs(3).batch_size(16).optimizer("adam").lr(0.05).weighting("uncertainty")
-                .validate_every(0).device("cpu"));
+            TrainerOptions()
+                .epochs(3)
+                .batch_size(16)
+                .optimizer("adam")
+                .lr(0.05)
+                .weighting("uncertainty")
+                .validate_every(0)
+                .device("cpu"));
   t.add_observer(std::make_shared<JsonlLogger>(dir.path("run/metrics.jsonl")));
   t.add_observer(std::make_shared<HtmlReport>(dir.path("run/report.html")));
   t.train();

@@ -32,16 +32,16 @@
 
 namespace mtrec {
 
-#define MTREC_BAYES_MF_OPTIONS(X)                     \
-  X(int64_t, dim, 32)                                 \
-  /* Gibbs sweeps */                                  \
-  X(int, iterations, 200)                             \
-  /* sweeps discarded before averaging */             \
-  X(int, burn_in, 20)                                 \
+#define MTREC_BAYES_MF_OPTIONS(X)                      \
+  X(int64_t, dim, 32)                                  \
+  /* Gibbs sweeps */                                   \
+  X(int, iterations, 200)                              \
+  /* sweeps discarded before averaging */              \
+  X(int, burn_in, 20)                                  \
   /* factors start at N(0, init_std²), as in libFM */ \
-  X(double, init_std, 0.1)                            \
-  /* 0: hardware concurrency */                       \
-  X(int, threads, 0)                                  \
+  X(double, init_std, 0.1)                             \
+  /* 0: hardware concurrency */                        \
+  X(int, threads, 0)                                   \
   X(uint64_t, seed, 42)
 
 struct BayesMfOptions {
@@ -53,9 +53,9 @@ struct BayesMf {
   int64_t dim = 0;
   float global_mean = 0;
   std::vector<float> user_bias, item_bias, user_factors, item_factors;
-  double noise_sd = 0;       // posterior mean of 1/sqrt(alpha)
-  double train_rmse = 0;     // of the averaged parameters on the training rows
-  int samples = 0;           // sweeps averaged
+  double noise_sd = 0;    // posterior mean of 1/sqrt(alpha)
+  double train_rmse = 0;  // of the averaged parameters on the training rows
+  int samples = 0;        // sweeps averaged
   float predict(int32_t user, int32_t item) const;
 };
 

@@ -22,10 +22,10 @@
 namespace mtrec {
 
 struct AllocatorTuning {
-  bool applied = false;        // mallopt was called (now or by an earlier call) and succeeded
-  std::string reason;          // why not, when !applied
-  size_t mmap_threshold = 0;   // bytes; allocations at least this large are mmapped
-  size_t trim_threshold = 0;   // bytes of free heap top kept before returning memory to the OS
+  bool applied = false;       // mallopt was called (now or by an earlier call) and succeeded
+  std::string reason;         // why not, when !applied
+  size_t mmap_threshold = 0;  // bytes; allocations at least this large are mmapped
+  size_t trim_threshold = 0;  // bytes of free heap top kept before returning memory to the OS
 };
 
 /// The mmap threshold asked for. glibc before 2.26 refuses one above HEAP_MAX_SIZE / 2

@@ -43,12 +43,11 @@ std::string str_cat(const Args&... args) {
 
 }  // namespace mtrec
 
-#define MTREC_CHECK(cond, ...)                                                              \
-  do {                                                                                      \
-    if (!(cond)) {                                                                          \
-      ::mtrec::detail::check_failed(#cond, __FILE__, __LINE__,                              \
-                                    ::mtrec::detail::str_cat(__VA_ARGS__));                 \
-    }                                                                                       \
+#define MTREC_CHECK(cond, ...)                                                                         \
+  do {                                                                                                 \
+    if (!(cond)) {                                                                                     \
+      ::mtrec::detail::check_failed(#cond, __FILE__, __LINE__, ::mtrec::detail::str_cat(__VA_ARGS__)); \
+    }                                                                                                  \
   } while (0)
 
 /// Throws mtrec::Error with the message (an unconditional MTREC_CHECK).

@@ -41,7 +41,10 @@ struct BatcherOptions {
   MTREC_OPTIONS(MTREC_BATCHER_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
-  BatcherOptions& shard(int rank, int count) { shard_ = rank, shards_ = count; return *this; }
+  BatcherOptions& shard(int rank, int count) {
+    shard_ = rank, shards_ = count;
+    return *this;
+  }
 };
 
 /// The examples of an Interactions table as batches: int64 "user", "item", "scenario",

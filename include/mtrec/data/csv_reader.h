@@ -47,10 +47,14 @@ struct ColumnSpec {
   std::string name;
 
   ColumnSpec() = default;
-  ColumnSpec(int i) : kind(Kind::Index), index(i) {}                    // NOLINT: implicit by design
+  ColumnSpec(int i) : kind(Kind::Index), index(i) {}                   // NOLINT: implicit by design
   ColumnSpec(std::string n) : kind(Kind::Name), name(std::move(n)) {}  // NOLINT
   ColumnSpec(const char* n) : ColumnSpec(std::string(n)) {}            // NOLINT
-  static ColumnSpec none() { ColumnSpec c; c.kind = Kind::None; return c; }
+  static ColumnSpec none() {
+    ColumnSpec c;
+    c.kind = Kind::None;
+    return c;
+  }
   /// "none" -> none(), digits -> index, anything else -> name; "" or "auto" -> automatic.
   static ColumnSpec parse(std::string_view text);
   std::string to_string() const;
@@ -81,8 +85,8 @@ struct ColumnSpec {
 struct CsvOptions {
   MTREC_OPTIONS(MTREC_CSV_OPTIONS)
 
- public:  // TORCH_ARG leaves the access private
-  CsvOptions& no_rating() { return rating(ColumnSpec::none()); }      // implicit feedback
+ public:                                                          // TORCH_ARG leaves the access private
+  CsvOptions& no_rating() { return rating(ColumnSpec::none()); }  // implicit feedback
   CsvOptions& no_timestamp() { return timestamp(ColumnSpec::none()); }
   /// Sets one option by its config-file key (throws mtrec::Error on a bad key or value):
   ///   delimiter (text; "\t", "tab", "space" and "pipe" are spelled out), header (true|false),
@@ -104,8 +108,7 @@ Dataset parse_csv(std::string content, const std::string& source_name, const Csv
 /// agree with `ids` (e.g. a test fold read against the full data set). With allow_new_ids
 /// false, a user or item missing from `ids` is a DataError. The returned Dataset carries the
 /// maps and text catalogues of `ids`.
-Dataset read_csv_with_ids(const std::string& path, const CsvOptions& options, const Dataset& ids,
-                          bool allow_new_ids);
+Dataset read_csv_with_ids(const std::string& path, const CsvOptions& options, const Dataset& ids, bool allow_new_ids);
 
 /// An entity catalogue file (items or users): a header, then one row per id with its text.
 ///   auto books = mtrec::CatalogSpec("books.csv").id("book_id").text({"title", "authors"});
@@ -124,8 +127,14 @@ struct CatalogSpec {
   MTREC_OPTIONS(MTREC_CATALOG_SPEC)
 
  public:  // TORCH_ARG leaves the access private
-  CatalogSpec& text(std::vector<std::string> v) { text_columns_ = std::move(v); return *this; }
-  CatalogSpec& delimiter(std::string v) { csv_.delimiter(std::move(v)); return *this; }
+  CatalogSpec& text(std::vector<std::string> v) {
+    text_columns_ = std::move(v);
+    return *this;
+  }
+  CatalogSpec& delimiter(std::string v) {
+    csv_.delimiter(std::move(v));
+    return *this;
+  }
 };
 
 enum class CatalogRole { User, Item, Scenario, Behavior, Context };

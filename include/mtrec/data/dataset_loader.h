@@ -102,7 +102,7 @@ struct DatasetLoadReport {
     bool has_rating = false, has_timestamp = false;
   };
   std::vector<File> files;
-  CatalogRead items, users;      // rows read; new_ids = ids only in the catalogue (cold start)
+  CatalogRead items, users;  // rows read; new_ids = ids only in the catalogue (cold start)
   DuplicateReport duplicates;
   std::vector<std::string> notes;  // decisions the caller should know of (e.g. timestamps dropped)
   /// One paragraph: the files, the catalogues, the duplicate policy's effect, the notes.

@@ -11,12 +11,12 @@
 namespace mtrec {
 
 struct DatasetArchive {
-  std::string name;     // "ml-100k"
-  std::string host;     // "files.grouplens.org"
-  std::string path;     // "/datasets/movielens/ml-100k.zip"
-  std::string sha256;   // lowercase hex of the whole zip
-  int64_t bytes = 0;    // expected size, 0 when unknown
-  std::string folder;   // top-level folder inside the zip
+  std::string name;        // "ml-100k"
+  std::string host;        // "files.grouplens.org"
+  std::string path;        // "/datasets/movielens/ml-100k.zip"
+  std::string sha256;      // lowercase hex of the whole zip
+  int64_t bytes = 0;       // expected size, 0 when unknown
+  std::string folder;      // top-level folder inside the zip
   std::string check_file;  // a file that must exist in `folder` after extraction
   std::string url() const { return "https://" + host + path; }
   std::string file_name() const { return path.substr(path.rfind('/') + 1); }

@@ -43,11 +43,11 @@ class IdMap {
 struct Interactions {
   std::vector<int32_t> user;
   std::vector<int32_t> item;
-  std::vector<float> rating;        // empty unless has_rating
-  std::vector<int64_t> timestamp;   // empty unless has_timestamp
+  std::vector<float> rating;       // empty unless has_rating
+  std::vector<int64_t> timestamp;  // empty unless has_timestamp
   std::vector<int16_t> scenario;
   std::vector<int16_t> behavior;
-  std::vector<int32_t> context;     // empty unless has_context; index into Dataset::context_text, -1 = none
+  std::vector<int32_t> context;  // empty unless has_context; index into Dataset::context_text, -1 = none
   bool has_rating = false;
   bool has_timestamp = false;
   bool has_context = false;
@@ -103,7 +103,7 @@ struct Dataset {
 /// Counts and sparsity for `mtrec data stats`.
 struct DatasetStats {
   int64_t users = 0, items = 0, interactions = 0, scenarios = 0, behaviors = 0;
-  double density = 0;                       // interactions / (users * items)
+  double density = 0;  // interactions / (users * items)
   double rating_min = 0, rating_max = 0, rating_mean = 0;
   int64_t timestamp_min = 0, timestamp_max = 0;
   double mean_per_user = 0, mean_per_item = 0;

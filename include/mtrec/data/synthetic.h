@@ -72,13 +72,13 @@ struct SyntheticOptions {
 /// What the generator knows and a model must discover.
 struct SyntheticTruth {
   int32_t topics = 0;
-  std::vector<float> user_topic;       // [users x topics], rows sum to 1
-  std::vector<float> item_topic;       // [items x topics], rows sum to 1
+  std::vector<float> user_topic;  // [users x topics], rows sum to 1
+  std::vector<float> item_topic;  // [items x topics], rows sum to 1
   std::vector<int32_t> item_main_topic;
-  std::vector<float> item_quality;     // per item, shifts ratings and clicks
-  std::vector<int64_t> item_release;   // first timestamp at which the item can appear
-  std::vector<float> scenario_bias;    // per scenario, logit offset of clicks
-  std::vector<float> topic_transition; // [topics x topics] Markov chain of session topics
+  std::vector<float> item_quality;      // per item, shifts ratings and clicks
+  std::vector<int64_t> item_release;    // first timestamp at which the item can appear
+  std::vector<float> scenario_bias;     // per scenario, logit offset of clicks
+  std::vector<float> topic_transition;  // [topics x topics] Markov chain of session topics
   /// True P(click | user, item, scenario) used by the generator:
   /// sigmoid(scenario_bias[s] + scenario_temperature[s] * (4 * affinity + item_quality - 1)).
   float click_probability(int32_t user, int32_t item, int32_t scenario) const;
@@ -86,12 +86,12 @@ struct SyntheticTruth {
   /// the observed star is round(expected + N(0, rating_noise)) clamped to 1..5.
   float expected_rating(int32_t user, int32_t item) const;
   float affinity(int32_t user, int32_t item) const;  // dot(user_topic, item_topic)
-  std::vector<float> scenario_temperature;  // per scenario, sharpness of click behaviour
+  std::vector<float> scenario_temperature;           // per scenario, sharpness of click behaviour
   float rating_noise = 0.5f;
-  std::vector<uint8_t> item_sponsored;      // 1 for the items the "ads" scenario promotes
-  std::vector<std::string> topic_names;     // a pseudo-word per topic
+  std::vector<uint8_t> item_sponsored;                // 1 for the items the "ads" scenario promotes
+  std::vector<std::string> topic_names;               // a pseudo-word per topic
   std::vector<std::vector<std::string>> topic_words;  // per-topic vocabulary (disjoint)
-  std::vector<std::string> common_words;    // shared by every topic
+  std::vector<std::string> common_words;              // shared by every topic
 };
 
 struct SyntheticWorld {

@@ -55,16 +55,17 @@
 
 namespace mtrec {
 
-#define MTREC_JOINT_DATA_OPTIONS(X)                                                                                         \
-  /* most recent positive items before the example (tokens) */                                                              \
-  X(int64_t, max_history, 50)                                                                                               \
-  /* per positive, sampled unseen items as CTR negatives (0: none; use when the data has no non-positive exposures) */      \
-  X(int, ctr_negatives, 0)                                                                                                  \
-  /* rating-only data: rows rated >= this are the CTR positives, the rest carry no CTR label; 0: every row is a positive */ \
-  X(float, ctr_min_rating, 0)                                                                                               \
-  /* catalogue texts masked per batch for the MLM loss (0: none) */                                                         \
-  X(int64_t, mlm_texts, 0)                                                                                                  \
-  /* time-order ties and the negatives drawn before the first begin_epoch */                                                \
+#define MTREC_JOINT_DATA_OPTIONS(X)                                                                                    \
+  /* most recent positive items before the example (tokens) */                                                         \
+  X(int64_t, max_history, 50)                                                                                          \
+  /* per positive, sampled unseen items as CTR negatives (0: none; use when the data has no non-positive exposures) */ \
+  X(int, ctr_negatives, 0)                                                                                             \
+  /* rating-only data: rows rated >= this are the CTR positives, the rest carry no CTR label; 0: every row is a        \
+   * positive */                                                                                                       \
+  X(float, ctr_min_rating, 0)                                                                                          \
+  /* catalogue texts masked per batch for the MLM loss (0: none) */                                                    \
+  X(int64_t, mlm_texts, 0)                                                                                             \
+  /* time-order ties and the negatives drawn before the first begin_epoch */                                           \
   X(uint64_t, seed, 42)
 
 struct JointDataOptions {
@@ -126,11 +127,11 @@ class JointSource : public BatchSource {
   // Per training row.
   std::vector<int32_t> user_, item_;
   std::vector<int16_t> scenario_;
-  std::vector<int32_t> context_;       // -1: none (all -1 without context fields)
-  std::vector<float> rating_;          // the star where has_star_, else 0
+  std::vector<int32_t> context_;  // -1: none (all -1 without context fields)
+  std::vector<float> rating_;     // the star where has_star_, else 0
   std::vector<uint8_t> has_star_, positive_, engaged_, ctr_labelled_;
-  std::vector<int16_t> ctr_column_;    // column j > 0 of the row's behaviour, 0: none
-  std::vector<int32_t> history_end_;   // positives of the user before the row (index into histories_)
+  std::vector<int16_t> ctr_column_;              // column j > 0 of the row's behaviour, 0: none
+  std::vector<int32_t> history_end_;             // positives of the user before the row (index into histories_)
   std::vector<std::vector<int32_t>> histories_;  // per user, chronological positive items
   // Sampled negatives: example train.size() + k is (the user of row neg_source_[k], negatives_[k]);
   // their number is fixed (ctr_negatives per positive of users with an unseen item), their items

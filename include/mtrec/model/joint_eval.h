@@ -57,7 +57,10 @@ struct JointEvalOptions {
   MTREC_OPTIONS(MTREC_JOINT_EVAL_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
-  JointEvalOptions& rating_range(float lo, float hi) { rating_min_ = lo, rating_max_ = hi; return *this; }
+  JointEvalOptions& rating_range(float lo, float hi) {
+    rating_min_ = lo, rating_max_ = hi;
+    return *this;
+  }
   JointEvalOptions& sharded(int shard, int shards, std::function<void(std::vector<double>&)> reduce) {
     shard_ = shard, shards_ = shards, reduce_ = std::move(reduce);
     return *this;
@@ -65,9 +68,9 @@ struct JointEvalOptions {
 };
 
 struct JointReport {
-  std::map<std::string, Metrics> overall;                             // task -> metrics
+  std::map<std::string, Metrics> overall;                              // task -> metrics
   std::map<std::string, std::map<std::string, Metrics>> per_scenario;  // scenario -> task -> metrics
-  std::map<std::string, Metrics> cold;                                // task -> metrics on cold items
+  std::map<std::string, Metrics> cold;                                 // task -> metrics on cold items
   /// The report as JSON text.
   std::string to_json() const;
 };

@@ -20,7 +20,8 @@ namespace mtrec {
 /// Validation metrics of every task, computed once per training step at which they are asked.
 class JointValidation {
  public:
-  JointValidation(UnifiedModel model, const Dataset& ds, Interactions known, Interactions valid, JointEvalOptions options);
+  JointValidation(UnifiedModel model, const Dataset& ds, Interactions known, Interactions valid,
+                  JointEvalOptions options);
   /// The metrics of `task` now (evaluates when the model has trained since the last call).
   Metrics metrics(const std::string& task);
   const JointReport& last() const { return report_; }
@@ -53,10 +54,9 @@ class JointObjective : public Task {
 /// One task per enabled head of `options`, in all_heads() order: rating (the rating head's
 /// loss: masked mean squared error + rating_l2·l2), ctr (the CTR head's binary cross-entropy,
 /// averaged over the label columns), next_item
-/// (softmax over the catalogue table, or sampled: options.next_item_negatives), match (softmax over the batch's distinct positive
-/// items, by cosine / temperature), scenario (cross-entropy over the scenarios), mlm
-/// (cross-entropy on the masked tokens). A selecting task with no example in a batch gives a
-/// zero loss that keeps the graph.
+/// (softmax over the catalogue table, or sampled: options.next_item_negatives), match (softmax over the batch's
+/// distinct positive items, by cosine / temperature), scenario (cross-entropy over the scenarios), mlm (cross-entropy
+/// on the masked tokens). A selecting task with no example in a batch gives a zero loss that keeps the graph.
 std::vector<std::unique_ptr<Task>> make_joint_tasks(const UnifiedOptions& options,
                                                     std::shared_ptr<JointValidation> validation = nullptr);
 

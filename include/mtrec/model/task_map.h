@@ -15,7 +15,8 @@ struct TaskMap {
   /// scenario name ("*": every other scenario) -> (head, weight); heads: ctr|rating|next_item|match.
   std::map<std::string, std::vector<std::pair<std::string, double>>> entries;
   /// The heads of `scenario`: its entry, else "*", else `fallback` with weight 1.
-  std::vector<std::pair<std::string, double>> heads(const std::string& scenario, const std::string& fallback = "ctr") const;
+  std::vector<std::pair<std::string, double>> heads(const std::string& scenario,
+                                                    const std::string& fallback = "ctr") const;
   std::string to_string() const;
 };
 

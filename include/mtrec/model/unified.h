@@ -69,45 +69,45 @@ const char* text_mode_name(TextMode m);
 
 /// The unified model's options, each field declared once (core/options.h). The defaults are
 /// what `mtrec train` and fit_joint use (JointTrainOptions contains these options).
-#define MTREC_UNIFIED_OPTIONS(X)                                                                              \
-  X(int64_t, num_users, 0)                                                                                    \
-  X(int64_t, num_items, 0)                                                                                    \
-  X(int64_t, num_scenarios, 1)                                                                                \
-  X(int64_t, dim, 64)                                                                                         \
-  /* Enabled heads (tasks/head.h). */                                                                         \
+#define MTREC_UNIFIED_OPTIONS(X)                                                                                    \
+  X(int64_t, num_users, 0)                                                                                          \
+  X(int64_t, num_items, 0)                                                                                          \
+  X(int64_t, num_scenarios, 1)                                                                                      \
+  X(int64_t, dim, 64)                                                                                               \
+  /* Enabled heads (core/head.h).  */                                                                               \
   X(std::vector<Head>, tasks, (std::vector<Head>{Head::Rating, Head::Ctr, Head::NextItem, Head::Match, Head::Mlm})) \
-  X(int64_t, ctr_columns, 1)                                                                                  \
-  X(TextMode, text, TextMode::Finetune)                                                                       \
-  /* Training steps between text-cache refreshes. */                                                          \
-  X(int64_t, text_refresh_every, 50)                                                                          \
-  /* The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the */              \
-  /* cached text vectors the catalogue table reads stay close to the fresh ones. */                           \
-  X(double, text_lr_scale, 0.03)                                                                              \
-  /* Recent items the sequence encoder reads (its cost grows with it). */                                     \
-  X(int64_t, max_history, 20)                                                                                 \
-  X(int64_t, seq_layers, 1)                                                                                   \
-  X(int64_t, seq_heads, 1)                                                                                    \
-  X(nn::ExpertArch, arch, nn::ExpertArch::Mmoe)                                                               \
-  X(int64_t, experts, 4)                                                                                      \
-  X(int64_t, task_experts, 1)                                                                                 \
-  X(int64_t, levels, 1)                                                                                       \
-  X(std::vector<int64_t>, expert_hidden, (std::vector<int64_t>{128, 64}))                                     \
-  X(nn::ScenarioArch, scenario_arch, nn::ScenarioArch::Star)                                                  \
-  X(double, dropout, 0.1)                                                                                     \
-  /* Share of training examples whose item (and user) ID embedding is dropped. */                             \
-  X(double, id_dropout, 0.1)                                                                                  \
-  X(double, match_temperature, 0.1)                                                                           \
-  /* next_item: 0 = full softmax over the catalogue; K > 0 = sampled softmax over K uniform */                \
-  /* negatives shared by the batch, logQ-corrected (large catalogues). */                                     \
-  X(int64_t, next_item_negatives, 0)                                                                          \
-  /* rating: mu (fit_joint sets it to the training mean). */                                                  \
-  X(double, global_mean, 3.5)                                                                                 \
-  /* rating: lambda of the rating head's per-example L2 on its BiasedMF rows (tasks/rating.h); */           \
-  /* 0.05: ML-100K RMSE -.0097 [-.0133, -.0061] against 0 over 5 seeds, the rest unchanged (docs/models.md) */ \
-  X(double, rating_l2, 0.05)                                                                                  \
-  /* The heads' collaborative-filtering terms beside the deep towers, each on ID factors of its own: */        \
-  /* rating + <p_u, q_i> (the rating head's biased MF), CTR + <u, i> + b_i (the CTR head's dot and */          \
-  /* item bias). Checkpoints from before it load with it off. */                                              \
+  X(int64_t, ctr_columns, 1)                                                                                        \
+  X(TextMode, text, TextMode::Finetune)                                                                             \
+  /* Training steps between text-cache refreshes. */                                                                \
+  X(int64_t, text_refresh_every, 50)                                                                                \
+  /* The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the */                    \
+  /* cached text vectors the catalogue table reads stay close to the fresh ones. */                                 \
+  X(double, text_lr_scale, 0.03)                                                                                    \
+  /* Recent items the sequence encoder reads (its cost grows with it). */                                           \
+  X(int64_t, max_history, 20)                                                                                       \
+  X(int64_t, seq_layers, 1)                                                                                         \
+  X(int64_t, seq_heads, 1)                                                                                          \
+  X(nn::ExpertArch, arch, nn::ExpertArch::Mmoe)                                                                     \
+  X(int64_t, experts, 4)                                                                                            \
+  X(int64_t, task_experts, 1)                                                                                       \
+  X(int64_t, levels, 1)                                                                                             \
+  X(std::vector<int64_t>, expert_hidden, (std::vector<int64_t>{128, 64}))                                           \
+  X(nn::ScenarioArch, scenario_arch, nn::ScenarioArch::Star)                                                        \
+  X(double, dropout, 0.1)                                                                                           \
+  /* Share of training examples whose item (and user) ID embedding is dropped. */                                   \
+  X(double, id_dropout, 0.1)                                                                                        \
+  X(double, match_temperature, 0.1)                                                                                 \
+  /* next_item: 0 = full softmax over the catalogue; K > 0 = sampled softmax over K uniform */                      \
+  /* negatives shared by the batch, logQ-corrected (large catalogues). */                                           \
+  X(int64_t, next_item_negatives, 0)                                                                                \
+  /* rating: mu (fit_joint sets it to the training mean). */                                                        \
+  X(double, global_mean, 3.5)                                                                                       \
+  /* rating: lambda of the rating head's per-example L2 on its BiasedMF rows (tasks/rating.h); */                   \
+  /* 0.05: ML-100K RMSE -.0097 [-.0133, -.0061] against 0 over 5 seeds, the rest unchanged (docs/models.md) */      \
+  X(double, rating_l2, 0.05)                                                                                        \
+  /* The heads' collaborative-filtering terms beside the deep towers, each on ID factors of its own: */             \
+  /* rating + <p_u, q_i> (the rating head's biased MF), CTR + <u, i> + b_i (the CTR head's dot and */               \
+  /* item bias). Checkpoints from before it load with it off. */                                                    \
   X(bool, factor_terms, true)
 
 struct UnifiedOptions {
@@ -134,15 +134,16 @@ class UnifiedModelImpl : public torch::nn::Module {
   /// `encoder`: the shared TextEncoder (pretrained or fresh; null only with text none).
   /// item_tokens[i] / user_tokens[u]: real tokens of entity text (Tokenizer::encode_rows, [CLS]
   /// first; an empty row means no text; user_tokens may be empty: no profile texts).
-  UnifiedModelImpl(UnifiedOptions options, nn::TextEncoder encoder, const std::vector<std::vector<int64_t>>& item_tokens,
+  UnifiedModelImpl(UnifiedOptions options, nn::TextEncoder encoder,
+                   const std::vector<std::vector<int64_t>>& item_tokens,
                    const std::vector<std::vector<int64_t>>& user_tokens, int64_t pad_id);
   void reset();
 
   /// Every enabled task's outputs for a joint batch (model/joint_data.h's fields): "rating"
-  /// [B] + "rating_l2" [B] (the BiasedMF rows' squared norms), "ctr_logit" [B, C], "next_item/hidden" [N, d] + "next_item/target" [N] + "next_item/table"
-  /// [I, d], "match/logits" [N, K] + "match/target" [N], "scenario/logits" [N, S] +
-  /// "scenario/target" [N], "mlm/logits" + "mlm/targets". Rows a task's mask leaves out are not
-  /// computed for the selecting tasks (next_item, match, scenario) and are masked by the others.
+  /// [B] + "rating_l2" [B] (the BiasedMF rows' squared norms), "ctr_logit" [B, C], "next_item/hidden" [N, d] +
+  /// "next_item/target" [N] + "next_item/table" [I, d], "match/logits" [N, K] + "match/target" [N], "scenario/logits"
+  /// [N, S] + "scenario/target" [N], "mlm/logits" + "mlm/targets". Rows a task's mask leaves out are not computed for
+  /// the selecting tasks (next_item, match, scenario) and are masked by the others.
   Outputs forward(const Batch& batch);
 
   // ---- Scoring (eval mode; what evaluation and serving use) ----
@@ -164,6 +165,12 @@ class UnifiedModelImpl : public torch::nn::Module {
   std::pair<at::Tensor, at::Tensor> rank_outputs(const at::Tensor& users, const at::Tensor& user_vec,
                                                  const at::Tensor& items, const at::Tensor& scenarios,
                                                  const at::Tensor& table = {});
+  /// Every catalogue item's score [N, I] by `head` for N users: rating (the prediction,
+  /// unclamped), ctr (the click probability, first label column), next_item (logits), match
+  /// (cosines). `users`: ids or -1, `user_vec` their user vectors, `scenarios` [N] their
+  /// scenarios (rating and ctr); `table`: item_vectors(), or undefined to compute it.
+  at::Tensor catalogue_scores(Head head, const at::Tensor& users, const at::Tensor& user_vec,
+                              const at::Tensor& scenarios, const at::Tensor& table = {});
   /// Next-item logits [N, I] and match cosines [N, I] of user vectors against the catalogue.
   at::Tensor next_item_scores(const at::Tensor& user_vec);
   at::Tensor match_scores(const at::Tensor& user_vec);

@@ -41,8 +41,8 @@ struct GoldenPair {
 };
 
 struct Checkpoint {
-  std::string task;          // "rating", "dmf", "ctr", ...
-  std::string config_json;   // the task's configuration as a JSON object (text)
+  std::string task;         // "rating", "dmf", "ctr", ...
+  std::string config_json;  // the task's configuration as a JSON object (text)
   IdMap users, items, scenarios;
   std::vector<std::pair<std::string, at::Tensor>> tensors;  // named parameters and buffers
   std::vector<GoldenPair> golden;
@@ -50,7 +50,7 @@ struct Checkpoint {
   /// optimiser and observer state names, the effective config); empty for a fitted model.
   /// Its binary parts are tensors named "trainer/...".
   std::string trainer_json;
-  std::string path;          // set by load_checkpoint, for messages
+  std::string path;  // set by load_checkpoint, for messages
 
   /// The tensor called `name`; throws mtrec::Error listing the names present when absent.
   const at::Tensor& tensor(const std::string& name) const;

@@ -38,8 +38,8 @@ namespace detail {
 /// per-sequence "has any real key" flag [B]. An undefined mask means no padding.
 inline void check_attention_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                    const at::Tensor& key_mask) {
-  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4,
-              "attention: q, k, v must be [B, H, L, Dh], got q ", q.sizes(), " k ", k.sizes(), " v ", v.sizes());
+  TORCH_CHECK(q.dim() == 4 && k.dim() == 4 && v.dim() == 4, "attention: q, k, v must be [B, H, L, Dh], got q ",
+              q.sizes(), " k ", k.sizes(), " v ", v.sizes());
   TORCH_CHECK(k.sizes() == v.sizes() && q.size(0) == k.size(0) && q.size(1) == k.size(1) && q.size(3) == k.size(3),
               "attention: incompatible q ", q.sizes(), " k ", k.sizes(), " v ", v.sizes());
   if (key_mask.defined()) {
@@ -59,7 +59,7 @@ inline at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, 
   at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, Lq, Lk]
   at::Tensor any_key;
   if (key_mask.defined()) {
-    any_key = key_mask.any(1);                                          // [B]
+    any_key = key_mask.any(1);  // [B]
     at::Tensor keep = key_mask.logical_or(any_key.logical_not().unsqueeze(1));
     // -inf on padded keys; an all-padding row keeps every key (finite softmax), zeroed below.
     scores = scores.masked_fill(keep.logical_not().view({keep.size(0), 1, 1, keep.size(1)}),
@@ -73,8 +73,8 @@ inline at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, 
 }
 
 /// Fast attention: LibTorch's fused kernel where it exists, attention_reference() otherwise.
-inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                            const at::Tensor& key_mask, double dropout_p, bool training) {
+inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& key_mask,
+                            double dropout_p, bool training) {
 #if MTREC_HAS_SDPA
   detail::check_attention_inputs(q, k, v, key_mask);
   const double p = training ? dropout_p : 0.0;

@@ -65,7 +65,7 @@ struct ExpertsOptions {
 };
 
 struct ExpertsOutput {
-  std::vector<at::Tensor> task;   // per task [B, out_dim]
+  std::vector<at::Tensor> task;  // per task [B, out_dim]
   /// Per task [B, n], the softmax weights of that task's gate at the last level (MMoE: n =
   /// experts; PLE: n = task_experts + experts, own experts first); empty for shared-bottom.
   std::vector<at::Tensor> gates;

@@ -37,9 +37,9 @@ enum class ScenarioArch { None, Star, Pepnet };
 ScenarioArch parse_scenario_arch(const std::string& name);
 const char* scenario_arch_name(ScenarioArch a);
 
-#define MTREC_STAR_LINEAR_OPTIONS(X)    \
-  X(int64_t, in_dim, 0)                 \
-  X(int64_t, out_dim, 0)                \
+#define MTREC_STAR_LINEAR_OPTIONS(X) \
+  X(int64_t, in_dim, 0)              \
+  X(int64_t, out_dim, 0)             \
   X(int64_t, num_scenarios, 0)
 
 struct StarLinearOptions {

@@ -95,8 +95,7 @@ class TextEncoderImpl : public torch::nn::Module {
   void reset();
   /// ids [B, L] int64 in [0, vocab), L <= max_len; mask [B, L] bool, true = real token
   /// (undefined: every position is real); token_types [B, L] int64 or undefined (all 0).
-  TextEncoderOutput forward(const at::Tensor& ids, const at::Tensor& mask = {},
-                            const at::Tensor& token_types = {});
+  TextEncoderOutput forward(const at::Tensor& ids, const at::Tensor& mask = {}, const at::Tensor& token_types = {});
   /// The final hidden states only (what an MLM head reads).
   at::Tensor encode(const at::Tensor& ids, const at::Tensor& mask = {}, const at::Tensor& token_types = {});
   /// CLS or masked-mean pooling of `hidden`, then the projection.

@@ -66,16 +66,16 @@ struct RecommendRequest {
   std::string profile;                    // anonymous user: profile text
   std::vector<std::string> recent_items;  // item ids, oldest first: appended to the user's history
   int64_t k = 10;
-  std::string scenario;                   // scenario name ("" : from context, else the default)
-  std::string context;                    // request context text (query, page): picks the scenario
-  bool exclude_seen = true;               // leave out the user's history items (and recent_items)
-  std::vector<std::string> allow, deny;   // item ids: only these / never these
-  std::vector<ItemPredicate> where;       // every predicate must hold
-  int64_t explain = 3;                    // history items named per recommendation (0: none)
+  std::string scenario;                  // scenario name ("" : from context, else the default)
+  std::string context;                   // request context text (query, page): picks the scenario
+  bool exclude_seen = true;              // leave out the user's history items (and recent_items)
+  std::vector<std::string> allow, deny;  // item ids: only these / never these
+  std::vector<ItemPredicate> where;      // every predicate must hold
+  int64_t explain = 3;                   // history items named per recommendation (0: none)
 };
 
 struct SimilarRequest {
-  std::string item;                       // an item id of the checkpoint
+  std::string item;  // an item id of the checkpoint
   int64_t k = 10;
   std::vector<std::string> allow, deny;
   std::vector<ItemPredicate> where;
@@ -123,11 +123,11 @@ struct RecommenderOptions {
 };
 
 struct RecommenderInfo {
-  std::string path, task, version;    // version: the checkpoint's checksum (hex)
+  std::string path, task, version;  // version: the checkpoint's checksum (hex)
   std::string default_scenario, task_map, retrieval;
   std::vector<std::string> scenarios, heads;
   int64_t users = 0, items = 0;
-  double load_seconds = 0;            // reading, verifying and precomputing
+  double load_seconds = 0;  // reading, verifying and precomputing
   int64_t loaded_at_unix = 0;
   int64_t reloads = 0;
 };
@@ -181,6 +181,7 @@ struct ServedReport {
   std::map<std::string, double> overall;
   std::map<std::string, std::map<std::string, double>> per_scenario;
 };
-ServedReport evaluate_served(const Recommender& recommender, const Dataset& ds, const Interactions& eval, int64_t k = 10);
+ServedReport evaluate_served(const Recommender& recommender, const Dataset& ds, const Interactions& eval,
+                             int64_t k = 10);
 
 }  // namespace mtrec

@@ -28,11 +28,11 @@
 
 namespace mtrec {
 
-#define MTREC_CTR_MODEL_OPTIONS(X)                                \
-  X(int64_t, num_users, 0)                                        \
-  X(int64_t, num_items, 0)                                        \
-  X(int64_t, num_scenarios, 0)                                    \
-  X(int64_t, dim, 32)                                             \
+#define MTREC_CTR_MODEL_OPTIONS(X) \
+  X(int64_t, num_users, 0)         \
+  X(int64_t, num_items, 0)         \
+  X(int64_t, num_scenarios, 0)     \
+  X(int64_t, dim, 32)              \
   X(std::vector<int64_t>, hidden, (std::vector<int64_t>{64, 32}))
 
 struct CtrModelOptions {

@@ -229,7 +229,7 @@ class DmfTask {
   int epochs_run = 0;
   int best_epoch = 0;        // 1-based, chosen on the validation rows (0: no validation)
   double best_valid_hr = 0;  // its sampled HR@10
-  float input_scale = 5;  // matrix values are rating / input_scale (1 for data without ratings)
+  float input_scale = 5;     // matrix values are rating / input_scale (1 for data without ratings)
   /// Refreshes the cached tower outputs (after training or loading).
   void cache_vectors();
   /// The cached item tower outputs [num_items, d] (CPU, L2-normalised rows).

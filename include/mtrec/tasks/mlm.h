@@ -61,8 +61,7 @@ struct MlmMasking {
 
 /// Draws the BERT masking of `ids` ([B, L] int64) where `mask` ([B, L] bool, true = real token;
 /// undefined = all real) with `generator` (a CPU generator).
-MlmMasking mlm_mask(const at::Tensor& ids, const at::Tensor& mask, const MlmOptions& options,
-                    at::Generator& generator);
+MlmMasking mlm_mask(const at::Tensor& ids, const at::Tensor& mask, const MlmOptions& options, at::Generator& generator);
 
 /// The MLM prediction head: dense + GELU + LayerNorm, then a decoder tied to the token
 /// embedding plus a per-token bias (as BERT's cls.predictions).

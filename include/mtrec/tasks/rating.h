@@ -35,7 +35,7 @@ namespace mtrec {
 #define MTREC_BIASED_MF_OPTIONS(X)                                        \
   X(int64_t, num_users, 0)                                                \
   X(int64_t, num_items, 0)                                                \
-  /* 0: biases only (μ + b_u + b_i) */                                    \
+  /* 0: biases only (μ + b_u + b_i) */                                   \
   X(int64_t, dim, 64)                                                     \
   X(double, init_std, 0.05)                                               \
   X(double, global_mean, 0.0)                                             \
@@ -71,7 +71,7 @@ class BiasedMFImpl : public torch::nn::Module {
   torch::Tensor user_bias();
   torch::Tensor item_bias();
   torch::nn::Embedding user_table{nullptr}, item_table{nullptr};  // [n, dim + 1]: factors, then bias
-  torch::Tensor global_mean;  // buffer: μ, the training mean
+  torch::Tensor global_mean;                                      // buffer: μ, the training mean
 };
 TORCH_MODULE(BiasedMF);
 
@@ -131,7 +131,7 @@ class RatingObjective : public Task {
   X(int64_t, batch_size, 256)                                      \
   /* 0: the solver's default (sgd 0.012 per example, adam 0.01) */ \
   X(double, lr, 0)                                                 \
-  /* λ per example (tuned on ML-100K folds u1, u2) */              \
+  /* λ per example (tuned on ML-100K folds u1, u2) */             \
   X(double, l2, 0.12)                                              \
   /* multiplies the learning rate after every epoch */             \
   X(double, lr_decay, 0.96)                                        \
@@ -165,10 +165,10 @@ class RatingTask {
   BiasedMF model{nullptr};
   float min_rating = 1, max_rating = 5;
   std::string solver = "sgd";
-  int epochs_run = 0;               // of the final run (mcmc: sweeps)
-  int best_epoch = 0;               // chosen on the validation rows (sgd/adam)
-  double best_valid_rmse = 0;       // (sgd/adam)
-  double train_rmse = 0;            // (mcmc) of the posterior-mean parameters
+  int epochs_run = 0;          // of the final run (mcmc: sweeps)
+  int best_epoch = 0;          // chosen on the validation rows (sgd/adam)
+  double best_valid_rmse = 0;  // (sgd/adam)
+  double train_rmse = 0;       // (mcmc) of the posterior-mean parameters
 };
 
 }  // namespace mtrec

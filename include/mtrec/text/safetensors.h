@@ -44,17 +44,15 @@ struct SafetensorsReadOptions {
 std::vector<SafetensorsInfo> read_safetensors_header(const std::string& path);
 
 /// All tensors, in file order (CPU, contiguous).
-std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(
-    const std::string& path, const SafetensorsReadOptions& options = {});
+std::vector<std::pair<std::string, at::Tensor>> read_safetensors_ordered(const std::string& path,
+                                                                         const SafetensorsReadOptions& options = {});
 /// All tensors by name.
-std::map<std::string, at::Tensor> read_safetensors(const std::string& path,
-                                                   const SafetensorsReadOptions& options = {});
+std::map<std::string, at::Tensor> read_safetensors(const std::string& path, const SafetensorsReadOptions& options = {});
 
 /// Writes `tensors` (any device; stored in their own dtype: float32/16, bfloat16, float64,
 /// int64/32/16/8, uint8, bool) in the given order, atomically. Names must be unique and
 /// non-empty; `metadata` goes to "__metadata__" (string values only, as the format requires).
-void write_safetensors(const std::string& path,
-                       const std::vector<std::pair<std::string, at::Tensor>>& tensors,
+void write_safetensors(const std::string& path, const std::vector<std::pair<std::string, at::Tensor>>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
 /// Any name -> tensor map (std::map, ...), in its iteration order. A template so that a braced
 /// list `{{"w", t}}` picks the ordered overload above unambiguously.

@@ -51,14 +51,26 @@ struct BatchEncoding {
 
 /// How encode_batch lays out a row: [CLS] text-ids [SEP] [PAD]... truncated to max_len.
 struct EncodeOptions {
-  int64_t max_len = 128;     // total row length cap, special tokens included
-  bool add_cls = true;       // prepend [CLS]
-  bool add_sep = false;      // append [SEP] (kept even when the text is truncated)
-  bool pad_to_max = false;   // L = max_len; otherwise L = longest row in the batch (<= max_len)
-  EncodeOptions& set_max_len(int64_t v) { max_len = v; return *this; }
-  EncodeOptions& set_add_cls(bool v) { add_cls = v; return *this; }
-  EncodeOptions& set_add_sep(bool v) { add_sep = v; return *this; }
-  EncodeOptions& set_pad_to_max(bool v) { pad_to_max = v; return *this; }
+  int64_t max_len = 128;    // total row length cap, special tokens included
+  bool add_cls = true;      // prepend [CLS]
+  bool add_sep = false;     // append [SEP] (kept even when the text is truncated)
+  bool pad_to_max = false;  // L = max_len; otherwise L = longest row in the batch (<= max_len)
+  EncodeOptions& set_max_len(int64_t v) {
+    max_len = v;
+    return *this;
+  }
+  EncodeOptions& set_add_cls(bool v) {
+    add_cls = v;
+    return *this;
+  }
+  EncodeOptions& set_add_sep(bool v) {
+    add_sep = v;
+    return *this;
+  }
+  EncodeOptions& set_pad_to_max(bool v) {
+    pad_to_max = v;
+    return *this;
+  }
 };
 
 class Tokenizer {
@@ -123,8 +135,7 @@ class SentencePieceTokenizer : public Tokenizer {
   /// Trains on `texts` (one sentence each; empty ones are skipped). Special ids: pad 0, unk 1,
   /// [CLS] 2, [SEP] 3, [MASK] 4. [CLS] [SEP] [MASK] are control symbols: the literal text
   /// "[MASK]" in a title is ordinary text, never the mask token.
-  static SentencePieceTokenizer train(const std::vector<std::string>& texts,
-                                      const SentencePieceTrainOptions& options);
+  static SentencePieceTokenizer train(const std::vector<std::string>& texts, const SentencePieceTrainOptions& options);
   /// Trains on a corpus file, one sentence per line.
   static SentencePieceTokenizer train_from_file(const std::string& corpus_path,
                                                 const SentencePieceTrainOptions& options);
@@ -160,16 +171,28 @@ class SentencePieceTokenizer : public Tokenizer {
 bool sentencepiece_available(std::string* why = nullptr);
 
 struct WordPieceOptions {
-  bool lower_case_ = true;              // BERT "uncased": lower-case and strip accents
-  bool strip_accents_ = true;           // é -> e; lower_case(v) sets it to v too, as BERT does
-  bool tokenize_cjk_chars_ = true;      // each CJK ideograph becomes its own word
-  int64_t max_chars_per_word_ = 100;    // longer words become [UNK]
-  std::string unk_token_ = "[UNK]", pad_token_ = "[PAD]", cls_token_ = "[CLS]",
-              sep_token_ = "[SEP]", mask_token_ = "[MASK]";
-  WordPieceOptions& lower_case(bool v) { lower_case_ = strip_accents_ = v; return *this; }
-  WordPieceOptions& strip_accents(bool v) { strip_accents_ = v; return *this; }
-  WordPieceOptions& tokenize_cjk_chars(bool v) { tokenize_cjk_chars_ = v; return *this; }
-  WordPieceOptions& max_chars_per_word(int64_t v) { max_chars_per_word_ = v; return *this; }
+  bool lower_case_ = true;            // BERT "uncased": lower-case and strip accents
+  bool strip_accents_ = true;         // é -> e; lower_case(v) sets it to v too, as BERT does
+  bool tokenize_cjk_chars_ = true;    // each CJK ideograph becomes its own word
+  int64_t max_chars_per_word_ = 100;  // longer words become [UNK]
+  std::string unk_token_ = "[UNK]", pad_token_ = "[PAD]", cls_token_ = "[CLS]", sep_token_ = "[SEP]",
+              mask_token_ = "[MASK]";
+  WordPieceOptions& lower_case(bool v) {
+    lower_case_ = strip_accents_ = v;
+    return *this;
+  }
+  WordPieceOptions& strip_accents(bool v) {
+    strip_accents_ = v;
+    return *this;
+  }
+  WordPieceOptions& tokenize_cjk_chars(bool v) {
+    tokenize_cjk_chars_ = v;
+    return *this;
+  }
+  WordPieceOptions& max_chars_per_word(int64_t v) {
+    max_chars_per_word_ = v;
+    return *this;
+  }
 };
 
 /// BERT's WordPiece: basic tokenizer (clean, optional lower-case + accent strip, split on

@@ -58,7 +58,10 @@ struct DistributedOptions {
   MTREC_OPTIONS(MTREC_DISTRIBUTED_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
-  DistributedOptions& master(std::string addr, int port) { master_addr_ = std::move(addr), master_port_ = port; return *this; }
+  DistributedOptions& master(std::string addr, int port) {
+    master_addr_ = std::move(addr), master_port_ = port;
+    return *this;
+  }
   /// torchrun's variables: RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
   /// MASTER_PORT, TORCHELASTIC_USE_AGENT_STORE, TORCHELASTIC_RESTART_COUNT; and MTREC_DIST_TIMEOUT
   /// (seconds). World size 1 when WORLD_SIZE is unset. Throws mtrec::Error naming a malformed one.
@@ -68,8 +71,8 @@ struct DistributedOptions {
 /// Bytes a rank handed to collectives and the seconds it waited for them.
 struct CommStats {
   int64_t collectives = 0;
-  int64_t bytes = 0;    // payload bytes of this rank's tensors (all-reduce, all-gather input, broadcast)
-  double wait_s = 0;    // time blocked in wait() (communication not hidden behind compute)
+  int64_t bytes = 0;  // payload bytes of this rank's tensors (all-reduce, all-gather input, broadcast)
+  double wait_s = 0;  // time blocked in wait() (communication not hidden behind compute)
 };
 
 class Communicator {
@@ -151,7 +154,7 @@ class DataParallel {
   /// exchange; every rank then holds the summed gradients.
   void synchronize();
   struct Step {
-    double wait_s = 0;         // blocked waiting for collectives in synchronize()
+    double wait_s = 0;  // blocked waiting for collectives in synchronize()
     int64_t dense_bytes = 0, sparse_bytes = 0;
     int64_t sparse_gathered = 0, sparse_dense = 0;  // tables exchanged each way
   };

@@ -19,18 +19,18 @@
 namespace mtrec {
 
 struct NextItemEpoch {
-  int epoch = 0;             // 1-based
-  double loss = 0;           // mean training loss of the epoch
-  double lr = 0;             // learning rate of the epoch's last step
-  double seconds = 0;        // wall time since training started (this process)
-  bool evaluated = false;    // validation ran after this epoch
+  int epoch = 0;                            // 1-based
+  double loss = 0;                          // mean training loss of the epoch
+  double lr = 0;                            // learning rate of the epoch's last step
+  double seconds = 0;                       // wall time since training started (this process)
+  bool evaluated = false;                   // validation ran after this epoch
   double valid_hr10 = 0, valid_ndcg10 = 0;  // full ranking, train items excluded
-  bool best = false;         // new best validation NDCG@10
+  bool best = false;                        // new best validation NDCG@10
 };
 
 struct NextItemTrainResult {
   int epochs_run = 0;
-  int best_epoch = 0;              // 1-based; the parameters of this epoch are restored at the end
+  int best_epoch = 0;  // 1-based; the parameters of this epoch are restored at the end
   double best_valid_ndcg10 = 0, best_valid_hr10 = 0;
   double seconds = 0;
   bool early_stopped = false;

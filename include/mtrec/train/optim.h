@@ -21,15 +21,15 @@
 
 namespace mtrec {
 
-#define MTREC_SPARSE_ROW_OPTIONS(X)     \
-  /* sgd | adagrad | adam */            \
-  X(std::string, kind, "adagrad")       \
-  X(double, lr, 0.05)                   \
-  X(double, eps, 1e-8)                  \
-  /* adam */                            \
-  X(double, beta1, 0.9)                 \
-  X(double, beta2, 0.999)               \
-  /* adagrad */                         \
+#define MTREC_SPARSE_ROW_OPTIONS(X) \
+  /* sgd | adagrad | adam */        \
+  X(std::string, kind, "adagrad")   \
+  X(double, lr, 0.05)               \
+  X(double, eps, 1e-8)              \
+  /* adam */                        \
+  X(double, beta1, 0.9)             \
+  X(double, beta2, 0.999)           \
+  /* adagrad */                     \
   X(double, initial_accumulator, 0)
 
 struct SparseRowOptions {

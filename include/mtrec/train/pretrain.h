@@ -49,7 +49,7 @@ struct MlmEpoch {
 struct MlmPretrainResult {
   int64_t texts = 0;
   std::vector<MlmEpoch> epochs;  // the epochs this process ran
-  MlmHead head{nullptr};  // the trained prediction head (its decoder is the token embedding)
+  MlmHead head{nullptr};         // the trained prediction head (its decoder is the token embedding)
   TrainSummary summary;
 };
 
@@ -61,8 +61,8 @@ std::vector<std::string> catalogue_texts(const Dataset& ds, bool users = true);
 /// schedule, clipping, bf16, seed, device); the encoder ends on the trainer's device in eval
 /// mode; the run's artefacts go to RUN/pretrain/. Throws mtrec::Error when there is no text or
 /// the encoder does not match the tokenizer (vocabulary, pad id).
-MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokenizer, const std::vector<std::string>& texts,
-                               const TrainerOptions& trainer, const MlmPretrainOptions& mlm = {},
-                               const RunOptions& run = {});
+MlmPretrainResult pretrain_mlm(nn::TextEncoder& encoder, const Tokenizer& tokenizer,
+                               const std::vector<std::string>& texts, const TrainerOptions& trainer,
+                               const MlmPretrainOptions& mlm = {}, const RunOptions& run = {});
 
 }  // namespace mtrec

@@ -56,7 +56,10 @@ struct RunOptions {
     return *this;
   }
   /// Adds an observer of the caller's (train/trainer.h) to every stage of the run.
-  RunOptions& observer(std::shared_ptr<Observer> v) { observers_.push_back(std::move(v)); return *this; }
+  RunOptions& observer(std::shared_ptr<Observer> v) {
+    observers_.push_back(std::move(v));
+    return *this;
+  }
 };
 
 /// Adds, in this order: EarlyStopping(patience) when patience > 0; a ProgressObserver when

@@ -40,93 +40,97 @@
 
 namespace mtrec {
 
-#define MTREC_TRAINER_OPTIONS(X)                                                   \
-  X(int, epochs, 10)                                                               \
-  X(int64_t, batch_size, 256)                                                      \
-  /* batches per optimiser step (gradient accumulation) */                         \
-  X(int, accumulate, 1)                                                            \
-  /* dense parameters: adamw | adam | sgd */                                       \
-  X(std::string, optimizer, "adamw")                                               \
-  X(double, lr, 1e-3)                                                              \
-  /* dense parameters (decoupled for adamw) */                                     \
-  X(double, weight_decay, 0)                                                       \
-  /* sgd */                                                                        \
-  X(double, momentum, 0)                                                           \
-  /* embedding tables: sgd | adagrad | adam */                                     \
-  X(std::string, sparse_optimizer, "adagrad")                                      \
-  /* 0: lr */                                                                      \
-  X(double, sparse_lr, 0)                                                          \
-  /* constant | cosine | linear | exponential */                                   \
-  X(std::string, schedule, "constant")                                             \
-  X(int64_t, warmup_steps, 0)                                                      \
-  /* cosine / linear end point, as a fraction of lr */                             \
-  X(double, min_lr_ratio, 0)                                                       \
-  /* exponential: lr·decay^epoch */                                                \
-  X(double, lr_decay, 1)                                                           \
-  /* 0: no clipping */                                                             \
-  X(double, clip_norm, 0)                                                          \
-  /* consecutive non-finite steps before training stops */                         \
-  X(int, max_bad_steps, 10)                                                        \
-  /* "task/metric" deciding improvement ("" : first task's first metric) */        \
-  X(std::string, monitor, "")                                                      \
-  /* whether a larger monitored metric is better */                                \
-  X(bool, maximize, false)                                                         \
-  /* epochs between validations, and after the last (0: never) */                  \
-  X(int, validate_every, 1)                                                        \
-  /* bf16 autocast on CUDA (ignored on the CPU) */                                 \
-  X(bool, bf16, false)                                                             \
-  /* batches assembled ahead by the batcher's thread */                            \
-  X(int, prefetch, 4)                                                              \
-  X(uint64_t, seed, 42)                                                            \
-  X(std::string, device, "auto")                                                   \
-  /* joint loss: static | uncertainty | gradnorm (train/weighting.h) */            \
-  X(std::string, weighting, "static")                                              \
-  /* GradNorm's α */                                                               \
-  X(double, gradnorm_alpha, 1.5)                                                   \
-  /* Adam learning rate of GradNorm's weights */                                   \
-  X(double, gradnorm_lr, 0.025)                                                    \
-  /* keep their static weight under every rule */                                  \
+#define MTREC_TRAINER_OPTIONS(X)                                            \
+  X(int, epochs, 10)                                                        \
+  X(int64_t, batch_size, 256)                                               \
+  /* batches per optimiser step (gradient accumulation) */                  \
+  X(int, accumulate, 1)                                                     \
+  /* dense parameters: adamw | adam | sgd */                                \
+  X(std::string, optimizer, "adamw")                                        \
+  X(double, lr, 1e-3)                                                       \
+  /* dense parameters (decoupled for adamw) */                              \
+  X(double, weight_decay, 0)                                                \
+  /* sgd */                                                                 \
+  X(double, momentum, 0)                                                    \
+  /* embedding tables: sgd | adagrad | adam */                              \
+  X(std::string, sparse_optimizer, "adagrad")                               \
+  /* 0: lr */                                                               \
+  X(double, sparse_lr, 0)                                                   \
+  /* constant | cosine | linear | exponential */                            \
+  X(std::string, schedule, "constant")                                      \
+  X(int64_t, warmup_steps, 0)                                               \
+  /* cosine / linear end point, as a fraction of lr */                      \
+  X(double, min_lr_ratio, 0)                                                \
+  /* exponential: lr·decay^epoch */                                        \
+  X(double, lr_decay, 1)                                                    \
+  /* 0: no clipping */                                                      \
+  X(double, clip_norm, 0)                                                   \
+  /* consecutive non-finite steps before training stops */                  \
+  X(int, max_bad_steps, 10)                                                 \
+  /* "task/metric" deciding improvement ("" : first task's first metric) */ \
+  X(std::string, monitor, "")                                               \
+  /* whether a larger monitored metric is better */                         \
+  X(bool, maximize, false)                                                  \
+  /* epochs between validations, and after the last (0: never) */           \
+  X(int, validate_every, 1)                                                 \
+  /* bf16 autocast on CUDA (ignored on the CPU) */                          \
+  X(bool, bf16, false)                                                      \
+  /* batches assembled ahead by the batcher's thread */                     \
+  X(int, prefetch, 4)                                                       \
+  X(uint64_t, seed, 42)                                                     \
+  X(std::string, device, "auto")                                            \
+  /* joint loss: static | uncertainty | gradnorm (train/weighting.h) */     \
+  X(std::string, weighting, "static")                                       \
+  /* GradNorm's α */                                                       \
+  X(double, gradnorm_alpha, 1.5)                                            \
+  /* Adam learning rate of GradNorm's weights */                            \
+  X(double, gradnorm_lr, 0.025)                                             \
+  /* keep their static weight under every rule */                           \
   X(std::vector<std::string>, fixed_weight_tasks, std::vector<std::string>{"mlm"})
 
 struct TrainerOptions {
   MTREC_OPTIONS(MTREC_TRAINER_OPTIONS)
 
  public:  // TORCH_ARG leaves the access private
-  TrainerOptions& monitor(std::string v, bool maximize) { monitor_ = std::move(v); maximize_ = maximize; return *this; }
+  TrainerOptions& monitor(std::string v, bool maximize) {
+    monitor_ = std::move(v);
+    maximize_ = maximize;
+    return *this;
+  }
   /// Every option as a JSON object (text), for checkpoints and the run's config file.
   std::string to_json() const;
 };
 
 /// Where a run is; what observers read.
 struct TrainState {
-  int epoch = 0;                   // 0-based epoch in progress (== epochs when done)
-  int64_t batch = 0;               // batches of this epoch already consumed
+  int epoch = 0;      // 0-based epoch in progress (== epochs when done)
+  int64_t batch = 0;  // batches of this epoch already consumed
   int64_t batches_per_epoch = 0;
-  int64_t step = 0;                // optimiser steps taken
+  int64_t step = 0;  // optimiser steps taken
   int64_t total_steps = 0;
-  int64_t examples = 0;            // examples consumed
-  double loss = 0;                 // last batch: the joint loss (Σ w_t·L_t; uncertainty adds Σ ½s_t)
-  std::map<std::string, double> task_loss;  // last batch, per task (unweighted)
-  std::map<std::string, double> task_weight;  // last batch, per task: the multiplier of L_t in the joint loss
-  double epoch_loss = 0;           // running mean over this epoch's finite batches
+  int64_t examples = 0;                           // examples consumed
+  double loss = 0;                                // last batch: the joint loss (Σ w_t·L_t; uncertainty adds Σ ½s_t)
+  std::map<std::string, double> task_loss;        // last batch, per task (unweighted)
+  std::map<std::string, double> task_weight;      // last batch, per task: the multiplier of L_t in the joint loss
+  double epoch_loss = 0;                          // running mean over this epoch's finite batches
   std::map<std::string, double> epoch_task_loss;  // likewise, per task
   int64_t epoch_batches = 0;
   double finished_epoch_loss = 0;  // the last completed epoch's means (what after_epoch reports)
   std::map<std::string, double> finished_epoch_task_loss;
   double lr = 0;
-  int64_t skipped_steps = 0;       // non-finite steps skipped in total
+  int64_t skipped_steps = 0;  // non-finite steps skipped in total
   int bad_in_row = 0;
   double last_finite_loss = 0;
   std::map<std::string, Metrics> valid;  // last validation, per task
-  double monitored = 0, best = 0;  // monitored metric, last and best
+  double monitored = 0, best = 0;        // monitored metric, last and best
   bool has_best = false, improved = false;
-  int best_epoch = -1;             // 0-based epoch of the best validation
-  int stalls = 0;                  // validations in a row without improvement
-  double seconds = 0;              // wall time of this process's training
+  int best_epoch = -1;  // 0-based epoch of the best validation
+  int stalls = 0;       // validations in a row without improvement
+  double seconds = 0;   // wall time of this process's training
   // Data parallel (not in checkpoints): this process's gradient exchange so far.
-  double comm_seconds = 0;         // blocked waiting for gradient collectives (not hidden by backward)
-  int64_t comm_bytes = 0;          // payload bytes of its gradient collectives
-  int64_t comm_steps = 0;          // optimiser steps that exchanged gradients
+  double comm_seconds = 0;  // blocked waiting for gradient collectives (not hidden by backward)
+  int64_t comm_bytes = 0;   // payload bytes of its gradient collectives
+  int64_t comm_steps = 0;   // optimiser steps that exchanged gradients
   bool stopped_early = false;
   std::string stop_reason;
 };
@@ -167,8 +171,7 @@ class Trainer {
   /// `tasks`: (task, weight) pairs; the loss is Σ weight·task.loss under static weighting, and
   /// the weights are the starting point (GradNorm) or the prior factor (uncertainty) of the
   /// learned rules (options.weighting). Model, source and tasks must outlive the trainer.
-  Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks,
-          TrainerOptions options = {});
+  Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks, TrainerOptions options = {});
   ~Trainer();
   void add_observer(std::shared_ptr<Observer> observer);
   /// Data-parallel training over `comm`'s ranks (train/distributed.h); call before resume() and

@@ -51,14 +51,14 @@ enum class WeightingKind { Static, Uncertainty, GradNorm };
 WeightingKind parse_weighting(const std::string& name);
 std::string weighting_name(WeightingKind kind);
 
-#define MTREC_LOSS_WEIGHTING_OPTIONS(X)                                     \
-  /* static | uncertainty | gradnorm */                                     \
-  X(std::string, kind, "static")                                            \
-  /* GradNorm's restoring force α (>= 0) */                                 \
-  X(double, gradnorm_alpha, 1.5)                                            \
-  /* Adam learning rate of GradNorm's weights */                            \
-  X(double, gradnorm_lr, 0.025)                                             \
-  /* tasks that keep their static weight */                                 \
+#define MTREC_LOSS_WEIGHTING_OPTIONS(X)          \
+  /* static | uncertainty | gradnorm */          \
+  X(std::string, kind, "static")                 \
+  /* GradNorm's restoring force α (>= 0) */     \
+  X(double, gradnorm_alpha, 1.5)                 \
+  /* Adam learning rate of GradNorm's weights */ \
+  X(double, gradnorm_lr, 0.025)                  \
+  /* tasks that keep their static weight */      \
   X(std::vector<std::string>, fixed_tasks, std::vector<std::string>{"mlm"})
 
 struct LossWeightingOptions {
@@ -117,14 +117,14 @@ class LossWeighting {
   LossWeightingOptions options_;
   c10::Device device_;
   std::vector<at::Tensor> shared_;
-  std::vector<size_t> balanced_;   // indices (constructor order) of the tasks whose weight is learned
-  double balanced_sum_ = 0;        // Σ static weights of the balanced tasks (GradNorm's total)
-  at::Tensor param_;               // [balanced, 1]: s_t (uncertainty) or w_t (gradnorm), requires grad
-  at::Tensor static_all_;          // [tasks] static weights, float, on the device
-  at::Tensor balanced_index_;      // [balanced] long, on the device
-  at::Tensor balanced_static_;     // [balanced] static weights, float, on the device
+  std::vector<size_t> balanced_;  // indices (constructor order) of the tasks whose weight is learned
+  double balanced_sum_ = 0;       // Σ static weights of the balanced tasks (GradNorm's total)
+  at::Tensor param_;              // [balanced, 1]: s_t (uncertainty) or w_t (gradnorm), requires grad
+  at::Tensor static_all_;         // [tasks] static weights, float, on the device
+  at::Tensor balanced_index_;     // [balanced] long, on the device
+  at::Tensor balanced_static_;    // [balanced] static weights, float, on the device
   at::Tensor last_multipliers_;
-  at::Tensor last_norms_;          // GradNorm: [balanced] n_t of the last joint_loss
+  at::Tensor last_norms_;             // GradNorm: [balanced] n_t of the last joint_loss
   std::vector<double> initial_loss_;  // GradNorm: L_t(first step) per balanced task (NaN: not yet)
   std::unique_ptr<SparseRowOptimizer> adam_;
 };

@@ -114,8 +114,8 @@ extern "C" {
 
 int mtrec_spm_abi_version(void) { return MTREC_SPM_ABI_VERSION; }
 
-mtrec_spm* mtrec_spm_train(const char* const* texts, const size_t* lens, size_t n, const char* args,
-                           uint32_t seed, char** err) {
+mtrec_spm* mtrec_spm_train(const char* const* texts, const size_t* lens, size_t n, const char* args, uint32_t seed,
+                           char** err) {
   try {
     std::lock_guard<std::mutex> lock(train_mutex);
     sentencepiece::SetRandomGeneratorSeed(seed);
@@ -150,8 +150,7 @@ mtrec_spm* mtrec_spm_load_bytes(const char* data, size_t len, char** err) {
 void mtrec_spm_free(mtrec_spm* model) { delete model; }
 void mtrec_spm_free_buffer(void* buffer) { std::free(buffer); }
 
-int mtrec_spm_encode(const mtrec_spm* model, const char* text, size_t len, int32_t** ids, size_t* n,
-                     char** err) {
+int mtrec_spm_encode(const mtrec_spm* model, const char* text, size_t len, int32_t** ids, size_t* n, char** err) {
   try {
     std::vector<int> out;
     auto status = model->processor.Encode(std::string(text, len), &out);
@@ -169,8 +168,7 @@ int mtrec_spm_encode(const mtrec_spm* model, const char* text, size_t len, int32
   }
 }
 
-int mtrec_spm_decode(const mtrec_spm* model, const int32_t* ids, size_t n, char** out, size_t* out_len,
-                     char** err) {
+int mtrec_spm_decode(const mtrec_spm* model, const int32_t* ids, size_t n, char** out, size_t* out_len, char** err) {
   try {
     std::vector<int> in(ids, ids + n);
     std::string text;
@@ -209,11 +207,16 @@ int mtrec_spm_id_to_piece(const mtrec_spm* model, int32_t id, char** out, size_t
 
 int32_t mtrec_spm_special_id(const mtrec_spm* model, int which) {
   switch (which) {
-    case 0: return model->processor.pad_id();
-    case 1: return model->processor.unk_id();
-    case 2: return model->processor.bos_id();
-    case 3: return model->processor.eos_id();
-    default: return -1;
+    case 0:
+      return model->processor.pad_id();
+    case 1:
+      return model->processor.unk_id();
+    case 2:
+      return model->processor.bos_id();
+    case 3:
+      return model->processor.eos_id();
+    default:
+      return -1;
   }
 }
 

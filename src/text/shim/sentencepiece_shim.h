@@ -18,16 +18,16 @@ MTREC_SPM_API int mtrec_spm_abi_version(void);
 /// Trains from `n` in-memory sentences (texts/lens), or from the --input file named in `args`
 /// when n == 0. `args` are sentencepiece trainer flags ("--vocab_size=200 --model_type=bpe ...").
 MTREC_SPM_API mtrec_spm* mtrec_spm_train(const char* const* texts, const size_t* lens, size_t n, const char* args,
-                           uint32_t seed, char** err);
+                                         uint32_t seed, char** err);
 MTREC_SPM_API mtrec_spm* mtrec_spm_load_file(const char* path, char** err);
 MTREC_SPM_API mtrec_spm* mtrec_spm_load_bytes(const char* data, size_t len, char** err);
 MTREC_SPM_API void mtrec_spm_free(mtrec_spm* model);
 MTREC_SPM_API void mtrec_spm_free_buffer(void* buffer);
 
 MTREC_SPM_API int mtrec_spm_encode(const mtrec_spm* model, const char* text, size_t len, int32_t** ids, size_t* n,
-                     char** err);
+                                   char** err);
 MTREC_SPM_API int mtrec_spm_decode(const mtrec_spm* model, const int32_t* ids, size_t n, char** out, size_t* out_len,
-                     char** err);
+                                   char** err);
 MTREC_SPM_API int32_t mtrec_spm_vocab_size(const mtrec_spm* model);
 /// -1 when `piece` is not in the vocabulary.
 MTREC_SPM_API int32_t mtrec_spm_piece_to_id(const mtrec_spm* model, const char* piece, size_t len);
