@@ -76,6 +76,9 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
                   "joint: the heads' collaborative-filtering terms beside the towers (rating + <p_u,q_i>, "
                   "CTR + <u,i> + b_i)")
       ->capture_default_str();
+  cmd->add_option("--user-id-norm", o.model().user_id_norm(),
+                  "joint: a LayerNorm on the user ID embedding, so it has the sequence state's scale")
+      ->capture_default_str();
   cmd->add_option("--rating-l2", o.model().rating_l2(),
                   "joint: lambda of the rating head's per-example L2 on its biased-MF rows")
       ->capture_default_str();

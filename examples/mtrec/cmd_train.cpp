@@ -199,7 +199,7 @@ nlohmann::json train_rating(const TrainArgs& a, const CliContext& ctx) {
 }
 
 nlohmann::json eval_rating(const Checkpoint& ck, const TrainArgs& a, const CliContext& ctx) {
-  auto task = RatingTask::from_checkpoint(ck, ctx.device);
+  auto task = RatingFit::from_checkpoint(ck, ctx.device);
   auto d = load_data(a, ctx);
   int64_t dropped = 0;
   auto m = task.evaluate(
@@ -248,7 +248,7 @@ nlohmann::json train_dmf(const TrainArgs& args, const CliContext& ctx) {
 }
 
 nlohmann::json eval_dmf(const Checkpoint& ck, const TrainArgs& args, const CliContext& ctx) {
-  auto task = DmfTask::from_checkpoint(ck, ctx.device);
+  auto task = DmfFit::from_checkpoint(ck, ctx.device);
   TrainArgs a = args;
   a.positives_only = true;
   auto d = load_data(a, ctx);
@@ -302,7 +302,7 @@ nlohmann::json train_ctr(const TrainArgs& a, const CliContext& ctx) {
 }
 
 nlohmann::json eval_ctr(const Checkpoint& ck, const TrainArgs& a, const CliContext& ctx) {
-  auto task = CtrTask::from_checkpoint(ck, ctx.device);
+  auto task = CtrFit::from_checkpoint(ck, ctx.device);
   auto d = load_data(a, ctx);
   int64_t dropped = 0;
   auto all = to_checkpoint_ids(implicit_positives(d.data, d.data.interactions), d.data, ck, dropped);

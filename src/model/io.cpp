@@ -166,7 +166,7 @@ class OneHeadModel : public ScoringModel {
 };
 
 std::unique_ptr<ScoringModel> load_rating(const Checkpoint& ck, const std::string& device) {
-  auto t = std::make_shared<RatingTask>(RatingTask::from_checkpoint(ck, device));
+  auto t = std::make_shared<RatingFit>(RatingFit::from_checkpoint(ck, device));
   const int64_t I = t->model->options.num_items();
   return std::make_unique<OneHeadModel>(
       "rating", "rating", t->model->options.num_users(), I,
@@ -177,7 +177,7 @@ std::unique_ptr<ScoringModel> load_rating(const Checkpoint& ck, const std::strin
 }
 
 std::unique_ptr<ScoringModel> load_ctr(const Checkpoint& ck, const std::string& device) {
-  auto t = std::make_shared<CtrTask>(CtrTask::from_checkpoint(ck, device));
+  auto t = std::make_shared<CtrFit>(CtrFit::from_checkpoint(ck, device));
   const int64_t I = t->model->options.num_items();
   return std::make_unique<OneHeadModel>(
       "ctr", "ctr", t->model->options.num_users(), I,
@@ -188,7 +188,7 @@ std::unique_ptr<ScoringModel> load_ctr(const Checkpoint& ck, const std::string& 
 }
 
 std::unique_ptr<ScoringModel> load_dmf(const Checkpoint& ck, const std::string& device) {
-  auto t = std::make_shared<DmfTask>(DmfTask::from_checkpoint(ck, device));
+  auto t = std::make_shared<DmfFit>(DmfFit::from_checkpoint(ck, device));
   const int64_t I = t->model->options.num_items();
   return std::make_unique<OneHeadModel>(
       "dmf", "dmf", t->model->options.num_users(), I,

@@ -91,8 +91,8 @@ at::Tensor JointObjective::loss(const Outputs& out, const Batch& b) {
 
 Metrics JointObjective::validate(Model&) { return validation_ ? validation_->metrics(name()) : Metrics{}; }
 
-std::vector<std::unique_ptr<Task>> make_joint_tasks(const UnifiedOptions& o, std::shared_ptr<JointValidation> v) {
-  std::vector<std::unique_ptr<Task>> tasks;
+std::vector<std::unique_ptr<Objective>> make_joint_tasks(const UnifiedOptions& o, std::shared_ptr<JointValidation> v) {
+  std::vector<std::unique_ptr<Objective>> tasks;
   for (Head h : all_heads())
     if (o.has_task(h))
       tasks.push_back(

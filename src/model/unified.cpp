@@ -69,6 +69,7 @@ UnifiedOptions unified_options_from_json(const std::string& text) {
   }
   UnifiedOptions o;
   if (!j.contains("factor_terms")) o.factor_terms(false);  // written before the option: without them
+  if (!j.contains("user_id_norm")) o.user_id_norm(false);
   options_from_json(o, j, "unified model options");
   return o;
 }
@@ -140,6 +141,8 @@ void UnifiedModelImpl::reset() {
   };
   user_emb = table("user_emb", U, d, 0.05);
   item_emb = table("item_emb", I, d, 0.05);
+  if (o.user_id_norm())
+    user_id_ln = register_module("user_id_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   if (o.has_task(Head::Rating))
     rating_mf = register_module(
         "rating_mf",
@@ -263,7 +266,7 @@ at::Tensor UnifiedModelImpl::user_vec(const at::Tensor& users, const at::Tensor&
   at::Tensor keep = (known & user_seen.index_select(0, uid)).to(fopt.dtype());
   if (drop_ids && options.id_dropout() > 0)
     keep = keep * torch::bernoulli(torch::full({users.size(0)}, 1 - options.id_dropout(), fopt));
-  at::Tensor u = user_emb(uid) * keep.unsqueeze(1);
+  at::Tensor u = (user_id_ln ? user_id_ln(user_emb(uid)) : user_emb(uid)) * keep.unsqueeze(1);
   if (options.text() != TextMode::None && user_tokens.size(0) > 0) {
     auto [uniq, inv] = at::_unique(uid, /*sorted=*/true, /*return_inverse=*/true);
     at::Tensor tv = user_text_proj(text_vectors(false, uniq)).index_select(0, inv);

@@ -190,14 +190,14 @@ at::Tensor CtrObjective::loss(const Outputs& out, const Batch& b) {
 
 Metrics CtrObjective::validate(Model& model) {
   if (valid_.size() == 0) return {};
-  CtrTask view;
+  CtrFit view;
   view.model = dynamic_cast<CtrEngineModel&>(model).model();
   CtrMetrics m = view.evaluate(valid_);  // the trainer validates in eval mode
   return {{"auc", m.auc}, {"gauc", m.gauc}, {"logloss", m.logloss}};
 }
 
-std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items,
-                                    const std::vector<int32_t>& scenarios) const {
+std::vector<float> CtrFit::predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items,
+                                   const std::vector<int32_t>& scenarios) const {
   MTREC_CHECK(users.size() == items.size() && items.size() == scenarios.size(), "CTR predict: ", users.size(),
               " users, ", items.size(), " items, ", scenarios.size(), " scenarios");
   // const and called from the evaluator's threads at once: it must not touch the module's
@@ -205,7 +205,7 @@ std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std
   // back to training (to fine-tune) switches it to eval before predicting.
   auto& m = *model.ptr();  // forward() is not const in LibTorch, but reads only
   MTREC_CHECK(!m.is_training(),
-              "CtrTask::predict: the model is in training mode; call model->eval() first "
+              "CtrFit::predict: the model is in training mode; call model->eval() first "
               "(predict never changes the mode: it runs on several threads at once)");
   torch::NoGradGuard g;
   auto dev = m.factors->bias->weight.device();
@@ -223,12 +223,12 @@ std::vector<float> CtrTask::predict(const std::vector<int32_t>& users, const std
   return out;
 }
 
-CtrMetrics CtrTask::evaluate(const CtrExamples& test) const {
+CtrMetrics CtrFit::evaluate(const CtrExamples& test) const {
   return ctr_metrics(test, predict(test.user, test.item, test.scenario));
 }
 
 namespace {
-GoldenScoreFn ctr_golden_fn(const CtrTask& t) {
+GoldenScoreFn ctr_golden_fn(const CtrFit& t) {
   return [&t](const std::vector<std::vector<int64_t>>& in) {
     std::vector<int32_t> u, i, s;
     for (const auto& x : in) {
@@ -241,7 +241,7 @@ GoldenScoreFn ctr_golden_fn(const CtrTask& t) {
 }
 }  // namespace
 
-Checkpoint CtrTask::to_checkpoint(const IdMap& users, const IdMap& items, const IdMap& scenarios) const {
+Checkpoint CtrFit::to_checkpoint(const IdMap& users, const IdMap& items, const IdMap& scenarios) const {
   Checkpoint ck;
   ck.task = "ctr";
   const auto& o = model->options;
@@ -262,12 +262,12 @@ Checkpoint CtrTask::to_checkpoint(const IdMap& users, const IdMap& items, const 
   return ck;
 }
 
-CtrTask CtrTask::from_checkpoint(const Checkpoint& checkpoint, const std::string& device) {
+CtrFit CtrFit::from_checkpoint(const Checkpoint& checkpoint, const std::string& device) {
   require_task(checkpoint, "ctr");
   Checkpoint ck = checkpoint;  // tensors share storage: the copy is of names
   upgrade_ctr_factor_names(ck, "user_emb", "item_emb", "item_bias", "factors.");
   auto c = nlohmann::json::parse(model_config(ck));
-  CtrTask t;
+  CtrFit t;
   t.model = CtrModel(CtrModelOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>(),
                                      c.at("num_scenarios").get<int64_t>())
                          .dim(c.at("dim").get<int64_t>())

@@ -257,13 +257,13 @@ at::Tensor DmfObjective::loss(const Outputs& out, const Batch& b) {
   return masked_mean(dmf_cross_entropy(out.at("dmf"), b.at("dmf")), b.mask("dmf"));
 }
 
-void DmfTask::set_inputs(const Interactions& seen) {
-  MTREC_CHECK(model, "DmfTask::set_inputs: no model");
+void DmfFit::set_inputs(const Interactions& seen) {
+  MTREC_CHECK(model, "DmfFit::set_inputs: no model");
   model->set_matrix(seen, input_scale);
   cache_vectors();
 }
 
-void DmfTask::cache_vectors() {
+void DmfFit::cache_vectors() {
   torch::NoGradGuard g;
   model->eval();
   auto dev = model->user_offsets.device();
@@ -276,14 +276,14 @@ void DmfTask::cache_vectors() {
       model->item_vectors(torch::arange(model->options.num_items(), torch::TensorOptions(dev).dtype(torch::kLong))));
 }
 
-std::vector<float> DmfTask::score(int32_t user, const std::vector<int32_t>& items) const {
+std::vector<float> DmfFit::score(int32_t user, const std::vector<int32_t>& items) const {
   std::vector<float> out;
   score_fn()(user, items, out);
   return out;
 }
 
-ScoreFn DmfTask::score_fn() const {
-  MTREC_CHECK(user_cache_.defined(), "DmfTask: call cache_vectors() before scoring");
+ScoreFn DmfFit::score_fn() const {
+  MTREC_CHECK(user_cache_.defined(), "DmfFit: call cache_vectors() before scoring");
   const int64_t d = user_cache_.size(1), nu = user_cache_.size(0), ni = item_cache_.size(0);
   const float* U = user_cache_.data_ptr<float>();
   const float* V = item_cache_.data_ptr<float>();
@@ -304,7 +304,7 @@ ScoreFn DmfTask::score_fn() const {
 }
 
 namespace {
-GoldenScoreFn dmf_golden_fn(const DmfTask& t) {
+GoldenScoreFn dmf_golden_fn(const DmfFit& t) {
   return [&t](const std::vector<std::vector<int64_t>>& in) {
     std::vector<float> out;
     for (const auto& x : in) out.push_back(t.score(static_cast<int32_t>(x.at(0)), {static_cast<int32_t>(x.at(1))})[0]);
@@ -313,7 +313,7 @@ GoldenScoreFn dmf_golden_fn(const DmfTask& t) {
 }
 }  // namespace
 
-Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const {
+Checkpoint DmfFit::to_checkpoint(const IdMap& users, const IdMap& items) const {
   Checkpoint ck;
   ck.task = "dmf";
   const auto& o = model->options;
@@ -336,10 +336,10 @@ Checkpoint DmfTask::to_checkpoint(const IdMap& users, const IdMap& items) const 
   return ck;
 }
 
-DmfTask DmfTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
+DmfFit DmfFit::from_checkpoint(const Checkpoint& ck, const std::string& device) {
   require_task(ck, "dmf");
   auto c = nlohmann::json::parse(model_config(ck));
-  DmfTask t;
+  DmfFit t;
   t.model = DMF(DMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
                     .user_layers(c.at("user_layers").get<std::vector<int64_t>>())
                     .item_layers(c.at("item_layers").get<std::vector<int64_t>>())

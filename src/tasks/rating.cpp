@@ -172,7 +172,7 @@ Metrics RatingObjective::validate(Model& model) {
   return {{"rmse", err.pow(2).mean().sqrt().item<double>()}, {"mae", err.abs().mean().item<double>()}};
 }
 
-std::vector<float> RatingTask::predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items) const {
+std::vector<float> RatingFit::predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items) const {
   MTREC_CHECK(users.size() == items.size(), "predict: ", users.size(), " users but ", items.size(), " items");
   torch::NoGradGuard no_grad;
   auto& m = *model.ptr();  // forward() is not const in LibTorch
@@ -181,7 +181,7 @@ std::vector<float> RatingTask::predict(const std::vector<int32_t>& users, const 
   return to_float_vector(out);
 }
 
-RatingMetrics RatingTask::evaluate(const Interactions& test) const {
+RatingMetrics RatingFit::evaluate(const Interactions& test) const {
   MTREC_CHECK(test.has_rating, "rating evaluation needs interactions with ratings");
   RatingMetrics m;
   m.count = static_cast<int64_t>(test.size());
@@ -199,7 +199,7 @@ RatingMetrics RatingTask::evaluate(const Interactions& test) const {
 }
 
 namespace {
-GoldenScoreFn rating_golden_fn(const RatingTask& t) {
+GoldenScoreFn rating_golden_fn(const RatingFit& t) {
   return [&t](const std::vector<std::vector<int64_t>>& in) {
     std::vector<int32_t> u, i;
     for (const auto& x : in) {
@@ -211,7 +211,7 @@ GoldenScoreFn rating_golden_fn(const RatingTask& t) {
 }
 }  // namespace
 
-Checkpoint RatingTask::to_checkpoint(const IdMap& users, const IdMap& items) const {
+Checkpoint RatingFit::to_checkpoint(const IdMap& users, const IdMap& items) const {
   Checkpoint ck;
   ck.task = "rating";
   const auto& o = model->options;
@@ -234,10 +234,10 @@ Checkpoint RatingTask::to_checkpoint(const IdMap& users, const IdMap& items) con
   return ck;
 }
 
-RatingTask RatingTask::from_checkpoint(const Checkpoint& ck, const std::string& device) {
+RatingFit RatingFit::from_checkpoint(const Checkpoint& ck, const std::string& device) {
   require_task(ck, "rating");
   auto c = nlohmann::json::parse(model_config(ck));
-  RatingTask t;
+  RatingFit t;
   t.model = BiasedMF(BiasedMFOptions(c.at("num_users").get<int64_t>(), c.at("num_items").get<int64_t>())
                          .dim(c.at("dim").get<int64_t>()));
   t.model->to(choose_device(device));

@@ -31,8 +31,8 @@ Interactions concat_rows(const Interactions& a, const Interactions& b) {
 }
 
 // Gibbs sampling (cf/bayes_mf.h); the module holds the posterior-mean parameters.
-RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_items, float lo, float hi,
-                    const RatingTrainOptions& o, bool progress) {
+RatingFit fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_items, float lo, float hi,
+                   const RatingTrainOptions& o, bool progress) {
   ProgressBar bar(o.sweeps(), "rating mcmc");
   BayesMf mf = fit_bayes_mf(train, num_users, num_items,
                             BayesMfOptions()
@@ -49,7 +49,7 @@ RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_it
                               log_debug("rating mcmc sweep {}: sample train RMSE {:.4f}", sweep, rmse);
                             });
   bar.finish();
-  RatingTask task;
+  RatingFit task;
   task.solver = "mcmc";
   task.min_rating = lo;
   task.max_rating = hi;
@@ -72,9 +72,9 @@ RatingTask fit_mcmc(const Interactions& train, int32_t num_users, int32_t num_it
 }
 
 // One engine run of the SGD/Adam rating model on `rows`, validating on `valid` when not empty.
-RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t num_users, int32_t num_items, float lo,
-                   float hi, int epochs, const RatingTrainOptions& o, const RunOptions& run, const std::string& stage,
-                   const nlohmann::json& stage_info, const Checkpoint* resume) {
+RatingFit run_sgd(const Interactions& rows, const Interactions& valid, int32_t num_users, int32_t num_items, float lo,
+                  float hi, int epochs, const RatingTrainOptions& o, const RunOptions& run, const std::string& stage,
+                  const nlohmann::json& stage_info, const Checkpoint* resume) {
   const double mean = std::accumulate(rows.rating.begin(), rows.rating.end(), 0.0) / rows.size();
   RatingModel model(with_init_seed(derive_seed(o.seed(), "rating-init"), [&] {
     return BiasedMF(BiasedMFOptions(num_users, num_items).dim(o.dim()).global_mean(mean).sparse(true));
@@ -98,7 +98,7 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
                       .device(o.device()));
   add_run_observers(trainer, run, stage, valid.empty() ? 0 : o.patience());
   trainer.set_config(stage_config(run, stage_info.dump()));
-  RatingTask task;
+  RatingFit task;
   task.solver = o.solver();
   task.min_rating = lo;
   task.max_rating = hi;
@@ -115,9 +115,8 @@ RatingTask run_sgd(const Interactions& rows, const Interactions& valid, int32_t 
 
 }  // namespace
 
-CtrTask fit_ctr(const Interactions& positives, const Interactions& valid_positives, int32_t num_users,
-                int32_t num_items, int32_t num_scenarios, const CtrTrainOptions& o, const Interactions& seen,
-                const RunOptions& run) {
+CtrFit fit_ctr(const Interactions& positives, const Interactions& valid_positives, int32_t num_users, int32_t num_items,
+               int32_t num_scenarios, const CtrTrainOptions& o, const Interactions& seen, const RunOptions& run) {
   MTREC_CHECK(positives.size() >= 2, "CTR needs at least 2 positives, got ", positives.size());
   MTREC_CHECK(o.negatives() >= 1, "CTR needs negatives >= 1, got ", o.negatives());
   Interactions pool;
@@ -146,7 +145,7 @@ CtrTask fit_ctr(const Interactions& positives, const Interactions& valid_positiv
                       .device(o.device()));
   add_run_observers(trainer, run, "ctr", valid.size() == 0 ? 0 : o.patience());
   trainer.set_config(stage_config(run, R"({"name":"ctr"})"));
-  CtrTask task;
+  CtrFit task;
   task.model = model.model();
   trainer.set_checkpoint_decorator([&task](Checkpoint& ck) {
     task.model->eval();  // golden pairs are scored in eval mode; the trainer switches back
@@ -159,8 +158,8 @@ CtrTask fit_ctr(const Interactions& positives, const Interactions& valid_positiv
   return task;
 }
 
-RatingTask fit_rating(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
-                      const RatingTrainOptions& options, const RunOptions& run) {
+RatingFit fit_rating(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
+                     const RatingTrainOptions& options, const RunOptions& run) {
   MTREC_CHECK(train.has_rating, "the rating task needs interactions with ratings");
   MTREC_CHECK(train.size() >= 2, "the rating task needs at least 2 training ratings, got ", train.size());
   MTREC_CHECK(options.solver() == "mcmc" || options.solver() == "sgd" || options.solver() == "adam",
@@ -192,15 +191,15 @@ RatingTask fit_rating(const Interactions& train, const Interactions& valid, int3
     return run_sgd(train, {}, num_users, num_items, lo, hi, o.epochs(), o, run, "train", {{"name", "train"}},
                    resume.get());
   if (resume_stage != "refit") {
-    RatingTask first = run_sgd(train, valid, num_users, num_items, lo, hi, o.epochs(), o, run, "select",
-                               {{"name", "select"}}, resume_stage == "select" ? resume.get() : nullptr);
+    RatingFit first = run_sgd(train, valid, num_users, num_items, lo, hi, o.epochs(), o, run, "select",
+                              {{"name", "select"}}, resume_stage == "select" ? resume.get() : nullptr);
     if (!o.refit()) return first;
     chosen_epochs = first.best_epoch;
     chosen_rmse = first.best_valid_rmse;
     resume.reset();
   }
   // The validation rows chose the number of epochs; the final model sees train + validation.
-  RatingTask task =
+  RatingFit task =
       run_sgd(all, {}, num_users, num_items, lo, hi, chosen_epochs, o, run, "refit",
               {{"name", "refit"}, {"epochs", chosen_epochs}, {"best_valid_rmse", chosen_rmse}}, resume.get());
   task.best_epoch = chosen_epochs;

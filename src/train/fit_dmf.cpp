@@ -14,8 +14,8 @@
 
 namespace mtrec {
 
-DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
-                const DmfTrainOptions& o, const RunOptions& run) {
+DmfFit fit_dmf(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
+               const DmfTrainOptions& o, const RunOptions& run) {
   MTREC_CHECK(!train.empty(), "DMF needs training interactions");
   MTREC_CHECK(o.negatives() >= 1 && o.epochs() >= 1 && o.batch_size() >= 1, "DMF options: negatives=", o.negatives(),
               " epochs=", o.epochs(), " batch_size=", o.batch_size(), " must all be >= 1");
@@ -34,7 +34,7 @@ DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t nu
 
   const float max_rating = train.has_rating ? static_cast<float>(o.max_rating()) : 1.0f;
   DmfExamples examples(train, num_users, num_items, o.negatives(), max_rating, o.soft_labels());
-  DmfTask task;
+  DmfFit task;
   task.input_scale = max_rating;
   task.model = with_init_seed(derive_seed(o.seed(), "dmf-init"), [&] {
     return DMF(DMFOptions(num_users, num_items)

@@ -197,7 +197,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   auto validation =
       valid.empty() ? nullptr : std::make_shared<JointValidation>(fit.model, ds, train, valid, valid_options);
   auto task_objects = make_joint_tasks(uo, validation);
-  std::vector<std::pair<Task*, double>> weighted;
+  std::vector<std::pair<Objective*, double>> weighted;
   for (auto& t : task_objects) {
     auto it = o.weights().find(t->name());
     const double w = it != o.weights().end() ? it->second : t->name() == "mlm" ? o.mlm_lambda() : 1.0;

@@ -64,7 +64,8 @@ void load_archive(torch::optim::Optimizer& opt, const std::string& bytes, const 
 }
 }  // namespace
 
-Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks, TrainerOptions options)
+Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Objective*, double>> tasks,
+                 TrainerOptions options)
     : model_(model), source_(source), tasks_(std::move(tasks)), options_(std::move(options)) {
   const auto& o = options_;
   MTREC_CHECK(!tasks_.empty(), "trainer: needs at least one task");

@@ -51,21 +51,21 @@ const std::vector<Trained>& trained_kinds() {
     const Interactions train = x.subset(tj.split.train);
     std::vector<Trained> out;
 
-    auto rating = std::make_shared<RatingTask>(
+    auto rating = std::make_shared<RatingFit>(
         fit_rating(explicit_ratings(ds, train), {}, U, I, RatingTrainOptions().solver("sgd").epochs(2).dim(8).seed(3)));
     out.push_back({"rating", rating->to_checkpoint(ds.users, ds.items), [rating, I](int32_t u, const auto&) {
                      return rating->predict(std::vector<int32_t>(size_t(I), u), all_items(I));
                    }});
 
     const Interactions pos = implicit_positives(ds, train);
-    auto ctr = std::make_shared<CtrTask>(fit_ctr(pos, {}, U, I, std::max<int32_t>(1, ds.scenarios.size()),
-                                                 CtrTrainOptions().epochs(1).dim(8).seed(3), pos));
+    auto ctr = std::make_shared<CtrFit>(fit_ctr(pos, {}, U, I, std::max<int32_t>(1, ds.scenarios.size()),
+                                                CtrTrainOptions().epochs(1).dim(8).seed(3), pos));
     out.push_back({"ctr", ctr->to_checkpoint(ds.users, ds.items, ds.scenarios), [ctr, I](int32_t u, const auto&) {
                      return ctr->predict(std::vector<int32_t>(size_t(I), u), all_items(I),
                                          std::vector<int32_t>(size_t(I), 0));
                    }});
 
-    auto dmf = std::make_shared<DmfTask>(fit_dmf(pos, {}, U, I, DmfTrainOptions().epochs(1).layers({16, 8}).seed(3)));
+    auto dmf = std::make_shared<DmfFit>(fit_dmf(pos, {}, U, I, DmfTrainOptions().epochs(1).layers({16, 8}).seed(3)));
     out.push_back({"dmf", dmf->to_checkpoint(ds.users, ds.items),
                    [dmf, I](int32_t u, const auto&) { return dmf->score(u, all_items(I)); }});
 
@@ -237,7 +237,7 @@ TEST(ModelIo, CheckpointErrorsNameTheFileWhatItHoldsAndWhatWasExpected) {
             std::string::npos)
       << e;
   // Another kind where a rating model is expected.
-  e = error_of([&] { RatingTask::from_checkpoint(load_checkpoint(other), "cpu"); });
+  e = error_of([&] { RatingFit::from_checkpoint(load_checkpoint(other), "cpu"); });
   EXPECT_NE(e.find("checkpoint '" + other + "' is a model export (task ctr); expected a rating model"),
             std::string::npos)
       << e;
@@ -279,10 +279,10 @@ TEST(ModelIo, ATrainingCheckpointCarriesTheModelAndWhatServingNeeds) {
   const TinyJoint& tj = world();
   const Dataset& ds = tj.world.data;
   const ServingData sd = make_serving_data(ds, tj.known, 42);
-  RatingTask t = fit_rating(explicit_ratings(ds, ds.interactions.subset(tj.split.train)),
-                            explicit_ratings(ds, ds.interactions.subset(tj.split.valid)), ds.num_users(),
-                            ds.num_items(), RatingTrainOptions().solver("sgd").epochs(2).dim(8).seed(3).refit(false),
-                            RunOptions().out_dir(dir.path("run")).id_maps(ds).checkpoint_tensors(serving_tensors(sd)));
+  RatingFit t = fit_rating(explicit_ratings(ds, ds.interactions.subset(tj.split.train)),
+                           explicit_ratings(ds, ds.interactions.subset(tj.split.valid)), ds.num_users(), ds.num_items(),
+                           RatingTrainOptions().solver("sgd").epochs(2).dim(8).seed(3).refit(false),
+                           RunOptions().out_dir(dir.path("run")).id_maps(ds).checkpoint_tensors(serving_tensors(sd)));
   for (const char* name : {"best.ckpt", "last.ckpt"}) {
     const std::string path = dir.path(std::string("run/select/") + name);
     Checkpoint ck = load_checkpoint(path);

@@ -84,7 +84,7 @@ struct Toy {
   }
 };
 
-at::Tensor total_loss(std::vector<std::unique_ptr<Task>>& tasks, const Outputs& out, const Batch& b) {
+at::Tensor total_loss(std::vector<std::unique_ptr<Objective>>& tasks, const Outputs& out, const Batch& b) {
   at::Tensor l;
   for (auto& t : tasks) l = l.defined() ? l + t->loss(out, b) : t->loss(out, b);
   return l;

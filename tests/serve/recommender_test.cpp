@@ -157,7 +157,9 @@ TEST(Recommender, RerankingRetrievedCandidatesKeepsOnlyRetrievedItems) {
     ASSERT_EQ(r.items.size(), 5u);
     for (size_t j = 0; j < r.items.size(); ++j) {
       EXPECT_TRUE(c.count(r.items[j].index)) << r.items[j].item;
-      if (j) EXPECT_GE(r.items[j - 1].score, r.items[j].score);
+      if (j) {
+        EXPECT_GE(r.items[j - 1].score, r.items[j].score);
+      }
     }
     // Ordered by the CTR tower among the candidates.
     UnifiedModel m = model();

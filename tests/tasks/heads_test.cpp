@@ -441,7 +441,7 @@ TEST(Checkpoint, RatingRoundTripGivesIdenticalPredictions) {
     EXPECT_EQ(ck.task, "rating");
     EXPECT_EQ(ck.users.raw(3), "u3");
     EXPECT_EQ(ck.golden.size(), 8u);
-    auto back = RatingTask::from_checkpoint(ck, "cpu");
+    auto back = RatingFit::from_checkpoint(ck, "cpu");
     EXPECT_EQ(back.solver, solver);
     std::vector<int32_t> u = {0, 1, 2, 3, 3}, i = {0, 1, 2, 3, 4};
     EXPECT_EQ(task.predict(u, i), back.predict(u, i)) << solver;
@@ -453,12 +453,12 @@ TEST(Checkpoint, DmfAndCtrRoundTrip) {
   auto x = tiny_ratings();
   auto dmf = fit_dmf(x, {}, 4, 5, DmfTrainOptions().layers({8, 4}).epochs(2).negatives(1).device("cpu"));
   save_checkpoint(dir.path("dmf.ckpt"), dmf.to_checkpoint(ids("u", 4), ids("i", 5)));
-  auto dmf2 = DmfTask::from_checkpoint(load_checkpoint(dir.path("dmf.ckpt")), "cpu");
+  auto dmf2 = DmfFit::from_checkpoint(load_checkpoint(dir.path("dmf.ckpt")), "cpu");
   EXPECT_EQ(dmf.score(2, {0, 1, 2, 3, 4}), dmf2.score(2, {0, 1, 2, 3, 4}));
 
   auto ctr = fit_ctr(x, {}, 4, 5, 1, CtrTrainOptions().dim(4).hidden({4}).epochs(2).negatives(1).device("cpu"));
   save_checkpoint(dir.path("ctr.ckpt"), ctr.to_checkpoint(ids("u", 4), ids("i", 5), ids("s", 1)));
-  auto ctr2 = CtrTask::from_checkpoint(load_checkpoint(dir.path("ctr.ckpt")), "cpu");
+  auto ctr2 = CtrFit::from_checkpoint(load_checkpoint(dir.path("ctr.ckpt")), "cpu");
   std::vector<int32_t> u = {0, 1, 2}, i = {4, 3, 2}, s = {0, 0, 0};
   EXPECT_EQ(ctr.predict(u, i, s), ctr2.predict(u, i, s));
   // A CTR checkpoint from before CtrFactors names its tables user_emb, item_emb, item_bias.
@@ -468,7 +468,7 @@ TEST(Checkpoint, DmfAndCtrRoundTrip) {
          {std::pair{"factors.user.", "user_emb."}, {"factors.item.", "item_emb."}, {"factors.bias.", "item_bias."}})
       if (name.rfind(now, 0) == 0) name = before + name.substr(std::string(now).size());
   ASSERT_THROW(old.tensor("factors.user.weight"), Error);
-  EXPECT_EQ(ctr.predict(u, i, s), CtrTask::from_checkpoint(old, "cpu").predict(u, i, s));
+  EXPECT_EQ(ctr.predict(u, i, s), CtrFit::from_checkpoint(old, "cpu").predict(u, i, s));
 }
 
 TEST(Checkpoint, CorruptionAndGoldenMismatchAreClearErrors) {
@@ -495,13 +495,13 @@ TEST(Checkpoint, CorruptionAndGoldenMismatchAreClearErrors) {
   for (auto& [name, t] : ck.tensors)
     if (name == "item_table.weight") t = t + 0.5;
   try {
-    RatingTask::from_checkpoint(deserialize_checkpoint(serialize_checkpoint(ck), "edited.ckpt"), "cpu");
+    RatingFit::from_checkpoint(deserialize_checkpoint(serialize_checkpoint(ck), "edited.ckpt"), "cpu");
     FAIL() << "golden mismatch not detected";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("golden"), std::string::npos) << e.what();
   }
   // The wrong task is refused by name.
-  EXPECT_THROW(CtrTask::from_checkpoint(deserialize_checkpoint(bytes)), Error);
+  EXPECT_THROW(CtrFit::from_checkpoint(deserialize_checkpoint(bytes)), Error);
 }
 
 TEST(Checkpoint, OpaqueBytesRoundTripAsUint8Tensor) {

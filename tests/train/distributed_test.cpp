@@ -79,7 +79,7 @@ struct TinyModel : Model {
   }
   std::vector<std::string> sparse_parameters() const override { return {"users.weight", "items.weight"}; }
 };
-struct Mse : Task {
+struct Mse : Objective {
   RatingSource* data = nullptr;
   std::string name() const override { return "mse"; }
   at::Tensor loss(const Outputs& o, const Batch& b) override { return (o.at("y") - b.at("y")).pow(2).mean(); }

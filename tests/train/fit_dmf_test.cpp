@@ -72,7 +72,7 @@ TEST(DmfExamples, PositivesThenNegativesRedrawnFromTheEpochSeedOnly) {
 
 using Crash = test::CrashAtStep;
 
-std::vector<at::Tensor> params_of(const DmfTask& t) {
+std::vector<at::Tensor> params_of(const DmfFit& t) {
   std::vector<at::Tensor> out;
   for (const auto& p : t.model->named_parameters()) out.push_back(p.value().detach().clone());
   return out;
@@ -95,7 +95,7 @@ TEST(FitDmf, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   const int64_t per_epoch = (n + 127) / 128;
   ASSERT_GE(per_epoch, 5);
 
-  DmfTask want = fit_dmf(train, valid, w.data.num_users(), w.data.num_items(), o);
+  DmfFit want = fit_dmf(train, valid, w.data.num_users(), w.data.num_items(), o);
   // Checkpoints at step per_epoch + 1 (epoch 2, batch 1); the crash two steps later.
   const auto run = RunOptions().out_dir(dir.path("run")).checkpoint_every(per_epoch + 1);
   EXPECT_THROW(fit_dmf(train, valid, w.data.num_users(), w.data.num_items(), o,
@@ -106,7 +106,7 @@ TEST(FitDmf, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   EXPECT_NE(ck.trainer_json.find("\"epoch\":1,"), std::string::npos) << ck.trainer_json.substr(0, 400);
   EXPECT_NE(ck.trainer_json.find("\"batch\":1,"), std::string::npos);
 
-  DmfTask got = fit_dmf(train, valid, w.data.num_users(), w.data.num_items(), o, RunOptions(run).resume(last));
+  DmfFit got = fit_dmf(train, valid, w.data.num_users(), w.data.num_items(), o, RunOptions(run).resume(last));
   auto a = params_of(got), b = params_of(want);
   ASSERT_EQ(a.size(), b.size());
   for (size_t k = 0; k < a.size(); ++k) EXPECT_TRUE(torch::equal(a[k], b[k])) << "parameter " << k;
@@ -119,7 +119,7 @@ TEST(FitDmf, ResumeFromAMidEpochCheckpointIsBitIdentical) {
 
   // The run's best.ckpt is a model checkpoint too: it loads, verifies its golden pairs and scores
   // as the returned (best-epoch) model.
-  DmfTask best = DmfTask::from_checkpoint(load_checkpoint(dir.path("run/select/best.ckpt")), "cpu");
+  DmfFit best = DmfFit::from_checkpoint(load_checkpoint(dir.path("run/select/best.ckpt")), "cpu");
   EXPECT_EQ(best.score(3, items), got.score(3, items));
 
   // Without validation rows the stage is "train": a "select" checkpoint does not continue it.

@@ -55,7 +55,7 @@ struct LineModel : Model {
   Outputs forward(const Batch& b) override { return {{"y", net->forward(b.at("x"))}}; }
 };
 
-struct MseTask : Task {
+struct MseTask : Objective {
   const LineSource* valid_source = nullptr;
   std::string name() const override { return "line"; }
   at::Tensor loss(const Outputs& out, const Batch& b) override {

@@ -68,7 +68,7 @@ struct TwoHeadModel : Model {
 };
 
 // Mean squared error of one output, times `scale`.
-struct RegTask : Task {
+struct RegTask : Objective {
   std::string name_, field_;
   double scale_;
   RegTask(std::string name, std::string field, double scale = 1)
@@ -81,8 +81,8 @@ struct RegTask : Task {
 };
 
 // The static rule computed inside one task: Σ w_t·L_t, as the trainer is documented to do.
-struct SumTask : Task {
-  std::vector<std::pair<Task*, double>> parts;
+struct SumTask : Objective {
+  std::vector<std::pair<Objective*, double>> parts;
   std::string name() const override { return "sum"; }
   at::Tensor loss(const Outputs& out, const Batch& b) override {
     at::Tensor total;
@@ -102,7 +102,7 @@ Batch rows_batch(const BatchSource& src, int64_t from, int64_t count) {
 
 // The mean over `batches` consecutive minibatches of G_t = w_t·||∇_W L_t|| (W: the shared
 // layer), computed here by autograd, independently of the weighting: what GradNorm balances.
-std::vector<double> mean_grad_norms(TwoHeadModel& m, const BatchSource& src, const std::vector<Task*>& tasks,
+std::vector<double> mean_grad_norms(TwoHeadModel& m, const BatchSource& src, const std::vector<Objective*>& tasks,
                                     const std::vector<double>& w, int64_t batch, int64_t batches) {
   std::vector<double> g(tasks.size(), 0.0);
   std::vector<at::Tensor> W = {m.shared->weight, m.shared->bias};
@@ -212,7 +212,7 @@ TEST(Weighting, GradNormEqualisesTheGradientNormsOfDifferentlyScaledTasks) {
   test::OneThread one;
   TwoTargetSource src(1024, 2.0, -1.5, 0.3, 0.3, 9);
   RegTask t1("y1", "y1"), t2("y2", "y2", 100.0);
-  const std::vector<Task*> tasks = {&t1, &t2};
+  const std::vector<Objective*> tasks = {&t1, &t2};
   const auto opts =
       TrainerOptions().epochs(10).batch_size(32).optimizer("adam").lr(0.01).validate_every(0).device("cpu");
   TwoHeadModel before;
@@ -320,7 +320,7 @@ TEST(Weighting, ResumeFromAMidEpochCheckpointIsBitIdentical) {
                              .weighting(kind)
                              .validate_every(0)
                              .device("cpu");
-    const std::vector<std::pair<Task*, double>> tasks = {{&t1, 1.0}, {&t2, 0.5}, {&mlm, 0.2}};
+    const std::vector<std::pair<Objective*, double>> tasks = {{&t1, 1.0}, {&t2, 0.5}, {&mlm, 0.2}};
     std::vector<at::Tensor> want;
     std::map<std::string, double> want_weights, want_s, want_in_force;
     {

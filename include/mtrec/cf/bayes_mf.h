@@ -9,7 +9,7 @@
 // tuned L2 (ML-100K 5 folds: RMSE .901 against .912; bench/quality_heads).
 //
 // The result is the posterior mean of the parameters over the samples after burn-in: a single
-// biased MF (RatingTask wraps it in a BiasedMF module, so checkpoints and serving are the same
+// biased MF (RatingFit wraps it in a BiasedMF module, so checkpoints and serving are the same
 // as for SGD). Averaging parameters rather than predictions is sound here because the chain
 // stays in one mode (factors do not rotate between sweeps) and it scored slightly better than the
 // posterior predictive mean in our measurements.

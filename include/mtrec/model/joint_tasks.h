@@ -1,11 +1,11 @@
 #pragma once
-// The joint model's tasks on the training engine: one Task per enabled head, each reading its
+// The joint model's tasks on the training engine: one Objective per enabled head, each reading its
 // outputs of UnifiedModel::forward and its labels and mask from the joint batch
 // (model/joint_data.h). Validation runs evaluate_joint once per validation round (on the
 // split's validation rows) and hands every task its own metrics.
 //   auto validation = std::make_shared<mtrec::JointValidation>(model, ds, train, valid, eval_options);
 //   auto tasks = mtrec::make_joint_tasks(model->options, validation);
-//   std::vector<std::pair<mtrec::Task*, double>> weighted;
+//   std::vector<std::pair<mtrec::Objective*, double>> weighted;
 //   for (auto& t : tasks) weighted.push_back({t.get(), t->name() == "mlm" ? lambda : 1.0});
 #include <memory>
 #include <string>
@@ -36,7 +36,7 @@ class JointValidation {
 };
 
 /// The loss of one joint task (see make_joint_tasks).
-class JointObjective : public Task {
+class JointObjective : public Objective {
  public:
   JointObjective(Head head, std::shared_ptr<JointValidation> validation, int64_t next_item_negatives = 0,
                  double rating_l2 = 0);
@@ -57,8 +57,8 @@ class JointObjective : public Task {
 /// (softmax over the catalogue table, or sampled: options.next_item_negatives), match (softmax over the batch's
 /// distinct positive items, by cosine / temperature), scenario (cross-entropy over the scenarios), mlm (cross-entropy
 /// on the masked tokens). A selecting task with no example in a batch gives a zero loss that keeps the graph.
-std::vector<std::unique_ptr<Task>> make_joint_tasks(const UnifiedOptions& options,
-                                                    std::shared_ptr<JointValidation> validation = nullptr);
+std::vector<std::unique_ptr<Objective>> make_joint_tasks(const UnifiedOptions& options,
+                                                         std::shared_ptr<JointValidation> validation = nullptr);
 
 /// The metric early stopping follows: ctr/auc, else rating/rmse, else next_item/NDCG@10, else
 /// match/NDCG@10, else scenario/accuracy; `maximize` says its direction.

@@ -108,7 +108,11 @@ const char* text_mode_name(TextMode m);
   /* The heads' collaborative-filtering terms beside the deep towers, each on ID factors of its own: */             \
   /* rating + <p_u, q_i> (the rating head's biased MF), CTR + <u, i> + b_i (the CTR head's dot and */               \
   /* item bias). Checkpoints from before it load with it off. */                                                    \
-  X(bool, factor_terms, true)
+  X(bool, factor_terms, true)                                                                                       \
+  /* The user vector is ID embedding + sequence state; the state leaves a LayerNorm (norm ~sqrt(d)) */              \
+  /* while the ID starts at norm ~0.4: on, the ID embedding passes a LayerNorm of its own, so both */               \
+  /* parts have the same scale. Checkpoints from before it load with it off. */                                     \
+  X(bool, user_id_norm, false)
 
 struct UnifiedOptions {
   /// The data's sizes are set by fit_joint (or here); the rest are the architecture.
@@ -195,6 +199,7 @@ class UnifiedModelImpl : public torch::nn::Module {
   nn::TextEncoder text{nullptr};
   MlmHead mlm{nullptr};
   torch::nn::Embedding user_emb{nullptr}, item_emb{nullptr};
+  torch::nn::LayerNorm user_id_ln{nullptr};  // with user_id_norm
   torch::nn::Embedding scenario_emb{nullptr}, position_emb{nullptr};
   // The heads' collaborative-filtering parts: the rating head's BiasedMF (with rating; factors
   // only with factor_terms) and the CTR head's CtrFactors (with ctr and factor_terms).

@@ -6,7 +6,7 @@
 //
 //   mtrec::NegativeSampler all = mtrec::ctr_negative_sampler(ds.interactions, ds.num_users(), ds.num_items(), 7);
 //   mtrec::CtrExamples test = mtrec::sample_ctr_examples(test_pos, all, 1);
-//   mtrec::CtrTask ctr = mtrec::fit_ctr(train_pos, valid_pos, ds.num_users(), ds.num_items(), 3,  // train/fit.h
+//   mtrec::CtrFit ctr = mtrec::fit_ctr(train_pos, valid_pos, ds.num_users(), ds.num_items(), 3,  // train/fit.h
 //                                            mtrec::CtrTrainOptions().negatives(1), train_rows);
 //   mtrec::CtrMetrics m = ctr.evaluate(test);             // m.auc, m.gauc, m.logloss, m.per_scenario
 #include <torch/arg.h>
@@ -161,7 +161,7 @@ class CtrExampleSource : public BatchSource {
 
 /// The CTR task: BCE with logits over the batch's labelled examples ("mask/ctr"); validation
 /// AUC, GAUC and logloss on fixed labelled examples.
-class CtrObjective : public Task {
+class CtrObjective : public Objective {
  public:
   explicit CtrObjective(CtrExamples valid) : valid_(std::move(valid)) {}
   std::string name() const override { return "ctr"; }
@@ -173,7 +173,7 @@ class CtrObjective : public Task {
 };
 
 /// A fitted CTR model (by train/fit.h's fit_ctr, or loaded from a checkpoint).
-class CtrTask {
+class CtrFit {
  public:
   /// Click probabilities. Thread-safe: never changes the module's mode. fit() and
   /// from_checkpoint() leave the model in eval mode; throws if it was put back in training mode.
@@ -182,7 +182,7 @@ class CtrTask {
   CtrMetrics evaluate(const CtrExamples& test) const;
 
   Checkpoint to_checkpoint(const IdMap& users, const IdMap& items, const IdMap& scenarios) const;
-  static CtrTask from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
+  static CtrFit from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
 
   CtrModel model{nullptr};
   int epochs_run = 0;

@@ -19,10 +19,10 @@
 // S_u − w_ui·E[i] with S_u the full bag sum.
 //
 // Training runs on the engine (train/trainer.h): DmfModel is the Model, DmfExamples the
-// BatchSource (positives and resampled negatives), DmfObjective the Task; train/fit_dmf.h fits
-// a DmfTask with them.
+// BatchSource (positives and resampled negatives), DmfObjective the Objective; train/fit_dmf.h fits
+// a DmfFit with them.
 //
-//   mtrec::DmfTask dmf = mtrec::fit_dmf(train, valid, ds.num_users(), ds.num_items(),
+//   mtrec::DmfFit dmf = mtrec::fit_dmf(train, valid, ds.num_users(), ds.num_items(),
 //                                       mtrec::DmfTrainOptions().epochs(20).negatives(4));  // train/fit_dmf.h
 //   dmf.set_inputs(train_and_valid);                                     // before scoring the test items
 //   mtrec::RankingReport r = evaluator.evaluate(test, dmf.score_fn());   // HR@10, NDCG@10
@@ -161,7 +161,7 @@ class DmfExamples : public BatchSource {
 /// DMF's task: the normalised cross-entropy over the batch's examples ("mask/dmf" when set).
 /// Validation is a callback (set by the fitter, train/fit_dmf.h: sampled HR@10 by the ranking
 /// evaluator, which tasks/ does not include); without one the task reports no metrics.
-class DmfObjective : public Task {
+class DmfObjective : public Objective {
  public:
   using Validator = std::function<Metrics(Model&)>;
   explicit DmfObjective(Validator validator = {}) : validator_(std::move(validator)) {}
@@ -208,7 +208,7 @@ struct DmfTrainOptions {
 };
 
 /// A fitted DMF (by train/fit_dmf.h's fit_dmf, or loaded from a checkpoint).
-class DmfTask {
+class DmfFit {
  public:
   /// Scores (cosine) of `items` for `user`.
   std::vector<float> score(int32_t user, const std::vector<int32_t>& items) const;
@@ -216,7 +216,7 @@ class DmfTask {
   ScoreFn score_fn() const;
 
   Checkpoint to_checkpoint(const IdMap& users, const IdMap& items) const;
-  static DmfTask from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
+  static DmfFit from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
 
   /// Replaces the interaction matrix the towers read (weights unchanged) and refreshes the
   /// cache. After fitting with a validation split, call it with train + validation rows before

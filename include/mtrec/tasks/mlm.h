@@ -158,7 +158,7 @@ class MlmEngineModel : public Model {
 
 /// The MLM task: cross-entropy on the selected tokens. It also counts, since the last
 /// take_counts(), the selected tokens, those predicted exactly and the token-weighted loss sum.
-class MlmObjective : public Task {
+class MlmObjective : public Objective {
  public:
   struct Counts {
     int64_t masked = 0, correct = 0;

@@ -216,7 +216,7 @@ class NextItemEngineModel : public Model {
 /// from LibTorch's generator on the model's device: uniform, or by training popularity + 1);
 /// validation "HR@10" and "NDCG@10" by fast_full_ranking_hr_ndcg10 on data.valid (empty when no
 /// user has a validation target). `data` must outlive the task.
-class NextItemObjective : public Task {
+class NextItemObjective : public Objective {
  public:
   NextItemObjective(const NextItemData& data, NextItemLoss loss = NextItemLoss::FullSoftmax, int num_negatives = 256);
   std::string name() const override { return "next_item"; }

@@ -12,7 +12,7 @@
 //    retrained on train + validation for the chosen number of epochs. RatingObjective is the
 //    loss the rating head uses inside the jointly trained model.
 //
-//   mtrec::RatingTask task = mtrec::fit_rating(train, valid, ds.num_users(), ds.num_items(),
+//   mtrec::RatingFit task = mtrec::fit_rating(train, valid, ds.num_users(), ds.num_items(),
 //                                              mtrec::RatingTrainOptions().sweeps(200));  // train/fit.h
 //   mtrec::RatingMetrics m = task.evaluate(test);          // m.rmse, m.mae
 //   mtrec::save_checkpoint("mf.ckpt", task.to_checkpoint(ds.users, ds.items));
@@ -101,7 +101,7 @@ class RatingModel : public Model {
 
 /// The rating task: mean over the batch's rated examples ("mask/rating") of the squared error
 /// plus λ·l2; validation RMSE and MAE (predictions clamped to [lo, hi]) on `valid`.
-class RatingObjective : public Task {
+class RatingObjective : public Objective {
  public:
   RatingObjective(double l2, Interactions valid, float lo, float hi);
   std::string name() const override { return "rating"; }
@@ -152,7 +152,7 @@ struct RatingMetrics {
 };
 
 /// A fitted rating model (by train/fit.h's fit_rating, or loaded from a checkpoint).
-class RatingTask {
+class RatingFit {
  public:
   /// Predictions clamped to the training rating range.
   std::vector<float> predict(const std::vector<int32_t>& users, const std::vector<int32_t>& items) const;
@@ -160,7 +160,7 @@ class RatingTask {
 
   /// Parameters, id maps, config and golden pairs; from_checkpoint verifies the golden pairs.
   Checkpoint to_checkpoint(const IdMap& users, const IdMap& items) const;
-  static RatingTask from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
+  static RatingFit from_checkpoint(const Checkpoint& checkpoint, const std::string& device = "auto");
 
   BiasedMF model{nullptr};
   float min_rating = 1, max_rating = 5;

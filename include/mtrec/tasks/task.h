@@ -1,16 +1,16 @@
 #pragma once
-// The training engine's view of a model and of a task (train/trainer.h drives them):
+// The training engine's view of a model and of a task's objective (train/trainer.h drives them):
 //  - a BatchSource is the table of training examples of one split: it says how many there are
 //    in an epoch and turns a list of example rows into a Batch of tensors (user, item, scenario,
 //    per-task labels and masks, ...). It runs on the batcher's prefetch thread, so make_batch
 //    must not touch the model.
 //  - a Model turns a Batch into named outputs in one forward pass, for every task at once.
-//  - a Task reads the outputs it needs and its labels from the batch and returns its loss,
+//  - an Objective (one task's loss) reads the outputs it needs and its labels from the batch and returns its loss,
 //    averaged over the examples whose mask it has set (an example carries only the labels it has);
 //    it reports its validation metrics.
-// A task never owns a loop, a model never owns an optimiser (DESIGN.md, the training engine).
+// An objective never owns a loop, a model never owns an optimiser (DESIGN.md, the training engine).
 //
-//   struct MyTask : mtrec::Task {
+//   struct MyObjective : mtrec::Objective {
 //     std::string name() const override { return "rating"; }
 //     at::Tensor loss(const mtrec::Outputs& out, const mtrec::Batch& b) override {
 //       return mtrec::masked_mean((out.at("rating") - b.at("rating")).pow(2), b.mask("rating"));
@@ -62,9 +62,9 @@ class Model {
   virtual std::vector<std::pair<std::string, double>> lr_scales() const { return {}; }
 };
 
-class Task {
+class Objective {
  public:
-  virtual ~Task() = default;
+  virtual ~Objective() = default;
   virtual std::string name() const = 0;
   /// The task's loss on `outputs` for `batch` (a scalar with a gradient path).
   virtual at::Tensor loss(const Outputs& outputs, const Batch& batch) = 0;

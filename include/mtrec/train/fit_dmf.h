@@ -3,7 +3,7 @@
 // DmfExamples (positives + negatives redrawn per epoch from the epoch's seed) and DmfObjective
 // under dense Adam, with early stopping on the sampled HR@10 of the split's validation rows.
 //
-//   mtrec::DmfTask dmf = mtrec::fit_dmf(train, valid, ds.num_users(), ds.num_items(),
+//   mtrec::DmfFit dmf = mtrec::fit_dmf(train, valid, ds.num_users(), ds.num_items(),
 //                                       mtrec::DmfTrainOptions().epochs(20),
 //                                       mtrec::RunOptions().out_dir("runs/dmf").checkpoint_every(500));
 //   // after a crash: the same call with .resume("runs/dmf/select/last.ckpt") continues exactly.
@@ -21,7 +21,7 @@ namespace mtrec {
 /// protocol D) and keeps the best epoch, stopping after `patience` epochs without gain (stage
 /// "select"); with an empty one, runs `epochs` epochs (stage "train"). There is no refit: the
 /// chosen model scores test items after set_inputs(train + valid).
-DmfTask fit_dmf(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
-                const DmfTrainOptions& options = {}, const RunOptions& run = {});
+DmfFit fit_dmf(const Interactions& train, const Interactions& valid, int32_t num_users, int32_t num_items,
+               const DmfTrainOptions& options = {}, const RunOptions& run = {});
 
 }  // namespace mtrec

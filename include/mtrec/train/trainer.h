@@ -171,7 +171,8 @@ class Trainer {
   /// `tasks`: (task, weight) pairs; the loss is Σ weight·task.loss under static weighting, and
   /// the weights are the starting point (GradNorm) or the prior factor (uncertainty) of the
   /// learned rules (options.weighting). Model, source and tasks must outlive the trainer.
-  Trainer(Model& model, BatchSource& source, std::vector<std::pair<Task*, double>> tasks, TrainerOptions options = {});
+  Trainer(Model& model, BatchSource& source, std::vector<std::pair<Objective*, double>> tasks,
+          TrainerOptions options = {});
   ~Trainer();
   void add_observer(std::shared_ptr<Observer> observer);
   /// Data-parallel training over `comm`'s ranks (train/distributed.h); call before resume() and
@@ -214,7 +215,7 @@ class Trainer {
   const TrainerOptions& options() const { return options_; }
   Model& model() { return model_; }
   /// The tasks and their static weights (the weights in force: state().task_weight).
-  const std::vector<std::pair<Task*, double>>& tasks() const { return tasks_; }
+  const std::vector<std::pair<Objective*, double>>& tasks() const { return tasks_; }
   /// The joint-loss rule and its learned state.
   const LossWeighting& weighting() const { return *weighting_; }
   const std::vector<std::map<std::string, Metrics>>& validations() const { return validations_; }
@@ -227,7 +228,7 @@ class Trainer {
 
   Model& model_;
   BatchSource& source_;
-  std::vector<std::pair<Task*, double>> tasks_;
+  std::vector<std::pair<Objective*, double>> tasks_;
   TrainerOptions options_;
   std::vector<std::shared_ptr<Observer>> observers_;
   std::unique_ptr<Optimizers> opt_;
