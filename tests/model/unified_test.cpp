@@ -56,7 +56,7 @@ struct Toy {
     mlm_rows = items;
   }
   UnifiedModel model(std::vector<std::string> tasks, TextMode text = TextMode::Finetune, double dropout = 0,
-                     bool factor_terms = true) {
+                     bool factor_terms = true, bool user_id_norm = false) {
     nn::TextEncoder enc(
         nn::TextEncoderOptions(vocab, 8).layers(1).heads(2).max_len(8).dropout(dropout).pooling(nn::Pooling::Mean));
     return UnifiedModel(UnifiedOptions(w.data.num_users(), w.data.num_items(), w.data.scenarios.size())
@@ -71,7 +71,8 @@ struct Toy {
                             .dropout(dropout)
                             .id_dropout(0)
                             .text_refresh_every(1000000000)
-                            .factor_terms(factor_terms),
+                            .factor_terms(factor_terms)
+                            .user_id_norm(user_id_norm),
                         text == TextMode::None ? nn::TextEncoder{nullptr} : enc, items, users, 0);
   }
   Batch batch(int64_t n = 48) {
@@ -389,6 +390,35 @@ TEST(Unified, CatalogueScoresAreEachPairsScore) {
   EXPECT_THROW(m->catalogue_scores(Head::Scenario, users, uv, scen), Error);
   UnifiedModel ctr_only = toy.model({"ctr"}, TextMode::None);
   EXPECT_THROW(ctr_only->catalogue_scores(Head::Rating, users, uv, scen), Error);
+}
+
+// user_id_norm: the ID part of a known user's vector (its vector minus the same history's
+// without an ID) has the LayerNorm's norm sqrt(d) instead of the embedding's ~0.05 sqrt(d).
+TEST(Unified, UserIdNormGivesTheIdTheSequenceStatesScale) {
+  test::OneThread one;
+  torch::NoGradGuard g;
+  Toy toy;
+  for (bool on : {false, true}) {
+    torch::manual_seed(8);
+    UnifiedModel m = toy.model({"next_item"}, TextMode::None, 0, true, on);
+    m->eval();
+    const at::Tensor hist = torch::zeros({3, 6}, torch::kInt64);
+    const at::Tensor with_id = m->user_vectors(torch::tensor({0, 4, 9}, torch::kInt64), hist);
+    const at::Tensor no_id = m->user_vectors(torch::tensor({-1, -1, -1}, torch::kInt64), hist);
+    const at::Tensor id_norm = (with_id - no_id).norm(2, 1);
+    const std::vector<int64_t> ids = {0, 4, 9};
+    for (int64_t r = 0; r < 3; ++r) {
+      if (on) {
+        // LayerNorm (gamma 1, beta 0, eps 1e-5) of the row e: norm sqrt(d · var(e) / (var(e) + eps)).
+        const double v = m->user_emb->weight[ids[size_t(r)]].var(/*unbiased=*/false).item<double>();
+        EXPECT_NEAR(id_norm[r].item<double>(), std::sqrt(8.0 * v / (v + 1e-5)), 1e-4) << r;
+      } else {
+        EXPECT_LT(id_norm[r].item<double>(), 0.5) << r;
+      }
+    }
+  }
+  // Checkpoints written before the option load without it.
+  EXPECT_FALSE(unified_options_from_json(R"({"num_users":1,"num_items":1,"num_scenarios":1})").user_id_norm());
 }
 
 TEST(Unified, JointCheckpointRoundTripsToIdenticalScores) {
