@@ -103,7 +103,7 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
   for (const auto& [task, metric] : kMain) {
     row("M", "joint (mmoe + star, static)", task + " " + metric, get(joint.test.overall, task, metric), "", joint.wall);
     JointTrainOptions so = base;
-    so.tasks({task});
+    so.tasks({parse_head(task)});
     Run single = run(ds, split, so);
     row("M", "single-task " + task, task + " " + metric, get(single.test.overall, task, metric), "", single.wall);
   }
@@ -148,9 +148,9 @@ void synthetic(const JointTrainOptions& base, uint64_t seed) {
   };
   {
     JointTrainOptions so = base;
-    std::vector<std::string> t;
-    for (const auto& x : base.tasks())
-      if (x != "mlm") t.push_back(x);
+    std::vector<Head> t;
+    for (const Head x : base.tasks())
+      if (x != Head::Mlm) t.push_back(x);
     so.tasks(t);
     ablate("λ = 0 (no MLM)", so);
   }
@@ -222,7 +222,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
   Dataset ds = read_movielens_100k(dir);
   Split loo = protocol_split(ds.interactions, "loo", seed);
   Run joint_s = run(ds, loo, base);
-  Run single_s = run(ds, loo, JointTrainOptions(base).tasks({"next_item"}));
+  Run single_s = run(ds, loo, JointTrainOptions(base).tasks({Head::NextItem}));
   for (const char* m : {"HR@10", "NDCG@10"}) {
     row("S", "joint", std::string("next_item ") + m, get(joint_s.test.overall, "next_item", m), "full ranking",
         joint_s.wall);
@@ -232,7 +232,7 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
   auto fold = read_movielens_100k_fold(dir, "1");
   Split u1 = fold_split(fold.split, kFoldValidFraction, seed);
   Run joint_c = run(fold.data, u1, base);
-  Run single_c = run(fold.data, u1, JointTrainOptions(base).tasks({"ctr"}));
+  Run single_c = run(fold.data, u1, JointTrainOptions(base).tasks({Head::Ctr}));
   row("C", "joint", "ctr auc", get(joint_c.test.overall, "ctr", "auc"),
       fmt::format("gauc {:.4f}", get(joint_c.test.overall, "ctr", "gauc")), joint_c.wall);
   row("C", "single-task ctr", "ctr auc", get(single_c.test.overall, "ctr", "auc"),

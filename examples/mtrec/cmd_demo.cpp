@@ -127,7 +127,7 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
     for (const auto& [task, metric] : main_metrics()) {
       if (!fit.model->options.has_task(parse_head(task)) || task == "scenario") continue;
       JointTrainOptions so = o;
-      so.tasks({task});
+      so.tasks({parse_head(task)});
       RunOptions quiet;
       JointFit single = fit_joint(ds, split, so, quiet);
       JointReport sr = evaluate_joint(single.model, ds, known, test, single.eval_options());

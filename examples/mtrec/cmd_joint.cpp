@@ -23,14 +23,14 @@ namespace mtrec::cli {
 void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
   static std::string tasks;
   tasks.clear();
-  for (const auto& t : o.tasks()) tasks += (tasks.empty() ? "" : ",") + t;
+  for (const Head h : o.tasks()) tasks += (tasks.empty() ? "" : ",") + std::string(head_name(h));
   cmd->add_option_function<std::string>(
          "--tasks",
          [&o](const std::string& v) {
-           std::vector<std::string> t;
+           std::vector<Head> t;
            std::stringstream ss(v);
            for (std::string s; std::getline(ss, s, ',');)
-             if (!s.empty()) t.push_back(head_name(parse_head(s)));  // an unknown name fails here, naming the heads
+             if (!s.empty()) t.push_back(parse_head(s));  // an unknown name fails here, naming the heads
            o.tasks(t);
          },
          "joint: comma-separated tasks (rating,ctr,next_item,match,scenario,mlm; those the data lacks are left out)")

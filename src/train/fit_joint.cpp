@@ -62,8 +62,7 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
 
   // The tasks this data can serve.
   std::vector<Head> tasks;
-  for (const auto& name : o.tasks()) {
-    const Head t = parse_head(name);
+  for (const Head t : o.tasks()) {
     std::string why;
     if (t == Head::Rating && (!x.has_rating || (multi && ds.behaviors.find("rating") < 0)))
       why = "the data has no star ratings";

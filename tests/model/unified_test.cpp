@@ -477,7 +477,7 @@ TEST(Unified, ScenarioClassifierBeatsTheMajorityClass) {
   Split split = temporal_split(w.data.interactions, 0.8, 0.1);
   // The classifier reads the encoder, so it learns at the full rate here (the joint default
   // fine-tunes the encoder slowly for the sake of the cached catalogue vectors).
-  JointTrainOptions o = tiny_joint().tasks({"scenario"}).text_lr_scale(1);
+  JointTrainOptions o = tiny_joint().tasks({Head::Scenario}).text_lr_scale(1);
   o.trainer().epochs(2).lr(5e-3);
   JointFit fit = fit_joint(w.data, split, o, {});
   std::vector<size_t> known = split.train;

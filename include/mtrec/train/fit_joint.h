@@ -32,8 +32,7 @@ namespace mtrec {
   /* columns and the global mean. */                                                            \
   X(UnifiedOptions, model, {})                                                                  \
   /* those the data has */                                                                      \
-  X(std::vector<std::string>, tasks,                                                            \
-    (std::vector<std::string>{"rating", "ctr", "next_item", "match", "scenario", "mlm"}))       \
+  X(std::vector<Head>, tasks, all_heads())                                                      \
   /* static weight per task (default 1; mlm: mlm_lambda) */                                     \
   X(TaskWeights, weights, {})                                                                   \
   X(double, mlm_lambda, 0.1)                                                                    \
