@@ -35,7 +35,7 @@
 #include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/dmf.h"
 #include "mtrec/tasks/fusion.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/tasks/rating.h"
 #include "mtrec/train/fit.h"
 #include "mtrec/train/fit_dmf.h"

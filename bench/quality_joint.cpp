@@ -36,7 +36,7 @@
 #include "mtrec/model/joint_eval.h"
 #include "mtrec/serve/recommender.h"
 #include "mtrec/tasks/fusion.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/train/fit_joint.h"
 
 using namespace mtrec;

@@ -24,7 +24,7 @@
 #include "mtrec/eval/protocols.h"
 #include "mtrec/tasks/ctr.h"
 #include "mtrec/tasks/dmf.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/tasks/rating.h"
 #include "mtrec/train/distributed.h"
 #include "mtrec/train/fit_dmf.h"

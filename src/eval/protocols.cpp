@@ -7,8 +7,8 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/sampler.h"
-#include "mtrec/tasks/ctr.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/ctr_examples.h"
+#include "mtrec/data/labels.h"
 
 namespace mtrec {
 namespace {

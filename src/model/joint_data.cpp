@@ -10,7 +10,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/split.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/tasks/next_item.h"
 #include "mtrec/text/tokenizer.h"
 

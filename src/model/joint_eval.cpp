@@ -12,7 +12,7 @@
 #include "mtrec/eval/evaluator.h"
 #include "mtrec/eval/metrics.h"
 #include "mtrec/model/joint_data.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/text/tokenizer.h"
 
 namespace mtrec {

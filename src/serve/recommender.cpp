@@ -23,7 +23,7 @@
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/serve/index.h"
 #include "mtrec/tasks/fusion.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/tasks/next_item.h"
 
 namespace mtrec {

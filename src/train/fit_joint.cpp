@@ -13,7 +13,7 @@
 #include "mtrec/core/log.h"
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/joint_tasks.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/core/random.h"
 #include "mtrec/train/distributed.h"
 #include "mtrec/train/pretrain.h"

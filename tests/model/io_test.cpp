@@ -13,7 +13,7 @@
 #include "mtrec/core/io.h"
 #include "mtrec/model/io.h"
 #include "mtrec/serve/recommender.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/train/fit.h"
 #include "mtrec/train/fit_dmf.h"
 #include "mtrec/train/fit_next_item.h"

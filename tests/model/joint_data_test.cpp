@@ -12,7 +12,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/data/batcher.h"
 #include "mtrec/data/split.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "test_torch.h"
 
 namespace mtrec {

@@ -20,7 +20,7 @@
 #include "mtrec/model/joint_eval.h"
 #include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "serve_fixture.h"
 #include "test_joint.h"
 #include "test_util.h"

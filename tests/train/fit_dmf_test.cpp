@@ -10,7 +10,7 @@
 #include "mtrec/data/synthetic.h"
 #include "mtrec/nn/checkpoint.h"
 #include "mtrec/tasks/dmf.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/train/fit_dmf.h"
 #include "mtrec/train/trainer.h"
 #include "test_torch.h"

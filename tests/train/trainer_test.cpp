@@ -10,7 +10,7 @@
 #include "mtrec/data/batcher.h"
 #include "mtrec/data/synthetic.h"
 #include "mtrec/nn/checkpoint.h"
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/tasks/rating.h"
 #include "mtrec/train/observers.h"
 #include "mtrec/train/optim.h"

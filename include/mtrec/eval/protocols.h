@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "mtrec/data/ctr_examples.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/data/split.h"
 #include "mtrec/eval/evaluator.h"
@@ -28,7 +29,6 @@
 namespace mtrec {
 
 class NegativeSampler;
-struct CtrExamples;  // tasks/ctr.h
 
 // ---- splits ---------------------------------------------------------------------------------
 

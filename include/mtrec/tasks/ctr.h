@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "mtrec/core/options.h"
+#include "mtrec/data/ctr_examples.h"
 #include "mtrec/data/sampler.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/nn/checkpoint.h"
@@ -83,25 +84,6 @@ void upgrade_ctr_factor_names(Checkpoint& checkpoint, const std::string& old_use
 /// Mean binary cross-entropy on logits, over the examples where `mask` is true (all when it
 /// is undefined). Logits [B] or [B, C] (one column per label: each example's mean over them).
 torch::Tensor ctr_loss(const torch::Tensor& logits, const torch::Tensor& labels, const torch::Tensor& mask = {});
-
-/// Labelled (user, item, scenario) triples.
-struct CtrExamples {
-  std::vector<int32_t> user, item, scenario;
-  std::vector<float> label;
-  size_t size() const { return user.size(); }
-};
-
-/// Every row of `positives` with label 1, plus `ratio` items per row drawn from `sampler`
-/// (items the sampler's user has not interacted with) with label 0 and the row's scenario.
-CtrExamples sample_ctr_examples(const Interactions& positives, NegativeSampler& sampler, int ratio);
-
-/// The one pool CTR negatives come from, in training and in test alike: for user u, the items
-/// u has no row for in `interactions`. Every row counts, not only positives (on MovieLens an
-/// item rated 2 stars is an observed interaction, not an unseen item). Training passes the
-/// rows it learns from (fit_ctr's positives and `seen`); a test set passes every row of
-/// the data set, so its negatives are unseen in training and test alike.
-NegativeSampler ctr_negative_sampler(const Interactions& interactions, int32_t num_users, int32_t num_items,
-                                     uint64_t seed);
 
 #define MTREC_CTR_TRAIN_OPTIONS(X)                                \
   X(int64_t, dim, 32)                                             \

@@ -1,4 +1,4 @@
-#include "mtrec/tasks/labels.h"
+#include "mtrec/data/labels.h"
 
 #include "mtrec/core/check.h"
 
