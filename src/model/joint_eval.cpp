@@ -203,12 +203,13 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
   // Users per chunk: about 256k (user, item) pairs through the experts at a time.
   const size_t step = std::max<size_t>(1, size_t(262144 / std::max<int64_t>(1, I)));
   std::vector<at::Tensor> rows;
+  const at::Tensor table = model->item_vectors();  // once, not per chunk
   for (size_t a = 0; a < users.size(); a += step) {
     std::vector<int32_t> uu(users.begin() + long(a), users.begin() + long(std::min(users.size(), a + step)));
     at::Tensor ut = ids_tensor(uu, device);
-    at::Tensor uv = model->user_vectors(ut, hist.pack(uu, model->options.max_history()).to(device));
+    at::Tensor uv = model->user_vectors(ut, hist.pack(uu, model->options.max_history()).to(device), table, {}, {});
     at::Tensor scen = torch::full({int64_t(uu.size())}, int64_t(scenario), torch::kInt64).to(device);
-    rows.push_back(model->catalogue_scores(head, ut, uv, scen).cpu());
+    rows.push_back(model->catalogue_scores(head, ut, uv, scen, table).cpu());
   }
   return rows.empty() ? torch::zeros({0, I}) : torch::cat(rows, 0).to(torch::kFloat);
 }

@@ -69,7 +69,6 @@ UnifiedOptions unified_options_from_json(const std::string& text) {
   }
   UnifiedOptions o;
   if (!j.contains("factor_terms")) o.factor_terms(false);  // written before the option: without them
-  if (!j.contains("user_id_norm")) o.user_id_norm(false);
   options_from_json(o, j, "unified model options");
   return o;
 }
