@@ -11,9 +11,8 @@
 //     - S: next-item HR@10 / NDCG@10, leave-one-out, full ranking, joint against the same
 //       model with only next_item;
 //     - C: u1, rating >= 4 positives + 4 sampled negatives, AUC, joint against CTR only;
-//   speed: examples/s of the joint step (text fine-tuned, frozen, off) and the share of the
-//     step spent in the text encoder.
-// Usage: quality_joint [--data-dir DIR] [--only synthetic|ml100k|speed] [--epochs N] [--folds N]
+// The joint step's speed is bench/bench_joint's.
+// Usage: quality_joint [--data-dir DIR] [--only synthetic|ml100k] [--epochs N] [--folds N]
 //                      [--seed N] [--device auto|cpu|cuda] [--threads N]
 #include <ATen/Parallel.h>
 #include <CLI/CLI.hpp>
@@ -239,42 +238,15 @@ void movielens(const std::string& dir, const JointTrainOptions& base, int folds,
       fmt::format("gauc {:.4f}", get(single_c.test.overall, "ctr", "gauc")), single_c.wall);
 }
 
-void speed(const JointTrainOptions& base, uint64_t seed, const std::string& device) {
-  fmt::print(
-      "\nspeed: joint step on the synthetic world (1000 users, 500 items, 60k exposures), one epoch, no "
-      "validation, batch {}, {}\n",
-      base.trainer().batch_size(), describe_device(choose_device(device)));
-  SyntheticWorld w = generate_world(SyntheticOptions().users(1000).items(500).interactions(60000).seed(seed));
-  Split split = protocol_split(w.data.interactions, "temporal", seed);
-  split.valid.clear();
-  double none_rate = 0;
-  std::vector<std::pair<std::string, double>> rates;
-  for (const char* text : {"none", "frozen", "finetune"})
-    for (bool bf16 : {false, true}) {
-      if (bf16 && choose_device(device).is_cpu()) continue;  // bf16 autocast is CUDA-only here
-      JointTrainOptions o = JointTrainOptions(base).text(text).epochs(1);
-      o.trainer().bf16(bf16);
-      const auto t0 = Clock::now();
-      JointFit f = fit_joint(w.data, split, o, {});
-      const double rate = double(f.summary.state.examples) / f.seconds;
-      if (std::string(text) == "none" && !bf16) none_rate = rate;
-      row("T", fmt::format("text {}{}", text, bf16 ? ", bf16" : ""), "examples/s", rate,
-          none_rate > 0 && std::string(text) != "none"
-              ? fmt::format("text encoder share of the step {:.0f}%", 100 * (1 - rate / none_rate))
-              : "",
-          since(t0));
-    }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app("Quality of the unified model (protocol M), ML-100K R/S/C and the joint step's speed");
+  CLI::App app("Quality of the unified model (protocol M) and ML-100K R/S/C");
   std::string data_dir = "../shared/data/ml-100k", only, device = "auto";
   int epochs = 3, folds = 5, threads = 0;
   uint64_t seed = 42;
   app.add_option("--data-dir", data_dir)->capture_default_str();
-  app.add_option("--only", only, "synthetic|ml100k|speed")->check(CLI::IsMember({"", "synthetic", "ml100k", "speed"}));
+  app.add_option("--only", only, "synthetic|ml100k")->check(CLI::IsMember({"", "synthetic", "ml100k"}));
   app.add_option("--epochs", epochs)->capture_default_str();
   app.add_option("--folds", folds)->capture_default_str();
   app.add_option("--seed", seed)->capture_default_str();
@@ -307,6 +279,5 @@ int main(int argc, char** argv) {
     else
       fmt::print("\nML-100K skipped: {} has no u.data (pass --data-dir)\n", data_dir);
   }
-  if (only.empty() || only == "speed") speed(base, seed, device);
   return 0;
 }

@@ -20,6 +20,9 @@ struct OneThread {
   ~OneThread() { at::set_num_threads(saved); }
 };
 
+/// A parameter's gradient as a dense tensor (embedding tables with sparse gradients give COO ones).
+inline at::Tensor dense_grad(const at::Tensor& p) { return p.grad().is_sparse() ? p.grad().to_dense() : p.grad(); }
+
 /// Throws from after_batch once the trainer has taken optimiser step `at_step`: a crash in
 /// the middle of a run, for the resume tests.
 struct CrashAtStep : Observer {

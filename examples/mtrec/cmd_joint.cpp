@@ -59,6 +59,18 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
   cmd->add_option("--text-refresh-every", o.model().text_refresh_every(),
                   "joint: training steps between text-cache refreshes")
       ->capture_default_str();
+  cmd->add_option("--profile-refresh-every", o.model().profile_refresh_every(),
+                  "joint: training steps between profile-text cache refreshes (0: with the items')")
+      ->capture_default_str();
+  cmd->add_option("--text-finetune-items", o.model().text_finetune_items(),
+                  "joint: a batch's distinct items encoded with gradient, at most (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--scenario-rows", o.model().scenario_rows(),
+                  "joint: rows per batch the scenario classifier trains on, at most (0: all)")
+      ->capture_default_str();
+  cmd->add_option("--sparse-ids", o.model().sparse_ids(),
+                  "joint: row-sparse gradients and lazy Adam for the ID tables looked up by row")
+      ->capture_default_str();
   cmd->add_option("--text-lr-scale", o.model().text_lr_scale(),
                   "joint: the text encoder's lr as a multiple of the model's")
       ->capture_default_str();

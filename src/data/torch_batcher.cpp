@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "mtrec/core/check.h"
+#include "mtrec/core/profile.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/batcher.h"
 
@@ -100,6 +101,7 @@ int64_t Batcher::share_size_of(int64_t b) const {
 }
 
 Batch Batcher::assemble(int64_t b) const {
+  MTREC_PROFILE("batch assembly");  // on the prefetch thread: overlaps the steps
   std::vector<int64_t> rows = rows_of(b);
   // An empty share borrows the global batch's first example: the rank runs the step like the
   // others (a model may count its forward passes) and weighs it by its share, 0.

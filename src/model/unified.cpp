@@ -8,6 +8,7 @@
 
 #include "../core/options_json.h"
 #include "mtrec/core/check.h"
+#include "mtrec/core/profile.h"
 
 namespace mtrec {
 
@@ -43,6 +44,9 @@ void UnifiedOptions::validate() const {
   MTREC_CHECK(match_temperature_ > 0, "unified model: match_temperature must be > 0, got ", match_temperature_);
   MTREC_CHECK(next_item_negatives_ >= 0, "unified model: next_item_negatives must be >= 0, got ", next_item_negatives_);
   MTREC_CHECK(text_refresh_every_ > 0, "unified model: text_refresh_every must be > 0, got ", text_refresh_every_);
+  MTREC_CHECK(profile_refresh_every_ >= 0 && text_finetune_items_ >= 0 && scenario_rows_ >= 0,
+              "unified model: profile_refresh_every, text_finetune_items and scenario_rows must be >= 0, got ",
+              profile_refresh_every_, ", ", text_finetune_items_, ", ", scenario_rows_);
   if (text_ == TextMode::None)
     for (Head h : {Head::Scenario, Head::Mlm})
       MTREC_CHECK(!has_task(h), "unified model: task '", head_name(h), "' needs the text encoder (text mode is none)");
@@ -129,8 +133,8 @@ void UnifiedModelImpl::reset() {
   const bool has_text = o.text() != TextMode::None;
   const int64_t td = has_text ? text->options.output_dim() : 0;
   if (has_text) register_module("text", text);
-  auto table = [&](const char* name, int64_t n, int64_t w, double std) {
-    auto e = register_module(name, torch::nn::Embedding(n, w));
+  auto table = [&](const char* name, int64_t n, int64_t w, double std, bool sparse = false) {
+    auto e = register_module(name, torch::nn::Embedding(torch::nn::EmbeddingOptions(n, w).sparse(sparse)));
     torch::NoGradGuard g;
     if (std > 0)
       e->weight.normal_(0, std);
@@ -138,14 +142,16 @@ void UnifiedModelImpl::reset() {
       e->weight.zero_();
     return e;
   };
-  user_emb = table("user_emb", U, d, 0.05);
+  user_emb = table("user_emb", U, d, 0.05, o.sparse_ids());  // item_emb is the whole table's (next_item)
   item_emb = table("item_emb", I, d, 0.05);
   if (o.user_id_norm())
     user_id_ln = register_module("user_id_ln", torch::nn::LayerNorm(torch::nn::LayerNormOptions({d})));
   if (o.has_task(Head::Rating))
-    rating_mf = register_module(
-        "rating_mf",
-        BiasedMF(BiasedMFOptions(U, I).dim(o.factor_terms() ? d : 0).init_std(0.05).global_mean(o.global_mean())));
+    rating_mf = register_module("rating_mf", BiasedMF(BiasedMFOptions(U, I)
+                                                          .dim(o.factor_terms() ? d : 0)
+                                                          .init_std(0.05)
+                                                          .global_mean(o.global_mean())
+                                                          .sparse(o.sparse_ids())));
   scenario_emb = table("scenario_emb", S, sd, 0.05);
   position_emb = table("position_emb", o.max_history(), d, 0.05);
   if (has_text) {
@@ -183,7 +189,7 @@ void UnifiedModelImpl::reset() {
     if (o.has_task(Head::Ctr)) ctr_out = register_module("ctr_out", torch::nn::Linear(eo.out_dim(), o.ctr_columns()));
   }
   if (o.factor_terms() && o.has_task(Head::Ctr)) {
-    ctr_factors = register_module("ctr_factors", CtrFactors(U, I, d));
+    ctr_factors = register_module("ctr_factors", CtrFactors(U, I, d, o.sparse_ids()));
     ctr_factors->init(0.05);
   }
   if (o.has_task(Head::NextItem)) next_proj = register_module("next_proj", torch::nn::Linear(d, d));
@@ -220,19 +226,31 @@ at::Tensor UnifiedModelImpl::encode_texts(const at::Tensor& tokens, const at::Te
   return text->forward(t, m).pooled;
 }
 
-void UnifiedModelImpl::refresh_text_cache() {
-  if (options.text() == TextMode::None) return;
+void UnifiedModelImpl::refresh_text_cache() { refresh_caches(true, true); }
+
+void UnifiedModelImpl::refresh_caches(bool items, bool users) {
+  if (options.text() == TextMode::None || (!items && !users)) return;
+  MTREC_PROFILE("text cache refresh");
   torch::NoGradGuard g;
   const bool was_training = text->is_training();
   text->eval();
+  // In chunks of texts of similar length, since a chunk is as wide as its longest text: in row
+  // order a refresh of the goodbooks-sized world's items took 1.4x as long (bench_joint).
   auto fill = [&](const at::Tensor& tokens, const at::Tensor& mask, at::Tensor& cache) {
+    const at::Tensor order = std::get<1>(mask.sum(1).sort(/*stable=*/true, /*dim=*/0, /*descending=*/false));
     for (int64_t s = 0; s < tokens.size(0); s += 512) {
-      const int64_t n = std::min<int64_t>(512, tokens.size(0) - s);
-      cache.narrow(0, s, n).copy_(encode_texts(tokens.narrow(0, s, n), mask.narrow(0, s, n)));
+      const at::Tensor rows = order.narrow(0, s, std::min<int64_t>(512, tokens.size(0) - s));
+      cache.index_copy_(0, rows, encode_texts(tokens.index_select(0, rows), mask.index_select(0, rows)));
     }
   };
-  fill(item_tokens, item_token_mask, item_text_cache);
-  fill(user_tokens, user_token_mask, user_text_cache);
+  if (items) {
+    MTREC_PROFILE("items");
+    fill(item_tokens, item_token_mask, item_text_cache);
+  }
+  if (users) {
+    MTREC_PROFILE("profiles");
+    fill(user_tokens, user_token_mask, user_text_cache);
+  }
   text->train(was_training);
 }
 
@@ -246,7 +264,17 @@ at::Tensor UnifiedModelImpl::text_vectors(bool items, const at::Tensor& ids) {
     // Not written back: these are drawn with dropout, and a catalogue table mixing noisy fresh
     // rows (always the batch's targets) with clean cached ones taught the retrieval heads to
     // spot the noise instead of the item. The cache is refreshed in eval mode instead.
-    return encode_texts(tok.index_select(0, ids), msk.index_select(0, ids));
+    MTREC_PROFILE("text encoder");
+    const int64_t n = ids.size(0), k = options.text_finetune_items();
+    if (k == 0 || n <= k) return encode_texts(tok.index_select(0, ids), msk.index_select(0, ids));
+    // The towers read every item from the cache, and a random k of them carry the gradient of
+    // a fresh encoding, scaled by n / k (value cache + (fresh - fresh)·n/k): the encoder gets an
+    // unbiased estimate of the full gradient from a sample of the batch's items, while the
+    // towers see the vectors evaluation sees.
+    at::Tensor pick = torch::randperm(n, ids.options()).narrow(0, 0, k);
+    at::Tensor sel = ids.index_select(0, pick);
+    at::Tensor fresh = encode_texts(tok.index_select(0, sel), msk.index_select(0, sel));
+    return cache.index_select(0, ids).index_add(0, pick, (fresh - fresh.detach()) * (double(n) / double(k)));
   }
   return cache.index_select(0, ids);
 }
@@ -274,6 +302,7 @@ at::Tensor UnifiedModelImpl::user_vec(const at::Tensor& users, const at::Tensor&
   }
   // The causal sequence encoder over the recent items; right-aligned, so the last column is
   // the latest item and positions count back from it.
+  MTREC_PROFILE("sequence encoder");
   at::Tensor h = history;
   if (h.size(1) > options.max_history()) h = h.narrow(1, h.size(1) - options.max_history(), options.max_history());
   const int64_t B = h.size(0), L = h.size(1);
@@ -331,7 +360,15 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
   const bool training = is_training();
   if (training) {
     train_steps.add_(1);
-    if (o.text() != TextMode::None && train_steps.item<int64_t>() % o.text_refresh_every() == 0) refresh_text_cache();
+    if (o.text() != TextMode::None) {
+      int64_t step = 0;
+      {
+        MTREC_PROFILE("host syncs");
+        step = train_steps.item<int64_t>();
+      }
+      const int64_t profiles = o.profile_refresh_every() > 0 ? o.profile_refresh_every() : o.text_refresh_every();
+      refresh_caches(step % o.text_refresh_every() == 0, step % profiles == 0);
+    }
   }
   const at::Tensor& users = b.at("user");
   const at::Tensor& items = b.at("item");
@@ -339,6 +376,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
   if (ranking || o.has_task(Head::NextItem) || o.has_task(Head::Match)) {
     const at::Tensor& scen = b.at("scenario");
     if (scen.numel()) {
+      MTREC_PROFILE("host syncs");
       const int64_t lo = scen.min().item<int64_t>(), hi = scen.max().item<int64_t>();
       MTREC_CHECK(lo >= 0 && hi < o.num_scenarios(), "unified model: scenario ids must be in [0, ", o.num_scenarios(),
                   "), the batch has ", lo, "..", hi);
@@ -346,7 +384,11 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     // The catalogue table (history items, next-item and match) reads the text cache; the
     // batch's own items are encoded fresh (with gradient when fine-tuning) for the ranking
     // towers, once per distinct item.
-    at::Tensor table = item_vectors();
+    at::Tensor table;
+    {
+      MTREC_PROFILE("item table");
+      table = item_vectors();
+    }
     at::Tensor keep = item_seen.index_select(0, items).to(table.scalar_type());
     if (training && o.id_dropout() > 0)  // the towers must also score from text alone (cold start)
       keep = keep * torch::bernoulli(torch::full({items.size(0)}, 1 - o.id_dropout(), table.options()));
@@ -356,8 +398,13 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       auto [uniq, inv] = at::_unique(items, /*sorted=*/true, /*return_inverse=*/true);
       ivec = ivec + item_text_proj(text_vectors(true, uniq)).index_select(0, inv);
     }
-    at::Tensor uvec = user_vec(users, b.at("history"), table, training);
+    at::Tensor uvec;
+    {
+      MTREC_PROFILE("user vector");
+      uvec = user_vec(users, b.at("history"), table, training);
+    }
     if (ranking) {
+      MTREC_PROFILE("experts and towers");
       std::vector<at::Tensor> h;
       cross(uvec, ivec, scen, &h);
       at::Tensor user_keep;
@@ -371,6 +418,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       if (r.ctr_logit.defined()) out["ctr_logit"] = r.ctr_logit;
     }
     if (o.has_task(Head::NextItem)) {
+      MTREC_PROFILE("next_item");
       at::Tensor idx = b.mask("next_item").defined() ? b.mask("next_item").nonzero().squeeze(1)
                                                      : torch::arange(users.size(0), users.options());
       out["next_item/hidden"] = next_proj(uvec.index_select(0, idx));
@@ -378,6 +426,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       out["next_item/table"] = table;
     }
     if (o.has_task(Head::Match)) {
+      MTREC_PROFILE("match");
       at::Tensor idx = b.mask("match").defined() ? b.mask("match").nonzero().squeeze(1)
                                                  : torch::arange(users.size(0), users.options());
       auto [mi, minv] = at::_unique(items.index_select(0, idx), true, true);
@@ -390,7 +439,10 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     }
   }
   if (o.has_task(Head::Scenario) && b.has("context_ids")) {
+    MTREC_PROFILE("scenario");
     at::Tensor idx = b.mask("scenario").nonzero().squeeze(1);
+    if (training && o.scenario_rows() > 0 && idx.size(0) > o.scenario_rows())  // a random share of them
+      idx = idx.index_select(0, torch::randperm(idx.size(0), idx.options()).narrow(0, 0, o.scenario_rows()));
     at::Tensor ids = b.at("context_ids").index_select(0, idx), m = b.at("context_mask").index_select(0, idx);
     if (idx.numel()) {
       // Many rows of a batch share a context (a session's query or page): encode each once.
@@ -405,6 +457,7 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     out["scenario/target"] = b.at("scenario").index_select(0, idx);
   }
   if (o.has_task(Head::Mlm) && b.has("mlm/input_ids")) {
+    MTREC_PROFILE("mlm");
     at::Tensor hidden = text->encode(b.at("mlm/input_ids"), b.at("mlm/attention_mask"));
     const at::Tensor& sel = b.at("mlm/selected");
     out["mlm/logits"] = mlm(hidden.index({sel}), text->token_embedding_weight());
@@ -528,6 +581,14 @@ void upgrade_unified_state(Checkpoint& ck, const UnifiedOptions& o) {
 }
 
 torch::nn::Module& UnifiedEngineModel::module() { return *model_; }
+std::vector<std::string> UnifiedEngineModel::sparse_parameters() const {
+  std::vector<std::string> names;
+  for (const auto& p : model_->named_parameters(true))
+    if (p.key().rfind("user_emb.", 0) == 0 || p.key().rfind("rating_mf.", 0) == 0 ||
+        p.key().rfind("ctr_factors.", 0) == 0)
+      if (model_->options.sparse_ids()) names.push_back(p.key());
+  return names;
+}
 Outputs UnifiedEngineModel::forward(const Batch& batch) { return model_->forward(batch); }
 
 }  // namespace mtrec

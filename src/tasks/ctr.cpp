@@ -17,12 +17,15 @@
 
 namespace mtrec {
 
-CtrFactorsImpl::CtrFactorsImpl(int64_t num_users, int64_t num_items, int64_t dim) {
+CtrFactorsImpl::CtrFactorsImpl(int64_t num_users, int64_t num_items, int64_t dim, bool sparse) {
   MTREC_CHECK(num_users > 0 && num_items > 0 && dim > 0, "CtrFactors needs positive sizes, got users=", num_users,
               " items=", num_items, " dim=", dim);
-  user = register_module("user", torch::nn::Embedding(num_users, dim));
-  item = register_module("item", torch::nn::Embedding(num_items, dim));
-  bias = register_module("bias", torch::nn::Embedding(num_items, 1));
+  auto table = [&](int64_t n, int64_t d) {
+    return torch::nn::Embedding(torch::nn::EmbeddingOptions(n, d).sparse(sparse));
+  };
+  user = register_module("user", table(num_users, dim));
+  item = register_module("item", table(num_items, dim));
+  bias = register_module("bias", table(num_items, 1));
 }
 
 void CtrFactorsImpl::init(double std) {

@@ -11,6 +11,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/log.h"
+#include "mtrec/core/profile.h"
 #include "mtrec/core/random.h"
 #include "mtrec/nn/compat.h"
 #include "mtrec/train/distributed.h"
@@ -193,12 +194,21 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
   at::Tensor total;
   {
     nn::AutocastGuard autocast(opt_->device, at::kBFloat16, o.bf16() && opt_->device.is_cuda());
-    Outputs out = model_.forward(batch);
-    for (const auto& [task, w] : tasks_) task_losses.push_back(task->loss(out, batch).to(at::kFloat));
+    Outputs out;
+    {
+      MTREC_PROFILE("forward");
+      out = model_.forward(batch);
+    }
+    MTREC_PROFILE("losses");
+    for (const auto& [task, w] : tasks_) {
+      ProfileScope scope(task->name().c_str());
+      task_losses.push_back(task->loss(out, batch).to(at::kFloat));
+    }
   }
   const bool learned = weighting_->learned();
   std::vector<double> v(n_tasks + 1, 0.0);
   if (local) {
+    MTREC_PROFILE("readback");
     total = weighting_->joint_loss(task_losses);  // GradNorm measures ||∇_W L_t|| here
     // Every task's loss, the total and the learned weights come back to the host in one copy
     // (one synchronisation a step on CUDA), for the NaN guard and the observers.
@@ -236,6 +246,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
   if (finite) {
     if (dp_) dp_->arm(apply);
     if (local) {
+      MTREC_PROFILE("backward");
       const double scale = share / o.accumulate();
       (scale != 1.0 ? total * scale : total).backward();
       if (learned) weighting_->backward(std::vector<double>(v.begin(), v.begin() + long(n_tasks)), scale);
@@ -250,6 +261,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
       ++s.comm_steps;
     }
     // Non-finite gradients with a finite loss (an overflow in backward) are caught here.
+    MTREC_PROFILE("clip");
     double norm = o.clip_norm() > 0 ? gradient_norm(opt_->all_params) : 0.0;
     if (o.clip_norm() > 0) {
       if (!std::isfinite(norm)) {
@@ -285,6 +297,7 @@ bool Trainer::step_batch(const Batch& batch, bool apply, int64_t global_size, in
                         s.epoch);
     const double sparse_base = o.sparse_lr() > 0 ? o.sparse_lr() : o.lr();
     opt_->set_lr(s.lr, s.lr * sparse_base / o.lr());
+    MTREC_PROFILE("optimizer");
     opt_->step();
     opt_->zero_grad();
     weighting_->step(s.lr);
@@ -399,7 +412,12 @@ TrainSummary Trainer::train() {
     s.batches_per_epoch = batcher.batches_per_epoch();
     s.total_steps = static_cast<int64_t>(o.epochs()) * ((s.batches_per_epoch + o.accumulate() - 1) / o.accumulate());
     Batch batch;
-    while (batcher.next(batch)) {
+    auto next = [&] {
+      MTREC_PROFILE("batch wait");
+      return batcher.next(batch);
+    };
+    while (next()) {
+      MTREC_PROFILE("step");
       const bool apply = (s.batch + 1) % o.accumulate() == 0 || s.batch + 1 == s.batches_per_epoch;
       // Ranks other than 0 draw dropout and sampling from a stream of (seed, rank, epoch, batch):
       // checkpoints carry rank 0's generator only, and a resumed run must draw what an

@@ -9,6 +9,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <map>
 #include <random>
 
 #include "mtrec/core/check.h"
@@ -49,6 +51,7 @@ struct Toy {
   SyntheticWorld w = small_world(30, 20, 1500);
   std::vector<std::vector<int64_t>> items, users, contexts, mlm_rows;
   int64_t vocab = 40;
+  std::function<void(UnifiedOptions&)> tweak;  // applied to the options model() builds
   Toy() {
     items = toy_rows(w.data.num_items(), vocab, 1);
     users = toy_rows(w.data.num_users(), vocab, 2);
@@ -59,21 +62,22 @@ struct Toy {
                      bool factor_terms = true, bool user_id_norm = false) {
     nn::TextEncoder enc(
         nn::TextEncoderOptions(vocab, 8).layers(1).heads(2).max_len(8).dropout(dropout).pooling(nn::Pooling::Mean));
-    return UnifiedModel(UnifiedOptions(w.data.num_users(), w.data.num_items(), w.data.scenarios.size())
-                            .dim(8)
-                            .tasks(heads_of(tasks))
-                            .ctr_columns(3)
-                            .text(text)
-                            .max_history(6)
-                            .experts(2)
-                            .expert_hidden({8, 6})
-                            .scenario_arch(nn::ScenarioArch::Star)
-                            .dropout(dropout)
-                            .id_dropout(0)
-                            .text_refresh_every(1000000000)
-                            .factor_terms(factor_terms)
-                            .user_id_norm(user_id_norm),
-                        text == TextMode::None ? nn::TextEncoder{nullptr} : enc, items, users, 0);
+    UnifiedOptions o = UnifiedOptions(w.data.num_users(), w.data.num_items(), w.data.scenarios.size())
+                           .dim(8)
+                           .tasks(heads_of(tasks))
+                           .ctr_columns(3)
+                           .text(text)
+                           .max_history(6)
+                           .experts(2)
+                           .expert_hidden({8, 6})
+                           .scenario_arch(nn::ScenarioArch::Star)
+                           .dropout(dropout)
+                           .id_dropout(0)
+                           .text_refresh_every(1000000000)
+                           .factor_terms(factor_terms)
+                           .user_id_norm(user_id_norm);
+    if (tweak) tweak(o);
+    return UnifiedModel(o, text == TextMode::None ? nn::TextEncoder{nullptr} : enc, items, users, 0);
   }
   Batch batch(int64_t n = 48) {
     JointSource src(w.data, w.data.interactions, JointDataOptions().max_history(6).mlm_texts(6), contexts, mlm_rows, 0,
@@ -104,7 +108,7 @@ TEST(Unified, MaskedTaskContributesExactlyZeroGradient) {
   tasks[0]->loss(out, b).backward();
   for (const auto& p : m->parameters()) {
     if (p.grad().defined()) {
-      EXPECT_EQ(p.grad().abs().max().item<float>(), 0.f);
+      EXPECT_EQ(test::dense_grad(p).abs().max().item<float>(), 0.f);
     }
   }
   // Labels of masked-out rows do not matter.
@@ -141,8 +145,8 @@ TEST(Unified, JointLossGradientMatchesFiniteDifferencesInFloat64) {
   for (auto& item : m->named_parameters()) {
     const std::string& name = item.key();
     at::Tensor p = item.value();
-    if (!p.grad().defined()) continue;  // e.g. embedding rows of no example
-    at::Tensor flat = p.view({-1}), g = p.grad().view({-1});
+    if (!p.grad().defined()) continue;                                   // e.g. embedding rows of no example
+    at::Tensor flat = p.view({-1}), g = test::dense_grad(p).view({-1});  // the ID tables' are sparse
     for (int k = 0; k < 2; ++k) {
       const int64_t j = int64_t(rng() % uint64_t(flat.numel()));
       const double eps = 1e-6, saved = flat[j].item<double>();
@@ -158,6 +162,111 @@ TEST(Unified, JointLossGradientMatchesFiniteDifferencesInFloat64) {
     }
   }
   EXPECT_GT(checked, 60);
+}
+
+// Losses and the dense gradients of every parameter after one training forward and backward.
+std::pair<double, std::map<std::string, at::Tensor>> loss_and_gradients(UnifiedModel& m, const Batch& b) {
+  m->train();
+  auto tasks = make_joint_tasks(m->options);
+  at::Tensor loss = total_loss(tasks, m->forward(b), b);
+  loss.backward();
+  std::map<std::string, at::Tensor> grads;
+  for (const auto& p : m->named_parameters())
+    if (p.value().grad().defined()) grads[p.key()] = test::dense_grad(p.value()).clone();
+  return {loss.item<double>(), grads};
+}
+
+TEST(Unified, PartialTextFinetuneScoresFromTheCacheAndTrainsTheEncoderOnASample) {
+  test::OneThread one;
+  Toy toy;
+  // Dropout 0 and a fresh cache: a fresh encoding equals the cached vector, so the partial path
+  // (every item from the cache, k of them carrying a fresh encoding's gradient) has the full
+  // path's loss and the same gradient for everything but the encoder.
+  auto run = [&](int64_t k) {
+    toy.tweak = [k](UnifiedOptions& o) { o.text_finetune_items(k); };
+    torch::manual_seed(5);
+    UnifiedModel m = toy.model({"rating", "ctr"});
+    return loss_and_gradients(m, toy.batch(48));
+  };
+  const auto [full, g_full] = run(0);
+  const auto [part, g_part] = run(3);
+  EXPECT_NEAR(part, full, 1e-5);
+  double encoder_full = 0, encoder_part = 0;
+  for (const auto& [name, g] : g_full) {
+    ASSERT_TRUE(g_part.count(name)) << name;
+    if (name.rfind("text.", 0) == 0) {
+      encoder_full += g.abs().sum().item<double>(), encoder_part += g_part.at(name).abs().sum().item<double>();
+      continue;
+    }
+    EXPECT_TRUE(torch::allclose(g_part.at(name), g, 1e-4, 1e-6)) << name;
+  }
+  // The encoder learns from 3 of the batch's items: some gradient, not the full one.
+  EXPECT_GT(encoder_part, 0);
+  EXPECT_GT(std::abs(encoder_part - encoder_full), 1e-3 * encoder_full);
+}
+
+TEST(Unified, ScenarioRowsCapTheClassifiersTrainingRows) {
+  test::OneThread one;
+  torch::manual_seed(6);
+  Toy toy;
+  toy.tweak = [](UnifiedOptions& o) { o.scenario_rows(5); };
+  UnifiedModel m = toy.model({"scenario"});
+  Batch b = toy.batch(48);
+  const int64_t with_context = b.mask("scenario").sum().item<int64_t>();
+  ASSERT_GT(with_context, 5);
+  m->train();
+  Outputs out = m->forward(b);
+  EXPECT_EQ(out.at("scenario/logits").size(0), 5);
+  EXPECT_EQ(out.at("scenario/target").size(0), 5);
+  m->eval();  // evaluation classifies every row
+  EXPECT_EQ(m->forward(b).at("scenario/logits").size(0), with_context);
+}
+
+TEST(Unified, ProfileCacheRefreshesOnItsOwnCadence) {
+  test::OneThread one;
+  torch::manual_seed(7);
+  Toy toy;
+  toy.tweak = [](UnifiedOptions& o) { o.text_refresh_every(1).profile_refresh_every(3); };
+  UnifiedModel m = toy.model({"rating", "mlm"});
+  ASSERT_GT(m->user_text_cache.size(0), 0);
+  Batch b = toy.batch(16);
+  m->train();
+  for (int step = 1; step <= 3; ++step) {
+    {  // an encoder that moved since the last refresh
+      torch::NoGradGuard g;
+      for (auto& p : m->text->parameters()) p.add_(0.05);
+    }
+    const at::Tensor items = m->item_text_cache.clone(), users = m->user_text_cache.clone();
+    m->forward(b);
+    EXPECT_FALSE(torch::equal(items, m->item_text_cache)) << "step " << step;
+    EXPECT_EQ(torch::equal(users, m->user_text_cache), step < 3) << "step " << step;
+  }
+}
+
+TEST(Unified, SparseIdsGiveTheRowTablesSparseGradients) {
+  test::OneThread one;
+  Toy toy;
+  UnifiedModel m = toy.model({"rating", "ctr"}, TextMode::None);
+  ASSERT_TRUE(m->options.sparse_ids());  // the default
+  UnifiedEngineModel engine(m);
+  const std::vector<std::string> expected = {
+      "user_emb.weight",         "rating_mf.user_table.weight", "rating_mf.item_table.weight",
+      "ctr_factors.user.weight", "ctr_factors.item.weight",     "ctr_factors.bias.weight"};
+  auto names = engine.sparse_parameters();
+  std::sort(names.begin(), names.end());
+  auto sorted = expected;
+  std::sort(sorted.begin(), sorted.end());
+  EXPECT_EQ(names, sorted);
+  Batch b = toy.batch(16);
+  auto tasks = make_joint_tasks(m->options);
+  total_loss(tasks, m->forward(b), b).backward();
+  for (const auto& p : m->named_parameters())
+    if (p.value().grad().defined()) {
+      EXPECT_EQ(p.value().grad().is_sparse(), std::count(expected.begin(), expected.end(), p.key()) == 1) << p.key();
+    }
+  toy.tweak = [](UnifiedOptions& o) { o.sparse_ids(false); };
+  UnifiedModel dense = toy.model({"rating", "ctr"}, TextMode::None);
+  EXPECT_TRUE(UnifiedEngineModel(dense).sparse_parameters().empty());
 }
 
 TEST(Unified, SampledNextItemSoftmaxApproximatesTheFullOne) {

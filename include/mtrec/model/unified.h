@@ -80,6 +80,19 @@ const char* text_mode_name(TextMode m);
   X(TextMode, text, TextMode::Finetune)                                                                             \
   /* Training steps between text-cache refreshes. */                                                                \
   X(int64_t, text_refresh_every, 50)                                                                                \
+  /* Training steps between refreshes of the users' profile-text cache (0: with the items'). Profiles */            \
+  /* only move as the gently tuned encoder does, and they were 84% of a refresh's texts (bench_joint). */           \
+  X(int64_t, profile_refresh_every, 500)                                                                            \
+  /* With text finetune: of a batch's distinct items, at most this many (drawn at random) carry a fresh */          \
+  /* encoding's gradient, and every item reads the cache (0: all fresh, with gradient). 64 made the */              \
+  /* goodbooks-sized step 2.3x faster but leaned against retrieval on protocol M (docs/unified.md). */              \
+  X(int64_t, text_finetune_items, 0)                                                                                \
+  /* Scenario classifier: at most this many of a batch's rows with a context (drawn at random) per */               \
+  /* step (0: all); each distinct context text is one encoder pass. */                                              \
+  X(int64_t, scenario_rows, 0)                                                                                      \
+  /* The ID tables looked up by row (user IDs, the heads' factor tables) have sparse gradients, */                  \
+  /* updated row by row by the engine's sparse optimiser instead of dense AdamW over every row. */                  \
+  X(bool, sparse_ids, true)                                                                                         \
   /* The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the */                    \
   /* cached text vectors the catalogue table reads stay close to the fresh ones. */                                 \
   X(double, text_lr_scale, 0.03)                                                                                    \
@@ -217,6 +230,8 @@ class UnifiedModelImpl : public torch::nn::Module {
 
  private:
   at::Tensor encode_texts(const at::Tensor& tokens, const at::Tensor& mask);
+  /// Re-encodes the item and/or the profile texts into their caches (no gradient).
+  void refresh_caches(bool items, bool users);
   /// Text vectors of `ids` (unique) of items or users: items fresh with gradient in finetune
   /// training, else from the cache.
   at::Tensor text_vectors(bool items, const at::Tensor& ids);
@@ -247,6 +262,7 @@ class UnifiedEngineModel : public Model {
   torch::nn::Module& module() override;
   Outputs forward(const Batch& batch) override;
   std::vector<at::Tensor> shared_parameters() override { return model_->shared_parameters(); }
+  std::vector<std::string> sparse_parameters() const override;
   std::vector<std::pair<std::string, double>> lr_scales() const override {
     return {{"text.", model_->options.text_lr_scale()}};
   }

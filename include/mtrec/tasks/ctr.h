@@ -48,7 +48,8 @@ struct CtrModelOptions {
 /// default initialisation: init() draws the model's (so an owner can order its draws).
 class CtrFactorsImpl : public torch::nn::Module {
  public:
-  CtrFactorsImpl(int64_t num_users, int64_t num_items, int64_t dim);
+  /// `sparse`: the three tables give sparse gradients (the engine's row updates).
+  CtrFactorsImpl(int64_t num_users, int64_t num_items, int64_t dim, bool sparse = false);
   /// u, i ~ N(0, std²); b_i = 0.
   void init(double std);
   /// <u, i> and b_i, each [B], for parallel int64 ids.
