@@ -5,14 +5,16 @@
 // refresh), from the profile scopes (core/profile.h, train/profile.h).
 //   build/bench/bench_joint [--users 53424] [--items 10000] [--interactions 190000]
 //                           [--configs finetune,frozen,none,implicit] [--warmup 5] [--steps 50]
-//                           [--runs 5] [--profile-steps 50] [--threads 0] [--before]
+//                           [--runs 5] [--profile-steps 50] [--threads 0] [--sparse] [--levers]
 //                           [--device auto|cpu|cuda]   (on CUDA each configuration also with bf16 autocast)
 // --interactions 1900000 is the goodbooks-sized world; 190000 (the default) its tenth, whose
 // batches are alike (the same catalogue, users and history lengths), so examples/s carries over.
 // Reported: examples/s as the median over `runs` windows of `steps` steps each (after `warmup`
-// steps; 50 steps hold one refresh of the item-text cache), the epoch time that implies on the
-// full world, and the peak resident memory. The profile refresh (every 500 steps) falls outside
-// the windows: the profile table gives its cost per call.
+// steps; 50 steps hold one refresh of the text caches), the epoch time that implies on the full
+// world, and the peak resident memory. The defaults have every speed lever of model/unified.h off
+// (each was measured to cost quality: docs/unified.md); --sparse adds each configuration with
+// sparse_ids on, --levers with every lever on (sparse_ids, text_finetune_items 64,
+// profile_refresh_every 500, scenario_rows 128).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -91,7 +93,8 @@ struct Config {
   std::string name;
   const Dataset* ds;
   TextMode text;
-  bool before = false;  // the step before issue 18's levers (model/unified.h): every one off
+  bool sparse = false;  // sparse_ids on
+  bool levers = false;  // every lever on
   bool bf16 = false;    // autocast (CUDA)
 };
 
@@ -104,7 +107,8 @@ JointTrainOptions options_for(const Config& c, uint64_t seed) {
   JointTrainOptions o;
   o.model().text(c.text);
   o.trainer().seed(seed).epochs(1).device(g_device).bf16(c.bf16);
-  if (c.before) o.model().sparse_ids(false).profile_refresh_every(0).text_finetune_items(0).scenario_rows(0);
+  if (c.sparse || c.levers) o.model().sparse_ids(true);
+  if (c.levers) o.model().profile_refresh_every(500).text_finetune_items(64).scenario_rows(128);
   return o;
 }
 
@@ -150,9 +154,10 @@ void profile_config(const Config& c, const Split& split, int warmup, int steps) 
   Profile::enable(false);
   const double per = 1e3 / double(steps);
   const double step_ms = totals["step"].seconds * per + totals["batch wait"].seconds * per;
-  fmt::print("\nwhere a step's time goes: {} ({} steps after {} warm-up; ms per step; the backward of a forward\n"
-             "phase is that of the autograd nodes its ops created; totals include nested phases)\n",
-             c.name, steps, warmup);
+  fmt::print(
+      "\nwhere a step's time goes: {} ({} steps after {} warm-up; ms per step; the backward of a forward\n"
+      "phase is that of the autograd nodes its ops created; totals include nested phases)\n",
+      c.name, steps, warmup);
   fmt::print("{:<44} {:>9} {:>9} {:>7}\n", "phase", "forward", "backward", "share");
   for (const auto& [path, t] : totals) {
     if (path.rfind("backward:", 0) == 0) continue;
@@ -166,7 +171,8 @@ void profile_config(const Config& c, const Split& split, int warmup, int steps) 
     fmt::print("{:<44} {:>9.1f} {:>9.1f} {:>6.1f}%\n", path, f, bk, 100 * (f + bk) / step_ms);
   }
   auto un = totals.find("backward:(unattributed)");
-  if (un != totals.end()) fmt::print("{:<44} {:>9} {:>9.1f}\n", "(backward, unattributed)", "", un->second.seconds * per);
+  if (un != totals.end())
+    fmt::print("{:<44} {:>9} {:>9.1f}\n", "(backward, unattributed)", "", un->second.seconds * per);
   fmt::print("{:<44} {:>9.1f}  (= 'step' + 'batch wait'; 'step/backward' holds every backward row)\n", "a step",
              step_ms);
 }
@@ -178,7 +184,7 @@ int main(int argc, char** argv) {
   int32_t users = 53424, items = 10000;
   int64_t interactions = 190000, full_interactions = 1900000;
   std::string configs = "finetune,frozen,none,implicit", profile = "finetune";
-  bool before = false;
+  bool sparse = false, levers = false;
   int warmup = 5, steps = 50, runs = 5, profile_steps = 50, threads = 0;
   app.add_option("--users", users);
   app.add_option("--items", items);
@@ -192,9 +198,8 @@ int main(int argc, char** argv) {
   app.add_option("--profile-steps", profile_steps);
   app.add_option("--threads", threads, "Intra-op threads (0: the library's default)");
   app.add_option("--device", g_device, "auto|cpu|cuda");
-  app.add_flag("--before", before,
-               "Also time each configuration (and profile it) with the speed levers off: the step before issue 18 "
-               "(its one difference: the text-cache refresh's chunks of similar length)");
+  app.add_flag("--levers", levers, "Also time (and profile) each configuration with the opt-in speed levers on");
+  app.add_flag("--sparse", sparse, "Also time (and profile) each configuration with sparse_ids on");
   CLI11_PARSE(app, argc, argv);
   set_log_level(LogLevel::Warn);
   set_cpu_threads(threads);
@@ -223,11 +228,12 @@ int main(int argc, char** argv) {
   };
   fmt::print("\n{:<16} {:>12} {:>19} {:>14} {:>16}\n", "config", "examples/s", "windows min..max", "examples/epoch",
              "epoch (full)");
-  if (before) {
+  if (sparse || levers) {
     std::vector<Config> with;
     for (const auto& c : all) {
       with.push_back(c);
-      with.push_back(c), with.back().before = true, with.back().name += "/before";
+      if (sparse) with.push_back(c), with.back().sparse = true, with.back().name += "/sparse";
+      if (levers) with.push_back(c), with.back().levers = true, with.back().name += "/levers";
     }
     all = with;
   }
@@ -252,7 +258,8 @@ int main(int argc, char** argv) {
                train_rows * scale, epoch_s / 60);
   }
   for (const auto& c : all)
-    if (listed(profile, base(c.name))) profile_config(c, c.ds == &implicit ? implicit_split : split, warmup, profile_steps);
+    if (listed(profile, base(c.name)))
+      profile_config(c, c.ds == &implicit ? implicit_split : split, warmup, profile_steps);
   fmt::print("\npeak resident memory: {:.2f} GiB\n", peak_rss_gb());
   return 0;
 }

@@ -40,7 +40,8 @@ std::unique_ptr<at::ObserverContext> on_start(const at::RecordFunction& fn) {
 void on_end(const at::RecordFunction& fn, at::ObserverContext* ctx) {
   if (fn.scope() != at::RecordScope::BACKWARD_FUNCTION || !ctx) return;
   Profile::sync();
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - static_cast<Started*>(ctx)->t).count();
+  const double s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - static_cast<Started*>(ctx)->t).count();
   std::string path = "backward:(unattributed)";
   {
     std::lock_guard<std::mutex> lock(g_mutex);

@@ -124,6 +124,7 @@ TEST(Unified, JointLossGradientMatchesFiniteDifferencesInFloat64) {
   test::OneThread one;
   torch::manual_seed(2);
   Toy toy;
+  toy.tweak = [](UnifiedOptions& o) { o.sparse_ids(true); };  // the row tables' sparse gradients too
   UnifiedModel m = toy.model({"rating", "ctr", "next_item", "match", "scenario", "mlm"});
   {  // Module::to(dtype) would also convert the integer token buffers.
     torch::NoGradGuard g;
@@ -246,8 +247,9 @@ TEST(Unified, ProfileCacheRefreshesOnItsOwnCadence) {
 TEST(Unified, SparseIdsGiveTheRowTablesSparseGradients) {
   test::OneThread one;
   Toy toy;
+  EXPECT_FALSE(UnifiedOptions().sparse_ids());  // the default: dense AdamW (docs/unified.md)
+  toy.tweak = [](UnifiedOptions& o) { o.sparse_ids(true); };
   UnifiedModel m = toy.model({"rating", "ctr"}, TextMode::None);
-  ASSERT_TRUE(m->options.sparse_ids());  // the default
   UnifiedEngineModel engine(m);
   const std::vector<std::string> expected = {
       "user_emb.weight",         "rating_mf.user_table.weight", "rating_mf.item_table.weight",

@@ -81,8 +81,9 @@ const char* text_mode_name(TextMode m);
   /* Training steps between text-cache refreshes. */                                                                \
   X(int64_t, text_refresh_every, 50)                                                                                \
   /* Training steps between refreshes of the users' profile-text cache (0: with the items'). Profiles */            \
-  /* only move as the gently tuned encoder does, and they were 84% of a refresh's texts (bench_joint). */           \
-  X(int64_t, profile_refresh_every, 500)                                                                            \
+  /* were 84% of a refresh's texts, but 500 cost next-item NDCG@10 -.0057 [-.0107, -.0007] on protocol M */         \
+  /* (the projection learns stale vectors, then evaluation reads fresh ones): docs/unified.md. */                   \
+  X(int64_t, profile_refresh_every, 0)                                                                              \
   /* With text finetune: of a batch's distinct items, at most this many (drawn at random) carry a fresh */          \
   /* encoding's gradient, and every item reads the cache (0: all fresh, with gradient). 64 made the */              \
   /* goodbooks-sized step 2.3x faster but leaned against retrieval on protocol M (docs/unified.md). */              \
@@ -91,8 +92,9 @@ const char* text_mode_name(TextMode m);
   /* step (0: all); each distinct context text is one encoder pass. */                                              \
   X(int64_t, scenario_rows, 0)                                                                                      \
   /* The ID tables looked up by row (user IDs, the heads' factor tables) have sparse gradients, */                  \
-  /* updated row by row by the engine's sparse optimiser instead of dense AdamW over every row. */                  \
-  X(bool, sparse_ids, true)                                                                                         \
+  /* updated by the engine's lazy Adam instead of dense AdamW over every row: the step 7% faster at */              \
+  /* goodbooks size, but ML-100K CTR AUC -.0017 [-.0030, -.0003] over 3 seeds (docs/unified.md). */                 \
+  X(bool, sparse_ids, false)                                                                                        \
   /* The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the */                    \
   /* cached text vectors the catalogue table reads stay close to the fresh ones. */                                 \
   X(double, text_lr_scale, 0.03)                                                                                    \

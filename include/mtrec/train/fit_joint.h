@@ -55,7 +55,7 @@ namespace mtrec {
   X(float, ctr_min_rating, 0)                                                                   \
   /* validations without improvement (0: never stop early) */                                   \
   X(int, patience, 3)                                                                           \
-  /* the ID tables' sparse rows (UnifiedOptions::sparse_ids): lazy Adam at the model's lr */    \
+  /* with UnifiedOptions::sparse_ids, the ID tables' rows: lazy Adam at the model's lr */       \
   X(TrainerOptions, trainer,                                                                    \
     TrainerOptions().epochs(5).batch_size(512).lr(2e-3).weight_decay(0.01).clip_norm(5).sparse_optimizer("adam"))
 
