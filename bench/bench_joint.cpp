@@ -100,7 +100,6 @@ struct Config {
 
 struct Timing {
   double examples_per_s = 0, lo = 0, hi = 0;
-  int64_t examples_per_epoch = 0;
 };
 
 JointTrainOptions options_for(const Config& c, uint64_t seed) {
@@ -161,12 +160,10 @@ void profile_config(const Config& c, const Split& split, int warmup, int steps) 
   fmt::print("{:<44} {:>9} {:>9} {:>7}\n", "phase", "forward", "backward", "share");
   for (const auto& [path, t] : totals) {
     if (path.rfind("backward:", 0) == 0) continue;
-    auto b = totals.find("backward:" + path);
     // The backward of a phase's nested phases is in its own row; sum them into the parent too.
     double back = 0;
     for (const auto& [p2, t2] : totals)
       if (p2.rfind("backward:" + path, 0) == 0) back += t2.seconds;
-    (void)b;
     const double f = t.seconds * per, bk = back * per;
     fmt::print("{:<44} {:>9.1f} {:>9.1f} {:>6.1f}%\n", path, f, bk, 100 * (f + bk) / step_ms);
   }

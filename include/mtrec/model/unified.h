@@ -85,14 +85,14 @@ const char* text_mode_name(TextMode m);
   /* (the projection learns stale vectors, then evaluation reads fresh ones): docs/unified.md. */                   \
   X(int64_t, profile_refresh_every, 0)                                                                              \
   /* With text finetune: of a batch's distinct items, at most this many (drawn at random) carry a fresh */          \
-  /* encoding's gradient, and every item reads the cache (0: all fresh, with gradient). 64 made the */              \
-  /* goodbooks-sized step 2.3x faster but leaned against retrieval on protocol M (docs/unified.md). */              \
+  /* encoding's gradient, and every item reads the cache (0: all fresh, with gradient). 64 cut the */               \
+  /* encoder from 274 to 41 ms a goodbooks-sized step, but ML-100K RMSE +.032 (docs/unified.md). */                 \
   X(int64_t, text_finetune_items, 0)                                                                                \
   /* Scenario classifier: at most this many of a batch's rows with a context (drawn at random) per */               \
   /* step (0: all); each distinct context text is one encoder pass. */                                              \
   X(int64_t, scenario_rows, 0)                                                                                      \
   /* The ID tables looked up by row (user IDs, the heads' factor tables) have sparse gradients, */                  \
-  /* updated by the engine's lazy Adam instead of dense AdamW over every row: the step 7% faster at */              \
+  /* updated by the engine's lazy Adam instead of dense AdamW over every row: 19% more examples/s at */             \
   /* goodbooks size, but ML-100K CTR AUC -.0017 [-.0030, -.0003] over 3 seeds (docs/unified.md). */                 \
   X(bool, sparse_ids, false)                                                                                        \
   /* The encoder's learning rate as a multiple of the model's: fine-tuned gently, so that the */                    \
