@@ -13,7 +13,7 @@
 namespace mtrec {
 namespace {
 
-constexpr const char* kColumns[] = {"impression", "user",      "scenario",          "position",
+constexpr const char* kColumns[] = {"impression", "user",       "scenario",          "position",
                                     "item",       "propensity", "prefix_propensity", "click"};
 constexpr int kColumnCount = 8;
 
@@ -30,10 +30,10 @@ void check_slate(int64_t k, const std::vector<int32_t>& items, const std::vector
               "an impression of a k=", k, " log needs k items, propensities, prefix propensities and clicks, got ",
               items.size(), ", ", propensity.size(), ", ", prefix.size(), ", ", clicks.size());
   for (int64_t j = 0; j < k; ++j) {
-    MTREC_CHECK(propensity[size_t(j)] > 0 && propensity[size_t(j)] <= 1 && prefix[size_t(j)] > 0 &&
-                    prefix[size_t(j)] <= 1,
-                "propensities must lie in (0, 1], got ", propensity[size_t(j)], " and prefix ", prefix[size_t(j)],
-                " at position ", j);
+    MTREC_CHECK(
+        propensity[size_t(j)] > 0 && propensity[size_t(j)] <= 1 && prefix[size_t(j)] > 0 && prefix[size_t(j)] <= 1,
+        "propensities must lie in (0, 1], got ", propensity[size_t(j)], " and prefix ", prefix[size_t(j)],
+        " at position ", j);
     MTREC_CHECK(clicks[size_t(j)] <= 1, "a click is 0 or 1, got ", int(clicks[size_t(j)]));
   }
 }

@@ -45,8 +45,7 @@ WorldEnvironment::WorldEnvironment(const SyntheticWorld& world, EnvironmentOptio
               " must lie in [1, items=", items_, "]");
   auto weights = options_.scenario_weights();
   if (weights.empty()) weights.assign(size_t(S), 1.0);
-  MTREC_CHECK(int32_t(weights.size()) == S, "environment: ", weights.size(), " scenario weights for ", S,
-              " scenarios");
+  MTREC_CHECK(int32_t(weights.size()) == S, "environment: ", weights.size(), " scenario weights for ", S, " scenarios");
   double total = 0;
   for (double w : weights) {
     MTREC_CHECK(std::isfinite(w) && w >= 0, "environment: scenario weights must be finite and >= 0, got ", w);
@@ -79,8 +78,9 @@ PolicyRequest WorldEnvironment::draw_request(Rng& rng) const {
 }
 
 std::vector<double> WorldEnvironment::click_probabilities(const PolicyRequest& r) const {
-  MTREC_CHECK(r.user >= 0 && r.user < users_ && r.scenario >= 0 && r.scenario < scenarios(), "environment: request (user ",
-              r.user, ", scenario ", r.scenario, ") outside ", users_, " users and ", scenarios(), " scenarios");
+  MTREC_CHECK(r.user >= 0 && r.user < users_ && r.scenario >= 0 && r.scenario < scenarios(),
+              "environment: request (user ", r.user, ", scenario ", r.scenario, ") outside ", users_, " users and ",
+              scenarios(), " scenarios");
   std::vector<double> p(static_cast<size_t>(items_));
   for (int32_t i = 0; i < items_; ++i) p[size_t(i)] = truth_.click_probability(r.user, i, r.scenario);
   return p;
@@ -98,8 +98,8 @@ std::vector<uint8_t> WorldEnvironment::draw_clicks(const PolicyRequest& r, const
 }
 
 double WorldEnvironment::expected_clicks(const PolicyRequest& r, const SlateDistribution& d) const {
-  MTREC_CHECK(d.items() == items_ && d.k() == k(), "environment: a distribution over ", d.items(), " items with k=",
-              d.k(), " for a world of ", items_, " items and k=", k());
+  MTREC_CHECK(d.items() == items_ && d.k() == k(), "environment: a distribution over ", d.items(),
+              " items with k=", d.k(), " for a world of ", items_, " items and k=", k());
   return d.expected(examination_, click_probabilities(r));
 }
 
@@ -186,8 +186,7 @@ ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_
   log.items = env.item_ids();
   log.scenarios = env.scenario_ids();
   for (size_t n = 0; n < requests.size(); ++n)
-    log.add(requests[n].user, requests[n].scenario, slates[n].items, slates[n].propensity, slates[n].prefix,
-            clicks[n]);
+    log.add(requests[n].user, requests[n].scenario, slates[n].items, slates[n].propensity, slates[n].prefix, clicks[n]);
   return log;
 }
 

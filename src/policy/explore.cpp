@@ -130,7 +130,8 @@ std::vector<double> plackett_luce_marginals(const std::vector<double>& w, int64_
   return M;
 }
 
-SlateDistribution SlateDistribution::ranking(std::vector<int32_t> order, int32_t items, int64_t k, double epsilon) {
+SlateDistribution SlateDistribution::ranking(std::vector<int32_t> order, int32_t items, int64_t k, double epsilon,
+                                             bool marginals) {
   MTREC_CHECK(k >= 1 && k <= items, "a slate needs 1 <= k <= items, got k=", k, " items=", items);
   MTREC_CHECK(epsilon >= 0 && epsilon <= 1, "epsilon must lie in [0, 1], got ", epsilon);
   MTREC_CHECK(epsilon == 1 || int64_t(order.size()) >= k, "a ranking of ", order.size(), " items cannot fill k=", k);
@@ -140,20 +141,21 @@ SlateDistribution SlateDistribution::ranking(std::vector<int32_t> order, int32_t
   d.epsilon_ = epsilon;
   if (epsilon < 1) order.resize(size_t(k));
   d.order_ = std::move(order);
-  d.marginals_.assign(size_t(items) * size_t(k), epsilon / items);
+  if (marginals) d.marginals_.assign(size_t(items) * size_t(k), epsilon / items);
   if (epsilon < 1) {
-    std::unordered_set<int32_t> seen;
     for (int64_t pos = 0; pos < k; ++pos) {
       const int32_t i = d.order_[size_t(pos)];
-      MTREC_CHECK(i >= 0 && i < items && seen.insert(i).second, "a ranking must hold distinct items in [0, ", items,
-                  "), got ", i, " at position ", pos);
-      d.marginals_[size_t(i) * size_t(k) + size_t(pos)] += 1 - epsilon;
+      MTREC_CHECK(
+          i >= 0 && i < items && std::find(d.order_.begin(), d.order_.begin() + pos, i) == d.order_.begin() + pos,
+          "a ranking must hold distinct items in [0, ", items, "), got ", i, " at position ", pos);
+      if (marginals) d.marginals_[size_t(i) * size_t(k) + size_t(pos)] += 1 - epsilon;
     }
   }
   return d;
 }
 
-SlateDistribution SlateDistribution::plackett_luce(std::vector<double> weights, int64_t k, double epsilon) {
+SlateDistribution SlateDistribution::plackett_luce(std::vector<double> weights, int64_t k, double epsilon,
+                                                   bool marginals) {
   const auto n = int32_t(weights.size());
   MTREC_CHECK(k >= 1 && k <= n, "a slate needs 1 <= k <= items, got k=", k, " items=", n);
   MTREC_CHECK(epsilon >= 0 && epsilon <= 1, "epsilon must lie in [0, 1], got ", epsilon);
@@ -168,8 +170,14 @@ SlateDistribution SlateDistribution::plackett_luce(std::vector<double> weights, 
   d.n_ = n;
   d.k_ = k;
   d.epsilon_ = epsilon;
-  d.marginals_ = plackett_luce_marginals(weights, k);
-  for (double& m : d.marginals_) m = (1 - epsilon) * m + epsilon / n;
+  if (marginals) {
+    d.marginals_ = plackett_luce_marginals(weights, k);
+    for (double& m : d.marginals_) m = (1 - epsilon) * m + epsilon / n;
+  } else {
+    const int64_t positive = std::count_if(weights.begin(), weights.end(), [](double x) { return x > 0; });
+    MTREC_CHECK(positive >= k, "Plackett-Luce over ", n, " items with ", positive,
+                " positive weights cannot fill k=", k, " positions");
+  }
   d.weights_ = std::move(weights);
   return d;
 }
@@ -200,10 +208,17 @@ Slate SlateDistribution::sample(Rng& rng) const {
     for (int64_t j = 0; j < k_; ++j) s.items.push_back(arrival[size_t(j)].second);
   }
   for (int64_t pos = 0; pos < k_; ++pos) {
-    s.propensity.push_back(marginal(s.items[size_t(pos)], pos));
+    if (has_marginals()) s.propensity.push_back(marginal(s.items[size_t(pos)], pos));
     s.prefix.push_back(prefix_probability(s.items.data(), pos + 1));
   }
   return s;
+}
+
+double SlateDistribution::marginal(int32_t item, int64_t position) const {
+  MTREC_CHECK(has_marginals(), "this slate distribution was built without marginals");
+  MTREC_CHECK(item >= 0 && item < n_ && position >= 0 && position < k_, "marginal of item ", item, " at position ",
+              position, " of a k=", k_, " distribution over ", n_, " items");
+  return marginals_[size_t(item) * size_t(k_) + size_t(position)];
 }
 
 double SlateDistribution::prefix_probability(const int32_t* slate, int64_t length) const {
@@ -228,8 +243,10 @@ double SlateDistribution::prefix_probability(const int32_t* slate, int64_t lengt
 }
 
 double SlateDistribution::expected(const std::vector<double>& position_weight, const std::vector<double>& value) const {
-  MTREC_CHECK(int64_t(position_weight.size()) == k_ && int64_t(value.size()) == n_, "expected(): ",
-              position_weight.size(), " position weights and ", value.size(), " values for k=", k_, " items=", n_);
+  MTREC_CHECK(has_marginals(), "this slate distribution was built without marginals");
+  MTREC_CHECK(int64_t(position_weight.size()) == k_ && int64_t(value.size()) == n_,
+              "expected(): ", position_weight.size(), " position weights and ", value.size(), " values for k=", k_,
+              " items=", n_);
   double total = 0;
   for (int32_t i = 0; i < n_; ++i) {
     const double* row = marginals_.data() + size_t(i) * size_t(k_);
@@ -246,10 +263,9 @@ ExplorationOptions parse_exploration(std::string_view spec) {
   const size_t colon = text.find(':');
   o.kind(text.substr(0, colon));
   const auto& kind = o.kind();
-  MTREC_CHECK(kind == "greedy" || kind == "epsilon_greedy" || kind == "softmax" || kind == "squarecb" ||
-                  kind == "uniform",
-              "exploration '", text, "': unknown policy '", kind,
-              "' (greedy, epsilon_greedy, softmax, squarecb, uniform)");
+  MTREC_CHECK(
+      kind == "greedy" || kind == "epsilon_greedy" || kind == "softmax" || kind == "squarecb" || kind == "uniform",
+      "exploration '", text, "': unknown policy '", kind, "' (greedy, epsilon_greedy, softmax, squarecb, uniform)");
   bool epsilon_given = false;
   if (colon != std::string::npos) {
     std::string rest = text.substr(colon + 1);
@@ -305,7 +321,7 @@ std::string to_string(const ExplorationOptions& o) {
   return s;
 }
 
-SlateDistribution explore(const ExplorationOptions& o, const float* scores, int32_t n, int64_t k) {
+SlateDistribution explore(const ExplorationOptions& o, const float* scores, int32_t n, int64_t k, bool marginals) {
   MTREC_CHECK(n >= 1, "exploration over an empty catalogue");
   int32_t best = 0;
   for (int32_t i = 0; i < n; ++i) {
@@ -313,16 +329,15 @@ SlateDistribution explore(const ExplorationOptions& o, const float* scores, int3
     if (scores[i] > scores[best]) best = i;
   }
   const std::string& kind = o.kind();
-  if (kind == "uniform") return SlateDistribution::ranking({}, n, k, 1.0);
+  if (kind == "uniform") return SlateDistribution::ranking({}, n, k, 1.0, marginals);
   if (kind == "greedy" || kind == "epsilon_greedy") {
     MTREC_CHECK(k >= 1 && k <= n, "a slate needs 1 <= k <= items, got k=", k, " items=", n);
     std::vector<int32_t> order(static_cast<size_t>(n));
     std::iota(order.begin(), order.end(), 0);
-    std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int32_t a, int32_t b) {
-      return scores[a] > scores[b] || (scores[a] == scores[b] && a < b);
-    });
+    std::partial_sort(order.begin(), order.begin() + k, order.end(),
+                      [&](int32_t a, int32_t b) { return scores[a] > scores[b] || (scores[a] == scores[b] && a < b); });
     order.resize(size_t(k));
-    return SlateDistribution::ranking(std::move(order), n, k, o.epsilon());
+    return SlateDistribution::ranking(std::move(order), n, k, o.epsilon(), marginals);
   }
   std::vector<double> w(static_cast<size_t>(n));
   if (kind == "softmax") {
@@ -340,7 +355,7 @@ SlateDistribution explore(const ExplorationOptions& o, const float* scores, int3
   } else {
     MTREC_FAIL("exploration: unknown policy '", kind, "'");
   }
-  return SlateDistribution::plackett_luce(std::move(w), k, o.epsilon());
+  return SlateDistribution::plackett_luce(std::move(w), k, o.epsilon(), marginals);
 }
 
 }  // namespace mtrec

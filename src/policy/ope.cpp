@@ -59,8 +59,8 @@ std::vector<double> estimate(const Terms& t, const std::vector<double>& count) {
 }  // namespace
 
 const std::vector<std::string>& ope_estimators() {
-  static const std::vector<std::string> names = {"dm", "ips", "snips", "dr", "sndr", "switch_dr", "dros", "rips",
-                                                 "slate_ips"};
+  static const std::vector<std::string> names = {"dm",        "ips",  "snips", "dr",       "sndr",
+                                                 "switch_dr", "dros", "rips",  "slate_ips"};
   return names;
 }
 
@@ -95,8 +95,8 @@ OpeResult evaluate_off_policy(const ImpressionLog& log, const Policy& target, co
     r.user = log.user[first];
     r.scenario = log.scenario[first];
     const SlateDistribution d = target(r);
-    MTREC_CHECK(d.k() == K && size_t(d.items()) == I, "off-policy evaluation: the target returned k=", d.k(),
-                " over ", d.items(), " items for a log of k=", K, " over ", I, " items");
+    MTREC_CHECK(d.k() == K && size_t(d.items()) == I, "off-policy evaluation: the target returned k=", d.k(), " over ",
+                d.items(), " items for a log of k=", K, " over ", I, " items");
     std::vector<double> p;
     reward_model(r, p);
     MTREC_CHECK(p.size() == I, "off-policy evaluation: the reward model returned ", p.size(), " values for ", I,
@@ -129,7 +129,8 @@ OpeResult evaluate_off_policy(const ImpressionLog& log, const Policy& target, co
 
   Terms t;
   t.K = K;
-  for (auto* v : {&t.dm, &t.ips, &t.dr_corr, &t.switch_corr, &t.dros_corr, &t.rips, &t.slate_ips}) v->assign(size_t(N), 0.0);
+  for (auto* v : {&t.dm, &t.ips, &t.dr_corr, &t.switch_corr, &t.dros_corr, &t.rips, &t.slate_ips})
+    v->assign(size_t(N), 0.0);
   t.w.resize(NK), t.wr.resize(NK), t.wres.resize(NK);
   const double lambda = o.dros_lambda();
   double ess = 0;

@@ -46,7 +46,8 @@ TEST(Impressions, AZeroOrMissingPropensityIsRefusedNamingFileAndLine) {
   EXPECT_NE(e.find("missing.csv:4"), std::string::npos) << e;
   EXPECT_NE(e.find("missing"), std::string::npos) << e;
   auto above = t.write("above.csv", std::string(kHeader) + "0,u0,home,0,i1,1.5,0.5,1\n");
-  EXPECT_NE(data_error([&] { read_impressions_csv(above); }).find("above.csv:2: field 'propensity'"), std::string::npos);
+  EXPECT_NE(data_error([&] { read_impressions_csv(above); }).find("above.csv:2: field 'propensity'"),
+            std::string::npos);
 }
 
 TEST(Impressions, MalformedLogsAreRefused) {
@@ -60,8 +61,9 @@ TEST(Impressions, MalformedLogsAreRefused) {
   EXPECT_NE(data_error([&] { read_impressions_csv(repeat); }).find("r.csv:3: field 'item'"), std::string::npos);
   auto user = t.write("u.csv", std::string(kHeader) + "0,u0,s,0,i1,0.5,0.5,0\n0,u9,s,1,i2,0.5,0.25,0\n");
   EXPECT_NE(data_error([&] { read_impressions_csv(user); }).find("u.csv:3: field 'user'"), std::string::npos);
-  auto sizes = t.write("k.csv", std::string(kHeader) + "0,u0,s,0,i1,0.5,0.5,0\n0,u0,s,1,i2,0.5,0.25,0\n"
-                                                        "1,u0,s,0,i1,0.5,0.5,0\n");
+  auto sizes = t.write("k.csv", std::string(kHeader) +
+                                    "0,u0,s,0,i1,0.5,0.5,0\n0,u0,s,1,i2,0.5,0.25,0\n"
+                                    "1,u0,s,0,i1,0.5,0.5,0\n");
   EXPECT_NE(data_error([&] { read_impressions_csv(sizes); }).find("k.csv:4: field 'position'"), std::string::npos);
   auto click = t.write("c.csv", std::string(kHeader) + "0,u0,s,0,i1,0.5,0.5,2\n");
   EXPECT_NE(data_error([&] { read_impressions_csv(click); }).find("c.csv:2: field 'click'"), std::string::npos);

@@ -38,8 +38,10 @@ std::vector<double> normalised(std::vector<double> w) {
 }
 
 TEST(Explore, PlackettLuceMarginalsEqualEnumeration) {
-  const std::vector<std::vector<double>> cases = {
-      {0.5, 0.3, 0.1, 0.05, 0.05}, {1, 1, 1, 1, 1, 1}, {1e-6, 0.9, 0.09, 0.01, 1e-3, 0.0, 2e-4}, {100, 1e-3, 1e-3, 1e-3, 1e-8}};
+  const std::vector<std::vector<double>> cases = {{0.5, 0.3, 0.1, 0.05, 0.05},
+                                                  {1, 1, 1, 1, 1, 1},
+                                                  {1e-6, 0.9, 0.09, 0.01, 1e-3, 0.0, 2e-4},
+                                                  {100, 1e-3, 1e-3, 1e-3, 1e-8}};
   for (const auto& raw : cases) {
     const auto w = normalised(raw);
     for (int64_t K : {1, 2, 4}) {
@@ -169,8 +171,8 @@ TEST_F(PolicyWorld, SnipsOfTheLoggingPolicyIsTheLoggedMeanReward) {
   WorldEnvironment env(*world_, EnvironmentOptions().k(3));
   const Policy logger = scored_policy(noisy_truth_scorer(env, 0.5, 2), parse_exploration("softmax:epsilon=0.2"), 3);
   const ImpressionLog log = simulate(env, logger, 3000, 1);
-  const OpeResult r =
-      evaluate_off_policy(log, logger, sigmoid_reward_model(noisy_truth_scorer(env, 1.0, 3)), OpeOptions().bootstrap(50));
+  const OpeResult r = evaluate_off_policy(log, logger, sigmoid_reward_model(noisy_truth_scorer(env, 1.0, 3)),
+                                          OpeOptions().bootstrap(50));
   EXPECT_NEAR(r["snips"].value, log.mean_reward(), 1e-12);
   EXPECT_NEAR(r["ips"].value, log.mean_reward(), 1e-12);
   EXPECT_NEAR(r["rips"].value, log.mean_reward(), 1e-12);

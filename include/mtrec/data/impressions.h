@@ -26,12 +26,12 @@ struct ImpressionLog {
   std::string source;  // the file it was read from ("" when built in memory)
   int64_t k = 0;       // slate size
   IdMap users, items, scenarios;
-  std::vector<int32_t> user, scenario;   // per impression
-  std::vector<int64_t> line;             // per impression: its first line in `source` (0: none)
-  std::vector<int32_t> item;             // [impressions x k]
-  std::vector<double> propensity;        // [impressions x k]
-  std::vector<double> prefix;            // [impressions x k]
-  std::vector<uint8_t> click;            // [impressions x k]
+  std::vector<int32_t> user, scenario;  // per impression
+  std::vector<int64_t> line;            // per impression: its first line in `source` (0: none)
+  std::vector<int32_t> item;            // [impressions x k]
+  std::vector<double> propensity;       // [impressions x k]
+  std::vector<double> prefix;           // [impressions x k]
+  std::vector<uint8_t> click;           // [impressions x k]
 
   int64_t size() const { return int64_t(user.size()); }
   /// Mean clicks per impression.

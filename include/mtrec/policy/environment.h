@@ -47,12 +47,12 @@ using RewardModel = std::function<void(const PolicyRequest&, std::vector<double>
 /// The policy that draws from explore(options, scorer(request), k).
 Policy scored_policy(RequestScorer scorer, ExplorationOptions options, int64_t k);
 
-#define MTREC_ENVIRONMENT_OPTIONS(X)                     \
-  /* slate size */                                       \
-  X(int64_t, k, 10)                                      \
+#define MTREC_ENVIRONMENT_OPTIONS(X)                    \
+  /* slate size */                                      \
+  X(int64_t, k, 10)                                     \
   /* per scenario; empty: uniform over the scenarios */ \
   X(std::vector<double>, scenario_weights, {})          \
-  /* threads for exact values (0: every core) */         \
+  /* threads for exact values (0: every core) */        \
   X(int, threads, 0)
 
 struct EnvironmentOptions {

@@ -47,10 +47,13 @@ struct Slate {
 class SlateDistribution {
  public:
   /// A deterministic ranking (its first k items), mixed with a uniform slate with probability epsilon.
-  static SlateDistribution ranking(std::vector<int32_t> order, int32_t items, int64_t k, double epsilon);
+  static SlateDistribution ranking(std::vector<int32_t> order, int32_t items, int64_t k, double epsilon,
+                                   bool marginals = true);
   /// Plackett–Luce over `weights` (non-negative, finite, at least k of them positive; normalised
-  /// here), mixed with a uniform slate with probability epsilon.
-  static SlateDistribution plackett_luce(std::vector<double> weights, int64_t k, double epsilon);
+  /// here), mixed with a uniform slate with probability epsilon. Without `marginals` (a learner
+  /// that only samples) the quadrature is skipped: marginal(), marginals(), expected() and the
+  /// sampled slates' `propensity` are then unavailable (empty), prefix probabilities are not.
+  static SlateDistribution plackett_luce(std::vector<double> weights, int64_t k, double epsilon, bool marginals = true);
 
   int32_t items() const { return n_; }
   int64_t k() const { return k_; }
@@ -59,8 +62,9 @@ class SlateDistribution {
 
   /// Seeded: the same generator state gives the same slate.
   Slate sample(Rng& rng) const;
+  bool has_marginals() const { return !marginals_.empty(); }
   /// P(item at position), exact.
-  double marginal(int32_t item, int64_t position) const { return marginals_[size_t(item) * size_t(k_) + size_t(position)]; }
+  double marginal(int32_t item, int64_t position) const;
   /// [items x k], row-major: every column sums to 1, every row to P(item in the slate).
   const std::vector<double>& marginals() const { return marginals_; }
   /// P(the slate's first `length` positions are slate[0..length)), exact.
@@ -82,14 +86,14 @@ class SlateDistribution {
 /// (non-negative, summing to 1, at least k positive). See the header comment for the method.
 std::vector<double> plackett_luce_marginals(const std::vector<double>& w, int64_t k);
 
-#define MTREC_EXPLORATION_OPTIONS(X)                          \
+#define MTREC_EXPLORATION_OPTIONS(X)                           \
   /* greedy | epsilon_greedy | softmax | squarecb | uniform */ \
-  X(std::string, kind, "greedy")                              \
-  /* share of slates drawn uniformly at random */             \
-  X(double, epsilon, 0.0)                                     \
-  /* softmax: w ∝ exp(score / temperature) */                 \
-  X(double, temperature, 1.0)                                 \
-  /* squarecb: larger exploits more */                        \
+  X(std::string, kind, "greedy")                               \
+  /* share of slates drawn uniformly at random */              \
+  X(double, epsilon, 0.0)                                      \
+  /* softmax: w ∝ exp(score / temperature) */                \
+  X(double, temperature, 1.0)                                  \
+  /* squarecb: larger exploits more */                         \
   X(double, gamma, 100.0)
 
 struct ExplorationOptions {
@@ -103,7 +107,9 @@ ExplorationOptions parse_exploration(std::string_view spec);
 /// The spec parse_exploration reads back.
 std::string to_string(const ExplorationOptions& options);
 
-/// The policy's slate distribution over `n` scores (higher is better).
-SlateDistribution explore(const ExplorationOptions& options, const float* scores, int32_t n, int64_t k);
+/// The policy's slate distribution over `n` scores (higher is better); `marginals` as in
+/// SlateDistribution::plackett_luce.
+SlateDistribution explore(const ExplorationOptions& options, const float* scores, int32_t n, int64_t k,
+                          bool marginals = true);
 
 }  // namespace mtrec

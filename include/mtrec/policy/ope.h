@@ -4,7 +4,8 @@
 // confidence intervals.
 //
 //   mtrec::OpeResult r = mtrec::evaluate_off_policy(log, target, reward_model, mtrec::OpeOptions());
-//   for (const auto& e : r.estimates) std::cout << e.estimator << ' ' << e.value << " [" << e.low << ", " << e.high << "]\n";
+//   for (const auto& e : r.estimates) std::cout << e.estimator << ' ' << e.value << " [" << e.low << ", " << e.high <<
+//   "]\n";
 //
 // The log's ids must be the target's and the reward model's (remap_impressions). Notation, for
 // impression n at position k: r the click, μ the logged propensity (marginal of the shown item
@@ -42,7 +43,7 @@ namespace mtrec {
   /* switch_dr: importance weights above this */ \
   /* use the direct method only */               \
   X(double, switch_threshold, 100.0)             \
-  /* dros: shrinkage λ */                        \
+  /* dros: shrinkage λ */                       \
   X(double, dros_lambda, 100.0)                  \
   X(uint64_t, seed, 0)                           \
   /* 0: every core */                            \
@@ -58,7 +59,7 @@ struct OpeEstimate {
 };
 
 struct OpeResult {
-  std::vector<OpeEstimate> estimates;   // in the order of ope_estimators()
+  std::vector<OpeEstimate> estimates;  // in the order of ope_estimators()
   int64_t impressions = 0;
   double logged_value = 0;              // mean clicks per impression of the log
   std::vector<double> position_factor;  // θ̂ per position

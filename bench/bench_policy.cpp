@@ -1,0 +1,164 @@
+// Off-policy evaluation on the synthetic world (issue 20, protocol P of EVALUATION.md): a logger
+// (softmax over the model's scores with epsilon uniform slates) writes impressions; every
+// estimator of policy/ope.h estimates the value of ten candidate policies from each log, and is
+// scored against the candidates' exact values V(π) (policy/environment.h).
+//   build/bench/bench_policy [--seeds 20] [--users 200] [--items 1000] [--k 10]
+//                            [--impressions 100000] [--bootstrap 200] [--model-noise 1.0]
+//                            [--logger softmax:temperature=1,epsilon=0.1] [--threads 0]
+// The world is generated once (seed 42); each seed draws a new log. "The model" is the world's
+// true click logit plus N(0, model-noise²) noise fixed per (user, item, scenario): a CTR model of
+// known error, whose sigmoid is also the reward model of DM and the DR family.
+// Printed: the candidates' exact values; per estimator the median relative error |V̂ − V| / V
+// over seeds and candidates, the 95% intervals' coverage, the median and worst Kendall τ between
+// the estimated and true ranking of the candidates; throughput of simulate and evaluate.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <chrono>
+#include <map>
+
+#include "mtrec/core/log.h"
+#include "mtrec/policy/environment.h"
+#include "mtrec/policy/ope.h"
+
+using namespace mtrec;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+double kendall_tau(const std::vector<double>& a, const std::vector<double>& b) {
+  double concordant = 0, discordant = 0;
+  for (size_t i = 0; i < a.size(); ++i)
+    for (size_t j = i + 1; j < a.size(); ++j) {
+      const double s = (a[i] - a[j]) * (b[i] - b[j]);
+      concordant += s > 0, discordant += s < 0;
+    }
+  const double pairs = double(a.size() * (a.size() - 1) / 2);
+  return (concordant - discordant) / pairs;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"bench_policy: off-policy estimators against exact policy values on the synthetic world"};
+  int seeds = 20, users = 200, items = 1000, threads = 0;
+  int64_t k = 10, impressions = 100000, bootstrap = 200;
+  double model_noise = 1.0;
+  std::string logger_spec = "softmax:temperature=1,epsilon=0.1";
+  app.add_option("--seeds", seeds);
+  app.add_option("--users", users);
+  app.add_option("--items", items);
+  app.add_option("--k", k);
+  app.add_option("--impressions", impressions);
+  app.add_option("--bootstrap", bootstrap);
+  app.add_option("--model-noise", model_noise);
+  app.add_option("--logger", logger_spec);
+  app.add_option("--threads", threads);
+  CLI11_PARSE(app, argc, argv);
+  set_log_level(LogLevel::Warn);
+
+  const auto t_world = Clock::now();
+  const SyntheticWorld world =
+      generate_world(SyntheticOptions().users(users).items(items).interactions(int64_t(users) * 20).seed(42));
+  WorldEnvironment env(world, EnvironmentOptions().k(k).threads(threads));
+  const RequestScorer model = noisy_truth_scorer(env, model_noise, 101);
+  const RewardModel reward = sigmoid_reward_model(model);
+  const Policy logger = scored_policy(model, parse_exploration(logger_spec), k);
+
+  // Ten candidates of distinct value: rankings of the model and of better and worse models,
+  // stochastic policies over the model, a non-personalised ranking, uniform slates.
+  const RequestScorer quality = [&](const PolicyRequest&, std::vector<float>& s) {
+    s.assign(world.truth.item_quality.begin(), world.truth.item_quality.end());
+  };
+  const std::vector<std::pair<std::string, Policy>> candidates = {
+      {"oracle (true top-k)", env.oracle()},
+      {"greedy, model noise 0.5", scored_policy(noisy_truth_scorer(env, 0.5, 303), ExplorationOptions(), k)},
+      {"greedy, the model", scored_policy(model, ExplorationOptions(), k)},
+      {"greedy, model noise 2", scored_policy(noisy_truth_scorer(env, 2.0, 404), ExplorationOptions(), k)},
+      {"epsilon_greedy 0.2, the model", scored_policy(model, parse_exploration("epsilon_greedy:epsilon=0.2"), k)},
+      {"softmax T=0.5, the model", scored_policy(model, parse_exploration("softmax:temperature=0.5"), k)},
+      {"softmax T=1, the model", scored_policy(model, parse_exploration("softmax:temperature=1"), k)},
+      {"squarecb gamma=2000, the model", scored_policy(
+                                             [&](const PolicyRequest& r, std::vector<float>& s) {
+                                               model(r, s);
+                                               for (float& x : s) x = 1 / (1 + std::exp(-x));
+                                             },
+                                             parse_exploration("squarecb:gamma=2000"), k)},
+      {"greedy by item quality", scored_policy(quality, ExplorationOptions(), k)},
+      {"uniform", scored_policy(model, parse_exploration("uniform"), k)},
+  };
+  std::vector<double> truth;
+  for (const auto& c : candidates) truth.push_back(env.value(c.second));
+  const double logger_value = env.value(logger);
+  const double setup_s = seconds_since(t_world);
+
+  fmt::print("bench_policy: {} users x {} scenarios, {} items, k={}, {} impressions per log, {} seeds, "
+             "{} bootstrap replicates\n",
+             users, env.scenarios(), items, k, impressions, seeds, bootstrap);
+  fmt::print("logger: {} over the model (true logit + N(0, {}^2)); exact values in {:.1f} s\n\n", logger_spec,
+             model_noise, setup_s);
+  fmt::print("{:<34} {:>12}\n", "policy", "V (exact)");
+  fmt::print("{:<34} {:>12.5f}\n", "logger", logger_value);
+  for (size_t c = 0; c < candidates.size(); ++c) fmt::print("{:<34} {:>12.5f}\n", candidates[c].first, truth[c]);
+
+  const auto& names = ope_estimators();
+  std::map<std::string, std::vector<double>> rel_err, taus;
+  std::map<std::string, std::vector<std::vector<double>>> rel_err_by_candidate;
+  std::map<std::string, int> covered;
+  std::vector<double> simulate_rate, evaluate_rate;
+  for (int seed = 1; seed <= seeds; ++seed) {
+    auto t0 = Clock::now();
+    const ImpressionLog log = simulate(env, logger, impressions, uint64_t(seed));
+    simulate_rate.push_back(double(impressions) / seconds_since(t0));
+    std::map<std::string, std::vector<double>> estimate;
+    for (size_t c = 0; c < candidates.size(); ++c) {
+      t0 = Clock::now();
+      const OpeResult r = evaluate_off_policy(
+          log, candidates[c].second, reward, OpeOptions().bootstrap(bootstrap).seed(uint64_t(seed)).threads(threads));
+      evaluate_rate.push_back(double(impressions) / seconds_since(t0));
+      for (const auto& e : r.estimates) {
+        rel_err[e.estimator].push_back(std::abs(e.value - truth[c]) / truth[c]);
+        auto& per = rel_err_by_candidate[e.estimator];
+        per.resize(candidates.size());
+        per[c].push_back(std::abs(e.value - truth[c]) / truth[c]);
+        covered[e.estimator] += e.low <= truth[c] && truth[c] <= e.high;
+        estimate[e.estimator].push_back(e.value);
+      }
+    }
+    for (const auto& name : names) taus[name].push_back(kendall_tau(estimate[name], truth));
+    fmt::print(stderr, "seed {} done\n", seed);
+  }
+
+  const double runs = double(seeds) * double(candidates.size());
+  fmt::print("\n{:<10} {:>14} {:>14} {:>10} {:>12} {:>10}\n", "estimator", "median rel.err", "90th pct", "coverage",
+             "median tau", "min tau");
+  for (const auto& name : names) {
+    auto v = rel_err[name];
+    std::sort(v.begin(), v.end());
+    const double p90 = v[size_t(0.9 * double(v.size() - 1))];
+    fmt::print("{:<10} {:>13.2f}% {:>13.2f}% {:>9.1f}% {:>12.3f} {:>10.3f}\n", name, 100 * median(rel_err[name]),
+               100 * p90, 100 * covered[name] / runs, median(taus[name]),
+               *std::min_element(taus[name].begin(), taus[name].end()));
+  }
+  fmt::print("\nmedian relative error per candidate (%):\n{:<34}", "policy");
+  for (const auto& name : names) fmt::print(" {:>9}", name);
+  fmt::print("\n");
+  for (size_t c = 0; c < candidates.size(); ++c) {
+    fmt::print("{:<34}", candidates[c].first);
+    for (const auto& name : names) fmt::print(" {:>9.2f}", 100 * median(rel_err_by_candidate[name][c]));
+    fmt::print("\n");
+  }
+  fmt::print("\nthroughput: simulate {:.0f} impressions/s, evaluate (10 estimators' point values and {} bootstrap "
+             "replicates) {:.0f} impressions/s (medians)\n",
+             median(simulate_rate), bootstrap, median(evaluate_rate));
+  return 0;
+}
