@@ -61,13 +61,18 @@ std::string clip(const std::string& s, size_t n) { return s.size() <= n ? s : s.
 
 void print_table(const RecommendResponse& r, const std::string& heading) {
   fmt::print("{}\n", heading);
-  fmt::print("  {:>3}  {:<10} {:<44} {:>9}  {}\n", "#", "item", "title", "score", "because you liked");
+  const bool exploring = !r.exploration.empty();
+  if (exploring)
+    fmt::print("exploration {} (seed {}): each item drawn with the propensity shown\n", r.exploration, r.seed);
+  fmt::print("  {:>3}  {:<10} {:<44} {:>9}{}  {}\n", "#", "item", "title", "score", exploring ? "  propensity" : "",
+             "because you liked");
   for (size_t k = 0; k < r.items.size(); ++k) {
     const Recommendation& x = r.items[k];
     std::string because;
     for (const auto& e : x.because)
       because += (because.empty() ? "" : "; ") + fmt::format("{} ({:.2f})", e.title, e.similarity);
-    fmt::print("  {:>3}  {:<10} {:<44} {:>9.4f}  {}\n", k + 1, clip(x.item, 10), clip(x.title, 44), x.score, because);
+    fmt::print("  {:>3}  {:<10} {:<44} {:>9.4f}{}  {}\n", k + 1, clip(x.item, 10), clip(x.title, 44), x.score,
+               exploring ? fmt::format("  {:>10.4g}", x.propensity) : "", because);
   }
 }
 
@@ -174,6 +179,10 @@ void register_serve(CLI::App& app, CliContext& ctx) {
   rec->add_option("--deny", ra.q.deny, "Never these item ids (comma-separated)")->delimiter(',');
   rec->add_option("--explain", ra.q.explain, "History items named per recommendation")->capture_default_str();
   rec->add_flag("--include-seen", ra.include_seen, "Keep the user's history items among the candidates");
+  rec->add_option("--explore", ra.q.explore,
+                  "Draw the list by an exploration policy and print its propensities (e.g. "
+                  "softmax:temperature=0.5,epsilon=0.1; greedy, epsilon_greedy, softmax, squarecb, uniform)");
+  rec->add_option("--explore-seed", ra.q.seed, "The exploration draw (the same seed repeats the list)");
   rec->add_option("--format", ra.format, "stdout: table|json")
       ->check(CLI::IsMember({"table", "json"}))
       ->capture_default_str();

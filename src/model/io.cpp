@@ -231,6 +231,45 @@ std::unique_ptr<ScoringModel> load_knn(const Checkpoint& ck, const std::string&)
       false);
 }
 
+// Logits of every item for (user, scenario) of a learned policy: <user + scenario, item> + bias.
+std::vector<float> policy_logits(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
+                                 const at::Tensor& bias, int64_t u, int64_t s) {
+  torch::NoGradGuard g;
+  const at::Tensor out = cpu_float(torch::matmul(item, user[u] + scenario[s]) + bias);
+  return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+}
+
+GoldenScoreFn policy_golden_fn(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
+                               const at::Tensor& bias) {
+  return [=](const std::vector<std::vector<int64_t>>& in) {
+    std::vector<float> out;
+    for (const auto& x : in)
+      out.push_back(policy_logits(user, scenario, item, bias, x.at(0), x.at(1))[size_t(x.at(2))]);
+    return out;
+  };
+}
+
+std::unique_ptr<ScoringModel> load_policy(const Checkpoint& ck, const std::string& device) {
+  require_task(ck, "policy");
+  const at::Tensor user = cpu_float(ck.tensor("policy/user")), scenario = cpu_float(ck.tensor("policy/scenario"));
+  const at::Tensor item = cpu_float(ck.tensor("policy/item")), bias = cpu_float(ck.tensor("policy/bias"));
+  MTREC_CHECK(user.dim() == 2 && scenario.dim() == 2 && item.dim() == 2 && bias.dim() == 1 &&
+                  user.size(1) == item.size(1) && scenario.size(1) == item.size(1) && bias.size(0) == item.size(0) &&
+                  user.size(0) == ck.users.size() && item.size(0) == ck.items.size() &&
+                  scenario.size(0) == std::max<int64_t>(1, ck.scenarios.size()),
+              "checkpoint '", ck.path, "': policy tensors of shapes ", user.sizes(), ", ", scenario.sizes(), ", ",
+              item.sizes(), ", ", bias.sizes(), " do not fit ", ck.users.size(), " users, ", ck.items.size(),
+              " items and ", ck.scenarios.size(), " scenarios");
+  verify_golden(ck, policy_golden_fn(user, scenario, item, bias));
+  (void)device;  // scored on the CPU: one matrix-vector product per request
+  return std::make_unique<OneHeadModel>(
+      "policy", "policy", user.size(0), item.size(0),
+      [=](int32_t u, const std::vector<int32_t>&, int32_t s) {
+        return policy_logits(user, scenario, item, bias, u, s);
+      },
+      false, [item] { return item; });
+}
+
 /// The unified model through its first retrieval head (next-item, else match), else its CTR
 /// or rating tower over the whole catalogue; the Recommender serves it by task map instead.
 class JointScoring : public ScoringModel {
@@ -283,6 +322,7 @@ struct Registry {
     loaders["dmf"] = load_dmf;
     loaders["next_item"] = load_next_item;
     loaders["knn"] = load_knn;
+    loaders["policy"] = load_policy;
     loaders["joint"] = [](const Checkpoint& ck, const std::string& d) -> std::unique_ptr<ScoringModel> {
       return std::make_unique<JointScoring>(ck, d);
     };
@@ -324,6 +364,29 @@ KnnModel knn_from_checkpoint(const Checkpoint& ck) {
   KnnModel m = KnnModel::from_bytes(tensor_to_bytes(ck.tensor("knn")), ck.path);
   verify_golden(ck, knn_golden_fn(m));
   return m;
+}
+
+Checkpoint policy_checkpoint(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
+                             const at::Tensor& bias, const IdMap& users, const IdMap& items, const IdMap& scenarios) {
+  MTREC_CHECK(user.size(0) == users.size() && item.size(0) == items.size() && scenario.size(0) == scenarios.size(),
+              "policy_checkpoint: tables of ", user.size(0), " users, ", item.size(0), " items and ", scenario.size(0),
+              " scenarios for id maps of ", users.size(), ", ", items.size(), " and ", scenarios.size());
+  Checkpoint ck;
+  ck.task = "policy";
+  ck.config_json = nlohmann::json{
+      {"kind", "factor_softmax"},
+      {"num_users", user.size(0)},
+      {"num_items", item.size(0)},
+      {"num_scenarios", scenario.size(0)},
+      {"dim",
+       item.size(1)}}.dump();
+  ck.users = users, ck.items = items, ck.scenarios = scenarios;
+  const at::Tensor u = cpu_float(user), s = cpu_float(scenario), i = cpu_float(item), b = cpu_float(bias);
+  ck.tensors = {{"policy/user", u}, {"policy/scenario", s}, {"policy/item", i}, {"policy/bias", b}};
+  std::vector<std::vector<int64_t>> in;
+  for (int64_t k = 0; k < 8; ++k) in.push_back({(k * 7919) % u.size(0), k % s.size(0), (k * 104729 + 3) % i.size(0)});
+  ck.golden = make_golden(in, policy_golden_fn(u, s, i, b));
+  return ck;
 }
 
 void register_model_kind(const std::string& kind, ModelLoader loader) {

@@ -10,6 +10,7 @@
 
 #include "../core/parallel.h"
 #include "mtrec/core/check.h"
+#include "mtrec/model/io.h"
 #include "mtrec/tasks/ctr.h"
 
 namespace mtrec {
@@ -75,28 +76,26 @@ struct OfflineNetImpl : torch::nn::Module {
 };
 TORCH_MODULE(OfflineNet);
 
-class OfflineScorer : public LearnedScorer {
- public:
-  OfflineScorer(torch::Tensor user, torch::Tensor scenario, torch::Tensor item, torch::Tensor bias)
-      : user_(std::move(user)), scenario_(std::move(scenario)), item_(std::move(item)), bias_(std::move(bias)) {}
-  void score(const PolicyRequest& r, std::vector<float>& logits) const override {
-    MTREC_CHECK(r.user >= 0 && r.user < user_.size(0) && r.scenario >= 0 && r.scenario < scenario_.size(0),
-                "learned policy: request (user ", r.user, ", scenario ", r.scenario, ") outside ", user_.size(0),
-                " users and ", scenario_.size(0), " scenarios");
-    torch::NoGradGuard no_grad;
-    const auto s = user_[r.user] + scenario_[r.scenario];
-    const auto out = (torch::matmul(item_, s) + bias_).contiguous();
-    logits.assign(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
-  }
-
- private:
-  torch::Tensor user_, scenario_, item_, bias_;
-};
-
 }  // namespace
 
-Policy LearnedScorer::policy(int64_t k, const ExplorationOptions& exploration) const {
+FactorPolicy::FactorPolicy(at::Tensor user, at::Tensor scenario, at::Tensor item, at::Tensor bias)
+    : user_(std::move(user)), scenario_(std::move(scenario)), item_(std::move(item)), bias_(std::move(bias)) {}
+
+void FactorPolicy::score(const PolicyRequest& r, std::vector<float>& logits) const {
+  MTREC_CHECK(r.user >= 0 && r.user < user_.size(0) && r.scenario >= 0 && r.scenario < scenario_.size(0),
+              "learned policy: request (user ", r.user, ", scenario ", r.scenario, ") outside ", user_.size(0),
+              " users and ", scenario_.size(0), " scenarios");
+  torch::NoGradGuard no_grad;
+  const auto out = (torch::matmul(item_, user_[r.user] + scenario_[r.scenario]) + bias_).contiguous();
+  logits.assign(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+}
+
+Policy FactorPolicy::policy(int64_t k, const ExplorationOptions& exploration) const {
   return scored_policy([this](const PolicyRequest& r, std::vector<float>& s) { score(r, s); }, exploration, k);
+}
+
+Checkpoint FactorPolicy::to_checkpoint(const IdMap& users, const IdMap& items, const IdMap& scenarios) const {
+  return policy_checkpoint(user_, scenario_, item_, bias_, users, items, scenarios);
 }
 
 OnlineResult learn_online(const WorldEnvironment& env, const OnlineOptions& o) {
@@ -211,8 +210,8 @@ OnlineResult learn_online(const WorldEnvironment& env, const OnlineOptions& o) {
   const Policy greedy = scored_policy(
       [&](const PolicyRequest& r, std::vector<float>& s) {
         torch::NoGradGuard no_grad;
-        const auto l = head->all_logits(torch::tensor({int64_t(r.user)}), torch::tensor({int64_t(r.scenario)}))
-                           .contiguous();
+        const auto l =
+            head->all_logits(torch::tensor({int64_t(r.user)}), torch::tensor({int64_t(r.scenario)})).contiguous();
         s.assign(l.data_ptr<float>(), l.data_ptr<float>() + l.numel());
       },
       ExplorationOptions(), K);
@@ -221,8 +220,8 @@ OnlineResult learn_online(const WorldEnvironment& env, const OnlineOptions& o) {
   return out;
 }
 
-std::shared_ptr<LearnedScorer> learn_offline(const ImpressionLog& log, int32_t users, int32_t items, int32_t scenarios,
-                                             const OfflineOptions& o) {
+std::shared_ptr<FactorPolicy> learn_offline(const ImpressionLog& log, int32_t users, int32_t items, int32_t scenarios,
+                                            const OfflineOptions& o) {
   const int64_t N = log.size(), K = log.k;
   MTREC_CHECK(N > 0 && K > 0, "offline learning from an empty log (", N, " impressions, k=", K, ")");
   MTREC_CHECK(o.objective() == "reinforce" || o.objective() == "supervised", "offline objective '", o.objective(),
@@ -251,7 +250,8 @@ std::shared_ptr<LearnedScorer> learn_offline(const ImpressionLog& log, int32_t u
     std::shuffle(order.begin(), order.end(), rng);
     for (int64_t start = 0; start < R; start += o.batch()) {
       const int64_t B = std::min(o.batch(), R - start);
-      std::vector<int64_t> u(static_cast<size_t>(B)), s(static_cast<size_t>(B)), a(static_cast<size_t>(B)), k(static_cast<size_t>(B));
+      std::vector<int64_t> u(static_cast<size_t>(B)), s(static_cast<size_t>(B)), a(static_cast<size_t>(B)),
+          k(static_cast<size_t>(B));
       std::vector<float> r(static_cast<size_t>(B)), mu(static_cast<size_t>(B));
       for (int64_t b = 0; b < B; ++b) {
         const int64_t row = order[size_t(start + b)], n = row / K;
@@ -264,8 +264,9 @@ std::shared_ptr<LearnedScorer> learn_offline(const ImpressionLog& log, int32_t u
       adam.zero_grad();
       torch::Tensor loss;
       if (reinforce) {
-        const auto log_pi =
-            torch::log_softmax(torch::matmul(state, net->item.t()) + net->bias.view({1, -1}), 1).gather(1, ta.view({-1, 1})).view(-1);
+        const auto log_pi = torch::log_softmax(torch::matmul(state, net->item.t()) + net->bias.view({1, -1}), 1)
+                                .gather(1, ta.view({-1, 1}))
+                                .view(-1);
         const auto log_beta_all =
             torch::log_softmax(torch::matmul(state.detach(), net->beta_item.t()) + net->beta_bias.view({1, -1}), 1);
         const auto log_beta = log_beta_all.gather(1, ta.view({-1, 1})).view(-1);
@@ -288,8 +289,8 @@ std::shared_ptr<LearnedScorer> learn_offline(const ImpressionLog& log, int32_t u
     }
   }
   torch::NoGradGuard no_grad;
-  return std::make_shared<OfflineScorer>(net->user.detach().clone(), net->scenario.detach().clone(),
-                                         net->item.detach().clone(), net->bias.detach().clone());
+  return std::make_shared<FactorPolicy>(net->user.detach().clone(), net->scenario.detach().clone(),
+                                        net->item.detach().clone(), net->bias.detach().clone());
 }
 
 }  // namespace mtrec

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <map>
 
 #include "../core/parallel.h"
@@ -54,6 +55,45 @@ std::vector<double> estimate(const Terms& t, const std::vector<double>& count) {
   e[kRips] = mean[5];
   e[kSlateIps] = mean[6];
   return e;
+}
+
+// Mean and variance of the mean of dm_n + Σ_k shrink(w) res over impressions, and the variance
+// of its difference from dr's.
+struct Moments {
+  double mean = 0, var = 0, var_diff = 0;
+};
+template <class Shrink>
+Moments shrunk_dr(const std::vector<double>& dm, const std::vector<double>& w, const std::vector<double>& res,
+                  const std::vector<double>& dr, int64_t K, Shrink shrink) {
+  const size_t N = dm.size();
+  std::vector<double> v(N), d(N);
+  double mv = 0, md = 0;
+  for (size_t n = 0; n < N; ++n) {
+    double x = dm[n];
+    for (int64_t k = 0; k < K; ++k) x += shrink(w[n * size_t(K) + size_t(k)]) * res[n * size_t(K) + size_t(k)];
+    v[n] = x, d[n] = x - dr[n];
+    mv += x, md += d[n];
+  }
+  mv /= double(N), md /= double(N);
+  Moments m;
+  m.mean = mv;
+  for (size_t n = 0; n < N; ++n) m.var += (v[n] - mv) * (v[n] - mv), m.var_diff += (d[n] - md) * (d[n] - md);
+  const double denom = double(N) * double(std::max<size_t>(N - 1, 1));
+  m.var /= denom, m.var_diff /= denom;
+  return m;
+}
+
+// The grid value with the smallest estimated MSE against the dr pilot.
+template <class Shrink>
+double tune(const std::vector<double>& grid, const std::vector<double>& dm, const std::vector<double>& w,
+            const std::vector<double>& res, const std::vector<double>& dr, int64_t K, double dr_mean, Shrink shrink) {
+  double best = grid.front(), best_mse = std::numeric_limits<double>::infinity();
+  for (double h : grid) {
+    const Moments m = shrunk_dr(dm, w, res, dr, K, [&](double x) { return shrink(h, x); });
+    const double bias2 = std::max(0.0, (m.mean - dr_mean) * (m.mean - dr_mean) - m.var_diff);
+    if (bias2 + m.var < best_mse) best_mse = bias2 + m.var, best = h;
+  }
+  return best;
 }
 
 }  // namespace
@@ -132,9 +172,9 @@ OpeResult evaluate_off_policy(const ImpressionLog& log, const Policy& target, co
   for (auto* v : {&t.dm, &t.ips, &t.dr_corr, &t.switch_corr, &t.dros_corr, &t.rips, &t.slate_ips})
     v->assign(size_t(N), 0.0);
   t.w.resize(NK), t.wr.resize(NK), t.wres.resize(NK);
-  const double lambda = o.dros_lambda();
   double ess = 0;
-  std::vector<double> sw(size_t(K), 0.0), sw2(size_t(K), 0.0);
+  std::vector<double> sw(static_cast<size_t>(K), 0.0), sw2(static_cast<size_t>(K), 0.0), res_all(NK);
+  std::vector<double> dr_n(static_cast<size_t>(N));
   for (int64_t n = 0; n < N; ++n) {
     double slate_reward = 0;
     for (int64_t k = 0; k < K; ++k) {
@@ -145,19 +185,47 @@ OpeResult evaluate_off_policy(const ImpressionLog& log, const Policy& target, co
       t.dm[size_t(n)] += theta * target_phat[at];
       t.ips[size_t(n)] += w * r;
       t.dr_corr[size_t(n)] += w * res;
-      if (w <= o.switch_threshold()) t.switch_corr[size_t(n)] += w * res;
-      t.dros_corr[size_t(n)] += lambda * w / (w * w + lambda) * res;
       t.rips[size_t(n)] += pi_prefix[at] / log.prefix[at] * r;
-      t.w[at] = w, t.wr[at] = w * r, t.wres[at] = w * res;
+      t.w[at] = w, t.wr[at] = w * r, t.wres[at] = w * res, res_all[at] = res;
       sw[size_t(k)] += w, sw2[size_t(k)] += w * w;
       out.max_weight = std::max(out.max_weight, w);
       slate_reward += r;
     }
+    dr_n[size_t(n)] = t.dm[size_t(n)] + t.dr_corr[size_t(n)];
     const size_t last = size_t(n * K + K - 1);
     t.slate_ips[size_t(n)] = pi_prefix[last] / log.prefix[last] * slate_reward;
   }
   for (int64_t k = 0; k < K; ++k) ess += sw2[size_t(k)] > 0 ? sw[size_t(k)] * sw[size_t(k)] / sw2[size_t(k)] / K : 0;
   out.effective_sample_size = ess;
+
+  // τ and λ: given, or by estimated MSE against dr.
+  double dr_mean = 0;
+  for (double x : dr_n) dr_mean += x / double(N);
+  const auto cut = [](double tau, double w) { return w <= tau ? w : 0.0; };
+  const auto shrink = [](double lambda, double w) { return lambda * w / (w * w + lambda); };
+  double tau = o.switch_threshold(), lambda = o.dros_lambda();
+  if (tau <= 0) {
+    std::vector<double> ws;
+    for (double w : t.w)
+      if (w > 0) ws.push_back(w);
+    std::sort(ws.begin(), ws.end());
+    std::vector<double> grid = {std::numeric_limits<double>::infinity()};
+    for (double q : {0.5, 0.75, 0.9, 0.95, 0.99, 0.999})
+      if (!ws.empty()) grid.push_back(ws[size_t(q * double(ws.size() - 1))]);
+    tau = tune(grid, t.dm, t.w, res_all, dr_n, K, dr_mean, cut);
+  }
+  if (lambda <= 0) {
+    std::vector<double> grid;
+    for (double e = -2; e <= 6.01; e += 0.5) grid.push_back(std::pow(10.0, e));
+    lambda = tune(grid, t.dm, t.w, res_all, dr_n, K, dr_mean, shrink);
+  }
+  out.switch_threshold = tau, out.dros_lambda = lambda;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t k = 0; k < K; ++k) {
+      const size_t at = size_t(n * K + k);
+      t.switch_corr[size_t(n)] += cut(tau, t.w[at]) * res_all[at];
+      t.dros_corr[size_t(n)] += shrink(lambda, t.w[at]) * res_all[at];
+    }
 
   const std::vector<double> point = estimate(t, {});
   // Bootstrap: each replicate draws N impressions with replacement from its own stream.

@@ -113,9 +113,9 @@ ItemPredicate parse_predicate(const json& v, const std::string& path) {
 RecommendRequest parse_request(const json& v, const std::string& prefix) {
   const std::string self = prefix.empty() ? "body" : prefix.substr(0, prefix.size() - 1);
   if (!v.is_object()) throw RequestError(self, std::string("expected a JSON object, got ") + type_name(v));
-  static const std::vector<std::string> known = {"user",     "profile", "recent_items", "k",
-                                                 "scenario", "context", "exclude_seen", "allow",
-                                                 "deny",     "where",   "explain"};
+  static const std::vector<std::string> known = {"user",    "profile",      "recent_items", "k",    "scenario",
+                                                 "context", "exclude_seen", "allow",        "deny", "where",
+                                                 "explain", "explore",      "seed"};
   RecommendRequest r;
   for (const auto& [key, val] : v.items()) {
     if (val.is_null()) continue;
@@ -146,6 +146,11 @@ RecommendRequest parse_request(const json& v, const std::string& prefix) {
     } else if (key == "explain") {
       r.explain = as_int(val, at);
       if (r.explain < 0) throw RequestError(at, "expected a count >= 0, got " + std::to_string(r.explain));
+    } else if (key == "explore") {
+      r.explore = as_string(val, at);
+    } else if (key == "seed") {
+      r.seed = as_int(val, at);
+      if (r.seed < 0) throw RequestError(at, "expected a seed >= 0, got " + std::to_string(r.seed));
     } else {
       unknown_field(prefix, key, known);
     }
@@ -165,19 +170,23 @@ json response_json(const RecommendResponse& r) {
     json because = json::array();
     for (const auto& e : rec.because)
       because.push_back({{"item", e.item}, {"title", e.title}, {"similarity", e.similarity}});
-    items.push_back({{"item", rec.item},
-                     {"title", rec.title},
-                     {"index", rec.index},
-                     {"score", rec.score},
-                     {"because", std::move(because)}});
+    json item = {{"item", rec.item},
+                 {"title", rec.title},
+                 {"index", rec.index},
+                 {"score", rec.score},
+                 {"because", std::move(because)}};
+    if (!r.exploration.empty()) item["propensity"] = rec.propensity, item["prefix_propensity"] = rec.prefix_propensity;
+    items.push_back(std::move(item));
   }
-  return {{"items", std::move(items)},
-          {"scenario", r.scenario},
-          {"scenario_source", r.scenario_source},
-          {"scenario_confidence", r.scenario_confidence},
-          {"user_kind", r.user_kind},
-          {"retrieval", r.retrieval},
-          {"model_version", r.model_version}};
+  json out = {{"items", std::move(items)},
+              {"scenario", r.scenario},
+              {"scenario_source", r.scenario_source},
+              {"scenario_confidence", r.scenario_confidence},
+              {"user_kind", r.user_kind},
+              {"retrieval", r.retrieval},
+              {"model_version", r.model_version}};
+  if (!r.exploration.empty()) out["exploration"] = r.exploration, out["seed"] = r.seed;
+  return out;
 }
 
 std::vector<std::string> split_ids(const std::string& text) {
@@ -267,6 +276,8 @@ std::string to_json(const RecommendRequest& r) {
             {"deny", r.deny},
             {"where", predicates_json(r.where)},
             {"explain", r.explain}};
+  if (!r.explore.empty()) j["explore"] = r.explore;
+  if (r.seed >= 0) j["seed"] = r.seed;
   return dump(j);
 }
 

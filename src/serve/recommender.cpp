@@ -16,11 +16,13 @@
 #include <unordered_set>
 
 #include "mtrec/core/device.h"
+#include "mtrec/core/random.h"
 #include "mtrec/eval/metrics.h"
 #include "mtrec/model/io.h"
 #include "mtrec/model/joint_bundle.h"
 #include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
+#include "mtrec/policy/explore.h"
 #include "mtrec/serve/index.h"
 #include "mtrec/tasks/fusion.h"
 #include "mtrec/data/labels.h"
@@ -246,7 +248,37 @@ struct Resolved {
   float confidence = 1;
   std::vector<uint8_t> allowed;  // [I]
   std::vector<int32_t> history;  // for explanations: stored + recent
+  bool exploring = false;
+  ExplorationOptions explore;
+  uint64_t seed = 0;
 };
+
+// The hits of one request: the top k of the allowed scores, or, exploring, k items drawn over
+// the allowed scores by the request's policy, with their propensities (and prefix ones).
+struct Picked {
+  std::vector<Hit> hits;
+  std::vector<double> propensity, prefix;
+};
+Picked pick(const float* scores, int64_t n, int64_t k, const uint8_t* allowed, const Resolved& z) {
+  Picked p;
+  if (!z.exploring) {
+    p.hits = top_k(scores, n, k, allowed);
+    return p;
+  }
+  std::vector<int32_t> idx;
+  std::vector<float> sc;
+  for (int64_t j = 0; j < n; ++j)
+    if (allowed[j]) idx.push_back(int32_t(j)), sc.push_back(scores[j]);
+  if (idx.empty()) return p;
+  const SlateDistribution d =
+      explore(z.explore, sc.data(), int32_t(sc.size()), std::min<int64_t>(k, int64_t(sc.size())));
+  Rng rng(z.seed);
+  const Slate slate = d.sample(rng);
+  for (int32_t j : slate.items) p.hits.push_back({idx[size_t(j)], sc[size_t(j)]});
+  p.propensity = slate.propensity;
+  p.prefix = slate.prefix;
+  return p;
+}
 
 int32_t resolve_item(const Snap& s, const std::string& raw, const std::string& field) {
   const int32_t i = s.items.find(raw);
@@ -310,6 +342,7 @@ std::vector<Explanation> explain(const Snap& s, const std::vector<int32_t>& hist
 /// candidates, several heads z-scored and summed by the task map.
 void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::vector<RecommendRequest>& requests,
                 const std::vector<Resolved>& res, std::vector<std::vector<Hit>>& hits_of,
+                std::vector<std::vector<double>>& propensity_of, std::vector<std::vector<double>>& prefix_of,
                 std::vector<std::string>& retrieval_of) {
   UnifiedModel& m = const_cast<UnifiedModel&>(s.bundle.model);
   const UnifiedOptions& uo = m->options;
@@ -462,8 +495,10 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
       if (uses_tower) tower_pos += c;
       std::vector<uint8_t> ok(c);
       for (size_t j = 0; j < c; ++j) ok[j] = z.allowed[size_t(p.cand[j])];
-      for (const Hit& h : top_k(total.data(), int64_t(c), k, ok.data()))
-        hits.push_back({p.cand[size_t(h.item)], h.score});
+      Picked chosen = pick(total.data(), int64_t(c), k, ok.data(), z);
+      for (const Hit& h : chosen.hits) hits.push_back({p.cand[size_t(h.item)], h.score});
+      propensity_of[size_t(r)] = std::move(chosen.propensity);
+      prefix_of[size_t(r)] = std::move(chosen.prefix);
     }
     hits_of[size_t(r)] = std::move(hits);
     retrieval_of[size_t(r)] = p.retrieval;
@@ -472,7 +507,8 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
 
 /// A one-head model's hits: its scores of the whole catalogue, filtered, top k.
 void head_hits(const Snap& s, const std::vector<RecommendRequest>& requests, const std::vector<Resolved>& res,
-               std::vector<std::vector<Hit>>& hits_of, std::vector<std::string>& retrieval_of) {
+               std::vector<std::vector<Hit>>& hits_of, std::vector<std::vector<double>>& propensity_of,
+               std::vector<std::vector<double>>& prefix_of, std::vector<std::string>& retrieval_of) {
   const size_t n = requests.size();
   std::vector<int32_t> users(n), scenarios(n);
   std::vector<std::vector<int32_t>> histories(n);
@@ -485,7 +521,10 @@ void head_hits(const Snap& s, const std::vector<RecommendRequest>& requests, con
   MTREC_CHECK(int64_t(scores.size()) == int64_t(n) * I, "recommender: the ", s.kind, " model returned ", scores.size(),
               " scores for ", n, " x ", I);
   for (size_t r = 0; r < n; ++r) {
-    hits_of[r] = top_k(scores.data() + r * size_t(I), I, requests[r].k, res[r].allowed.data());
+    Picked chosen = pick(scores.data() + r * size_t(I), I, requests[r].k, res[r].allowed.data(), res[r]);
+    hits_of[r] = std::move(chosen.hits);
+    propensity_of[r] = std::move(chosen.propensity);
+    prefix_of[r] = std::move(chosen.prefix);
     retrieval_of[r] = "full";
   }
 }
@@ -607,6 +646,19 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     if (q.exclude_seen)
       for (int32_t i : z.history) z.allowed[size_t(i)] = 0;
     apply_filters(s, q.allow, q.deny, q.where, pre, z.allowed);
+    if (!q.explore.empty()) {
+      try {
+        z.explore = parse_exploration(q.explore);
+      } catch (const Error& e) {
+        throw RequestError(pre + "explore", e.what());
+      }
+      z.exploring = true;
+      // An own seed is below 2^63 so that a request can pass it back (seed is an int64 there).
+      z.seed = q.seed >= 0 ? uint64_t(q.seed)
+                           : (derive_seed(options_.seed(), "explore") + draws_.fetch_add(1)) & 0x7fffffffffffffffULL;
+    } else if (q.seed >= 0) {
+      throw RequestError(pre + "seed", "a seed draws an exploring list; give explore too");
+    }
   }
   if (!contexts.empty()) {
     UnifiedModel& m = const_cast<UnifiedModel&>(s.bundle.model);
@@ -626,11 +678,12 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
 
   const int64_t n = int64_t(requests.size());
   std::vector<std::vector<Hit>> hits(static_cast<size_t>(n));
+  std::vector<std::vector<double>> propensity(static_cast<size_t>(n)), prefix(static_cast<size_t>(n));
   std::vector<std::string> retrieval(static_cast<size_t>(n));
   if (s.head_model)
-    head_hits(s, requests, res, hits, retrieval);
+    head_hits(s, requests, res, hits, propensity, prefix, retrieval);
   else
-    joint_hits(s, options_, requests, res, hits, retrieval);
+    joint_hits(s, options_, requests, res, hits, propensity, prefix, retrieval);
 
   // 4. The answers: items, titles, explanations.
   std::vector<RecommendResponse> out(static_cast<size_t>(n));
@@ -648,6 +701,14 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
     o.items.reserve(hits[size_t(r)].size());
     for (const Hit& h : hits[size_t(r)])
       o.items.push_back({s.items.raw(h.item), s.title(h.item), h.item, h.score, explain(s, recent, h.item, ne)});
+    if (z.exploring) {
+      o.exploration = to_string(z.explore);
+      o.seed = z.seed;
+      for (size_t j = 0; j < o.items.size(); ++j) {
+        o.items[j].propensity = propensity[size_t(r)][j];
+        o.items[j].prefix_propensity = prefix[size_t(r)][j];
+      }
+    }
   }
   return out;
 }

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "mtrec/core/chart.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
 #include "mtrec/core/log.h"
@@ -235,68 +236,6 @@ void HtmlReport::load_state(const Checkpoint& ck) {
 }
 
 namespace {
-std::string escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '<')
-      out += "&lt;";
-    else if (c == '>')
-      out += "&gt;";
-    else if (c == '&')
-      out += "&amp;";
-    else if (c == '"')
-      out += "&quot;";
-    else
-      out += c;
-  }
-  return out;
-}
-
-// One line chart: x = epoch (1-based), one polyline per series; non-finite points are skipped.
-std::string svg_chart(const std::string& title, const std::map<std::string, std::vector<double>>& series) {
-  const double w = 480, h = 240, l = 56, r = 12, top = 28, bottom = 32;
-  double lo = INFINITY, hi = -INFINITY;
-  size_t n = 0;
-  for (const auto& [name, ys] : series) {
-    n = std::max(n, ys.size());
-    for (double y : ys)
-      if (std::isfinite(y)) lo = std::min(lo, y), hi = std::max(hi, y);
-  }
-  std::string svg = fmt::format(
-      "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' viewBox='0 0 {} {}' role='img'>"
-      "<title>{}</title><rect width='100%' height='100%' fill='#fff'/>"
-      "<text x='{}' y='18' font-size='13' font-family='sans-serif'>{}</text>",
-      w, h, w, h, escape(title), l, escape(title));
-  if (n == 0 || !std::isfinite(lo)) return svg + "<text x='60' y='120' font-size='12'>no data yet</text></svg>";
-  if (hi - lo < 1e-12) hi = lo + 1e-12 + std::fabs(lo) * 1e-3;
-  auto px = [&](size_t i) { return l + (w - l - r) * (n == 1 ? 0.5 : static_cast<double>(i) / (n - 1)); };
-  auto py = [&](double y) { return top + (h - top - bottom) * (1 - (y - lo) / (hi - lo)); };
-  svg += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#999'/>", l, h - bottom, w - r, h - bottom);
-  svg += fmt::format("<line x1='{}' y1='{}' x2='{}' y2='{}' stroke='#999'/>", l, top, l, h - bottom);
-  for (int k = 0; k <= 4; ++k) {
-    double y = lo + (hi - lo) * k / 4;
-    svg +=
-        fmt::format("<text x='{}' y='{:.1f}' font-size='10' text-anchor='end' font-family='sans-serif'>{:.4g}</text>",
-                    l - 4, py(y) + 3, y);
-  }
-  svg +=
-      fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='middle' font-family='sans-serif'>epoch 1..{}</text>",
-                  (l + w - r) / 2, h - 8, n);
-  static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
-  size_t c = 0;
-  for (const auto& [name, ys] : series) {
-    std::string pts;
-    for (size_t i = 0; i < ys.size(); ++i)
-      if (std::isfinite(ys[i])) pts += fmt::format("{:.1f},{:.1f} ", px(i), py(ys[i]));
-    const char* col = colours[c % 7];
-    svg += fmt::format("<polyline fill='none' stroke='{}' stroke-width='2' points='{}'/>", col, pts);
-    svg += fmt::format("<text x='{}' y='{}' font-size='11' fill='{}' font-family='sans-serif'>{}</text>", w - r - 150,
-                       top + 14 * (c + 1), col, escape(name));
-    ++c;
-  }
-  return svg + "</svg>";
-}
-
 // Per-epoch rows (name -> value) as one series per name, NaN where an epoch lacks it.
 std::map<std::string, std::vector<double>> series_of(const std::vector<std::map<std::string, double>>& rows) {
   std::map<std::string, std::vector<double>> series;
@@ -323,30 +262,31 @@ std::string HtmlReport::render(const Trainer& t) const {
         ys.push_back(v);
       }
   const auto& s = t.state();
-  std::string html = "<!doctype html><html><head><meta charset='utf-8'><title>" + escape(title_) +
+  std::string html = "<!doctype html><html><head><meta charset='utf-8'><title>" + html_escape(title_) +
                      "</title><style>body{font-family:sans-serif;margin:2em;max-width:1040px}"
                      "svg{border:1px solid #ddd;margin:4px}table{border-collapse:collapse}"
                      "td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>";
-  html += "<h1>" + escape(title_) + "</h1>";
+  html += "<h1>" + html_escape(title_) + "</h1>";
   html += fmt::format(
       "<p>epochs done {} of {}, optimiser steps {}, examples {}, skipped non-finite steps {}, "
       "{:.1f} s{}</p>",
       s.epoch, t.options().epochs(), s.step, s.examples, s.skipped_steps, s.seconds,
       s.has_best ? fmt::format("; best monitored metric {:.5g} at epoch {}", s.best, s.best_epoch + 1) : std::string());
-  html += "<h2>Training loss per epoch</h2>" + svg_chart("training loss", loss_series);
+  html += "<h2>Training loss per epoch</h2>" + svg_line_chart("training loss", loss_series, "epoch");
   html +=
       "<h2>Task weights per epoch</h2><p>The multiplier of each task's loss in the joint loss at the "
       "epoch's last step (" +
-      escape(t.options().weighting()) + " weighting).</p>" + svg_chart("task weight", series_of(weights_));
+      html_escape(t.options().weighting()) + " weighting).</p>" +
+      svg_line_chart("task weight", series_of(weights_), "epoch");
   html += "<h2>Validation</h2>";
-  for (const auto& [name, series] : metric_series) html += svg_chart(name, series);
+  for (const auto& [name, series] : metric_series) html += svg_line_chart(name, series, "epoch");
   html += "<h2>Task weights</h2><table><tr><th>task</th><th>static weight</th><th>in force</th></tr>";
   for (const auto& [task, w] : t.tasks()) {
     auto now = s.task_weight.find(task->name());
-    html += fmt::format("<tr><td>{}</td><td>{:.4g}</td><td>{}</td></tr>", escape(task->name()), w,
+    html += fmt::format("<tr><td>{}</td><td>{:.4g}</td><td>{}</td></tr>", html_escape(task->name()), w,
                         now == s.task_weight.end() ? std::string("-") : fmt::format("{:.4g}", now->second));
   }
-  html += "</table><h2>Configuration</h2><pre>" + escape(nlohmann::json::parse(t.options().to_json()).dump(2)) +
+  html += "</table><h2>Configuration</h2><pre>" + html_escape(nlohmann::json::parse(t.options().to_json()).dump(2)) +
           "</pre></body></html>\n";
   return html;
 }

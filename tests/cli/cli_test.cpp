@@ -649,6 +649,59 @@ TEST(Cli, SynthFolderTrainsKnnWithDatasetDir) {
   EXPECT_NEAR(read_json(tmp.path("e.json")).value("hr@10_full", 0.0), tj.value("hr@10_full", 1.0), 1e-9);
 }
 
+TEST(Cli, PolicySimulateEvaluateAndLearnInTheWorld) {
+  mtrec::test::TempDir tmp;
+  const std::string world = " --users 40 --items 60 --interactions 2000 --k 3 --log-level warn";
+  const std::string log = shell_quote(tmp.path("log.csv"));
+  Result s = mtrec("policy simulate" + world + " --impressions 4000 --seed 2 --out " + log + " --json " +
+                   shell_quote(tmp.path("s.json")));
+  ASSERT_EQ(s.code, 0) << s.out;
+  const nlohmann::json sj = read_json(tmp.path("s.json"));
+  EXPECT_EQ(sj.value("impressions", 0), 4000);
+  // The logged mean estimates the logger's exact value (4000 impressions of up to 3 clicks).
+  EXPECT_NEAR(sj.value("logged_value", 0.0), sj.value("true_value", -1.0), 0.06) << sj.dump(2);
+  std::vector<Result> r =
+      mtrec_all({"policy evaluate" + world + " --log " + log + " --policy greedy --bootstrap 50 --json " +
+                     shell_quote(tmp.path("e.json")),
+                 "policy learn" + world + " --mode offline --log " + log + " --epochs 3 --out " +
+                     shell_quote(tmp.path("p.ckpt")) + " --json " + shell_quote(tmp.path("l.json")),
+                 "policy learn" + world + " --mode online --rounds 3000 --batch 100 --report " +
+                     shell_quote(tmp.path("regret.html")) + " --json " + shell_quote(tmp.path("o.json"))});
+  for (const auto& x : r) ASSERT_EQ(x.code, 0) << x.out;
+  const nlohmann::json ej = read_json(tmp.path("e.json"));
+  const double truth = ej.value("true_value", 0.0);
+  ASSERT_GT(truth, 0.0);
+  for (const char* e : {"dm", "ips", "snips", "dr", "sndr", "switch_dr", "dros", "rips", "slate_ips"})
+    ASSERT_TRUE(ej["estimates"].contains(e)) << e;
+  // Unbiased estimators land near the exact value; each reports its interval and error.
+  EXPECT_NEAR(ej["estimates"]["dr"]["value"].get<double>(), truth, 0.25 * truth) << ej.dump(2);
+  EXPECT_LE(ej["estimates"]["snips"]["low"].get<double>(), ej["estimates"]["snips"]["high"].get<double>());
+  EXPECT_NEAR(ej["estimates"]["ips"]["relative_error"].get<double>(),
+              std::abs(ej["estimates"]["ips"]["value"].get<double>() - truth) / truth, 1e-9);
+  // The learned policy's checkpoint is served by `mtrec recommend`, with exploration.
+  const nlohmann::json lj = read_json(tmp.path("l.json"));
+  EXPECT_GT(lj.value("true_value", 0.0), 0.0);
+  Result rec = mtrec("recommend --checkpoint " + shell_quote(tmp.path("p.ckpt")) +
+                     " --user u3 -k 3 --scenario search --explore softmax:temperature=0.5 --explore-seed 4 "
+                     "--format json --log-level warn");
+  ASSERT_EQ(rec.code, 0) << rec.out;
+  const auto j = nlohmann::json::parse(rec.out.substr(rec.out.find('{')));
+  ASSERT_EQ(j["items"].size(), 3u) << rec.out;
+  EXPECT_GT(j["items"][0]["propensity"].get<double>(), 0.0);
+  EXPECT_EQ(j.value("exploration", ""), "softmax:epsilon=0,temperature=0.5");
+  const nlohmann::json oj = read_json(tmp.path("o.json"));
+  EXPECT_EQ(oj["cumulative_regret"].size(), 50u);
+  std::ifstream html(tmp.path("regret.html"));
+  const std::string page((std::istreambuf_iterator<char>(html)), std::istreambuf_iterator<char>());
+  EXPECT_TRUE(contains(page, "<svg")) << page.substr(0, 200);
+  // A log with a zero propensity is refused, naming the file and line.
+  std::ofstream(tmp.path("bad.csv")) << "impression,user,scenario,position,item,propensity,prefix_propensity,click\n"
+                                     << "0,u1,search,0,i2,0,0.5,0\n";
+  Result bad = mtrec("policy evaluate" + world + " --log " + shell_quote(tmp.path("bad.csv")));
+  EXPECT_NE(bad.code, 0);
+  EXPECT_TRUE(contains(bad.out, "bad.csv:2: field 'propensity'")) << bad.out;
+}
+
 TEST(Cli, BadCatalogueFailsWithFileLineField) {
   mtrec::test::TempDir tmp;
   const std::string r = tmp.write("r.csv", "user,item,rating\nu1,i1,4\nu2,i2,3\n");

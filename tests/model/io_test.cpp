@@ -247,7 +247,7 @@ TEST(ModelIo, CheckpointErrorsNameTheFileWhatItHoldsAndWhatWasExpected) {
   pre.path = "pre.ckpt";
   e = error_of([&] { load_scoring_model(pre); });
   EXPECT_NE(e.find("checkpoint 'pre.ckpt' is a model export (task mlm-pretrain); expected a model of a registered "
-                   "kind (ctr, dmf, joint, knn, next_item, rating)"),
+                   "kind (ctr, dmf, joint, knn, next_item, policy, rating)"),
             std::string::npos)
       << e;
   // Truncated.

@@ -66,8 +66,12 @@ TEST(ServeJson, RequestRoundTripsThroughToJson) {
   q.deny = {"i1"};
   q.where = {{"genres", "Drama", true}};
   q.exclude_seen = false;
+  q.explore = "softmax:temperature=0.5";
+  q.seed = 11;
   const RecommendRequest back = parse_recommend_request(to_json(q));
   EXPECT_EQ(to_json(back), to_json(q));
+  EXPECT_EQ(back.explore, "softmax:temperature=0.5");
+  EXPECT_EQ(back.seed, 11);
   EXPECT_EQ(back.context, q.context);
   EXPECT_EQ(back.where[0].contains, true);
 }
@@ -174,8 +178,20 @@ TEST(ServeJson, ResponseAndInfoShape) {
   EXPECT_EQ(j["scenario_source"], "context");
   EXPECT_DOUBLE_EQ(j["scenario_confidence"].get<double>(), 0.75);
   EXPECT_EQ(j["model_version"], "abc123");
+  EXPECT_FALSE(j["items"][0].contains("propensity"));  // only an exploring answer has them
+  EXPECT_FALSE(j.contains("exploration"));
   const auto batch = nlohmann::json::parse(to_json(std::vector<RecommendResponse>{r, r}));
   EXPECT_EQ(batch["responses"].size(), 2u);
+  RecommendResponse explored = r;
+  explored.exploration = "uniform";
+  explored.seed = 9;
+  explored.items[0].propensity = 0.25;
+  explored.items[0].prefix_propensity = 0.125;
+  const auto e = nlohmann::json::parse(to_json(explored));
+  EXPECT_DOUBLE_EQ(e["items"][0]["propensity"].get<double>(), 0.25);
+  EXPECT_DOUBLE_EQ(e["items"][0]["prefix_propensity"].get<double>(), 0.125);
+  EXPECT_EQ(e["exploration"], "uniform");
+  EXPECT_EQ(e["seed"], 9);
   // A title that is not UTF-8 (a latin-1 catalogue) is replaced, not a failed answer.
   r.items[0].title = "Caf\xe9";
   EXPECT_EQ(nlohmann::json::parse(to_json(r))["items"][0]["title"], "Caf\xef\xbf\xbd");

@@ -20,6 +20,7 @@
 #include "mtrec/model/joint_eval.h"
 #include "mtrec/model/task_map.h"
 #include "mtrec/nn/checkpoint.h"
+#include "mtrec/policy/explore.h"
 #include "mtrec/data/labels.h"
 #include "serve_fixture.h"
 #include "test_joint.h"
@@ -115,6 +116,65 @@ TEST(Recommender, TaskMapTopKEqualsTheExactOracle) {
   EXPECT_NEAR(ctr.recommend(user_request(5, 5, "ads")).items[0].score, p[0], 1e-5);
   EXPECT_GT(p[0], 0.f);
   EXPECT_LT(p[0], 1.f);
+}
+
+TEST(Recommender, ExploringRequestsDrawTheirListWithExactPropensities) {
+  test::OneThread one;
+  Recommender rec(test::trained_tiny_joint().fit, data(), known(), RecommenderOptions().task_map("*=ctr"));
+  const int32_t u = 7, scenario = data().scenarios.find("search");
+  const int64_t k = 4;
+  std::vector<float> scores;  // the unseen items' CTR scores, best first
+  const auto order = oracle_top(u, scenario, {{"ctr", 1}}, data().num_items(), &scores);
+  const auto m = int32_t(order.size());
+  // Uniform: every allowed item equally likely at every position.
+  RecommendRequest q = user_request(u, k, "search");
+  q.explore = "uniform";
+  q.seed = 3;
+  RecommendResponse r = rec.recommend(q);
+  ASSERT_EQ(r.items.size(), size_t(k));
+  EXPECT_EQ(r.exploration, "uniform");
+  EXPECT_EQ(r.seed, 3u);
+  double prefix = 1;
+  for (int64_t j = 0; j < k; ++j) {
+    prefix /= double(m - j);
+    EXPECT_DOUBLE_EQ(r.items[size_t(j)].propensity, 1.0 / m);
+    EXPECT_NEAR(r.items[size_t(j)].prefix_propensity, prefix, 1e-15);
+    EXPECT_TRUE(std::find(order.begin(), order.end(), r.items[size_t(j)].index) != order.end()) << "a seen item";
+  }
+  // Softmax: the propensities are the exact marginals of the candidates' scores; a seed repeats
+  // its list, and over many seeds the first position follows its propensities.
+  q.explore = "softmax:temperature=0.05,epsilon=0.1";
+  const SlateDistribution d = explore(parse_exploration(q.explore), scores.data(), m, k);
+  std::map<int32_t, int> first;
+  const int draws = 400;
+  for (int seed = 0; seed < draws; ++seed) {
+    q.seed = seed;
+    r = rec.recommend(q);
+    ASSERT_EQ(r.items.size(), size_t(k));
+    for (int64_t j = 0; j < k; ++j) {
+      const auto pos = int32_t(std::find(order.begin(), order.end(), r.items[size_t(j)].index) - order.begin());
+      ASSERT_LT(pos, m);
+      EXPECT_NEAR(r.items[size_t(j)].propensity, d.marginal(pos, j), 2e-3 * d.marginal(pos, j) + 1e-9);
+    }
+    first[r.items[0].index]++;
+    if (seed == 5) {
+      EXPECT_EQ(indices(rec.recommend(q)), indices(r));
+    }
+  }
+  const double p0 = d.marginal(0, 0);  // the best item first
+  EXPECT_NEAR(first[order[0]] / double(draws), p0, 4 * std::sqrt(p0 * (1 - p0) / draws));
+  // Without a seed the recommender's own stream draws: two requests differ, each is reported.
+  q.seed = -1;
+  const auto a = rec.recommend(q), b = rec.recommend(q);
+  EXPECT_NE(a.seed, b.seed);
+  q.seed = int64_t(a.seed);
+  EXPECT_EQ(indices(rec.recommend(q)), indices(a));
+  // Errors name the field.
+  q.explore = "boltzmann";
+  EXPECT_EQ(request_error_field([&] { rec.recommend(q); }), "explore");
+  q.explore = "";
+  q.seed = 4;
+  EXPECT_EQ(request_error_field([&] { rec.recommend(q); }), "seed");
 }
 
 TEST(Recommender, RetrievalHeadsGoThroughTheIndexAndMatchTheOracle) {

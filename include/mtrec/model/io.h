@@ -87,6 +87,12 @@ Checkpoint knn_checkpoint(const KnnModel& model, const IdMap& users, const IdMap
 /// The KNN model of a "knn" checkpoint, golden pairs verified.
 KnnModel knn_from_checkpoint(const Checkpoint& checkpoint);
 
+/// A learned slate policy (policy/learn.h) in the one container, task "policy": logits
+/// <user[u] + scenario[s], item[i]> + bias[i] (float tensors [U, d], [S, d], [I, d], [I]), with
+/// golden pairs; served as a one-head model whose head is "policy".
+Checkpoint policy_checkpoint(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
+                             const at::Tensor& bias, const IdMap& users, const IdMap& items, const IdMap& scenarios);
+
 /// kind -> loader: the registry of model kinds. Every kind `mtrec train` writes is registered;
 /// register_model_kind adds (or replaces) one.
 using ModelLoader = std::function<std::unique_ptr<ScoringModel>(const Checkpoint&, const std::string& device)>;

@@ -20,11 +20,14 @@
 //   snips      Σ_k Σ_n w r / Σ_n w                           (self-normalised per position)
 //   dr         mean DM_n + Σ_k w (r − q̂)
 //   sndr       mean DM_n + Σ_k Σ_n w (r − q̂) / Σ_n w
-//   switch_dr  dr, dropping the correction where w > switch_threshold (Wang et al. 2017)
-//   dros       dr with w shrunk to λ w / (w² + λ), λ = dros_lambda (Su et al. 2020)
+//   switch_dr  dr, dropping the correction where w > τ (Wang et al. 2017)
+//   dros       dr with w shrunk to λ w / (w² + λ) (Su et al. 2020)
 //   rips       mean Σ_k (π(a_1..a_k) / μ(a_1..a_k)) r        (cascade / reward-interaction IPS)
 //   slate_ips  mean (π(slate) / μ(slate)) Σ_k r               (whole-slate IPS)
-// Intervals: percentile bootstrap over impressions (θ̂ held fixed).
+// τ and λ are given, or (0, the default) chosen from a grid by the smallest estimated mean squared
+// error, with dr as the unbiased pilot: MSE(h) = max(0, (V̂_h − V̂_dr)² − Var(V̂_h − V̂_dr)) + Var(V̂_h)
+// (τ: quantiles 50 … 99.9% of the weights and no cut; λ: 10^-2 … 10^6).
+// Intervals: percentile bootstrap over impressions (θ̂, τ and λ held fixed).
 #include <torch/arg.h>
 #include <cstdint>
 #include <string>
@@ -36,17 +39,17 @@
 
 namespace mtrec {
 
-#define MTREC_OPE_OPTIONS(X)                     \
-  /* bootstrap replicates (0: no intervals) */   \
-  X(int64_t, bootstrap, 200)                     \
-  X(double, confidence, 0.95)                    \
-  /* switch_dr: importance weights above this */ \
-  /* use the direct method only */               \
-  X(double, switch_threshold, 100.0)             \
-  /* dros: shrinkage λ */                       \
-  X(double, dros_lambda, 100.0)                  \
-  X(uint64_t, seed, 0)                           \
-  /* 0: every core */                            \
+#define MTREC_OPE_OPTIONS(X)                       \
+  /* bootstrap replicates (0: no intervals) */     \
+  X(int64_t, bootstrap, 200)                       \
+  X(double, confidence, 0.95)                      \
+  /* switch_dr: weights above τ use the direct */ \
+  /* method only; 0: chosen by estimated MSE */    \
+  X(double, switch_threshold, 0.0)                 \
+  /* dros: shrinkage λ; 0: by estimated MSE */    \
+  X(double, dros_lambda, 0.0)                      \
+  X(uint64_t, seed, 0)                             \
+  /* 0: every core */                              \
   X(int, threads, 0)
 
 struct OpeOptions {
@@ -65,6 +68,8 @@ struct OpeResult {
   std::vector<double> position_factor;  // θ̂ per position
   double max_weight = 0;                // largest item-position weight π / μ
   double effective_sample_size = 0;     // (Σ w)² / Σ w² of the item-position weights, mean over positions
+  double switch_threshold = 0;          // τ and λ used (given or chosen)
+  double dros_lambda = 0;
   const OpeEstimate& operator[](const std::string& estimator) const;
 };
 

@@ -20,11 +20,14 @@
 //    "exclude_seen": true,
 //    "allow": ["1", "2"], "deny": ["3"],   item ids
 //    "where": [{"field": "genres", "value": "Comedy", "contains": true}],
-//    "explain": 3}                         history items named per recommendation (>= 0)
+//    "explain": 3,                         history items named per recommendation (>= 0)
+//    "explore": "softmax:temperature=0.5,epsilon=0.1",   draw the list (policy/explore.h)
+//    "seed": 7}                            the draw (>= 0; absent: the server's next)
 // A batch: {"requests": [request, ...]} (at least one).
 // A response: {"items": [{"item", "title", "index", "score", "because": [{"item", "title",
 //   "similarity"}]}], "scenario", "scenario_source", "scenario_confidence", "user_kind",
-//   "retrieval", "model_version"}; a batch answers {"responses": [response, ...]}.
+//   "retrieval", "model_version"}; a batch answers {"responses": [response, ...]}. An exploring
+//   response adds "propensity" and "prefix_propensity" to each item, and "exploration" and "seed".
 #include <map>
 #include <string>
 #include <string_view>

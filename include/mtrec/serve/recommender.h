@@ -28,6 +28,7 @@
 // model beside the old one and swaps it in atomically (a failed reload throws and keeps the
 // old one).
 #include <torch/arg.h>
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -72,6 +73,11 @@ struct RecommendRequest {
   std::vector<std::string> allow, deny;  // item ids: only these / never these
   std::vector<ItemPredicate> where;      // every predicate must hold
   int64_t explain = 3;                   // history items named per recommendation (0: none)
+  /// Exploration (policy/explore.h spec, e.g. "softmax:temperature=0.5,epsilon=0.1"): the k
+  /// items are drawn over the allowed candidates' scores instead of taken as the top k, and each
+  /// carries its propensity. "": the top k.
+  std::string explore;
+  int64_t seed = -1;  // the exploration's draw; -1: the next of the recommender's seeded stream
 };
 
 struct SimilarRequest {
@@ -91,6 +97,8 @@ struct Recommendation {
   int32_t index = 0;  // dense item id of the checkpoint
   float score = 0;
   std::vector<Explanation> because;
+  double propensity = 1;         // exploring: P(this item at this position), exact (else 1)
+  double prefix_propensity = 1;  // exploring: P(the list up to here, in this order)
 };
 
 struct RecommendResponse {
@@ -101,6 +109,8 @@ struct RecommendResponse {
   std::string user_kind;              // "known" | "anonymous" (similar: "item")
   std::string retrieval;              // "full" | "exact" | "hnsw" | "ivfpq" (+ ":fp16" / ":int8")
   std::string model_version;          // the checkpoint's checksum (hex)
+  std::string exploration;            // the exploration spec in force ("" : the top k)
+  uint64_t seed = 0;                  // exploring: the draw's seed (the same seed repeats the list)
 };
 
 #define MTREC_RECOMMENDER_OPTIONS(X)                                \
@@ -116,7 +126,9 @@ struct RecommendResponse {
   X(int64_t, ann_min_items, 200000)                                 \
   /* larger k is a request error */                                 \
   X(int64_t, max_k, 1000)                                           \
-  X(std::string, device, "cpu")
+  X(std::string, device, "cpu")                                     \
+  /* the stream of exploration seeds for requests without one */    \
+  X(uint64_t, seed, 42)
 
 struct RecommenderOptions {
   MTREC_OPTIONS(MTREC_RECOMMENDER_OPTIONS)
@@ -169,6 +181,7 @@ class Recommender {
   std::shared_ptr<const Snapshot> current() const;
   RecommenderOptions options_;
   std::shared_ptr<const Snapshot> snapshot_;  // read and swapped with std::atomic_load/store
+  mutable std::atomic<uint64_t> draws_{0};    // exploring requests without a seed so far
 };
 
 /// What a recommender serves, measured: per user, the first engaged row of `eval` in time
