@@ -74,7 +74,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads);
   int offline_seeds = 3, offline_epochs = 5, online_seeds = 3;
   int64_t online_rounds = 1000000, online_k = 1;
-  std::vector<double> gammas = {300, 1000, 3000}, epsilons = {0.02, 0.05, 0.1};
+  std::vector<double> gammas = {1000, 3000}, epsilons = {0.01, 0.02, 0.05};
   app.add_option("--offline-seeds", offline_seeds);
   app.add_option("--offline-epochs", offline_epochs);
   app.add_option("--online-rounds", online_rounds);

@@ -51,9 +51,8 @@ std::string svg_line_chart(const std::string& title, const std::map<std::string,
         fmt::format("<text x='{}' y='{:.1f}' font-size='10' text-anchor='end' font-family='sans-serif'>{:.4g}</text>",
                     l - 4, py(y) + 3, y);
   }
-  svg +=
-      fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='middle' font-family='sans-serif'>{} 1..{}</text>",
-                  (l + w - r) / 2, h - 8, html_escape(x_label), n);
+  svg += fmt::format("<text x='{}' y='{}' font-size='10' text-anchor='middle' font-family='sans-serif'>{} 1..{}</text>",
+                     (l + w - r) / 2, h - 8, html_escape(x_label), n);
   static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"};
   size_t c = 0;
   for (const auto& [name, ys] : series) {
@@ -68,6 +67,5 @@ std::string svg_line_chart(const std::string& title, const std::map<std::string,
   }
   return svg + "</svg>";
 }
-
 
 }  // namespace mtrec

@@ -430,7 +430,9 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
     const Resolved& z = res[size_t(r)];
     p.heads = heads_of[size_t(r)];
     const int64_t k = requests[size_t(r)].k;
-    if (p.heads.size() == 1 && is_retrieval_head(p.heads[0].first)) {
+    // One retrieval head: the index answers alone, unless the list is drawn (exploring), which
+    // needs the scores of the candidates below.
+    if (p.heads.size() == 1 && is_retrieval_head(p.heads[0].first) && !z.exploring) {
       const ItemIndex& ix = index_of(p.heads[0].first);
       p.hits = ix.search(query(p.heads[0].first, r), k, z.allowed.data());
       p.retrieval = ix.description();

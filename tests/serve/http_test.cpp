@@ -133,6 +133,17 @@ TEST(HttpServe, AnswersAsTheRecommenderDoes) {
   EXPECT_EQ(r.body["items"][0]["title"], want.items[0].title);
   EXPECT_EQ(r.body["model_version"], s.rec.info().version);
   EXPECT_EQ(r.body["scenario"], "search");
+  // An exploring request: the list the in-process recommender draws for that seed, with propensities.
+  q.explore = "softmax:temperature=0.2,epsilon=0.1";
+  q.seed = 12;
+  const RecommendResponse drawn = s.rec.recommend(q);
+  Reply e = post(*c, "/recommend",
+                 R"({"user": "u3", "k": 5, "scenario": "search", "explore": "softmax:temperature=0.2,epsilon=0.1",
+                     "seed": 12})");
+  ASSERT_EQ(e.status, 200) << e.text;
+  EXPECT_EQ(indices(e.body), indices(drawn));
+  EXPECT_DOUBLE_EQ(e.body["items"][1]["propensity"].get<double>(), drawn.items[1].propensity);
+  EXPECT_EQ(e.body["seed"], 12);
 
   Reply b = post(*c, "/recommend/batch",
                  R"({"requests": [{"user": "u3", "k": 5, "scenario": "search"}, {"user": "u10", "k": 3}]})");
@@ -199,6 +210,8 @@ TEST(HttpServe, BadRequestsAnswerTheirStatusAndField) {
       {"/recommend", R"({"user": "u1", "where": [{"field": "colour", "value": "red"}]})", 400, "where[0].field",
        "no field 'colour'"},
       {"/recommend", R"({})", 400, "user", "give a user id"},
+      {"/recommend", R"({"user": "u1", "explore": "boltzmann"})", 400, "explore", "unknown policy"},
+      {"/recommend", R"({"user": "u1", "explore": "uniform", "seed": -2})", 400, "seed", "seed >= 0"},
       {"/recommend/batch", R"({"requests": [{"user": "u1"}, {"user": "ghost"}]})", 400, "requests[1].user", "ghost"},
       {"/recommend/batch", R"({"requests": [{"user": "u1"}, {"k": []}]})", 400, "requests[1].k", "expected an integer"},
       {"/admin/reload", R"({"checkpoint": 3})", 400, "checkpoint", "expected a path"},

@@ -50,7 +50,7 @@ namespace mtrec {
   X(bool, gamma_growth, true)                              \
   X(int64_t, rounds, 1000000)                              \
   /* rounds served with one model between updates */       \
-  X(int64_t, batch, 1000)                                  \
+  X(int64_t, batch, 200)                                   \
   /* Adam steps per batch: its rows, then replayed rows */ \
   X(int, updates, 4)                                       \
   X(double, lr, 0.02)                                      \
