@@ -22,13 +22,6 @@ constexpr int64_t kSpan = 365LL * 86400;  // one year of activity
 constexpr int kBlockUsers = 256;          // unit of parallel work; fixed so output ignores threads
 constexpr int16_t kClick = 0, kRating = 1, kWishlist = 2, kImpression = 3;
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 
 double unit(Rng& rng) { return std::uniform_real_distribution<double>(0.0, 1.0)(rng); }

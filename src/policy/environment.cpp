@@ -6,20 +6,14 @@
 
 #include "../core/parallel.h"
 #include "mtrec/core/check.h"
+#include "mtrec/core/random.h"
 
 namespace mtrec {
 namespace {
 
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
-
 // A standard normal fixed by a 64-bit key (Box–Muller on two hashed uniforms).
 double hashed_normal(uint64_t key) {
-  const uint64_t a = splitmix(key), b = splitmix(a);
+  const uint64_t a = splitmix64(key), b = splitmix64(a);
   const double u1 = (double(a >> 11) + 0.5) * 0x1.0p-53, u2 = double(b >> 11) * 0x1.0p-53;
   return std::sqrt(-2 * std::log(u1)) * std::cos(2 * M_PI * u2);
 }
@@ -133,7 +127,7 @@ RequestScorer noisy_truth_scorer(const WorldEnvironment& env, double sigma, uint
   return [&env, sigma, seed](const PolicyRequest& r, std::vector<float>& scores) {
     const std::vector<double> p = env.click_probabilities(r);
     scores.resize(p.size());
-    const uint64_t base = splitmix(seed ^ splitmix((uint64_t(uint32_t(r.user)) << 20) ^ uint64_t(r.scenario)));
+    const uint64_t base = splitmix64(seed ^ splitmix64((uint64_t(uint32_t(r.user)) << 20) ^ uint64_t(r.scenario)));
     for (size_t i = 0; i < p.size(); ++i) {
       const double pc = std::clamp(p[i], 1e-12, 1 - 1e-12);
       const double noise = sigma > 0 ? sigma * hashed_normal(base + i) : 0.0;
@@ -175,7 +169,7 @@ ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_
     MTREC_CHECK(d.k() == K && d.items() == env.items(), "simulate: the logger returned k=", d.k(), " over ", d.items(),
                 " items for a world of k=", K, " and ", env.items(), " items");
     for (size_t n : of_key[key]) {
-      Rng r(splitmix(base + n));
+      Rng r(splitmix64(base + n));
       slates[n] = d.sample(r);
       clicks[n] = env.draw_clicks(requests[n], slates[n].items, r);
     }

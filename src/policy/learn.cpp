@@ -10,18 +10,12 @@
 
 #include "../core/parallel.h"
 #include "mtrec/core/check.h"
+#include "mtrec/core/random.h"
 #include "mtrec/model/io.h"
 #include "mtrec/tasks/ctr.h"
 
 namespace mtrec {
 namespace {
-
-uint64_t splitmix(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ULL;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-  return x ^ (x >> 31);
-}
 
 // P(click at position k) = θ_k σ(logit): θ_0 = 1, θ_k = σ(ρ_k) learned, so a click's position
 // does not bias the logit.
@@ -164,7 +158,7 @@ OnlineResult learn_online(const WorldEnvironment& env, const OnlineOptions& o) {
     ExplorationOptions now = exploration;
     if (reward_scores && o.gamma_growth()) now.gamma(exploration.gamma() * std::sqrt(double(done + 1)));
     detail::parallel_for(size_t(B), 0, 16, [&](size_t b) {
-      Rng r(splitmix(base + uint64_t(done) + b));
+      Rng r(splitmix64(base + uint64_t(done) + b));
       const SlateDistribution d = explore(now, sc + b * size_t(I), I, K, /*marginals=*/false);
       shown[b] = d.sample(r).items;
       clicked[b] = env.draw_clicks(req[b], shown[b], r);

@@ -18,6 +18,9 @@ void seed_everything(uint64_t seed);
 uint64_t global_seed();
 /// A seed for the named stream, derived from `seed` (splitmix64 of seed ^ hash(stream)).
 uint64_t derive_seed(uint64_t seed, std::string_view stream);
+/// The splitmix64 finaliser: well-mixed 64 bits from any input. Independent streams for the
+/// n-th work item, whatever thread runs it: Rng(splitmix64(base + n)).
+uint64_t splitmix64(uint64_t x);
 /// A generator for the named stream of the global seed.
 Rng make_rng(std::string_view stream);
 
