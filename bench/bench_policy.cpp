@@ -5,6 +5,9 @@
 //   build/bench/bench_policy [--seeds 20] [--users 200] [--items 1000] [--k 10]
 //                            [--impressions 100000] [--bootstrap 200] [--model-noise 1.0]
 //                            [--logger softmax:temperature=1,epsilon=0.1] [--threads 0]
+//                            [--offline-seeds 3] [--offline-epochs 5]
+//                            [--online-rounds 1000000] [--online-k 1] [--online-seeds 3]
+//                            [--gammas 1000,3000] [--epsilons 0.01,0.02,0.05]
 // The world is generated once (seed 42); each seed draws a new log. "The model" is the world's
 // true click logit plus N(0, model-noise²) noise fixed per (user, item, scenario): a CTR model of
 // known error, whose sigmoid is also the reward model of DM and the DR family.

@@ -4,6 +4,7 @@
 
 #include <charconv>
 #include <cmath>
+#include <unordered_set>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
@@ -98,11 +99,12 @@ ImpressionLog read_impressions_csv(const std::string& path) {
   const auto fail = [&](int64_t line, const char* field, const std::string& msg) {
     throw DataError(path, line, field, msg);
   };
-  const auto close = [&](int64_t line) {
+  std::unordered_set<std::string> seen_ids;
+  const auto close = [&]() {
     if (current.empty()) return;
     if (log.k == 0) log.k = position;
     if (position != log.k)
-      fail(line, "position",
+      fail(first_line, "position",
            fmt::format("impression '{}' has {} positions, the log's first impression {}", current, position, log.k));
     log.line.push_back(first_line);
     log.item.insert(log.item.end(), items.begin(), items.end());
@@ -142,7 +144,12 @@ ImpressionLog read_impressions_csv(const std::string& path) {
     const std::string id(field(0));
     if (id.empty()) fail(line, "impression", "missing");
     if (id != current) {
-      close(line);
+      close();
+      if (!seen_ids.insert(id).second)
+        fail(line, "impression",
+             fmt::format("impression '{}' reappears after other impressions (its rows must be "
+                         "consecutive)",
+                         id));
       current = id;
       first_line = line;
       if (field(1).empty()) fail(line, "user", "missing");
@@ -172,7 +179,7 @@ ImpressionLog read_impressions_csv(const std::string& path) {
     ++position;
   });
   if (header) throw DataError(path, 0, "impression", "the file is empty (no header)");
-  close(last_line);
+  close();
   if (log.size() == 0) throw DataError(path, last_line, "impression", "no impressions after the header");
   return log;
 }

@@ -256,7 +256,7 @@ std::unique_ptr<ScoringModel> load_policy(const Checkpoint& ck, const std::strin
   MTREC_CHECK(user.dim() == 2 && scenario.dim() == 2 && item.dim() == 2 && bias.dim() == 1 &&
                   user.size(1) == item.size(1) && scenario.size(1) == item.size(1) && bias.size(0) == item.size(0) &&
                   user.size(0) == ck.users.size() && item.size(0) == ck.items.size() &&
-                  scenario.size(0) == std::max<int64_t>(1, ck.scenarios.size()),
+                  scenario.size(0) == ck.scenarios.size(),
               "checkpoint '", ck.path, "': policy tensors of shapes ", user.sizes(), ", ", scenario.sizes(), ", ",
               item.sizes(), ", ", bias.sizes(), " do not fit ", ck.users.size(), " users, ", ck.items.size(),
               " items and ", ck.scenarios.size(), " scenarios");
@@ -368,6 +368,7 @@ KnnModel knn_from_checkpoint(const Checkpoint& ck) {
 
 Checkpoint policy_checkpoint(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
                              const at::Tensor& bias, const IdMap& users, const IdMap& items, const IdMap& scenarios) {
+  MTREC_CHECK(scenarios.size() >= 1, "policy_checkpoint: a policy needs at least one scenario");
   MTREC_CHECK(user.size(0) == users.size() && item.size(0) == items.size() && scenario.size(0) == scenarios.size(),
               "policy_checkpoint: tables of ", user.size(0), " users, ", item.size(0), " items and ", scenario.size(0),
               " scenarios for id maps of ", users.size(), ", ", items.size(), " and ", scenarios.size());

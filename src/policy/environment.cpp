@@ -145,7 +145,8 @@ RewardModel sigmoid_reward_model(RequestScorer logits) {
   };
 }
 
-ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_t impressions, uint64_t seed) {
+ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_t impressions, uint64_t seed,
+                       int threads) {
   MTREC_CHECK(impressions >= 1, "simulate needs impressions >= 1, got ", impressions);
   // Requests first (one stream); then, per distinct request, its distribution once and each of
   // its impressions from the impression's own stream: the log does not depend on the threads,
@@ -164,7 +165,7 @@ ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_
   std::vector<Slate> slates(requests.size());
   std::vector<std::vector<uint8_t>> clicks(requests.size());
   const uint64_t base = derive_seed(seed, "policy-impressions");
-  detail::parallel_for(of_key.size(), 0, 1, [&](size_t key) {
+  detail::parallel_for(of_key.size(), threads, 1, [&](size_t key) {
     const SlateDistribution d = logger(requests[of_key[key].front()]);
     MTREC_CHECK(d.k() == K && d.items() == env.items(), "simulate: the logger returned k=", d.k(), " over ", d.items(),
                 " items for a world of k=", K, " and ", env.items(), " items");

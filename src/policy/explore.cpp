@@ -24,38 +24,77 @@ inline void times_bernoulli(double* c, int64_t K, double p, double q) {
   c[0] *= q;
 }
 
-// P(N(t) <= K-1) for the arrival count of all items by time t.
-double below_k(const std::vector<double>& w, int64_t K, double t, std::vector<double>& c) {
+// P(item j arrived by t = e^x) for rate e^{lw_j}: p = 1 - exp(-e^{lw + x}), q = 1 - p.
+inline void arrival(double lw, double x, double& p, double& q) {
+  if (lw == -INFINITY) {
+    p = 0, q = 1;
+    return;
+  }
+  const double r = std::exp(lw + x);
+  p = -std::expm1(-r), q = std::exp(-r);
+}
+
+// P(N(e^x) <= K-1) for the arrival count of all items.
+double below_k(const std::vector<double>& lw, int64_t K, double x, std::vector<double>& c) {
   c.assign(size_t(K), 0.0);
   c[0] = 1;
-  for (double wj : w) {
-    if (wj <= 0) continue;
-    times_bernoulli(c.data(), K, -std::expm1(-wj * t), std::exp(-wj * t));
+  double p, q;
+  for (double l : lw) {
+    arrival(l, x, p, q);
+    times_bernoulli(c.data(), K, p, q);
   }
   return std::accumulate(c.begin(), c.end(), 0.0);
+}
+
+// Log-weights shifted so that their log-sum-exp is 0 (weights summing to 1).
+std::vector<double> normalised_log(std::vector<double> lw, int64_t k) {
+  double top = -INFINITY;
+  int64_t finite = 0;
+  for (double l : lw) {
+    MTREC_CHECK(!std::isnan(l) && l != INFINITY, "Plackett-Luce log-weights must be finite or -inf, got ", l);
+    if (l != -INFINITY) top = std::max(top, l), ++finite;
+  }
+  MTREC_CHECK(finite >= k, "Plackett-Luce over ", lw.size(), " items with ", finite,
+              " positive weights cannot fill k=", k, " positions");
+  double sum = 0;
+  for (double l : lw)
+    if (l != -INFINITY) sum += std::exp(l - top);
+  const double shift = top + std::log(sum);
+  for (double& l : lw)
+    if (l != -INFINITY) l -= shift;
+  return lw;
 }
 
 }  // namespace
 
 std::vector<double> plackett_luce_marginals(const std::vector<double>& w, int64_t K) {
-  const auto n = int64_t(w.size());
+  std::vector<double> lw(w.size());
+  for (size_t i = 0; i < w.size(); ++i) {
+    MTREC_CHECK(std::isfinite(w[i]) && w[i] >= 0, "Plackett-Luce weights must be finite and >= 0, got ", w[i]);
+    lw[i] = w[i] > 0 ? std::log(w[i]) : -INFINITY;
+  }
+  return plackett_luce_marginals_log(lw, K);
+}
+
+std::vector<double> plackett_luce_marginals_log(const std::vector<double>& log_w, int64_t K) {
+  const auto n = int64_t(log_w.size());
   MTREC_CHECK(K >= 1 && K <= n, "Plackett-Luce marginals need 1 <= k <= items, got k=", K, " items=", n);
-  const int64_t positive = std::count_if(w.begin(), w.end(), [](double x) { return x > 0; });
-  MTREC_CHECK(positive >= K, "Plackett-Luce over ", n, " items with ", positive, " positive weights cannot fill k=", K,
-              " positions");
+  const std::vector<double> lw = normalised_log(log_w, K);
   std::vector<double> M(size_t(n * K), 0.0);
-  for (int64_t i = 0; i < n; ++i) M[size_t(i * K)] = w[size_t(i)];  // the first pick: w_i exactly
+  for (int64_t i = 0; i < n; ++i) M[size_t(i * K)] = lw[size_t(i)] == -INFINITY ? 0.0 : std::exp(lw[size_t(i)]);
   if (K == 1) return M;
 
-  // Integration range in t. Below t_lo the k >= 1 integrands are at most w_i t (at least one
-  // other arrival); above t_hi fewer than K arrivals have negligible probability, and every
-  // item's integrand is at most w_i P(N(t) <= K-1).
+  // Integration range in x = log t. Below t = 1e-6 the k >= 1 integrands are at most w_i t (at
+  // least one other arrival, total rate 1); above x_hi fewer than K arrivals have negligible
+  // probability, and every item's integrand is at most w_i P(N(t) <= K-1). x_hi starts where the
+  // K-th heaviest item has arrived with probability 1 - e^{-e}, then grows by 1.
+  std::vector<double> sorted = lw;
+  std::nth_element(sorted.begin(), sorted.begin() + (K - 1), sorted.end(), std::greater<>());
   std::vector<double> scratch;
-  const double t_lo = 1e-6;
-  double t_hi = 1;
-  while (below_k(w, K, t_hi, scratch) > 1e-15 && t_hi < 1e300) t_hi *= 2;
-  t_hi *= 2;
-  const double x_lo = std::log(t_lo), x_hi = std::log(t_hi);
+  const double x_lo = std::log(1e-6);
+  double x_hi = std::max(x_lo + 1, 1.0 - sorted[size_t(K - 1)]);
+  while (below_k(lw, K, x_hi, scratch) > 1e-15) x_hi += 1;
+  x_hi += 1;
   const auto panels = int64_t(std::ceil(x_hi - x_lo));  // panels of width <= 1 in log t
   const double h = (x_hi - x_lo) / double(panels);
 
@@ -66,20 +105,17 @@ std::vector<double> plackett_luce_marginals(const std::vector<double>& w, int64_
   for (int64_t panel = 0; panel < panels; ++panel) {
     for (int g = 0; g < 8; ++g) {
       const double x = x_lo + h * (double(panel) + 0.5 * (kGlNode[g] + 1));
-      const double t = std::exp(x);
-      const double omega = 0.5 * h * kGlWeight[g] * t;  // dt = t dx
+      const double omega = 0.5 * h * kGlWeight[g];  // dt = t dx: t joins each item's rate below
       // Light items (P(arrived) <= 1/2) are divided out of the total stably (forward division
       // amplifies by p/q <= 1); the few heavy ones are left out by prefix/suffix products.
       std::fill(L.begin(), L.end(), 0.0);
       L[0] = 1;
       heavy.clear();
       for (int64_t j = 0; j < n; ++j) {
-        const double wj = w[size_t(j)];
-        p[size_t(j)] = wj > 0 ? -std::expm1(-wj * t) : 0.0;
-        q[size_t(j)] = wj > 0 ? std::exp(-wj * t) : 1.0;
+        arrival(lw[size_t(j)], x, p[size_t(j)], q[size_t(j)]);
         if (p[size_t(j)] > 0.5) {
           heavy.push_back(j);
-        } else if (wj > 0) {
+        } else if (p[size_t(j)] > 0) {
           times_bernoulli(L.data(), K, p[size_t(j)], q[size_t(j)]);
         }
       }
@@ -100,15 +136,15 @@ std::vector<double> plackett_luce_marginals(const std::vector<double>& w, int64_
       std::copy_n(pre.begin() + H * K, K, F.begin());
       if (std::accumulate(F.begin(), F.end(), 0.0) < 1e-300) continue;  // no mass below K arrivals
       for (int64_t i = 0; i < n; ++i) {
-        const double wi = w[size_t(i)];
-        if (wi <= 0 || p[size_t(i)] > 0.5) continue;
-        // Q = F / (q + p z); w_i e^{-w_i t} Q_m = w_i (F_m - p Q_{m-1}).
         const double pi = p[size_t(i)], qi = q[size_t(i)];
+        if (pi <= 0 || pi > 0.5) continue;
+        // Q = F / (q + p z); w_i t e^{-w_i t} Q_m = r (F_m - p Q_{m-1}) with r = w_i t.
+        const double r = std::exp(lw[size_t(i)] + x);
         double prev = F[0] / qi;
         double* row = M.data() + i * K;
         for (int64_t m = 1; m < K; ++m) {
           const double num = F[size_t(m)] - pi * prev;
-          row[m] += omega * wi * num;
+          row[m] += omega * r * num;
           prev = num / qi;
         }
       }
@@ -121,8 +157,10 @@ std::vector<double> plackett_luce_marginals(const std::vector<double>& w, int64_
           for (int64_t r = 0; r <= m; ++r) s += A[r] * B[m - r];
           Q[size_t(m)] = s;
         }
+        // r e^{-r} in the log domain (r may overflow where e^{-r} is 0).
+        const double ax = lw[size_t(i)] + x;
+        const double f = omega * std::exp(ax - std::exp(ax));
         double* row = M.data() + i * K;
-        const double f = omega * w[size_t(i)] * q[size_t(i)];
         for (int64_t m = 1; m < K; ++m) row[m] += f * Q[size_t(m)];
       }
     }
@@ -156,29 +194,31 @@ SlateDistribution SlateDistribution::ranking(std::vector<int32_t> order, int32_t
 
 SlateDistribution SlateDistribution::plackett_luce(std::vector<double> weights, int64_t k, double epsilon,
                                                    bool marginals) {
-  const auto n = int32_t(weights.size());
+  std::vector<double> lw(weights.size());
+  for (size_t i = 0; i < weights.size(); ++i) {
+    MTREC_CHECK(std::isfinite(weights[i]) && weights[i] >= 0, "Plackett-Luce weights must be finite and >= 0, got ",
+                weights[i]);
+    lw[i] = weights[i] > 0 ? std::log(weights[i]) : -INFINITY;
+  }
+  return plackett_luce_log(std::move(lw), k, epsilon, marginals);
+}
+
+SlateDistribution SlateDistribution::plackett_luce_log(std::vector<double> log_weights, int64_t k, double epsilon,
+                                                       bool marginals) {
+  const auto n = int32_t(log_weights.size());
   MTREC_CHECK(k >= 1 && k <= n, "a slate needs 1 <= k <= items, got k=", k, " items=", n);
   MTREC_CHECK(epsilon >= 0 && epsilon <= 1, "epsilon must lie in [0, 1], got ", epsilon);
-  double total = 0;
-  for (double x : weights) {
-    MTREC_CHECK(std::isfinite(x) && x >= 0, "Plackett-Luce weights must be finite and >= 0, got ", x);
-    total += x;
-  }
-  MTREC_CHECK(total > 0, "Plackett-Luce weights are all zero");
-  for (double& x : weights) x /= total;
   SlateDistribution d;
   d.n_ = n;
   d.k_ = k;
   d.epsilon_ = epsilon;
+  d.log_weights_ = normalised_log(std::move(log_weights), k);
+  d.weights_.resize(d.log_weights_.size());
+  for (size_t i = 0; i < d.weights_.size(); ++i) d.weights_[i] = std::exp(d.log_weights_[i]);
   if (marginals) {
-    d.marginals_ = plackett_luce_marginals(weights, k);
+    d.marginals_ = plackett_luce_marginals_log(d.log_weights_, k);
     for (double& m : d.marginals_) m = (1 - epsilon) * m + epsilon / n;
-  } else {
-    const int64_t positive = std::count_if(weights.begin(), weights.end(), [](double x) { return x > 0; });
-    MTREC_CHECK(positive >= k, "Plackett-Luce over ", n, " items with ", positive,
-                " positive weights cannot fill k=", k, " positions");
   }
-  d.weights_ = std::move(weights);
   return d;
 }
 
@@ -194,23 +234,24 @@ Slate SlateDistribution::sample(Rng& rng) const {
       const int32_t i = pick(rng);
       if (taken.insert(i).second) s.items.push_back(i);
     }
-  } else if (weights_.empty()) {
+  } else if (log_weights_.empty()) {
     s.items.assign(order_.begin(), order_.begin() + k_);
   } else {
-    // Exponential race: E_i ~ Exp(w_i); the K earliest arrivals in order are a Plackett–Luce draw.
+    // Exponential race: E_i ~ Exp(w_i), log E_i = log Exp(1) - log w_i; the K earliest
+    // arrivals in order are a Plackett–Luce draw.
     std::vector<std::pair<double, int32_t>> arrival;
     arrival.reserve(size_t(n_));
     for (int32_t i = 0; i < n_; ++i) {
       const double u = unit(rng);
-      if (weights_[size_t(i)] > 0) arrival.emplace_back(-std::log1p(-u) / weights_[size_t(i)], i);
+      const double l = log_weights_[size_t(i)];
+      if (l != -INFINITY) arrival.emplace_back(std::log(-std::log1p(-u)) - l, i);
     }
     std::partial_sort(arrival.begin(), arrival.begin() + k_, arrival.end());
     for (int64_t j = 0; j < k_; ++j) s.items.push_back(arrival[size_t(j)].second);
   }
-  for (int64_t pos = 0; pos < k_; ++pos) {
+  for (int64_t pos = 0; pos < k_; ++pos)
     if (has_marginals()) s.propensity.push_back(marginal(s.items[size_t(pos)], pos));
-    s.prefix.push_back(prefix_probability(s.items.data(), pos + 1));
-  }
+  s.prefix = prefix_probabilities(s.items.data(), k_);
   return s;
 }
 
@@ -223,23 +264,47 @@ double SlateDistribution::marginal(int32_t item, int64_t position) const {
 
 double SlateDistribution::prefix_probability(const int32_t* slate, int64_t length) const {
   MTREC_CHECK(length >= 0 && length <= k_, "a prefix of length ", length, " of a k=", k_, " slate");
-  double uniform = 1, ranked = 1, left = 1;
+  return length == 0 ? 1.0 : prefix_probabilities(slate, length).back();
+}
+
+std::vector<double> SlateDistribution::prefix_probabilities(const int32_t* slate, int64_t length) const {
+  std::vector<double> out;
+  double uniform = 1, ranked = 1, drawn = 0;
+  std::vector<uint8_t> taken(log_weights_.empty() ? 0 : size_t(n_), 0);
   for (int64_t j = 0; j < length; ++j) {
     const int32_t i = slate[j];
     MTREC_CHECK(i >= 0 && i < n_, "slate item ", i, " outside [0, ", n_, ")");
-    for (int64_t l = 0; l < j; ++l)
-      if (slate[l] == i) return 0;  // a repeated item is impossible
-    uniform /= double(n_ - j);
-    if (weights_.empty()) {
-      if (epsilon_ < 1 && order_[size_t(j)] != i) ranked = 0;
-    } else {
-      const double wi = weights_[size_t(i)];
-      ranked *= left > 0 ? wi / left : 0;
-      left = std::max(0.0, left - wi);
+    bool repeated = false;
+    for (int64_t l = 0; l < j; ++l) repeated |= slate[l] == i;
+    if (repeated) {  // a repeated item is impossible
+      out.resize(size_t(length), 0.0);
+      return out;
     }
+    uniform /= double(n_ - j);
+    if (log_weights_.empty()) {
+      if (epsilon_ < 1 && order_[size_t(j)] != i) ranked = 0;
+    } else if (ranked > 0 && weights_[size_t(i)] > 0 && 1 - drawn > 1e-6) {
+      // w_i over the weights not yet drawn (the weights sum to 1).
+      ranked *= weights_[size_t(i)] / (1 - drawn);
+      drawn += weights_[size_t(i)];
+      taken[size_t(i)] = 1;
+    } else if (ranked > 0) {
+      // The drawn items held almost all of the mass (or w_i underflows): the weights not yet
+      // drawn, summed afresh relative to the largest of them, in the log domain.
+      double top = -INFINITY;
+      for (int32_t a = 0; a < n_; ++a)
+        if (!taken[size_t(a)]) top = std::max(top, log_weights_[size_t(a)]);
+      double left = 0;
+      for (int32_t a = 0; a < n_; ++a)
+        if (!taken[size_t(a)] && log_weights_[size_t(a)] != -INFINITY) left += std::exp(log_weights_[size_t(a)] - top);
+      const double li = log_weights_[size_t(i)];
+      ranked *= li == -INFINITY ? 0.0 : std::exp(li - top) / left;
+      drawn += weights_[size_t(i)];
+      taken[size_t(i)] = 1;
+    }
+    out.push_back(epsilon_ >= 1 ? uniform : (1 - epsilon_) * ranked + epsilon_ * uniform);
   }
-  if (epsilon_ >= 1) return uniform;
-  return (1 - epsilon_) * ranked + epsilon_ * uniform;
+  return out;
 }
 
 double SlateDistribution::expected(const std::vector<double>& position_weight, const std::vector<double>& value) const {
@@ -342,7 +407,8 @@ SlateDistribution explore(const ExplorationOptions& o, const float* scores, int3
   std::vector<double> w(static_cast<size_t>(n));
   if (kind == "softmax") {
     MTREC_CHECK(o.temperature() > 0, "softmax temperature must be > 0, got ", o.temperature());
-    for (int32_t i = 0; i < n; ++i) w[size_t(i)] = std::exp((double(scores[i]) - scores[best]) / o.temperature());
+    for (int32_t i = 0; i < n; ++i) w[size_t(i)] = (double(scores[i]) - scores[best]) / o.temperature();
+    return SlateDistribution::plackett_luce_log(std::move(w), k, o.epsilon(), marginals);
   } else if (kind == "squarecb") {
     MTREC_CHECK(o.gamma() > 0, "squarecb gamma must be > 0, got ", o.gamma());
     double rest = 0;

@@ -85,7 +85,8 @@ void FactorPolicy::score(const PolicyRequest& r, std::vector<float>& logits) con
 }
 
 Policy FactorPolicy::policy(int64_t k, const ExplorationOptions& exploration) const {
-  return scored_policy([this](const PolicyRequest& r, std::vector<float>& s) { score(r, s); }, exploration, k);
+  return scored_policy([self = *this](const PolicyRequest& r, std::vector<float>& s) { self.score(r, s); }, exploration,
+                       k);
 }
 
 Checkpoint FactorPolicy::to_checkpoint(const IdMap& users, const IdMap& items, const IdMap& scenarios) const {
@@ -93,9 +94,9 @@ Checkpoint FactorPolicy::to_checkpoint(const IdMap& users, const IdMap& items, c
 }
 
 OnlineResult learn_online(const WorldEnvironment& env, const OnlineOptions& o) {
-  MTREC_CHECK(o.rounds() >= 1 && o.batch() >= 1 && o.updates() >= 0 && o.dim() >= 1,
-              "online learning needs rounds, batch, dim >= 1 and updates >= 0, got rounds=", o.rounds(),
-              " batch=", o.batch(), " dim=", o.dim(), " updates=", o.updates());
+  MTREC_CHECK(o.rounds() >= 1 && o.batch() >= 1 && o.updates() >= 0 && o.dim() >= 1 && o.curve_points() >= 1,
+              "online learning needs rounds, batch, dim, curve_points >= 1 and updates >= 0, got rounds=", o.rounds(),
+              " batch=", o.batch(), " dim=", o.dim(), " curve_points=", o.curve_points(), " updates=", o.updates());
   const auto t0 = std::chrono::steady_clock::now();
   const ExplorationOptions exploration = parse_exploration(o.exploration());
   const bool reward_scores = exploration.kind() == "squarecb";  // IGW reads scores as rewards
@@ -173,10 +174,12 @@ OnlineResult learn_online(const WorldEnvironment& env, const OnlineOptions& o) {
         rk.push_back(j), rc.push_back(clicked[size_t(b)][size_t(j)]);
         clicks += clicked[size_t(b)][size_t(j)];
       }
-      if (done + b + 1 == point_at(next_point)) {
-        out.rounds.push_back(done + b + 1);
-        out.cumulative_regret.push_back(regret);
-        out.cumulative_clicks.push_back(clicks);
+      while (next_point <= o.curve_points() && done + b + 1 >= point_at(next_point)) {
+        if (out.rounds.empty() || out.rounds.back() != done + b + 1) {
+          out.rounds.push_back(done + b + 1);
+          out.cumulative_regret.push_back(regret);
+          out.cumulative_clicks.push_back(clicks);
+        }
         ++next_point;
       }
     }

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <numeric>
 #include <unordered_set>
 
 #include "mtrec/core/device.h"
@@ -240,6 +241,10 @@ std::shared_ptr<const Snap> load_snapshot(const std::string& path, const Recomme
 }
 
 /// A request resolved to dense ids.
+// Exact propensities cost O(n k) per quadrature node and more for k near n: exploring lists are
+// drawn from at most `candidates` items and hold at most this many.
+constexpr int64_t kMaxExploringK = 100;
+
 struct Resolved {
   int32_t user = -1;
   std::vector<int32_t> recent;
@@ -253,13 +258,14 @@ struct Resolved {
   uint64_t seed = 0;
 };
 
-// The hits of one request: the top k of the allowed scores, or, exploring, k items drawn over
-// the allowed scores by the request's policy, with their propensities (and prefix ones).
+// The hits of one request: the top k of the allowed scores, or, exploring, k items drawn by the
+// request's policy over the best `cap` allowed scores (the propensities' quadrature costs
+// O(n k) per node, so it is bounded), with their propensities (and prefix ones).
 struct Picked {
   std::vector<Hit> hits;
   std::vector<double> propensity, prefix;
 };
-Picked pick(const float* scores, int64_t n, int64_t k, const uint8_t* allowed, const Resolved& z) {
+Picked pick(const float* scores, int64_t n, int64_t k, const uint8_t* allowed, const Resolved& z, int64_t cap) {
   Picked p;
   if (!z.exploring) {
     p.hits = top_k(scores, n, k, allowed);
@@ -270,6 +276,16 @@ Picked pick(const float* scores, int64_t n, int64_t k, const uint8_t* allowed, c
   for (int64_t j = 0; j < n; ++j)
     if (allowed[j]) idx.push_back(int32_t(j)), sc.push_back(scores[j]);
   if (idx.empty()) return p;
+  if (int64_t(idx.size()) > cap) {
+    std::vector<size_t> order(idx.size());
+    std::iota(order.begin(), order.end(), size_t(0));
+    std::partial_sort(order.begin(), order.begin() + cap, order.end(),
+                      [&](size_t a, size_t b) { return sc[a] > sc[b] || (sc[a] == sc[b] && idx[a] < idx[b]); });
+    std::vector<int32_t> top_idx;
+    std::vector<float> top_sc;
+    for (int64_t j = 0; j < cap; ++j) top_idx.push_back(idx[order[size_t(j)]]), top_sc.push_back(sc[order[size_t(j)]]);
+    idx = std::move(top_idx), sc = std::move(top_sc);
+  }
   const SlateDistribution d =
       explore(z.explore, sc.data(), int32_t(sc.size()), std::min<int64_t>(k, int64_t(sc.size())));
   Rng rng(z.seed);
@@ -497,7 +513,7 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
       if (uses_tower) tower_pos += c;
       std::vector<uint8_t> ok(c);
       for (size_t j = 0; j < c; ++j) ok[j] = z.allowed[size_t(p.cand[j])];
-      Picked chosen = pick(total.data(), int64_t(c), k, ok.data(), z);
+      Picked chosen = pick(total.data(), int64_t(c), k, ok.data(), z, options_.candidates());
       for (const Hit& h : chosen.hits) hits.push_back({p.cand[size_t(h.item)], h.score});
       propensity_of[size_t(r)] = std::move(chosen.propensity);
       prefix_of[size_t(r)] = std::move(chosen.prefix);
@@ -508,9 +524,10 @@ void joint_hits(const Snap& s, const RecommenderOptions& options_, const std::ve
 }
 
 /// A one-head model's hits: its scores of the whole catalogue, filtered, top k.
-void head_hits(const Snap& s, const std::vector<RecommendRequest>& requests, const std::vector<Resolved>& res,
-               std::vector<std::vector<Hit>>& hits_of, std::vector<std::vector<double>>& propensity_of,
-               std::vector<std::vector<double>>& prefix_of, std::vector<std::string>& retrieval_of) {
+void head_hits(const Snap& s, const RecommenderOptions& options_, const std::vector<RecommendRequest>& requests,
+               const std::vector<Resolved>& res, std::vector<std::vector<Hit>>& hits_of,
+               std::vector<std::vector<double>>& propensity_of, std::vector<std::vector<double>>& prefix_of,
+               std::vector<std::string>& retrieval_of) {
   const size_t n = requests.size();
   std::vector<int32_t> users(n), scenarios(n);
   std::vector<std::vector<int32_t>> histories(n);
@@ -523,7 +540,8 @@ void head_hits(const Snap& s, const std::vector<RecommendRequest>& requests, con
   MTREC_CHECK(int64_t(scores.size()) == int64_t(n) * I, "recommender: the ", s.kind, " model returned ", scores.size(),
               " scores for ", n, " x ", I);
   for (size_t r = 0; r < n; ++r) {
-    Picked chosen = pick(scores.data() + r * size_t(I), I, requests[r].k, res[r].allowed.data(), res[r]);
+    Picked chosen =
+        pick(scores.data() + r * size_t(I), I, requests[r].k, res[r].allowed.data(), res[r], options_.candidates());
     hits_of[r] = std::move(chosen.hits);
     propensity_of[r] = std::move(chosen.propensity);
     prefix_of[r] = std::move(chosen.prefix);
@@ -655,6 +673,9 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
         throw RequestError(pre + "explore", e.what());
       }
       z.exploring = true;
+      if (q.k > kMaxExploringK)
+        throw RequestError(pre + "k",
+                           fmt::format("an exploring list holds at most {} items, got k={}", kMaxExploringK, q.k));
       // An own seed is below 2^63 so that a request can pass it back (seed is an int64 there).
       z.seed = q.seed >= 0 ? uint64_t(q.seed)
                            : (derive_seed(options_.seed(), "explore") + draws_.fetch_add(1)) & 0x7fffffffffffffffULL;
@@ -683,7 +704,7 @@ std::vector<RecommendResponse> Recommender::recommend_batch(const std::vector<Re
   std::vector<std::vector<double>> propensity(static_cast<size_t>(n)), prefix(static_cast<size_t>(n));
   std::vector<std::string> retrieval(static_cast<size_t>(n));
   if (s.head_model)
-    head_hits(s, requests, res, hits, propensity, prefix, retrieval);
+    head_hits(s, options_, requests, res, hits, propensity, prefix, retrieval);
   else
     joint_hits(s, options_, requests, res, hits, propensity, prefix, retrieval);
 

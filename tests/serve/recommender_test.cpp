@@ -172,6 +172,10 @@ TEST(Recommender, ExploringRequestsDrawTheirListWithExactPropensities) {
   // Errors name the field.
   q.explore = "boltzmann";
   EXPECT_EQ(request_error_field([&] { rec.recommend(q); }), "explore");
+  q.explore = "uniform";
+  q.k = 101;  // an exploring list holds at most 100
+  EXPECT_EQ(request_error_field([&] { rec.recommend(q); }), "k");
+  q.k = k;
   q.explore = "";
   q.seed = 4;
   EXPECT_EQ(request_error_field([&] { rec.recommend(q); }), "seed");

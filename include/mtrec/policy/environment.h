@@ -81,7 +81,7 @@ class WorldEnvironment {
   /// Expected clicks of the request under the distribution, exact.
   double expected_clicks(const PolicyRequest& request, const SlateDistribution& slates) const;
   /// V(π): expected clicks per request over the request distribution, exact; per scenario with
-  /// `per_scenario` (the expected clicks of that scenario's requests).
+  /// `per_scenario` (the expected clicks of that scenario's requests; 0 for a scenario of weight 0).
   double value(const Policy& policy, std::vector<double>* per_scenario = nullptr) const;
   /// The oracle: the top k items by true click probability (the best slate under the PBM,
   /// since θ decreases with the position).
@@ -101,10 +101,12 @@ class WorldEnvironment {
 };
 
 /// Logs `impressions` requests served by `logger` in the world: requests, slates and their
-/// propensities, clicks. Seeded, and identical for a seed whatever the thread count.
-ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_t impressions, uint64_t seed);
+/// propensities, clicks. Seeded, and identical for a seed whatever the thread count (0: every core).
+ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_t impressions, uint64_t seed,
+                       int threads = 0);
 
-/// The world's true click logits (log-odds), the scores of the oracle ranking.
+/// The world's true click logits (log-odds), the scores of the oracle ranking. These scorers (and
+/// oracle()) refer to `env`, which must outlive them.
 RequestScorer truth_scorer(const WorldEnvironment& env);
 /// True logits plus N(0, sigma²) noise fixed per (user, item, scenario) by `seed`: a stand-in
 /// for a model of known error (sigma 0: the truth).

@@ -4,9 +4,8 @@
 //
 //   mtrec::OnlineResult r = mtrec::learn_online(env, mtrec::OnlineOptions().exploration("squarecb:gamma=1000"));
 //   r.cumulative_regret.back();                       // expected clicks lost to the oracle
-//   mtrec::OfflinePolicy p = mtrec::learn_offline(log, env.users(), env.items(), env.scenarios(),
-//                                                 mtrec::OfflineOptions());
-//   env.value(p.policy(env.k()));                     // exact value of the learned policy
+//   auto p = mtrec::learn_offline(log, env.users(), env.items(), env.scenarios(), mtrec::OfflineOptions());
+//   env.value(p->policy(env.k()));                    // exact value of the learned policy
 //
 // Online (learn_online): each round a request arrives; the policy shows a slate drawn by its
 // exploration (policy/explore.h) over the CTR head's predicted click probabilities; the world
@@ -25,7 +24,7 @@
 // λ_K = K (1 − π_θ(a | x))^{K−1}, both weights held constant in the gradient. β, the logging
 // policy's per-draw probability, is a second softmax head on the detached state (its own item
 // table), fitted by maximum likelihood on the logged items (behavior = "learned"), or the
-// logged propensity divided by k ("logged"). The learned policy serves the top k of π_θ.
+// logged propensity of the item at its position ("logged"). The learned policy serves the top k of π_θ.
 // `supervised` trains the same architecture as a CTR ranker instead (BCE of θ̂_k σ(logit) on
 // every shown item), the baseline of protocol P.
 #include <ATen/core/Tensor.h>
@@ -76,7 +75,7 @@ OnlineResult learn_online(const WorldEnvironment& env, const OnlineOptions& opti
 #define MTREC_OFFLINE_OPTIONS(X)                                         \
   /* reinforce | supervised (the CTR ranker baseline) */                 \
   X(std::string, objective, "reinforce")                                 \
-  /* learned (a head on the detached state) | logged (propensity / k) */ \
+  /* learned (a head on the detached state) | logged (its propensity) */ \
   X(std::string, behavior, "learned")                                    \
   /* cap of π / β */                                                   \
   X(double, weight_cap, 10.0)                                            \
@@ -97,7 +96,8 @@ class FactorPolicy {
  public:
   FactorPolicy(at::Tensor user, at::Tensor scenario, at::Tensor item, at::Tensor bias);
   void score(const PolicyRequest& request, std::vector<float>& logits) const;
-  /// The greedy top-k policy of its scores (or any exploration over them).
+  /// The greedy top-k policy of its scores (or any exploration over them); it holds its own
+  /// references to the tables, so it may outlive this object.
   Policy policy(int64_t k, const ExplorationOptions& exploration = {}) const;
   /// A checkpoint of task "policy" (model/io.h) that the Recommender serves.
   Checkpoint to_checkpoint(const IdMap& users, const IdMap& items, const IdMap& scenarios) const;

@@ -74,8 +74,9 @@ struct RecommendRequest {
   std::vector<ItemPredicate> where;      // every predicate must hold
   int64_t explain = 3;                   // history items named per recommendation (0: none)
   /// Exploration (policy/explore.h spec, e.g. "softmax:temperature=0.5,epsilon=0.1"): the k
-  /// items are drawn over the allowed candidates' scores instead of taken as the top k, and each
-  /// carries its propensity. "": the top k.
+  /// items (k <= 100) are drawn over the best `candidates` (RecommenderOptions) allowed items'
+  /// scores instead of taken as the top k, and each carries its propensity, exact given that
+  /// candidate set. "": the top k.
   std::string explore;
   int64_t seed = -1;  // the exploration's draw; -1: the next of the recommender's seeded stream
 };
