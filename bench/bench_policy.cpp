@@ -26,6 +26,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <map>
 
@@ -45,6 +46,18 @@ double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   const size_t n = v.size();
   return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+// Mean of paired per-seed differences and its 95% t-interval (EVALUATION.md, "Statistics").
+std::string mean_ci(const std::vector<double>& d, double scale = 1) {
+  static const double t975[] = {0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228};
+  const size_t n = d.size();
+  double m = 0, sq = 0;
+  for (double x : d) m += x / double(n);
+  for (double x : d) sq += (x - m) * (x - m);
+  if (n < 2) return fmt::format("{:+.4g} (one seed)", scale * m);
+  const double half = (n - 1 < 11 ? t975[n - 1] : 1.96) * std::sqrt(sq / double(n - 1) / double(n));
+  return fmt::format("{:+.4g} [{:+.4g}, {:+.4g}]", scale * m, scale * (m - half), scale * (m + half));
 }
 
 double kendall_tau(const std::vector<double>& a, const std::vector<double>& b) {
@@ -200,6 +213,7 @@ int main(int argc, char** argv) {
     for (double v : v_oracle_s) fmt::print(" {:>10.4f}", v);
     fmt::print(" {:>10.4f}\n", env.value(env.oracle()));
     std::map<std::string, std::vector<std::vector<double>>> closed;  // learner -> per seed, per scenario
+    std::map<std::string, std::vector<std::vector<double>>> gain;    // learner - ranker, per seed, per scenario
     for (int seed = 1; seed <= offline_seeds; ++seed) {
       const ImpressionLog log = simulate(env, logger, impressions, uint64_t(seed));
       std::vector<double> base;
@@ -219,10 +233,13 @@ int main(int argc, char** argv) {
           if (objective == "supervised") {
             base = per;
           } else {
-            std::vector<double> share;
-            for (size_t sc = 0; sc < per.size(); ++sc)
+            std::vector<double> share, diff;
+            for (size_t sc = 0; sc < per.size(); ++sc) {
               share.push_back((per[sc] - base[sc]) / (v_oracle_s[sc] - base[sc]));
+              diff.push_back(per[sc] - base[sc]);
+            }
             closed[name].push_back(share);
+            gain[name].push_back(diff);
           }
         }
       }
@@ -234,6 +251,16 @@ int main(int argc, char** argv) {
         double m = 0;
         for (const auto& v : per_seed) m += v[size_t(sc)] / double(per_seed.size());
         fmt::print(" {:>9.1f}%", 100 * m);
+      }
+      fmt::print("\n");
+    }
+    fmt::print("\nvalue minus the supervised ranker's, paired over seeds, mean [95% interval]:\n");
+    for (const auto& [name, per_seed] : gain) {
+      fmt::print("{:<33}", name);
+      for (int32_t sc = 0; sc < env.scenarios(); ++sc) {
+        std::vector<double> d;
+        for (const auto& v : per_seed) d.push_back(v[size_t(sc)]);
+        fmt::print("  {}: {}", env.scenario_ids().raw(sc), mean_ci(d));
       }
       fmt::print("\n");
     }
@@ -252,6 +279,7 @@ int main(int argc, char** argv) {
     struct Row {
       std::string name;
       double regret = 0, tail = 0, greedy = 0, seconds = 0;
+      std::vector<double> per_seed;  // cumulative regret of each seed
       std::vector<double> curve;
       std::vector<int64_t> x;
     };
@@ -267,6 +295,7 @@ int main(int argc, char** argv) {
             online_env, OnlineOptions().exploration(spec).rounds(online_rounds).curve_points(10).seed(uint64_t(seed)));
         const double m = double(online_seeds);
         row.regret += r.cumulative_regret.back() / m;
+        row.per_seed.push_back(r.cumulative_regret.back());
         row.tail += (r.cumulative_regret[9] - r.cumulative_regret[8]) / double(r.rounds[9] - r.rounds[8]) / m;
         row.greedy += r.final_greedy_value / m;
         row.seconds += r.seconds / m;
@@ -290,6 +319,13 @@ int main(int argc, char** argv) {
     if (sq && eg) {
       fmt::print("\nbest SquareCB ({}) / best epsilon-greedy ({}): {:.3f}; / uniform: {:.3f}\n", sq->name, eg->name,
                  sq->regret / eg->regret, sq->regret / uniform_regret);
+      std::vector<double> ratio, diff;
+      for (size_t j = 0; j < sq->per_seed.size(); ++j) {
+        ratio.push_back(sq->per_seed[j] / eg->per_seed[j]);
+        diff.push_back(sq->per_seed[j] - eg->per_seed[j]);
+      }
+      fmt::print("paired over {} seeds (same seeds, requests and world): regret difference {}; ratio {}\n",
+                 ratio.size(), mean_ci(diff), mean_ci(ratio));
       fmt::print("regret curve (mean over seeds):\n{:>10} {:>14} {:>14} {:>14}\n", "round", "squarecb",
                  "epsilon_greedy", "uniform");
       for (size_t j = 0; j < sq->x.size(); ++j)

@@ -231,14 +231,6 @@ std::unique_ptr<ScoringModel> load_knn(const Checkpoint& ck, const std::string&)
       false);
 }
 
-// Logits of every item for (user, scenario) of a learned policy: <user + scenario, item> + bias.
-std::vector<float> policy_logits(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
-                                 const at::Tensor& bias, int64_t u, int64_t s) {
-  torch::NoGradGuard g;
-  const at::Tensor out = cpu_float(torch::matmul(item, user[u] + scenario[s]) + bias);
-  return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
-}
-
 GoldenScoreFn policy_golden_fn(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
                                const at::Tensor& bias) {
   return [=](const std::vector<std::vector<int64_t>>& in) {
@@ -364,6 +356,13 @@ KnnModel knn_from_checkpoint(const Checkpoint& ck) {
   KnnModel m = KnnModel::from_bytes(tensor_to_bytes(ck.tensor("knn")), ck.path);
   verify_golden(ck, knn_golden_fn(m));
   return m;
+}
+
+std::vector<float> policy_logits(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
+                                 const at::Tensor& bias, int64_t u, int64_t s) {
+  torch::NoGradGuard g;
+  const at::Tensor out = cpu_float(torch::matmul(item, user[u] + scenario[s]) + bias);
+  return std::vector<float>(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
 }
 
 Checkpoint policy_checkpoint(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,

@@ -20,6 +20,17 @@ double hashed_normal(uint64_t key) {
 
 }  // namespace
 
+std::vector<std::vector<size_t>> group_by_request(const std::vector<PolicyRequest>& requests) {
+  std::map<std::pair<int32_t, int32_t>, size_t> group;
+  std::vector<std::vector<size_t>> out;
+  for (size_t n = 0; n < requests.size(); ++n) {
+    auto [it, fresh] = group.emplace(std::make_pair(requests[n].user, requests[n].scenario), out.size());
+    if (fresh) out.emplace_back();
+    out[it->second].push_back(n);
+  }
+  return out;
+}
+
 Policy scored_policy(RequestScorer scorer, ExplorationOptions options, int64_t k) {
   return [scorer = std::move(scorer), options = std::move(options), k](const PolicyRequest& r) {
     std::vector<float> scores;
@@ -153,14 +164,8 @@ ImpressionLog simulate(const WorldEnvironment& env, const Policy& logger, int64_
   // and one distribution per thread is alive at a time.
   Rng rng(derive_seed(seed, "policy-requests"));
   std::vector<PolicyRequest> requests(static_cast<size_t>(impressions));
-  std::map<std::pair<int32_t, int32_t>, int32_t> distinct;
-  std::vector<std::vector<size_t>> of_key;
-  for (size_t n = 0; n < requests.size(); ++n) {
-    requests[n] = env.draw_request(rng);
-    auto [it, fresh] = distinct.emplace(std::make_pair(requests[n].user, requests[n].scenario), int32_t(of_key.size()));
-    if (fresh) of_key.emplace_back();
-    of_key[size_t(it->second)].push_back(n);
-  }
+  for (auto& r : requests) r = env.draw_request(rng);
+  const std::vector<std::vector<size_t>> of_key = group_by_request(requests);
   const int64_t K = env.k();
   std::vector<Slate> slates(requests.size());
   std::vector<std::vector<uint8_t>> clicks(requests.size());

@@ -79,9 +79,7 @@ void FactorPolicy::score(const PolicyRequest& r, std::vector<float>& logits) con
   MTREC_CHECK(r.user >= 0 && r.user < user_.size(0) && r.scenario >= 0 && r.scenario < scenario_.size(0),
               "learned policy: request (user ", r.user, ", scenario ", r.scenario, ") outside ", user_.size(0),
               " users and ", scenario_.size(0), " scenarios");
-  torch::NoGradGuard no_grad;
-  const auto out = (torch::matmul(item_, user_[r.user] + scenario_[r.scenario]) + bias_).contiguous();
-  logits.assign(out.data_ptr<float>(), out.data_ptr<float>() + out.numel());
+  logits = policy_logits(user_, scenario_, item_, bias_, r.user, r.scenario);
 }
 
 Policy FactorPolicy::policy(int64_t k, const ExplorationOptions& exploration) const {

@@ -119,21 +119,14 @@ OpeResult evaluate_off_policy(const ImpressionLog& log, const Policy& target, co
   const auto I = size_t(log.items.size());
 
   // Per distinct request: the target's distribution and the reward model, once.
-  std::map<std::pair<int32_t, int32_t>, int32_t> distinct;
-  std::vector<std::vector<size_t>> of_key;
-  for (size_t n = 0; n < size_t(N); ++n) {
-    auto [it, fresh] = distinct.emplace(std::make_pair(log.user[n], log.scenario[n]), int32_t(of_key.size()));
-    if (fresh) of_key.emplace_back();
-    of_key[size_t(it->second)].push_back(n);
-  }
+  std::vector<PolicyRequest> requests(static_cast<size_t>(N));
+  for (size_t n = 0; n < size_t(N); ++n) requests[n] = {log.user[n], log.scenario[n]};
+  const std::vector<std::vector<size_t>> of_key = group_by_request(requests);
   const auto NK = size_t(N * K);
   std::vector<double> pi(NK), pi_prefix(NK), phat(NK);
   std::vector<double> target_phat(NK);  // per impression and position: Σ_i π(i at k) p̂(i)
   detail::parallel_for(of_key.size(), o.threads(), 1, [&](size_t key) {
-    const size_t first = of_key[key].front();
-    PolicyRequest r;
-    r.user = log.user[first];
-    r.scenario = log.scenario[first];
+    const PolicyRequest& r = requests[of_key[key].front()];
     const SlateDistribution d = target(r);
     MTREC_CHECK(d.k() == K && size_t(d.items()) == I, "off-policy evaluation: the target returned k=", d.k(), " over ",
                 d.items(), " items for a log of k=", K, " over ", I, " items");

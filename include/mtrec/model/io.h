@@ -92,6 +92,9 @@ KnnModel knn_from_checkpoint(const Checkpoint& checkpoint);
 /// golden pairs; served as a one-head model whose head is "policy".
 Checkpoint policy_checkpoint(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
                              const at::Tensor& bias, const IdMap& users, const IdMap& items, const IdMap& scenarios);
+/// The logits of every item for (user u, scenario s) of such a policy, on the CPU.
+std::vector<float> policy_logits(const at::Tensor& user, const at::Tensor& scenario, const at::Tensor& item,
+                                 const at::Tensor& bias, int64_t u, int64_t s);
 
 /// kind -> loader: the registry of model kinds. Every kind `mtrec train` writes is registered;
 /// register_model_kind adds (or replaces) one.

@@ -36,6 +36,10 @@ struct PolicyRequest {
   bool operator==(const PolicyRequest& o) const { return user == o.user && scenario == o.scenario; }
 };
 
+/// Indices of `requests` grouped by request (user, scenario), groups in order of first appearance:
+/// the unit of work where a policy's distribution is computed once per request.
+std::vector<std::vector<size_t>> group_by_request(const std::vector<PolicyRequest>& requests);
+
 /// A slate policy: the slate distribution it draws from for a request.
 using Policy = std::function<SlateDistribution(const PolicyRequest&)>;
 /// Scores of every catalogue item for a request (higher is better), resized by the callee.
