@@ -270,7 +270,7 @@ double SlateDistribution::prefix_probability(const int32_t* slate, int64_t lengt
 std::vector<double> SlateDistribution::prefix_probabilities(const int32_t* slate, int64_t length) const {
   std::vector<double> out;
   double uniform = 1, ranked = 1, drawn = 0;
-  std::vector<uint8_t> taken(log_weights_.empty() ? 0 : size_t(n_), 0);
+  std::vector<uint8_t> taken;  // the drawn items, for the slow path only
   for (int64_t j = 0; j < length; ++j) {
     const int32_t i = slate[j];
     MTREC_CHECK(i >= 0 && i < n_, "slate item ", i, " outside [0, ", n_, ")");
@@ -287,8 +287,12 @@ std::vector<double> SlateDistribution::prefix_probabilities(const int32_t* slate
       // w_i over the weights not yet drawn (the weights sum to 1).
       ranked *= weights_[size_t(i)] / (1 - drawn);
       drawn += weights_[size_t(i)];
-      taken[size_t(i)] = 1;
+      if (!taken.empty()) taken[size_t(i)] = 1;
     } else if (ranked > 0) {
+      if (taken.empty()) {
+        taken.assign(size_t(n_), 0);
+        for (int64_t l = 0; l < j; ++l) taken[size_t(slate[l])] = 1;
+      }
       // The drawn items held almost all of the mass (or w_i underflows): the weights not yet
       // drawn, summed afresh relative to the largest of them, in the log domain.
       double top = -INFINITY;

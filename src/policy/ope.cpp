@@ -135,14 +135,16 @@ OpeResult evaluate_off_policy(const ImpressionLog& log, const Policy& target, co
     MTREC_CHECK(p.size() == I, "off-policy evaluation: the reward model returned ", p.size(), " values for ", I,
                 " items");
     std::vector<double> per_position(size_t(K), 0.0);
+    const std::vector<double>& M = d.marginals();
     for (size_t i = 0; i < I; ++i)
-      for (int64_t k = 0; k < K; ++k) per_position[size_t(k)] += d.marginal(int32_t(i), k) * p[i];
+      for (size_t k = 0; k < size_t(K); ++k) per_position[k] += M[i * size_t(K) + k] * p[i];
     for (size_t n : of_key[key]) {
       const int32_t* slate = log.item.data() + n * size_t(K);
+      const std::vector<double> prefix = d.prefix_probabilities(slate, K);
       for (int64_t k = 0; k < K; ++k) {
         const size_t at = n * size_t(K) + size_t(k);
         pi[at] = d.marginal(slate[k], k);
-        pi_prefix[at] = d.prefix_probability(slate, k + 1);
+        pi_prefix[at] = prefix[size_t(k)];
         phat[at] = p[size_t(slate[k])];
         target_phat[at] = per_position[size_t(k)];
       }

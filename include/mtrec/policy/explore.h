@@ -75,6 +75,8 @@ class SlateDistribution {
   const std::vector<double>& marginals() const { return marginals_; }
   /// P(the slate's first `length` positions are slate[0..length)), exact.
   double prefix_probability(const int32_t* slate, int64_t length) const;
+  /// prefix_probability(slate, j) for j = 1..length, in one pass.
+  std::vector<double> prefix_probabilities(const int32_t* slate, int64_t length) const;
   /// Σ_k position_weight[k] Σ_i P(i at k) value[i]: the expected reward of a position-additive
   /// reward (`position_weight` has k entries, `value` items entries).
   double expected(const std::vector<double>& position_weight, const std::vector<double>& value) const;
@@ -83,8 +85,6 @@ class SlateDistribution {
   int32_t n_ = 0;
   int64_t k_ = 0;
   double epsilon_ = 0;
-  // The probabilities of the first `length` prefixes of `slate`, in one pass.
-  std::vector<double> prefix_probabilities(const int32_t* slate, int64_t length) const;
   std::vector<int32_t> order_;       // deterministic ranking (first k), when log_weights_ is empty
   std::vector<double> log_weights_;  // Plackett–Luce log-weights, their log-sum-exp 0
   std::vector<double> weights_;      // exp(log_weights_): the fast path of prefix probabilities
