@@ -10,7 +10,7 @@ mode=${1:-demo}
 asan=0
 [ "${2:-}" = "--asan" ] && asan=1
 
-PACKAGES="build-essential cmake ninja-build ccache pkg-config libtorch-dev libopenblas0-pthread
+PACKAGES="build-essential cmake ninja-build ccache pkg-config libtorch-dev libopenblas0-pthread libblas-dev
   libsentencepiece-dev libeigen3-dev libfmt-dev libcli11-dev libgtest-dev googletest libbenchmark-dev
   nlohmann-json3-dev libcpp-httplib-dev libssl-dev unzip chromium wrk libfaiss-dev libgloo-dev"
 missing=()

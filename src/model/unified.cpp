@@ -9,6 +9,7 @@
 #include "../core/options_json.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/profile.h"
+#include "mtrec/nn/dropout.h"
 
 namespace mtrec {
 
@@ -312,7 +313,7 @@ at::Tensor UnifiedModelImpl::user_vec(const at::Tensor& users, const at::Tensor&
   at::Tensor x = full.index_select(0, h.reshape({-1})).view({B, L, table.size(1)});
   at::Tensor pos = torch::arange(L - 1, -1, -1, users.options());
   x = (x + position_emb(pos).unsqueeze(0)) * valid.unsqueeze(2).to(fopt.dtype());
-  if (is_training() && options.dropout() > 0) x = torch::dropout(x, options.dropout(), true);
+  if (is_training() && options.dropout() > 0) x = nn::apply_dropout(x, options.dropout(), true);
   at::Tensor seq = sequence(x, valid).select(1, L - 1);
   return u + seq;
 }

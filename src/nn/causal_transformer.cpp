@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "mtrec/core/check.h"
+#include "mtrec/nn/batched_matmul.h"
 
 namespace mtrec::nn {
 
@@ -33,7 +34,7 @@ void CausalBlockImpl::reset() {
   out = register_module("out", torch::nn::Linear(d, d));
   ff1 = register_module("ff1", torch::nn::Linear(d, f));
   ff2 = register_module("ff2", torch::nn::Linear(f, d));
-  drop = register_module("drop", torch::nn::Dropout(options.dropout()));
+  drop = register_module("drop", Dropout(options.dropout()));
   torch::NoGradGuard ng;
   for (auto* lin : {&qkv, &out, &ff1, &ff2}) {
     torch::nn::init::xavier_uniform_((*lin)->weight);
@@ -46,10 +47,10 @@ torch::Tensor CausalBlockImpl::forward(const torch::Tensor& x, const torch::Tens
   // Attention with plain ops (masked softmax): portable across LibTorch versions and devices.
   auto parts = qkv->forward(ln1->forward(x)).view({B, L, 3, H, dh}).permute({2, 0, 3, 1, 4});
   torch::Tensor q = parts[0], k = parts[1], v = parts[2];  // [B,H,L,dh]
-  torch::Tensor att = torch::matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(dh)));
+  torch::Tensor att = batched_matmul(q, k.transpose(-2, -1)) * (1.0 / std::sqrt(static_cast<double>(dh)));
   att = att.masked_fill(attn_mask.logical_not(), -std::numeric_limits<float>::infinity());
   att = drop->forward(torch::softmax(att, -1));
-  torch::Tensor y = torch::matmul(att, v).transpose(1, 2).reshape({B, L, d});
+  torch::Tensor y = batched_matmul(att, v).transpose(1, 2).reshape({B, L, d});
   torch::Tensor h = x + drop->forward(out->forward(y));
   torch::Tensor f = ff2->forward(drop->forward(torch::gelu(ff1->forward(ln2->forward(h)))));
   return h + drop->forward(f);

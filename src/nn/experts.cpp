@@ -3,6 +3,7 @@
 #include <torch/torch.h>
 
 #include "mtrec/core/check.h"
+#include "mtrec/nn/dropout.h"
 
 namespace mtrec::nn {
 
@@ -52,7 +53,7 @@ torch::nn::Sequential make_mlp(int64_t in, const std::vector<int64_t>& hidden, d
   for (int64_t width : hidden) {
     mlp->push_back(torch::nn::Linear(in, width));
     mlp->push_back(torch::nn::ReLU());
-    if (dropout > 0) mlp->push_back(torch::nn::Dropout(dropout));
+    if (dropout > 0) mlp->push_back(Dropout(dropout));
     in = width;
   }
   return mlp;

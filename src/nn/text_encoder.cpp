@@ -7,6 +7,7 @@
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
 #include "mtrec/nn/compat.h"
+#include "mtrec/nn/dropout.h"
 
 namespace mtrec::nn {
 
@@ -61,13 +62,13 @@ at::Tensor TransformerLayerImpl::self_attention(const at::Tensor& x, const at::T
 at::Tensor TransformerLayerImpl::forward(const at::Tensor& x, const at::Tensor& mask) {
   const double p = options.dropout();
   const bool train = is_training();
-  auto ffn = [&](const at::Tensor& t) { return ffn_out(torch::dropout(torch::gelu(ffn_in(t)), p, train)); };
+  auto ffn = [&](const at::Tensor& t) { return ffn_out(apply_dropout(torch::gelu(ffn_in(t)), p, train)); };
   if (options.pre_layer_norm()) {
-    at::Tensor y = x + torch::dropout(self_attention(norm1(x), mask), p, train);
-    return y + torch::dropout(ffn(norm2(y)), p, train);
+    at::Tensor y = x + apply_dropout(self_attention(norm1(x), mask), p, train);
+    return y + apply_dropout(ffn(norm2(y)), p, train);
   }
-  at::Tensor y = norm1(x + torch::dropout(self_attention(x, mask), p, train));
-  return norm2(y + torch::dropout(ffn(y), p, train));
+  at::Tensor y = norm1(x + apply_dropout(self_attention(x, mask), p, train));
+  return norm2(y + apply_dropout(ffn(y), p, train));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -117,7 +118,7 @@ at::Tensor TextEncoderImpl::encode(const at::Tensor& ids, const at::Tensor& mask
     MTREC_CHECK(!token_types.defined(), "TextEncoder: token_types given but type_vocab_size is 0");
   }
   if (embedding_norm) x = embedding_norm(x);
-  x = torch::dropout(x, options.dropout(), is_training());
+  x = apply_dropout(x, options.dropout(), is_training());
   for (const auto& layer : *layers) x = layer->as<TransformerLayer>()->forward(x, mask);
   if (final_norm) x = final_norm(x);
   return x;

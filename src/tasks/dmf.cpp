@@ -11,6 +11,7 @@
 #include "mtrec/core/device.h"
 #include "mtrec/core/random.h"
 #include "mtrec/data/sampler.h"
+#include "mtrec/nn/dropout.h"
 #include "tensor_util.h"
 
 namespace mtrec {
@@ -144,7 +145,7 @@ torch::Tensor DMFImpl::vectors(const Side& s, const torch::Tensor& ids, const to
   auto run = [&](torch::Tensor h) {
     h = torch::relu(h);
     for (auto& layer : *s.layers) {
-      h = torch::dropout(h, options.dropout(), is_training());
+      h = nn::apply_dropout(h, options.dropout(), is_training());
       h = torch::relu(layer->as<torch::nn::Linear>()->forward(h));
     }
     return h;

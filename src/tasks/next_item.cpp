@@ -170,7 +170,7 @@ void NextItemModelImpl::reset() {
     pos_emb->weight.normal_(0.0, 0.3);
   }
   if (options.text_dim() > 0) text_proj = register_module("text_proj", torch::nn::Linear(options.text_dim(), d));
-  emb_drop = register_module("emb_drop", torch::nn::Dropout(options.dropout()));
+  emb_drop = register_module("emb_drop", nn::Dropout(options.dropout()));
   encoder = register_module("encoder", nn::CausalTransformer(nn::CausalTransformerOptions(d)
                                                                  .layers(options.layers())
                                                                  .heads(options.heads())

@@ -167,32 +167,36 @@ TEST(Mlm, PretrainingSeparatesSyntheticTopics) {
   }
   auto mask = ids.ne(kPad);
 
-  torch::manual_seed(21);
-  nn::TextEncoder enc(
-      nn::TextEncoderOptions(V, 32).layers(2).heads(2).ffn_dim(64).max_len(L).dropout(0.1).pooling(nn::Pooling::Mean));
-  MlmTask mlm(MlmOptions(V, kMask).special_ids({0, 1, 2, 3, 4}).seed(9), 32);
-  auto embed = [&] {
-    torch::NoGradGuard no_grad;
-    enc->eval();
-    auto e = enc->forward(ids, mask).pooled;
-    enc->train();
-    return e;
-  };
-  const double before = nearest_neighbour_topic_agreement(embed(), world.truth.item_main_topic);
-
-  std::vector<at::Tensor> params = enc->parameters();
-  for (auto& p : mlm->parameters()) params.push_back(p);
-  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(3e-3).weight_decay(0.0));
-  torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(4);
-  for (int step = 0; step < 120; ++step) {
-    auto rows_idx = torch::randint(n, {32}, gen, torch::kInt64);
-    auto r = mlm->forward(*enc, ids.index({rows_idx}), mask.index({rows_idx}));
-    opt.zero_grad();
-    r.loss.backward();
-    opt.step();
+  // One seed decides little (over seeds 21-28 the agreement after training ranged .66-.97, with
+  // LibTorch's dropout as with ours): the mean over three.
+  double before = 0, after = 0;
+  for (int seed : {21, 22, 23}) {
+    torch::manual_seed(seed);
+    nn::TextEncoder enc(nn::TextEncoderOptions(V, 32).layers(2).heads(2).ffn_dim(64).max_len(L).dropout(0.1).pooling(
+        nn::Pooling::Mean));
+    MlmTask mlm(MlmOptions(V, kMask).special_ids({0, 1, 2, 3, 4}).seed(9), 32);
+    auto embed = [&] {
+      torch::NoGradGuard no_grad;
+      enc->eval();
+      auto e = enc->forward(ids, mask).pooled;
+      enc->train();
+      return e;
+    };
+    before += nearest_neighbour_topic_agreement(embed(), world.truth.item_main_topic) / 3;
+    std::vector<at::Tensor> params = enc->parameters();
+    for (auto& p : mlm->parameters()) params.push_back(p);
+    torch::optim::AdamW opt(params, torch::optim::AdamWOptions(3e-3).weight_decay(0.0));
+    torch::Generator gen = at::make_generator<at::CPUGeneratorImpl>(4);
+    for (int step = 0; step < 120; ++step) {
+      auto rows_idx = torch::randint(n, {32}, gen, torch::kInt64);
+      auto r = mlm->forward(*enc, ids.index({rows_idx}), mask.index({rows_idx}));
+      opt.zero_grad();
+      r.loss.backward();
+      opt.step();
+    }
+    after += nearest_neighbour_topic_agreement(embed(), world.truth.item_main_topic) / 3;
   }
-  const double after = nearest_neighbour_topic_agreement(embed(), world.truth.item_main_topic);
-  std::printf("topic agreement before %.3f after %.3f\n", before, after);
+  std::printf("topic agreement (mean of 3 seeds) before %.3f after %.3f\n", before, after);
   EXPECT_GT(before, 0.15);  // words are topic-specific: some signal even untrained
   EXPECT_LT(before, 0.6);
   EXPECT_GT(after, 0.75);

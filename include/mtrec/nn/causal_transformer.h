@@ -7,7 +7,6 @@
 #include <torch/arg.h>
 #include <torch/nn/module.h>
 #include <torch/nn/modules/container/modulelist.h>
-#include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
@@ -15,6 +14,7 @@
 #include <cstdint>
 
 #include "mtrec/core/options.h"
+#include "mtrec/nn/dropout.h"
 
 namespace mtrec::nn {
 
@@ -42,7 +42,7 @@ class CausalBlockImpl : public torch::nn::Module {
   CausalTransformerOptions options;
   torch::nn::LayerNorm ln1{nullptr}, ln2{nullptr};
   torch::nn::Linear qkv{nullptr}, out{nullptr}, ff1{nullptr}, ff2{nullptr};
-  torch::nn::Dropout drop{nullptr};
+  Dropout drop{nullptr};
 };
 TORCH_MODULE(CausalBlock);
 

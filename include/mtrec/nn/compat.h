@@ -15,6 +15,9 @@
 #include <c10/core/Device.h>
 #include <torch/version.h>
 
+#include "mtrec/nn/batched_matmul.h"
+#include "mtrec/nn/dropout.h"
+
 #include <cmath>
 #include <limits>
 
@@ -56,7 +59,7 @@ inline at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, 
                                       const at::Tensor& key_mask, double dropout_p, bool training) {
   detail::check_attention_inputs(q, k, v, key_mask);
   const double scale = 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  at::Tensor scores = at::matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, Lq, Lk]
+  at::Tensor scores = batched_matmul(q, k.transpose(-2, -1)) * scale;  // [B, H, Lq, Lk]
   at::Tensor any_key;
   if (key_mask.defined()) {
     any_key = key_mask.any(1);  // [B]
@@ -66,8 +69,8 @@ inline at::Tensor attention_reference(const at::Tensor& q, const at::Tensor& k, 
                                 -std::numeric_limits<double>::infinity());
   }
   at::Tensor weights = at::softmax(scores, -1);
-  if (training && dropout_p > 0) weights = at::dropout(weights, dropout_p, true);
-  at::Tensor out = at::matmul(weights, v);
+  if (training && dropout_p > 0) weights = apply_dropout(weights, dropout_p, true);
+  at::Tensor out = batched_matmul(weights, v);
   if (any_key.defined()) out = out.masked_fill(any_key.logical_not().view({-1, 1, 1, 1}), 0);
   return out;
 }
@@ -87,6 +90,15 @@ inline at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::
   return out.masked_fill(any_key.logical_not().view({-1, 1, 1, 1}), 0);
 #else
   return attention_reference(q, k, v, key_mask, dropout_p, training);
+#endif
+}
+
+/// Whether autocast is on for CPU tensors (the per-device API since 2.4).
+inline bool cpu_autocast_enabled() {
+#if MTREC_TORCH_AT_LEAST(2, 4)
+  return at::autocast::is_autocast_enabled(c10::DeviceType::CPU);
+#else
+  return at::autocast::is_cpu_enabled();
 #endif
 }
 

@@ -118,7 +118,7 @@ class NextItemModelImpl : public torch::nn::Module {
   torch::nn::Embedding item_emb{nullptr}, pos_emb{nullptr};
   torch::nn::Linear text_proj{nullptr};
   torch::Tensor item_text;  // buffer [num_items, text_dim]; undefined unless set
-  torch::nn::Dropout emb_drop{nullptr};
+  nn::Dropout emb_drop{nullptr};
   nn::CausalTransformer encoder{nullptr};
 };
 TORCH_MODULE(NextItemModel);
