@@ -258,6 +258,17 @@ void UnifiedModelImpl::refresh_caches(bool items, bool users) {
 
 at::Tensor UnifiedModelImpl::text_vectors(bool items, const at::Tensor& ids) {
   at::Tensor& cache = items ? item_text_cache : user_text_cache;
+  if (!items && is_training() && options.profile_refresh_every() == 0) {
+    // The batch's profiles, encoded as a refresh would encode them now (eval mode, no gradient):
+    // about 500 a step where refreshing every user's profile every text_refresh_every steps
+    // cost 1,070 a step at goodbooks size, and never stale.
+    MTREC_PROFILE("profile encoder");
+    torch::NoGradGuard g;
+    text->eval();
+    at::Tensor v = encode_texts(user_tokens.index_select(0, ids), user_token_mask.index_select(0, ids));
+    text->train();
+    return v;
+  }
   // Profiles come from the cache (refreshed every text_refresh_every steps) even when items are
   // fine-tuned: encoding every user of a batch too nearly doubled the step.
   if (items && options.text() == TextMode::Finetune && is_training()) {
@@ -307,6 +318,10 @@ at::Tensor UnifiedModelImpl::user_vec(const at::Tensor& users, const at::Tensor&
   MTREC_PROFILE("sequence encoder");
   at::Tensor h = history;
   if (h.size(1) > options.max_history()) h = h.narrow(1, h.size(1) - options.max_history(), options.max_history());
+  // Rows with the same history (a positive and its sampled negatives, a session's exposures)
+  // share one state: the encoder runs once per distinct history (dropout noise is shared too).
+  auto [uh, inv, counts] = at::unique_dim(h, 0, /*sorted=*/false, /*return_inverse=*/true, /*return_counts=*/false);
+  h = uh;
   const int64_t B = h.size(0), L = h.size(1);
   at::Tensor valid = h > 0;
   at::Tensor full = torch::cat({torch::zeros({1, table.size(1)}, fopt), table}, 0);
@@ -315,7 +330,7 @@ at::Tensor UnifiedModelImpl::user_vec(const at::Tensor& users, const at::Tensor&
   x = (x + position_emb(pos).unsqueeze(0)) * valid.unsqueeze(2).to(fopt.dtype());
   if (is_training() && options.dropout() > 0) x = nn::apply_dropout(x, options.dropout(), true);
   at::Tensor seq = sequence(x, valid).select(1, L - 1);
-  return u + seq;
+  return u + seq.index_select(0, inv);
 }
 
 at::Tensor UnifiedModelImpl::cross(const at::Tensor& uvec, const at::Tensor& ivec, const at::Tensor& scenarios,
@@ -368,8 +383,8 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
         MTREC_PROFILE("host syncs");
         step = train_steps.item<int64_t>();
       }
-      const int64_t profiles = o.profile_refresh_every() > 0 ? o.profile_refresh_every() : o.text_refresh_every();
-      refresh_caches(step % o.text_refresh_every() == 0, step % profiles == 0);
+      const int64_t profiles = o.profile_refresh_every();
+      refresh_caches(step % o.text_refresh_every() == 0, profiles > 0 && step % profiles == 0);
     }
   }
   const at::Tensor& users = b.at("user");

@@ -80,11 +80,16 @@ struct Toy {
     return UnifiedModel(o, text == TextMode::None ? nn::TextEncoder{nullptr} : enc, items, users, 0);
   }
   Batch batch(int64_t n = 48) {
+    std::vector<int64_t> rows;
+    for (int64_t r = 0; r < n; ++r) rows.push_back(r * 7);
+    return batch_of(rows);
+  }
+  // The examples at `rows` (modulo the number of examples), in order.
+  Batch batch_of(std::vector<int64_t> rows) {
     JointSource src(w.data, w.data.interactions, JointDataOptions().max_history(6).mlm_texts(6), contexts, mlm_rows, 0,
                     MlmOptions(vocab, 4).special_ids({0, 1, 2, 3, 4}).seed(3));
     src.begin_epoch(0, 11);
-    std::vector<int64_t> rows;
-    for (int64_t r = 0; r < n; ++r) rows.push_back(r * 7 % src.num_examples());
+    for (auto& r : rows) r %= src.num_examples();
     return src.make_batch(rows, torch::kCPU);
   }
 };
@@ -124,7 +129,9 @@ TEST(Unified, JointLossGradientMatchesFiniteDifferencesInFloat64) {
   test::OneThread one;
   torch::manual_seed(2);
   Toy toy;
-  toy.tweak = [](UnifiedOptions& o) { o.sparse_ids(true); };  // the row tables' sparse gradients too
+  // The row tables' sparse gradients too; profiles from the cache, since the batch's fresh
+  // profile encodings carry no gradient by design (finite differences would see them move).
+  toy.tweak = [](UnifiedOptions& o) { o.sparse_ids(true).profile_refresh_every(1000000000); };
   UnifiedModel m = toy.model({"rating", "ctr", "next_item", "match", "scenario", "mlm"});
   {  // Module::to(dtype) would also convert the integer token buffers.
     torch::NoGradGuard g;
@@ -242,6 +249,95 @@ TEST(Unified, ProfileCacheRefreshesOnItsOwnCadence) {
     EXPECT_FALSE(torch::equal(items, m->item_text_cache)) << "step " << step;
     EXPECT_EQ(torch::equal(users, m->user_text_cache), step < 3) << "step " << step;
   }
+}
+
+TEST(Unified, BatchProfilesAreEncodedAsAFreshRefreshWouldAndLeaveTheCacheAlone) {
+  test::OneThread one;
+  torch::manual_seed(8);
+  Toy toy;
+  UnifiedModel fresh = toy.model({"rating"});  // profile_refresh_every 0: the batch's profiles per step
+  toy.tweak = [](UnifiedOptions& o) { o.profile_refresh_every(1); };
+  UnifiedModel cached = toy.model({"rating"});  // the cache, refreshed before every step
+  {
+    torch::NoGradGuard g;
+    auto pc = cached->parameters(), pf = fresh->parameters();
+    for (size_t i = 0; i < pc.size(); ++i) pc[i].copy_(pf[i]);
+  }
+  cached->refresh_text_cache();  // the catalogue table the histories read, from the copied encoder
+  fresh->refresh_text_cache();
+  Batch b = toy.batch(24);
+  fresh->train(), cached->train();
+  for (int step = 0; step < 2; ++step) {
+    {  // an encoder that moved since the construction's refresh
+      torch::NoGradGuard g;
+      for (auto* m : {&fresh, &cached})
+        for (auto& p : (*m)->text->parameters()) p.add_(0.05);
+    }
+    const at::Tensor before = fresh->user_text_cache.clone();
+    const at::Tensor a = fresh->forward(b).at("rating"), c = cached->forward(b).at("rating");
+    EXPECT_TRUE(torch::allclose(a, c, 1e-5, 1e-5)) << "step " << step << ": " << (a - c).abs().max().item<float>();
+    EXPECT_TRUE(torch::equal(before, fresh->user_text_cache));
+  }
+}
+
+TEST(Unified, RowsWithOneHistoryShareTheSequenceStateWithPerRowLossAndGradientsInFloat64) {
+  test::OneThread one;
+  torch::manual_seed(9);
+  Toy toy;
+  UnifiedModel m = toy.model({"rating", "ctr", "next_item"}, TextMode::None);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : m->parameters()) p.set_data(p.to(torch::kDouble));
+    for (auto& b : m->buffers())
+      if (b.is_floating_point()) b.set_data(b.to(torch::kDouble));
+  }
+  m->train();
+  // Each example three times, as a positive and its sampled negatives share user and history.
+  std::vector<int64_t> rows;
+  for (int64_t r = 0; r < 10; ++r)
+    for (int k = 0; k < 3; ++k) rows.push_back(r * 11 + 5);
+  auto to_double = [](Batch b) {
+    for (auto& [k, v] : b.fields)
+      if (v.is_floating_point()) v = v.to(torch::kDouble);
+    return b;
+  };
+  // A weighted sum of every output row: per-row terms, so the batch's total is the sum over rows.
+  auto weighted = [](const Outputs& out) {
+    const at::Tensor& r = out.at("rating");
+    const at::Tensor w = torch::arange(1, r.size(0) + 1, r.options()) / 7;
+    return (out.at("rating") * w).sum() + (out.at("ctr_logit") * w.unsqueeze(1)).sum() +
+           (out.at("next_item/hidden").sum(1) * w.index_select(0, torch::arange(out.at("next_item/hidden").size(0))))
+               .sum();
+  };
+  Batch whole = to_double(toy.batch_of(rows));
+  ASSERT_GT(whole.at("mask/next_item").sum().item<int64_t>(), 0);
+  m->zero_grad();
+  at::Tensor whole_loss = weighted(m->forward(whole));
+  whole_loss.backward();
+  const double total = whole_loss.item<double>();
+  std::map<std::string, at::Tensor> shared;
+  for (const auto& p : m->named_parameters())
+    if (p.value().grad().defined()) shared[p.key()] = test::dense_grad(p.value()).clone();
+  // The slow path: one row per forward, its weight as in the batch.
+  m->zero_grad();
+  double per_row = 0;
+  int64_t next_rows = 0;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    Outputs out = m->forward(to_double(toy.batch_of({rows[i]})));
+    const double w = double(i + 1) / 7;
+    at::Tensor l = out.at("rating").sum() * w + out.at("ctr_logit").sum() * w;
+    if (out.at("next_item/hidden").size(0) > 0) l = l + out.at("next_item/hidden").sum() * (double(++next_rows) / 7);
+    l.backward();
+    per_row += l.item<double>();
+  }
+  EXPECT_NEAR(total, per_row, 1e-9 * std::abs(total));
+  int compared = 0;
+  for (const auto& p : m->named_parameters()) {
+    if (!shared.count(p.key())) continue;
+    EXPECT_TRUE(torch::allclose(shared[p.key()], test::dense_grad(p.value()), 1e-9, 1e-11)) << p.key();
+    ++compared;
+  }
+  EXPECT_GT(compared, 10);
 }
 
 TEST(Unified, SparseIdsGiveTheRowTablesSparseGradients) {

@@ -19,9 +19,11 @@
 //    (so the retrieval heads always compare items encoded alike). With "frozen" the
 //    recommendation losses never reach the encoder (MLM and the scenario classifier still
 //    train it) and every item comes from the cache.
-//  - user u: ID embedding + projected profile text (when the user has one; always from the
-//    cache, so the profile's projection is trained but the encoder learns from item texts,
-//    contexts and MLM) + the causal sequence encoder's last state over the user's recent items.
+//  - user u: ID embedding + projected profile text (when the user has one; without gradient, so
+//    the profile's projection is trained but the encoder learns from item texts, contexts and
+//    MLM: in training the batch's profiles are encoded afresh each step, in eval mode, and
+//    evaluation reads the cache) + the causal sequence encoder's last state over the user's
+//    recent items (computed once per distinct history of the batch).
 // Towers:
 //  - rating and CTR read [user, item, user⊙item, scenario embedding] through the scenario
 //    layer (STAR / PEPNet, nn/scenario.h) and the shared experts (shared-bottom / MMoE / PLE,
@@ -80,9 +82,9 @@ const char* text_mode_name(TextMode m);
   X(TextMode, text, TextMode::Finetune)                                                                             \
   /* Training steps between text-cache refreshes. */                                                                \
   X(int64_t, text_refresh_every, 50)                                                                                \
-  /* Training steps between refreshes of the users' profile-text cache (0: with the items'). Profiles */            \
-  /* were 84% of a refresh's texts, but 500 cost next-item NDCG@10 -.0057 [-.0107, -.0007] on protocol M */         \
-  /* (the projection learns stale vectors, then evaluation reads fresh ones): docs/unified.md. */                   \
+  /* 0: training encodes the batch's user profiles afresh each step (eval mode, no gradient); N > 0: it */        \
+  /* reads the profile-text cache, refreshed every N steps (50 was the default before issue 18; 500 cost */        \
+  /* next-item NDCG@10 -.0057 [-.0107, -.0007] on protocol M: stale vectors; docs/unified.md). */                   \
   X(int64_t, profile_refresh_every, 0)                                                                              \
   /* With text finetune: of a batch's distinct items, at most this many (drawn at random) carry a fresh */          \
   /* encoding's gradient, and every item reads the cache (0: all fresh, with gradient). 64 cut the */               \
