@@ -59,8 +59,9 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
   cmd->add_option("--text-refresh-every", o.model().text_refresh_every(),
                   "joint: training steps between text-cache refreshes")
       ->capture_default_str();
-  cmd->add_option("--profile-refresh-every", o.model().profile_refresh_every(),
-                  "joint: training steps between profile-text cache refreshes (0: the batch's profiles encoded each step)")
+  cmd->add_option(
+         "--profile-refresh-every", o.model().profile_refresh_every(),
+         "joint: training steps between profile-text cache refreshes (0: the batch's profiles encoded each step)")
       ->capture_default_str();
   cmd->add_option("--text-finetune-items", o.model().text_finetune_items(),
                   "joint: a batch's distinct items encoded with gradient, at most (0: all)")

@@ -89,8 +89,8 @@ at::Tensor batched_matmul(const at::Tensor& a, const at::Tensor& b) {
               " and ", b.sizes());
 #if MTREC_HAVE_CBLAS
   const int64_t d = a.dim();
-  const bool direct = d == b.dim() && d >= 3 && d <= 4 && a.device().is_cpu() && b.device().is_cpu() && !cpu_autocast_enabled() &&
-                      a.scalar_type() == b.scalar_type() &&
+  const bool direct = d == b.dim() && d >= 3 && d <= 4 && a.device().is_cpu() && b.device().is_cpu() &&
+                      !cpu_autocast_enabled() && a.scalar_type() == b.scalar_type() &&
                       (a.scalar_type() == at::kFloat || a.scalar_type() == at::kDouble) &&
                       a.sizes().slice(0, d - 2) == b.sizes().slice(0, d - 2) && a.size(d - 1) == b.size(d - 2) &&
                       a.size(d - 2) < (1 << 30) && a.size(d - 1) < (1 << 30) && b.size(d - 1) < (1 << 30);

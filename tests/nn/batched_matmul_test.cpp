@@ -28,9 +28,9 @@ TEST(BatchedMatmul, MatchesMatmulOnContiguousTransposedAndHeadSplitOperands) {
   auto id = [](at::Tensor t) { return t; };
   auto kT = [](at::Tensor t) { return t.transpose(-2, -1); };
   const auto f64 = torch::kFloat64;
-  expect_matches_matmul(torch::randn({6, 4, 3}, f64), torch::randn({6, 3, 5}, f64), id, id);     // 3-D
-  expect_matches_matmul(torch::randn({6, 4, 3}, f64), torch::randn({6, 5, 3}, f64), id, kT);     // q kᵀ
-  expect_matches_matmul(torch::randn({6, 3, 4}, f64), torch::randn({6, 5, 3}, f64), kT, kT);     // both
+  expect_matches_matmul(torch::randn({6, 4, 3}, f64), torch::randn({6, 3, 5}, f64), id, id);  // 3-D
+  expect_matches_matmul(torch::randn({6, 4, 3}, f64), torch::randn({6, 5, 3}, f64), id, kT);  // q kᵀ
+  expect_matches_matmul(torch::randn({6, 3, 4}, f64), torch::randn({6, 5, 3}, f64), kT, kT);  // both
   // Attention's heads: [B, L, H·Dh] viewed as [B, H, L, Dh] (not contiguous, no copy needed).
   auto heads = [](at::Tensor t) { return t.view({t.size(0), t.size(1), 2, t.size(2) / 2}).transpose(1, 2); };
   auto heads_kT = [&](at::Tensor t) { return heads(t).transpose(-2, -1); };

@@ -82,8 +82,8 @@ const char* text_mode_name(TextMode m);
   X(TextMode, text, TextMode::Finetune)                                                                             \
   /* Training steps between text-cache refreshes. */                                                                \
   X(int64_t, text_refresh_every, 50)                                                                                \
-  /* 0: training encodes the batch's user profiles afresh each step (eval mode, no gradient); N > 0: it */        \
-  /* reads the profile-text cache, refreshed every N steps (50 was the default before issue 18; 500 cost */        \
+  /* 0: training encodes the batch's user profiles afresh each step (eval mode, no gradient); N > 0: it */          \
+  /* reads the profile-text cache, refreshed every N steps (50 was the default before issue 18; 500 cost */         \
   /* next-item NDCG@10 -.0057 [-.0107, -.0007] on protocol M: stale vectors; docs/unified.md). */                   \
   X(int64_t, profile_refresh_every, 0)                                                                              \
   /* With text finetune: of a batch's distinct items, at most this many (drawn at random) carry a fresh */          \
