@@ -3,98 +3,10 @@
 #include <torch/torch.h>
 
 #include <cmath>
-#include <sstream>
-#include <type_traits>
 
 #include "mtrec/core/check.h"
 
 namespace mtrec {
-
-namespace {
-
-/// The key of a parameter's state in Optimizer::state_: its TensorImpl's address as text in
-/// LibTorch 1.x (c10::guts::to_string), the address itself where later versions key by void*.
-template <class Map>
-typename Map::key_type state_key(const Map&, const at::Tensor& p) {
-  if constexpr (std::is_same_v<typename Map::key_type, std::string>) {
-    std::ostringstream s;
-    s << p.unsafeGetTensorImpl();
-    return s.str();
-  } else {
-    return static_cast<typename Map::key_type>(p.unsafeGetTensorImpl());
-  }
-}
-
-// p ← p·(1 − lr·wd) − lr/bc1 · m / (√v / √bc2 + eps), m and v updated first: AdamW::step's order.
-template <typename T>
-void fused_adamw(T* p, const T* g, T* m, T* v, int64_t n, T decay, T b1, T b2, T step_size, T inv_sqrt_bc2, T eps) {
-  const T c1 = 1 - b1, c2 = 1 - b2;
-  for (int64_t i = 0; i < n; ++i) {
-    const T gi = g[i], mi = m[i] * b1 + c1 * gi, vi = v[i] * b2 + c2 * gi * gi;
-    m[i] = mi, v[i] = vi;
-    p[i] = p[i] * decay - step_size * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
-  }
-}
-
-}  // namespace
-
-at::Tensor FusedAdamW::step(LossClosure closure) {
-  torch::NoGradGuard no_grad;
-  at::Tensor loss;
-  if (closure) {
-    at::AutoGradMode enable(true);
-    loss = closure();
-  }
-  for (auto& group : param_groups_) {
-    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
-    for (auto& p : group.params()) {
-      if (!p.grad().defined()) continue;
-      const at::Tensor& g = p.grad();
-      const bool fast = p.device().is_cpu() && !g.is_sparse() && p.is_contiguous() && g.is_contiguous() &&
-                        g.scalar_type() == p.scalar_type() &&
-                        (p.scalar_type() == at::kFloat || p.scalar_type() == at::kDouble) && !o.amsgrad();
-      MTREC_CHECK(!g.is_sparse(), "AdamW does not support sparse gradients (use the engine's sparse optimiser)");
-      const auto key = state_key(state_, p);
-      auto it = state_.find(key);
-      if (it == state_.end()) {
-        auto st = std::make_unique<torch::optim::AdamWParamState>();
-        st->step(0);
-        st->exp_avg(torch::zeros_like(p, c10::MemoryFormat::Preserve));
-        st->exp_avg_sq(torch::zeros_like(p, c10::MemoryFormat::Preserve));
-        if (o.amsgrad()) st->max_exp_avg_sq(torch::zeros_like(p, c10::MemoryFormat::Preserve));
-        it = state_.emplace(key, std::move(st)).first;
-      }
-      auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
-      const double b1 = std::get<0>(o.betas()), b2 = std::get<1>(o.betas());
-      if (!fast || !st.exp_avg().is_contiguous() || !st.exp_avg_sq().is_contiguous()) {
-        // AdamW::step's own sequence of operations.
-        if (o.weight_decay() != 0) p.mul_(1 - o.lr() * o.weight_decay());
-        st.step(st.step() + 1);
-        const double bc1 = 1 - std::pow(b1, double(st.step())), bc2 = 1 - std::pow(b2, double(st.step()));
-        st.exp_avg().mul_(b1).add_(g, 1 - b1);
-        st.exp_avg_sq().mul_(b2).addcmul_(g, g, 1 - b2);
-        at::Tensor denom;
-        if (o.amsgrad()) {
-          at::max_out(st.max_exp_avg_sq(), st.exp_avg_sq(), st.max_exp_avg_sq());
-          denom = (st.max_exp_avg_sq().sqrt() / std::sqrt(bc2)).add_(o.eps());
-        } else {
-          denom = (st.exp_avg_sq().sqrt() / std::sqrt(bc2)).add_(o.eps());
-        }
-        p.addcdiv_(st.exp_avg(), denom, -o.lr() / bc1);
-        continue;
-      }
-      st.step(st.step() + 1);
-      const double bc1 = 1 - std::pow(b1, double(st.step())), bc2 = 1 - std::pow(b2, double(st.step()));
-      const double decay = 1 - o.lr() * o.weight_decay(), step_size = o.lr() / bc1, isb = 1 / std::sqrt(bc2);
-      AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "mtrec_fused_adamw", [&] {
-        using T = scalar_t;
-        fused_adamw<T>(p.data_ptr<T>(), g.data_ptr<T>(), st.exp_avg().data_ptr<T>(), st.exp_avg_sq().data_ptr<T>(),
-                       p.numel(), T(decay), T(b1), T(b2), T(step_size), T(isb), T(o.eps()));
-      });
-    }
-  }
-  return loss;
-}
 
 SparseRowOptimizer::SparseRowOptimizer(std::vector<at::Tensor> params, SparseRowOptions options)
     : params_(std::move(params)), options_(std::move(options)) {

@@ -127,8 +127,8 @@ Trainer::Trainer(Model& model, BatchSource& source, std::vector<std::pair<Object
               sparse_set.empty() ? "" : *sparse_set.begin(), "', which it does not have");
   if (!opt_->dense_params.empty()) {
     if (o.optimizer() == "adamw")
-      opt_->dense =
-          std::make_unique<FusedAdamW>(groups, torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()));
+      opt_->dense = std::make_unique<torch::optim::AdamW>(
+          groups, torch::optim::AdamWOptions(o.lr()).weight_decay(o.weight_decay()));
     else if (o.optimizer() == "adam")
       opt_->dense = std::make_unique<torch::optim::Adam>(
           groups, torch::optim::AdamOptions(o.lr()).weight_decay(o.weight_decay()));

@@ -4,7 +4,6 @@
 
 #include <cmath>
 #include <fstream>
-#include <sstream>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/io.h"
@@ -345,59 +344,6 @@ TEST(SparseRowOptimizer, RowwiseAdagradAndLazyAdamMatchTheirFormulas) {
 // ---- resume: an interrupted run continues bit-identically
 
 using Crash = test::CrashAtStep;
-
-TEST(FusedAdamW, MatchesLibTorchsAdamWAndSharesItsCheckpointFormat) {
-  torch::manual_seed(4);
-  // Two groups (the second at a tenth of the lr, as the engine's lr scales), one parameter
-  // without a gradient, one non-contiguous gradient (AdamW's own path), float64.
-  auto make = [](uint64_t seed) {
-    torch::manual_seed(seed);
-    return std::vector<at::Tensor>{torch::randn({50, 3}, torch::kFloat64).requires_grad_(true),
-                                   torch::randn({7}, torch::kFloat64).requires_grad_(true),
-                                   torch::randn({4, 5}, torch::kFloat64).requires_grad_(true)};
-  };
-  std::vector<at::Tensor> a = make(1), b = make(1);
-  auto groups = [](std::vector<at::Tensor>& p) {
-    std::vector<torch::optim::OptimizerParamGroup> g{torch::optim::OptimizerParamGroup({p[0], p[1]}),
-                                                     torch::optim::OptimizerParamGroup({p[2]})};
-    g[1].set_options(std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(3e-4).weight_decay(0.05).betas(std::make_tuple(0.8, 0.99))));
-    return g;
-  };
-  const auto defaults = torch::optim::AdamWOptions(3e-3).weight_decay(0.05).betas(std::make_tuple(0.8, 0.99));
-  FusedAdamW fused(groups(a), defaults);
-  torch::optim::AdamW reference(groups(b), defaults);
-  auto set_grads = [](std::vector<at::Tensor>& p, int step) {
-    torch::manual_seed(100 + step);
-    p[0].mutable_grad() = torch::randn({50, 3}, torch::kFloat64);
-    p[1].mutable_grad() = step % 2 ? at::Tensor() : torch::randn({7}, torch::kFloat64);  // every other step
-    p[2].mutable_grad() = torch::randn({5, 4}, torch::kFloat64).t();                     // not contiguous
-  };
-  for (int step = 0; step < 6; ++step) {
-    set_grads(a, step), set_grads(b, step);
-    fused.step(), reference.step();
-  }
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i], b[i], 1e-13, 1e-13)) << "parameter " << i;
-  // The fused optimiser's state is AdamW's: saved by one, loaded by the other, they go on alike.
-  std::ostringstream bytes;
-  {
-    torch::serialize::OutputArchive out;
-    fused.save(out);
-    out.save_to(bytes);
-  }
-  std::vector<at::Tensor> c;
-  for (const auto& t : a) c.push_back(t.detach().clone().requires_grad_(true));
-  torch::optim::AdamW loaded(groups(c), defaults);
-  {
-    torch::serialize::InputArchive in;
-    std::istringstream is(bytes.str());
-    in.load_from(is);
-    loaded.load(in);
-  }
-  set_grads(a, 6), set_grads(c, 6);
-  fused.step(), loaded.step();
-  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::allclose(a[i], c[i], 1e-13, 1e-13)) << "parameter " << i;
-}
 
 TEST(Trainer, ResumeFromAMidEpochCheckpointIsBitIdentical) {
   test::TempDir dir;

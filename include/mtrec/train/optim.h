@@ -1,7 +1,6 @@
 #pragma once
 // Optimisers of the training engine:
-//  - dense parameters: AdamW (FusedAdamW below: LibTorch's update in one pass), Adam or SGD
-//    (LibTorch's own);
+//  - dense parameters: AdamW, Adam or SGD (LibTorch's own);
 //  - embedding tables with sparse gradients (torch::nn::EmbeddingOptions::sparse): row updates
 //    that touch only the rows of the batch, so a step costs O(batch), not O(table):
 //    "sgd" (exactly dense SGD without momentum), "adagrad" (row-wise AdaGrad: one accumulator
@@ -12,7 +11,6 @@
 //   loss.backward(); rows.step(); rows.zero_grad();
 #include <torch/arg.h>
 #include <ATen/core/Tensor.h>
-#include <torch/optim/adamw.h>
 
 #include <cstdint>
 #include <string>
@@ -57,17 +55,6 @@ class SparseRowOptimizer {
   SparseRowOptions options_;
   std::vector<at::Tensor> acc1_, acc2_;  // adagrad: acc1 [rows]; adam: m, v [rows, dim]
   int64_t steps_ = 0;
-};
-
-/// LibTorch's AdamW with the update of a contiguous float/double CPU parameter done in one pass
-/// over (parameter, gradient, exp_avg, exp_avg_sq) instead of six tensor operations: 2.3x faster
-/// on 12M parameters, the optimiser step of the joint model (2 cores). Same hyper-parameters,
-/// the same state and checkpoint format (AdamWParamState), the same arithmetic up to rounding;
-/// other parameters (CUDA, amsgrad, sparse or non-contiguous gradients) take AdamW's own path.
-class FusedAdamW : public torch::optim::AdamW {
- public:
-  using torch::optim::AdamW::AdamW;
-  at::Tensor step(LossClosure closure = nullptr) override;
 };
 
 /// The learning rate at optimizer step `step` (0-based) of `total_steps`, in epoch `epoch`
