@@ -340,6 +340,31 @@ TEST(Unified, RowsWithOneHistoryShareTheSequenceStateWithPerRowLossAndGradientsI
   EXPECT_GT(compared, 10);
 }
 
+TEST(Unified, TextsEncodedInChunksOfSimilarLengthMatchOneAtATime) {
+  test::OneThread one;
+  torch::manual_seed(10);
+  Toy toy;
+  UnifiedModel m = toy.model({"scenario"});
+  m->eval();
+  // 300 texts (more than one chunk of 128) of 1 to 8 tokens in random order of length.
+  const int64_t n = 300, L = 8;
+  at::Tensor ids = torch::zeros({n, L}, torch::kInt64), mask = torch::zeros({n, L}, torch::kBool);
+  std::mt19937_64 rng(4);
+  for (int64_t r = 0; r < n; ++r) {
+    const int64_t len = 1 + int64_t(rng() % L);
+    for (int64_t t = 0; t < len; ++t)
+      ids[r][t] = t == 0 ? 2 : 5 + int64_t(rng() % uint64_t(toy.vocab - 5)), mask[r][t] = true;
+  }
+  torch::NoGradGuard g;
+  const at::Tensor all = m->scenario_probs(ids, mask);
+  for (int64_t r = 0; r < n; r += 7) {
+    const int64_t len = mask[r].sum().item<int64_t>();
+    const at::Tensor one =
+        m->scenario_probs(ids.narrow(0, r, 1).narrow(1, 0, len), mask.narrow(0, r, 1).narrow(1, 0, len));
+    EXPECT_TRUE(torch::allclose(all[r], one[0], 1e-5, 1e-6)) << "text " << r;
+  }
+}
+
 TEST(Unified, SparseIdsGiveTheRowTablesSparseGradients) {
   test::OneThread one;
   Toy toy;
