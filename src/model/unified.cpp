@@ -280,8 +280,8 @@ at::Tensor UnifiedModelImpl::text_vectors(bool items, const at::Tensor& ids) {
     text->train();
     return v;
   }
-  // Profiles come from the cache (refreshed every text_refresh_every steps) even when items are
-  // fine-tuned: encoding every user of a batch too nearly doubled the step.
+  // Profiles never carry gradient (above, or the cache with profile_refresh_every > 0): encoding
+  // every user of a batch with gradient too nearly doubled the step.
   if (items && options.text() == TextMode::Finetune && is_training()) {
     const at::Tensor& tok = items ? item_tokens : user_tokens;
     const at::Tensor& msk = items ? item_token_mask : user_token_mask;
