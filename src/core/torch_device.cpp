@@ -74,6 +74,8 @@ int blas_threads() {
   return get != nullptr ? get() : 0;
 }
 
+int spare_cpu_cores() { return std::max(0, usable_cores() - std::max(at::get_num_threads(), blas_threads())); }
+
 int set_cpu_threads(int n) {
   tune_allocator();
   if (n <= 0) n = default_cpu_threads();

@@ -14,6 +14,7 @@
 #include <random>
 
 #include "mtrec/core/check.h"
+#include "mtrec/core/device.h"
 #include "mtrec/data/split.h"
 #include "mtrec/data/synthetic.h"
 #include "mtrec/model/joint_data.h"
@@ -278,6 +279,57 @@ TEST(Unified, BatchProfilesAreEncodedAsAFreshRefreshWouldAndLeaveTheCacheAlone) 
     EXPECT_TRUE(torch::allclose(a, c, 1e-5, 1e-5)) << "step " << step << ": " << (a - c).abs().max().item<float>();
     EXPECT_TRUE(torch::equal(before, fresh->user_text_cache));
   }
+}
+
+TEST(Unified, TheSpareCoresThreadsComputeExactlyWhatOneThreadDoes) {
+  test::OneThread threads;
+  if (spare_cpu_cores() == 0) GTEST_SKIP() << "no spare core here: the second thread is never started";
+  torch::manual_seed(10);
+  Toy toy;
+  const std::vector<std::string> tasks{"rating", "ctr", "next_item", "match", "scenario", "mlm"};
+  UnifiedModel two = toy.model(tasks, TextMode::Finetune, /*dropout=*/0.1);
+  UnifiedModel one = toy.model(tasks, TextMode::Finetune, 0.1);
+  {
+    torch::NoGradGuard g;
+    auto p1 = one->parameters(), p2 = two->parameters();
+    for (size_t i = 0; i < p1.size(); ++i) p1[i].copy_(p2[i]);
+  }
+  one->use_spare_core = false;
+  one->refresh_text_cache(), two->refresh_text_cache();
+  one->train(), two->train();
+  for (int step = 0; step < 3; ++step) {
+    {  // an encoder that moved since the refresh: the profiles' thread must read the current one
+      torch::NoGradGuard g;
+      for (auto* m : {&one, &two})
+        for (auto& p : (*m)->text->parameters()) p.add_(0.01 * (step + 1));
+    }
+    Batch b = toy.batch(24 + step);
+    // Same draws in the same order (the second thread's encoder is built without drawing).
+    torch::manual_seed(100 + step);
+    Outputs a = two->forward(b);
+    torch::manual_seed(100 + step);
+    Outputs c = one->forward(b);
+    ASSERT_EQ(a.size(), c.size());
+    for (const auto& [name, t] : c) EXPECT_TRUE(torch::equal(a.at(name), t)) << name << " at step " << step;
+  }
+}
+
+TEST(Unified, ACacheRefreshSplitBetweenTwoThreadsEqualsOneThreadsRefresh) {
+  test::OneThread threads;
+  if (spare_cpu_cores() == 0) GTEST_SKIP() << "no spare core here: the refresh never splits";
+  torch::manual_seed(11);
+  // 300 items and 260 profiles: 3 chunks each, of which the second thread encodes one.
+  nn::TextEncoder enc(nn::TextEncoderOptions(40, 8).layers(1).heads(2).max_len(8).pooling(nn::Pooling::Mean));
+  UnifiedModel m(UnifiedOptions(260, 300, 1).dim(8).tasks({Head::Rating}), enc, toy_rows(300, 40, 5),
+                 toy_rows(260, 40, 6), 0);
+  m->refresh_text_cache();  // split
+  const at::Tensor items = m->item_text_cache.clone(), users = m->user_text_cache.clone();
+  m->use_spare_core = false;
+  m->item_text_cache.zero_(), m->user_text_cache.zero_();
+  m->refresh_text_cache();
+  EXPECT_TRUE(torch::equal(items, m->item_text_cache));
+  EXPECT_TRUE(torch::equal(users, m->user_text_cache));
+  EXPECT_GT(items.abs().sum().item<double>(), 0);
 }
 
 TEST(Unified, RowsWithOneHistoryShareTheSequenceStateWithPerRowLossAndGradientsInFloat64) {

@@ -21,8 +21,8 @@
 //    train it) and every item comes from the cache.
 //  - user u: ID embedding + projected profile text (when the user has one; without gradient, so
 //    the profile's projection is trained but the encoder learns from item texts, contexts and
-//    MLM: in training the batch's profiles are encoded afresh each step, in eval mode, and
-//    evaluation reads the cache) + the causal sequence encoder's last state over the user's
+//    MLM: in training the batch's profiles are encoded afresh each step, in eval mode, on a
+//    second thread when a core is spare, and evaluation reads the cache) + the causal sequence encoder's last state over the user's
 //    recent items (computed once per distinct history of the batch).
 // Towers:
 //  - rating and CTR read [user, item, user⊙item, scenario embedding] through the scenario
@@ -212,6 +212,11 @@ class UnifiedModelImpl : public torch::nn::Module {
   std::vector<at::Tensor> shared_parameters();
 
   UnifiedOptions options;
+  /// Training on CPU with a spare core (core/device.h): a second thread encodes the batch's
+  /// profiles (profile_refresh_every 0) while this one encodes the items, and cache refreshes
+  /// are split between two threads. The results are the same either way (tests turn it off to
+  /// compare).
+  bool use_spare_core = true;
   int64_t pad_id = 0;
   nn::TextEncoder text{nullptr};
   MlmHead mlm{nullptr};
@@ -233,13 +238,22 @@ class UnifiedModelImpl : public torch::nn::Module {
   at::Tensor item_text_cache, user_text_cache, item_seen, user_seen, train_steps;
 
  private:
-  at::Tensor encode_texts(const at::Tensor& tokens, const at::Tensor& mask);
+  /// Pooled vectors of token rows by `encoder` (`text` when null); `split`: without gradient and
+  /// in eval mode, a second thread encodes every other chunk.
+  at::Tensor encode_texts(const at::Tensor& tokens, const at::Tensor& mask, nn::TextEncoderImpl* encoder = nullptr,
+                          bool split = false);
+  /// An eval-mode encoder sharing `text`'s parameters, for the profiles' thread (built once,
+  /// without drawing from the generator; re-aliased each step).
+  nn::TextEncoderImpl& profile_encoder();
+  nn::TextEncoder profile_encoder_{nullptr};
   /// Re-encodes the item and/or the profile texts into their caches (no gradient).
   void refresh_caches(bool items, bool users);
   /// Text vectors of `ids` (unique) of items or users: items fresh with gradient in finetune
   /// training, else from the cache.
   at::Tensor text_vectors(bool items, const at::Tensor& ids);
-  at::Tensor user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table, bool drop_ids);
+  /// `profiles`: the text vectors of the users' sorted distinct ids, when already encoded.
+  at::Tensor user_vec(const at::Tensor& users, const at::Tensor& history, const at::Tensor& table, bool drop_ids,
+                      const at::Tensor& profiles = {});
   at::Tensor cross(const at::Tensor& user_vec, const at::Tensor& item_vec, const at::Tensor& scenarios,
                    std::vector<at::Tensor>* per_task);
   struct RankingOutputs {
