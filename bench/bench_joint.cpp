@@ -5,7 +5,7 @@
 // refresh), from the profile scopes (core/profile.h, train/profile.h).
 //   build/bench/bench_joint [--users 53424] [--items 10000] [--interactions 190000]
 //                           [--configs finetune,frozen,none,implicit] [--warmup 5] [--steps 50]
-//                           [--runs 5] [--profile-steps 50] [--threads 0] [--sparse] [--levers]
+//                           [--runs 5] [--profile-steps 50] [--threads 0] [--sparse] [--levers] [--one-core]
 //                           [--device auto|cpu|cuda]   (on CUDA each configuration also with bf16 autocast)
 // --interactions 1900000 is the goodbooks-sized world; 190000 (the default) its tenth, whose
 // batches are alike (the same catalogue, users and history lengths), so examples/s carries over.
@@ -14,7 +14,8 @@
 // world, and the peak resident memory. The defaults have every speed lever of model/unified.h off
 // (each was measured to cost quality: docs/unified.md); --sparse adds each configuration with
 // sparse_ids on, --levers with every lever on (sparse_ids, text_finetune_items 64,
-// profile_refresh_every 500, scenario_rows 128).
+// profile_refresh_every 500, scenario_rows 128); --one-core with the model's spare-core thread off
+// (the batch's profiles encoded on the training thread, cache refreshes on one thread).
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <sys/resource.h>
@@ -31,6 +32,7 @@
 #include "mtrec/core/profile.h"
 #include "mtrec/data/split.h"
 #include "mtrec/data/synthetic.h"
+#include "mtrec/model/unified.h"
 #include "mtrec/train/fit_joint.h"
 #include "mtrec/train/profile.h"
 
@@ -46,8 +48,12 @@ struct StepClock : Observer {
   int64_t stop_after;
   std::vector<Clock::time_point> t;
   std::vector<int64_t> examples;
+  bool spare_core = true;  // the unified model's second thread (UnifiedModelImpl::use_spare_core)
   explicit StepClock(int64_t n) : stop_after(n) {}
-  void on_train_begin(Trainer&) override { t.push_back(Clock::now()), examples.push_back(0); }
+  void on_train_begin(Trainer& tr) override {
+    if (auto* m = dynamic_cast<UnifiedEngineModel*>(&tr.model())) m->model()->use_spare_core = spare_core;
+    t.push_back(Clock::now()), examples.push_back(0);
+  }
   Signal after_batch(Trainer& tr) override {
     t.push_back(Clock::now());
     examples.push_back(tr.state().examples);
@@ -96,6 +102,7 @@ struct Config {
   bool sparse = false;  // sparse_ids on
   bool levers = false;  // every lever on
   bool bf16 = false;    // autocast (CUDA)
+  bool spare_core = true;
 };
 
 struct Timing {
@@ -113,6 +120,7 @@ JointTrainOptions options_for(const Config& c, uint64_t seed) {
 
 Timing time_config(const Config& c, const Split& split, int warmup, int steps, int runs) {
   auto clock = std::make_shared<StepClock>(warmup + int64_t(steps) * runs);
+  clock->spare_core = c.spare_core;
   RunOptions run;
   run.observers({clock});
   JointFit fit = fit_joint(*c.ds, split, options_for(c, 1), run);
@@ -141,6 +149,7 @@ void profile_config(const Config& c, const Split& split, int warmup, int steps) 
     }
   };
   auto window = std::make_shared<Window>(warmup + steps, warmup);
+  window->spare_core = c.spare_core;
   RunOptions run;
   run.observers({window});
   Profile::enable(true);
@@ -181,7 +190,7 @@ int main(int argc, char** argv) {
   int32_t users = 53424, items = 10000;
   int64_t interactions = 190000, full_interactions = 1900000;
   std::string configs = "finetune,frozen,none,implicit", profile = "finetune";
-  bool sparse = false, levers = false;
+  bool sparse = false, levers = false, one_core = false;
   int warmup = 5, steps = 50, runs = 5, profile_steps = 50, threads = 0;
   app.add_option("--users", users);
   app.add_option("--items", items);
@@ -197,6 +206,9 @@ int main(int argc, char** argv) {
   app.add_option("--device", g_device, "auto|cpu|cuda");
   app.add_flag("--levers", levers, "Also time (and profile) each configuration with the opt-in speed levers on");
   app.add_flag("--sparse", sparse, "Also time (and profile) each configuration with sparse_ids on");
+  app.add_flag("--one-core", one_core,
+               "Also time (and profile) each configuration without the model's spare-core thread (one thread "
+               "computes at a time, as before it)");
   CLI11_PARSE(app, argc, argv);
   set_log_level(LogLevel::Warn);
   set_cpu_threads(threads);
@@ -225,9 +237,10 @@ int main(int argc, char** argv) {
   };
   fmt::print("\n{:<16} {:>12} {:>19} {:>14} {:>16}\n", "config", "examples/s", "windows min..max", "examples/epoch",
              "epoch (full)");
-  if (sparse || levers) {
+  if (sparse || levers || one_core) {
     std::vector<Config> with;
     for (const auto& c : all) {
+      if (one_core) with.push_back(c), with.back().spare_core = false, with.back().name += "/1core";
       with.push_back(c);
       if (sparse) with.push_back(c), with.back().sparse = true, with.back().name += "/sparse";
       if (levers) with.push_back(c), with.back().levers = true, with.back().name += "/levers";

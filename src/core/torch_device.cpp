@@ -74,7 +74,11 @@ int blas_threads() {
   return get != nullptr ? get() : 0;
 }
 
-int spare_cpu_cores() { return std::max(0, usable_cores() - std::max(at::get_num_threads(), blas_threads())); }
+int spare_cpu_cores() {
+  // Local data-parallel ranks (torchrun and --nproc set LOCAL_WORLD_SIZE) share the cores.
+  const int cores = usable_cores() / std::max(1, env_int("LOCAL_WORLD_SIZE"));
+  return std::max(0, cores - std::max(at::get_num_threads(), blas_threads()));
+}
 
 int set_cpu_threads(int n) {
   tune_allocator();

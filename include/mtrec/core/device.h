@@ -27,8 +27,9 @@ int set_cpu_threads(int n = 0);
 int blas_threads();
 /// True when LibTorch's BLAS is OpenBLAS's pthread build, which runs a thread pool of its own.
 bool blas_has_own_pool();
-/// Usable cores that neither ATen's intra-op threads nor OpenBLAS's pool keep busy (1 on 2
-/// cores with the defaults: one thread computes at a time): work a second thread may take.
+/// Usable cores (divided among LOCAL_WORLD_SIZE local data-parallel ranks) that neither ATen's
+/// intra-op threads nor OpenBLAS's pool keep busy (1 on 2 cores with the defaults: one thread
+/// computes at a time): work a second thread may take.
 int spare_cpu_cores();
 
 /// "cpu" or "cuda:0 (NVIDIA H100 ...)" for logs and benchmark tables.
