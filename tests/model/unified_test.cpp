@@ -332,6 +332,34 @@ TEST(Unified, ACacheRefreshSplitBetweenTwoThreadsEqualsOneThreadsRefresh) {
   EXPECT_GT(items.abs().sum().item<double>(), 0);
 }
 
+TEST(Unified, HistoriesEncodedInChunksOfSimilarLengthMatchOneAtATimeInFloat64) {
+  test::OneThread one;
+  torch::manual_seed(12);
+  Toy toy;
+  UnifiedModel m = toy.model({"rating", "next_item"}, TextMode::None);
+  {
+    torch::NoGradGuard g;
+    for (auto& p : m->parameters()) p.set_data(p.to(torch::kDouble));
+  }
+  m->eval();
+  // 300 right-aligned histories of 0..6 items (max_history): three chunks of different widths;
+  // the last row has a gap, which must stay inside its span.
+  const int64_t n = 300, L = 6, I = toy.w.data.num_items();
+  std::mt19937_64 rng(4);
+  at::Tensor h = torch::zeros({n, L}, torch::kInt64);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = L - int64_t(rng() % (L + 1)); c < L; ++c) h[r][c] = 1 + int64_t(rng() % uint64_t(I));
+  h[n - 1] = torch::tensor(std::vector<int64_t>{0, 0, 3, 0, 0, 9});
+  const at::Tensor users = torch::arange(n, torch::kInt64) % toy.w.data.num_users();
+  torch::NoGradGuard g;
+  const at::Tensor all = m->user_vectors(users, h);
+  for (int64_t r = 0; r < n; ++r) {
+    const at::Tensor alone = m->user_vectors(users.narrow(0, r, 1), h.narrow(0, r, 1));
+    ASSERT_TRUE(torch::allclose(all.narrow(0, r, 1), alone, 1e-12, 1e-12))
+        << "row " << r << ": " << (all.narrow(0, r, 1) - alone).abs().max().item<double>();
+  }
+}
+
 TEST(Unified, RowsWithOneHistoryShareTheSequenceStateWithPerRowLossAndGradientsInFloat64) {
   test::OneThread one;
   torch::manual_seed(9);
