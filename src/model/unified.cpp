@@ -474,7 +474,46 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
   const at::Tensor& users = b.at("user");
   const at::Tensor& items = b.at("item");
   const bool ranking = o.has_task(Head::Rating) || o.has_task(Head::Ctr);
-  if (ranking || o.has_task(Head::NextItem) || o.has_task(Head::Match)) {
+  const bool user_rows = ranking || o.has_task(Head::NextItem) || o.has_task(Head::Match);
+  // The batch's profiles (encoded fresh each step, in eval mode, without gradient) on a spare
+  // core while this thread encodes the contexts, the MLM texts and the items: 41 of 347 ms a
+  // goodbooks-sized step otherwise.
+  std::future<at::Tensor> profiles;
+  if (user_rows && training && use_spare_core && o.text() != TextMode::None && o.profile_refresh_every() == 0 &&
+      user_tokens.size(0) > 0 && users.is_cpu() && spare_cpu_cores() > 0) {
+    const at::Tensor uniq = std::get<0>(at::_unique(users.clamp_min(0), /*sorted=*/true));
+    nn::TextEncoderImpl* enc = &profile_encoder();
+    profiles = std::async(std::launch::async, [this, enc, uniq] {
+      at::NoGradGuard g;
+      return encode_texts(user_tokens.index_select(0, uniq), user_token_mask.index_select(0, uniq), enc);
+    });
+  }
+  if (o.has_task(Head::Scenario) && b.has("context_ids")) {
+    MTREC_PROFILE("scenario");
+    at::Tensor idx = b.mask("scenario").nonzero().squeeze(1);
+    if (training && o.scenario_rows() > 0 && idx.size(0) > o.scenario_rows())  // a random share of them
+      idx = idx.index_select(0, torch::randperm(idx.size(0), idx.options()).narrow(0, 0, o.scenario_rows()));
+    at::Tensor ids = b.at("context_ids").index_select(0, idx), m = b.at("context_mask").index_select(0, idx);
+    if (idx.numel()) {
+      // Many rows of a batch share a context (a session's query or page): encode each once.
+      auto [uniq, inv, counts] = at::unique_dim(ids.masked_fill(m.logical_not(), pad_id), 0, true, true, false);
+      at::Tensor um = uniq.ne(pad_id);
+      out["scenario/logits"] = scenario_out(encode_texts(uniq, um)).index_select(0, inv);
+    } else {
+      // No context in this batch: an empty output that keeps the graph (a zero loss backpropagates).
+      out["scenario/logits"] =
+          torch::zeros({0, o.num_scenarios()}, item_emb->weight.options()) + scenario_out->weight.sum() * 0;
+    }
+    out["scenario/target"] = b.at("scenario").index_select(0, idx);
+  }
+  if (o.has_task(Head::Mlm) && b.has("mlm/input_ids")) {
+    MTREC_PROFILE("mlm");
+    at::Tensor hidden = text->encode(b.at("mlm/input_ids"), b.at("mlm/attention_mask"));
+    const at::Tensor& sel = b.at("mlm/selected");
+    out["mlm/logits"] = mlm(hidden.index({sel}), text->token_embedding_weight());
+    out["mlm/targets"] = b.at("mlm/labels").index({sel});
+  }
+  if (user_rows) {
     const at::Tensor& scen = b.at("scenario");
     if (scen.numel()) {
       MTREC_PROFILE("host syncs");
@@ -489,18 +528,6 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
     {
       MTREC_PROFILE("item table");
       table = item_vectors();
-    }
-    // The batch's profiles (encoded fresh each step, in eval mode, without gradient) on a spare
-    // core while this thread encodes the items: 41 of 347 ms a goodbooks-sized step otherwise.
-    std::future<at::Tensor> profiles;
-    if (training && use_spare_core && o.text() != TextMode::None && o.profile_refresh_every() == 0 &&
-        user_tokens.size(0) > 0 && users.is_cpu() && spare_cpu_cores() > 0) {
-      const at::Tensor uniq = std::get<0>(at::_unique(users.clamp_min(0), /*sorted=*/true));
-      nn::TextEncoderImpl* enc = &profile_encoder();
-      profiles = std::async(std::launch::async, [this, enc, uniq] {
-        at::NoGradGuard g;
-        return encode_texts(user_tokens.index_select(0, uniq), user_token_mask.index_select(0, uniq), enc);
-      });
     }
     at::Tensor keep = item_seen.index_select(0, items).to(table.scalar_type());
     if (training && o.id_dropout() > 0)  // the towers must also score from text alone (cold start)
@@ -555,31 +582,6 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
       out["match/logits"] = torch::matmul(qu, qi.t()) / o.match_temperature();
       out["match/target"] = minv;
     }
-  }
-  if (o.has_task(Head::Scenario) && b.has("context_ids")) {
-    MTREC_PROFILE("scenario");
-    at::Tensor idx = b.mask("scenario").nonzero().squeeze(1);
-    if (training && o.scenario_rows() > 0 && idx.size(0) > o.scenario_rows())  // a random share of them
-      idx = idx.index_select(0, torch::randperm(idx.size(0), idx.options()).narrow(0, 0, o.scenario_rows()));
-    at::Tensor ids = b.at("context_ids").index_select(0, idx), m = b.at("context_mask").index_select(0, idx);
-    if (idx.numel()) {
-      // Many rows of a batch share a context (a session's query or page): encode each once.
-      auto [uniq, inv, counts] = at::unique_dim(ids.masked_fill(m.logical_not(), pad_id), 0, true, true, false);
-      at::Tensor um = uniq.ne(pad_id);
-      out["scenario/logits"] = scenario_out(encode_texts(uniq, um)).index_select(0, inv);
-    } else {
-      // No context in this batch: an empty output that keeps the graph (a zero loss backpropagates).
-      out["scenario/logits"] =
-          torch::zeros({0, o.num_scenarios()}, item_emb->weight.options()) + scenario_out->weight.sum() * 0;
-    }
-    out["scenario/target"] = b.at("scenario").index_select(0, idx);
-  }
-  if (o.has_task(Head::Mlm) && b.has("mlm/input_ids")) {
-    MTREC_PROFILE("mlm");
-    at::Tensor hidden = text->encode(b.at("mlm/input_ids"), b.at("mlm/attention_mask"));
-    const at::Tensor& sel = b.at("mlm/selected");
-    out["mlm/logits"] = mlm(hidden.index({sel}), text->token_embedding_weight());
-    out["mlm/targets"] = b.at("mlm/labels").index({sel});
   }
   return out;
 }
