@@ -27,6 +27,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+# The text encoder's layer is the text-encoder twin's (the same pre-LN layer as nn/text_encoder.h).
+from text_encoder_step import TransformerLayer
+
 PAD, MASK, CHUNK = 0, 4, 128
 PROFILE_LEN = [19, 20, 18, 19, 21, 10, 19, 20, 18, 19, 11, 20, 19, 21, 18, 19]
 CONTEXT_LEN = [3, 6, 4, 6, 8, 3, 6, 9]
@@ -108,38 +111,6 @@ def joint_batch(a):
 
 
 # ---- Modules ------------------------------------------------------------------------------
-class TransformerLayer(nn.Module):
-    """Pre-LN, separate q/k/v, exact masked-softmax attention (compat.h's attention_reference)."""
-
-    def __init__(self, d, heads, ffn, dropout):
-        super().__init__()
-        self.h, self.p = heads, dropout
-        self.query, self.key, self.value, self.attn_out = (nn.Linear(d, d) for _ in range(4))
-        self.ffn_in, self.ffn_out = nn.Linear(d, ffn), nn.Linear(ffn, d)
-        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
-
-    def self_attention(self, x, mask):
-        b, l, d = x.shape
-        dh = d // self.h
-
-        def split(t):
-            return t.view(b, l, self.h, dh).transpose(1, 2)
-
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
-        scores = torch.matmul(q, k.transpose(-2, -1)) * (1.0 / math.sqrt(dh))
-        any_key = mask.any(1)
-        keep = mask.logical_or(any_key.logical_not().unsqueeze(1))
-        scores = scores.masked_fill(keep.logical_not().view(b, 1, 1, l), float("-inf"))
-        w = F.dropout(torch.softmax(scores, -1), self.p, self.training)
-        out = torch.matmul(w, v).masked_fill(any_key.logical_not().view(-1, 1, 1, 1), 0)
-        return self.attn_out(out.transpose(1, 2).reshape(b, l, d))
-
-    def forward(self, x, mask):
-        p, t = self.p, self.training
-        y = x + F.dropout(self.self_attention(self.norm1(x), mask), p, t)
-        return y + F.dropout(self.ffn_out(F.dropout(F.gelu(self.ffn_in(self.norm2(y))), p, t)), p, t)
-
-
 class TextEncoder(nn.Module):
     def __init__(self, vocab, d, layers, heads, max_len, dropout):
         super().__init__()
