@@ -22,8 +22,9 @@
 //  - user u: ID embedding + projected profile text (when the user has one; without gradient, so
 //    the profile's projection is trained but the encoder learns from item texts, contexts and
 //    MLM: in training the batch's profiles are encoded afresh each step, in eval mode, on a
-//    second thread when a core is spare, and evaluation reads the cache) + the causal sequence encoder's last state over the user's
-//    recent items (computed once per distinct history of the batch).
+//    second thread when a core is spare, and evaluation reads the cache) + the causal
+//    sequence encoder's last state over the user's recent items (computed once per distinct
+//    history of the batch, in chunks of similar length).
 // Towers:
 //  - rating and CTR read [user, item, user⊙item, scenario embedding] through the scenario
 //    layer (STAR / PEPNet, nn/scenario.h) and the shared experts (shared-bottom / MMoE / PLE,
