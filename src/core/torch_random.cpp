@@ -10,13 +10,6 @@ namespace {
 std::atomic<uint64_t> g_seed{42};
 }  // namespace
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
-}
-
 void seed_everything(uint64_t seed) {
   g_seed.store(seed);
   at::manual_seed(seed);  // CPU and, where present, every CUDA device

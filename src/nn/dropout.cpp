@@ -9,6 +9,7 @@
 #include <mutex>
 
 #include "mtrec/core/check.h"
+#include "mtrec/core/random.h"
 
 namespace mtrec::nn {
 
@@ -19,14 +20,6 @@ uint64_t draw_seed() {
   auto* gen = at::check_generator<at::CPUGeneratorImpl>(at::detail::getDefaultCPUGenerator());
   std::lock_guard<std::mutex> lock(gen->mutex_);
   return gen->random64();
-}
-
-/// splitmix64 (core/random.h), inlined: one call per four elements.
-inline uint64_t mix(uint64_t x) {
-  x += 0x9E3779B97F4A7C15ull;
-  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
-  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
-  return x ^ (x >> 31);
 }
 
 }  // namespace
@@ -46,7 +39,7 @@ at::Tensor dropout_mask(const at::Tensor& like, double p) {
     at::parallel_for(0, words, 16384, [&](int64_t begin, int64_t end) {
       auto one = [&](uint64_t r) { return (r & 0xFFFF) < threshold ? dropped : kept; };
       for (int64_t w = begin; w < end; ++w) {
-        const uint64_t r = mix(seed + static_cast<uint64_t>(w));
+        const uint64_t r = splitmix64(seed + static_cast<uint64_t>(w));
         scalar_t* o = out + 4 * w;
         if (4 * w + 4 <= n) {
           o[0] = one(r), o[1] = one(r >> 16), o[2] = one(r >> 32), o[3] = one(r >> 48);

@@ -19,8 +19,14 @@ uint64_t global_seed();
 /// A seed for the named stream, derived from `seed` (splitmix64 of seed ^ hash(stream)).
 uint64_t derive_seed(uint64_t seed, std::string_view stream);
 /// The splitmix64 finaliser: well-mixed 64 bits from any input. Independent streams for the
-/// n-th work item, whatever thread runs it: Rng(splitmix64(base + n)).
-uint64_t splitmix64(uint64_t x);
+/// n-th work item, whatever thread runs it: Rng(splitmix64(base + n)). Inline: dropout masks
+/// draw one per four elements.
+inline uint64_t splitmix64(uint64_t x) {
+  x += 0x9E3779B97F4A7C15ull;
+  x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9ull;
+  x = (x ^ (x >> 27)) * 0x94D049BB133111EBull;
+  return x ^ (x >> 31);
+}
 /// A generator for the named stream of the global seed.
 Rng make_rng(std::string_view stream);
 
