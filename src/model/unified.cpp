@@ -102,6 +102,9 @@ std::pair<at::Tensor, at::Tensor> pad_rows(const std::vector<std::vector<int64_t
   return {ids, mask};
 }
 
+/// Whether work on `on`'s device may go to a second thread: allowed, on CPU, with a core spare.
+bool second_thread(bool allowed, const at::Tensor& on) { return allowed && on.is_cpu() && spare_cpu_cores() > 0; }
+
 /// `encode(rows, width)` over rows of similar length: sorted by `lengths` (stable), in chunks of
 /// at most 128 rows, each encoded as wide as its longest row; the results (a row each) in the
 /// original order. Rows (undefined: all of them, in order) fit in one call when there are few.
@@ -267,7 +270,7 @@ void UnifiedModelImpl::reset() {
 at::Tensor UnifiedModelImpl::encode_texts(const at::Tensor& tokens, const at::Tensor& mask,
                                           nn::TextEncoderImpl* encoder, bool split) {
   nn::TextEncoderImpl& enc = encoder != nullptr ? *encoder : *text;
-  const bool two = split && use_spare_core && tokens.is_cpu() && spare_cpu_cores() > 0;
+  const bool two = split && second_thread(use_spare_core, tokens);
   MTREC_ASSERT(!two || (!at::GradMode::is_enabled() && !enc.is_training()),
                "encode_texts: a split encoding must be without gradient and in eval mode");
   return by_length(mask.sum(1), two, [&](const at::Tensor& rows, int64_t width) {
@@ -338,12 +341,11 @@ at::Tensor UnifiedModelImpl::text_vectors(bool items, const at::Tensor& ids) {
     // The batch's profiles, encoded as a refresh would encode them now (eval mode, no gradient):
     // about 500 a step where refreshing every user's profile every text_refresh_every steps
     // cost 1,070 a step at goodbooks size, and never stale.
+    // The eval-mode twin of the encoder, so that `text` stays in training mode (and this can
+    // run on a second thread beside it: forward()).
     MTREC_PROFILE("profile encoder");
     torch::NoGradGuard g;
-    text->eval();
-    at::Tensor v = encode_texts(user_tokens.index_select(0, ids), user_token_mask.index_select(0, ids));
-    text->train();
-    return v;
+    return encode_texts(user_tokens.index_select(0, ids), user_token_mask.index_select(0, ids), &profile_encoder());
   }
   // Profiles never carry gradient (above, or the cache with profile_refresh_every > 0): encoding
   // every user of a batch with gradient too nearly doubled the step.
@@ -479,14 +481,11 @@ Outputs UnifiedModelImpl::forward(const Batch& b) {
   // core while this thread encodes the contexts, the MLM texts and the items: 41 of 347 ms a
   // goodbooks-sized step otherwise.
   std::future<at::Tensor> profiles;
-  if (user_rows && training && use_spare_core && o.text() != TextMode::None && o.profile_refresh_every() == 0 &&
-      user_tokens.size(0) > 0 && users.is_cpu() && spare_cpu_cores() > 0) {
+  if (user_rows && training && o.text() != TextMode::None && o.profile_refresh_every() == 0 &&
+      user_tokens.size(0) > 0 && second_thread(use_spare_core, users)) {
     const at::Tensor uniq = std::get<0>(at::_unique(users.clamp_min(0), /*sorted=*/true));
-    nn::TextEncoderImpl* enc = &profile_encoder();
-    profiles = std::async(std::launch::async, [this, enc, uniq] {
-      at::NoGradGuard g;
-      return encode_texts(user_tokens.index_select(0, uniq), user_token_mask.index_select(0, uniq), enc);
-    });
+    profile_encoder();  // built here, not there: building saves and restores this thread's generator
+    profiles = std::async(std::launch::async, [this, uniq] { return text_vectors(false, uniq); });
   }
   if (o.has_task(Head::Scenario) && b.has("context_ids")) {
     MTREC_PROFILE("scenario");
