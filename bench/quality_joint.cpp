@@ -66,8 +66,7 @@ struct Run {
 Run run(const Dataset& ds, const Split& split, const JointTrainOptions& o) {
   const auto t0 = Clock::now();
   Run r{fit_joint(ds, split, o, {}), {}, 0};
-  r.test = evaluate_joint(r.fit.model, ds, ds.interactions.subset(known_rows(split)),
-                          ds.interactions.subset(split.test), r.fit.eval_options());
+  r.test = r.fit.evaluate(ds, ds.interactions.subset(known_rows(split)), ds.interactions.subset(split.test));
   r.wall = since(t0);
   return r;
 }

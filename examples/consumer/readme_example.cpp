@@ -24,8 +24,7 @@ int main() {
   // (mtrec/train/distributed.h); every rank trains its share of each batch, rank 0 writes runs/joint.
   // what the model may know at test time: train + validation rows
   mtrec::Interactions known = w.data.interactions.subset(mtrec::known_rows(split));
-  mtrec::JointReport test =
-      mtrec::evaluate_joint(fit.model, w.data, known, w.data.interactions.subset(split.test), fit.eval_options());
+  mtrec::JointReport test = fit.evaluate(w.data, known, w.data.interactions.subset(split.test));
   std::printf("CTR AUC %.4f, next-item HR@10 %.4f, search CTR AUC %.4f, cold-item CTR AUC %.4f\n",
               test.overall["ctr"]["auc"], test.overall["next_item"]["HR@10"], test.per_scenario["search"]["ctr"]["auc"],
               test.cold["ctr"]["auc"]);

@@ -115,7 +115,7 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
   t0 = Clock::now();
   JointFit fit = fit_joint(ds, split, o, run);
   const double joint_s = seconds_since(t0);
-  JointReport rep = evaluate_joint(fit.model, ds, known, test, fit.eval_options());
+  JointReport rep = fit.evaluate(ds, known, test);
   print_joint_report(rep, fmt::format("joint model ({} tasks, {} epochs, {:.1f} s), test rows:",
                                       fit.model->options.tasks().size(), fit.summary.state.epoch, joint_s));
   nlohmann::json out = {{"seed", ctx.seed}, {"world", world}, {"joint", joint_report_json(rep)}, {"joint_s", joint_s}};
@@ -130,7 +130,7 @@ void run_demo(const DemoArgs& a, const CliContext& ctx) {
       so.tasks({parse_head(task)});
       RunOptions quiet;
       JointFit single = fit_joint(ds, split, so, quiet);
-      JointReport sr = evaluate_joint(single.model, ds, known, test, single.eval_options());
+      JointReport sr = single.evaluate(ds, known, test);
       const double j = metric_of(rep, task, metric), s = metric_of(sr, task, metric);
       fmt::print("  {:<20} {:>9.4f} {:>9.4f}  ({:.1f} s)\n", task + " " + metric, j, s, single.seconds);
       out["single"][task] = joint_report_json(sr);

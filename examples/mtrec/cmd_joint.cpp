@@ -97,9 +97,21 @@ void add_joint_options(CLI::App* cmd, JointTrainOptions& o) {
       ->capture_default_str();
   cmd->add_option("--id-dropout", o.model().id_dropout(), "joint: share of examples trained without ID embeddings")
       ->capture_default_str();
+  cmd->add_option("--select-per-task", o.select_per_task(),
+                  "joint: each task keeps the parameters of its best validation (else all share the monitored one's)")
+      ->capture_default_str();
 }
 
 nlohmann::json joint_report_json(const JointReport& r) { return nlohmann::json::parse(r.to_json()); }
+
+namespace {
+/// Which validation each task kept (per-task selection), epochs 1-based.
+nlohmann::json selected_json(const JointBundle& b) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [task, s] : b.selected) j[task] = {{"metric", s.metric}, {"value", s.value}, {"epoch", s.epoch + 1}};
+  return j;
+}
+}  // namespace
 
 void print_joint_report(const JointReport& r, const std::string& title) {
   std::vector<std::string> scen;
@@ -157,8 +169,7 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
   JointFit fit = fit_joint(d.data, d.split, o, run_options(a, ctx, d.data));
   JointEvalOptions eo = fit.eval_options();
   if (ctx.comm) eo.sharded(ctx.comm->rank(), ctx.comm->world_size(), sum_over_ranks(ctx.comm));  // each rank its users
-  JointReport r =
-      evaluate_joint(fit.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test), eo);
+  JointReport r = fit.evaluate(d.data, known_interactions(d), d.data.interactions.subset(d.split.test), eo);
   if (ctx.comm && ctx.comm->rank() > 0) return nlohmann::json::object();  // rank 0 reports
   print_joint_report(r, fmt::format("joint model, test rows ({}):", d.description));
   auto j = run_info(a, ctx, d);
@@ -168,6 +179,7 @@ nlohmann::json train_joint(const TrainArgs& a, const CliContext& ctx) {
             {"train_s", fit.seconds},
             {"pretrain_s", fit.pretrain_seconds},
             {"epochs_run", fit.summary.state.epoch},
+            {"selected", selected_json(fit)},
             {"static_weights", fit.weights},
             {"weights_in_force", fit.summary.state.task_weight},
             {"tasks", fit.model->options.tasks()},
@@ -185,8 +197,7 @@ nlohmann::json eval_joint(const Checkpoint& ck, const TrainArgs& a, const CliCon
               " items) than --dataset ", a.dataset, " gives (", d.data.num_users(), ", ", d.data.num_items(),
               "); evaluate a joint checkpoint on the data set it was trained on");
   b.tokenize_contexts(d.data);
-  JointReport r = evaluate_joint(b.model, d.data, known_interactions(d), d.data.interactions.subset(d.split.test),
-                                 b.eval_options());
+  JointReport r = b.evaluate(d.data, known_interactions(d), d.data.interactions.subset(d.split.test));
   print_joint_report(r, fmt::format("joint checkpoint {}, test rows ({}):", ck.path, d.description));
   auto j = run_info(a, ctx, d);
   j["report"] = joint_report_json(r);

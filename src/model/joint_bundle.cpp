@@ -5,6 +5,7 @@
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
+#include "mtrec/core/random.h"
 #include "mtrec/model/io.h"
 #include "mtrec/text/tokenizer.h"
 
@@ -89,6 +90,28 @@ std::vector<std::vector<int64_t>> rows_of(const at::Tensor& tokens, const at::Te
   return rows;
 }
 
+/// A model built like `m` (options, encoder, texts) holding `state`, on m's device, in eval mode.
+UnifiedModel copy_with_state(const UnifiedModel& m, const std::vector<std::pair<std::string, at::Tensor>>& state) {
+  std::vector<std::vector<int64_t>> item_rows, user_rows;
+  if (m->options.text() != TextMode::None) {
+    item_rows = rows_of(m->item_tokens, m->item_token_mask);
+    if (m->user_tokens.size(0) > 0) user_rows = rows_of(m->user_tokens, m->user_token_mask);
+  }
+  UnifiedModel c{nullptr};
+  keeping_cpu_generator([&] {  // its initial draws are overwritten
+    c = UnifiedModel(m->options, m->text ? nn::TextEncoder(m->text->options) : nn::TextEncoder{nullptr}, item_rows,
+                     user_rows, m->pad_id);
+  });
+  c->to(m->item_emb->weight.device());
+  Checkpoint tmp;
+  tmp.tensors = state;
+  load_module_state(*c, tmp);
+  c->eval();
+  return c;
+}
+
+const std::string kSelectedPrefix = "selected/e";
+
 }  // namespace
 
 Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
@@ -105,9 +128,16 @@ Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
                            {"rating_range", {rating_min, rating_max}},
                            {"seed", seed}};
   if (model->text) config["encoder"] = encoder_json(model->text->options);
+  std::map<int, const std::vector<std::pair<std::string, at::Tensor>>*> states;  // distinct, by epoch
+  for (const auto& [task, sel] : selected) {
+    config["selected"][task] = {{"metric", sel.metric}, {"value", sel.value}, {"epoch", sel.epoch}};
+    if (sel.state) states[sel.epoch] = sel.state.get();
+  }
   ck.config_json = config.dump();
   ck.users = ds.users, ck.items = ds.items, ck.scenarios = ds.scenarios;
   ck.tensors = module_state(*model);
+  for (const auto& [epoch, st] : states)
+    for (const auto& [name, x] : *st) ck.tensors.emplace_back(kSelectedPrefix + std::to_string(epoch) + "/" + name, x);
   if (auto* sp = dynamic_cast<SentencePieceTokenizer*>(tokenizer.get()))
     ck.tensors.push_back({"tokenizer", bytes_to_tensor(sp->serialized())});
   std::vector<std::vector<int64_t>> inputs;
@@ -124,6 +154,41 @@ Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
   }
   model->train(was_training);
   return ck;
+}
+
+UnifiedModel JointBundle::model_for(const std::string& task) {
+  MTREC_CHECK(model, "joint bundle: no model");
+  auto it = selected.find(task);
+  if (it == selected.end() || !it->second.state) return model;
+  auto c = copies_.find(it->second.state.get());
+  if (c == copies_.end()) c = copies_.emplace(it->second.state.get(), copy_with_state(model, *it->second.state)).first;
+  return c->second;
+}
+
+JointReport JointBundle::evaluate(const Dataset& ds, const Interactions& known, const Interactions& eval) {
+  return evaluate(ds, known, eval, eval_options());
+}
+
+JointReport JointBundle::evaluate(const Dataset& ds, const Interactions& known, const Interactions& eval,
+                                  const JointEvalOptions& options) {
+  std::map<const void*, std::vector<std::string>> by_state;  // tasks per selected state (null: the model's)
+  for (const Head h : model->options.tasks()) {
+    auto it = selected.find(head_name(h));
+    by_state[it == selected.end() ? nullptr : it->second.state.get()].push_back(head_name(h));
+  }
+  if (by_state.size() <= 1 && by_state.count(nullptr)) return evaluate_joint(model, ds, known, eval, options);
+  JointReport merged;
+  for (const auto& [state, tasks] : by_state) {
+    UnifiedModel m = model_for(tasks.front());
+    const JointReport r = evaluate_joint(m, ds, known, eval, options);
+    for (const std::string& t : tasks) {
+      if (r.overall.count(t)) merged.overall[t] = r.overall.at(t);
+      if (r.cold.count(t)) merged.cold[t] = r.cold.at(t);
+      for (const auto& [scen, by_task] : r.per_scenario)
+        if (by_task.count(t)) merged.per_scenario[scen][t] = by_task.at(t);
+    }
+  }
+  return merged;
 }
 
 void JointBundle::set_histories(const Dataset& ds, const Interactions& known) {
@@ -158,6 +223,28 @@ JointBundle joint_from_checkpoint(const Checkpoint& checkpoint, const std::strin
   b.model = UnifiedModel(uo, enc, item_rows, user_rows, pad);
   b.model->to(choose_device(device));
   upgrade_unified_state(ck, uo);
+  // The selected states are stored apart from the model's own (names "selected/e<epoch>/...").
+  std::map<int, std::shared_ptr<std::vector<std::pair<std::string, at::Tensor>>>> states;
+  std::vector<std::pair<std::string, at::Tensor>> own;
+  for (const auto& [name, x] : ck.tensors) {
+    if (name.rfind(kSelectedPrefix, 0) != 0) {
+      own.emplace_back(name, x);
+      continue;
+    }
+    const std::string rest = name.substr(kSelectedPrefix.size());
+    const auto slash = rest.find('/');
+    auto& st = states[std::stoi(rest.substr(0, slash))];
+    if (!st) st = std::make_shared<std::vector<std::pair<std::string, at::Tensor>>>();
+    st->emplace_back(rest.substr(slash + 1), x);
+  }
+  ck.tensors = std::move(own);
+  if (head.contains("selected"))
+    for (const auto& [task, j] : head["selected"].items()) {
+      TaskSelection sel{j.at("metric").get<std::string>(), j.at("value").get<double>(), j.at("epoch").get<int>(), {}};
+      auto st = states.find(sel.epoch);
+      if (st != states.end()) sel.state = st->second;
+      b.selected[task] = sel;
+    }
   load_module_state(*b.model, ck);
   b.model->eval();
   verify_golden(ck, golden_fn(b.model));

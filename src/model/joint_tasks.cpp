@@ -100,20 +100,16 @@ std::vector<std::unique_ptr<Objective>> make_joint_tasks(const UnifiedOptions& o
   return tasks;
 }
 
-std::string joint_monitor(const UnifiedOptions& o, bool* maximize) {
+std::vector<std::pair<std::string, bool>> joint_metrics(const UnifiedOptions& o) {
   const std::tuple<Head, const char*, bool> order[] = {{Head::Ctr, "auc", true},
                                                        {Head::Rating, "rmse", false},
                                                        {Head::NextItem, "NDCG@10", true},
                                                        {Head::Match, "NDCG@10", true},
                                                        {Head::Scenario, "accuracy", true}};
-  for (const auto& [h, metric, max] : order) {
-    if (o.has_task(h)) {
-      *maximize = max;
-      return std::string(head_name(h)) + "/" + metric;
-    }
-  }
-  *maximize = false;
-  return "";
+  std::vector<std::pair<std::string, bool>> metrics;
+  for (const auto& [h, metric, max] : order)
+    if (o.has_task(h)) metrics.emplace_back(std::string(head_name(h)) + "/" + metric, max);
+  return metrics;
 }
 
 }  // namespace mtrec

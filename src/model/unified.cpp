@@ -3,18 +3,16 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
-#include <ATen/CPUGeneratorImpl.h>
-
 #include <algorithm>
 #include <cmath>
 #include <functional>
 #include <future>
-#include <mutex>
 
 #include "../core/options_json.h"
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
 #include "mtrec/core/profile.h"
+#include "mtrec/core/random.h"
 #include "mtrec/nn/dropout.h"
 
 namespace mtrec {
@@ -288,17 +286,7 @@ nn::TextEncoderImpl& UnifiedModelImpl::profile_encoder() {
   if (!profile_encoder_) {
     // Built from the options; its initial draws must not move the generator (the run would
     // then differ from one without this thread, and a resumed run from an uninterrupted one).
-    at::Generator gen = at::detail::getDefaultCPUGenerator();
-    at::Tensor state;
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      state = gen.get_state();
-    }
-    profile_encoder_ = nn::TextEncoder(text->options);
-    {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_state(state);
-    }
+    keeping_cpu_generator([&] { profile_encoder_ = nn::TextEncoder(text->options); });
     profile_encoder_->eval();
   }
   // The same tensors as `text` (the optimiser updates them in place; aliasing each step also

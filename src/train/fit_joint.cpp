@@ -16,6 +16,7 @@
 #include "mtrec/data/labels.h"
 #include "mtrec/core/random.h"
 #include "mtrec/train/distributed.h"
+#include "mtrec/train/observers.h"
 #include "mtrec/train/pretrain.h"
 #include "seeded_init.h"
 
@@ -204,16 +205,23 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
     fit.weights[t->name()] = w;
   }
   TrainerOptions to = o.trainer();
-  bool maximize = false;
-  const std::string monitor = joint_monitor(uo, &maximize);
-  if (to.monitor().empty()) to.monitor(monitor, maximize);
+  std::vector<std::pair<std::string, bool>> metrics = joint_metrics(uo);
+  if (to.monitor().empty() && !metrics.empty()) to.monitor(metrics.front().first, metrics.front().second);
+  // The monitored metric first: the model itself holds the state selected for it.
+  std::stable_partition(metrics.begin(), metrics.end(), [&](const auto& m) { return m.first == to.monitor(); });
   to.weighting(o.weighting());
   if (!validation) to.validate_every(0);
   UnifiedEngineModel engine(fit.model);
   Trainer trainer(engine, source, weighted, to);
   trainer.set_config(
       stage_config(run, nlohmann::json{{"name", "joint"}, {"options", nlohmann::json::parse(o.to_json())}}.dump()));
-  add_run_observers(trainer, run, "joint", validation ? o.patience() : 0);
+  const bool select = validation && o.select_per_task() && !metrics.empty();
+  add_run_observers(trainer, run, "joint", validation && !select ? o.patience() : 0);
+  std::shared_ptr<BestPerTask> selection;
+  if (select) {
+    selection = std::make_shared<BestPerTask>(metrics, o.patience());
+    trainer.add_observer(selection);
+  }
   JointBundle* bundle = &fit;
   trainer.set_checkpoint_decorator([bundle, &ds](Checkpoint& ck) {
     Checkpoint head = bundle->to_checkpoint(ds);
@@ -235,6 +243,15 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   const auto t0 = Clock::now();
   fit.summary = trainer.train();
   fit.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  if (selection) {
+    const auto& best = selection->best();
+    auto own = best.find(metrics.front().first);  // the state the model now holds
+    for (const auto& [name, b] : best) {
+      const bool same = own != best.end() && b.state == own->second.state;
+      fit.selected[name.substr(0, name.find('/'))] = TaskSelection{name, b.value, b.epoch, same ? nullptr : b.state};
+      log_info("joint: {} keeps epoch {} ({:.5g})", name, b.epoch + 1, b.value);
+    }
+  }
   fit.model->eval();
   fit.model->refresh_text_cache();
   return fit;

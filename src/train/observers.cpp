@@ -166,6 +166,93 @@ void EarlyStopping::load_state(const Checkpoint& ck) {
     if (name.rfind(prefix, 0) == 0) best_.emplace_back(name.substr(prefix.size()), x.clone());
 }
 
+// ---- BestPerTask
+
+BestPerTask::BestPerTask(std::vector<std::pair<std::string, bool>> metrics, int patience)
+    : metrics_(std::move(metrics)), patience_(patience) {
+  MTREC_CHECK(!metrics_.empty(), "per-task selection: no metric to track");
+  MTREC_CHECK(patience >= 0, "per-task selection: patience must be >= 0, got ", patience);
+  for (const auto& [name, max] : metrics_)
+    MTREC_CHECK(name.find('/') != std::string::npos, "per-task selection: metric '", name, "' is not 'task/metric'");
+}
+
+Signal BestPerTask::on_validation(Trainer& t) {
+  const auto& s = t.state();
+  std::shared_ptr<const NamedTensors> state;  // taken once, shared by every metric improved now
+  bool any = false;
+  for (const auto& [name, maximize] : metrics_) {
+    const auto slash = name.find('/');
+    auto task = s.valid.find(name.substr(0, slash));
+    if (task == s.valid.end()) continue;
+    auto m = task->second.find(name.substr(slash + 1));
+    if (m == task->second.end() || !std::isfinite(m->second)) continue;
+    auto [it, fresh] = best_.try_emplace(name);
+    Best& b = it->second;
+    if (!fresh && !(maximize ? m->second > b.value : m->second < b.value)) continue;
+    if (!state) {
+      auto copy = std::make_shared<NamedTensors>();
+      for (auto& [n, x] : module_state(t.model().module())) copy->emplace_back(n, x.detach().clone());
+      state = std::move(copy);
+    }
+    b = Best{m->second, s.epoch, state};
+    any = true;
+  }
+  stalls_ = any ? 0 : stalls_ + 1;
+  return patience_ > 0 && stalls_ >= patience_ ? Signal::Stop : Signal::Continue;
+}
+
+void BestPerTask::on_train_end(Trainer& t) {
+  auto it = best_.find(metrics_.front().first);
+  if (it == best_.end()) return;
+  Checkpoint tmp;
+  tmp.tensors = *it->second.state;
+  load_module_state(t.model().module(), tmp);
+  log_info("per-task selection: the model holds epoch {} (best {} {:.5g})", it->second.epoch + 1, it->first,
+           it->second.value);
+}
+
+namespace {
+const std::string kBestPrefix = "trainer/observer/best_per_task/";
+}
+
+void BestPerTask::save_state(Checkpoint& ck) const {
+  // One copy per distinct state (named by its epoch), and per metric [value, epoch, stalls].
+  std::map<int, const NamedTensors*> states;
+  for (const auto& [name, b] : best_) {
+    states[b.epoch] = b.state.get();
+    ck.tensors.emplace_back(kBestPrefix + "metric/" + name,
+                            torch::tensor({b.value, double(b.epoch), double(stalls_)}, torch::kDouble));
+  }
+  for (const auto& [epoch, st] : states)
+    for (const auto& [n, x] : *st) ck.tensors.emplace_back(kBestPrefix + "e" + std::to_string(epoch) + "/" + n, x);
+}
+
+void BestPerTask::load_state(const Checkpoint& ck) {
+  best_.clear();
+  stalls_ = 0;
+  std::map<int, std::shared_ptr<NamedTensors>> states;
+  for (const auto& [name, x] : ck.tensors) {
+    if (name.rfind(kBestPrefix + "e", 0) != 0) continue;
+    const std::string rest = name.substr(kBestPrefix.size() + 1);
+    const auto slash = rest.find('/');
+    auto& st = states[std::stoi(rest.substr(0, slash))];
+    if (!st) st = std::make_shared<NamedTensors>();
+    st->emplace_back(rest.substr(slash + 1), x.clone());
+  }
+  for (const auto& [name, x] : ck.tensors) {
+    if (name.rfind(kBestPrefix + "metric/", 0) != 0) continue;
+    at::Tensor v = x.to(torch::kDouble).cpu();
+    MTREC_CHECK(v.numel() == 3, "per-task selection: checkpoint tensor '", name, "' has ", v.numel(),
+                " values, expected 3");
+    const int epoch = int(v[1].item<double>());
+    auto st = states.find(epoch);
+    MTREC_CHECK(st != states.end(), "per-task selection: checkpoint has no state of epoch ", epoch + 1, " for '", name,
+                "'");
+    best_[name.substr(kBestPrefix.size() + 7)] = Best{v[0].item<double>(), epoch, st->second};
+    stalls_ = int(v[2].item<double>());
+  }
+}
+
 // ---- Checkpointer
 
 Checkpointer::Checkpointer(std::string dir, int64_t every_steps) : dir_(std::move(dir)), every_(every_steps) {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <random>
+#include <set>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
@@ -754,6 +755,69 @@ TEST(Unified, JointCheckpointRoundTripsToIdenticalScores) {
   EXPECT_THROW(joint_from_checkpoint(ck, "cpu"), Error);
 }
 
+/// Records, at every validation, the metrics and the model's parameters and buffers.
+struct ValidationRecorder : Observer {
+  std::vector<std::map<std::string, Metrics>> valid;
+  std::vector<std::map<std::string, at::Tensor>> states;
+  Signal on_validation(Trainer& t) override {
+    valid.push_back(t.state().valid);
+    std::map<std::string, at::Tensor> st;
+    for (auto& [n, x] : module_state(t.model().module())) st[n] = x.clone();
+    states.push_back(std::move(st));
+    return Signal::Continue;
+  }
+};
+
+TEST(Unified, PerTaskSelectionScoresEachTaskWithItsBestValidationsParameters) {
+  test::OneThread one;
+  SyntheticWorld w = small_world(60, 40, 3000);
+  Split split = temporal_split(w.data.interactions, 0.8, 0.1);
+  JointTrainOptions o = tiny_joint();
+  o.trainer().epochs(4);
+  auto rec = std::make_shared<ValidationRecorder>();
+  JointFit fit = fit_joint(w.data, split, o, RunOptions().observer(rec));
+  ASSERT_EQ(rec->valid.size(), 4u);
+  std::set<int> kept;
+  for (const auto& [name, maximize] : joint_metrics(fit.model->options)) {
+    const std::string task = name.substr(0, name.find('/')), metric = name.substr(name.find('/') + 1);
+    int best = -1;
+    double value = 0;
+    for (int e = 0; e < 4; ++e) {
+      ASSERT_TRUE(rec->valid[size_t(e)].count(task) && rec->valid[size_t(e)].at(task).count(metric)) << name;
+      const double x = rec->valid[size_t(e)].at(task).at(metric);
+      if (best < 0 || (maximize ? x > value : x < value)) best = e, value = x;
+    }
+    ASSERT_TRUE(fit.selected.count(task)) << task;
+    EXPECT_EQ(fit.selected.at(task).epoch, best) << task;
+    EXPECT_DOUBLE_EQ(fit.selected.at(task).value, value) << task;
+    kept.insert(best);
+    // The model that scores the task holds that validation's parameters exactly (the text
+    // caches, rebuilt from them when scoring, aside).
+    UnifiedModel m = fit.model_for(task);
+    for (const auto& [n, x] : module_state(*m))
+      if (n.find("text_cache") == std::string::npos)
+        EXPECT_TRUE(rec->states[size_t(best)].count(n) && torch::equal(x, rec->states[size_t(best)].at(n)))
+            << task << " " << n;
+  }
+  ASSERT_GE(kept.size(), 2u) << "the tasks should peak at different epochs here, or this tests nothing";
+  // The report takes each task from its own model; a checkpoint keeps the selection.
+  Interactions known = w.data.interactions.subset(known_rows(split)), test = w.data.interactions.subset(split.test);
+  JointReport r = fit.evaluate(w.data, known, test);
+  JointBundle back =
+      joint_from_checkpoint(deserialize_checkpoint(serialize_checkpoint(fit.to_checkpoint(w.data))), "cpu");
+  back.tokenize_contexts(w.data);
+  JointReport rb = back.evaluate(w.data, known, test);
+  for (const auto& [task, sel] : fit.selected) {
+    UnifiedModel m = fit.model_for(task);
+    const JointReport alone = evaluate_joint(m, w.data, known, test, fit.eval_options());
+    ASSERT_TRUE(r.overall.count(task) && rb.overall.count(task) && alone.overall.count(task)) << task;
+    EXPECT_EQ(r.overall.at(task), alone.overall.at(task)) << task;
+    EXPECT_EQ(rb.overall.at(task), alone.overall.at(task)) << task;
+    ASSERT_TRUE(back.selected.count(task)) << task;
+    EXPECT_EQ(back.selected.at(task).epoch, sel.epoch) << task;
+  }
+}
+
 TEST(Unified, JointTrainingKilledMidEpochResumesBitIdentically) {
   test::OneThread one;
   SyntheticWorld w = small_world(60, 40, 3000);
@@ -772,6 +836,11 @@ TEST(Unified, JointTrainingKilledMidEpochResumesBitIdentically) {
       fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("b")).resume(dir.path("b/joint/last.ckpt")));
   EXPECT_EQ(state_checksum(*resumed.model), state_checksum(*whole.model));
   EXPECT_EQ(resumed.summary.state.task_weight, whole.summary.state.task_weight);
+  ASSERT_EQ(resumed.selected.size(), whole.selected.size());
+  for (const auto& [task, sel] : whole.selected) {  // the per-task selection resumes too
+    EXPECT_EQ(resumed.selected.at(task).epoch, sel.epoch) << task;
+    EXPECT_EQ(state_checksum(*resumed.model_for(task)), state_checksum(*whole.model_for(task))) << task;
+  }
   // Other model options are refused by name.
   JointTrainOptions other = o;
   other.text_lr_scale(0.5);

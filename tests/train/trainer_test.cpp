@@ -190,6 +190,82 @@ TEST(Trainer, EarlyStoppingStopsAfterPatienceAndRestoresTheBestEpoch) {
   EXPECT_EQ(s.validations.size(), 4u);
 }
 
+struct NamedScriptedTask : ScriptedTask {
+  std::string task_name;
+  std::string name() const override { return task_name; }
+};
+
+std::vector<at::Tensor> values_of(const BestPerTask::NamedTensors& state) {
+  std::vector<at::Tensor> v;
+  for (const auto& [name, x] : state) v.push_back(x);
+  return v;
+}
+
+TEST(Trainer, BestPerTaskKeepsEachTasksBestValidationAndStopsWhenNoTaskImproves) {
+  LineSource src(64);
+  LineModel model;
+  NamedScriptedTask a, b;
+  a.task_name = "a", b.task_name = "b";
+  a.script = {0.5, 0.3, 0.4, 0.35, 0.6, 0.1};    // smaller is better: best at epoch 2
+  b.script = {0.1, 0.2, 0.25, 0.24, 0.23, 0.9};  // larger is better: best at epoch 3
+  Trainer t(
+      model, src, {{&a, 1.0}, {&b, 1.0}},
+      TrainerOptions().epochs(6).batch_size(16).optimizer("sgd").lr(0.05).monitor("a/score", false).device("cpu"));
+  auto sel =
+      std::make_shared<BestPerTask>(std::vector<std::pair<std::string, bool>>{{"a/score", false}, {"b/score", true}},
+                                    /*patience=*/2);
+  t.add_observer(sel);
+  auto s = t.train();
+  // Epochs 4 and 5 improve neither task: stopped there, before the 6th validation.
+  EXPECT_EQ(a.calls, 5u);
+  EXPECT_TRUE(s.state.stopped_early);
+  const auto& best = sel->best();
+  ASSERT_EQ(best.size(), 2u);
+  EXPECT_EQ(best.at("a/score").epoch, 1);
+  EXPECT_DOUBLE_EQ(best.at("a/score").value, 0.3);
+  EXPECT_EQ(best.at("b/score").epoch, 2);
+  EXPECT_DOUBLE_EQ(best.at("b/score").value, 0.25);
+  expect_identical(values_of(*best.at("a/score").state), a.params_at_validation[1]);
+  expect_identical(values_of(*best.at("b/score").state), a.params_at_validation[2]);
+  // The model ends with the first metric's state.
+  expect_identical(params_of(model), a.params_at_validation[1]);
+
+  // Saved and loaded (resume): the same bests; a state two metrics share is one copy.
+  Checkpoint ck;
+  sel->save_state(ck);
+  BestPerTask back({{"a/score", false}, {"b/score", true}}, 2);
+  back.load_state(ck);
+  ASSERT_EQ(back.best().size(), 2u);
+  for (const auto& [name, x] : best) {
+    EXPECT_EQ(back.best().at(name).epoch, x.epoch) << name;
+    EXPECT_DOUBLE_EQ(back.best().at(name).value, x.value) << name;
+    expect_identical(values_of(*back.best().at(name).state), values_of(*x.state));
+  }
+}
+
+TEST(Trainer, BestPerTaskSharesOneCopyBetweenTasksImprovedTogether) {
+  LineSource src(32);
+  LineModel model;
+  NamedScriptedTask a, b;
+  a.task_name = "a", b.task_name = "b";
+  a.script = {0.9, 0.8, 0.7};
+  b.script = {0.1, 0.2, 0.3};
+  Trainer t(model, src, {{&a, 1.0}, {&b, 1.0}},
+            TrainerOptions().epochs(3).batch_size(16).optimizer("sgd").lr(0.05).device("cpu"));
+  auto sel =
+      std::make_shared<BestPerTask>(std::vector<std::pair<std::string, bool>>{{"a/score", false}, {"b/score", true}});
+  t.add_observer(sel);
+  t.train();
+  EXPECT_EQ(sel->best().at("a/score").epoch, 2);
+  EXPECT_EQ(sel->best().at("a/score").state, sel->best().at("b/score").state);
+  Checkpoint ck;
+  sel->save_state(ck);
+  BestPerTask back({{"a/score", false}, {"b/score", true}});
+  back.load_state(ck);
+  EXPECT_EQ(back.best().at("a/score").state, back.best().at("b/score").state);
+  EXPECT_THROW(BestPerTask({{"no-slash", true}}), Error);
+}
+
 // A task whose loss is NaN from a given step on, to exercise the guard.
 struct PoisonTask : MseTask {
   int64_t poison_from = 0, poison_to = 1 << 30;

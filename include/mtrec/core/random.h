@@ -5,6 +5,7 @@
 //   auto rng = mtrec::make_rng("negative-sampler");   // same sequence for the same seed
 // Components that take an explicit seed use Rng(derive_seed(seed, "name")) instead.
 #include <cstdint>
+#include <functional>
 #include <random>
 #include <string_view>
 
@@ -29,5 +30,8 @@ inline uint64_t splitmix64(uint64_t x) {
 }
 /// A generator for the named stream of the global seed.
 Rng make_rng(std::string_view stream);
+/// Runs `fn`, then puts LibTorch's default CPU generator back where it was: a module built
+/// from its options (its initial draws) must not move a run's random stream.
+void keeping_cpu_generator(const std::function<void()>& fn);
 
 }  // namespace mtrec

@@ -60,8 +60,9 @@ class JointObjective : public Objective {
 std::vector<std::unique_ptr<Objective>> make_joint_tasks(const UnifiedOptions& options,
                                                          std::shared_ptr<JointValidation> validation = nullptr);
 
-/// The metric early stopping follows: ctr/auc, else rating/rmse, else next_item/NDCG@10, else
-/// match/NDCG@10, else scenario/accuracy; `maximize` says its direction.
-std::string joint_monitor(const UnifiedOptions& options, bool* maximize);
+/// Each enabled task's validation metric ("task/metric") and whether larger is better, in the
+/// order ctr/auc, rating/rmse, next_item/NDCG@10, match/NDCG@10, scenario/accuracy; the first
+/// is the metric early stopping and best.ckpt follow.
+std::vector<std::pair<std::string, bool>> joint_metrics(const UnifiedOptions& options);
 
 }  // namespace mtrec

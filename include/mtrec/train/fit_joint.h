@@ -6,7 +6,7 @@
 //   mtrec::JointFit fit = mtrec::fit_joint(ds, split, mtrec::JointTrainOptions().epochs(4)
 //                                                         .arch("mmoe").scenario_arch("star").weighting("uncertainty"),
 //                                          mtrec::RunOptions().out_dir("runs/joint"));
-//   mtrec::JointReport test = mtrec::evaluate_joint(fit.model, ds, known, test_rows, fit.eval_options());
+//   mtrec::JointReport test = fit.evaluate(ds, known, test_rows);
 //   mtrec::save_checkpoint("joint.ckpt", fit.to_checkpoint(ds));
 //   mtrec::JointBundle again = mtrec::joint_from_checkpoint(mtrec::load_checkpoint("joint.ckpt"));
 #include <torch/arg.h>
@@ -26,37 +26,39 @@
 
 namespace mtrec {
 
-#define MTREC_JOINT_TRAIN_OPTIONS(X)                                                            \
-  /* The model's architecture (model/unified.h): its options, held here once. fit_joint sets */ \
-  /* the data's sizes, the enabled tasks (`tasks_` less those the data lacks), the CTR label */ \
-  /* columns and the global mean. */                                                            \
-  X(UnifiedOptions, model, {})                                                                  \
-  /* those the data has */                                                                      \
-  X(std::vector<Head>, tasks, all_heads())                                                      \
-  /* static weight per task (default 1; mlm: mlm_lambda) */                                     \
-  X(TaskWeights, weights, {})                                                                   \
-  X(double, mlm_lambda, 0.1)                                                                    \
-  /* static | uncertainty | gradnorm */                                                         \
-  X(std::string, weighting, "static")                                                           \
-  /* sentencepiece vocabulary (trained on the catalogue) */                                     \
-  X(int64_t, vocab_size, 2000)                                                                  \
-  /* the TextEncoder */                                                                         \
-  X(int64_t, text_dim, 64)                                                                      \
-  X(int64_t, text_layers, 2)                                                                    \
-  X(int64_t, text_heads, 2)                                                                     \
-  X(int64_t, text_max_len, 32)                                                                  \
-  /* MLM epochs on the catalogue before the joint run */                                        \
-  X(int, pretrain_epochs, 0)                                                                    \
-  /* catalogue texts masked per batch (the λ·L_mlm term) */                                   \
-  X(int64_t, mlm_texts, 32)                                                                     \
-  /* rating-only data: sampled negatives per positive (0: 4) */                                 \
-  X(int, ctr_negatives, 0)                                                                      \
-  /* rating-only data: CTR positives are rated >= this (0: 4) */                                \
-  X(float, ctr_min_rating, 0)                                                                   \
-  /* validations without improvement (0: never stop early) */                                   \
-  X(int, patience, 3)                                                                           \
-  /* with UnifiedOptions::sparse_ids, the ID tables' rows: lazy Adam at the model's lr */       \
-  X(TrainerOptions, trainer,                                                                    \
+#define MTREC_JOINT_TRAIN_OPTIONS(X)                                                             \
+  /* The model's architecture (model/unified.h): its options, held here once. fit_joint sets */  \
+  /* the data's sizes, the enabled tasks (`tasks_` less those the data lacks), the CTR label */  \
+  /* columns and the global mean. */                                                             \
+  X(UnifiedOptions, model, {})                                                                   \
+  /* those the data has */                                                                       \
+  X(std::vector<Head>, tasks, all_heads())                                                       \
+  /* static weight per task (default 1; mlm: mlm_lambda) */                                      \
+  X(TaskWeights, weights, {})                                                                    \
+  X(double, mlm_lambda, 0.1)                                                                     \
+  /* static | uncertainty | gradnorm */                                                          \
+  X(std::string, weighting, "static")                                                            \
+  /* sentencepiece vocabulary (trained on the catalogue) */                                      \
+  X(int64_t, vocab_size, 2000)                                                                   \
+  /* the TextEncoder */                                                                          \
+  X(int64_t, text_dim, 64)                                                                       \
+  X(int64_t, text_layers, 2)                                                                     \
+  X(int64_t, text_heads, 2)                                                                      \
+  X(int64_t, text_max_len, 32)                                                                   \
+  /* MLM epochs on the catalogue before the joint run */                                         \
+  X(int, pretrain_epochs, 0)                                                                     \
+  /* catalogue texts masked per batch (the λ·L_mlm term) */                                    \
+  X(int64_t, mlm_texts, 32)                                                                      \
+  /* rating-only data: sampled negatives per positive (0: 4) */                                  \
+  X(int, ctr_negatives, 0)                                                                       \
+  /* rating-only data: CTR positives are rated >= this (0: 4) */                                 \
+  X(float, ctr_min_rating, 0)                                                                    \
+  /* validations without improvement (0: never stop early); with select_per_task, of any task */ \
+  X(int, patience, 3)                                                                            \
+  /* each task keeps the parameters of its best validation (JointBundle::selected) */            \
+  X(bool, select_per_task, true)                                                                 \
+  /* with UnifiedOptions::sparse_ids, the ID tables' rows: lazy Adam at the model's lr */        \
+  X(TrainerOptions, trainer,                                                                     \
     TrainerOptions().epochs(5).batch_size(512).lr(2e-3).weight_decay(0.01).clip_norm(5).sparse_optimizer("adam"))
 
 struct JointTrainOptions {

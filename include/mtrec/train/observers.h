@@ -8,6 +8,7 @@
 //   trainer.add_observer(std::make_shared<mtrec::HtmlReport>("run/report.html"));
 #include <cstdint>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -67,6 +68,36 @@ class EarlyStopping : public Observer {
   int patience_;
   bool restore_best_;
   std::vector<std::pair<std::string, at::Tensor>> best_;
+};
+
+/// Per-task model selection: for each tracked validation metric ("task/metric", and whether
+/// larger is better), the parameters and buffers of the validation at which it was best.
+/// Metrics that improve at the same validation share one copy. With patience > 0, stops after
+/// that many validations in a row in which no tracked metric improved (the monitored metric
+/// alone would stop a multi-task run while other tasks still learn). At the end the model
+/// holds the state selected for the first metric.
+class BestPerTask : public Observer {
+ public:
+  using NamedTensors = std::vector<std::pair<std::string, at::Tensor>>;
+  struct Best {
+    double value = 0;
+    int epoch = -1;  // 0-based
+    std::shared_ptr<const NamedTensors> state;
+  };
+  explicit BestPerTask(std::vector<std::pair<std::string, bool>> metrics, int patience = 0);
+  Signal on_validation(Trainer& t) override;
+  void on_train_end(Trainer& t) override;
+  void save_state(Checkpoint& ck) const override;
+  void load_state(const Checkpoint& ck) override;
+  /// Metric -> its best so far (metrics never validated are absent).
+  const std::map<std::string, Best>& best() const { return best_; }
+  const std::vector<std::pair<std::string, bool>>& metrics() const { return metrics_; }
+
+ private:
+  std::vector<std::pair<std::string, bool>> metrics_;
+  int patience_;
+  int stalls_ = 0;
+  std::map<std::string, Best> best_;
 };
 
 /// Writes DIR/last.ckpt after every epoch (and every `every_steps` optimiser steps, mid-epoch),
