@@ -34,6 +34,7 @@
 #include "mtrec/policy/environment.h"
 #include "mtrec/policy/learn.h"
 #include "mtrec/policy/ope.h"
+#include "stats.h"
 
 using namespace mtrec;
 
@@ -42,23 +43,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n == 0 ? 0 : n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
-// Mean of paired per-seed differences and its 95% t-interval (EVALUATION.md, "Statistics").
-std::string mean_ci(const std::vector<double>& d, double scale = 1) {
-  static const double t975[] = {0, 12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228};
-  const size_t n = d.size();
-  double m = 0, sq = 0;
-  for (double x : d) m += x / double(n);
-  for (double x : d) sq += (x - m) * (x - m);
-  if (n < 2) return fmt::format("{:+.4g} (one seed)", scale * m);
-  const double half = (n - 1 < 11 ? t975[n - 1] : 1.96) * std::sqrt(sq / double(n - 1) / double(n));
-  return fmt::format("{:+.4g} [{:+.4g}, {:+.4g}]", scale * m, scale * (m - half), scale * (m + half));
-}
+using bench::mean_ci;
+using bench::median;
 
 double kendall_tau(const std::vector<double>& a, const std::vector<double>& b) {
   double concordant = 0, discordant = 0;

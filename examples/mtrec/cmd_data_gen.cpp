@@ -25,6 +25,10 @@ void add_world_options(CLI::App* cmd, SyntheticOptions& opt) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--threads", opt.threads(), "Generator threads (0: all cores; the output does not depend on it)")
       ->capture_default_str();
+  cmd->add_option("--text-quality", opt.text_quality(),
+                  "Share of items whose title names their quality tier (0: the text tells the topic only)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
 }
 
 nlohmann::json summarize_world(const SyntheticWorld& w, double seconds) {

@@ -53,6 +53,7 @@ Dataset load_dataset(const TrainArgs& a, const CliContext& ctx) {
                             .users(a.synthetic_users)
                             .items(a.synthetic_items)
                             .interactions(a.synthetic_interactions)
+                            .text_quality(a.synthetic_text_quality)
                             .seed(ctx.seed))
       .data;
 }
@@ -377,6 +378,10 @@ void add_data_options(CLI::App* cmd, TrainArgs& a) {
   cmd->add_option("--synthetic-users", a.synthetic_users)->capture_default_str();
   cmd->add_option("--synthetic-items", a.synthetic_items)->capture_default_str();
   cmd->add_option("--synthetic-interactions", a.synthetic_interactions)->capture_default_str();
+  cmd->add_option("--synthetic-text-quality", a.synthetic_text_quality,
+                  "Share of synthetic items whose title names their quality tier (0: topic only)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 1.0));
   cmd->add_option("--negatives", a.negatives, "Sampled negatives per positive (dmf, ctr)");
   a.files.add(cmd, /*with_duplicates=*/true);
 }

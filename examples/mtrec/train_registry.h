@@ -36,6 +36,7 @@ struct TrainArgs {
   int patience = -1;  // validations without improvement before stopping; -1: the task's default
   int synthetic_users = 1000, synthetic_items = 500;
   int64_t synthetic_interactions = 50000;
+  double synthetic_text_quality = 0;           // SyntheticOptions::text_quality
   bool positives_only = false;                 // set by implicit tasks: drop non-positive rows before splitting
   double valid_fraction = kFoldValidFraction;  // of the training rows, as validation when the split has none
   std::string run_dir;                         // engine artefacts: checkpoints, metrics.jsonl, report.html, config

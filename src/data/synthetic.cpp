@@ -319,6 +319,35 @@ struct Generator {
   }
 };
 
+/// text_quality: a share of the titles end with a word naming the item's quality quintile. Its
+/// own random stream, so the rest of the world is the same at any share.
+void add_quality_words(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds, std::set<std::string>& used) {
+  const size_t I = truth.item_quality.size();
+  truth.item_quality_tier.assign(I, -1);
+  truth.quality_words.clear();
+  if (opt.text_quality() <= 0) return;
+  Rng rng(derive_seed(opt.seed(), "synthetic-quality-words"));
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  constexpr int kTiers = 5;
+  truth.quality_words.assign(kTiers, {});
+  for (auto& words : truth.quality_words)
+    while (words.size() < 4) {
+      std::string w = make_word(rng, 3);
+      if (used.insert(w).second) words.push_back(std::move(w));
+    }
+  std::vector<float> sorted = truth.item_quality;
+  std::sort(sorted.begin(), sorted.end());
+  for (size_t i = 0; i < I; ++i) {
+    if (unit(rng) >= opt.text_quality()) continue;
+    const auto rank = size_t(std::lower_bound(sorted.begin(), sorted.end(), truth.item_quality[i]) - sorted.begin());
+    const auto tier = static_cast<int8_t>(std::min<size_t>(kTiers - 1, rank * kTiers / I));
+    truth.item_quality_tier[i] = tier;
+    const auto& words = truth.quality_words[size_t(tier)];
+    ds.item_text.set(static_cast<int32_t>(i), "title",
+                     ds.item_text.get(static_cast<int32_t>(i), "title") + " " + words[rng() % words.size()]);
+  }
+}
+
 void make_text(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds) {
   Rng rng(derive_seed(opt.seed(), "synthetic-text"));
   const int32_t T = truth.topics;
@@ -375,6 +404,7 @@ void make_text(const SyntheticOptions& opt, SyntheticTruth& truth, Dataset& ds) 
     ds.item_text.set(static_cast<int32_t>(i), "title", std::move(title));
     ds.item_text.set(static_cast<int32_t>(i), "description", std::move(desc));
   }
+  add_quality_words(opt, truth, ds, used);
   ds.user_text = TextCatalog({"profile"});
   const auto U = truth.user_topic.size() / static_cast<size_t>(T);
   ds.user_text.resize(static_cast<int32_t>(U));
@@ -427,6 +457,8 @@ SyntheticWorld generate_world(const SyntheticOptions& opt) {
   MTREC_CHECK(opt.topics() > 0 && opt.topics() <= 4096, "topics must lie in [1, 4096], got ", opt.topics());
   MTREC_CHECK(opt.scenarios() > 0 && opt.scenarios() <= 1000, "scenarios must lie in [1, 1000], got ", opt.scenarios());
   MTREC_CHECK(opt.interactions() > 0, "interactions must be > 0, got ", opt.interactions());
+  MTREC_CHECK(opt.text_quality() >= 0 && opt.text_quality() <= 1, "text_quality must lie in [0, 1], got ",
+              opt.text_quality());
   MTREC_CHECK(opt.late_item_fraction() >= 0 && opt.late_item_fraction() < 1,
               "late_item_fraction must lie in [0, 1), got ", opt.late_item_fraction());
   MTREC_CHECK(opt.topic_stickiness() >= 0 && opt.topic_stickiness() <= 1, "topic_stickiness must lie in [0, 1], got ",

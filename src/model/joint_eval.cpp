@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <map>
 #include <numeric>
 
 #include "mtrec/core/check.h"
@@ -214,6 +216,28 @@ at::Tensor score_catalogue(UnifiedModel& model, const Dataset& ds, const Interac
   return rows.empty() ? torch::zeros({0, I}) : torch::cat(rows, 0).to(torch::kFloat);
 }
 
+Interactions cold_targets(const Dataset& ds, const Interactions& eval, const std::vector<char>& cold_item) {
+  Interactions pos = implicit_positives(ds, eval, 0);
+  std::map<int32_t, size_t> first;  // user -> row
+  for (size_t j = 0; j < pos.size(); ++j) {
+    if (!cold_item.at(size_t(pos.item[j]))) continue;
+    auto [it, fresh] = first.try_emplace(pos.user[j], j);
+    if (!fresh && pos.has_timestamp && pos.timestamp[j] < pos.timestamp[it->second]) it->second = j;
+  }
+  std::vector<size_t> rows;
+  for (const auto& [u, j] : first) rows.push_back(j);
+  return pos.subset(rows);
+}
+
+ScoreFn within_items(std::vector<char> allowed, ScoreFn fn) {
+  return [allowed = std::move(allowed), fn = std::move(fn)](int32_t u, const std::vector<int32_t>& items,
+                                                            std::vector<float>& out) {
+    fn(u, items, out);
+    for (size_t j = 0; j < items.size(); ++j)
+      if (!allowed[size_t(items[j])]) out[j] = -std::numeric_limits<float>::infinity();
+  };
+}
+
 JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interactions& known, const Interactions& eval,
                            const JointEvalOptions& o) {
   torch::NoGradGuard g;
@@ -287,6 +311,7 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
   }
 
   // Ranking heads: the first positive of each user in `eval` is the target.
+  const Interactions cold_tg = cold_targets(ds, eval, cold_item);
   for (Head head : {Head::NextItem, Head::Match}) {
     if (!mo.has_task(head)) continue;
     Interactions pos = implicit_positives(ds, eval, 0);
@@ -302,10 +327,14 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       if (first[size_t(u)] >= 0) trows.push_back(size_t(first[size_t(u)])), tusers.push_back(u);
     if (trows.empty()) continue;
     Interactions targets = pos.subset(trows);
-    // Scores of every target user against the catalogue, then a lookup for the evaluator.
-    std::vector<int32_t> scored;  // this shard's chunks of 256 target users
-    for (size_t k = 0; k < tusers.size(); ++k)
+    // Scores of every target user against the catalogue, then a lookup for the evaluator. A
+    // user's shard is that of its place among the target users (chunks of 256).
+    std::vector<int32_t> scored;
+    std::vector<int64_t> place(size_t(U), -1);
+    for (size_t k = 0; k < tusers.size(); ++k) {
+      place[size_t(tusers[k])] = int64_t(k);
       if (own(o, k / 256)) scored.push_back(tusers[k]);
+    }
     std::vector<float> scores(scored.size() * size_t(I));
     std::vector<int64_t> row_of(size_t(U), -1);
     for (size_t a = 0; a < scored.size(); a += 256) {
@@ -327,15 +356,15 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
     // Candidates: every item the user has not engaged with (an item only shown is a candidate).
     RankingEvaluator ev(implicit_positives(ds, known, 0), U, I, RankingOptions().ks({10}).seed(o.seed()));
     // HR and NDCG are means over users: each shard's sums over its users, summed.
-    auto metric = [&](const std::vector<size_t>& rows) {
+    auto metric = [&](const Interactions& tg, const std::vector<size_t>& rows, const ScoreFn& f) {
       Metrics m;
       if (rows.empty()) return m;
       std::vector<size_t> mine;
       for (size_t j : rows)
-        if (own(o, j / 256)) mine.push_back(j);  // targets[j] is tusers[j]
+        if (own(o, size_t(place[size_t(tg.user[j])]) / 256)) mine.push_back(j);
       std::vector<double> sums(3, 0.0);
       if (!mine.empty()) {
-        RankingReport rr = ev.evaluate(targets.subset(mine), fn);
+        RankingReport rr = ev.evaluate(tg.subset(mine), f);
         sums = {rr.at("HR@10") * double(rr.users), rr.at("NDCG@10") * double(rr.users), double(rr.users)};
       }
       reduce(o, sums);
@@ -345,13 +374,14 @@ JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interac
       m["users"] = sums[2];
       return m;
     };
-    rep.overall[head_name(head)] = metric(rows_where(targets.size(), [](size_t) { return true; }));
+    rep.overall[head_name(head)] = metric(targets, rows_where(targets.size(), [](size_t) { return true; }), fn);
     if (ds.scenarios.size() > 1)
       for (int32_t sc = 0; sc < ds.scenarios.size(); ++sc)
         rep.per_scenario[scen_name(sc)][head_name(head)] =
-            metric(rows_where(targets.size(), [&](size_t j) { return targets.scenario[j] == sc; }));
-    auto cold_rows = rows_where(targets.size(), [&](size_t j) { return cold_item[size_t(targets.item[j])] != 0; });
-    if (!cold_rows.empty()) rep.cold[head_name(head)] = metric(cold_rows);
+            metric(targets, rows_where(targets.size(), [&](size_t j) { return targets.scenario[j] == sc; }), fn);
+    if (cold_tg.size() > 0)
+      rep.cold[head_name(head)] =
+          metric(cold_tg, rows_where(cold_tg.size(), [](size_t) { return true; }), within_items(cold_item, fn));
   }
 
   if (mo.has_task(Head::Scenario) && eval.has_context && !o.context_rows().empty()) {

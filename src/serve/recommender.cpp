@@ -123,6 +123,14 @@ IndexOptions index_options(const RecommenderOptions& o) {
 
 void finish_snapshot(Snap& s, const RecommenderOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
+  {
+    // Per-task selection (JointBundle::selected): one state serves, the one the task map's
+    // main head kept (the heaviest head of its "*" entry, else the default head).
+    const auto main = parse_task_map(o.task_map()).heads("*", default_head(s.bundle.model->options));
+    const auto heaviest =
+        std::max_element(main.begin(), main.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+    s.bundle.model = s.bundle.model_for(heaviest->first);
+  }
   c10::InferenceMode guard;
   UnifiedModel& m = s.bundle.model;
   m->eval();

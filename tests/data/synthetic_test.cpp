@@ -177,6 +177,47 @@ TEST(Synthetic, TextUsesTopicVocabulary) {
   }
 }
 
+TEST(Synthetic, TextQualityAppendsTheQualityQuintilesWordAndChangesNothingElse) {
+  const auto& base = world();
+  const SyntheticWorld w = generate_world(small().text_quality(0.5));
+  const auto& t = w.truth;
+  ASSERT_EQ(t.quality_words.size(), 5u);
+  std::set<std::string> vocab;  // the quality words are new words
+  for (const auto& v : t.topic_words) vocab.insert(v.begin(), v.end());
+  vocab.insert(t.common_words.begin(), t.common_words.end());
+  for (const auto& tier : t.quality_words)
+    for (const auto& word : tier) EXPECT_TRUE(vocab.insert(word).second) << word;
+  // The quintile by hand: how many items have a lower quality.
+  const int32_t I = w.data.num_items();
+  int named = 0;
+  for (int32_t i = 0; i < I; ++i) {
+    int lower = 0;
+    for (int32_t j = 0; j < I; ++j) lower += t.item_quality[size_t(j)] < t.item_quality[size_t(i)];
+    const std::string before = base.data.item_text.get(i, "title"), now = w.data.item_text.get(i, "title");
+    EXPECT_EQ(w.data.item_text.get(i, "description"), base.data.item_text.get(i, "description"));
+    const int tier = t.item_quality_tier[size_t(i)];
+    if (tier < 0) {
+      EXPECT_EQ(now, before);
+      continue;
+    }
+    ++named;
+    EXPECT_EQ(tier, std::min(4, lower * 5 / I)) << "item " << i;
+    ASSERT_EQ(now.rfind(before + " ", 0), 0u) << now;
+    const auto& words = t.quality_words[size_t(tier)];
+    EXPECT_NE(std::find(words.begin(), words.end(), now.substr(before.size() + 1)), words.end()) << now;
+  }
+  EXPECT_NEAR(double(named) / I, 0.5, 0.1);
+  // Interactions and profiles are those of the world without quality words.
+  EXPECT_EQ(w.data.interactions.item, base.data.interactions.item);
+  EXPECT_EQ(w.data.interactions.user, base.data.interactions.user);
+  EXPECT_EQ(w.data.interactions.behavior, base.data.interactions.behavior);
+  for (int32_t u = 0; u < w.data.num_users(); ++u)
+    EXPECT_EQ(w.data.user_text.get(u, "profile"), base.data.user_text.get(u, "profile"));
+  EXPECT_TRUE(check_world(w).empty());
+  for (int8_t tier : base.truth.item_quality_tier) EXPECT_EQ(tier, -1);
+  EXPECT_THROW(generate_world(SyntheticOptions().text_quality(1.5)), Error);
+}
+
 TEST(Synthetic, WithoutImpressionsOnlyPositives) {
   auto w = generate_world(small().impressions(false));
   const auto& x = w.data.interactions;

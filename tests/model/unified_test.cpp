@@ -3,6 +3,7 @@
 // round trip, cold items, the scenario classifier against the majority class.
 #include "mtrec/model/unified.h"
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
@@ -10,17 +11,21 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <limits>
 #include <map>
 #include <random>
 #include <set>
 
 #include "mtrec/core/check.h"
 #include "mtrec/core/device.h"
+#include "mtrec/data/labels.h"
 #include "mtrec/data/split.h"
 #include "mtrec/data/synthetic.h"
+#include "mtrec/eval/evaluator.h"
 #include "mtrec/model/joint_data.h"
 #include "mtrec/model/joint_tasks.h"
 #include "mtrec/model/task_map.h"
+#include "mtrec/serve/recommender.h"
 #include "mtrec/train/fit_joint.h"
 #include "test_joint.h"
 #include "test_torch.h"
@@ -772,7 +777,7 @@ TEST(Unified, PerTaskSelectionScoresEachTaskWithItsBestValidationsParameters) {
   test::OneThread one;
   SyntheticWorld w = small_world(60, 40, 3000);
   Split split = temporal_split(w.data.interactions, 0.8, 0.1);
-  JointTrainOptions o = tiny_joint();
+  JointTrainOptions o = tiny_joint().select_per_task(true);
   o.trainer().epochs(4);
   auto rec = std::make_shared<ValidationRecorder>();
   JointFit fit = fit_joint(w.data, split, o, RunOptions().observer(rec));
@@ -816,13 +821,21 @@ TEST(Unified, PerTaskSelectionScoresEachTaskWithItsBestValidationsParameters) {
     ASSERT_TRUE(back.selected.count(task)) << task;
     EXPECT_EQ(back.selected.at(task).epoch, sel.epoch) << task;
   }
+  // Serving answers from the state the task map's main head kept.
+  for (const char* map : {"*=next_item", "*=ctr", "*=rating:0.5,match:2"}) {
+    const std::string main = std::string(map) == "*=next_item" ? "next_item"
+                             : std::string(map) == "*=ctr"     ? "ctr"
+                                                               : "match";
+    Recommender rec(fit, w.data, known, RecommenderOptions().task_map(map).device("cpu"));
+    EXPECT_EQ(rec.info().version, fmt::format("{:016x}", state_checksum(*fit.model_for(main)))) << map;
+  }
 }
 
 TEST(Unified, JointTrainingKilledMidEpochResumesBitIdentically) {
   test::OneThread one;
   SyntheticWorld w = small_world(60, 40, 3000);
   Split split = temporal_split(w.data.interactions, 0.8, 0.1);
-  JointTrainOptions o = tiny_joint().weighting("uncertainty");
+  JointTrainOptions o = tiny_joint().weighting("uncertainty").select_per_task(true);
   o.trainer().epochs(2).batch_size(128);
   test::TempDir dir;
   JointFit whole = fit_joint(w.data, split, o, RunOptions().out_dir(dir.path("a")));
@@ -850,6 +863,47 @@ TEST(Unified, JointTrainingKilledMidEpochResumesBitIdentically) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("model options"), std::string::npos) << e.what();
   }
+}
+
+TEST(JointEval, ColdRankingTakesEachUsersFirstColdPositiveAgainstTheColdItemsOnly) {
+  SyntheticWorld w = small_world(60, 40, 3000);
+  Split split = temporal_split(w.data.interactions, 0.8, 0.1);
+  const Interactions known = w.data.interactions.subset(known_rows(split)),
+                     test = w.data.interactions.subset(split.test);
+  std::vector<char> cold(40, 1);
+  for (int32_t i : w.data.interactions.subset(split.train).item) cold[size_t(i)] = 0;
+  const Interactions pos = implicit_positives(w.data, test, 0);
+  // By hand: each user's earliest positive on a cold item.
+  std::map<int32_t, std::pair<int64_t, int32_t>> first;  // user -> (time, item)
+  for (size_t j = 0; j < pos.size(); ++j)
+    if (cold[size_t(pos.item[j])] && (!first.count(pos.user[j]) || pos.timestamp[j] < first[pos.user[j]].first))
+      first[pos.user[j]] = {pos.timestamp[j], pos.item[j]};
+  const Interactions tg = cold_targets(w.data, test, cold);
+  ASSERT_EQ(tg.size(), first.size());
+  ASSERT_GE(tg.size(), 5u) << "too few cold targets to test anything";
+  for (size_t j = 0; j < tg.size(); ++j) EXPECT_EQ(tg.item[j], first.at(tg.user[j]).second) << "user " << tg.user[j];
+  // Score -item: a target's rank is the number of cold candidates with a smaller id that the
+  // user has not engaged with before (warm items never count).
+  ScoreFn by_id = [](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
+    out.resize(items.size());
+    for (size_t j = 0; j < items.size(); ++j) out[j] = -float(items[j]);
+  };
+  std::vector<float> out;
+  within_items(cold, by_id)(0, {0, 1, 2, 3}, out);
+  for (int32_t i = 0; i < 4; ++i)
+    EXPECT_EQ(out[size_t(i)], cold[size_t(i)] ? -float(i) : -std::numeric_limits<float>::infinity());
+  const Interactions engaged = implicit_positives(w.data, known, 0);
+  double hits = 0;
+  for (size_t j = 0; j < tg.size(); ++j) {
+    std::set<int32_t> before;
+    for (size_t k = 0; k < engaged.size(); ++k)
+      if (engaged.user[k] == tg.user[j]) before.insert(engaged.item[k]);
+    int rank = 0;
+    for (int32_t i = 0; i < tg.item[j]; ++i) rank += cold[size_t(i)] && !before.count(i);
+    hits += rank < 10;
+  }
+  RankingEvaluator ev(engaged, 60, 40, RankingOptions().ks({10}));
+  EXPECT_NEAR(ev.evaluate(tg, within_items(cold, by_id)).at("HR@10"), hits / double(tg.size()), 1e-12);
 }
 
 TEST(Unified, ScenarioClassifierBeatsTheMajorityClass) {

@@ -62,6 +62,11 @@ namespace mtrec {
   X(uint64_t, seed, 42)                                         \
   /* record non-clicked exposures as behaviour "impression" */  \
   X(bool, impressions, true)                                    \
+  /* share of items whose title names their quality tier (a */  \
+  /* word per quintile of item_quality), as an author or a */   \
+  /* brand does in a real catalogue; 0: text tells the topic */ \
+  /* only (the world is otherwise the same at any share) */     \
+  X(double, text_quality, 0)                                    \
   /* 0: hardware concurrency; output does not depend on it */   \
   X(int, threads, 0)
 
@@ -92,6 +97,9 @@ struct SyntheticTruth {
   std::vector<std::string> topic_names;               // a pseudo-word per topic
   std::vector<std::vector<std::string>> topic_words;  // per-topic vocabulary (disjoint)
   std::vector<std::string> common_words;              // shared by every topic
+  /// Per item, the quality quintile (0 = lowest) its title names, or -1 (text_quality).
+  std::vector<int8_t> item_quality_tier;
+  std::vector<std::vector<std::string>> quality_words;  // per quintile (disjoint from the rest)
 };
 
 struct SyntheticWorld {

@@ -16,7 +16,10 @@
 //    engaged rows of `known`; HR@10, NDCG@10. Histories are the engaged rows of `known`.
 //  - scenario: accuracy of the scenario classifier on the rows with a context, beside the
 //    majority class of `known` ("majority_accuracy").
-//  - cold: the same ctr, next-item and match metrics on the rows whose item training never saw.
+//  - cold: ctr on the rows whose item training never saw; next-item and match ranked within
+//    the cold items: per user, the first engaged row of `eval` on a cold item is the target,
+//    ranked among the cold items only (cold_targets, within_items). A cold item competes with
+//    the cold catalogue there, not with warm items it cannot outscore from text alone.
 #include <torch/arg.h>
 #include <cstdint>
 #include <functional>
@@ -25,6 +28,7 @@
 #include <vector>
 
 #include "mtrec/core/options.h"
+#include "mtrec/core/score_fn.h"
 #include "mtrec/data/schema.h"
 #include "mtrec/model/unified.h"
 #include "mtrec/tasks/task.h"
@@ -74,6 +78,12 @@ struct JointReport {
   /// The report as JSON text.
   std::string to_json() const;
 };
+
+/// Per user, the first engaged row (any behaviour but an impression) of `eval` whose item is
+/// cold (cold_item[i] != 0): the targets of the within-cold ranking.
+Interactions cold_targets(const Dataset& ds, const Interactions& eval, const std::vector<char>& cold_item);
+/// `fn` with every item outside `allowed` (allowed[i] == 0) scored -inf: ranking within a set.
+ScoreFn within_items(std::vector<char> allowed, ScoreFn fn);
 
 /// Evaluates every enabled task of `model` (left in eval mode, text cache refreshed).
 JointReport evaluate_joint(UnifiedModel& model, const Dataset& ds, const Interactions& known, const Interactions& eval,
