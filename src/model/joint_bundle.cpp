@@ -136,8 +136,7 @@ Checkpoint JointBundle::to_checkpoint(const Dataset& ds) {
   ck.config_json = config.dump();
   ck.users = ds.users, ck.items = ds.items, ck.scenarios = ds.scenarios;
   ck.tensors = module_state(*model);
-  for (const auto& [epoch, st] : states)
-    for (const auto& [name, x] : *st) ck.tensors.emplace_back(kSelectedPrefix + std::to_string(epoch) + "/" + name, x);
+  add_keyed_states(ck, kSelectedPrefix, states);
   if (auto* sp = dynamic_cast<SentencePieceTokenizer*>(tokenizer.get()))
     ck.tensors.push_back({"tokenizer", bytes_to_tensor(sp->serialized())});
   std::vector<std::vector<int64_t>> inputs;
@@ -224,20 +223,7 @@ JointBundle joint_from_checkpoint(const Checkpoint& checkpoint, const std::strin
   b.model->to(choose_device(device));
   upgrade_unified_state(ck, uo);
   // The selected states are stored apart from the model's own (names "selected/e<epoch>/...").
-  std::map<int, std::shared_ptr<std::vector<std::pair<std::string, at::Tensor>>>> states;
-  std::vector<std::pair<std::string, at::Tensor>> own;
-  for (const auto& [name, x] : ck.tensors) {
-    if (name.rfind(kSelectedPrefix, 0) != 0) {
-      own.emplace_back(name, x);
-      continue;
-    }
-    const std::string rest = name.substr(kSelectedPrefix.size());
-    const auto slash = rest.find('/');
-    auto& st = states[std::stoi(rest.substr(0, slash))];
-    if (!st) st = std::make_shared<std::vector<std::pair<std::string, at::Tensor>>>();
-    st->emplace_back(rest.substr(slash + 1), x);
-  }
-  ck.tensors = std::move(own);
+  const auto states = take_keyed_states(ck.tensors, kSelectedPrefix);
   if (head.contains("selected"))
     for (const auto& [task, j] : head["selected"].items()) {
       TaskSelection sel{j.at("metric").get<std::string>(), j.at("value").get<double>(), j.at("epoch").get<int>(), {}};

@@ -193,6 +193,36 @@ void save_checkpoint(const std::string& path, const Checkpoint& checkpoint) {
 
 Checkpoint load_checkpoint(const std::string& path) { return deserialize_checkpoint(read_file(path), path); }
 
+void add_keyed_states(Checkpoint& ck, const std::string& prefix,
+                      const std::map<int, const std::vector<std::pair<std::string, at::Tensor>>*>& states) {
+  for (const auto& [key, st] : states)
+    for (const auto& [name, x] : *st) ck.tensors.emplace_back(prefix + std::to_string(key) + "/" + name, x);
+}
+
+std::map<int, std::shared_ptr<std::vector<std::pair<std::string, at::Tensor>>>> take_keyed_states(
+    std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& prefix) {
+  std::map<int, std::shared_ptr<std::vector<std::pair<std::string, at::Tensor>>>> states;
+  std::vector<std::pair<std::string, at::Tensor>> rest;
+  for (auto& [name, x] : tensors) {
+    const auto slash = name.find('/', prefix.size());
+    if (name.rfind(prefix, 0) != 0 || slash == std::string::npos) {
+      rest.emplace_back(std::move(name), std::move(x));
+      continue;
+    }
+    int key = 0;
+    try {
+      key = std::stoi(name.substr(prefix.size(), slash - prefix.size()));
+    } catch (const std::exception&) {
+      MTREC_FAIL("checkpoint tensor '", name, "': no state number after '", prefix, "'");
+    }
+    auto& st = states[key];
+    if (!st) st = std::make_shared<std::vector<std::pair<std::string, at::Tensor>>>();
+    st->emplace_back(name.substr(slash + 1), std::move(x));
+  }
+  tensors = std::move(rest);
+  return states;
+}
+
 std::vector<std::pair<std::string, at::Tensor>> module_state(const torch::nn::Module& module) {
   std::vector<std::pair<std::string, at::Tensor>> out;
   for (const auto& p : module.named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value().detach());

@@ -216,30 +216,22 @@ const std::string kBestPrefix = "trainer/observer/best_per_task/";
 }
 
 void BestPerTask::save_state(Checkpoint& ck) const {
-  // One copy per distinct state (named by its epoch), and per metric [value, epoch, stalls].
+  // One copy per distinct state (by its epoch), and per metric [value, epoch, stalls].
   std::map<int, const NamedTensors*> states;
   for (const auto& [name, b] : best_) {
     states[b.epoch] = b.state.get();
     ck.tensors.emplace_back(kBestPrefix + "metric/" + name,
                             torch::tensor({b.value, double(b.epoch), double(stalls_)}, torch::kDouble));
   }
-  for (const auto& [epoch, st] : states)
-    for (const auto& [n, x] : *st) ck.tensors.emplace_back(kBestPrefix + "e" + std::to_string(epoch) + "/" + n, x);
+  add_keyed_states(ck, kBestPrefix + "e", states);
 }
 
 void BestPerTask::load_state(const Checkpoint& ck) {
   best_.clear();
   stalls_ = 0;
-  std::map<int, std::shared_ptr<NamedTensors>> states;
-  for (const auto& [name, x] : ck.tensors) {
-    if (name.rfind(kBestPrefix + "e", 0) != 0) continue;
-    const std::string rest = name.substr(kBestPrefix.size() + 1);
-    const auto slash = rest.find('/');
-    auto& st = states[std::stoi(rest.substr(0, slash))];
-    if (!st) st = std::make_shared<NamedTensors>();
-    st->emplace_back(rest.substr(slash + 1), x.clone());
-  }
-  for (const auto& [name, x] : ck.tensors) {
+  NamedTensors tensors = ck.tensors;
+  const auto states = take_keyed_states(tensors, kBestPrefix + "e");
+  for (const auto& [name, x] : tensors) {
     if (name.rfind(kBestPrefix + "metric/", 0) != 0) continue;
     at::Tensor v = x.to(torch::kDouble).cpu();
     MTREC_CHECK(v.numel() == 3, "per-task selection: checkpoint tensor '", name, "' has ", v.numel(),

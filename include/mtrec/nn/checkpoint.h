@@ -20,6 +20,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -87,6 +89,14 @@ uint64_t fnv1a64(std::string_view data);
 
 /// Parameters and buffers of `module` (recursively, by their registered names).
 std::vector<std::pair<std::string, at::Tensor>> module_state(const torch::nn::Module& module);
+/// Several models' states in one checkpoint (e.g. one per kept epoch): the tensors of
+/// states[k] are stored as "<prefix><k>/<name>".
+void add_keyed_states(Checkpoint& checkpoint, const std::string& prefix,
+                      const std::map<int, const std::vector<std::pair<std::string, at::Tensor>>*>& states);
+/// Takes the tensors add_keyed_states stored under `prefix` out of `tensors` (the others stay,
+/// in order), grouped by key.
+std::map<int, std::shared_ptr<std::vector<std::pair<std::string, at::Tensor>>>> take_keyed_states(
+    std::vector<std::pair<std::string, at::Tensor>>& tensors, const std::string& prefix);
 /// FNV-1a 64 of every parameter and buffer of `module` (names, shapes and bytes): equal for
 /// bit-identical models (e.g. a resumed run against an uninterrupted one).
 uint64_t state_checksum(const torch::nn::Module& module);
