@@ -212,17 +212,27 @@ void cold(const JointTrainOptions& base, uint64_t seed0, int seeds, double quali
         t.put("ID only" + tag, "cold " + task + " " + metric, get(id_only.test.cold, task, metric));
       }
       // Baselines on the same targets: cold items by their positives in the test rows (what a
-      // popularity list would learn once they are out: optimistic, it counts the targets too),
-      // and by the generator's click logit.
+      // popularity list learns once they are out; optimistic, it counts the future), with and
+      // without the user's own rows (which hold the target), and by the generator's click logit.
+      // The known rows give no baseline: cold items have no positives there but in the
+      // validation period, and those are too few to rank by.
       const Interactions targets = cold_targets(ds, test, cold_item);
       RankingEvaluator ev(implicit_positives(ds, known, 0), ds.num_users(), ds.num_items(),
                           RankingOptions().ks({10}).seed(seed));
       std::vector<float> count(size_t(ds.num_items()), 0);
+      std::map<std::pair<int32_t, int32_t>, float> own;  // (user, item) -> the user's positives
       const Interactions pos = implicit_positives(ds, test, 0);
-      for (int32_t i : pos.item) count[size_t(i)] += 1;
+      for (size_t j = 0; j < pos.size(); ++j) count[size_t(pos.item[j])] += 1, own[{pos.user[j], pos.item[j]}] += 1;
       ScoreFn popular = [&](int32_t, const std::vector<int32_t>& items, std::vector<float>& out) {
         out.resize(items.size());
         for (size_t j = 0; j < items.size(); ++j) out[j] = count[size_t(items[j])];
+      };
+      ScoreFn popular_others = [&](int32_t u, const std::vector<int32_t>& items, std::vector<float>& out) {
+        out.resize(items.size());
+        for (size_t j = 0; j < items.size(); ++j) {
+          auto it = own.find({u, items[j]});
+          out[j] = count[size_t(items[j])] - (it == own.end() ? 0.f : it->second);
+        }
       };
       ScoreFn oracle = [&](int32_t u, const std::vector<int32_t>& items, std::vector<float>& out) {
         out.resize(items.size());  // the click logit's order, the same in every scenario
@@ -257,6 +267,7 @@ void cold(const JointTrainOptions& base, uint64_t seed0, int seeds, double quali
     compare_header("against the baselines" + tag, size_t(seeds));
     for (const char* m : {"cold next_item HR@10", "cold next_item NDCG@10"}) {
       t.compare("text + ID" + tag, "most popular cold (test counts)" + tag, m);
+      t.compare("text + ID" + tag, "most popular cold (others' test counts)" + tag, m);
       t.compare("oracle" + tag, "text + ID" + tag, m);
     }
     t.compare("oracle" + tag, "text + ID" + tag, "cold ctr auc");

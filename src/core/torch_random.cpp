@@ -29,15 +29,19 @@ uint64_t derive_seed(uint64_t seed, std::string_view stream) {
 Rng make_rng(std::string_view stream) { return Rng(derive_seed(global_seed(), stream)); }
 
 void keeping_cpu_generator(const std::function<void()>& fn) {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  at::Tensor state;
-  {
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    state = gen.get_state();
-  }
+  struct Restore {  // also when fn throws
+    at::Generator gen = at::detail::getDefaultCPUGenerator();
+    at::Tensor state;
+    Restore() {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      state = gen.get_state();
+    }
+    ~Restore() {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_state(state);
+    }
+  } restore;
   fn();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_state(state);
 }
 
 }  // namespace mtrec

@@ -107,6 +107,7 @@ UnifiedModel copy_with_state(const UnifiedModel& m, const std::vector<std::pair<
   tmp.tensors = state;
   load_module_state(*c, tmp);
   c->eval();
+  c->refresh_text_cache();  // the state's caches are training-time ones, older than its encoder
   return c;
 }
 
@@ -159,8 +160,8 @@ UnifiedModel JointBundle::model_for(const std::string& task) {
   MTREC_CHECK(model, "joint bundle: no model");
   auto it = selected.find(task);
   if (it == selected.end() || !it->second.state) return model;
-  auto c = copies_.find(it->second.state.get());
-  if (c == copies_.end()) c = copies_.emplace(it->second.state.get(), copy_with_state(model, *it->second.state)).first;
+  auto c = copies_.find(it->second.state);
+  if (c == copies_.end()) c = copies_.emplace(it->second.state, copy_with_state(model, *it->second.state)).first;
   return c->second;
 }
 
@@ -170,12 +171,14 @@ JointReport JointBundle::evaluate(const Dataset& ds, const Interactions& known, 
 
 JointReport JointBundle::evaluate(const Dataset& ds, const Interactions& known, const Interactions& eval,
                                   const JointEvalOptions& options) {
-  std::map<const void*, std::vector<std::string>> by_state;  // tasks per selected state (null: the model's)
+  // Tasks per state, in the order of the states' epochs (-1: the model's own), the same on
+  // every rank: a sharded evaluation sums over ranks and must pair like with like.
+  std::map<int, std::vector<std::string>> by_state;
   for (const Head h : model->options.tasks()) {
     auto it = selected.find(head_name(h));
-    by_state[it == selected.end() ? nullptr : it->second.state.get()].push_back(head_name(h));
+    by_state[it == selected.end() || !it->second.state ? -1 : it->second.epoch].push_back(head_name(h));
   }
-  if (by_state.size() <= 1 && by_state.count(nullptr)) return evaluate_joint(model, ds, known, eval, options);
+  if (by_state.size() <= 1 && by_state.count(-1)) return evaluate_joint(model, ds, known, eval, options);
   JointReport merged;
   for (const auto& [state, tasks] : by_state) {
     UnifiedModel m = model_for(tasks.front());

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -209,12 +210,11 @@ std::map<int, std::shared_ptr<std::vector<std::pair<std::string, at::Tensor>>>> 
       rest.emplace_back(std::move(name), std::move(x));
       continue;
     }
-    int key = 0;
-    try {
-      key = std::stoi(name.substr(prefix.size(), slash - prefix.size()));
-    } catch (const std::exception&) {
-      MTREC_FAIL("checkpoint tensor '", name, "': no state number after '", prefix, "'");
-    }
+    const std::string digits = name.substr(prefix.size(), slash - prefix.size());
+    MTREC_CHECK(!digits.empty() && digits.size() <= 9 &&
+                    std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }),
+                "checkpoint tensor '", name, "': no state number after '", prefix, "'");
+    const int key = std::stoi(digits);
     auto& st = states[key];
     if (!st) st = std::make_shared<std::vector<std::pair<std::string, at::Tensor>>>();
     st->emplace_back(name.substr(slash + 1), std::move(x));

@@ -130,6 +130,7 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
     const auto heaviest =
         std::max_element(main.begin(), main.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     s.bundle.model = s.bundle.model_for(heaviest->first);
+    s.bundle.selected.clear();  // every head of this snapshot is scored by that model
   }
   c10::InferenceMode guard;
   UnifiedModel& m = s.bundle.model;

@@ -208,7 +208,9 @@ JointFit fit_joint(const Dataset& ds, const Split& split, const JointTrainOption
   std::vector<std::pair<std::string, bool>> metrics = joint_metrics(uo);
   if (to.monitor().empty() && !metrics.empty()) to.monitor(metrics.front().first, metrics.front().second);
   // The monitored metric first: the model itself holds the state selected for it.
-  std::stable_partition(metrics.begin(), metrics.end(), [&](const auto& m) { return m.first == to.monitor(); });
+  metrics.erase(std::remove_if(metrics.begin(), metrics.end(), [&](const auto& m) { return m.first == to.monitor(); }),
+                metrics.end());
+  if (!to.monitor().empty()) metrics.insert(metrics.begin(), {to.monitor(), to.maximize()});
   to.weighting(o.weighting());
   if (!validation) to.validate_every(0);
   UnifiedEngineModel engine(fit.model);

@@ -191,7 +191,9 @@ Signal BestPerTask::on_validation(Trainer& t) {
     if (!fresh && !(maximize ? m->second > b.value : m->second < b.value)) continue;
     if (!state) {
       auto copy = std::make_shared<NamedTensors>();
-      for (auto& [n, x] : module_state(t.model().module())) copy->emplace_back(n, x.detach().clone());
+      // On the CPU: up to one copy per task, and a device's memory is the scarcer.
+      for (auto& [n, x] : module_state(t.model().module()))
+        copy->emplace_back(n, x.detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true));
       state = std::move(copy);
     }
     b = Best{m->second, s.epoch, state};
@@ -216,13 +218,13 @@ const std::string kBestPrefix = "trainer/observer/best_per_task/";
 }
 
 void BestPerTask::save_state(Checkpoint& ck) const {
-  // One copy per distinct state (by its epoch), and per metric [value, epoch, stalls].
+  // One copy per distinct state (by its epoch), per metric [value, epoch], and the stalls.
   std::map<int, const NamedTensors*> states;
   for (const auto& [name, b] : best_) {
     states[b.epoch] = b.state.get();
-    ck.tensors.emplace_back(kBestPrefix + "metric/" + name,
-                            torch::tensor({b.value, double(b.epoch), double(stalls_)}, torch::kDouble));
+    ck.tensors.emplace_back(kBestPrefix + "metric/" + name, torch::tensor({b.value, double(b.epoch)}, torch::kDouble));
   }
+  ck.tensors.emplace_back(kBestPrefix + "stalls", torch::tensor({int64_t(stalls_)}, torch::kLong));
   add_keyed_states(ck, kBestPrefix + "e", states);
 }
 
@@ -231,18 +233,21 @@ void BestPerTask::load_state(const Checkpoint& ck) {
   stalls_ = 0;
   NamedTensors tensors = ck.tensors;
   const auto states = take_keyed_states(tensors, kBestPrefix + "e");
+  bool found = false;
   for (const auto& [name, x] : tensors) {
+    if (name == kBestPrefix + "stalls") stalls_ = int(x.item<int64_t>()), found = true;
     if (name.rfind(kBestPrefix + "metric/", 0) != 0) continue;
     at::Tensor v = x.to(torch::kDouble).cpu();
-    MTREC_CHECK(v.numel() == 3, "per-task selection: checkpoint tensor '", name, "' has ", v.numel(),
-                " values, expected 3");
+    MTREC_CHECK(v.numel() == 2 && std::isfinite(v[1].item<double>()), "per-task selection: checkpoint tensor '", name,
+                "' is not [value, epoch]");
     const int epoch = int(v[1].item<double>());
     auto st = states.find(epoch);
     MTREC_CHECK(st != states.end(), "per-task selection: checkpoint has no state of epoch ", epoch + 1, " for '", name,
                 "'");
     best_[name.substr(kBestPrefix.size() + 7)] = Best{v[0].item<double>(), epoch, st->second};
-    stalls_ = int(v[2].item<double>());
   }
+  MTREC_CHECK(found, "per-task selection: checkpoint '", ck.path,
+              "' holds no per-task selection state (written without it); resume it with select_per_task off");
 }
 
 // ---- Checkpointer

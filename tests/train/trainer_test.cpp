@@ -264,6 +264,9 @@ TEST(Trainer, BestPerTaskSharesOneCopyBetweenTasksImprovedTogether) {
   back.load_state(ck);
   EXPECT_EQ(back.best().at("a/score").state, back.best().at("b/score").state);
   EXPECT_THROW(BestPerTask({{"no-slash", true}}), Error);
+  // A checkpoint written without per-task selection cannot resume with it.
+  BestPerTask fresh({{"a/score", false}});
+  EXPECT_THROW(fresh.load_state(Checkpoint{}), Error);
 }
 
 // A task whose loss is NaN from a given step on, to exercise the guard.

@@ -66,7 +66,8 @@ struct JointBundle {
   void set_histories(const Dataset& ds, const Interactions& known);
 
  private:
-  std::map<const void*, UnifiedModel> copies_;  // model_for's copies, by selected state
+  /// model_for's copies, by the state they hold
+  std::map<std::shared_ptr<const std::vector<std::pair<std::string, at::Tensor>>>, UnifiedModel> copies_;
 };
 
 /// The data set's context texts as token rows ([CLS] + text, at most max_len tokens).
