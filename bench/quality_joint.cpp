@@ -239,8 +239,9 @@ void cold(const JointTrainOptions& base, uint64_t seed0, int seeds, double quali
         for (size_t j = 0; j < items.size(); ++j)
           out[j] = 4 * w.truth.affinity(u, items[j]) + w.truth.item_quality[size_t(items[j])];
       };
-      for (const auto& [name, fn] :
-           {std::pair<std::string, ScoreFn>{"most popular cold (test counts)", popular}, {"oracle", oracle}}) {
+      for (const auto& [name, fn] : {std::pair<std::string, ScoreFn>{"most popular cold (test counts)", popular},
+                                     {"most popular cold (others' test counts)", popular_others},
+                                     {"oracle", oracle}}) {
         const RankingReport rr = ev.evaluate(targets, within_items(cold_item, fn));
         t.put(name + tag, "cold next_item HR@10", rr.at("HR@10"));
         t.put(name + tag, "cold next_item NDCG@10", rr.at("NDCG@10"));

@@ -799,10 +799,11 @@ TEST(Unified, PerTaskSelectionScoresEachTaskWithItsBestValidationsParameters) {
     // The model that scores the task holds that validation's parameters exactly (the text
     // caches, rebuilt from them when scoring, aside).
     UnifiedModel m = fit.model_for(task);
-    for (const auto& [n, x] : module_state(*m))
-      if (n.find("text_cache") == std::string::npos)
-        EXPECT_TRUE(rec->states[size_t(best)].count(n) && torch::equal(x, rec->states[size_t(best)].at(n)))
-            << task << " " << n;
+    for (const auto& [n, x] : module_state(*m)) {
+      if (n.find("text_cache") != std::string::npos) continue;
+      EXPECT_TRUE(rec->states[size_t(best)].count(n) && torch::equal(x, rec->states[size_t(best)].at(n)))
+          << task << " " << n;
+    }
   }
   ASSERT_GE(kept.size(), 2u) << "the tasks should peak at different epochs here, or this tests nothing";
   // The report takes each task from its own model; a checkpoint keeps the selection.
