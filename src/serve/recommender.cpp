@@ -123,10 +123,12 @@ IndexOptions index_options(const RecommenderOptions& o) {
 
 void finish_snapshot(Snap& s, const RecommenderOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
+  s.fallback_head = default_head(s.bundle.model->options);
+  s.map = parse_task_map(o.task_map());
   {
     // Per-task selection (JointBundle::selected): one state serves, the one the task map's
     // main head kept (the heaviest head of its "*" entry, else the default head).
-    const auto main = parse_task_map(o.task_map()).heads("*", default_head(s.bundle.model->options));
+    const auto main = s.map.heads("*", s.fallback_head);
     const auto heaviest =
         std::max_element(main.begin(), main.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
     s.bundle.model = s.bundle.model_for(heaviest->first);
@@ -144,8 +146,6 @@ void finish_snapshot(Snap& s, const RecommenderOptions& o) {
               uo.num_items());
   for (Head h : {Head::Ctr, Head::Rating, Head::NextItem, Head::Match})
     if (uo.has_task(h)) s.heads.push_back(head_name(h));
-  s.fallback_head = default_head(uo);
-  s.map = parse_task_map(o.task_map());
   for (const auto& [scen, hs] : s.map.entries) {
     MTREC_CHECK(scen == "*" || s.scenarios.find(scen) >= 0, "recommender: task map names scenario '", scen,
                 "', which the model does not have");
